@@ -1,0 +1,426 @@
+//! Recovers whole 188-byte packets from a byte stream cut anywhere.
+//!
+//! Input arrives in buffers of any size (1316 bytes from `udpsrc`, 4096 or 65536
+//! from `filesrc`, one byte in hostile tests), may carry 192-byte M2TS or 204-byte
+//! Reed-Solomon framing, and may contain garbage. The aligner locks onto the
+//! packet grid only after [`LOCK_PACKETS`] consecutive packet-spaced sync bytes,
+//! so a stray 0x47 in garbage cannot make it emit a misaligned packet, and it
+//! never emits a partial packet.
+//!
+//! Aligned 188-byte input is passed through as borrowed runs of many packets, so
+//! the common case costs no copy and one callback per buffer.
+
+use super::packet::{PACKET_SIZE, SYNC_BYTE};
+
+/// Number of consecutive sync bytes, one packet apart, required to (re)lock.
+pub const LOCK_PACKETS: usize = 4;
+
+/// Framing of the input. The output is always 188-byte packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketSize {
+    /// Plain transport stream.
+    Ts188,
+    /// Blu-ray/M2TS: a 4-byte arrival timestamp before each packet.
+    M2ts192,
+    /// DVB with 16 bytes of Reed-Solomon parity after each packet.
+    Rs204,
+}
+
+impl PacketSize {
+    const ALL: [PacketSize; 3] = [PacketSize::Ts188, PacketSize::M2ts192, PacketSize::Rs204];
+
+    /// Distance between two sync bytes in the input.
+    #[must_use]
+    pub const fn stride(self) -> usize {
+        match self {
+            PacketSize::Ts188 => 188,
+            PacketSize::M2ts192 => 192,
+            PacketSize::Rs204 => 204,
+        }
+    }
+}
+
+/// Counters describing what the aligner had to do.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AlignerStats {
+    /// Whole packets emitted.
+    pub packets: u64,
+    /// Times the sync byte was missing where the packet grid said it must be.
+    pub sync_losses: u64,
+    /// Input bytes discarded: garbage, framing of broken packets, truncated tails.
+    pub dropped_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    Hunting,
+    Locked(PacketSize),
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct PacketAligner {
+    lock: Lock,
+    /// Bytes held back between calls: a partial packet while locked, or a
+    /// window of undecided bytes while hunting. Never more than a lock window.
+    carry: Vec<u8>,
+    stats: AlignerStats,
+}
+
+impl Default for PacketAligner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Bytes needed after a candidate sync byte to confirm a lock at any size.
+const LOCK_WINDOW: usize = (LOCK_PACKETS - 1) * 204 + 1;
+
+impl PacketAligner {
+    #[must_use]
+    pub fn new() -> Self {
+        PacketAligner {
+            lock: Lock::Hunting,
+            carry: Vec::with_capacity(2 * LOCK_WINDOW),
+            stats: AlignerStats::default(),
+        }
+    }
+
+    #[must_use]
+    pub fn stats(&self) -> AlignerStats {
+        self.stats
+    }
+
+    /// The input framing currently locked onto, if any.
+    #[must_use]
+    pub fn packet_size(&self) -> Option<PacketSize> {
+        match self.lock {
+            Lock::Hunting => None,
+            Lock::Locked(size) => Some(size),
+        }
+    }
+
+    /// Bytes held back waiting for more input.
+    #[must_use]
+    pub fn pending_bytes(&self) -> usize {
+        self.carry.len()
+    }
+
+    /// Forgets held-back bytes and the lock (after a flush): the next input may
+    /// start anywhere. Discarded bytes are counted as dropped.
+    pub fn reset(&mut self) {
+        self.stats.dropped_bytes += self.carry.len() as u64;
+        self.carry.clear();
+        self.lock = Lock::Hunting;
+    }
+
+    /// Feeds `data`; calls `emit` with runs of whole 188-byte packets, in order.
+    /// Every run's length is a non-zero multiple of [`PACKET_SIZE`] and every run
+    /// starts with a sync byte.
+    pub fn push(&mut self, mut data: &[u8], mut emit: impl FnMut(&[u8])) {
+        // First drain the carry, borrowing only as many new bytes as needed so
+        // that the rest of `data` can be processed in place (zero copy).
+        while !self.carry.is_empty() && !data.is_empty() {
+            match self.lock {
+                Lock::Locked(size) => {
+                    let take = (size.stride() - self.carry.len()).min(data.len());
+                    self.carry.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if self.carry.len() == size.stride() {
+                        let carry = std::mem::take(&mut self.carry);
+                        let used = self.process(&carry, &mut emit);
+                        self.carry = carry;
+                        self.carry.drain(..used);
+                    }
+                }
+                Lock::Hunting => {
+                    let take = LOCK_WINDOW.min(data.len());
+                    self.carry.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    let carry = std::mem::take(&mut self.carry);
+                    let used = self.process(&carry, &mut emit);
+                    self.carry = carry;
+                    self.carry.drain(..used);
+                }
+            }
+        }
+        if self.carry.is_empty() {
+            let used = self.process(data, &mut emit);
+            self.carry.extend_from_slice(&data[used..]);
+        }
+    }
+
+    /// Declares the end of the stream: whatever is held back cannot become a
+    /// whole packet any more and is counted as dropped.
+    pub fn finish(&mut self, mut emit: impl FnMut(&[u8])) {
+        // A locked carry shorter than a packet is a truncated tail. A hunting
+        // carry may still hold a valid run too short to confirm a lock at the
+        // full window; accept it if every packet in it is sync-spaced.
+        if let Lock::Locked(size) = self.lock
+            && size != PacketSize::Ts188
+            && self.carry.len() >= PACKET_SIZE
+            && self.carry[0] == SYNC_BYTE
+        {
+            // The last M2TS/RS packet is whole without the framing after it.
+            emit(&self.carry[..PACKET_SIZE]);
+            self.stats.packets += 1;
+            self.stats.dropped_bytes += (self.carry.len() - PACKET_SIZE) as u64;
+            self.carry.clear();
+        } else if self.lock == Lock::Hunting && self.carry.len() >= PACKET_SIZE {
+            let carry = std::mem::take(&mut self.carry);
+            let used = self.process_tail(&carry, &mut emit);
+            self.stats.dropped_bytes += (carry.len() - used) as u64;
+        } else {
+            self.stats.dropped_bytes += self.carry.len() as u64;
+            self.carry.clear();
+        }
+    }
+
+    /// At end of stream only: emits a short run of 188-byte packets found at the
+    /// start of `buf` that was too short to lock on the usual window.
+    fn process_tail(&mut self, buf: &[u8], mut emit: impl FnMut(&[u8])) -> usize {
+        let Some(start) = buf.iter().position(|&b| b == SYNC_BYTE) else {
+            return 0;
+        };
+        let mut end = start;
+        while end + PACKET_SIZE <= buf.len() && buf[end] == SYNC_BYTE {
+            end += PACKET_SIZE;
+        }
+        // Need at least two sync bytes to trust it, or the packet to fill the tail.
+        if end - start >= 2 * PACKET_SIZE || (end > start && end == buf.len()) {
+            self.stats.dropped_bytes += start as u64;
+            self.stats.packets += ((end - start) / PACKET_SIZE) as u64;
+            emit(&buf[start..end]);
+            end
+        } else {
+            0
+        }
+    }
+
+    /// Processes `buf` as far as it can; returns how many bytes were consumed.
+    /// Unconsumed bytes must be offered again, with more input appended.
+    fn process(&mut self, buf: &[u8], emit: &mut impl FnMut(&[u8])) -> usize {
+        let mut pos = 0;
+        loop {
+            match self.lock {
+                Lock::Locked(size) => {
+                    let stride = size.stride();
+                    let run_start = pos;
+                    while pos + stride <= buf.len() && buf[pos] == SYNC_BYTE {
+                        if stride != PACKET_SIZE {
+                            emit(&buf[pos..pos + PACKET_SIZE]);
+                        }
+                        pos += stride;
+                    }
+                    let packets = (pos - run_start) / stride;
+                    self.stats.packets += packets as u64;
+                    if stride == PACKET_SIZE && packets > 0 {
+                        emit(&buf[run_start..pos]);
+                    }
+                    if pos + stride <= buf.len() {
+                        // A whole packet's worth of bytes without a sync byte.
+                        self.stats.sync_losses += 1;
+                        self.lock = Lock::Hunting;
+                        continue;
+                    }
+                    // Not enough for a packet; but if what is there already
+                    // lacks the sync byte, do not wait to find out.
+                    if pos < buf.len() && buf[pos] != SYNC_BYTE {
+                        self.stats.sync_losses += 1;
+                        self.lock = Lock::Hunting;
+                        continue;
+                    }
+                    return pos;
+                }
+                Lock::Hunting => match find_lock(&buf[pos..]) {
+                    Search::Locked { offset, size } => {
+                        // Packets are framed from their sync byte, so the M2TS
+                        // arrival timestamp before the very first one counts here.
+                        self.stats.dropped_bytes += offset as u64;
+                        pos += offset;
+                        self.lock = Lock::Locked(size);
+                    }
+                    Search::NeedMore { keep_from } => {
+                        self.stats.dropped_bytes += keep_from as u64;
+                        return pos + keep_from;
+                    }
+                },
+            }
+        }
+    }
+}
+
+enum Search {
+    /// A lock at `offset` with the given framing.
+    Locked { offset: usize, size: PacketSize },
+    /// No lock yet; bytes before `keep_from` can never start one.
+    NeedMore { keep_from: usize },
+}
+
+fn find_lock(buf: &[u8]) -> Search {
+    let mut from = 0;
+    while let Some(rel) = buf[from..].iter().position(|&b| b == SYNC_BYTE) {
+        let i = from + rel;
+        let mut undecided = false;
+        for size in PacketSize::ALL {
+            let stride = size.stride();
+            let last = i + (LOCK_PACKETS - 1) * stride;
+            if last >= buf.len() {
+                // Cannot tell yet; fail fast if an available position disproves it.
+                if (1..LOCK_PACKETS)
+                    .map(|k| i + k * stride)
+                    .take_while(|&p| p < buf.len())
+                    .all(|p| buf[p] == SYNC_BYTE)
+                {
+                    undecided = true;
+                }
+                continue;
+            }
+            if (1..LOCK_PACKETS).all(|k| buf[i + k * stride] == SYNC_BYTE) {
+                if undecided {
+                    // A smaller framing is still possible; wait for it.
+                    return Search::NeedMore { keep_from: i };
+                }
+                return Search::Locked { offset: i, size };
+            }
+        }
+        if undecided {
+            return Search::NeedMore { keep_from: i };
+        }
+        from = i + 1;
+    }
+    Search::NeedMore {
+        keep_from: buf.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(n: usize) -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| {
+                let mut p = [0u8; PACKET_SIZE];
+                p[0] = SYNC_BYTE;
+                p[1] = (i >> 8) as u8 & 0x1F;
+                p[2] = i as u8;
+                for (j, b) in p.iter_mut().enumerate().skip(4) {
+                    *b = (i * 7 + j) as u8 | 1; // never 0x47 at a packet start
+                }
+                p
+            })
+            .collect()
+    }
+
+    fn run(chunks: &[&[u8]]) -> (Vec<u8>, AlignerStats) {
+        let mut a = PacketAligner::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            a.push(c, |run| {
+                assert_eq!(run.len() % PACKET_SIZE, 0);
+                assert_eq!(run[0], SYNC_BYTE);
+                out.extend_from_slice(run);
+            });
+        }
+        a.finish(|run| out.extend_from_slice(run));
+        (out, a.stats())
+    }
+
+    #[test]
+    fn aligned_input_passes_through() {
+        let s = stream(50);
+        let (out, stats) = run(&[&s]);
+        assert!(out == s);
+        assert_eq!(stats.packets, 50);
+        assert_eq!(stats.dropped_bytes, 0);
+        assert_eq!(stats.sync_losses, 0);
+    }
+
+    #[test]
+    fn any_chunking_gives_identical_output() {
+        let s = stream(40);
+        for size in [1, 2, 7, 187, 188, 189, 376, 1316, 4096] {
+            let chunks: Vec<&[u8]> = s.chunks(size).collect();
+            let (out, stats) = run(&chunks);
+            assert!(out == s, "chunk size {size}: {} bytes out", out.len());
+            assert_eq!(stats.dropped_bytes, 0, "chunk size {size}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_skipped_and_counted() {
+        let s = stream(30);
+        let mut input = vec![0x47, 1, 2, 0x47, 9];
+        input.extend_from_slice(&s[..10 * PACKET_SIZE]);
+        input.extend_from_slice(&[0xAA; 77]);
+        input.extend_from_slice(&s[10 * PACKET_SIZE..]);
+        for size in [1, 13, 188, 1316, 1 << 16] {
+            let chunks: Vec<&[u8]> = input.chunks(size).collect();
+            let (out, stats) = run(&chunks);
+            assert!(out == s, "chunk size {size}: {} bytes out", out.len());
+            assert_eq!(stats.dropped_bytes, 5 + 77, "chunk size {size}");
+            assert_eq!(stats.sync_losses, 1, "chunk size {size}");
+        }
+    }
+
+    #[test]
+    fn m2ts_and_rs_framing_are_reduced_to_188() {
+        let s = stream(20);
+        for (size, extra) in [(PacketSize::M2ts192, 4), (PacketSize::Rs204, 16)] {
+            let mut input = Vec::new();
+            for p in s.chunks(PACKET_SIZE) {
+                if size == PacketSize::M2ts192 {
+                    input.extend_from_slice(&[0x12, 0x34, 0x56, 0x78][..extra]);
+                    input.extend_from_slice(p);
+                } else {
+                    input.extend_from_slice(p);
+                    input.extend_from_slice(&[0x33; 16]);
+                }
+            }
+            for chunk in [1, 100, 192, 204, 5000] {
+                let chunks: Vec<&[u8]> = input.chunks(chunk).collect();
+                let mut a = PacketAligner::new();
+                let mut out = Vec::new();
+                for c in chunks {
+                    a.push(c, |run| out.extend_from_slice(run));
+                }
+                a.finish(|run| out.extend_from_slice(run));
+                assert_eq!(a.packet_size(), Some(size));
+                assert!(out == s, "{size:?} chunk {chunk}: {} bytes out", out.len());
+                // Only the first packet's 4-byte arrival timestamp precedes a sync byte.
+                let expected_drop = if size == PacketSize::M2ts192 { 4 } else { 0 };
+                assert_eq!(
+                    a.stats().dropped_bytes,
+                    expected_drop,
+                    "{size:?} chunk {chunk}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_tail_is_dropped_not_emitted() {
+        let s = stream(10);
+        let (out, stats) = run(&[&s[..s.len() - 100]]);
+        assert_eq!(out, s[..9 * PACKET_SIZE]);
+        assert_eq!(stats.dropped_bytes, 88);
+    }
+
+    #[test]
+    fn short_stream_is_emitted_at_finish() {
+        let s = stream(2);
+        let (out, _) = run(&[&s]);
+        assert!(out == s);
+    }
+
+    #[test]
+    fn single_stray_sync_byte_in_garbage_does_not_lock() {
+        let mut input = vec![0u8; 1000];
+        input[10] = SYNC_BYTE;
+        input[198] = SYNC_BYTE; // two in a row at 188 spacing is still not enough
+        let (out, stats) = run(&[&input]);
+        assert!(out.is_empty());
+        assert_eq!(stats.dropped_bytes, 1000);
+    }
+}

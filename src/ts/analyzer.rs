@@ -1,0 +1,432 @@
+//! Per-packet analysis: everything the ring needs to know about a packet,
+//! computed from its header and, for the video stream, the first bytes of each
+//! access unit.
+
+use super::packet::{NULL_PID, PACKET_SIZE, PAT_PID, Packet};
+use super::psi::{Pat, Pmt, SectionAssembler, StreamKind, parse_pat, parse_pmt};
+use super::random_access::{RandomAccessDetector, Verdict};
+use super::timeline::Pcr;
+
+/// Consecutive packets needed to change the scrambled/clear state, so that
+/// one odd packet does not toggle it.
+pub const SCRAMBLING_HYSTERESIS: u32 = 16;
+
+/// Where a packet stands with respect to access units on the cut PID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Not the start of an access unit, nor the packet that resolved one.
+    Inside,
+    /// This packet starts an access unit; the verdict may still be pending.
+    Start(Verdict),
+    /// This packet settled the verdict on the access unit started earlier.
+    Resolved(Verdict),
+}
+
+/// What the ring needs to know about one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketClass {
+    pub unit: Unit,
+    /// A PCR on the program's PCR PID, with its discontinuity_indicator.
+    pub pcr: Option<(Pcr, bool)>,
+    /// `Some(true)` when the program just became scrambled, `Some(false)`
+    /// when it became clear again.
+    pub scrambling_changed: Option<bool>,
+}
+
+/// Counters mirroring what the analyzer saw.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AnalyzerStats {
+    pub continuity_errors: u64,
+    pub transport_errors: u64,
+    pub scrambled_packets: u64,
+    pub random_access_points: u64,
+}
+
+/// See the module documentation.
+pub struct StreamAnalyzer {
+    program: Option<u16>,
+    pat_asm: SectionAssembler,
+    pmt_asm: SectionAssembler,
+    pat: Option<Pat>,
+    pmt: Option<Pmt>,
+    pmt_pid: Option<u16>,
+    pat_packets: Vec<[u8; PACKET_SIZE]>,
+    pmt_packets: Vec<[u8; PACKET_SIZE]>,
+    pcr_pid: Option<u16>,
+    /// PID whose unit starts are cut points, with its detector if it is video.
+    cut_pid: Option<u16>,
+    detector: Option<RandomAccessDetector>,
+    /// Last continuity counter per PID; 0xFF = none seen yet.
+    last_cc: Box<[u8; 8192]>,
+    scrambled: bool,
+    scrambling_run: u32,
+    stats: AnalyzerStats,
+}
+
+impl StreamAnalyzer {
+    /// `program`: the program_number to follow, or `None` for the first in the PAT.
+    #[must_use]
+    pub fn new(program: Option<u16>) -> Self {
+        StreamAnalyzer {
+            program,
+            pat_asm: SectionAssembler::default(),
+            pmt_asm: SectionAssembler::default(),
+            pat: None,
+            pmt: None,
+            pmt_pid: None,
+            pat_packets: Vec::new(),
+            pmt_packets: Vec::new(),
+            pcr_pid: None,
+            cut_pid: None,
+            detector: None,
+            last_cc: Box::new([0xFF; 8192]),
+            scrambled: false,
+            scrambling_run: 0,
+            stats: AnalyzerStats::default(),
+        }
+    }
+
+    #[must_use]
+    pub fn stats(&self) -> AnalyzerStats {
+        self.stats
+    }
+
+    #[must_use]
+    pub fn pmt(&self) -> Option<&Pmt> {
+        self.pmt.as_ref()
+    }
+
+    #[must_use]
+    pub fn is_scrambled(&self) -> bool {
+        self.scrambled
+    }
+
+    /// The latest PAT and PMT packets, verbatim, to start a segment with.
+    /// Empty until the tables have been seen.
+    pub fn table_packets(&self) -> impl Iterator<Item = &[u8; PACKET_SIZE]> {
+        self.pat_packets.iter().chain(self.pmt_packets.iter())
+    }
+
+    /// Forgets continuity state (after a flush or a gap in the input), so the
+    /// next packets are not counted as continuity errors.
+    pub fn reset_continuity(&mut self) {
+        self.last_cc.fill(0xFF);
+        self.pat_asm.reset();
+        self.pmt_asm.reset();
+    }
+
+    /// Analyzes one packet.
+    pub fn analyze(&mut self, p: &Packet<'_>) -> PacketClass {
+        let mut class = PacketClass {
+            unit: Unit::Inside,
+            pcr: None,
+            scrambling_changed: None,
+        };
+        let pid = p.pid();
+        if pid == NULL_PID {
+            return class;
+        }
+        if p.transport_error() {
+            // The header itself may be wrong: count it, trust nothing in it.
+            self.stats.transport_errors += 1;
+            return class;
+        }
+        self.check_continuity(p, pid);
+
+        if let Some(pcr) = p.pcr() {
+            if self.pcr_pid.is_none() && self.pmt.is_none() {
+                self.pcr_pid = Some(pid);
+            }
+            if self.pcr_pid == Some(pid) {
+                class.pcr = Some((Pcr::from_ticks(pcr), p.discontinuity_indicator()));
+            }
+        }
+
+        if pid == PAT_PID {
+            self.on_pat_packet(p);
+            return class;
+        }
+        if Some(pid) == self.pmt_pid {
+            self.on_pmt_packet(p);
+            return class;
+        }
+        if p.has_payload() && pid >= 0x20 {
+            class.scrambling_changed = self.track_scrambling(p.scrambling_control() != 0);
+        }
+        class.unit = self.classify_unit(p, pid);
+        if matches!(
+            class.unit,
+            Unit::Start(Verdict::RandomAccess) | Unit::Resolved(Verdict::RandomAccess)
+        ) {
+            self.stats.random_access_points += 1;
+        }
+        class
+    }
+
+    fn classify_unit(&mut self, p: &Packet<'_>, pid: u16) -> Unit {
+        match self.cut_pid {
+            Some(cut) if cut != pid => return Unit::Inside,
+            None if !p.payload_unit_start() || pid < 0x20 => return Unit::Inside,
+            // Without a PMT any PES start is the best cut point there is.
+            None => return Unit::Start(Verdict::RandomAccess),
+            Some(_) => {}
+        }
+        let Some(detector) = self.detector.as_mut() else {
+            // A program without video: every PES start is a cut point.
+            return if p.payload_unit_start() {
+                Unit::Start(Verdict::RandomAccess)
+            } else {
+                Unit::Inside
+            };
+        };
+        if p.scrambling_control() != 0 {
+            // Scrambled payload cannot be parsed; only the multiplexer's flag counts.
+            return if p.payload_unit_start() {
+                Unit::Start(if p.random_access_indicator() {
+                    Verdict::RandomAccess
+                } else {
+                    Verdict::NotRandomAccess
+                })
+            } else {
+                Unit::Inside
+            };
+        }
+        if p.payload_unit_start() {
+            let v = detector.start(p.payload());
+            if p.random_access_indicator() {
+                return Unit::Start(Verdict::RandomAccess);
+            }
+            return Unit::Start(v);
+        }
+        if detector.verdict() == Verdict::Undecided {
+            let v = detector.feed(p.payload());
+            if v != Verdict::Undecided {
+                return Unit::Resolved(v);
+            }
+        }
+        Unit::Inside
+    }
+
+    fn check_continuity(&mut self, p: &Packet<'_>, pid: u16) {
+        let slot = &mut self.last_cc[usize::from(pid)];
+        let cc = p.continuity_counter();
+        if !p.has_payload() {
+            return; // the counter only advances with payload
+        }
+        if *slot != 0xFF && !p.discontinuity_indicator() && cc != (*slot + 1) & 0x0F && cc != *slot
+        {
+            self.stats.continuity_errors += 1;
+            if pid == PAT_PID {
+                self.pat_asm.reset();
+            } else if Some(pid) == self.pmt_pid {
+                self.pmt_asm.reset();
+            }
+        }
+        *slot = cc;
+    }
+
+    fn track_scrambling(&mut self, scrambled: bool) -> Option<bool> {
+        if scrambled {
+            self.stats.scrambled_packets += 1;
+        }
+        if scrambled == self.scrambled {
+            self.scrambling_run = 0;
+            return None;
+        }
+        self.scrambling_run += 1;
+        if self.scrambling_run < SCRAMBLING_HYSTERESIS {
+            return None;
+        }
+        self.scrambling_run = 0;
+        self.scrambled = scrambled;
+        Some(scrambled)
+    }
+
+    fn on_pat_packet(&mut self, p: &Packet<'_>) {
+        let Some(section) = self.pat_asm.push(p) else {
+            return;
+        };
+        let Some(pat) = parse_pat(section.bytes) else {
+            return;
+        };
+        self.pat_packets.clear();
+        self.pat_packets.extend_from_slice(section.packets);
+        let entry = pat
+            .programs
+            .iter()
+            .find(|e| self.program.is_none_or(|n| n == e.program_number))
+            .copied();
+        let new_pid = entry.map(|e| e.pmt_pid);
+        if new_pid != self.pmt_pid {
+            self.pmt_pid = new_pid;
+            self.pmt = None;
+            self.pmt_packets.clear();
+            self.pmt_asm = SectionAssembler::default();
+        }
+        self.pat = Some(pat);
+    }
+
+    fn on_pmt_packet(&mut self, p: &Packet<'_>) {
+        let Some(section) = self.pmt_asm.push(p) else {
+            return;
+        };
+        let Some(pmt) = parse_pmt(section.bytes) else {
+            return;
+        };
+        if self.program.is_some_and(|n| n != pmt.program_number) {
+            return;
+        }
+        self.pmt_packets.clear();
+        self.pmt_packets.extend_from_slice(section.packets);
+        if self.pmt.as_ref() == Some(&pmt) {
+            return;
+        }
+        self.pcr_pid = Some(pmt.pcr_pid);
+        match pmt.video() {
+            Some((pid, codec)) => {
+                if self.cut_pid != Some(pid)
+                    || self.detector.as_ref().map(|d| d.codec()) != Some(codec)
+                {
+                    self.detector = Some(RandomAccessDetector::new(codec));
+                }
+                self.cut_pid = Some(pid);
+            }
+            None => {
+                self.detector = None;
+                self.cut_pid = pmt
+                    .streams
+                    .iter()
+                    .find(|es| es.kind() == StreamKind::Audio)
+                    .or_else(|| pmt.streams.first())
+                    .map(|es| es.pid);
+            }
+        }
+        self.pmt = Some(pmt);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ts::packet::tests::PacketBuilder;
+    use crate::ts::psi::tests::{pat_section, pmt_section, psi_packet};
+    use crate::ts::random_access::tests::{H264_IDR, H264_P, pes};
+
+    fn analyze_all(a: &mut StreamAnalyzer, packets: &[[u8; PACKET_SIZE]]) -> Vec<PacketClass> {
+        packets
+            .iter()
+            .map(|b| a.analyze(&Packet::new(b).expect("packet")))
+            .collect()
+    }
+
+    fn video(pusi: bool, cc: u8, payload: &[u8], rai: bool) -> [u8; PACKET_SIZE] {
+        let mut b = PacketBuilder::new(0x101);
+        b.pusi = pusi;
+        b.cc = cc;
+        b.rai = rai;
+        b.payload = payload.to_vec();
+        b.build()
+    }
+
+    fn tables() -> Vec<[u8; PACKET_SIZE]> {
+        vec![
+            psi_packet(0, &pat_section(1, 0x100), 0),
+            psi_packet(
+                0x100,
+                &pmt_section(1, 0x101, &[(0x1B, 0x101), (0x0F, 0x102)]),
+                0,
+            ),
+        ]
+    }
+
+    #[test]
+    fn finds_keyframes_from_the_elementary_stream() {
+        let mut a = StreamAnalyzer::new(None);
+        let mut packets = tables();
+        packets.push(video(true, 0, &pes(H264_IDR), false));
+        packets.push(video(false, 1, &[0; 50], false));
+        packets.push(video(true, 2, &pes(H264_P), false));
+        let classes = analyze_all(&mut a, &packets);
+        assert_eq!(classes[2].unit, Unit::Start(Verdict::RandomAccess));
+        assert_eq!(classes[3].unit, Unit::Inside);
+        assert_eq!(classes[4].unit, Unit::Start(Verdict::NotRandomAccess));
+        assert_eq!(a.table_packets().count(), 2);
+        assert_eq!(a.stats().continuity_errors, 0);
+    }
+
+    #[test]
+    fn random_access_indicator_wins() {
+        let mut a = StreamAnalyzer::new(None);
+        let mut packets = tables();
+        packets.push(video(true, 0, &pes(H264_P), true));
+        let classes = analyze_all(&mut a, &packets);
+        assert_eq!(classes[2].unit, Unit::Start(Verdict::RandomAccess));
+    }
+
+    #[test]
+    fn verdict_resolved_in_a_later_packet() {
+        let mut a = StreamAnalyzer::new(None);
+        let es = pes(H264_IDR);
+        let mut packets = tables();
+        packets.push(video(true, 0, &es[..16], false)); // cut inside the AUD
+        packets.push(video(false, 1, &es[16..], false));
+        let classes = analyze_all(&mut a, &packets);
+        assert_eq!(classes[2].unit, Unit::Start(Verdict::Undecided));
+        assert_eq!(classes[3].unit, Unit::Resolved(Verdict::RandomAccess));
+    }
+
+    #[test]
+    fn counts_continuity_errors() {
+        let mut a = StreamAnalyzer::new(None);
+        let mut packets = tables();
+        packets.push(video(false, 0, &[1], false));
+        packets.push(video(false, 1, &[1], false));
+        packets.push(video(false, 1, &[1], false)); // duplicate: allowed
+        packets.push(video(false, 5, &[1], false)); // jump
+        analyze_all(&mut a, &packets);
+        assert_eq!(a.stats().continuity_errors, 1);
+    }
+
+    #[test]
+    fn scrambling_toggles_with_hysteresis() {
+        let mut a = StreamAnalyzer::new(None);
+        analyze_all(&mut a, &tables());
+        let mut changes = Vec::new();
+        let mut cc = 0u8;
+        let mut feed = |a: &mut StreamAnalyzer, scrambled: bool, n: usize| {
+            for _ in 0..n {
+                let mut b = PacketBuilder::new(0x102);
+                b.cc = cc;
+                cc = (cc + 1) & 0x0F;
+                b.scrambling = if scrambled { 2 } else { 0 };
+                b.payload = vec![0xAB; 184];
+                if let Some(c) = a
+                    .analyze(&Packet::new(&b.build()).expect("packet"))
+                    .scrambling_changed
+                {
+                    changes.push(c);
+                }
+            }
+        };
+        feed(&mut a, true, 3); // a few odd packets: no change
+        feed(&mut a, false, 10);
+        feed(&mut a, true, 100);
+        feed(&mut a, false, 100);
+        assert_eq!(changes, vec![true, false]);
+    }
+
+    #[test]
+    fn audio_only_program_cuts_on_any_pes_start() {
+        let mut a = StreamAnalyzer::new(None);
+        let mut packets = vec![
+            psi_packet(0, &pat_section(1, 0x100), 0),
+            psi_packet(0x100, &pmt_section(1, 0x102, &[(0x0F, 0x102)]), 0),
+        ];
+        let mut b = PacketBuilder::new(0x102);
+        b.pusi = true;
+        b.payload = vec![0, 0, 1, 0xC0, 0, 0];
+        packets.push(b.build());
+        let classes = analyze_all(&mut a, &packets);
+        assert_eq!(classes[2].unit, Unit::Start(Verdict::RandomAccess));
+    }
+}

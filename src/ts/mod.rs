@@ -1,0 +1,19 @@
+//! MPEG-TS handling, free of GStreamer so it can be tested on plain byte slices.
+//!
+//! The sink only ever looks at transport-level structure: packet headers, the
+//! adaptation field (PCR, random-access flag), the PAT/PMT sections and the first
+//! bytes of each video PES. It never demuxes or rewrites payloads, which is what
+//! keeps it as cheap as a plain file sink.
+
+pub mod aligner;
+pub mod analyzer;
+pub mod crc;
+pub mod packet;
+pub mod psi;
+pub mod random_access;
+pub mod timeline;
+
+pub use aligner::{AlignerStats, PacketAligner, PacketSize};
+pub use analyzer::{PacketClass, StreamAnalyzer};
+pub use packet::{PACKET_SIZE, Packet, SYNC_BYTE};
+pub use timeline::{Pcr, Timeline};

@@ -1,0 +1,301 @@
+//! A monotonic media timeline for segment durations, built from whatever clock
+//! the input offers.
+//!
+//! Preference order: the program clock reference (exact, in the stream itself),
+//! then buffer timestamps (when the upstream element sets them), then the byte
+//! count at the last measured bitrate (raw TS from a socket with no PCR at all).
+//! Jumps in the source clock (a splice, a restarted encoder, PCR going backwards)
+//! are not added to the position: they are reported so the caller can mark an
+//! `EXT-X-DISCONTINUITY`, and the position keeps counting media time only.
+
+/// PCR ticks per second (27 MHz).
+pub const PCR_HZ: u64 = 27_000_000;
+/// The PCR is a 33-bit 90 kHz base times 300 plus a 9-bit extension below 300.
+pub const PCR_MODULUS: u64 = (1 << 33) * 300;
+/// A forward step of a clock larger than this is a jump, not elapsed time.
+pub const MAX_CLOCK_STEP_NS: u64 = 5_000_000_000;
+/// Bitrate assumed for the byte-count clock until one has been measured.
+pub const DEFAULT_BITRATE: u64 = 8_000_000;
+
+const NS: u64 = 1_000_000_000;
+
+/// A program clock reference value in 27 MHz ticks, already reduced modulo
+/// [`PCR_MODULUS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pcr(u64);
+
+impl Pcr {
+    #[must_use]
+    pub fn from_ticks(ticks: u64) -> Self {
+        Pcr(ticks % PCR_MODULUS)
+    }
+
+    #[must_use]
+    pub fn ticks(self) -> u64 {
+        self.0
+    }
+
+    /// Forward distance from `earlier` to `self`, across the 33-bit wrap.
+    #[must_use]
+    pub fn ticks_since(self, earlier: Pcr) -> u64 {
+        (self.0 + PCR_MODULUS - earlier.0) % PCR_MODULUS
+    }
+}
+
+/// Which clock currently drives the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockSource {
+    Pcr,
+    BufferTime,
+    ByteRate,
+}
+
+impl ClockSource {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockSource::Pcr => "pcr",
+            ClockSource::BufferTime => "buffer-time",
+            ClockSource::ByteRate => "byte-rate",
+        }
+    }
+}
+
+/// Whether a clock sample continued the timeline or jumped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Step {
+    Continuous,
+    Jump,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Timeline {
+    position_ns: u64,
+    last_pcr: Option<Pcr>,
+    last_buffer_time: Option<u64>,
+    /// Bytes since the last clock sample, for the byte-rate fallback.
+    bytes_since_sample: u64,
+    /// Fractional nanoseconds carried by the byte-rate clock.
+    byte_clock_rem: u64,
+    /// Total bytes and nanoseconds measured by a real clock, for the bitrate.
+    measured_bytes: u64,
+    measured_ns: u64,
+    source: ClockSource,
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Timeline {
+    #[must_use]
+    pub fn new() -> Self {
+        Timeline {
+            position_ns: 0,
+            last_pcr: None,
+            last_buffer_time: None,
+            bytes_since_sample: 0,
+            byte_clock_rem: 0,
+            measured_bytes: 0,
+            measured_ns: 0,
+            source: ClockSource::ByteRate,
+        }
+    }
+
+    /// Media time elapsed since the timeline started, jumps excluded.
+    #[must_use]
+    pub fn position_ns(&self) -> u64 {
+        self.position_ns
+    }
+
+    #[must_use]
+    pub fn source(&self) -> ClockSource {
+        self.source
+    }
+
+    /// Bits per second measured from real clock samples, or the default.
+    #[must_use]
+    pub fn bitrate(&self) -> u64 {
+        if self.measured_ns >= NS / 10 && self.measured_bytes > 0 {
+            u64::try_from(
+                u128::from(self.measured_bytes) * 8 * u128::from(NS) / u128::from(self.measured_ns),
+            )
+            .unwrap_or(u64::MAX)
+            .max(1)
+        } else {
+            DEFAULT_BITRATE
+        }
+    }
+
+    /// Forgets the clock values (after a flush): the next sample starts afresh
+    /// without adding time. The position is kept.
+    pub fn rebase(&mut self) {
+        self.last_pcr = None;
+        self.last_buffer_time = None;
+        self.bytes_since_sample = 0;
+    }
+
+    /// A PCR from the program's PCR PID. `discontinuity` is the adaptation
+    /// field's discontinuity_indicator, which announces a deliberate jump.
+    pub fn on_pcr(&mut self, pcr: Pcr, discontinuity: bool) -> Step {
+        self.source = ClockSource::Pcr;
+        self.last_buffer_time = None;
+        let step = match self.last_pcr {
+            None => Step::Continuous,
+            Some(_) if discontinuity => Step::Jump,
+            Some(last) => {
+                let ns = ticks_to_ns(pcr.ticks_since(last));
+                if ns > MAX_CLOCK_STEP_NS {
+                    Step::Jump
+                } else {
+                    self.advance_measured(ns);
+                    Step::Continuous
+                }
+            }
+        };
+        self.last_pcr = Some(pcr);
+        self.bytes_since_sample = 0;
+        step
+    }
+
+    /// A buffer timestamp in nanoseconds; ignored once the stream has a PCR.
+    pub fn on_buffer_time(&mut self, ns: u64) -> Step {
+        if self.source == ClockSource::Pcr {
+            return Step::Continuous;
+        }
+        self.source = ClockSource::BufferTime;
+        let step = match self.last_buffer_time {
+            None => Step::Continuous,
+            Some(last) if ns >= last && ns - last <= MAX_CLOCK_STEP_NS => {
+                self.advance_measured(ns - last);
+                Step::Continuous
+            }
+            Some(_) => Step::Jump,
+        };
+        self.last_buffer_time = Some(ns);
+        self.bytes_since_sample = 0;
+        step
+    }
+
+    /// Input bytes; advances the position only while no real clock exists.
+    pub fn on_bytes(&mut self, bytes: u64) {
+        self.bytes_since_sample += bytes;
+        if self.source != ClockSource::ByteRate {
+            // A real clock went silent for longer than any sane PCR interval:
+            // fall back to counting bytes rather than freezing time.
+            let silent_ns = u128::from(self.bytes_since_sample) * 8 * u128::from(NS)
+                / u128::from(self.bitrate());
+            if silent_ns <= u128::from(MAX_CLOCK_STEP_NS) {
+                return;
+            }
+            self.source = ClockSource::ByteRate;
+            self.last_pcr = None;
+            self.last_buffer_time = None;
+        }
+        let num = u128::from(bytes) * 8 * u128::from(NS) + u128::from(self.byte_clock_rem);
+        let rate = u128::from(self.bitrate());
+        self.position_ns += u64::try_from(num / rate).unwrap_or(u64::MAX);
+        self.byte_clock_rem = u64::try_from(num % rate).unwrap_or(0);
+    }
+
+    fn advance_measured(&mut self, ns: u64) {
+        self.position_ns += ns;
+        self.measured_ns += ns;
+        self.measured_bytes += self.bytes_since_sample;
+    }
+}
+
+fn ticks_to_ns(ticks: u64) -> u64 {
+    u64::try_from(u128::from(ticks) * u128::from(NS) / u128::from(PCR_HZ)).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TICKS_PER_MS: u64 = PCR_HZ / 1000;
+
+    #[test]
+    fn pcr_advances_position() {
+        let mut t = Timeline::new();
+        assert_eq!(t.on_pcr(Pcr::from_ticks(1000), false), Step::Continuous);
+        for i in 1..=100 {
+            t.on_bytes(1000);
+            assert_eq!(
+                t.on_pcr(Pcr::from_ticks(1000 + i * 40 * TICKS_PER_MS), false),
+                Step::Continuous
+            );
+        }
+        assert_eq!(t.position_ns(), 4_000_000_000);
+        assert_eq!(t.source(), ClockSource::Pcr);
+        // 100 kB in 4 s = 200 kbit/s
+        assert_eq!(t.bitrate(), 200_000);
+    }
+
+    #[test]
+    fn pcr_wraps_around_33_bits() {
+        let mut t = Timeline::new();
+        let start = PCR_MODULUS - 10 * PCR_HZ; // 10 s before the wrap
+        let _ = t.on_pcr(Pcr::from_ticks(start), false);
+        for i in 1..=500 {
+            let step = t.on_pcr(Pcr::from_ticks(start + i * 40 * TICKS_PER_MS), false);
+            assert_eq!(step, Step::Continuous, "sample {i}");
+        }
+        assert_eq!(t.position_ns(), 20_000_000_000);
+    }
+
+    #[test]
+    fn pcr_jumps_are_reported_and_not_counted() {
+        let mut t = Timeline::new();
+        let _ = t.on_pcr(Pcr::from_ticks(100 * PCR_HZ), false);
+        let _ = t.on_pcr(Pcr::from_ticks(101 * PCR_HZ), false);
+        assert_eq!(t.on_pcr(Pcr::from_ticks(50 * PCR_HZ), false), Step::Jump);
+        assert_eq!(
+            t.on_pcr(Pcr::from_ticks(51 * PCR_HZ), false),
+            Step::Continuous
+        );
+        assert_eq!(t.on_pcr(Pcr::from_ticks(500 * PCR_HZ), false), Step::Jump);
+        assert_eq!(
+            t.on_pcr(Pcr::from_ticks(500 * PCR_HZ + PCR_HZ / 2), true),
+            Step::Jump
+        );
+        assert_eq!(t.position_ns(), 2_000_000_000);
+    }
+
+    #[test]
+    fn buffer_time_is_used_without_pcr_and_ignored_with_it() {
+        let mut t = Timeline::new();
+        let _ = t.on_buffer_time(5 * NS);
+        let _ = t.on_buffer_time(7 * NS);
+        assert_eq!(t.source(), ClockSource::BufferTime);
+        assert_eq!(t.position_ns(), 2 * NS);
+        assert_eq!(t.on_buffer_time(NS), Step::Jump);
+        let _ = t.on_pcr(Pcr::from_ticks(0), false);
+        let _ = t.on_buffer_time(100 * NS);
+        assert_eq!(t.position_ns(), 2 * NS);
+    }
+
+    #[test]
+    fn byte_rate_fallback_uses_default_then_measured_rate() {
+        let mut t = Timeline::new();
+        t.on_bytes(DEFAULT_BITRATE / 8); // one second at the default rate
+        assert_eq!(t.position_ns(), NS);
+        assert_eq!(t.source(), ClockSource::ByteRate);
+    }
+
+    #[test]
+    fn silent_pcr_falls_back_to_byte_rate() {
+        let mut t = Timeline::new();
+        let _ = t.on_pcr(Pcr::from_ticks(0), false);
+        t.on_bytes(125_000);
+        let _ = t.on_pcr(Pcr::from_ticks(PCR_HZ), false); // 1 Mbit/s
+        let before = t.position_ns();
+        t.on_bytes(125_000 * 10); // 10 s of bytes with no PCR
+        assert_eq!(t.source(), ClockSource::ByteRate);
+        assert!(t.position_ns() > before);
+    }
+}
