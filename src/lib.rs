@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+pub mod platform;
+pub mod ring;
 pub mod ts;
 
 fn plugin_init(_p: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -1,0 +1,137 @@
+//! The only place that knows about operating systems.
+//!
+//! Everything else in the crate is portable Rust. Each function here has a
+//! Unix implementation and a fallback that is correct, if less capable, on
+//! other systems (Windows: no free-space query without extra crates, no
+//! directory fsync, which NTFS does not need).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::Path;
+
+/// Permission bits for files the sink creates, before the umask applies.
+pub const FILE_MODE: u32 = 0o644;
+
+/// Creates `path` for writing, failing if anything already exists there.
+///
+/// `create_new` maps to `O_CREAT | O_EXCL` (`CREATE_NEW` on Windows), which
+/// refuses an existing file *and* a symbolic link, dangling or not, so a link
+/// planted where a segment will go is never written through.
+pub fn create_new(path: &Path) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(FILE_MODE);
+    }
+    opts.open(path)
+}
+
+/// Opens an existing regular file for reading and writing without following
+/// a symbolic link in its last component.
+pub fn open_existing(path: &Path) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW);
+    }
+    #[cfg(not(unix))]
+    if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "refusing to follow a symbolic link",
+        ));
+    }
+    opts.open(path)
+}
+
+/// Opens (creating if needed) the lock file without truncating or following links.
+pub fn open_lock_file(path: &Path) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(FILE_MODE).custom_flags(libc::O_NOFOLLOW);
+    }
+    opts.open(path)
+}
+
+/// Bytes available to an unprivileged writer on the filesystem holding `dir`,
+/// or `None` where the platform offers no portable way to ask.
+#[must_use]
+pub fn free_space(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+        // SAFETY: `c` is a valid NUL-terminated path and `st` points to
+        // writable memory of the right size; statvfs only writes into it.
+        let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+        if rc != 0 {
+            return None;
+        }
+        // SAFETY: statvfs returned 0, so it initialised the struct.
+        let st = unsafe { st.assume_init() };
+        #[allow(clippy::useless_conversion)] // the field widths differ between platforms
+        Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+/// Makes a rename or a file creation in `dir` durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_new_refuses_existing_files_and_symlinks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"precious").expect("write");
+        assert_eq!(
+            create_new(&target).map(|_| ()).map_err(|e| e.kind()),
+            Err(io::ErrorKind::AlreadyExists)
+        );
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&target, &link).expect("symlink");
+            assert!(create_new(&link).is_err());
+            assert!(open_existing(&link).is_err());
+            let dangling = dir.path().join("dangling");
+            std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).expect("symlink");
+            assert!(create_new(&dangling).is_err());
+            assert!(!dir.path().join("nowhere").exists());
+        }
+        assert_eq!(std::fs::read(&target).expect("read"), b"precious");
+    }
+
+    #[test]
+    fn free_space_is_reported_on_unix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        if cfg!(unix) {
+            assert!(free_space(dir.path()).is_some_and(|b| b > 0));
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The ring's own record of its completed segments, so a restart can adopt
+//! the ring with exact durations and dates even when the playlist lists only
+//! the newest entries (`playlist-length`).
+//!
+//! One line is appended per completed segment: O(1) per rotation. Lines of
+//! evicted segments stay until the journal is rewritten, which happens when
+//! dead lines outnumber live ones, so the amortised cost stays O(1) too.
+
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use super::playlist::replace_atomically;
+use super::segment::SegmentInfo;
+use crate::platform;
+
+pub const JOURNAL_NAME: &str = "ring.journal";
+const HEADER: &str =
+    "# streambuffer ring journal v1: sequence duration_ns bytes pdt_ms discontinuity\n";
+
+/// An open journal, positioned for appending.
+#[derive(Debug)]
+pub struct Journal {
+    file: File,
+    lines: usize,
+}
+
+fn format_line(s: &SegmentInfo) -> String {
+    format!(
+        "{} {} {} {} {}\n",
+        s.sequence,
+        s.duration_ns,
+        s.bytes,
+        s.program_date_time_ms,
+        u8::from(s.discontinuity)
+    )
+}
+
+fn parse_line(line: &str) -> Option<SegmentInfo> {
+    let mut f = line.split_ascii_whitespace();
+    let info = SegmentInfo {
+        sequence: f.next()?.parse().ok()?,
+        duration_ns: f.next()?.parse().ok()?,
+        bytes: f.next()?.parse().ok()?,
+        program_date_time_ms: f.next()?.parse().ok()?,
+        discontinuity: f.next()? == "1",
+    };
+    f.next().is_none().then_some(info)
+}
+
+impl Journal {
+    /// Reads the journal in `dir`. A missing journal is empty; a torn or
+    /// foreign line is skipped (the segment is then recovered from its file).
+    #[must_use]
+    pub fn read(dir: &Path) -> Vec<SegmentInfo> {
+        let path = dir.join(JOURNAL_NAME);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Vec::new();
+        };
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(parse_line)
+            .collect()
+    }
+
+    /// Replaces the journal with exactly `entries` and opens it for appending.
+    pub fn rewrite<'a>(
+        dir: &Path,
+        entries: impl Iterator<Item = &'a SegmentInfo>,
+    ) -> io::Result<Journal> {
+        let mut text = String::from(HEADER);
+        let mut lines = 0;
+        for e in entries {
+            text.push_str(&format_line(e));
+            lines += 1;
+        }
+        replace_atomically(dir, JOURNAL_NAME, text.as_bytes(), false)?;
+        let mut file = platform::open_existing(&dir.join(JOURNAL_NAME))?;
+        file.seek(SeekFrom::End(0))?;
+        Ok(Journal { file, lines })
+    }
+
+    /// Records a completed segment.
+    pub fn append(&mut self, info: &SegmentInfo) -> io::Result<()> {
+        self.file.write_all(format_line(info).as_bytes())?;
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// Lines in the file, live or not.
+    #[must_use]
+    pub fn lines(&self) -> usize {
+        self.lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_skips_torn_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = SegmentInfo {
+            sequence: 1,
+            duration_ns: 6_000_000_000,
+            bytes: 1880,
+            program_date_time_ms: 1_700_000_000_000,
+            discontinuity: true,
+        };
+        let b = SegmentInfo {
+            sequence: 2,
+            discontinuity: false,
+            ..a.clone()
+        };
+        let mut j = Journal::rewrite(dir.path(), std::iter::once(&a)).expect("rewrite");
+        j.append(&b).expect("append");
+        assert_eq!(j.lines(), 2);
+        drop(j);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(JOURNAL_NAME))
+            .expect("open");
+        f.write_all(b"3 600000").expect("torn write");
+        assert_eq!(Journal::read(dir.path()), vec![a, b]);
+    }
+}

@@ -1,0 +1,604 @@
+//! The on-disk ring: a directory of MPEG-TS segment files, a journal of their
+//! metadata and an HLS playlist, with retention, exclusive ownership and
+//! adoption of an earlier ring after a restart or a crash.
+//!
+//! ```text
+//! <location>/
+//!   .streambuffer.lock         held (advisory lock) by the one writer
+//!   ring.journal               one line per completed segment
+//!   index.m3u8                 HLS playlist, replaced atomically
+//!   segment-000000000041.ts    oldest segment still in the window
+//!   ...
+//!   segment-000000000047.ts    segment being written
+//! ```
+//!
+//! The ring knows nothing about MPEG-TS beyond "whole packets": deciding where
+//! segments start is the recorder's job.
+
+pub mod journal;
+pub mod playlist;
+pub mod recovery;
+pub mod retention;
+pub mod segment;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use journal::Journal;
+use playlist::{PLAYLIST_NAME, PlaylistHeader};
+pub use retention::{EvictReason, Retention, Window};
+pub use segment::{SegmentInfo, SegmentWriter};
+
+use crate::platform;
+
+/// Name of the lock file that makes one writer the owner of a directory.
+pub const LOCK_NAME: &str = ".streambuffer.lock";
+
+/// Free space is checked at every rotation and after this many bytes.
+const SPACE_CHECK_INTERVAL: u64 = 16 * 1024 * 1024;
+
+/// How the ring is set up; fixed while it is open.
+#[derive(Debug, Clone)]
+pub struct RingConfig {
+    pub dir: PathBuf,
+    pub retention: Retention,
+    /// Entries written to the playlist; 0 lists the whole window.
+    pub playlist_length: u32,
+    /// The nominal segment duration, the floor of EXT-X-TARGETDURATION.
+    pub segment_duration_ns: u64,
+    /// `fsync` each segment, the journal and the playlist at every rotation.
+    pub sync_on_rotate: bool,
+}
+
+/// Failure to open a ring; each says which path and why.
+#[derive(Debug)]
+pub enum RingError {
+    NotADirectory(PathBuf),
+    Locked(PathBuf),
+    Io { context: String, source: io::Error },
+}
+
+impl RingError {
+    fn io(context: impl Into<String>, source: io::Error) -> Self {
+        RingError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for RingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RingError::NotADirectory(p) => {
+                write!(f, "'{}' exists and is not a directory", p.display())
+            }
+            RingError::Locked(p) => write!(
+                f,
+                "'{}' is already in use by another streambuffersink (lock file {LOCK_NAME} is held)",
+                p.display()
+            ),
+            RingError::Io { context, source } => write!(f, "{context}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for RingError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RingError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Where a new segment starts in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentStart {
+    pub program_date_time_ms: i64,
+    pub discontinuity: bool,
+}
+
+/// What the ring has done, for the `stats` property.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RingStats {
+    pub bytes_written: u64,
+    pub segments_created: u64,
+    pub segments_deleted: u64,
+    pub evicted_max_duration: u64,
+    pub evicted_max_size: u64,
+    pub evicted_min_free_space: u64,
+    pub adopted_segments: u64,
+    pub adopted_trimmed_bytes: u64,
+    pub playlist_writes: u64,
+}
+
+/// A completed segment and its place in the discontinuity sequence.
+#[derive(Debug, Clone)]
+struct Entry {
+    info: SegmentInfo,
+    /// Discontinuities up to and including this segment (RFC 8216 6.2.1).
+    discontinuity_sequence: u64,
+}
+
+struct Current {
+    writer: SegmentWriter,
+    start: SegmentStart,
+}
+
+/// See the module documentation.
+pub struct Ring {
+    config: RingConfig,
+    /// Held for the ring's lifetime: the lock is released when it closes.
+    _lock: File,
+    journal: Journal,
+    entries: VecDeque<Entry>,
+    current: Option<Current>,
+    next_sequence: u64,
+    window: Window,
+    /// Discontinuity count of the last segment that left the ring.
+    evicted_discontinuity_sequence: u64,
+    target_duration_s: u64,
+    bytes_since_space_check: u64,
+    playlist: String,
+    stats: RingStats,
+}
+
+impl Ring {
+    /// Opens (creating if needed) and locks the ring directory, adopting
+    /// whatever an earlier writer left there.
+    pub fn open(config: RingConfig) -> Result<Ring, RingError> {
+        let dir = config.dir.clone();
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if !m.is_dir() && !std::fs::metadata(&dir).is_ok_and(|m| m.is_dir()) => {
+                return Err(RingError::NotADirectory(dir));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    RingError::io(format!("cannot create directory '{}'", dir.display()), e)
+                })?;
+            }
+            Err(e) => {
+                return Err(RingError::io(
+                    format!("cannot access '{}'", dir.display()),
+                    e,
+                ));
+            }
+        }
+        let lock_path = dir.join(LOCK_NAME);
+        let lock = platform::open_lock_file(&lock_path).map_err(|e| {
+            RingError::io(
+                format!("cannot create lock file '{}'", lock_path.display()),
+                e,
+            )
+        })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(RingError::Locked(dir)),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(RingError::io(
+                    format!("cannot lock '{}'", lock_path.display()),
+                    e,
+                ));
+            }
+        }
+        let target_duration_s = config.segment_duration_ns.div_ceil(1_000_000_000).max(1);
+        let mut stats = RingStats::default();
+        let adopted = adopt(&dir, &mut stats).map_err(|e| {
+            RingError::io(format!("cannot adopt the ring in '{}'", dir.display()), e)
+        })?;
+        let journal = Journal::rewrite(&dir, adopted.iter()).map_err(|e| {
+            RingError::io(
+                format!("cannot write the journal in '{}'", dir.display()),
+                e,
+            )
+        })?;
+        let next_sequence = adopted
+            .last()
+            .map_or(0, |s| s.sequence + 1)
+            .max(highest_sequence_on_disk(&dir).map_or(0, |s| s + 1));
+        let mut ring = Ring {
+            config,
+            _lock: lock,
+            journal,
+            entries: VecDeque::new(),
+            current: None,
+            next_sequence,
+            window: Window::default(),
+            evicted_discontinuity_sequence: 0,
+            target_duration_s,
+            bytes_since_space_check: 0,
+            playlist: String::new(),
+            stats,
+        };
+        for info in adopted {
+            ring.push_entry(info);
+        }
+        if !ring.entries.is_empty() {
+            ring.enforce_retention();
+            ring.write_playlist(false).map_err(|e| {
+                RingError::io(
+                    format!("cannot write the playlist in '{}'", dir.display()),
+                    e,
+                )
+            })?;
+        }
+        Ok(ring)
+    }
+
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+
+    #[must_use]
+    pub fn stats(&self) -> RingStats {
+        self.stats
+    }
+
+    /// Completed segments, oldest first.
+    pub fn segments(&self) -> impl DoubleEndedIterator<Item = &SegmentInfo> + ExactSizeIterator {
+        self.entries.iter().map(|e| &e.info)
+    }
+
+    /// Duration and size of the window (size includes the open segment).
+    #[must_use]
+    pub fn window(&self) -> Window {
+        Window {
+            duration_ns: self.window.duration_ns,
+            bytes: self.window.bytes + self.current_len(),
+        }
+    }
+
+    /// Path of the segment being written, if any.
+    #[must_use]
+    pub fn current_path(&self) -> Option<&Path> {
+        self.current.as_ref().map(|c| c.writer.path())
+    }
+
+    #[must_use]
+    pub fn is_segment_open(&self) -> bool {
+        self.current.is_some()
+    }
+
+    fn current_len(&self) -> u64 {
+        self.current.as_ref().map_or(0, |c| c.writer.len())
+    }
+
+    /// Creates the next segment file. The caller must have finished the
+    /// previous one.
+    pub fn begin_segment(&mut self, start: SegmentStart) -> io::Result<()> {
+        debug_assert!(self.current.is_none(), "begin_segment with a segment open");
+        let sequence = self.next_sequence;
+        // A sequence number is used once, even if its file cannot be created.
+        self.next_sequence += 1;
+        let writer = SegmentWriter::create(&self.config.dir, sequence)?;
+        self.stats.segments_created += 1;
+        self.current = Some(Current { writer, start });
+        Ok(())
+    }
+
+    /// Appends whole packets to the open segment.
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let Some(cur) = self.current.as_mut() else {
+            return Err(io::Error::other("no segment is open"));
+        };
+        cur.writer.write(data)?;
+        self.stats.bytes_written += data.len() as u64;
+        self.bytes_since_space_check += data.len() as u64;
+        if self.bytes_since_space_check >= SPACE_CHECK_INTERVAL {
+            self.bytes_since_space_check = 0;
+            if self.config.retention.max_size > 0 || self.config.retention.min_free_space > 0 {
+                self.enforce_retention();
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the open segment, which lasted `duration_ns`, adds it to the
+    /// window, applies retention and republishes the playlist.
+    pub fn finish_segment(&mut self, duration_ns: u64) -> io::Result<()> {
+        let Some(Current { writer, start }) = self.current.take() else {
+            return Ok(());
+        };
+        let sequence = writer.sequence();
+        let path = writer.path().to_owned();
+        let bytes = writer.close(self.config.sync_on_rotate)?;
+        if bytes == 0 {
+            std::fs::remove_file(&path)?;
+            return Ok(());
+        }
+        let info = SegmentInfo {
+            sequence,
+            duration_ns,
+            bytes,
+            program_date_time_ms: start.program_date_time_ms,
+            discontinuity: start.discontinuity,
+        };
+        self.journal.append(&info)?;
+        self.push_entry(info);
+        self.enforce_retention();
+        self.bytes_since_space_check = 0;
+        self.write_playlist(false)
+    }
+
+    /// Finishes the open segment (if any) and marks the playlist as ended.
+    pub fn close(&mut self, duration_ns: u64) -> io::Result<()> {
+        self.finish_segment(duration_ns)?;
+        if !self.entries.is_empty() {
+            self.write_playlist(true)?;
+        }
+        Ok(())
+    }
+
+    fn push_entry(&mut self, info: SegmentInfo) {
+        let base = self
+            .entries
+            .back()
+            .map_or(self.evicted_discontinuity_sequence, |e| {
+                e.discontinuity_sequence
+            });
+        let discontinuity_sequence = base + u64::from(info.discontinuity);
+        self.window.duration_ns += info.duration_ns;
+        self.window.bytes += info.bytes;
+        let rounded = (info.duration_ns + 500_000_000) / 1_000_000_000;
+        self.target_duration_s = self.target_duration_s.max(rounded);
+        self.entries.push_back(Entry {
+            info,
+            discontinuity_sequence,
+        });
+    }
+
+    /// Deletes oldest segments while the retention policy asks for it.
+    /// The open segment is never in `entries`, so it can never be deleted.
+    fn enforce_retention(&mut self) {
+        let retention = self.config.retention;
+        let mut evicted = false;
+        while let Some(oldest) = self.entries.front() {
+            let free = (retention.min_free_space > 0)
+                .then(|| platform::free_space(&self.config.dir))
+                .flatten();
+            let Some(reason) = retention.must_evict(self.window(), &oldest.info, free) else {
+                break;
+            };
+            self.evict_oldest(reason);
+            evicted = true;
+        }
+        if evicted && self.journal.lines() > 2 * self.entries.len() + 64 {
+            // Dead lines outnumber live ones: compact. Failing to is harmless,
+            // the old journal is still correct (dead lines are ignored).
+            if let Ok(j) = Journal::rewrite(&self.config.dir, self.entries.iter().map(|e| &e.info))
+            {
+                self.journal = j;
+            }
+        }
+    }
+
+    fn evict_oldest(&mut self, reason: EvictReason) {
+        let Some(e) = self.entries.pop_front() else {
+            return;
+        };
+        self.window.duration_ns -= e.info.duration_ns;
+        self.window.bytes -= e.info.bytes;
+        self.evicted_discontinuity_sequence = e.discontinuity_sequence;
+        // A file someone else already removed is as good as deleted.
+        let _ = std::fs::remove_file(self.config.dir.join(segment::file_name(e.info.sequence)));
+        self.stats.segments_deleted += 1;
+        match reason {
+            EvictReason::MaxDuration => self.stats.evicted_max_duration += 1,
+            EvictReason::MaxSize => self.stats.evicted_max_size += 1,
+            EvictReason::MinFreeSpace => self.stats.evicted_min_free_space += 1,
+        }
+    }
+
+    fn write_playlist(&mut self, ended: bool) -> io::Result<()> {
+        let skip = match self.config.playlist_length {
+            0 => 0,
+            n => self.entries.len().saturating_sub(n as usize),
+        };
+        let Some(first) = self.entries.get(skip) else {
+            return Ok(());
+        };
+        let header = PlaylistHeader {
+            target_duration_s: self.target_duration_s,
+            discontinuity_sequence: first.discontinuity_sequence
+                - u64::from(first.info.discontinuity),
+            ended,
+        };
+        playlist::render(
+            &mut self.playlist,
+            header,
+            self.entries.range(skip..).map(|e| &e.info),
+        );
+        playlist::replace_atomically(
+            &self.config.dir,
+            PLAYLIST_NAME,
+            self.playlist.as_bytes(),
+            self.config.sync_on_rotate,
+        )?;
+        self.stats.playlist_writes += 1;
+        Ok(())
+    }
+}
+
+/// Highest segment sequence number among the files in `dir`.
+fn highest_sequence_on_disk(dir: &Path) -> Option<u64> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(segment::parse_file_name))
+        .max()
+}
+
+/// Collects the segments an earlier writer left: journal entries whose files
+/// still exist (at the recorded size), then files missing from the journal,
+/// i.e. the segment that was open when that writer stopped, trimmed to whole
+/// packets. The first segment written after adoption is a discontinuity.
+fn adopt(dir: &Path, stats: &mut RingStats) -> io::Result<Vec<SegmentInfo>> {
+    let mut on_disk: Vec<(u64, u64)> = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let Some(seq) = entry
+            .file_name()
+            .to_str()
+            .and_then(segment::parse_file_name)
+        else {
+            continue;
+        };
+        // Only regular files are ours; a link or directory with our name is left alone.
+        let meta = entry.metadata()?;
+        if meta.file_type().is_file() {
+            on_disk.push((seq, meta.len()));
+        }
+    }
+    on_disk.sort_unstable();
+    let mut journal: Vec<SegmentInfo> = Journal::read(dir);
+    journal.sort_by_key(|s| s.sequence);
+    let mut adopted = Vec::with_capacity(on_disk.len());
+    for (seq, len) in on_disk {
+        let path = dir.join(segment::file_name(seq));
+        if let Ok(i) = journal.binary_search_by_key(&seq, |s| s.sequence)
+            && journal[i].bytes == len
+        {
+            adopted.push(journal[i].clone());
+            continue;
+        }
+        match recovery::recover_segment(&path)? {
+            Some(r) => {
+                stats.adopted_trimmed_bytes += r.trimmed;
+                let mtime_ms = std::fs::metadata(&path)?
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                let duration_ms = i64::try_from(r.duration_ns / 1_000_000).unwrap_or(0);
+                adopted.push(SegmentInfo {
+                    sequence: seq,
+                    duration_ns: r.duration_ns,
+                    bytes: r.bytes,
+                    program_date_time_ms: mtime_ms - duration_ms,
+                    discontinuity: true,
+                });
+            }
+            None => std::fs::remove_file(&path)?,
+        }
+    }
+    stats.adopted_segments = adopted.len() as u64;
+    Ok(adopted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: u64 = 1_000_000_000;
+
+    fn config(dir: &Path) -> RingConfig {
+        RingConfig {
+            dir: dir.to_owned(),
+            retention: Retention {
+                max_duration_ns: 10 * SECOND,
+                ..Default::default()
+            },
+            playlist_length: 0,
+            segment_duration_ns: 2 * SECOND,
+            sync_on_rotate: false,
+        }
+    }
+
+    fn start(discontinuity: bool) -> SegmentStart {
+        SegmentStart {
+            program_date_time_ms: 1_700_000_000_000,
+            discontinuity,
+        }
+    }
+
+    const PKT: [u8; 188] = {
+        let mut p = [0u8; 188];
+        p[0] = 0x47;
+        p
+    };
+
+    #[test]
+    fn rotates_evicts_and_publishes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ring = Ring::open(config(dir.path())).expect("open");
+        for _ in 0..8 {
+            ring.begin_segment(start(false)).expect("begin");
+            ring.write(&PKT).expect("write");
+            ring.finish_segment(2 * SECOND).expect("finish");
+        }
+        let seqs: Vec<u64> = ring.segments().map(|s| s.sequence).collect();
+        assert_eq!(seqs, vec![3, 4, 5, 6, 7]);
+        assert_eq!(ring.stats().segments_deleted, 3);
+        assert!(!dir.path().join(segment::file_name(2)).exists());
+        assert!(dir.path().join(segment::file_name(3)).exists());
+        let text = std::fs::read_to_string(dir.path().join(PLAYLIST_NAME)).expect("playlist");
+        let pl = m3u8_rs::parse_media_playlist_res(text.as_bytes()).expect("parses");
+        assert_eq!(pl.media_sequence, 3);
+        assert_eq!(pl.segments.len(), 5);
+    }
+
+    #[test]
+    fn second_writer_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _ring = Ring::open(config(dir.path())).expect("open");
+        match Ring::open(config(dir.path())) {
+            Err(RingError::Locked(_)) => {}
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("second writer accepted"),
+        }
+    }
+
+    #[test]
+    fn file_is_not_a_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").expect("write");
+        assert!(matches!(
+            Ring::open(config(&file)),
+            Err(RingError::NotADirectory(_))
+        ));
+    }
+
+    #[test]
+    fn restart_adopts_and_trims_torn_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut ring = Ring::open(config(dir.path())).expect("open");
+            for _ in 0..3 {
+                ring.begin_segment(start(false)).expect("begin");
+                ring.write(&PKT).expect("write");
+                ring.finish_segment(2 * SECOND).expect("finish");
+            }
+            ring.begin_segment(start(false)).expect("begin");
+            ring.write(&[PKT, PKT].concat()).expect("write");
+            // Simulate a crash: the open segment's buffer reaches disk torn.
+            let cur = ring.current.take().expect("open segment");
+            let path = cur.writer.path().to_owned();
+            drop(cur);
+            std::fs::write(&path, [&PKT[..], &PKT[..], &PKT[..100]].concat()).expect("torn file");
+        }
+        let mut ring = Ring::open(config(dir.path())).expect("reopen");
+        let seqs: Vec<u64> = ring.segments().map(|s| s.sequence).collect();
+        assert_eq!(seqs, vec![0, 1, 2, 3]);
+        assert_eq!(ring.stats().adopted_segments, 4);
+        assert_eq!(ring.stats().adopted_trimmed_bytes, 100);
+        assert_eq!(
+            std::fs::metadata(dir.path().join(segment::file_name(3)))
+                .expect("stat")
+                .len(),
+            376
+        );
+        ring.begin_segment(start(true)).expect("begin");
+        assert_eq!(
+            ring.current_path()
+                .map(|p| p.ends_with(segment::file_name(4))),
+            Some(true)
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! Adoption of a segment that was being written when the previous writer died.
+//!
+//! Such a file is not in the journal and may end in a torn packet. It is cut
+//! back to its last whole packet, and its duration is estimated from the
+//! first and last PCR it holds (reading only its head and tail).
+
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use crate::platform;
+use crate::ts::timeline::{DEFAULT_BITRATE, PCR_HZ, Pcr};
+use crate::ts::{PACKET_SIZE, Packet};
+
+/// How much of the head and of the tail is searched for a PCR.
+const SCAN_BYTES: u64 = 2 * 1024 * 1024;
+
+/// What is left of a torn segment after trimming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovered {
+    pub bytes: u64,
+    pub duration_ns: u64,
+    /// Bytes cut off the end.
+    pub trimmed: u64,
+}
+
+/// Trims the file at `path` to whole packets and estimates its duration.
+/// Returns `None` if nothing usable is left (the caller deletes the file).
+pub fn recover_segment(path: &Path) -> io::Result<Option<Recovered>> {
+    let mut file = platform::open_existing(path)?;
+    let len = file.metadata()?.len();
+    let whole = len - len % PACKET_SIZE as u64;
+    let mut first = [0u8; 1];
+    if whole == 0 || file.read(&mut first)? != 1 || first[0] != 0x47 {
+        return Ok(None);
+    }
+    if whole != len {
+        file.set_len(whole)?;
+    }
+    let head = read_range(&mut file, 0, SCAN_BYTES.min(whole))?;
+    let tail_start = whole.saturating_sub(SCAN_BYTES).max(SCAN_BYTES.min(whole));
+    let tail = read_range(&mut file, tail_start, whole - tail_start)?;
+    let duration_ns = match pcr_span(&head, &tail) {
+        Some(ticks) => u64::try_from(u128::from(ticks) * 1_000_000_000 / u128::from(PCR_HZ))
+            .unwrap_or(u64::MAX),
+        None => u64::try_from(u128::from(whole) * 8 * 1_000_000_000 / u128::from(DEFAULT_BITRATE))
+            .unwrap_or(u64::MAX),
+    };
+    Ok(Some(Recovered {
+        bytes: whole,
+        duration_ns,
+        trimmed: len - whole,
+    }))
+}
+
+fn read_range(file: &mut std::fs::File, start: u64, len: u64) -> io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    file.take(len).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Ticks between the first PCR in `head` and the last one (on the same PID)
+/// in `tail`, or in `head` when the file is small enough to have no tail.
+fn pcr_span(head: &[u8], tail: &[u8]) -> Option<u64> {
+    let pcrs = |buf: &[u8]| -> Vec<(u16, u64)> {
+        buf.chunks_exact(PACKET_SIZE)
+            .filter_map(Packet::new)
+            .filter_map(|p| p.pcr().map(|pcr| (p.pid(), pcr)))
+            .collect()
+    };
+    let head_pcrs = pcrs(head);
+    let &(pid, first) = head_pcrs.first()?;
+    let last = pcrs(tail)
+        .into_iter()
+        .rev()
+        .chain(head_pcrs.iter().copied().rev())
+        .find(|&(p, _)| p == pid)
+        .map(|(_, v)| v)?;
+    Some(Pcr::from_ticks(last).ticks_since(Pcr::from_ticks(first)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ts::packet::tests::PacketBuilder;
+
+    #[test]
+    fn trims_torn_tail_and_measures_pcr_span() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seg.ts");
+        let mut data = Vec::new();
+        for i in 0..100u64 {
+            let mut b = PacketBuilder::new(0x100);
+            b.cc = i as u8 & 0xF;
+            if i % 10 == 0 {
+                b.pcr = Some(i / 10 * PCR_HZ / 10); // every 10 packets, 100 ms later
+            }
+            b.payload = vec![0; 100];
+            data.extend_from_slice(&b.build());
+        }
+        data.extend_from_slice(&[0x47, 1, 2, 3]);
+        std::fs::write(&path, &data).expect("write");
+        let r = recover_segment(&path).expect("recover").expect("usable");
+        assert_eq!(r.bytes, 100 * PACKET_SIZE as u64);
+        assert_eq!(r.trimmed, 4);
+        assert_eq!(r.duration_ns, 900_000_000);
+        assert_eq!(std::fs::metadata(&path).expect("stat").len(), r.bytes);
+    }
+
+    #[test]
+    fn unusable_file_is_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seg.ts");
+        std::fs::write(&path, [0x47u8; 100]).expect("write");
+        assert_eq!(recover_segment(&path).expect("recover"), None);
+    }
+}

@@ -1,0 +1,171 @@
+//! One segment file of the ring: its name, what is known about it, and the
+//! buffered writer that fills it.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::platform;
+use crate::ts::PACKET_SIZE;
+
+const PREFIX: &str = "segment-";
+const SUFFIX: &str = ".ts";
+/// Digits in a segment file name: enough for a 1 s segment every second for
+/// thirty thousand years, and names still sort in sequence order.
+const DIGITS: usize = 12;
+
+/// Writes are gathered into blocks of this size, the same order as
+/// `filesink`'s default buffer, so 1316-byte UDP buffers do not cost one
+/// system call each.
+pub const WRITE_BLOCK: usize = 128 * 1024;
+
+/// File name of the segment with this sequence number.
+#[must_use]
+pub fn file_name(sequence: u64) -> String {
+    format!("{PREFIX}{sequence:0DIGITS$}{SUFFIX}")
+}
+
+/// The sequence number in a segment file name, if it is one of ours.
+#[must_use]
+pub fn parse_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
+    if digits.len() != DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// A completed segment as the playlist and the retention policy see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub sequence: u64,
+    pub duration_ns: u64,
+    pub bytes: u64,
+    /// Wall-clock time of the first packet, milliseconds since the Unix epoch.
+    pub program_date_time_ms: i64,
+    /// The timeline jumped between the previous segment and this one.
+    pub discontinuity: bool,
+}
+
+/// The segment being written: a file plus a write-gathering buffer.
+///
+/// Only whole packets ever enter the buffer, and the buffer is flushed with
+/// `write_all`, so after any successful flush the file length is a multiple of
+/// the packet size.
+#[derive(Debug)]
+pub struct SegmentWriter {
+    sequence: u64,
+    path: PathBuf,
+    file: File,
+    buf: Vec<u8>,
+    /// Bytes already handed to the file.
+    flushed: u64,
+}
+
+impl SegmentWriter {
+    /// Creates the segment file; fails if anything already exists at its path.
+    pub fn create(dir: &Path, sequence: u64) -> io::Result<Self> {
+        let path = dir.join(file_name(sequence));
+        let file = platform::create_new(&path)?;
+        Ok(SegmentWriter {
+            sequence,
+            path,
+            file,
+            buf: Vec::with_capacity(WRITE_BLOCK),
+            flushed: 0,
+        })
+    }
+
+    #[must_use]
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes accepted so far, flushed or not.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        self.flushed + self.buf.len() as u64
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends whole packets.
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        debug_assert_eq!(data.len() % PACKET_SIZE, 0);
+        if self.buf.len() + data.len() > WRITE_BLOCK {
+            self.flush()?;
+        }
+        if data.len() >= WRITE_BLOCK {
+            // Large runs go straight from the caller's memory to the file.
+            self.file.write_all(data)?;
+            self.flushed += data.len() as u64;
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    /// Hands buffered bytes to the operating system.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.file.write_all(&self.buf)?;
+            self.flushed += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Flushes, optionally syncs to stable storage, and closes the file.
+    pub fn close(mut self, sync: bool) -> io::Result<u64> {
+        self.flush()?;
+        if sync {
+            self.file.sync_data()?;
+        }
+        Ok(self.flushed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_sort() {
+        assert_eq!(file_name(42), "segment-000000000042.ts");
+        assert_eq!(parse_file_name(&file_name(42)), Some(42));
+        assert_eq!(parse_file_name("segment-42.ts"), None);
+        assert_eq!(parse_file_name("segment-00000000004x.ts"), None);
+        assert_eq!(parse_file_name("index.m3u8"), None);
+        assert!(file_name(9) < file_name(10));
+    }
+
+    #[test]
+    fn writer_gathers_small_writes_and_passes_large_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = SegmentWriter::create(dir.path(), 1).expect("create");
+        let small = [0x47u8; PACKET_SIZE * 7];
+        w.write(&small).expect("write");
+        assert_eq!(std::fs::metadata(w.path()).expect("stat").len(), 0);
+        let large = vec![0x47u8; PACKET_SIZE * 1000];
+        w.write(&large).expect("write");
+        assert_eq!(w.len(), (PACKET_SIZE * 1007) as u64);
+        let path = w.path().to_owned();
+        assert_eq!(w.close(false).expect("close"), (PACKET_SIZE * 1007) as u64);
+        assert_eq!(
+            std::fs::metadata(&path).expect("stat").len(),
+            (PACKET_SIZE * 1007) as u64
+        );
+        assert!(
+            SegmentWriter::create(dir.path(), 1).is_err(),
+            "never clobbers"
+        );
+    }
+}
