@@ -1,12 +1,17 @@
 #![doc = include_str!("../README.md")]
 
 pub mod platform;
+pub mod recorder;
 pub mod ring;
+pub mod streambuffersink;
 pub mod ts;
 
-fn plugin_init(_p: &gst::Plugin) -> Result<(), glib::BoolError> {
-    Ok(())
+use gst::glib;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    streambuffersink::register(plugin)
 }
+
 gst::plugin_define!(
     streambuffer,
     env!("CARGO_PKG_DESCRIPTION"),

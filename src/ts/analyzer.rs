@@ -167,8 +167,15 @@ impl StreamAnalyzer {
         match self.cut_pid {
             Some(cut) if cut != pid => return Unit::Inside,
             None if !p.payload_unit_start() || pid < 0x20 => return Unit::Inside,
-            // Without a PMT any PES start is the best cut point there is.
-            None => return Unit::Start(Verdict::RandomAccess),
+            // Without a PMT only the multiplexer's flag can be trusted; the
+            // recorder's forced cut covers streams that never send tables.
+            None => {
+                return Unit::Start(if p.random_access_indicator() {
+                    Verdict::RandomAccess
+                } else {
+                    Verdict::NotRandomAccess
+                });
+            }
             Some(_) => {}
         }
         let Some(detector) = self.detector.as_mut() else {

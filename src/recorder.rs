@@ -1,0 +1,370 @@
+//! The recorder: turns a byte stream into segments of the ring.
+//!
+//! It aligns packets, analyses each one, keeps the media timeline and decides
+//! where segments are cut: at the first random-access point at or after
+//! `segment-duration`, with the current PAT and PMT written first so that
+//! every segment decodes on its own. It owns no GStreamer object, so the whole
+//! recording logic is testable on plain bytes.
+
+use std::io;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::ring::{Ring, SegmentStart};
+use crate::ts::analyzer::{AnalyzerStats, Unit};
+use crate::ts::random_access::Verdict;
+use crate::ts::timeline::{ClockSource, Step};
+use crate::ts::{AlignerStats, PACKET_SIZE, Packet, PacketAligner, StreamAnalyzer, Timeline};
+
+/// A segment is cut at the next packet, random-access point or not, once it
+/// is this many times longer than `segment-duration`. This bounds segments
+/// of streams whose keyframes cannot be found (scrambled video without
+/// random_access_indicator, an unknown codec).
+pub const FORCED_CUT_FACTOR: u64 = 3;
+
+/// Packets held while the verdict on an access unit is pending; past this the
+/// unit is taken as not random-access.
+const MAX_HOLD: usize = 1024 * PACKET_SIZE;
+
+/// Settings the recorder needs beyond the ring's.
+#[derive(Debug, Clone, Copy)]
+pub struct RecorderConfig {
+    pub segment_duration_ns: u64,
+    /// program_number to follow; `None` = the first program in the PAT.
+    pub program: Option<u16>,
+}
+
+/// Things that happened that the element reports to the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecorderEvent {
+    /// The program's elementary streams became scrambled (`true`) or clear.
+    Scrambling(bool),
+}
+
+/// Counters for the `stats` property.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecorderStats {
+    pub buffers: u64,
+    pub bytes_in: u64,
+    /// Packets received before the first random-access point, not written.
+    pub packets_before_random_access: u64,
+    pub discontinuities: u64,
+    pub forced_cuts: u64,
+}
+
+/// Accumulates packets and segment decisions; see the module documentation.
+pub struct Recorder {
+    aligner: PacketAligner,
+    core: Core,
+}
+
+struct Core {
+    config: RecorderConfig,
+    ring: Ring,
+    analyzer: StreamAnalyzer,
+    timeline: Timeline,
+    /// Timeline position where the open segment started.
+    segment_start_ns: u64,
+    /// Timeline position of the first packet, before any segment exists.
+    first_packet_ns: Option<u64>,
+    /// Packets of a due access unit whose verdict is pending.
+    hold: Vec<u8>,
+    holding: bool,
+    /// Cut at the next random-access point regardless of duration.
+    cut_asap: bool,
+    /// The next segment gets EXT-X-DISCONTINUITY.
+    pending_discontinuity: bool,
+    /// Wall clock (ms since epoch) at timeline position `anchor.1`.
+    anchor: Option<(i64, u64)>,
+    stats: RecorderStats,
+    events: Vec<RecorderEvent>,
+    error: Option<io::Error>,
+}
+
+impl Recorder {
+    /// A recorder writing into `ring`. If the ring already holds segments
+    /// (adopted after a restart), the first new segment is a discontinuity.
+    #[must_use]
+    pub fn new(ring: Ring, config: RecorderConfig) -> Self {
+        let adopted = ring.segments().len() > 0;
+        Recorder {
+            aligner: PacketAligner::new(),
+            core: Core {
+                config,
+                ring,
+                analyzer: StreamAnalyzer::new(config.program),
+                timeline: Timeline::new(),
+                segment_start_ns: 0,
+                first_packet_ns: None,
+                hold: Vec::new(),
+                holding: false,
+                cut_asap: false,
+                pending_discontinuity: adopted,
+                anchor: None,
+                stats: RecorderStats::default(),
+                events: Vec::new(),
+                error: None,
+            },
+        }
+    }
+
+    #[must_use]
+    pub fn ring(&self) -> &Ring {
+        &self.core.ring
+    }
+
+    #[must_use]
+    pub fn stats(&self) -> RecorderStats {
+        self.core.stats
+    }
+
+    #[must_use]
+    pub fn aligner_stats(&self) -> AlignerStats {
+        self.aligner.stats()
+    }
+
+    #[must_use]
+    pub fn analyzer_stats(&self) -> AnalyzerStats {
+        self.core.analyzer.stats()
+    }
+
+    #[must_use]
+    pub fn clock_source(&self) -> ClockSource {
+        self.core.timeline.source()
+    }
+
+    /// Media time recorded so far, jumps excluded.
+    #[must_use]
+    pub fn position_ns(&self) -> u64 {
+        self.core.timeline.position_ns()
+    }
+
+    /// Events since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<RecorderEvent> {
+        std::mem::take(&mut self.core.events)
+    }
+
+    /// Feeds one input buffer. `buffer_time_ns` is its timestamp, if it has one.
+    pub fn push(&mut self, data: &[u8], buffer_time_ns: Option<u64>) -> io::Result<()> {
+        let core = &mut self.core;
+        core.stats.buffers += 1;
+        core.stats.bytes_in += data.len() as u64;
+        if let Some(t) = buffer_time_ns
+            && core.timeline.on_buffer_time(t) == Step::Jump
+        {
+            core.on_jump();
+        }
+        core.timeline.on_bytes(data.len() as u64);
+        self.aligner.push(data, |run| core.consume(run));
+        core.take_error()
+    }
+
+    /// The input was flushed: whatever comes next is unrelated to what came
+    /// before. Held-back bytes are dropped (and counted by the aligner).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.aligner.reset();
+        let core = &mut self.core;
+        core.release_hold();
+        core.analyzer.reset_continuity();
+        core.timeline.rebase();
+        core.on_jump();
+        core.take_error()
+    }
+
+    /// End of stream: writes what is held, closes the last segment and marks
+    /// the playlist as ended.
+    pub fn finish(&mut self) -> io::Result<()> {
+        let core = &mut self.core;
+        self.aligner.finish(|run| core.consume(run));
+        core.release_hold();
+        core.take_error()?;
+        let duration = core.timeline.position_ns() - core.segment_start_ns;
+        core.ring.close(duration)
+    }
+}
+
+impl Core {
+    fn take_error(&mut self) -> io::Result<()> {
+        self.error.take().map_or(Ok(()), Err)
+    }
+
+    fn on_jump(&mut self) {
+        self.stats.discontinuities += 1;
+        self.pending_discontinuity = true;
+        self.cut_asap = true;
+        self.anchor = None;
+    }
+
+    /// Handles a run of whole packets from the aligner.
+    fn consume(&mut self, run: &[u8]) {
+        // `from` is the start of the part of `run` not yet written or held.
+        let mut from = 0;
+        for (i, bytes) in run.chunks_exact(PACKET_SIZE).enumerate() {
+            let at = i * PACKET_SIZE;
+            let Some(packet) = Packet::new(bytes) else {
+                continue;
+            };
+            let class = self.analyzer.analyze(&packet);
+            if let Some((pcr, discontinuity)) = class.pcr
+                && self.timeline.on_pcr(pcr, discontinuity) == Step::Jump
+            {
+                self.on_jump();
+            }
+            if let Some(scrambled) = class.scrambling_changed {
+                self.events.push(RecorderEvent::Scrambling(scrambled));
+            }
+            if self.first_packet_ns.is_none() {
+                self.first_packet_ns = Some(self.timeline.position_ns());
+            }
+
+            if self.holding {
+                self.hold.extend_from_slice(bytes);
+                from = at + PACKET_SIZE;
+                match class.unit {
+                    Unit::Resolved(v) => self.resolve_hold(v == Verdict::RandomAccess),
+                    Unit::Start(v) => {
+                        // A new unit began before the previous one was settled:
+                        // the previous one was not a random-access point.
+                        let len = self.hold.len() - PACKET_SIZE;
+                        self.hold.truncate(len);
+                        self.resolve_hold(false);
+                        self.on_unit_start(v, bytes);
+                    }
+                    Unit::Inside if self.hold.len() >= MAX_HOLD => self.resolve_hold(false),
+                    Unit::Inside => {}
+                }
+                continue;
+            }
+
+            let due = self.cut_due();
+            let forced = self.forced_cut_due();
+            match class.unit {
+                Unit::Start(v) if due && v != Verdict::NotRandomAccess || forced => {
+                    self.write(&run[from..at]);
+                    from = at;
+                    if v == Verdict::Undecided && !forced {
+                        self.hold.extend_from_slice(bytes);
+                        self.holding = true;
+                        from = at + PACKET_SIZE;
+                    } else {
+                        if forced && v != Verdict::RandomAccess {
+                            self.stats.forced_cuts += 1;
+                        }
+                        self.cut();
+                    }
+                }
+                _ if forced => {
+                    self.write(&run[from..at]);
+                    from = at;
+                    self.stats.forced_cuts += 1;
+                    self.cut();
+                }
+                _ => {}
+            }
+        }
+        if !self.holding {
+            self.write(&run[from..]);
+        }
+    }
+
+    /// Handles a unit start that arrived while resolving a hold.
+    fn on_unit_start(&mut self, v: Verdict, bytes: &[u8]) {
+        if self.cut_due() && v != Verdict::NotRandomAccess {
+            if v == Verdict::Undecided {
+                self.hold.extend_from_slice(bytes);
+                self.holding = true;
+                return;
+            }
+            self.cut();
+        }
+        self.write(bytes);
+    }
+
+    fn resolve_hold(&mut self, random_access: bool) {
+        self.holding = false;
+        if random_access {
+            self.cut();
+        }
+        let hold = std::mem::take(&mut self.hold);
+        self.write(&hold);
+        self.hold = hold;
+        self.hold.clear();
+    }
+
+    /// Writes out held packets without deciding anything (flush, EOS).
+    fn release_hold(&mut self) {
+        if self.holding {
+            self.resolve_hold(false);
+        }
+    }
+
+    /// A random-access point here would start a new segment.
+    fn cut_due(&self) -> bool {
+        if !self.ring.is_segment_open() {
+            return true;
+        }
+        self.cut_asap
+            || self.timeline.position_ns() - self.segment_start_ns
+                >= self.config.segment_duration_ns
+    }
+
+    /// No random-access point came for too long: cut anyway.
+    fn forced_cut_due(&self) -> bool {
+        let limit = self
+            .config
+            .segment_duration_ns
+            .saturating_mul(FORCED_CUT_FACTOR);
+        let now = self.timeline.position_ns();
+        if self.ring.is_segment_open() {
+            now - self.segment_start_ns >= limit
+        } else {
+            self.first_packet_ns
+                .is_some_and(|first| now - first >= limit)
+        }
+    }
+
+    /// Closes the open segment (if any) and opens the next one, starting
+    /// with the latest PAT and PMT.
+    fn cut(&mut self) {
+        let now = self.timeline.position_ns();
+        if self.ring.is_segment_open()
+            && let Err(e) = self.ring.finish_segment(now - self.segment_start_ns)
+        {
+            self.error.get_or_insert(e);
+        }
+        let wall_now = wall_clock_ms();
+        let &mut (anchor_ms, anchor_ns) = self.anchor.get_or_insert((wall_now, now));
+        let start = SegmentStart {
+            program_date_time_ms: anchor_ms
+                + i64::try_from((now - anchor_ns) / 1_000_000).unwrap_or(0),
+            discontinuity: self.pending_discontinuity,
+        };
+        if let Err(e) = self.ring.begin_segment(start) {
+            self.error.get_or_insert(e);
+            return;
+        }
+        self.segment_start_ns = now;
+        self.pending_discontinuity = false;
+        self.cut_asap = false;
+        let tables: Vec<u8> = self.analyzer.table_packets().flatten().copied().collect();
+        self.write(&tables);
+    }
+
+    fn write(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        if !self.ring.is_segment_open() {
+            self.stats.packets_before_random_access += (data.len() / PACKET_SIZE) as u64;
+            return;
+        }
+        if let Err(e) = self.ring.write(data) {
+            self.error.get_or_insert(e);
+        }
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
