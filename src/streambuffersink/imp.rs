@@ -286,7 +286,7 @@ impl BaseSinkImpl for StreamBufferSink {
         let Some(dir) = settings.location.clone() else {
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
-                ["No location set: set 'location' to the ring directory"]
+                ("No location set: set 'location' to the ring directory")
             ));
         };
         let ring = Ring::open(RingConfig {
@@ -301,11 +301,11 @@ impl BaseSinkImpl for StreamBufferSink {
             sync_on_rotate: settings.sync_on_rotate,
         })
         .map_err(|e| match e {
-            RingError::Locked(_) => gst::error_msg!(gst::ResourceError::Busy, ["{}", e]),
+            RingError::Locked(_) => gst::error_msg!(gst::ResourceError::Busy, ("{}", e)),
             RingError::NotADirectory(_) => {
-                gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e])
+                gst::error_msg!(gst::ResourceError::OpenWrite, ("{}", e))
             }
-            RingError::Io { .. } => gst::error_msg!(gst::ResourceError::OpenWrite, ["{}", e]),
+            RingError::Io { .. } => gst::error_msg!(gst::ResourceError::OpenWrite, ("{}", e)),
         })?;
         let adopted = ring.segments().len();
         if adopted > 0 {
@@ -335,7 +335,7 @@ impl BaseSinkImpl for StreamBufferSink {
             recorder.finish().map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::Close,
-                    ["Cannot finish the last segment: {}", e]
+                    ("Cannot finish the last segment: {}", e)
                 )
             })?;
         }
@@ -345,7 +345,7 @@ impl BaseSinkImpl for StreamBufferSink {
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut state = lock(&self.state);
         let State::Started(recorder) = &mut *state else {
-            gst::element_imp_error!(self, gst::CoreError::Failed, ["Not started"]);
+            gst::element_imp_error!(self, gst::CoreError::Failed, ("Not started"));
             return Err(gst::FlowError::Error);
         };
         self.push_buffer(recorder, buffer)?;
@@ -358,7 +358,7 @@ impl BaseSinkImpl for StreamBufferSink {
     fn render_list(&self, list: &gst::BufferList) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut state = lock(&self.state);
         let State::Started(recorder) = &mut *state else {
-            gst::element_imp_error!(self, gst::CoreError::Failed, ["Not started"]);
+            gst::element_imp_error!(self, gst::CoreError::Failed, ("Not started"));
             return Err(gst::FlowError::Error);
         };
         for buffer in list.iter() {
@@ -380,7 +380,7 @@ impl BaseSinkImpl for StreamBufferSink {
                     gst::element_imp_error!(
                         self,
                         gst::ResourceError::Write,
-                        ["Cannot finish the ring at EOS: {}", e]
+                        ("Cannot finish the ring at EOS: {}", e)
                     );
                 }
             }
@@ -392,7 +392,7 @@ impl BaseSinkImpl for StreamBufferSink {
                     gst::element_imp_error!(
                         self,
                         gst::ResourceError::Write,
-                        ["Cannot write after a flush: {}", e]
+                        ("Cannot write after a flush: {}", e)
                     );
                 }
             }
@@ -412,7 +412,7 @@ impl StreamBufferSink {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Failed,
-                ["Cannot map a buffer for reading"]
+                ("Cannot map a buffer for reading")
             );
             gst::FlowError::Error
         })?;
@@ -426,7 +426,7 @@ impl StreamBufferSink {
             gst::element_imp_error!(
                 self,
                 gst::ResourceError::Write,
-                ["Cannot write to '{}': {}", location, e]
+                ("Cannot write to '{}': {}", location, e)
             );
             gst::FlowError::Error
         })

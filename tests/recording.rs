@@ -1,0 +1,469 @@
+//! streambuffersink records real encoded video into a ring of playable segments.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use gst::prelude::*;
+
+/// 60 s of video, 2 s segments, 10 s window: about five decodable segments
+/// whose playlist durations add up to the content.
+#[test]
+fn sixty_seconds_into_a_ten_second_window() {
+    let input = test_stream(60);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let stats = record_file(
+        &input,
+        65536,
+        &ring,
+        &format!(
+            "segment-duration={} max-duration={}",
+            2 * SECOND,
+            10 * SECOND
+        ),
+    );
+    let segs = segments(&ring);
+    assert!(
+        (5..=6).contains(&segs.len()),
+        "expected about 5 segments, found {}",
+        segs.len()
+    );
+    for s in &segs {
+        assert_segment_well_formed(s);
+        let frames = tsdemux_frames(s).unwrap_or_else(|e| panic!("{}: tsdemux: {e}", s.display()));
+        assert!(frames >= 40, "{}: only {frames} frames", s.display());
+        ffmpeg_decode(s).unwrap_or_else(|e| panic!("{}: ffmpeg: {e}", s.display()));
+        assert_eq!(
+            ffprobe_key_frames(s, 1),
+            vec![true],
+            "{} does not start with a keyframe",
+            s.display()
+        );
+    }
+    let pl = playlist(&ring);
+    assert!(pl.end_list, "EOS must write EXT-X-ENDLIST");
+    assert_eq!(pl.segments.len(), segs.len());
+    let listed: f64 = pl.segments.iter().map(|s| f64::from(s.duration)).sum();
+    // The decodable duration of the whole window, measured independently.
+    let probed = ffprobe_duration(&ring.join("index.m3u8"));
+    assert!(
+        (listed - probed).abs() <= 2.0,
+        "playlist says {listed} s, ffprobe says {probed} s"
+    );
+    assert!(
+        (10.0..=14.0).contains(&listed),
+        "window of {listed} s for max-duration 10 s"
+    );
+    assert!(stat_u64(&stats, "segments-deleted") >= 20);
+    assert_eq!(stat_u64(&stats, "sync-losses"), 0);
+    assert_eq!(stat_u64(&stats, "continuity-errors"), 0);
+    assert_eq!(
+        stats.get::<&str>("clock-source").expect("clock-source"),
+        "pcr"
+    );
+    ffmpeg_decode(&ring.join("index.m3u8")).expect("playlist plays");
+}
+
+/// Any input chunking (filesrc cut anywhere, even mid-packet) gives the same
+/// segments, byte for byte.
+#[test]
+fn chunking_does_not_change_a_byte() {
+    let input = test_stream(8);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let props = format!("segment-duration={} max-duration=0", 2 * SECOND);
+    let reference_dir = dir.path().join("ref");
+    record_file(&input, 188 * 7, &reference_dir, &props);
+    let reference = ring_files(&reference_dir);
+    assert!(reference.len() >= 3, "only {} segments", reference.len());
+    for blocksize in [1, 7, 187, 189, 1316, 65536] {
+        let ring = dir.path().join(format!("bs{blocksize}"));
+        let stats = record_file(&input, blocksize, &ring, &props);
+        let files = ring_files(&ring);
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        let ref_names: Vec<&str> = reference.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ref_names, "blocksize {blocksize}");
+        for ((name, a), (_, b)) in files.iter().zip(&reference) {
+            assert!(
+                a == b,
+                "blocksize {blocksize}: {name} differs ({} vs {} bytes)",
+                a.len(),
+                b.len()
+            );
+        }
+        assert_eq!(
+            stat_u64(&stats, "dropped-bytes"),
+            0,
+            "blocksize {blocksize}"
+        );
+    }
+    // Nothing of the input was lost: every input packet is in the ring, in order.
+    let input_bytes = std::fs::read(&input).expect("read input");
+    let recorded: Vec<u8> = reference.iter().flat_map(|(_, d)| d.clone()).collect();
+    assert_input_in_ring(&input_bytes, &recorded);
+}
+
+/// The ring holds every input packet in order, plus one PAT/PMT copy at the
+/// head of each segment. Input before the first keyframe is the only loss.
+fn assert_input_in_ring(input: &[u8], ring: &[u8]) {
+    let first_ring_data = ring
+        .chunks(PACKET)
+        .find(|p| pid(p) != 0 && !input[..PACKET * 2].chunks(PACKET).any(|t| t == *p))
+        .expect("data packet");
+    let start = input
+        .chunks(PACKET)
+        .position(|p| p == first_ring_data)
+        .expect("ring data comes from input");
+    let mut expected = input.chunks(PACKET).skip(start);
+    let mut i = 0;
+    let packets: Vec<&[u8]> = ring.chunks(PACKET).collect();
+    while i < packets.len() {
+        let next = expected.next();
+        if next == Some(packets[i]) {
+            i += 1;
+            continue;
+        }
+        // Only an inserted PAT/PMT copy may differ from the input order.
+        assert!(
+            matches!(pid(packets[i]), 0 | 0x20),
+            "unexpected packet {i} in the ring (pid {:#x})",
+            pid(packets[i])
+        );
+        let mut n = next;
+        while pid(packets[i]) == 0 || pid(packets[i]) == 0x20 {
+            if n == Some(packets[i]) {
+                n = expected.next();
+            }
+            i += 1;
+        }
+        assert_eq!(
+            n,
+            Some(packets[i]),
+            "ring diverges from input at packet {i}"
+        );
+        i += 1;
+    }
+    assert!(
+        expected.next().is_none(),
+        "the ring lost the end of the input"
+    );
+}
+
+/// Garbage between packets is skipped, counted, and never reaches the disk.
+#[test]
+fn garbage_is_skipped_and_counted() {
+    let input = test_stream(8);
+    let clean = std::fs::read(&input).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut dirty = Vec::new();
+    let mut garbage_bytes = 0u64;
+    let mut injections = 0u64;
+    let mut rng = 0x2545F491u32;
+    for (i, p) in clean.chunks(PACKET).enumerate() {
+        if i % 500 == 250 {
+            let n = 1 + (rng % 300) as usize;
+            for _ in 0..n {
+                rng ^= rng << 13;
+                rng ^= rng >> 17;
+                rng ^= rng << 5;
+                // Never a sync byte, so a lock cannot be faked by chance.
+                dirty.push(if rng as u8 == 0x47 { 0x48 } else { rng as u8 });
+            }
+            garbage_bytes += n as u64;
+            injections += 1;
+        }
+        dirty.extend_from_slice(p);
+    }
+    let dirty_path = dir.path().join("dirty.ts");
+    std::fs::write(&dirty_path, &dirty).expect("write");
+    let props = format!("segment-duration={} max-duration=0", 2 * SECOND);
+    record_file(&input, 4096, &dir.path().join("clean"), &props);
+    let stats = record_file(&dirty_path, 4096, &dir.path().join("dirty"), &props);
+    assert!(injections >= 3);
+    assert_eq!(stat_u64(&stats, "dropped-bytes"), garbage_bytes);
+    assert_eq!(stat_u64(&stats, "sync-losses"), injections);
+    let a = ring_files(&dir.path().join("clean"));
+    let b = ring_files(&dir.path().join("dirty"));
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "{name} differs between clean and dirty input");
+    }
+}
+
+/// 192-byte M2TS input is written as 188-byte packets.
+#[test]
+fn m2ts_input_is_written_as_188_byte_packets() {
+    let input = test_stream(8);
+    let clean = std::fs::read(&input).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut m2ts = Vec::new();
+    for (i, p) in clean.chunks(PACKET).enumerate() {
+        m2ts.extend_from_slice(&(i as u32 * 1000).to_be_bytes());
+        m2ts.extend_from_slice(p);
+    }
+    let path = dir.path().join("in.m2ts");
+    std::fs::write(&path, &m2ts).expect("write");
+    let props = format!("segment-duration={} max-duration=0", 2 * SECOND);
+    record_file(&input, 65536, &dir.path().join("ts"), &props);
+    record_file(&path, 65536, &dir.path().join("m2ts"), &props);
+    let a = ring_files(&dir.path().join("ts"));
+    let b = ring_files(&dir.path().join("m2ts"));
+    assert!(!a.is_empty());
+    assert!(a == b, "M2TS input recorded differently from the same TS");
+}
+
+/// Restarting on an existing ring adopts it: old segments kept, numbering
+/// continued, the junction marked as a discontinuity.
+#[test]
+fn restart_adopts_the_existing_ring() {
+    let input = test_stream(8);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let props = format!("segment-duration={} max-duration=0", 2 * SECOND);
+    record_file(&input, 65536, &ring, &props);
+    let first = segments(&ring);
+    let first_count = first.len();
+    let stats = record_file(&input, 65536, &ring, &props);
+    assert_eq!(stat_u64(&stats, "adopted-segments"), first_count as u64);
+    let all = segments(&ring);
+    assert_eq!(all.len(), 2 * first_count);
+    assert_eq!(&all[..first_count], &first[..], "old segments kept");
+    let pl = playlist(&ring);
+    assert_eq!(pl.segments.len(), 2 * first_count);
+    assert!(
+        pl.segments[first_count].discontinuity,
+        "junction not marked"
+    );
+    assert_eq!(pl.segments.iter().filter(|s| s.discontinuity).count(), 1);
+    assert_eq!(pl.discontinuity_sequence, 0);
+    for s in &all {
+        assert_segment_well_formed(s);
+    }
+    ffmpeg_decode(&ring.join("index.m3u8")).expect("adopted ring plays");
+}
+
+/// A crash leaves a torn segment: the next start trims it to whole packets.
+#[test]
+fn restart_trims_a_torn_tail() {
+    let input = test_stream(8);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let props = format!("segment-duration={} max-duration=0", 2 * SECOND);
+    record_file(&input, 65536, &ring, &props);
+    // What a crash mid-write leaves: a newer segment, not in the journal, torn.
+    let last = segments(&ring).pop().expect("segments");
+    let mut torn = std::fs::read(&last).expect("read");
+    torn.truncate(torn.len() / 2 / PACKET * PACKET + 77);
+    let torn_path = ring.join("segment-000000000099.ts");
+    std::fs::write(&torn_path, &torn).expect("write");
+    let stats = record_file(&input, 65536, &ring, &props);
+    assert!(stat_u64(&stats, "adopted-segments") >= 1);
+    let len = std::fs::metadata(&torn_path)
+        .expect("torn segment kept")
+        .len();
+    assert_eq!(len as usize, torn.len() - 77);
+    assert!(
+        segments(&ring)
+            .iter()
+            .any(|p| p.ends_with("segment-000000000100.ts")),
+        "numbering continues after 99"
+    );
+    for s in segments(&ring) {
+        assert_segment_well_formed(&s);
+    }
+}
+
+/// A second sink on the same directory is refused, in-process and from
+/// another process, with a clear error.
+#[test]
+fn second_writer_on_a_directory_is_refused() {
+    init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let live = |name: &str| {
+        gst::parse::launch(&format!(
+            "videotestsrc is-live=true ! video/x-raw,width=160,height=120 ! x264enc tune=zerolatency ! mpegtsmux ! \
+             streambuffersink name={name} location={}",
+            ring.display()
+        ))
+        .expect("parse")
+        .downcast::<gst::Pipeline>()
+        .expect("pipeline")
+    };
+    let first = live("a");
+    first
+        .set_state(gst::State::Playing)
+        .expect("first writer starts");
+    let _ = first.state(gst::ClockTime::from_seconds(10));
+    let second = live("b");
+    let bus = second.bus().expect("bus");
+    assert!(
+        second.set_state(gst::State::Playing).is_err(),
+        "second writer must be refused"
+    );
+    let err = first_error(&bus).expect("an ERROR message");
+    assert!(err.contains("already in use"), "unclear error: {err}");
+    second.set_state(gst::State::Null).expect("null");
+
+    let out = std::process::Command::new("gst-launch-1.0")
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .args([
+            "-q",
+            "videotestsrc",
+            "num-buffers=10",
+            "!",
+            "x264enc",
+            "!",
+            "mpegtsmux",
+            "!",
+            "streambuffersink",
+        ])
+        .arg(format!("location={}", ring.display()))
+        .output()
+        .expect("run gst-launch-1.0");
+    assert!(!out.status.success(), "second process must fail");
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("already in use"),
+        "unclear error from the second process: {text}"
+    );
+    first.set_state(gst::State::Null).expect("null");
+}
+
+/// A location that cannot be a directory fails READY->PAUSED with a clear
+/// resource error.
+#[test]
+fn unusable_location_fails_the_state_change() {
+    init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").expect("write");
+    for (location, expect) in [
+        (file.clone(), "not a directory"),
+        (file.join("sub"), "Not a directory"),
+    ] {
+        let pipeline = gst::parse::launch(&format!(
+            "fakesrc ! streambuffersink location={}",
+            location.display()
+        ))
+        .expect("parse")
+        .downcast::<gst::Pipeline>()
+        .expect("pipeline");
+        let bus = pipeline.bus().expect("bus");
+        assert!(pipeline.set_state(gst::State::Paused).is_err());
+        let msg = bus
+            .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
+            .expect("error message");
+        let gst::MessageView::Error(e) = msg.view() else {
+            unreachable!()
+        };
+        assert!(
+            e.error().matches(gst::ResourceError::OpenWrite),
+            "wrong domain: {:?}",
+            e.error()
+        );
+        assert!(
+            e.error().message().contains(expect),
+            "unclear: {}",
+            e.error().message()
+        );
+        pipeline.set_state(gst::State::Null).expect("null");
+    }
+    let pipeline = gst::parse::launch("fakesrc ! streambuffersink").expect("parse");
+    assert!(
+        pipeline.set_state(gst::State::Paused).is_err(),
+        "no location must fail"
+    );
+    pipeline.set_state(gst::State::Null).expect("null");
+}
+
+/// NULL -> PLAYING -> NULL, several times on the same element.
+#[test]
+fn repeated_state_changes() {
+    init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=100 ! video/x-raw,width=160,height=120,framerate=25/1 ! \
+         x264enc tune=zerolatency key-int-max=25 ! mpegtsmux ! streambuffersink name=sink location={} \
+         segment-duration={}",
+        ring.display(),
+        SECOND
+    ))
+    .expect("parse")
+    .downcast::<gst::Pipeline>()
+    .expect("pipeline");
+    for round in 1..=3 {
+        run_pipeline_to_eos(&pipeline, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let pl = playlist(&ring);
+        assert!(pl.end_list);
+        assert_eq!(
+            pl.segments.iter().filter(|s| s.discontinuity).count(),
+            round - 1,
+            "round {round}"
+        );
+    }
+    for s in segments(&ring) {
+        assert_segment_well_formed(&s);
+    }
+    assert!(matches!(
+        pipeline
+            .by_name("sink")
+            .expect("sink")
+            .property::<gst::Structure>("stats")
+            .get::<bool>("recording"),
+        Ok(false)
+    ));
+}
+
+/// Raw TS as it comes from a UDP socket: 1316-byte buffers, no timestamps.
+#[test]
+fn udp_style_buffers_without_timestamps() {
+    init();
+    let input = std::fs::read(test_stream(8)).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src caps=video/mpegts,systemstream=true,packetsize=188 ! streambuffersink name=sink location={} segment-duration={}",
+        ring.display(),
+        2 * SECOND
+    ))
+    .expect("parse")
+    .downcast::<gst::Pipeline>()
+    .expect("pipeline");
+    let src = pipeline
+        .by_name("src")
+        .expect("src")
+        .downcast::<gst_app::AppSrc>()
+        .expect("appsrc");
+    pipeline.set_state(gst::State::Playing).expect("play");
+    for chunk in input.chunks(1316) {
+        src.push_buffer(gst::Buffer::from_slice(chunk.to_vec()))
+            .expect("push");
+    }
+    src.end_of_stream().expect("eos");
+    let bus = pipeline.bus().expect("bus");
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("EOS");
+    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+    let stats = stats(&pipeline, "sink");
+    pipeline.set_state(gst::State::Null).expect("null");
+    assert_eq!(stats.get::<&str>("clock-source").expect("field"), "pcr");
+    assert_eq!(
+        stat_u64(&stats, "buffers"),
+        input.len().div_ceil(1316) as u64
+    );
+    let segs = segments(&ring);
+    assert!(segs.len() >= 3);
+    for s in &segs {
+        assert_segment_well_formed(s);
+        tsdemux_frames(s).unwrap_or_else(|e| panic!("{}: {e}", s.display()));
+    }
+}
