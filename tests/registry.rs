@@ -1,0 +1,91 @@
+//! The plugin is found through the normal registry, in a separate process.
+
+mod common;
+
+use std::process::Command;
+
+#[test]
+fn gst_inspect_finds_the_element_via_gst_plugin_path() {
+    let registry = tempfile::NamedTempFile::new().expect("temp registry");
+    let out = Command::new("gst-inspect-1.0")
+        .arg("streambuffersink")
+        .env("GST_PLUGIN_PATH", common::plugin_dir())
+        .env("GST_REGISTRY", registry.path())
+        .output()
+        .expect("run gst-inspect-1.0");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "gst-inspect-1.0 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "Stream Buffer Sink",
+        "Sink/File",
+        "video/mpegts",
+        "libgststreambuffer",
+        "location",
+        "segment-duration",
+        "max-duration",
+        "max-size",
+        "min-free-space",
+        "playlist-length",
+        "program-number",
+        "sync-on-rotate",
+        "stats",
+        "encryption-on",
+        "encryption-off",
+    ] {
+        assert!(
+            text.contains(expected),
+            "gst-inspect-1.0 output lacks '{expected}'"
+        );
+    }
+    // `sync` defaults to false: a recorder must not wait for the clock.
+    let sync = text
+        .split("sync                :")
+        .nth(1)
+        .expect("sync property listed");
+    assert!(
+        sync.lines().take(3).any(|l| l.contains("Default: false")),
+        "sync must default to false"
+    );
+}
+
+#[test]
+fn out_of_range_values_are_refused_with_a_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (prop, value) in [
+        ("segment-duration", "0"),
+        ("max-duration", "18446744073709551615"),
+        ("program-number", "70000"),
+    ] {
+        let out = Command::new("gst-launch-1.0")
+            .env("GST_PLUGIN_PATH", common::plugin_dir())
+            .args(["fakesrc", "num-buffers=1", "!", "streambuffersink"])
+            .arg(format!("location={}", dir.path().join("ring").display()))
+            .arg(format!("{prop}={value}"))
+            .output()
+            .expect("run gst-launch-1.0");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("out of range for property '{prop}'")),
+            "{prop}={value} was not refused: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn empty_location_is_refused() {
+    common::init();
+    use gst::prelude::*;
+    let sink = gst::ElementFactory::make("streambuffersink")
+        .build()
+        .expect("element");
+    sink.set_property("location", "/tmp/somewhere");
+    sink.set_property("location", "");
+    assert_eq!(
+        sink.property::<Option<String>>("location").as_deref(),
+        Some("/tmp/somewhere")
+    );
+}
