@@ -1,4 +1,15 @@
-#![doc = include_str!("../README.md")]
+//! streambuffer: a time-shift stream buffer for GStreamer.
+//!
+//! The plugin `streambuffer` provides `streambuffersink`, which records a live
+//! MPEG-TS stream into an on-disk ring of independently decodable segment files
+//! plus an HLS playlist. The crate is laid out by concern:
+//!
+//! - [`ts`]: transport-stream handling (packet alignment, PSI, random-access
+//!   detection, timeline), pure Rust;
+//! - [`ring`]: the directory of segments, journal, playlist and retention;
+//! - [`recorder`]: joins the two and decides where segments are cut;
+//! - [`platform`]: the only code that touches the operating system directly;
+//! - [`streambuffersink`]: the GStreamer element, thin glue over the above.
 
 pub mod platform;
 pub mod recorder;

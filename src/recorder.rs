@@ -406,7 +406,7 @@ mod tests {
 
         fn next_frame(&mut self) -> Vec<u8> {
             let mut out = Vec::new();
-            if self.frame % 10 == 0 {
+            if self.frame.is_multiple_of(10) {
                 out.extend_from_slice(&psi_packet(0, &pat_section(1, 0x100), self.cc[0]));
                 out.extend_from_slice(&psi_packet(
                     0x100,
@@ -416,7 +416,7 @@ mod tests {
                 self.cc[0] = (self.cc[0] + 1) & 0xF;
                 self.cc[1] = (self.cc[1] + 1) & 0xF;
             }
-            let key = self.frame % self.gop == 0;
+            let key = self.frame.is_multiple_of(self.gop);
             let es = pes(if key { H264_IDR } else { H264_P });
             let cut = if key && self.split_keyframe {
                 16

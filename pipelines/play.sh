@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Shows: the ring is plain HLS. Plays DIR/index.m3u8 with playbin, live while
+# it is being recorded (from the live edge) or finished (from the start).
+#   pipelines/play.sh [DIR]
+set -euo pipefail
+dir=${1:-/tmp/streambuffer/ch1}
+exec gst-launch-1.0 playbin uri="file://$(realpath "$dir")/index.m3u8"

@@ -1,0 +1,6 @@
+# Sourced by the scripts: builds the plugin (release) and points GStreamer at it.
+# Usage: source scripts/env.sh
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+[ -d "$HOME/.cargo/bin" ] && PATH="$HOME/.cargo/bin:$PATH"
+(cd "$root" && cargo build --release --quiet)
+export GST_PLUGIN_PATH="$root/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building and testing streambuffer needs, if it is missing:
+# GStreamer 1.x development files and plugins, ffmpeg (independent checks),
+# and a Rust toolchain. Safe to run repeatedly; does nothing when all is there.
+set -euo pipefail
+
+packages=(
+  build-essential pkg-config
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+  ffmpeg python3-gi gir1.2-gstreamer-1.0
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  [ -x "$HOME/.cargo/bin/cargo" ] || {
+    echo "setup: installing the Rust toolchain with rustup"
+    command -v curl >/dev/null 2>&1 || { echo "setup: curl is needed to install Rust" >&2; exit 1; }
+    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
+  }
+  echo "setup: add \$HOME/.cargo/bin to PATH (or run: source \$HOME/.cargo/env)"
+fi
