@@ -153,7 +153,6 @@ impl Recorder {
         {
             core.on_jump();
         }
-        core.timeline.on_bytes(data.len() as u64);
         self.aligner.push(data, |run| core.consume(run));
         core.take_error()
     }
@@ -177,7 +176,10 @@ impl Recorder {
         self.aligner.finish(|run| core.consume(run));
         core.release_hold();
         core.take_error()?;
-        let duration = core.timeline.position_ns() - core.segment_start_ns;
+        let duration = core
+            .timeline
+            .end_position_ns()
+            .saturating_sub(core.segment_start_ns);
         core.ring.close(duration)
     }
 }
@@ -203,6 +205,7 @@ impl Core {
             let Some(packet) = Packet::new(bytes) else {
                 continue;
             };
+            self.timeline.on_packet();
             let class = self.analyzer.analyze(&packet);
             if let Some((pcr, discontinuity)) = class.pcr
                 && self.timeline.on_pcr(pcr, discontinuity) == Step::Jump
@@ -390,6 +393,7 @@ mod tests {
         /// Split the keyframe's start code across its first two packets.
         split_keyframe: bool,
         scrambled: bool,
+        with_pcr: bool,
     }
 
     impl Stream {
@@ -401,6 +405,7 @@ mod tests {
                 cc: [0; 3],
                 split_keyframe: false,
                 scrambled: false,
+                with_pcr: true,
             }
         }
 
@@ -436,7 +441,7 @@ mod tests {
                 b.cc = self.cc[2];
                 self.cc[2] = (self.cc[2] + 1) & 0xF;
                 b.scrambling = if self.scrambled { 2 } else { 0 };
-                if i == 0 {
+                if i == 0 && self.with_pcr {
                     b.pcr = Some(self.pcr_base + u64::from(self.frame) * PCR_HZ / 25);
                 }
                 b.payload = payload;
@@ -589,5 +594,28 @@ mod tests {
             "segment of {longest} ns"
         );
         assert_eq!(rec.take_events(), vec![RecorderEvent::Scrambling(true)]);
+    }
+
+    #[test]
+    fn without_any_clock_the_byte_count_drives_segments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut rec = recorder(dir.path(), SECOND / 10);
+        let mut s = Stream::new(5);
+        s.with_pcr = false;
+        let data = s.frames(1000);
+        rec.push(&data, None).expect("push");
+        rec.finish().expect("finish");
+        assert_eq!(rec.clock_source(), ClockSource::ByteRate);
+        let segs: Vec<_> = rec.ring().segments().cloned().collect();
+        // About 600 kB at 8 Mbit/s: 0.6 s, six 0.1 s segments.
+        assert!(segs.len() >= 5, "{} segments", segs.len());
+        // Every byte counts at the default 8 Mbit/s.
+        let total: u64 = segs.iter().map(|s| s.duration_ns).sum();
+        let expected = data.len() as u64 * 8 * SECOND / crate::ts::timeline::DEFAULT_BITRATE;
+        assert!(
+            total.abs_diff(expected) < SECOND / 100,
+            "{total} vs {expected}"
+        );
+        assert_segments_start_decodable(&segment_files(dir.path()));
     }
 }

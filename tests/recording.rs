@@ -467,3 +467,145 @@ fn udp_style_buffers_without_timestamps() {
         tsdemux_frames(s).unwrap_or_else(|e| panic!("{}: {e}", s.display()));
     }
 }
+
+/// GStreamer's own player plays the finished ring through its playlist.
+#[test]
+fn playbin_plays_the_finished_ring() {
+    let input = test_stream(12);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    record_file(
+        &input,
+        65536,
+        &ring,
+        &format!("segment-duration={}", 2 * SECOND),
+    );
+    let uri = format!("file://{}", ring.join("index.m3u8").display());
+    let pipeline = gst::ElementFactory::make("playbin")
+        .property("uri", &uri)
+        .build()
+        .expect("playbin");
+    let vsink = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .build()
+        .expect("fakesink");
+    let frames = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    {
+        let frames = frames.clone();
+        vsink
+            .static_pad("sink")
+            .expect("pad")
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+    }
+    pipeline.set_property("video-sink", &vsink);
+    let pipeline = pipeline.downcast::<gst::Pipeline>().expect("pipeline");
+    run_pipeline_to_eos(&pipeline, Duration::from_secs(120)).expect("playbin plays the ring");
+    let n = frames.load(std::sync::atomic::Ordering::Relaxed);
+    let listed: f64 = playlist(&ring)
+        .segments
+        .iter()
+        .map(|s| f64::from(s.duration))
+        .sum();
+    assert!(
+        (n as f64 - listed * 25.0).abs() <= 2.0,
+        "{n} frames decoded for {listed} s"
+    );
+}
+
+/// Raw TS from a real UDP socket on loopback.
+#[test]
+fn records_from_udpsrc() {
+    init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("free port");
+    let port = socket.local_addr().expect("addr").port();
+    drop(socket);
+    let recorder = gst::parse::launch(&format!(
+        "udpsrc address=127.0.0.1 port={port} caps=video/mpegts,systemstream=true ! \
+         streambuffersink name=sink location={} segment-duration={}",
+        ring.display(),
+        SECOND
+    ))
+    .expect("parse")
+    .downcast::<gst::Pipeline>()
+    .expect("pipeline");
+    recorder.set_state(gst::State::Playing).expect("record");
+    let sender = format!(
+        "videotestsrc is-live=true num-buffers=125 ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+         x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast ! mpegtsmux alignment=7 ! \
+         udpsink host=127.0.0.1 port={port}"
+    );
+    run_to_eos(&sender, Duration::from_secs(60)).expect("send");
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = stats(&recorder, "sink");
+    recorder.set_state(gst::State::Null).expect("stop");
+    assert_eq!(stat_u64(&stats, "dropped-bytes"), 0);
+    assert_eq!(stat_u64(&stats, "sync-losses"), 0);
+    let segs = segments(&ring);
+    assert!(
+        segs.len() >= 3,
+        "{} segments from 5 s of 1 s segments",
+        segs.len()
+    );
+    for s in &segs {
+        assert_segment_well_formed(s);
+        tsdemux_frames(s).unwrap_or_else(|e| panic!("{}: {e}", s.display()));
+    }
+}
+
+/// A flushing seek upstream: the recording continues in a new segment that
+/// starts at a keyframe and is marked as a discontinuity.
+#[test]
+fn flushing_seek_starts_a_discontinuous_segment() {
+    init();
+    let input = test_stream(12);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} blocksize=1316 ! identity name=pace sleep-time=10000 ! streambuffersink name=sink location={} segment-duration={}",
+        input.display(),
+        ring.display(),
+        2 * SECOND
+    ))
+    .expect("parse")
+    .downcast::<gst::Pipeline>()
+    .expect("pipeline");
+    pipeline.set_state(gst::State::Playing).expect("play");
+    let _ = pipeline.state(gst::ClockTime::from_seconds(10));
+    // Let a few segments be written, then jump back to the start of the file.
+    let start = std::time::Instant::now();
+    while segments(&ring).len() < 3 && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pace = pipeline.by_name("pace").expect("identity");
+    pace.set_property("sleep-time", 0u32);
+    pipeline
+        .seek_simple(gst::SeekFlags::FLUSH, gst::format::Bytes::ZERO)
+        .expect("byte seek");
+    let bus = pipeline.bus().expect("bus");
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("EOS");
+    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+    let stats = stats(&pipeline, "sink");
+    pipeline.set_state(gst::State::Null).expect("stop");
+    assert!(stat_u64(&stats, "discontinuities") >= 1);
+    let pl = playlist(&ring);
+    assert_eq!(pl.segments.iter().filter(|s| s.discontinuity).count(), 1);
+    for s in segments(&ring) {
+        assert_segment_well_formed(&s);
+        assert_eq!(
+            ffprobe_key_frames(&s, 1),
+            vec![true],
+            "{} does not start with a keyframe",
+            s.display()
+        );
+    }
+}

@@ -18,6 +18,7 @@ pub const MAX_CLOCK_STEP_NS: u64 = 5_000_000_000;
 pub const DEFAULT_BITRATE: u64 = 8_000_000;
 
 const NS: u64 = 1_000_000_000;
+const PACKET_BITS: u64 = 188 * 8;
 
 /// A program clock reference value in 27 MHz ticks, already reduced modulo
 /// [`PCR_MODULUS`].
@@ -75,8 +76,10 @@ pub struct Timeline {
     position_ns: u64,
     last_pcr: Option<Pcr>,
     last_buffer_time: Option<u64>,
-    /// Bytes since the last clock sample, for the byte-rate fallback.
-    bytes_since_sample: u64,
+    /// Packets since the last clock sample.
+    packets_since_sample: u64,
+    /// Packets without a clock sample after which the clock counts as silent.
+    silence_limit_packets: u64,
     /// Fractional nanoseconds carried by the byte-rate clock.
     byte_clock_rem: u64,
     /// Total bytes and nanoseconds measured by a real clock, for the bitrate.
@@ -98,7 +101,8 @@ impl Timeline {
             position_ns: 0,
             last_pcr: None,
             last_buffer_time: None,
-            bytes_since_sample: 0,
+            packets_since_sample: 0,
+            silence_limit_packets: u64::MAX,
             byte_clock_rem: 0,
             measured_bytes: 0,
             measured_ns: 0,
@@ -136,7 +140,7 @@ impl Timeline {
     pub fn rebase(&mut self) {
         self.last_pcr = None;
         self.last_buffer_time = None;
-        self.bytes_since_sample = 0;
+        self.packets_since_sample = 0;
     }
 
     /// A PCR from the program's PCR PID. `discontinuity` is the adaptation
@@ -158,7 +162,7 @@ impl Timeline {
             }
         };
         self.last_pcr = Some(pcr);
-        self.bytes_since_sample = 0;
+        self.on_sample();
         step
     }
 
@@ -177,35 +181,64 @@ impl Timeline {
             Some(_) => Step::Jump,
         };
         self.last_buffer_time = Some(ns);
-        self.bytes_since_sample = 0;
+        self.on_sample();
         step
     }
 
-    /// Input bytes; advances the position only while no real clock exists.
-    pub fn on_bytes(&mut self, bytes: u64) {
-        self.bytes_since_sample += bytes;
+    /// One more 188-byte packet of input. Advances the position only while no
+    /// real clock exists (or the real clock has been silent for too long).
+    #[inline]
+    pub fn on_packet(&mut self) {
+        self.packets_since_sample += 1;
         if self.source != ClockSource::ByteRate {
-            // A real clock went silent for longer than any sane PCR interval:
-            // fall back to counting bytes rather than freezing time.
-            let silent_ns = u128::from(self.bytes_since_sample) * 8 * u128::from(NS)
-                / u128::from(self.bitrate());
-            if silent_ns <= u128::from(MAX_CLOCK_STEP_NS) {
+            if self.packets_since_sample <= self.silence_limit_packets {
                 return;
             }
+            // A real clock went silent for longer than any sane PCR interval:
+            // count bytes rather than freeze time, the silent stretch included.
             self.source = ClockSource::ByteRate;
             self.last_pcr = None;
             self.last_buffer_time = None;
+            let silent = self.bytes_to_ns(self.packets_since_sample - 1);
+            self.position_ns += silent;
         }
-        let num = u128::from(bytes) * 8 * u128::from(NS) + u128::from(self.byte_clock_rem);
+        let num = u128::from(PACKET_BITS) * u128::from(NS) + u128::from(self.byte_clock_rem);
         let rate = u128::from(self.bitrate());
         self.position_ns += u64::try_from(num / rate).unwrap_or(u64::MAX);
         self.byte_clock_rem = u64::try_from(num % rate).unwrap_or(0);
     }
 
+    /// The position at the end of the last packet: like [`Self::position_ns`]
+    /// plus the packets since the last clock sample at the measured bitrate.
+    /// Used for the last segment of a stream, whose tail follows the last PCR.
+    #[must_use]
+    pub fn end_position_ns(&self) -> u64 {
+        if self.source == ClockSource::ByteRate {
+            return self.position_ns;
+        }
+        self.position_ns
+            + self
+                .bytes_to_ns(self.packets_since_sample)
+                .min(MAX_CLOCK_STEP_NS)
+    }
+
+    fn bytes_to_ns(&self, packets: u64) -> u64 {
+        let bits = u128::from(packets) * u128::from(PACKET_BITS);
+        u64::try_from(bits * u128::from(NS) / u128::from(self.bitrate())).unwrap_or(u64::MAX)
+    }
+
+    fn on_sample(&mut self) {
+        self.packets_since_sample = 0;
+        let packets_per_step = u128::from(self.bitrate()) * u128::from(MAX_CLOCK_STEP_NS)
+            / u128::from(NS)
+            / u128::from(PACKET_BITS);
+        self.silence_limit_packets = u64::try_from(packets_per_step).unwrap_or(u64::MAX).max(1);
+    }
+
     fn advance_measured(&mut self, ns: u64) {
         self.position_ns += ns;
         self.measured_ns += ns;
-        self.measured_bytes += self.bytes_since_sample;
+        self.measured_bytes += self.packets_since_sample * PACKET_BITS / 8;
     }
 }
 
@@ -224,7 +257,9 @@ mod tests {
         let mut t = Timeline::new();
         assert_eq!(t.on_pcr(Pcr::from_ticks(1000), false), Step::Continuous);
         for i in 1..=100 {
-            t.on_bytes(1000);
+            for _ in 0..5 {
+                t.on_packet();
+            }
             assert_eq!(
                 t.on_pcr(Pcr::from_ticks(1000 + i * 40 * TICKS_PER_MS), false),
                 Step::Continuous
@@ -232,8 +267,14 @@ mod tests {
         }
         assert_eq!(t.position_ns(), 4_000_000_000);
         assert_eq!(t.source(), ClockSource::Pcr);
-        // 100 kB in 4 s = 200 kbit/s
-        assert_eq!(t.bitrate(), 200_000);
+        // 500 packets (94 kB) in 4 s = 188 kbit/s
+        assert_eq!(t.bitrate(), 188_000);
+        // Three packets after the last PCR: 3 * 1504 bits at 188 kbit/s = 24 ms.
+        for _ in 0..3 {
+            t.on_packet();
+        }
+        assert_eq!(t.position_ns(), 4_000_000_000);
+        assert_eq!(t.end_position_ns(), 4_024_000_000);
     }
 
     #[test]
@@ -282,8 +323,11 @@ mod tests {
     #[test]
     fn byte_rate_fallback_uses_default_then_measured_rate() {
         let mut t = Timeline::new();
-        t.on_bytes(DEFAULT_BITRATE / 8); // one second at the default rate
-        assert_eq!(t.position_ns(), NS);
+        let per_second = DEFAULT_BITRATE / PACKET_BITS; // 5319 packets and a bit
+        for _ in 0..per_second {
+            t.on_packet();
+        }
+        assert!(NS - t.position_ns() < NS / 5000, "{}", t.position_ns());
         assert_eq!(t.source(), ClockSource::ByteRate);
     }
 
@@ -291,11 +335,15 @@ mod tests {
     fn silent_pcr_falls_back_to_byte_rate() {
         let mut t = Timeline::new();
         let _ = t.on_pcr(Pcr::from_ticks(0), false);
-        t.on_bytes(125_000);
-        let _ = t.on_pcr(Pcr::from_ticks(PCR_HZ), false); // 1 Mbit/s
-        let before = t.position_ns();
-        t.on_bytes(125_000 * 10); // 10 s of bytes with no PCR
+        for _ in 0..665 {
+            t.on_packet();
+        }
+        let _ = t.on_pcr(Pcr::from_ticks(PCR_HZ), false); // 665 packets/s, 1 Mbit/s
+        for _ in 0..665 * 10 {
+            t.on_packet(); // 10 s of packets with no PCR
+        }
         assert_eq!(t.source(), ClockSource::ByteRate);
-        assert!(t.position_ns() > before);
+        let p = t.position_ns();
+        assert!((10_900_000_000..11_100_000_000).contains(&p), "{p}");
     }
 }

@@ -196,7 +196,11 @@ pub fn ffprobe_key_frames(path: &Path, n: usize) -> Vec<bool> {
         .expect("run ffprobe");
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.trim().parse::<u8>().ok())
+        .filter_map(|l| {
+            l.split(',')
+                .next()
+                .and_then(|k| k.trim().parse::<u8>().ok())
+        })
         .map(|k| k == 1)
         .collect()
 }
