@@ -609,3 +609,48 @@ fn flushing_seek_starts_a_discontinuous_segment() {
         );
     }
 }
+
+/// `max-size` bounds the bytes on disk; eviction is oldest first.
+#[test]
+fn max_size_bounds_the_ring() {
+    let input = test_stream(60);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let max_size: u64 = 400_000;
+    let stats = record_file(
+        &input,
+        65536,
+        &ring,
+        &format!(
+            "segment-duration={} max-duration=0 max-size={max_size}",
+            2 * SECOND
+        ),
+    );
+    let sizes: Vec<u64> = segments(&ring)
+        .iter()
+        .map(|p| std::fs::metadata(p).expect("stat").len())
+        .collect();
+    let total: u64 = sizes.iter().sum();
+    assert!(
+        total <= max_size,
+        "{total} bytes on disk for max-size {max_size}"
+    );
+    assert!(
+        total + sizes[0] > max_size / 2,
+        "evicted far too much: {total}"
+    );
+    assert!(stat_u64(&stats, "evicted-max-size") > 0);
+    assert_eq!(stat_u64(&stats, "evicted-max-duration"), 0);
+    let pl = playlist(&ring);
+    let names: Vec<String> = segments(&ring)
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let listed: Vec<String> = pl.segments.iter().map(|s| s.uri.clone()).collect();
+    assert_eq!(listed, names, "playlist lists exactly the segments on disk");
+}
