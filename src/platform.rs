@@ -87,6 +87,23 @@ pub fn free_space(dir: &Path) -> Option<u64> {
     }
 }
 
+/// Whether the open `file` has been deleted from its directory (its last
+/// link removed), so that writing to it only fills an invisible file.
+/// Always `false` where the platform cannot tell.
+#[must_use]
+pub fn is_unlinked(file: &File) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        file.metadata().is_ok_and(|m| m.nlink() == 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        false
+    }
+}
+
 /// Makes a rename or a file creation in `dir` durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]

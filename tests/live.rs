@@ -67,10 +67,7 @@ fn ffmpeg_reads_the_playlist_while_recording() {
         .lines()
         .filter(|l| !l.starts_with('#'))
         .count();
-    assert!(
-        frames >= 90,
-        "ffmpeg decoded only {frames} frames of 4 s live"
-    );
+    assert!(frames >= 90, "ffmpeg decoded only {frames} frames of 4 s live");
 
     // Stopping without EOS still leaves a finished ring.
     let pl = playlist(&ring);

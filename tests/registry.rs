@@ -36,10 +36,7 @@ fn gst_inspect_finds_the_element_via_gst_plugin_path() {
         "encryption-on",
         "encryption-off",
     ] {
-        assert!(
-            text.contains(expected),
-            "gst-inspect-1.0 output lacks '{expected}'"
-        );
+        assert!(text.contains(expected), "gst-inspect-1.0 output lacks '{expected}'");
     }
     // `sync` defaults to false: a recorder must not wait for the clock.
     let sync = text
@@ -79,9 +76,7 @@ fn out_of_range_values_are_refused_with_a_message() {
 fn empty_location_is_refused() {
     common::init();
     use gst::prelude::*;
-    let sink = gst::ElementFactory::make("streambuffersink")
-        .build()
-        .expect("element");
+    let sink = gst::ElementFactory::make("streambuffersink").build().expect("element");
     sink.set_property("location", "/tmp/somewhere");
     sink.set_property("location", "");
     assert_eq!(

@@ -15,8 +15,7 @@ use super::segment::SegmentInfo;
 use crate::platform;
 
 pub const JOURNAL_NAME: &str = "ring.journal";
-const HEADER: &str =
-    "# streambuffer ring journal v1: sequence duration_ns bytes pdt_ms discontinuity\n";
+const HEADER: &str = "# streambuffer ring journal v1: sequence duration_ns bytes pdt_ms discontinuity\n";
 
 /// An open journal, positioned for appending.
 #[derive(Debug)]
@@ -64,10 +63,7 @@ impl Journal {
     }
 
     /// Replaces the journal with exactly `entries` and opens it for appending.
-    pub fn rewrite<'a>(
-        dir: &Path,
-        entries: impl Iterator<Item = &'a SegmentInfo>,
-    ) -> io::Result<Journal> {
+    pub fn rewrite<'a>(dir: &Path, entries: impl Iterator<Item = &'a SegmentInfo>) -> io::Result<Journal> {
         let mut text = String::from(HEADER);
         let mut lines = 0;
         for e in entries {

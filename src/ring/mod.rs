@@ -15,6 +15,7 @@
 //! The ring knows nothing about MPEG-TS beyond "whole packets": deciding where
 //! segments start is the recorder's job.
 
+pub mod failure;
 pub mod journal;
 pub mod playlist;
 pub mod recovery;
@@ -27,6 +28,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use failure::{FailureKind, WriteFailure};
 use journal::Journal;
 use playlist::{PLAYLIST_NAME, PlaylistHeader};
 pub use retention::{EvictReason, Retention, Window};
@@ -39,6 +41,9 @@ pub const LOCK_NAME: &str = ".streambuffer.lock";
 
 /// Free space is checked at every rotation and after this many bytes.
 const SPACE_CHECK_INTERVAL: u64 = 16 * 1024 * 1024;
+/// Room made beyond the pending bytes when evicting under pressure, so that
+/// the next writes do not fail again at once.
+const PRESSURE_MARGIN: u64 = 1024 * 1024;
 
 /// How the ring is set up; fixed while it is open.
 #[derive(Debug, Clone)]
@@ -111,9 +116,16 @@ pub struct RingStats {
     pub evicted_max_duration: u64,
     pub evicted_max_size: u64,
     pub evicted_min_free_space: u64,
+    /// Segments deleted to make room after a write failed for lack of space.
+    pub evicted_under_pressure: u64,
+    pub evicted_under_pressure_bytes: u64,
     pub adopted_segments: u64,
     pub adopted_trimmed_bytes: u64,
     pub playlist_writes: u64,
+    /// Failed updates of the playlist or the journal (retried later; no media lost).
+    pub metadata_write_errors: u64,
+    /// Times the ring directory vanished and was created again.
+    pub directory_recreated: u64,
 }
 
 /// A completed segment and its place in the discontinuity sequence.
@@ -133,8 +145,11 @@ struct Current {
 pub struct Ring {
     config: RingConfig,
     /// Held for the ring's lifetime: the lock is released when it closes.
-    _lock: File,
+    #[allow(dead_code)] // held, never read
+    lock: File,
     journal: Journal,
+    /// The journal lost an append: rewrite it whole at the next chance.
+    journal_dirty: bool,
     entries: VecDeque<Entry>,
     current: Option<Current>,
     next_sequence: u64,
@@ -158,53 +173,27 @@ impl Ring {
             }
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&dir).map_err(|e| {
-                    RingError::io(format!("cannot create directory '{}'", dir.display()), e)
-                })?;
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| RingError::io(format!("cannot create directory '{}'", dir.display()), e))?;
             }
-            Err(e) => {
-                return Err(RingError::io(
-                    format!("cannot access '{}'", dir.display()),
-                    e,
-                ));
-            }
+            Err(e) => return Err(RingError::io(format!("cannot access '{}'", dir.display()), e)),
         }
-        let lock_path = dir.join(LOCK_NAME);
-        let lock = platform::open_lock_file(&lock_path).map_err(|e| {
-            RingError::io(
-                format!("cannot create lock file '{}'", lock_path.display()),
-                e,
-            )
-        })?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(RingError::Locked(dir)),
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(RingError::io(
-                    format!("cannot lock '{}'", lock_path.display()),
-                    e,
-                ));
-            }
-        }
+        let lock = acquire_lock(&dir)?;
         let target_duration_s = config.segment_duration_ns.div_ceil(1_000_000_000).max(1);
         let mut stats = RingStats::default();
-        let adopted = adopt(&dir, &mut stats).map_err(|e| {
-            RingError::io(format!("cannot adopt the ring in '{}'", dir.display()), e)
-        })?;
-        let journal = Journal::rewrite(&dir, adopted.iter()).map_err(|e| {
-            RingError::io(
-                format!("cannot write the journal in '{}'", dir.display()),
-                e,
-            )
-        })?;
+        let adopted = adopt(&dir, &mut stats)
+            .map_err(|e| RingError::io(format!("cannot adopt the ring in '{}'", dir.display()), e))?;
+        let journal = Journal::rewrite(&dir, adopted.iter())
+            .map_err(|e| RingError::io(format!("cannot write the journal in '{}'", dir.display()), e))?;
         let next_sequence = adopted
             .last()
             .map_or(0, |s| s.sequence + 1)
             .max(highest_sequence_on_disk(&dir).map_or(0, |s| s + 1));
         let mut ring = Ring {
             config,
-            _lock: lock,
+            lock,
             journal,
+            journal_dirty: false,
             entries: VecDeque::new(),
             current: None,
             next_sequence,
@@ -220,12 +209,8 @@ impl Ring {
         }
         if !ring.entries.is_empty() {
             ring.enforce_retention();
-            ring.write_playlist(false).map_err(|e| {
-                RingError::io(
-                    format!("cannot write the playlist in '{}'", dir.display()),
-                    e,
-                )
-            })?;
+            ring.write_playlist(false)
+                .map_err(|e| RingError::io(format!("cannot write the playlist in '{}'", dir.display()), e))?;
         }
         Ok(ring)
     }
@@ -265,53 +250,201 @@ impl Ring {
         self.current.is_some()
     }
 
+    /// Bytes of the open segment accepted but not yet in the file.
+    #[must_use]
+    pub fn pending_bytes(&self) -> u64 {
+        self.current.as_ref().map_or(0, |c| c.writer.pending())
+    }
+
     fn current_len(&self) -> u64 {
         self.current.as_ref().map_or(0, |c| c.writer.len())
     }
 
     /// Creates the next segment file. The caller must have finished the
-    /// previous one.
-    pub fn begin_segment(&mut self, start: SegmentStart) -> io::Result<()> {
+    /// previous one. A ring directory that vanished is created again.
+    pub fn begin_segment(&mut self, start: SegmentStart) -> Result<(), WriteFailure> {
         debug_assert!(self.current.is_none(), "begin_segment with a segment open");
         let sequence = self.next_sequence;
         // A sequence number is used once, even if its file cannot be created.
         self.next_sequence += 1;
-        let writer = SegmentWriter::create(&self.config.dir, sequence)?;
+        let dir = self.config.dir.clone();
+        let path = dir.join(segment::file_name(sequence));
+        let mut result = SegmentWriter::create(&dir, sequence);
+        if let Err(e) = &result {
+            if e.kind() == io::ErrorKind::NotFound {
+                // The directory was deleted or unmounted under us.
+                self.recreate_directory()
+                    .map_err(|e| WriteFailure::new(dir.clone(), e, true))?;
+                result = SegmentWriter::create(&dir, sequence);
+            } else if FailureKind::classify(e, true) == FailureKind::NoSpaceLeft && self.evict_under_pressure(1) > 0 {
+                result = SegmentWriter::create(&dir, sequence);
+            }
+        }
+        let writer = result.map_err(|e| WriteFailure::new(path, e, true))?;
         self.stats.segments_created += 1;
         self.current = Some(Current { writer, start });
         Ok(())
     }
 
-    /// Appends whole packets to the open segment.
-    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Appends whole packets to the open segment. A full filesystem is first
+    /// answered by evicting the ring's own oldest segments and retrying once.
+    /// On failure the packets stay pending in the segment: retry with
+    /// [`Self::flush`] or give them up with [`Self::abandon_segment`].
+    pub fn write(&mut self, data: &[u8]) -> Result<(), WriteFailure> {
         let Some(cur) = self.current.as_mut() else {
-            return Err(io::Error::other("no segment is open"));
+            return Err(WriteFailure::new(
+                self.config.dir.clone(),
+                io::Error::other("no segment is open"),
+                false,
+            ));
         };
-        cur.writer.write(data)?;
-        self.stats.bytes_written += data.len() as u64;
+        let before = cur.writer.flushed();
+        let result = cur.writer.write(data);
+        self.stats.bytes_written += cur.writer.flushed() - before;
         self.bytes_since_space_check += data.len() as u64;
-        if self.bytes_since_space_check >= SPACE_CHECK_INTERVAL {
-            self.bytes_since_space_check = 0;
-            if self.config.retention.max_size > 0 || self.config.retention.min_free_space > 0 {
-                self.enforce_retention();
+        match result {
+            Ok(()) => {
+                if self.bytes_since_space_check >= SPACE_CHECK_INTERVAL {
+                    self.bytes_since_space_check = 0;
+                    if self.config.retention.max_size > 0 || self.config.retention.min_free_space > 0 {
+                        self.enforce_retention();
+                    }
+                }
+                Ok(())
             }
+            Err(e) => self.retry_after_pressure(e),
         }
-        Ok(())
+    }
+
+    /// Writes every pending byte of the open segment to the file now.
+    pub fn flush(&mut self) -> Result<(), WriteFailure> {
+        let Some(cur) = self.current.as_mut() else {
+            return Ok(());
+        };
+        let before = cur.writer.flushed();
+        let result = cur.writer.flush();
+        self.stats.bytes_written += cur.writer.flushed() - before;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => self.retry_after_pressure(e),
+        }
+    }
+
+    /// After a failed write: if the filesystem is full, evict oldest segments
+    /// (never the open one) to make room for what is pending, then retry once.
+    fn retry_after_pressure(&mut self, e: io::Error) -> Result<(), WriteFailure> {
+        let path = self
+            .current_path()
+            .map_or_else(|| self.config.dir.clone(), Path::to_owned);
+        let failure = WriteFailure::new(path.clone(), e, false);
+        if !failure.kind.is_space(&failure.source) {
+            return Err(failure);
+        }
+        let needed = self.pending_bytes() + PRESSURE_MARGIN;
+        if self.evict_under_pressure(needed) == 0 {
+            return Err(failure);
+        }
+        let Some(cur) = self.current.as_mut() else {
+            return Err(failure);
+        };
+        let before = cur.writer.flushed();
+        let result = cur.writer.flush();
+        self.stats.bytes_written += cur.writer.flushed() - before;
+        result.map_err(|e| WriteFailure::new(path, e, false))
+    }
+
+    /// Deletes oldest completed segments until `needed` bytes were freed or
+    /// none is left. Returns the bytes freed.
+    fn evict_under_pressure(&mut self, needed: u64) -> u64 {
+        let mut freed = 0;
+        while freed < needed {
+            let Some(oldest) = self.entries.front() else { break };
+            freed += oldest.info.bytes;
+            self.evict_oldest(None);
+        }
+        if freed > 0 {
+            self.playlist_after_change();
+        }
+        freed
     }
 
     /// Closes the open segment, which lasted `duration_ns`, adds it to the
-    /// window, applies retention and republishes the playlist.
-    pub fn finish_segment(&mut self, duration_ns: u64) -> io::Result<()> {
+    /// window, applies retention and republishes the playlist. On failure the
+    /// segment stays open with its data pending.
+    pub fn finish_segment(&mut self, duration_ns: u64) -> Result<(), WriteFailure> {
+        if self.current.is_none() {
+            return Ok(());
+        }
+        self.flush()?;
         let Some(Current { writer, start }) = self.current.take() else {
             return Ok(());
         };
         let sequence = writer.sequence();
         let path = writer.path().to_owned();
-        let bytes = writer.close(self.config.sync_on_rotate)?;
+        let bytes = match writer.close(self.config.sync_on_rotate) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // The data was written but not made durable; it stays in the
+                // ring, the failure is still reported.
+                self.commit_segment(
+                    sequence,
+                    duration_ns,
+                    start,
+                    std::fs::metadata(&path).map_or(0, |m| m.len()),
+                );
+                return Err(WriteFailure::new(path, e, false));
+            }
+        };
         if bytes == 0 {
-            std::fs::remove_file(&path)?;
+            let _ = std::fs::remove_file(&path);
             return Ok(());
         }
+        self.commit_segment(sequence, duration_ns, start, bytes);
+        Ok(())
+    }
+
+    /// Gives up the open segment after a write failure: pending bytes are
+    /// dropped, what reached the file is kept as a shorter segment lasting
+    /// `kept_duration_ns` (or removed if nothing did, or if the file was
+    /// deleted). Returns the bytes dropped.
+    pub fn abandon_segment(&mut self, kept_duration_ns: u64) -> u64 {
+        let Some(Current { mut writer, start }) = self.current.take() else {
+            return 0;
+        };
+        let dropped = writer.discard_pending();
+        let kept = writer.flushed();
+        let sequence = writer.sequence();
+        let path = writer.path().to_owned();
+        drop(writer);
+        match std::fs::symlink_metadata(&path) {
+            // The file was deleted under us: what it held is lost too.
+            Err(_) => return dropped + kept,
+            Ok(_) if kept == 0 => {
+                let _ = std::fs::remove_file(&path);
+                return dropped;
+            }
+            Ok(m) if m.len() != kept => {
+                // It could not be cut back to whole packets: never leave a
+                // torn file in the ring.
+                let _ = std::fs::remove_file(&path);
+                return dropped + kept;
+            }
+            Ok(_) => {}
+        }
+        self.commit_segment(sequence, kept_duration_ns, start, kept);
+        dropped
+    }
+
+    /// Finishes the open segment (if any) and marks the playlist as ended.
+    pub fn close(&mut self, duration_ns: u64) -> Result<(), WriteFailure> {
+        self.finish_segment(duration_ns)?;
+        if !self.entries.is_empty() && self.write_playlist(true).is_err() {
+            self.stats.metadata_write_errors += 1;
+        }
+        Ok(())
+    }
+
+    fn commit_segment(&mut self, sequence: u64, duration_ns: u64, start: SegmentStart, bytes: u64) {
         let info = SegmentInfo {
             sequence,
             duration_ns,
@@ -319,19 +452,57 @@ impl Ring {
             program_date_time_ms: start.program_date_time_ms,
             discontinuity: start.discontinuity,
         };
-        self.journal.append(&info)?;
+        // The journal and the playlist are metadata: failing to update them
+        // loses no media, and both are rewritten whole at the next chance.
+        if self.journal_dirty || self.journal.append(&info).is_err() {
+            self.journal_dirty = true;
+        }
         self.push_entry(info);
         self.enforce_retention();
         self.bytes_since_space_check = 0;
-        self.write_playlist(false)
+        if self.journal_dirty {
+            match Journal::rewrite(&self.config.dir, self.entries.iter().map(|e| &e.info)) {
+                Ok(j) => {
+                    self.journal = j;
+                    self.journal_dirty = false;
+                }
+                Err(_) => self.stats.metadata_write_errors += 1,
+            }
+        }
+        self.playlist_after_change();
     }
 
-    /// Finishes the open segment (if any) and marks the playlist as ended.
-    pub fn close(&mut self, duration_ns: u64) -> io::Result<()> {
-        self.finish_segment(duration_ns)?;
-        if !self.entries.is_empty() {
-            self.write_playlist(true)?;
+    fn playlist_after_change(&mut self) {
+        if self.write_playlist(false).is_err() {
+            self.stats.metadata_write_errors += 1;
         }
+    }
+
+    /// The ring directory vanished: create it again, take the lock on the new
+    /// directory, and forget segments whose files went with the old one.
+    fn recreate_directory(&mut self) -> io::Result<()> {
+        std::fs::create_dir_all(&self.config.dir)?;
+        self.lock = acquire_lock(&self.config.dir).map_err(|e| match e {
+            RingError::Io { source, .. } => source,
+            other => io::Error::other(other.to_string()),
+        })?;
+        while let Some(e) = self.entries.front() {
+            if self.config.dir.join(segment::file_name(e.info.sequence)).exists() {
+                break;
+            }
+            let Some(e) = self.entries.pop_front() else { break };
+            self.window.duration_ns -= e.info.duration_ns;
+            self.window.bytes -= e.info.bytes;
+            self.evicted_discontinuity_sequence = e.discontinuity_sequence;
+        }
+        self.entries
+            .retain(|e| self.config.dir.join(segment::file_name(e.info.sequence)).exists());
+        self.window = Window {
+            duration_ns: self.entries.iter().map(|e| e.info.duration_ns).sum(),
+            bytes: self.entries.iter().map(|e| e.info.bytes).sum(),
+        };
+        self.journal_dirty = true;
+        self.stats.directory_recreated += 1;
         Ok(())
     }
 
@@ -339,9 +510,7 @@ impl Ring {
         let base = self
             .entries
             .back()
-            .map_or(self.evicted_discontinuity_sequence, |e| {
-                e.discontinuity_sequence
-            });
+            .map_or(self.evicted_discontinuity_sequence, |e| e.discontinuity_sequence);
         let discontinuity_sequence = base + u64::from(info.discontinuity);
         self.window.duration_ns += info.duration_ns;
         self.window.bytes += info.bytes;
@@ -365,23 +534,21 @@ impl Ring {
             let Some(reason) = retention.must_evict(self.window(), &oldest.info, free) else {
                 break;
             };
-            self.evict_oldest(reason);
+            self.evict_oldest(Some(reason));
             evicted = true;
         }
         if evicted && self.journal.lines() > 2 * self.entries.len() + 64 {
             // Dead lines outnumber live ones: compact. Failing to is harmless,
             // the old journal is still correct (dead lines are ignored).
-            if let Ok(j) = Journal::rewrite(&self.config.dir, self.entries.iter().map(|e| &e.info))
-            {
+            if let Ok(j) = Journal::rewrite(&self.config.dir, self.entries.iter().map(|e| &e.info)) {
                 self.journal = j;
             }
         }
     }
 
-    fn evict_oldest(&mut self, reason: EvictReason) {
-        let Some(e) = self.entries.pop_front() else {
-            return;
-        };
+    /// Deletes the oldest segment; `None` = under pressure of a failed write.
+    fn evict_oldest(&mut self, reason: Option<EvictReason>) {
+        let Some(e) = self.entries.pop_front() else { return };
         self.window.duration_ns -= e.info.duration_ns;
         self.window.bytes -= e.info.bytes;
         self.evicted_discontinuity_sequence = e.discontinuity_sequence;
@@ -389,9 +556,13 @@ impl Ring {
         let _ = std::fs::remove_file(self.config.dir.join(segment::file_name(e.info.sequence)));
         self.stats.segments_deleted += 1;
         match reason {
-            EvictReason::MaxDuration => self.stats.evicted_max_duration += 1,
-            EvictReason::MaxSize => self.stats.evicted_max_size += 1,
-            EvictReason::MinFreeSpace => self.stats.evicted_min_free_space += 1,
+            Some(EvictReason::MaxDuration) => self.stats.evicted_max_duration += 1,
+            Some(EvictReason::MaxSize) => self.stats.evicted_max_size += 1,
+            Some(EvictReason::MinFreeSpace) => self.stats.evicted_min_free_space += 1,
+            None => {
+                self.stats.evicted_under_pressure += 1;
+                self.stats.evicted_under_pressure_bytes += e.info.bytes;
+            }
         }
     }
 
@@ -405,15 +576,10 @@ impl Ring {
         };
         let header = PlaylistHeader {
             target_duration_s: self.target_duration_s,
-            discontinuity_sequence: first.discontinuity_sequence
-                - u64::from(first.info.discontinuity),
+            discontinuity_sequence: first.discontinuity_sequence - u64::from(first.info.discontinuity),
             ended,
         };
-        playlist::render(
-            &mut self.playlist,
-            header,
-            self.entries.range(skip..).map(|e| &e.info),
-        );
+        playlist::render(&mut self.playlist, header, self.entries.range(skip..).map(|e| &e.info));
         playlist::replace_atomically(
             &self.config.dir,
             PLAYLIST_NAME,
@@ -422,6 +588,18 @@ impl Ring {
         )?;
         self.stats.playlist_writes += 1;
         Ok(())
+    }
+}
+
+/// Opens and locks `dir`'s lock file, refusing if another writer holds it.
+fn acquire_lock(dir: &Path) -> Result<File, RingError> {
+    let lock_path = dir.join(LOCK_NAME);
+    let lock = platform::open_lock_file(&lock_path)
+        .map_err(|e| RingError::io(format!("cannot create lock file '{}'", lock_path.display()), e))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(RingError::Locked(dir.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(RingError::io(format!("cannot lock '{}'", lock_path.display()), e)),
     }
 }
 
@@ -442,11 +620,7 @@ fn adopt(dir: &Path, stats: &mut RingStats) -> io::Result<Vec<SegmentInfo>> {
     let mut on_disk: Vec<(u64, u64)> = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let Some(seq) = entry
-            .file_name()
-            .to_str()
-            .and_then(segment::parse_file_name)
-        else {
+        let Some(seq) = entry.file_name().to_str().and_then(segment::parse_file_name) else {
             continue;
         };
         // Only regular files are ours; a link or directory with our name is left alone.
@@ -559,10 +733,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("f");
         std::fs::write(&file, b"x").expect("write");
-        assert!(matches!(
-            Ring::open(config(&file)),
-            Err(RingError::NotADirectory(_))
-        ));
+        assert!(matches!(Ring::open(config(&file)), Err(RingError::NotADirectory(_))));
     }
 
     #[test]
@@ -596,8 +767,7 @@ mod tests {
         );
         ring.begin_segment(start(true)).expect("begin");
         assert_eq!(
-            ring.current_path()
-                .map(|p| p.ends_with(segment::file_name(4))),
+            ring.current_path().map(|p| p.ends_with(segment::file_name(4))),
             Some(true)
         );
     }

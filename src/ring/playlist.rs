@@ -27,11 +27,7 @@ pub struct PlaylistHeader {
 ///
 /// The cost is proportional to the number of entries, which the caller bounds
 /// with `playlist-length`.
-pub fn render<'a>(
-    out: &mut String,
-    header: PlaylistHeader,
-    entries: impl Iterator<Item = &'a SegmentInfo>,
-) {
+pub fn render<'a>(out: &mut String, header: PlaylistHeader, entries: impl Iterator<Item = &'a SegmentInfo>) {
     out.clear();
     let mut entries = entries.peekable();
     let media_sequence = entries.peek().map_or(0, |s| s.sequence);
@@ -49,9 +45,7 @@ pub fn render<'a>(
         // Date-time on the first entry and wherever the wall clock does not
         // simply continue from the previous segment.
         let duration_ms = i64::try_from(s.duration_ns / 1_000_000).unwrap_or(i64::MAX);
-        if s.discontinuity
-            || previous_end_ms.is_none_or(|end| (end - s.program_date_time_ms).abs() > 1)
-        {
+        if s.discontinuity || previous_end_ms.is_none_or(|end| (end - s.program_date_time_ms).abs() > 1) {
             let _ = writeln!(
                 out,
                 "#EXT-X-PROGRAM-DATE-TIME:{}",
@@ -148,14 +142,8 @@ mod tests {
     #[test]
     fn formats_dates() {
         assert_eq!(Rfc3339Millis(0).to_string(), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            Rfc3339Millis(951_782_400_123).to_string(),
-            "2000-02-29T00:00:00.123Z"
-        );
-        assert_eq!(
-            Rfc3339Millis(1_795_833_785_007).to_string(),
-            "2026-11-28T02:43:05.007Z"
-        );
+        assert_eq!(Rfc3339Millis(951_782_400_123).to_string(), "2000-02-29T00:00:00.123Z");
+        assert_eq!(Rfc3339Millis(1_795_833_785_007).to_string(), "2026-11-28T02:43:05.007Z");
         assert_eq!(Rfc3339Millis(-1).to_string(), "1969-12-31T23:59:59.999Z");
     }
 
@@ -213,10 +201,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         replace_atomically(dir.path(), "p.m3u8", b"one", false).expect("write");
         replace_atomically(dir.path(), "p.m3u8", b"two", true).expect("write");
-        assert_eq!(
-            std::fs::read(dir.path().join("p.m3u8")).expect("read"),
-            b"two"
-        );
+        assert_eq!(std::fs::read(dir.path().join("p.m3u8")).expect("read"), b"two");
         #[cfg(unix)]
         {
             let victim = dir.path().join("victim");

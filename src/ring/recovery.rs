@@ -40,10 +40,8 @@ pub fn recover_segment(path: &Path) -> io::Result<Option<Recovered>> {
     let tail_start = whole.saturating_sub(SCAN_BYTES).max(SCAN_BYTES.min(whole));
     let tail = read_range(&mut file, tail_start, whole - tail_start)?;
     let duration_ns = match pcr_span(&head, &tail) {
-        Some(ticks) => u64::try_from(u128::from(ticks) * 1_000_000_000 / u128::from(PCR_HZ))
-            .unwrap_or(u64::MAX),
-        None => u64::try_from(u128::from(whole) * 8 * 1_000_000_000 / u128::from(DEFAULT_BITRATE))
-            .unwrap_or(u64::MAX),
+        Some(ticks) => u64::try_from(u128::from(ticks) * 1_000_000_000 / u128::from(PCR_HZ)).unwrap_or(u64::MAX),
+        None => u64::try_from(u128::from(whole) * 8 * 1_000_000_000 / u128::from(DEFAULT_BITRATE)).unwrap_or(u64::MAX),
     };
     Ok(Some(Recovered {
         bytes: whole,

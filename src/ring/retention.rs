@@ -46,15 +46,8 @@ impl Retention {
     /// Whether `oldest`, the oldest completed segment, must be deleted now.
     /// `free_space` is `None` when the platform cannot tell.
     #[must_use]
-    pub fn must_evict(
-        &self,
-        window: Window,
-        oldest: &SegmentInfo,
-        free_space: Option<u64>,
-    ) -> Option<EvictReason> {
-        if self.max_duration_ns > 0
-            && window.duration_ns.saturating_sub(oldest.duration_ns) >= self.max_duration_ns
-        {
+    pub fn must_evict(&self, window: Window, oldest: &SegmentInfo, free_space: Option<u64>) -> Option<EvictReason> {
+        if self.max_duration_ns > 0 && window.duration_ns.saturating_sub(oldest.duration_ns) >= self.max_duration_ns {
             return Some(EvictReason::MaxDuration);
         }
         if self.max_size > 0 && window.bytes > self.max_size {

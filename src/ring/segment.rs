@@ -2,7 +2,7 @@
 //! buffered writer that fills it.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::platform;
@@ -49,16 +49,18 @@ pub struct SegmentInfo {
 
 /// The segment being written: a file plus a write-gathering buffer.
 ///
-/// Only whole packets ever enter the buffer, and the buffer is flushed with
-/// `write_all`, so after any successful flush the file length is a multiple of
-/// the packet size.
+/// Only whole packets ever enter the buffer, and a failed write is undone
+/// (the file is cut back to the last complete flush and the cursor rewound),
+/// so the file on disk always ends on a packet boundary. Data that could not
+/// be written stays in the buffer: the caller either retries ([`Self::flush`])
+/// or gives it up ([`Self::discard_pending`]).
 #[derive(Debug)]
 pub struct SegmentWriter {
     sequence: u64,
     path: PathBuf,
     file: File,
     buf: Vec<u8>,
-    /// Bytes already handed to the file.
+    /// Bytes known to be in the file.
     flushed: u64,
 }
 
@@ -97,35 +99,87 @@ impl SegmentWriter {
         self.len() == 0
     }
 
-    /// Appends whole packets.
+    /// Bytes known to be in the file.
+    #[must_use]
+    pub fn flushed(&self) -> u64 {
+        self.flushed
+    }
+
+    /// Bytes accepted but not yet in the file.
+    #[must_use]
+    pub fn pending(&self) -> u64 {
+        self.buf.len() as u64
+    }
+
+    /// Appends whole packets. On error the packets are kept in the buffer.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         debug_assert_eq!(data.len() % PACKET_SIZE, 0);
-        if self.buf.len() + data.len() > WRITE_BLOCK {
-            self.flush()?;
+        if !self.buf.is_empty() && self.buf.len() + data.len() > WRITE_BLOCK {
+            if let Err(e) = self.flush() {
+                self.buf.extend_from_slice(data);
+                return Err(e);
+            }
         }
-        if data.len() >= WRITE_BLOCK {
+        if self.buf.is_empty() && data.len() >= WRITE_BLOCK {
             // Large runs go straight from the caller's memory to the file.
-            self.file.write_all(data)?;
-            self.flushed += data.len() as u64;
+            if let Err(e) = self.write_through(data) {
+                self.buf.extend_from_slice(data);
+                return Err(e);
+            }
         } else {
             self.buf.extend_from_slice(data);
         }
         Ok(())
     }
 
-    /// Hands buffered bytes to the operating system.
+    /// Hands buffered bytes to the operating system; on error they stay
+    /// buffered and the file is back at its last good length.
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
-            self.file.write_all(&self.buf)?;
-            self.flushed += self.buf.len() as u64;
+            let buf = std::mem::take(&mut self.buf);
+            let result = self.write_through(&buf);
+            self.buf = buf;
+            result?;
             self.buf.clear();
+        }
+        if platform::is_unlinked(&self.file) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the segment file was deleted while being written",
+            ));
         }
         Ok(())
     }
 
-    /// Flushes, optionally syncs to stable storage, and closes the file.
-    pub fn close(mut self, sync: bool) -> io::Result<u64> {
-        self.flush()?;
+    /// Gives up the buffered bytes; returns how many there were.
+    pub fn discard_pending(&mut self) -> u64 {
+        let n = self.buf.len() as u64;
+        self.buf.clear();
+        n
+    }
+
+    fn write_through(&mut self, data: &[u8]) -> io::Result<()> {
+        match self.file.write_all(data) {
+            Ok(()) => {
+                self.flushed += data.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Part of `data` may have reached the file: cut it back so
+                // that no torn packet stays on disk, and rewind the cursor so
+                // the next write does not leave a hole. If even that fails,
+                // the segment will be abandoned by the caller.
+                let _ = self.file.set_len(self.flushed);
+                let _ = self.file.seek(SeekFrom::Start(self.flushed));
+                Err(e)
+            }
+        }
+    }
+
+    /// Optionally syncs to stable storage and closes the file. Call
+    /// [`Self::flush`] first: pending bytes are not written here.
+    pub fn close(self, sync: bool) -> io::Result<u64> {
+        debug_assert!(self.buf.is_empty(), "close with pending bytes");
         if sync {
             self.file.sync_data()?;
         }
@@ -158,14 +212,12 @@ mod tests {
         w.write(&large).expect("write");
         assert_eq!(w.len(), (PACKET_SIZE * 1007) as u64);
         let path = w.path().to_owned();
+        w.flush().expect("flush");
         assert_eq!(w.close(false).expect("close"), (PACKET_SIZE * 1007) as u64);
         assert_eq!(
             std::fs::metadata(&path).expect("stat").len(),
             (PACKET_SIZE * 1007) as u64
         );
-        assert!(
-            SegmentWriter::create(dir.path(), 1).is_err(),
-            "never clobbers"
-        );
+        assert!(SegmentWriter::create(dir.path(), 1).is_err(), "never clobbers");
     }
 }

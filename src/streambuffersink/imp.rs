@@ -1,5 +1,6 @@
 use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{Condvar, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
@@ -7,8 +8,9 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use crate::recorder::{Recorder, RecorderConfig, RecorderEvent};
-use crate::ring::{Retention, Ring, RingConfig, RingError};
+use super::WriteFailureMode;
+use crate::recorder::{FailureMode, Host, PushError, Recorder, RecorderConfig, RecorderEvent};
+use crate::ring::{FailureKind, Retention, Ring, RingConfig, RingError};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -26,6 +28,9 @@ const DEFAULT_MAX_DURATION: u64 = 30 * 60 * SECOND;
 /// One year: anything longer is a typo, not a retention policy.
 const MAX_MAX_DURATION: u64 = 366 * 24 * 3600 * SECOND;
 const MAX_PLAYLIST_LENGTH: u32 = 1_000_000;
+const DEFAULT_RETRY_INTERVAL: u64 = SECOND;
+const MIN_RETRY_INTERVAL: u64 = SECOND / 100;
+const MAX_RETRY_INTERVAL: u64 = 3600 * SECOND;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -37,6 +42,8 @@ struct Settings {
     playlist_length: u32,
     program_number: i32,
     sync_on_rotate: bool,
+    write_failure_mode: WriteFailureMode,
+    retry_interval: u64,
 }
 
 impl Default for Settings {
@@ -50,6 +57,8 @@ impl Default for Settings {
             playlist_length: 0,
             program_number: -1,
             sync_on_rotate: false,
+            write_failure_mode: WriteFailureMode::Drop,
+            retry_interval: DEFAULT_RETRY_INTERVAL,
         }
     }
 }
@@ -62,6 +71,13 @@ enum State {
 pub struct StreamBufferSink {
     settings: Mutex<Settings>,
     state: Mutex<State>,
+    /// Copy of the counters, refreshed after every buffer, so that `stats`
+    /// can be read (even from a signal handler) while the streaming thread
+    /// holds `state`, e.g. while blocked on a failing disk.
+    snapshot: Mutex<Option<gst::Structure>>,
+    /// Set by `unlock` (flush, state change) to cancel a blocked write.
+    flushing: Mutex<bool>,
+    flushing_cond: Condvar,
 }
 
 impl Default for StreamBufferSink {
@@ -69,12 +85,15 @@ impl Default for StreamBufferSink {
         StreamBufferSink {
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(State::Stopped),
+            snapshot: Mutex::new(None),
+            flushing: Mutex::new(false),
+            flushing_cond: Condvar::new(),
         }
     }
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: the
-/// state is still consistent at every await point of this element.
+/// guarded values stay consistent at every point where a panic could occur.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -143,9 +162,22 @@ impl ObjectImpl for StreamBufferSink {
                     .default_value(false)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("write-failure-mode", WriteFailureMode::Drop)
+                    .nick("Write failure mode")
+                    .blurb("What a write error does: drop data and keep running, block until it can be written, or stop with an error")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("retry-interval")
+                    .nick("Retry interval")
+                    .blurb("Minimum time in ns between two write attempts while writes fail")
+                    .minimum(MIN_RETRY_INTERVAL)
+                    .maximum(MAX_RETRY_INTERVAL)
+                    .default_value(DEFAULT_RETRY_INTERVAL)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Counters of the recording (bytes, packets, segments, sync losses, window), like SBE's IStreamBufferDataCounters")
+                    .blurb("Counters of the recording (bytes, packets, segments, sync losses, write failures, window), like SBE's IStreamBufferDataCounters")
                     .read_only()
                     .build(),
             ]
@@ -156,12 +188,18 @@ impl ObjectImpl for StreamBufferSink {
     fn signals() -> &'static [glib::subclass::Signal] {
         static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
             vec![
-                glib::subclass::Signal::builder("encryption-on")
+                // IMSVidStreamBufferSinkEvent::WriteFailure, with the reason.
+                glib::subclass::Signal::builder("write-failure")
+                    .param_types([glib::Error::static_type()])
                     .run_last()
                     .build(),
-                glib::subclass::Signal::builder("encryption-off")
+                // IMSVidStreamBufferSinkEvent4::WriteFailureClear: bytes and ns dropped.
+                glib::subclass::Signal::builder("write-failure-clear")
+                    .param_types([u64::static_type(), u64::static_type()])
                     .run_last()
                     .build(),
+                glib::subclass::Signal::builder("encryption-on").run_last().build(),
+                glib::subclass::Signal::builder("encryption-off").run_last().build(),
             ]
         });
         SIGNALS.as_ref()
@@ -194,23 +232,15 @@ impl ObjectImpl for StreamBufferSink {
                     _ => settings.location = location.map(PathBuf::from),
                 }
             }
-            "segment-duration" => {
-                settings.segment_duration = value.get().unwrap_or(settings.segment_duration)
-            }
+            "segment-duration" => settings.segment_duration = value.get().unwrap_or(settings.segment_duration),
             "max-duration" => settings.max_duration = value.get().unwrap_or(settings.max_duration),
             "max-size" => settings.max_size = value.get().unwrap_or(settings.max_size),
-            "min-free-space" => {
-                settings.min_free_space = value.get().unwrap_or(settings.min_free_space)
-            }
-            "playlist-length" => {
-                settings.playlist_length = value.get().unwrap_or(settings.playlist_length)
-            }
-            "program-number" => {
-                settings.program_number = value.get().unwrap_or(settings.program_number)
-            }
-            "sync-on-rotate" => {
-                settings.sync_on_rotate = value.get().unwrap_or(settings.sync_on_rotate)
-            }
+            "min-free-space" => settings.min_free_space = value.get().unwrap_or(settings.min_free_space),
+            "playlist-length" => settings.playlist_length = value.get().unwrap_or(settings.playlist_length),
+            "program-number" => settings.program_number = value.get().unwrap_or(settings.program_number),
+            "sync-on-rotate" => settings.sync_on_rotate = value.get().unwrap_or(settings.sync_on_rotate),
+            "write-failure-mode" => settings.write_failure_mode = value.get().unwrap_or(settings.write_failure_mode),
+            "retry-interval" => settings.retry_interval = value.get().unwrap_or(settings.retry_interval),
             other => gst::warning!(CAT, imp = self, "Unknown property '{other}'"),
         }
     }
@@ -230,9 +260,18 @@ impl ObjectImpl for StreamBufferSink {
             "playlist-length" => settings.playlist_length.to_value(),
             "program-number" => settings.program_number.to_value(),
             "sync-on-rotate" => settings.sync_on_rotate.to_value(),
+            "write-failure-mode" => settings.write_failure_mode.to_value(),
+            "retry-interval" => settings.retry_interval.to_value(),
             "stats" => {
                 drop(settings);
-                self.stats().to_value()
+                lock(&self.snapshot)
+                    .clone()
+                    .unwrap_or_else(|| {
+                        gst::Structure::builder("streambuffer-stats")
+                            .field("recording", false)
+                            .build()
+                    })
+                    .to_value()
             }
             other => {
                 gst::warning!(CAT, imp = self, "Unknown property '{other}'");
@@ -263,12 +302,7 @@ impl ElementImpl for StreamBufferSink {
                 .field("systemstream", true)
                 .field("packetsize", gst::List::new([188i32, 192, 204]))
                 .build();
-            match gst::PadTemplate::new(
-                "sink",
-                gst::PadDirection::Sink,
-                gst::PadPresence::Always,
-                &caps,
-            ) {
+            match gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps) {
                 Ok(t) => vec![t],
                 Err(e) => {
                     gst::error!(CAT, "Cannot create the sink pad template: {e}");
@@ -302,10 +336,9 @@ impl BaseSinkImpl for StreamBufferSink {
         })
         .map_err(|e| match e {
             RingError::Locked(_) => gst::error_msg!(gst::ResourceError::Busy, ("{}", e)),
-            RingError::NotADirectory(_) => {
+            RingError::NotADirectory(_) | RingError::Io { .. } => {
                 gst::error_msg!(gst::ResourceError::OpenWrite, ("{}", e))
             }
-            RingError::Io { .. } => gst::error_msg!(gst::ResourceError::OpenWrite, ("{}", e)),
         })?;
         let adopted = ring.segments().len();
         if adopted > 0 {
@@ -321,8 +354,15 @@ impl BaseSinkImpl for StreamBufferSink {
             RecorderConfig {
                 segment_duration_ns: settings.segment_duration,
                 program: u16::try_from(settings.program_number).ok(),
+                failure_mode: match settings.write_failure_mode {
+                    WriteFailureMode::Drop => FailureMode::Drop,
+                    WriteFailureMode::Block => FailureMode::Block,
+                    WriteFailureMode::Error => FailureMode::Error,
+                },
+                retry_interval: Duration::from_nanos(settings.retry_interval),
             },
         );
+        *lock(&self.snapshot) = Some(stats_structure(&recorder, true));
         *lock(&self.state) = State::Started(Box::new(recorder));
         gst::info!(CAT, imp = self, "Recording into {}", dir.display());
         Ok(())
@@ -331,180 +371,296 @@ impl BaseSinkImpl for StreamBufferSink {
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         let state = std::mem::replace(&mut *lock(&self.state), State::Stopped);
         if let State::Started(mut recorder) = state {
-            // Stopping without EOS still leaves a finished, playable ring.
-            recorder.finish().map_err(|e| {
-                gst::error_msg!(
-                    gst::ResourceError::Close,
-                    ("Cannot finish the last segment: {}", e)
-                )
-            })?;
+            // Stopping without EOS still leaves a finished, playable ring;
+            // this never waits for a failing disk.
+            let mut host = SinkHost::new(self, None);
+            let result = recorder.finish(&mut host, false);
+            *lock(&self.snapshot) = Some(stats_structure(&recorder, false));
+            host.emit_queued();
+            if let Err(PushError::Fatal(f)) = result {
+                gst::warning!(CAT, imp = self, "Last segment not finished: {f}");
+            }
         }
         Ok(())
     }
 
+    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        *lock(&self.flushing) = true;
+        self.flushing_cond.notify_all();
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        *lock(&self.flushing) = false;
+        Ok(())
+    }
+
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let mut state = lock(&self.state);
-        let State::Started(recorder) = &mut *state else {
-            gst::element_imp_error!(self, gst::CoreError::Failed, ("Not started"));
-            return Err(gst::FlowError::Error);
-        };
-        self.push_buffer(recorder, buffer)?;
-        let events = recorder.take_events();
-        drop(state);
-        self.emit_events(events);
-        Ok(gst::FlowSuccess::Ok)
+        self.render_buffers(std::iter::once(buffer.as_ref()))
     }
 
     fn render_list(&self, list: &gst::BufferList) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let mut state = lock(&self.state);
-        let State::Started(recorder) = &mut *state else {
-            gst::element_imp_error!(self, gst::CoreError::Failed, ("Not started"));
-            return Err(gst::FlowError::Error);
-        };
-        for buffer in list.iter() {
-            self.push_buffer(recorder, buffer)?;
-        }
-        let events = recorder.take_events();
-        drop(state);
-        self.emit_events(events);
-        Ok(gst::FlowSuccess::Ok)
+        self.render_buffers(list.iter())
     }
 
     fn event(&self, event: gst::Event) -> bool {
-        match event.view() {
-            gst::EventView::Eos(_) => {
-                let mut state = lock(&self.state);
-                if let State::Started(recorder) = &mut *state
-                    && let Err(e) = recorder.finish()
-                {
-                    gst::element_imp_error!(
-                        self,
-                        gst::ResourceError::Write,
-                        ("Cannot finish the ring at EOS: {}", e)
-                    );
+        let finishing = match event.view() {
+            gst::EventView::Eos(_) => Some(true),
+            gst::EventView::FlushStop(_) => Some(false),
+            _ => None,
+        };
+        if let Some(eos) = finishing {
+            let mut state = lock(&self.state);
+            if let State::Started(recorder) = &mut *state {
+                let mut host = SinkHost::new(self, None);
+                let result = if eos {
+                    recorder.finish(&mut host, true)
+                } else {
+                    recorder.flush(&mut host)
+                };
+                *lock(&self.snapshot) = Some(stats_structure(recorder, true));
+                drop(state);
+                host.emit_queued();
+                if let Err(PushError::Fatal(f)) = result {
+                    self.post_write_error(&f);
                 }
             }
-            gst::EventView::FlushStop(_) => {
-                let mut state = lock(&self.state);
-                if let State::Started(recorder) = &mut *state
-                    && let Err(e) = recorder.flush()
-                {
-                    gst::element_imp_error!(
-                        self,
-                        gst::ResourceError::Write,
-                        ("Cannot write after a flush: {}", e)
-                    );
-                }
-            }
-            _ => {}
         }
         self.parent_event(event)
     }
 }
 
 impl StreamBufferSink {
-    fn push_buffer(
+    fn render_buffers<'a>(
         &self,
-        recorder: &mut Recorder,
-        buffer: &gst::BufferRef,
-    ) -> Result<(), gst::FlowError> {
-        let map = buffer.map_readable().map_err(|_| {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Failed,
-                ("Cannot map a buffer for reading")
-            );
-            gst::FlowError::Error
-        })?;
-        let time = buffer.pts().or(buffer.dts()).map(gst::ClockTime::nseconds);
-        recorder.push(map.as_slice(), time).map_err(|e| {
-            let location = recorder
-                .ring()
-                .current_path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            gst::element_imp_error!(
-                self,
-                gst::ResourceError::Write,
-                ("Cannot write to '{}': {}", location, e)
-            );
-            gst::FlowError::Error
-        })
-    }
-
-    fn emit_events(&self, events: Vec<RecorderEvent>) {
-        for event in events {
-            match event {
-                RecorderEvent::Scrambling(scrambled) => {
-                    let (signal, message) = if scrambled {
-                        ("encryption-on", "streambuffer-encryption-on")
-                    } else {
-                        ("encryption-off", "streambuffer-encryption-off")
-                    };
-                    gst::info!(CAT, imp = self, "{signal}");
-                    self.obj().emit_by_name::<()>(signal, &[]);
-                    let s = gst::Structure::builder(message).build();
-                    let _ = self
-                        .obj()
-                        .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
-                }
+        buffers: impl Iterator<Item = &'a gst::BufferRef>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut state = lock(&self.state);
+        let State::Started(recorder) = &mut *state else {
+            gst::element_imp_error!(self, gst::CoreError::Failed, ("Not started"));
+            return Err(gst::FlowError::Error);
+        };
+        let mut host = SinkHost::new(self, None);
+        let mut result = Ok(());
+        for buffer in buffers {
+            let Ok(map) = buffer.map_readable() else {
+                gst::element_imp_error!(self, gst::CoreError::Failed, ("Cannot map a buffer for reading"));
+                return Err(gst::FlowError::Error);
+            };
+            host.pts = buffer.pts();
+            let time = buffer.pts().or(buffer.dts()).map(gst::ClockTime::nseconds);
+            result = recorder.push(map.as_slice(), time, &mut host);
+            if result.is_err() {
+                break;
+            }
+        }
+        *lock(&self.snapshot) = Some(stats_structure(recorder, true));
+        drop(state);
+        host.emit_queued();
+        match result {
+            Ok(()) => Ok(gst::FlowSuccess::Ok),
+            Err(PushError::Cancelled) => Err(gst::FlowError::Flushing),
+            Err(PushError::Fatal(f)) => {
+                self.post_write_error(&f);
+                Err(gst::FlowError::Error)
             }
         }
     }
 
-    fn stats(&self) -> gst::Structure {
-        let state = lock(&self.state);
-        let State::Started(recorder) = &*state else {
-            return gst::Structure::builder("streambuffer-stats")
-                .field("recording", false)
-                .build();
-        };
-        let rec = recorder.stats();
-        let al = recorder.aligner_stats();
-        let an = recorder.analyzer_stats();
-        let ring = recorder.ring();
-        let rs = ring.stats();
-        let window = ring.window();
-        let mut segments = ring.segments();
-        let oldest = segments.next().map(|s| s.sequence);
-        let newest = segments.next_back().map(|s| s.sequence).or(oldest);
-        gst::Structure::builder("streambuffer-stats")
-            .field("recording", true)
-            .field("bytes-in", rec.bytes_in)
-            .field("bytes-written", rs.bytes_written)
-            .field("buffers", rec.buffers)
-            .field("packets", al.packets)
-            .field("sync-losses", al.sync_losses)
-            .field("dropped-bytes", al.dropped_bytes)
-            .field("continuity-errors", an.continuity_errors)
-            .field("transport-errors", an.transport_errors)
-            .field("random-access-points", an.random_access_points)
-            .field(
-                "packets-before-random-access",
-                rec.packets_before_random_access,
-            )
-            .field("discontinuities", rec.discontinuities)
-            .field("forced-cuts", rec.forced_cuts)
-            .field("scrambled-packets", an.scrambled_packets)
-            .field("clock-source", recorder.clock_source().as_str())
-            .field("segments-created", rs.segments_created)
-            .field("segments-deleted", rs.segments_deleted)
-            .field("evicted-max-duration", rs.evicted_max_duration)
-            .field("evicted-max-size", rs.evicted_max_size)
-            .field("evicted-min-free-space", rs.evicted_min_free_space)
-            .field("adopted-segments", rs.adopted_segments)
-            .field("playlist-writes", rs.playlist_writes)
-            .field("window-segments", ring.segments().len() as u64)
-            .field("window-start", oldest.map_or(-1i64, |s| s as i64))
-            .field("window-end", newest.map_or(-1i64, |s| s as i64))
-            .field("window-duration", window.duration_ns)
-            .field("window-bytes", window.bytes)
-            .field(
-                "current-segment",
-                ring.current_path()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-            )
-            .build()
+    /// `error` mode: the GST_ELEMENT_ERROR a `filesink` would post.
+    fn post_write_error(&self, f: &crate::ring::WriteFailure) {
+        match f.kind {
+            FailureKind::NoSpaceLeft => gst::element_imp_error!(self, gst::ResourceError::NoSpaceLeft, ("{}", f)),
+            FailureKind::OpenWrite => gst::element_imp_error!(self, gst::ResourceError::OpenWrite, ("{}", f)),
+            FailureKind::Write => gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", f)),
+        }
     }
+
+    /// Waits up to `timeout` unless `unlock` is (or gets) called.
+    fn wait_unless_flushing(&self, timeout: Duration) -> bool {
+        let flushing = lock(&self.flushing);
+        let (flushing, _) = self
+            .flushing_cond
+            .wait_timeout_while(flushing, timeout, |f| !*f)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        !*flushing
+    }
+
+    fn running_time(&self, pts: Option<gst::ClockTime>) -> Option<gst::ClockTime> {
+        let segment = self.obj().segment();
+        segment.downcast_ref::<gst::ClockTime>()?.to_running_time(pts?)
+    }
+
+    /// Emits an event's signal and posts its element message. Called from the
+    /// streaming thread, with no lock of the element held.
+    fn emit(&self, event: RecorderEvent, pts: Option<gst::ClockTime>) {
+        let obj = self.obj();
+        let running_time = self.running_time(pts).map_or(u64::MAX, gst::ClockTime::nseconds);
+        let structure = match event {
+            RecorderEvent::Scrambling(scrambled) => {
+                let (signal, name) = if scrambled {
+                    ("encryption-on", "streambuffer-encryption-on")
+                } else {
+                    ("encryption-off", "streambuffer-encryption-off")
+                };
+                gst::info!(CAT, imp = self, "{signal}");
+                obj.emit_by_name::<()>(signal, &[]);
+                gst::Structure::builder(name)
+                    .field("running-time", running_time)
+                    .build()
+            }
+            RecorderEvent::WriteFailure { kind, message, path } => {
+                gst::warning!(CAT, imp = self, "write-failure: {message}");
+                let error = match kind {
+                    FailureKind::NoSpaceLeft => glib::Error::new(gst::ResourceError::NoSpaceLeft, &message),
+                    FailureKind::OpenWrite => glib::Error::new(gst::ResourceError::OpenWrite, &message),
+                    FailureKind::Write => glib::Error::new(gst::ResourceError::Write, &message),
+                };
+                obj.emit_by_name::<()>("write-failure", &[&error]);
+                gst::Structure::builder("streambuffer-write-failure")
+                    .field("error", &message)
+                    .field("kind", kind.as_str())
+                    .field("location", path.display().to_string())
+                    .field("running-time", running_time)
+                    .build()
+            }
+            RecorderEvent::WriteFailureClear(s) => {
+                let duration = s.dropped_duration_ns.unwrap_or(u64::MAX);
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "write-failure-clear: {} bytes, {} dropped in {:?}",
+                    s.dropped_bytes,
+                    s.dropped_duration_ns.map_or("unknown".into(), |d| format!("{d} ns")),
+                    s.failure_duration
+                );
+                obj.emit_by_name::<()>("write-failure-clear", &[&s.dropped_bytes, &duration]);
+                gst::Structure::builder("streambuffer-write-failure-clear")
+                    .field("dropped-bytes", s.dropped_bytes)
+                    .field("dropped-duration", duration)
+                    .field(
+                        "failure-duration",
+                        u64::try_from(s.failure_duration.as_nanos()).unwrap_or(u64::MAX),
+                    )
+                    .field("running-time", running_time)
+                    .build()
+            }
+            RecorderEvent::EvictedUnderPressure { segments, bytes } => {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "evicted {segments} segments ({bytes} bytes) to make room"
+                );
+                gst::Structure::builder("streambuffer-evicted-under-pressure")
+                    .field("segments", segments)
+                    .field("bytes", bytes)
+                    .field("running-time", running_time)
+                    .build()
+            }
+        };
+        let _ = obj.post_message(gst::message::Element::builder(structure).src(&*obj).build());
+    }
+}
+
+/// The recorder's view of the element: real time, cancellable waits, and
+/// events queued until no lock is held (or until a blocking wait begins, so
+/// `write-failure` is heard while the sink blocks).
+struct SinkHost<'a> {
+    imp: &'a StreamBufferSink,
+    pts: Option<gst::ClockTime>,
+    queued: Vec<RecorderEvent>,
+}
+
+impl<'a> SinkHost<'a> {
+    fn new(imp: &'a StreamBufferSink, pts: Option<gst::ClockTime>) -> Self {
+        SinkHost {
+            imp,
+            pts,
+            queued: Vec::new(),
+        }
+    }
+
+    fn emit_queued(&mut self) {
+        for event in self.queued.drain(..) {
+            self.imp.emit(event, self.pts);
+        }
+    }
+}
+
+impl Host for SinkHost<'_> {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn wait(&mut self, timeout: Duration) -> bool {
+        self.emit_queued();
+        self.imp.wait_unless_flushing(timeout)
+    }
+
+    fn event(&mut self, event: RecorderEvent) {
+        self.queued.push(event);
+    }
+}
+
+/// The `stats` structure; `recording` is false once the sink has stopped (the
+/// counters of the finished recording stay readable).
+fn stats_structure(recorder: &Recorder, recording: bool) -> gst::Structure {
+    let rec = recorder.stats();
+    let al = recorder.aligner_stats();
+    let an = recorder.analyzer_stats();
+    let fail = recorder.failure_stats(Instant::now());
+    let ring = recorder.ring();
+    let rs = ring.stats();
+    let window = ring.window();
+    let mut segments = ring.segments();
+    let oldest = segments.next().map(|s| s.sequence);
+    let newest = segments.next_back().map(|s| s.sequence).or(oldest);
+    let seq = |s: Option<u64>| s.map_or(-1i64, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    gst::Structure::builder("streambuffer-stats")
+        .field("recording", recording)
+        .field("bytes-in", rec.bytes_in)
+        .field("bytes-written", rs.bytes_written)
+        .field("buffers", rec.buffers)
+        .field("packets", al.packets)
+        .field("sync-losses", al.sync_losses)
+        .field("dropped-bytes", al.dropped_bytes)
+        .field("continuity-errors", an.continuity_errors)
+        .field("transport-errors", an.transport_errors)
+        .field("random-access-points", an.random_access_points)
+        .field("packets-before-random-access", rec.packets_before_random_access)
+        .field("discontinuities", rec.discontinuities)
+        .field("forced-cuts", rec.forced_cuts)
+        .field("scrambled", recorder.is_scrambled())
+        .field("scrambled-packets", an.scrambled_packets)
+        .field("clock-source", recorder.clock_source().as_str())
+        .field("segments-created", rs.segments_created)
+        .field("segments-deleted", rs.segments_deleted)
+        .field("evicted-max-duration", rs.evicted_max_duration)
+        .field("evicted-max-size", rs.evicted_max_size)
+        .field("evicted-min-free-space", rs.evicted_min_free_space)
+        .field("evicted-under-pressure", rs.evicted_under_pressure)
+        .field("adopted-segments", rs.adopted_segments)
+        .field("playlist-writes", rs.playlist_writes)
+        .field("metadata-write-errors", rs.metadata_write_errors)
+        .field("directory-recreated", rs.directory_recreated)
+        .field("write-failing", fail.failing)
+        .field("write-failures", fail.write_failures)
+        .field("failure-episodes", fail.episodes)
+        .field("write-dropped-bytes", fail.dropped_bytes)
+        .field("write-dropped-duration", fail.dropped_duration_ns)
+        .field(
+            "failing-time",
+            u64::try_from(fail.failing_time.as_nanos()).unwrap_or(u64::MAX),
+        )
+        .field("last-error", fail.last_error.as_deref().unwrap_or(""))
+        .field("window-segments", ring.segments().len() as u64)
+        .field("window-start", seq(oldest))
+        .field("window-end", seq(newest))
+        .field("window-duration", window.duration_ns)
+        .field("window-bytes", window.bytes)
+        .field(
+            "current-segment",
+            ring.current_path().map(|p| p.display().to_string()).unwrap_or_default(),
+        )
+        .build()
 }

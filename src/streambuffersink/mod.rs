@@ -14,8 +14,26 @@ glib::wrapper! {
         @extends gst_base::BaseSink, gst::Element, gst::Object;
 }
 
+/// The `write-failure-mode` property: what a write error does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstStreamBufferWriteFailureMode")]
+pub enum WriteFailureMode {
+    /// Keep running: drop what cannot be written (whole packets), retry every
+    /// retry-interval, mark the hole in the playlist.
+    #[enum_value(name = "Drop data and keep recording", nick = "drop")]
+    Drop = 0,
+    /// Hold the data in the streaming thread and retry until written.
+    #[enum_value(name = "Block until the data can be written", nick = "block")]
+    Block = 1,
+    /// Post an error and stop, like filesink.
+    #[enum_value(name = "Post an error and stop", nick = "error")]
+    Error = 2,
+}
+
 /// Registers the element with `plugin`.
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    WriteFailureMode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "streambuffersink",

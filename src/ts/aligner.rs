@@ -289,9 +289,7 @@ fn find_lock(buf: &[u8]) -> Search {
         }
         from = i + 1;
     }
-    Search::NeedMore {
-        keep_from: buf.len(),
-    }
+    Search::NeedMore { keep_from: buf.len() }
 }
 
 #[cfg(test)]
@@ -390,11 +388,7 @@ mod tests {
                 assert!(out == s, "{size:?} chunk {chunk}: {} bytes out", out.len());
                 // Only the first packet's 4-byte arrival timestamp precedes a sync byte.
                 let expected_drop = if size == PacketSize::M2ts192 { 4 } else { 0 };
-                assert_eq!(
-                    a.stats().dropped_bytes,
-                    expected_drop,
-                    "{size:?} chunk {chunk}"
-                );
+                assert_eq!(a.stats().dropped_bytes, expected_drop, "{size:?} chunk {chunk}");
             }
         }
     }

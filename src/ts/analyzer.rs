@@ -220,8 +220,7 @@ impl StreamAnalyzer {
         if !p.has_payload() {
             return; // the counter only advances with payload
         }
-        if *slot != 0xFF && !p.discontinuity_indicator() && cc != (*slot + 1) & 0x0F && cc != *slot
-        {
+        if *slot != 0xFF && !p.discontinuity_indicator() && cc != (*slot + 1) & 0x0F && cc != *slot {
             self.stats.continuity_errors += 1;
             if pid == PAT_PID {
                 self.pat_asm.reset();
@@ -291,9 +290,7 @@ impl StreamAnalyzer {
         self.pcr_pid = Some(pmt.pcr_pid);
         match pmt.video() {
             Some((pid, codec)) => {
-                if self.cut_pid != Some(pid)
-                    || self.detector.as_ref().map(|d| d.codec()) != Some(codec)
-                {
+                if self.cut_pid != Some(pid) || self.detector.as_ref().map(|d| d.codec()) != Some(codec) {
                     self.detector = Some(RandomAccessDetector::new(codec));
                 }
                 self.cut_pid = Some(pid);
@@ -338,11 +335,7 @@ mod tests {
     fn tables() -> Vec<[u8; PACKET_SIZE]> {
         vec![
             psi_packet(0, &pat_section(1, 0x100), 0),
-            psi_packet(
-                0x100,
-                &pmt_section(1, 0x101, &[(0x1B, 0x101), (0x0F, 0x102)]),
-                0,
-            ),
+            psi_packet(0x100, &pmt_section(1, 0x101, &[(0x1B, 0x101), (0x0F, 0x102)]), 0),
         ]
     }
 
@@ -407,10 +400,7 @@ mod tests {
                 cc = (cc + 1) & 0x0F;
                 b.scrambling = if scrambled { 2 } else { 0 };
                 b.payload = vec![0xAB; 184];
-                if let Some(c) = a
-                    .analyze(&Packet::new(&b.build()).expect("packet"))
-                    .scrambling_changed
-                {
+                if let Some(c) = a.analyze(&Packet::new(&b.build()).expect("packet")).scrambling_changed {
                     changes.push(c);
                 }
             }

@@ -259,9 +259,7 @@ pub(crate) mod tests {
         let mut b = PacketBuilder::new(pid);
         b.pusi = true;
         b.cc = cc;
-        b.payload = std::iter::once(0u8)
-            .chain(section.iter().copied())
-            .collect();
+        b.payload = std::iter::once(0u8).chain(section.iter().copied()).collect();
         b.payload.resize(PACKET_SIZE - 4, 0xFF);
         b.build()
     }
@@ -295,9 +293,7 @@ pub(crate) mod tests {
         assert!(sec.len() > 184);
         let mut first = PacketBuilder::new(0x100);
         first.pusi = true;
-        first.payload = std::iter::once(0)
-            .chain(sec[..183].iter().copied())
-            .collect();
+        first.payload = std::iter::once(0).chain(sec[..183].iter().copied()).collect();
         let mut second = PacketBuilder::new(0x100);
         second.cc = 1;
         second.payload = sec[183..].to_vec();
@@ -305,9 +301,7 @@ pub(crate) mod tests {
         let (a, b) = (first.build(), second.build());
         let mut asm = SectionAssembler::default();
         assert!(asm.push(&Packet::new(&a).expect("packet")).is_none());
-        let done = asm
-            .push(&Packet::new(&b).expect("packet"))
-            .expect("complete");
+        let done = asm.push(&Packet::new(&b).expect("packet")).expect("complete");
         assert_eq!(done.packets.len(), 2);
         assert_eq!(parse_pmt(done.bytes).expect("pmt").streams.len(), 60);
     }

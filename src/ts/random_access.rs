@@ -73,10 +73,7 @@ impl RandomAccessDetector {
 
     /// A new PES starts with this payload (the packet had payload_unit_start).
     pub fn start(&mut self, payload: &[u8]) -> Verdict {
-        self.header = PesHeader::Fixed {
-            seen: 0,
-            data_len: 0,
-        };
+        self.header = PesHeader::Fixed { seen: 0, data_len: 0 };
         self.zeros = 0;
         self.after_prefix = false;
         self.scanned = 0;
@@ -198,8 +195,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) const H264_IDR: &[u8] = &[
-        0, 0, 0, 1, 9, 0xF0, 0, 0, 0, 1, 0x67, 0x64, 0, 0x1F, 0, 0, 1, 0x68, 0xEE, 0, 0, 1, 0x65,
-        0x88,
+        0, 0, 0, 1, 9, 0xF0, 0, 0, 0, 1, 0x67, 0x64, 0, 0x1F, 0, 0, 1, 0x68, 0xEE, 0, 0, 1, 0x65, 0x88,
     ];
     pub(crate) const H264_P: &[u8] = &[0, 0, 0, 1, 9, 0x30, 0, 0, 0, 1, 0x41, 0x9A, 0x00];
 
@@ -244,10 +240,7 @@ pub(crate) mod tests {
     fn h265_irap_and_trail() {
         let cra = [0, 0, 1, 0x46, 0x01, 0, 0, 1, 0x2A, 0x01]; // AUD(35) then CRA(21)
         let trail = [0, 0, 1, 0x46, 0x01, 0, 0, 1, 0x02, 0x01]; // AUD then TRAIL_R(1)
-        assert_eq!(
-            verdict_chunked(VideoCodec::H265, &pes(&cra), 3),
-            Verdict::RandomAccess
-        );
+        assert_eq!(verdict_chunked(VideoCodec::H265, &pes(&cra), 3), Verdict::RandomAccess);
         assert_eq!(
             verdict_chunked(VideoCodec::H265, &pes(&trail), 3),
             Verdict::NotRandomAccess
@@ -258,10 +251,7 @@ pub(crate) mod tests {
     fn mpeg2_sequence_header() {
         let seq = [0, 0, 1, 0xB3, 0x2D, 0, 0, 1, 0xB8, 0, 0, 1, 0x00];
         let pic = [0, 0, 1, 0x00, 0x10, 0x08];
-        assert_eq!(
-            verdict_chunked(VideoCodec::Mpeg2, &pes(&seq), 2),
-            Verdict::RandomAccess
-        );
+        assert_eq!(verdict_chunked(VideoCodec::Mpeg2, &pes(&seq), 2), Verdict::RandomAccess);
         assert_eq!(
             verdict_chunked(VideoCodec::Mpeg2, &pes(&pic), 2),
             Verdict::NotRandomAccess

@@ -125,11 +125,9 @@ impl Timeline {
     #[must_use]
     pub fn bitrate(&self) -> u64 {
         if self.measured_ns >= NS / 10 && self.measured_bytes > 0 {
-            u64::try_from(
-                u128::from(self.measured_bytes) * 8 * u128::from(NS) / u128::from(self.measured_ns),
-            )
-            .unwrap_or(u64::MAX)
-            .max(1)
+            u64::try_from(u128::from(self.measured_bytes) * 8 * u128::from(NS) / u128::from(self.measured_ns))
+                .unwrap_or(u64::MAX)
+                .max(1)
         } else {
             DEFAULT_BITRATE
         }
@@ -216,10 +214,7 @@ impl Timeline {
         if self.source == ClockSource::ByteRate {
             return self.position_ns;
         }
-        self.position_ns
-            + self
-                .bytes_to_ns(self.packets_since_sample)
-                .min(MAX_CLOCK_STEP_NS)
+        self.position_ns + self.bytes_to_ns(self.packets_since_sample).min(MAX_CLOCK_STEP_NS)
     }
 
     fn bytes_to_ns(&self, packets: u64) -> u64 {
@@ -229,9 +224,8 @@ impl Timeline {
 
     fn on_sample(&mut self) {
         self.packets_since_sample = 0;
-        let packets_per_step = u128::from(self.bitrate()) * u128::from(MAX_CLOCK_STEP_NS)
-            / u128::from(NS)
-            / u128::from(PACKET_BITS);
+        let packets_per_step =
+            u128::from(self.bitrate()) * u128::from(MAX_CLOCK_STEP_NS) / u128::from(NS) / u128::from(PACKET_BITS);
         self.silence_limit_packets = u64::try_from(packets_per_step).unwrap_or(u64::MAX).max(1);
     }
 
@@ -295,15 +289,9 @@ mod tests {
         let _ = t.on_pcr(Pcr::from_ticks(100 * PCR_HZ), false);
         let _ = t.on_pcr(Pcr::from_ticks(101 * PCR_HZ), false);
         assert_eq!(t.on_pcr(Pcr::from_ticks(50 * PCR_HZ), false), Step::Jump);
-        assert_eq!(
-            t.on_pcr(Pcr::from_ticks(51 * PCR_HZ), false),
-            Step::Continuous
-        );
+        assert_eq!(t.on_pcr(Pcr::from_ticks(51 * PCR_HZ), false), Step::Continuous);
         assert_eq!(t.on_pcr(Pcr::from_ticks(500 * PCR_HZ), false), Step::Jump);
-        assert_eq!(
-            t.on_pcr(Pcr::from_ticks(500 * PCR_HZ + PCR_HZ / 2), true),
-            Step::Jump
-        );
+        assert_eq!(t.on_pcr(Pcr::from_ticks(500 * PCR_HZ + PCR_HZ / 2), true), Step::Jump);
         assert_eq!(t.position_ns(), 2_000_000_000);
     }
 

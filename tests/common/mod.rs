@@ -24,10 +24,7 @@ pub fn init() {
 pub fn plugin_dir() -> PathBuf {
     // target/<profile>/deps/<test binary> -> target/<profile>
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_owned()
+    exe.parent().and_then(Path::parent).expect("target dir").to_owned()
 }
 
 /// Generates `seconds` of 25 fps H.264 in MPEG-TS (2 s GOP) once per test
@@ -35,9 +32,7 @@ pub fn plugin_dir() -> PathBuf {
 pub fn test_stream(seconds: u32) -> PathBuf {
     static CACHE: Mutex<Vec<(u32, PathBuf)>> = Mutex::new(Vec::new());
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let mut cache = CACHE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some((_, p)) = cache.iter().find(|(s, _)| *s == seconds) {
         return p.clone();
     }
@@ -76,8 +71,7 @@ pub fn run_pipeline_to_eos(pipeline: &gst::Pipeline, timeout: Duration) -> Resul
         format!("set_state: {e}: {msg}")
     })?;
     let result = loop {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(timeout.as_nanos() as u64))
-        else {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(timeout.as_nanos() as u64)) else {
             break Err("timeout waiting for EOS".to_string());
         };
         match msg.view() {
@@ -124,26 +118,11 @@ pub fn pid(packet: &[u8]) -> u16 {
 pub fn assert_segment_well_formed(path: &Path) {
     let data = std::fs::read(path).expect("read segment");
     assert!(!data.is_empty(), "{} is empty", path.display());
-    assert_eq!(
-        data.len() % PACKET,
-        0,
-        "{} is not packet-aligned",
-        path.display()
-    );
+    assert_eq!(data.len() % PACKET, 0, "{} is not packet-aligned", path.display());
     for (i, p) in data.chunks(PACKET).enumerate() {
-        assert_eq!(
-            p[0],
-            0x47,
-            "{}: packet {i} lacks the sync byte",
-            path.display()
-        );
+        assert_eq!(p[0], 0x47, "{}: packet {i} lacks the sync byte", path.display());
     }
-    assert_eq!(
-        pid(&data),
-        0,
-        "{} does not start with a PAT",
-        path.display()
-    );
+    assert_eq!(pid(&data), 0, "{} does not start with a PAT", path.display());
 }
 
 /// Every segment's name and content, in sequence order.
@@ -151,11 +130,7 @@ pub fn ring_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     segments(dir)
         .iter()
         .map(|p| {
-            let name = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_owned();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
             (name, std::fs::read(p).expect("read segment"))
         })
         .collect()
@@ -196,11 +171,7 @@ pub fn ffprobe_key_frames(path: &Path, n: usize) -> Vec<bool> {
         .expect("run ffprobe");
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| {
-            l.split(',')
-                .next()
-                .and_then(|k| k.trim().parse::<u8>().ok())
-        })
+        .filter_map(|l| l.split(',').next().and_then(|k| k.trim().parse::<u8>().ok()))
         .map(|k| k == 1)
         .collect()
 }
@@ -208,21 +179,11 @@ pub fn ffprobe_key_frames(path: &Path, n: usize) -> Vec<bool> {
 /// Duration in seconds that ffprobe reports for `path`.
 pub fn ffprobe_duration(path: &Path) -> f64 {
     let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
         .arg(path)
         .output()
         .expect("run ffprobe");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(f64::NAN)
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(f64::NAN)
 }
 
 /// Demuxes `path` with GStreamer's tsdemux and h264parse; fails on any error
@@ -246,9 +207,7 @@ pub fn tsdemux_frames(path: &Path) -> Result<u64, String> {
         let first_is_key = first_is_key.clone();
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             if let Some(buf) = info.buffer() {
-                let mut first = first_is_key
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut first = first_is_key.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if first.is_none() {
                     *first = Some(!buf.flags().contains(gst::BufferFlags::DELTA_UNIT));
                 }
@@ -259,9 +218,7 @@ pub fn tsdemux_frames(path: &Path) -> Result<u64, String> {
     }
     run_pipeline_to_eos(&pipeline, Duration::from_secs(60))?;
     let n = count.load(std::sync::atomic::Ordering::Relaxed);
-    let first = *first_is_key
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let first = *first_is_key.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if n == 0 {
         return Err("no frames".into());
     }
@@ -274,8 +231,7 @@ pub fn tsdemux_frames(path: &Path) -> Result<u64, String> {
 /// Parses the ring's playlist with an independent HLS parser.
 pub fn playlist(dir: &Path) -> m3u8_rs::MediaPlaylist {
     let text = std::fs::read(dir.join("index.m3u8")).expect("read playlist");
-    m3u8_rs::parse_media_playlist_res(&text)
-        .unwrap_or_else(|e| panic!("playlist does not parse: {e:?}"))
+    m3u8_rs::parse_media_playlist_res(&text).unwrap_or_else(|e| panic!("playlist does not parse: {e:?}"))
 }
 
 /// Reads the sink's `stats` structure.

@@ -3,13 +3,20 @@
 //! It aligns packets, analyses each one, keeps the media timeline and decides
 //! where segments are cut: at the first random-access point at or after
 //! `segment-duration`, with the current PAT and PMT written first so that
-//! every segment decodes on its own. It owns no GStreamer object, so the whole
+//! every segment decodes on its own. It also carries the write-failure
+//! contract (drop, block or error). It owns no GStreamer object: the element
+//! supplies a [`Host`] for time, waiting and event delivery, so the whole
 //! recording logic is testable on plain bytes.
 
-use std::io;
-use std::time::{SystemTime, UNIX_EPOCH};
+mod health;
 
-use crate::ring::{Ring, SegmentStart};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use health::WriteHealth;
+pub use health::{EpisodeSummary, FailureStats};
+
+use crate::ring::{FailureKind, Ring, SegmentStart, WriteFailure};
 use crate::ts::analyzer::{AnalyzerStats, Unit};
 use crate::ts::random_access::Verdict;
 use crate::ts::timeline::{ClockSource, Step};
@@ -25,12 +32,26 @@ pub const FORCED_CUT_FACTOR: u64 = 3;
 /// unit is taken as not random-access.
 const MAX_HOLD: usize = 1024 * PACKET_SIZE;
 
+/// What to do when the disk refuses data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureMode {
+    /// Keep running; drop what cannot be written, retry every interval.
+    Drop,
+    /// Hold the data and retry until it is written (or the wait is cancelled).
+    Block,
+    /// Stop with an error, like `filesink`.
+    Error,
+}
+
 /// Settings the recorder needs beyond the ring's.
 #[derive(Debug, Clone, Copy)]
 pub struct RecorderConfig {
     pub segment_duration_ns: u64,
     /// program_number to follow; `None` = the first program in the PAT.
     pub program: Option<u16>,
+    pub failure_mode: FailureMode,
+    /// Minimum time between two attempts to write after a failure.
+    pub retry_interval: Duration,
 }
 
 /// Things that happened that the element reports to the application.
@@ -38,6 +59,36 @@ pub struct RecorderConfig {
 pub enum RecorderEvent {
     /// The program's elementary streams became scrambled (`true`) or clear.
     Scrambling(bool),
+    /// Writes started failing (once per episode).
+    WriteFailure {
+        kind: FailureKind,
+        message: String,
+        path: PathBuf,
+    },
+    /// A write succeeded again after a failure (once per episode).
+    WriteFailureClear(EpisodeSummary),
+    /// Oldest segments were deleted to make room for a write that failed for lack of space.
+    EvictedUnderPressure { segments: u64, bytes: u64 },
+}
+
+/// What the recorder needs from its environment.
+pub trait Host {
+    /// The current time, for retry intervals and episode durations.
+    fn now(&self) -> Instant;
+    /// Waits up to `timeout`; returns `false` if the wait was cancelled
+    /// (flush, state change) and the recorder must give up.
+    fn wait(&mut self, timeout: Duration) -> bool;
+    /// Delivers an event to the application.
+    fn event(&mut self, event: RecorderEvent);
+}
+
+/// Why [`Recorder::push`] (or flush, finish) did not complete normally.
+#[derive(Debug)]
+pub enum PushError {
+    /// A blocked write was cancelled by the host; the data is still pending.
+    Cancelled,
+    /// `error` mode: the write failure that stops the recording.
+    Fatal(WriteFailure),
 }
 
 /// Counters for the `stats` property.
@@ -64,8 +115,9 @@ struct Core {
     timeline: Timeline,
     /// Timeline position where the open segment started.
     segment_start_ns: u64,
-    /// Timeline position of the first packet, before any segment exists.
-    first_packet_ns: Option<u64>,
+    /// Timeline position since which no segment has been open (stream start,
+    /// or a failed write in drop mode), for the forced cut.
+    closed_since_ns: Option<u64>,
     /// Packets of a due access unit whose verdict is pending.
     hold: Vec<u8>,
     holding: bool,
@@ -75,9 +127,16 @@ struct Core {
     pending_discontinuity: bool,
     /// Wall clock (ms since epoch) at timeline position `anchor.1`.
     anchor: Option<(i64, u64)>,
+    health: WriteHealth,
+    /// Evictions under pressure already reported.
+    reported_pressure: (u64, u64),
+    /// `error` mode: the failure that ended the recording.
+    fatal: Option<WriteFailure>,
+    /// A blocked write was cancelled: stop processing the current input.
+    cancelled: bool,
+    /// Host time at the start of the current input buffer.
+    now: Instant,
     stats: RecorderStats,
-    events: Vec<RecorderEvent>,
-    error: Option<io::Error>,
 }
 
 impl Recorder {
@@ -94,15 +153,18 @@ impl Recorder {
                 analyzer: StreamAnalyzer::new(config.program),
                 timeline: Timeline::new(),
                 segment_start_ns: 0,
-                first_packet_ns: None,
+                closed_since_ns: None,
                 hold: Vec::new(),
                 holding: false,
                 cut_asap: false,
                 pending_discontinuity: adopted,
                 anchor: None,
+                health: WriteHealth::default(),
+                reported_pressure: (0, 0),
+                fatal: None,
+                cancelled: false,
+                now: Instant::now(),
                 stats: RecorderStats::default(),
-                events: Vec::new(),
-                error: None,
             },
         }
     }
@@ -128,6 +190,16 @@ impl Recorder {
     }
 
     #[must_use]
+    pub fn failure_stats(&self, now: Instant) -> FailureStats {
+        self.core.health.stats(now)
+    }
+
+    #[must_use]
+    pub fn is_scrambled(&self) -> bool {
+        self.core.analyzer.is_scrambled()
+    }
+
+    #[must_use]
     pub fn clock_source(&self) -> ClockSource {
         self.core.timeline.source()
     }
@@ -138,14 +210,10 @@ impl Recorder {
         self.core.timeline.position_ns()
     }
 
-    /// Events since the last call, oldest first.
-    pub fn take_events(&mut self) -> Vec<RecorderEvent> {
-        std::mem::take(&mut self.core.events)
-    }
-
     /// Feeds one input buffer. `buffer_time_ns` is its timestamp, if it has one.
-    pub fn push(&mut self, data: &[u8], buffer_time_ns: Option<u64>) -> io::Result<()> {
+    pub fn push(&mut self, data: &[u8], buffer_time_ns: Option<u64>, host: &mut dyn Host) -> Result<(), PushError> {
         let core = &mut self.core;
+        core.begin_call(host)?;
         core.stats.buffers += 1;
         core.stats.bytes_in += data.len() as u64;
         if let Some(t) = buffer_time_ns
@@ -153,40 +221,75 @@ impl Recorder {
         {
             core.on_jump();
         }
-        self.aligner.push(data, |run| core.consume(run));
-        core.take_error()
+        self.aligner.push(data, |run| core.consume(run, host));
+        core.end_call()
     }
 
     /// The input was flushed: whatever comes next is unrelated to what came
     /// before. Held-back bytes are dropped (and counted by the aligner).
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub fn flush(&mut self, host: &mut dyn Host) -> Result<(), PushError> {
         self.aligner.reset();
         let core = &mut self.core;
-        core.release_hold();
+        core.begin_call(host)?;
+        core.release_hold(host);
         core.analyzer.reset_continuity();
         core.timeline.rebase();
         core.on_jump();
-        core.take_error()
+        core.end_call()
     }
 
-    /// End of stream: writes what is held, closes the last segment and marks
-    /// the playlist as ended.
-    pub fn finish(&mut self) -> io::Result<()> {
+    /// End of stream (or stop): writes what is held, closes the last segment
+    /// and marks the playlist as ended. `may_block`: in `block` mode, whether
+    /// to wait for a failing disk (yes at EOS, no when stopping).
+    pub fn finish(&mut self, host: &mut dyn Host, may_block: bool) -> Result<(), PushError> {
         let core = &mut self.core;
-        self.aligner.finish(|run| core.consume(run));
-        core.release_hold();
-        core.take_error()?;
-        let duration = core
-            .timeline
-            .end_position_ns()
-            .saturating_sub(core.segment_start_ns);
-        core.ring.close(duration)
+        core.begin_call(host)?;
+        if !may_block && core.config.failure_mode == FailureMode::Block {
+            core.config.failure_mode = FailureMode::Drop;
+        }
+        self.aligner.finish(|run| core.consume(run, host));
+        core.release_hold(host);
+        if core.fatal.is_none() && !core.cancelled {
+            let duration = core.timeline.end_position_ns().saturating_sub(core.segment_start_ns);
+            if core.ring.is_segment_open()
+                && let Err(f) = core.ring.finish_segment(duration)
+            {
+                core.on_failure(f, host, |r| r.finish_segment(duration));
+            }
+            // Nothing is open any more: this only publishes the ended playlist.
+            let _ = core.ring.close(0);
+        }
+        core.end_call()
     }
 }
 
 impl Core {
-    fn take_error(&mut self) -> io::Result<()> {
-        self.error.take().map_or(Ok(()), Err)
+    fn begin_call(&mut self, host: &mut dyn Host) -> Result<(), PushError> {
+        self.now = host.now();
+        self.cancelled = false;
+        match &self.fatal {
+            Some(f) => Err(PushError::Fatal(WriteFailure::new(
+                f.path.clone(),
+                clone_io_error(&f.source),
+                false,
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn end_call(&mut self) -> Result<(), PushError> {
+        if self.cancelled {
+            self.cancelled = false;
+            return Err(PushError::Cancelled);
+        }
+        match &self.fatal {
+            Some(f) => Err(PushError::Fatal(WriteFailure::new(
+                f.path.clone(),
+                clone_io_error(&f.source),
+                false,
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn on_jump(&mut self) {
@@ -196,15 +299,20 @@ impl Core {
         self.anchor = None;
     }
 
+    fn stopped(&self) -> bool {
+        self.cancelled || self.fatal.is_some()
+    }
+
     /// Handles a run of whole packets from the aligner.
-    fn consume(&mut self, run: &[u8]) {
+    fn consume(&mut self, run: &[u8], host: &mut dyn Host) {
         // `from` is the start of the part of `run` not yet written or held.
         let mut from = 0;
         for (i, bytes) in run.chunks_exact(PACKET_SIZE).enumerate() {
+            if self.stopped() {
+                return;
+            }
             let at = i * PACKET_SIZE;
-            let Some(packet) = Packet::new(bytes) else {
-                continue;
-            };
+            let Some(packet) = Packet::new(bytes) else { continue };
             self.timeline.on_packet();
             let class = self.analyzer.analyze(&packet);
             if let Some((pcr, discontinuity)) = class.pcr
@@ -213,26 +321,26 @@ impl Core {
                 self.on_jump();
             }
             if let Some(scrambled) = class.scrambling_changed {
-                self.events.push(RecorderEvent::Scrambling(scrambled));
+                host.event(RecorderEvent::Scrambling(scrambled));
             }
-            if self.first_packet_ns.is_none() {
-                self.first_packet_ns = Some(self.timeline.position_ns());
+            if self.closed_since_ns.is_none() && !self.ring.is_segment_open() {
+                self.closed_since_ns = Some(self.timeline.position_ns());
             }
 
             if self.holding {
                 self.hold.extend_from_slice(bytes);
                 from = at + PACKET_SIZE;
                 match class.unit {
-                    Unit::Resolved(v) => self.resolve_hold(v == Verdict::RandomAccess),
+                    Unit::Resolved(v) => self.resolve_hold(v == Verdict::RandomAccess, host),
                     Unit::Start(v) => {
                         // A new unit began before the previous one was settled:
                         // the previous one was not a random-access point.
                         let len = self.hold.len() - PACKET_SIZE;
                         self.hold.truncate(len);
-                        self.resolve_hold(false);
-                        self.on_unit_start(v, bytes);
+                        self.resolve_hold(false, host);
+                        self.on_unit_start(v, bytes, host);
                     }
-                    Unit::Inside if self.hold.len() >= MAX_HOLD => self.resolve_hold(false),
+                    Unit::Inside if self.hold.len() >= MAX_HOLD => self.resolve_hold(false, host),
                     Unit::Inside => {}
                 }
                 continue;
@@ -242,7 +350,7 @@ impl Core {
             let forced = self.forced_cut_due();
             match class.unit {
                 Unit::Start(v) if due && v != Verdict::NotRandomAccess || forced => {
-                    self.write(&run[from..at]);
+                    self.write(&run[from..at], host);
                     from = at;
                     if v == Verdict::Undecided && !forced {
                         self.hold.extend_from_slice(bytes);
@@ -252,117 +360,227 @@ impl Core {
                         if forced && v != Verdict::RandomAccess {
                             self.stats.forced_cuts += 1;
                         }
-                        self.cut();
+                        self.cut(host);
                     }
                 }
                 _ if forced => {
-                    self.write(&run[from..at]);
+                    self.write(&run[from..at], host);
                     from = at;
                     self.stats.forced_cuts += 1;
-                    self.cut();
+                    self.cut(host);
                 }
                 _ => {}
             }
         }
-        if !self.holding {
-            self.write(&run[from..]);
+        if !self.holding && !self.stopped() {
+            self.write(&run[from..], host);
         }
     }
 
     /// Handles a unit start that arrived while resolving a hold.
-    fn on_unit_start(&mut self, v: Verdict, bytes: &[u8]) {
+    fn on_unit_start(&mut self, v: Verdict, bytes: &[u8], host: &mut dyn Host) {
         if self.cut_due() && v != Verdict::NotRandomAccess {
             if v == Verdict::Undecided {
                 self.hold.extend_from_slice(bytes);
                 self.holding = true;
                 return;
             }
-            self.cut();
+            self.cut(host);
         }
-        self.write(bytes);
+        self.write(bytes, host);
     }
 
-    fn resolve_hold(&mut self, random_access: bool) {
+    fn resolve_hold(&mut self, random_access: bool, host: &mut dyn Host) {
         self.holding = false;
         if random_access {
-            self.cut();
+            self.cut(host);
         }
         let hold = std::mem::take(&mut self.hold);
-        self.write(&hold);
+        self.write(&hold, host);
         self.hold = hold;
         self.hold.clear();
     }
 
     /// Writes out held packets without deciding anything (flush, EOS).
-    fn release_hold(&mut self) {
+    fn release_hold(&mut self, host: &mut dyn Host) {
         if self.holding {
-            self.resolve_hold(false);
+            self.resolve_hold(false, host);
         }
     }
 
     /// A random-access point here would start a new segment.
     fn cut_due(&self) -> bool {
+        if self.health.is_failing() {
+            // Dropping: a new segment is the retry, at most once per interval.
+            return self.health.retry_due(self.now);
+        }
         if !self.ring.is_segment_open() {
             return true;
         }
-        self.cut_asap
-            || self.timeline.position_ns() - self.segment_start_ns
-                >= self.config.segment_duration_ns
+        self.cut_asap || self.timeline.position_ns() - self.segment_start_ns >= self.config.segment_duration_ns
     }
 
     /// No random-access point came for too long: cut anyway.
     fn forced_cut_due(&self) -> bool {
-        let limit = self
-            .config
-            .segment_duration_ns
-            .saturating_mul(FORCED_CUT_FACTOR);
+        let limit = self.config.segment_duration_ns.saturating_mul(FORCED_CUT_FACTOR);
         let now = self.timeline.position_ns();
+        if self.health.is_failing() && !self.health.retry_due(self.now) {
+            return false;
+        }
         if self.ring.is_segment_open() {
             now - self.segment_start_ns >= limit
         } else {
-            self.first_packet_ns
-                .is_some_and(|first| now - first >= limit)
+            self.closed_since_ns.is_some_and(|since| now - since >= limit)
         }
     }
 
     /// Closes the open segment (if any) and opens the next one, starting
-    /// with the latest PAT and PMT.
-    fn cut(&mut self) {
+    /// with the latest PAT and PMT. While failing in `drop` mode this is the
+    /// retry: the new segment is flushed at once to find out if writing works.
+    fn cut(&mut self, host: &mut dyn Host) {
         let now = self.timeline.position_ns();
-        if self.ring.is_segment_open()
-            && let Err(e) = self.ring.finish_segment(now - self.segment_start_ns)
-        {
-            self.error.get_or_insert(e);
+        if self.ring.is_segment_open() {
+            let duration = now - self.segment_start_ns;
+            if let Err(f) = self.ring.finish_segment(duration) {
+                self.on_failure(f, host, |r| r.finish_segment(duration));
+                if self.stopped() || self.health.is_failing() {
+                    return;
+                }
+            }
         }
         let wall_now = wall_clock_ms();
         let &mut (anchor_ms, anchor_ns) = self.anchor.get_or_insert((wall_now, now));
         let start = SegmentStart {
-            program_date_time_ms: anchor_ms
-                + i64::try_from((now - anchor_ns) / 1_000_000).unwrap_or(0),
+            program_date_time_ms: anchor_ms + i64::try_from((now - anchor_ns) / 1_000_000).unwrap_or(0),
             discontinuity: self.pending_discontinuity,
         };
-        if let Err(e) = self.ring.begin_segment(start) {
-            self.error.get_or_insert(e);
-            return;
+        if let Err(f) = self.ring.begin_segment(start) {
+            self.on_failure(f, host, |r| r.begin_segment(start));
+            if !self.ring.is_segment_open() {
+                return;
+            }
         }
         self.segment_start_ns = now;
+        self.closed_since_ns = None;
         self.pending_discontinuity = false;
         self.cut_asap = false;
         let tables: Vec<u8> = self.analyzer.table_packets().flatten().copied().collect();
-        self.write(&tables);
+        let result = if self.health.is_failing() {
+            // Retrying after a failure: find out now whether writing works.
+            self.ring.write(&tables).and_then(|()| self.ring.flush())
+        } else {
+            self.ring.write(&tables)
+        };
+        match result {
+            Ok(()) => self.on_success(host),
+            Err(f) => self.on_failure(f, host, |r| r.flush()),
+        }
     }
 
-    fn write(&mut self, data: &[u8]) {
-        if data.is_empty() {
+    fn write(&mut self, data: &[u8], host: &mut dyn Host) {
+        if data.is_empty() || self.stopped() {
+            return;
+        }
+        if self.health.is_failing() {
+            // Dropping until the next retry; no system call per buffer.
+            self.health.drop_bytes(data.len() as u64);
             return;
         }
         if !self.ring.is_segment_open() {
             self.stats.packets_before_random_access += (data.len() / PACKET_SIZE) as u64;
             return;
         }
-        if let Err(e) = self.ring.write(data) {
-            self.error.get_or_insert(e);
+        let result = self.ring.write(data);
+        self.report_pressure(host);
+        if let Err(f) = result {
+            self.on_failure(f, host, |r| r.flush());
         }
+    }
+
+    fn on_success(&mut self, host: &mut dyn Host) {
+        self.report_pressure(host);
+        if let Some(summary) = self.health.on_success(host.now(), self.timeline.position_ns()) {
+            host.event(RecorderEvent::WriteFailureClear(summary));
+        }
+    }
+
+    fn report_pressure(&mut self, host: &mut dyn Host) {
+        let stats = self.ring.stats();
+        let now = (stats.evicted_under_pressure, stats.evicted_under_pressure_bytes);
+        if now != self.reported_pressure {
+            host.event(RecorderEvent::EvictedUnderPressure {
+                segments: now.0 - self.reported_pressure.0,
+                bytes: now.1 - self.reported_pressure.1,
+            });
+            self.reported_pressure = now;
+        }
+    }
+
+    /// A ring operation failed (after the ring's own eviction retry). Applies
+    /// the failure mode; `retry` repeats the operation in `block` mode.
+    fn on_failure(
+        &mut self,
+        failure: WriteFailure,
+        host: &mut dyn Host,
+        mut retry: impl FnMut(&mut Ring) -> Result<(), WriteFailure>,
+    ) {
+        self.report_pressure(host);
+        let now = host.now();
+        if self.health.on_failure(&failure, now, self.config.retry_interval) {
+            host.event(RecorderEvent::WriteFailure {
+                kind: failure.kind,
+                message: failure.to_string(),
+                path: failure.path.clone(),
+            });
+        }
+        // A deleted segment file cannot be retried into: handle it as a drop.
+        let vanished = failure.source.kind() == std::io::ErrorKind::NotFound;
+        match self.config.failure_mode {
+            FailureMode::Error => self.fatal = Some(failure),
+            FailureMode::Block if !vanished => loop {
+                if !host.wait(self.config.retry_interval) {
+                    self.cancelled = true;
+                    return;
+                }
+                match retry(&mut self.ring) {
+                    Ok(()) => {
+                        self.on_success(host);
+                        return;
+                    }
+                    Err(f) => {
+                        self.report_pressure(host);
+                        let _ = self.health.on_failure(&f, host.now(), self.config.retry_interval);
+                    }
+                }
+            },
+            FailureMode::Block | FailureMode::Drop => self.drop_segment(),
+        }
+    }
+
+    /// `drop` mode: give up the open segment's pending data (keeping what
+    /// reached the disk) and drop input until the next retry.
+    fn drop_segment(&mut self) {
+        let position = self.timeline.position_ns();
+        let pending_ns = bytes_to_ns(self.ring.pending_bytes(), self.timeline.bitrate());
+        let lost_from = position.saturating_sub(pending_ns).max(self.segment_start_ns);
+        let was_open = self.ring.is_segment_open();
+        let dropped = self.ring.abandon_segment(lost_from - self.segment_start_ns);
+        self.health.losing_from(if was_open { lost_from } else { position });
+        self.health.drop_bytes(dropped);
+        self.pending_discontinuity = true;
+        self.closed_since_ns = Some(position);
+    }
+}
+
+fn bytes_to_ns(bytes: u64, bitrate: u64) -> u64 {
+    u64::try_from(u128::from(bytes) * 8 * 1_000_000_000 / u128::from(bitrate.max(1))).unwrap_or(u64::MAX)
+}
+
+/// `io::Error` is not `Clone`; keep the kind, the OS code and the text.
+fn clone_io_error(e: &std::io::Error) -> std::io::Error {
+    match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::new(e.kind(), e.to_string()),
     }
 }
 
@@ -382,6 +600,41 @@ mod tests {
     use crate::ts::timeline::PCR_HZ;
 
     const SECOND: u64 = 1_000_000_000;
+
+    /// A host with a manual clock; `wait` advances it and succeeds `max_waits` times.
+    pub(crate) struct TestHost {
+        pub now: Instant,
+        pub events: Vec<RecorderEvent>,
+        pub waits: u32,
+        pub max_waits: u32,
+    }
+
+    impl TestHost {
+        pub(crate) fn new() -> Self {
+            TestHost {
+                now: Instant::now(),
+                events: Vec::new(),
+                waits: 0,
+                max_waits: u32::MAX,
+            }
+        }
+    }
+
+    impl Host for TestHost {
+        fn now(&self) -> Instant {
+            self.now
+        }
+
+        fn wait(&mut self, timeout: Duration) -> bool {
+            self.waits += 1;
+            self.now += timeout;
+            self.waits <= self.max_waits
+        }
+
+        fn event(&mut self, event: RecorderEvent) {
+            self.events.push(event);
+        }
+    }
 
     /// A synthetic 25 fps program: PAT+PMT every 10 frames, 3 packets per
     /// frame, a keyframe every `gop` frames, PCR on every frame.
@@ -413,21 +666,13 @@ mod tests {
             let mut out = Vec::new();
             if self.frame.is_multiple_of(10) {
                 out.extend_from_slice(&psi_packet(0, &pat_section(1, 0x100), self.cc[0]));
-                out.extend_from_slice(&psi_packet(
-                    0x100,
-                    &pmt_section(1, 0x101, &[(0x1B, 0x101)]),
-                    self.cc[1],
-                ));
+                out.extend_from_slice(&psi_packet(0x100, &pmt_section(1, 0x101, &[(0x1B, 0x101)]), self.cc[1]));
                 self.cc[0] = (self.cc[0] + 1) & 0xF;
                 self.cc[1] = (self.cc[1] + 1) & 0xF;
             }
             let key = self.frame.is_multiple_of(self.gop);
             let es = pes(if key { H264_IDR } else { H264_P });
-            let cut = if key && self.split_keyframe {
-                16
-            } else {
-                es.len()
-            };
+            let cut = if key && self.split_keyframe { 16 } else { es.len() };
             let mut first = es[..cut].to_vec();
             first.resize(if cut < es.len() { cut } else { 150 }, 0x11);
             let mut payloads = vec![first, es[cut..].to_vec(), vec![0x22; 184]];
@@ -470,6 +715,8 @@ mod tests {
             RecorderConfig {
                 segment_duration_ns: segment,
                 program: None,
+                failure_mode: FailureMode::Drop,
+                retry_interval: Duration::from_secs(1),
             },
         )
     }
@@ -482,10 +729,7 @@ mod tests {
             .filter(|p| p.extension().is_some_and(|e| e == "ts"))
             .collect();
         names.sort();
-        names
-            .iter()
-            .map(|p| std::fs::read(p).expect("read"))
-            .collect()
+        names.iter().map(|p| std::fs::read(p).expect("read")).collect()
     }
 
     fn pid(p: &[u8]) -> u16 {
@@ -503,10 +747,7 @@ mod tests {
                 "segment {i}"
             );
             let p = Packet::new(pkts[2]).expect("packet");
-            assert!(
-                p.payload_unit_start(),
-                "segment {i} does not start at a PES"
-            );
+            assert!(p.payload_unit_start(), "segment {i} does not start at a PES");
             // The start code may straddle into the next packet of the PES.
             let mut es = p.payload().to_vec();
             es.extend_from_slice(Packet::new(pkts[3]).expect("packet").payload());
@@ -521,9 +762,10 @@ mod tests {
     fn cuts_at_keyframes_after_the_duration() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut rec = recorder(dir.path(), 2 * SECOND);
+        let mut host = TestHost::new();
         let mut s = Stream::new(25); // 1 s GOP
-        rec.push(&s.frames(250), None).expect("push"); // 10 s
-        rec.finish().expect("finish");
+        rec.push(&s.frames(250), None, &mut host).expect("push"); // 10 s
+        rec.finish(&mut host, true).expect("finish");
         let files = segment_files(dir.path());
         assert_eq!(files.len(), 5);
         assert_segments_start_decodable(&files);
@@ -535,13 +777,14 @@ mod tests {
     fn keyframe_detected_across_packets_still_cuts_before_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut rec = recorder(dir.path(), 2 * SECOND);
+        let mut host = TestHost::new();
         let mut s = Stream::new(25);
         s.split_keyframe = true;
         let data = s.frames(250);
         for chunk in data.chunks(1000) {
-            rec.push(chunk, None).expect("push");
+            rec.push(chunk, None, &mut host).expect("push");
         }
-        rec.finish().expect("finish");
+        rec.finish(&mut host, true).expect("finish");
         let files = segment_files(dir.path());
         assert_eq!(files.len(), 5);
         assert_segments_start_decodable(&files);
@@ -554,17 +797,14 @@ mod tests {
     fn pcr_jump_starts_a_discontinuous_segment() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut rec = recorder(dir.path(), 2 * SECOND);
+        let mut host = TestHost::new();
         let mut s = Stream::new(25);
-        rec.push(&s.frames(110), None).expect("push");
+        rec.push(&s.frames(110), None, &mut host).expect("push");
         s.pcr_base = 3600 * PCR_HZ; // encoder restart: the clock jumps an hour
-        rec.push(&s.frames(140), None).expect("push");
-        rec.finish().expect("finish");
+        rec.push(&s.frames(140), None, &mut host).expect("push");
+        rec.finish(&mut host, true).expect("finish");
         let segs: Vec<_> = rec.ring().segments().cloned().collect();
-        let flagged: Vec<u64> = segs
-            .iter()
-            .filter(|s| s.discontinuity)
-            .map(|s| s.sequence)
-            .collect();
+        let flagged: Vec<u64> = segs.iter().filter(|s| s.discontinuity).map(|s| s.sequence).collect();
         assert_eq!(flagged.len(), 1, "{segs:?}");
         let text = std::fs::read_to_string(dir.path().join("index.m3u8")).expect("playlist");
         assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1);
@@ -578,33 +818,30 @@ mod tests {
     fn unparseable_keyframes_still_give_bounded_segments() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut rec = recorder(dir.path(), SECOND);
+        let mut host = TestHost::new();
         let mut s = Stream::new(25);
         s.scrambled = true; // no RAI and scrambled payload: no keyframe can be found
-        rec.push(&s.frames(500), None).expect("push"); // 20 s
-        rec.finish().expect("finish");
+        rec.push(&s.frames(500), None, &mut host).expect("push"); // 20 s
+        rec.finish(&mut host, true).expect("finish");
         assert!(rec.stats().forced_cuts >= 5, "{:?}", rec.stats());
-        let longest = rec
-            .ring()
-            .segments()
-            .map(|s| s.duration_ns)
-            .max()
-            .unwrap_or(0);
+        let longest = rec.ring().segments().map(|s| s.duration_ns).max().unwrap_or(0);
         assert!(
             longest <= FORCED_CUT_FACTOR * SECOND + SECOND / 25,
             "segment of {longest} ns"
         );
-        assert_eq!(rec.take_events(), vec![RecorderEvent::Scrambling(true)]);
+        assert_eq!(host.events, vec![RecorderEvent::Scrambling(true)]);
     }
 
     #[test]
     fn without_any_clock_the_byte_count_drives_segments() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut rec = recorder(dir.path(), SECOND / 10);
+        let mut host = TestHost::new();
         let mut s = Stream::new(5);
         s.with_pcr = false;
         let data = s.frames(1000);
-        rec.push(&data, None).expect("push");
-        rec.finish().expect("finish");
+        rec.push(&data, None, &mut host).expect("push");
+        rec.finish(&mut host, true).expect("finish");
         assert_eq!(rec.clock_source(), ClockSource::ByteRate);
         let segs: Vec<_> = rec.ring().segments().cloned().collect();
         // About 600 kB at 8 Mbit/s: 0.6 s, six 0.1 s segments.
@@ -612,10 +849,7 @@ mod tests {
         // Every byte counts at the default 8 Mbit/s.
         let total: u64 = segs.iter().map(|s| s.duration_ns).sum();
         let expected = data.len() as u64 * 8 * SECOND / crate::ts::timeline::DEFAULT_BITRATE;
-        assert!(
-            total.abs_diff(expected) < SECOND / 100,
-            "{total} vs {expected}"
-        );
+        assert!(total.abs_diff(expected) < SECOND / 100, "{total} vs {expected}");
         assert_segments_start_decodable(&segment_files(dir.path()));
     }
 }

@@ -1,0 +1,137 @@
+//! Write failures: what went wrong, on which file, classified the way the
+//! `write-failure` signal reports it.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// The `GST_RESOURCE_ERROR` code a failure maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// ENOSPC, EDQUOT, EFBIG and their equivalents on other systems.
+    NoSpaceLeft,
+    /// A segment (or the ring directory) could not be created.
+    OpenWrite,
+    /// Any other write error.
+    Write,
+}
+
+impl FailureKind {
+    /// Classifies by [`io::ErrorKind`] so that Windows and macOS errors map
+    /// the same way as Linux errno values.
+    #[must_use]
+    pub fn classify(error: &io::Error, creating: bool) -> Self {
+        match error.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge => {
+                FailureKind::NoSpaceLeft
+            }
+            _ if creating => FailureKind::OpenWrite,
+            _ => FailureKind::Write,
+        }
+    }
+
+    /// Short name used in element messages.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::NoSpaceLeft => "no-space-left",
+            FailureKind::OpenWrite => "open-write",
+            FailureKind::Write => "write",
+        }
+    }
+
+    /// Whether evicting the ring's own oldest segments may cure it.
+    #[must_use]
+    pub fn is_space(self, error: &io::Error) -> bool {
+        self == FailureKind::NoSpaceLeft && error.kind() != io::ErrorKind::FileTooLarge
+    }
+}
+
+/// A failed write: the operation, the file and the OS error.
+#[derive(Debug)]
+pub struct WriteFailure {
+    pub kind: FailureKind,
+    pub path: PathBuf,
+    pub source: io::Error,
+}
+
+impl WriteFailure {
+    #[must_use]
+    pub fn new(path: PathBuf, source: io::Error, creating: bool) -> Self {
+        WriteFailure {
+            kind: FailureKind::classify(&source, creating),
+            path,
+            source,
+        }
+    }
+}
+
+impl fmt::Display for WriteFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.kind == FailureKind::OpenWrite {
+            "Cannot create"
+        } else {
+            "Cannot write to"
+        };
+        write!(f, "{what} '{}': {}", self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for WriteFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_by_error_kind() {
+        let e = |k| io::Error::from(k);
+        for k in [
+            io::ErrorKind::StorageFull,
+            io::ErrorKind::QuotaExceeded,
+            io::ErrorKind::FileTooLarge,
+        ] {
+            assert_eq!(FailureKind::classify(&e(k), false), FailureKind::NoSpaceLeft);
+            assert_eq!(FailureKind::classify(&e(k), true), FailureKind::NoSpaceLeft);
+        }
+        assert_eq!(
+            FailureKind::classify(&e(io::ErrorKind::PermissionDenied), true),
+            FailureKind::OpenWrite
+        );
+        assert_eq!(
+            FailureKind::classify(&e(io::ErrorKind::Other), false),
+            FailureKind::Write
+        );
+        #[cfg(unix)]
+        {
+            let enospc = io::Error::from_raw_os_error(libc::ENOSPC);
+            let efbig = io::Error::from_raw_os_error(libc::EFBIG);
+            assert_eq!(FailureKind::classify(&enospc, false), FailureKind::NoSpaceLeft);
+            assert_eq!(FailureKind::classify(&efbig, false), FailureKind::NoSpaceLeft);
+            assert!(FailureKind::NoSpaceLeft.is_space(&enospc));
+            assert!(
+                !FailureKind::NoSpaceLeft.is_space(&efbig),
+                "evicting cannot cure a file size limit"
+            );
+        }
+    }
+
+    #[test]
+    fn message_names_the_file_and_the_os_error() {
+        let f = WriteFailure::new(
+            "/buf/segment-000000000001.ts".into(),
+            io::Error::from(io::ErrorKind::StorageFull),
+            false,
+        );
+        let text = f.to_string();
+        assert!(text.contains("/buf/segment-000000000001.ts"), "{text}");
+        assert!(
+            text.to_lowercase().contains("no storage space") || text.contains("space"),
+            "{text}"
+        );
+    }
+}
