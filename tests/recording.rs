@@ -93,45 +93,6 @@ fn chunking_does_not_change_a_byte() {
     assert_input_in_ring(&input_bytes, &recorded);
 }
 
-/// The ring holds every input packet in order, plus one PAT/PMT copy at the
-/// head of each segment. Input before the first keyframe is the only loss.
-fn assert_input_in_ring(input: &[u8], ring: &[u8]) {
-    let first_ring_data = ring
-        .chunks(PACKET)
-        .find(|p| pid(p) != 0 && !input[..PACKET * 2].chunks(PACKET).any(|t| t == *p))
-        .expect("data packet");
-    let start = input
-        .chunks(PACKET)
-        .position(|p| p == first_ring_data)
-        .expect("ring data comes from input");
-    let mut expected = input.chunks(PACKET).skip(start);
-    let mut i = 0;
-    let packets: Vec<&[u8]> = ring.chunks(PACKET).collect();
-    while i < packets.len() {
-        let next = expected.next();
-        if next == Some(packets[i]) {
-            i += 1;
-            continue;
-        }
-        // Only an inserted PAT/PMT copy may differ from the input order.
-        assert!(
-            matches!(pid(packets[i]), 0 | 0x20),
-            "unexpected packet {i} in the ring (pid {:#x})",
-            pid(packets[i])
-        );
-        let mut n = next;
-        while pid(packets[i]) == 0 || pid(packets[i]) == 0x20 {
-            if n == Some(packets[i]) {
-                n = expected.next();
-            }
-            i += 1;
-        }
-        assert_eq!(n, Some(packets[i]), "ring diverges from input at packet {i}");
-        i += 1;
-    }
-    assert!(expected.next().is_none(), "the ring lost the end of the input");
-}
-
 /// Garbage between packets is skipped, counted, and never reaches the disk.
 #[test]
 fn garbage_is_skipped_and_counted() {

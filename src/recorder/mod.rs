@@ -10,6 +10,7 @@
 
 mod health;
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,6 +32,11 @@ pub const FORCED_CUT_FACTOR: u64 = 3;
 /// Packets held while the verdict on an access unit is pending; past this the
 /// unit is taken as not random-access.
 const MAX_HOLD: usize = 1024 * PACKET_SIZE;
+
+/// Access-unit starts remembered per segment, to cut a failed segment back
+/// to a complete frame. More than the frames one write block can hold at
+/// ordinary bitrates; beyond it the segment is cut back less precisely.
+const MAX_UNIT_STARTS: usize = 512;
 
 /// What to do when the disk refuses data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +134,9 @@ struct Core {
     /// Wall clock (ms since epoch) at timeline position `anchor.1`.
     anchor: Option<(i64, u64)>,
     health: WriteHealth,
+    /// (offset in the open segment, timeline position) of recent access-unit
+    /// starts on the cut PID; the first is the segment's random-access point.
+    unit_starts: VecDeque<(u64, u64)>,
     /// Evictions under pressure already reported.
     reported_pressure: (u64, u64),
     /// `error` mode: the failure that ended the recording.
@@ -160,6 +169,7 @@ impl Recorder {
                 pending_discontinuity: adopted,
                 anchor: None,
                 health: WriteHealth::default(),
+                unit_starts: VecDeque::new(),
                 reported_pressure: (0, 0),
                 fatal: None,
                 cancelled: false,
@@ -348,6 +358,8 @@ impl Core {
 
             let due = self.cut_due();
             let forced = self.forced_cut_due();
+            let offset_here = self.ring.segment_len() + (at - from) as u64;
+            let segments_before = self.ring.stats().segments_created;
             match class.unit {
                 Unit::Start(v) if due && v != Verdict::NotRandomAccess || forced => {
                     self.write(&run[from..at], host);
@@ -370,6 +382,14 @@ impl Core {
                     self.cut(host);
                 }
                 _ => {}
+            }
+            // A unit start inside the open segment (a cut records its own).
+            if matches!(class.unit, Unit::Start(_))
+                && !self.holding
+                && self.ring.stats().segments_created == segments_before
+                && self.ring.is_segment_open()
+            {
+                self.note_unit_start(offset_here);
             }
         }
         if !self.holding && !self.stopped() {
@@ -462,9 +482,12 @@ impl Core {
         }
         self.segment_start_ns = now;
         self.closed_since_ns = None;
+        self.unit_starts.clear();
         self.pending_discontinuity = false;
         self.cut_asap = false;
         let tables: Vec<u8> = self.analyzer.table_packets().flatten().copied().collect();
+        // The random-access point follows the tables.
+        self.note_unit_start(tables.len() as u64);
         let result = if self.health.is_failing() {
             // Retrying after a failure: find out now whether writing works.
             self.ring.write(&tables).and_then(|()| self.ring.flush())
@@ -500,6 +523,7 @@ impl Core {
     fn on_success(&mut self, host: &mut dyn Host) {
         self.report_pressure(host);
         if let Some(summary) = self.health.on_success(host.now(), self.timeline.position_ns()) {
+            self.ring.set_evict_under_pressure(true);
             host.event(RecorderEvent::WriteFailureClear(summary));
         }
     }
@@ -527,6 +551,7 @@ impl Core {
         self.report_pressure(host);
         let now = host.now();
         if self.health.on_failure(&failure, now, self.config.retry_interval) {
+            self.ring.set_evict_under_pressure(false);
             host.event(RecorderEvent::WriteFailure {
                 kind: failure.kind,
                 message: failure.to_string(),
@@ -561,19 +586,33 @@ impl Core {
     /// reached the disk) and drop input until the next retry.
     fn drop_segment(&mut self) {
         let position = self.timeline.position_ns();
-        let pending_ns = bytes_to_ns(self.ring.pending_bytes(), self.timeline.bitrate());
-        let lost_from = position.saturating_sub(pending_ns).max(self.segment_start_ns);
         let was_open = self.ring.is_segment_open();
-        let dropped = self.ring.abandon_segment(lost_from - self.segment_start_ns);
-        self.health.losing_from(if was_open { lost_from } else { position });
+        // Keep what reached the disk up to the last access unit that starts
+        // there: the kept part then ends on a complete frame.
+        let flushed = self.ring.flushed_bytes();
+        let first = self.unit_starts.front().map(|&(offset, _)| offset);
+        let (keep, kept_until_ns) = self
+            .unit_starts
+            .iter()
+            .rev()
+            .find(|&&(offset, _)| offset <= flushed && Some(offset) != first)
+            .copied()
+            .unwrap_or((0, self.segment_start_ns));
+        let dropped = self.ring.abandon_segment(keep, kept_until_ns - self.segment_start_ns);
+        self.unit_starts.clear();
+        self.health.losing_from(if was_open { kept_until_ns } else { position });
         self.health.drop_bytes(dropped);
         self.pending_discontinuity = true;
         self.closed_since_ns = Some(position);
     }
-}
 
-fn bytes_to_ns(bytes: u64, bitrate: u64) -> u64 {
-    u64::try_from(u128::from(bytes) * 8 * 1_000_000_000 / u128::from(bitrate.max(1))).unwrap_or(u64::MAX)
+    /// Remembers where an access unit starts in the open segment.
+    fn note_unit_start(&mut self, offset: u64) {
+        if self.unit_starts.len() == MAX_UNIT_STARTS {
+            self.unit_starts.pop_front();
+        }
+        self.unit_starts.push_back((offset, self.timeline.position_ns()));
+    }
 }
 
 /// `io::Error` is not `Clone`; keep the kind, the OS code and the text.

@@ -76,6 +76,21 @@ impl Journal {
         Ok(Journal { file, lines })
     }
 
+    /// Opens the journal in `dir` as it is (creating it empty if missing),
+    /// for appending.
+    pub fn open_existing(dir: &Path) -> io::Result<Journal> {
+        let path = dir.join(JOURNAL_NAME);
+        let mut file = match platform::open_existing(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => platform::create_new(&path)?,
+            other => other?,
+        };
+        file.seek(SeekFrom::End(0))?;
+        Ok(Journal {
+            file,
+            lines: Journal::read(dir).len(),
+        })
+    }
+
     /// Records a completed segment.
     pub fn append(&mut self, info: &SegmentInfo) -> io::Result<()> {
         self.file.write_all(format_line(info).as_bytes())?;

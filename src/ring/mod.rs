@@ -150,6 +150,8 @@ pub struct Ring {
     journal: Journal,
     /// The journal lost an append: rewrite it whole at the next chance.
     journal_dirty: bool,
+    /// Whether a write that fails for lack of space may evict segments.
+    evict_under_pressure: bool,
     entries: VecDeque<Entry>,
     current: Option<Current>,
     next_sequence: u64,
@@ -183,8 +185,16 @@ impl Ring {
         let mut stats = RingStats::default();
         let adopted = adopt(&dir, &mut stats)
             .map_err(|e| RingError::io(format!("cannot adopt the ring in '{}'", dir.display()), e))?;
-        let journal = Journal::rewrite(&dir, adopted.iter())
-            .map_err(|e| RingError::io(format!("cannot write the journal in '{}'", dir.display()), e))?;
+        // A full disk must not stop the sink from starting: the journal is
+        // then rewritten at the first segment that can be written.
+        let (journal, journal_dirty) = match Journal::rewrite(&dir, adopted.iter()) {
+            Ok(j) => (j, false),
+            Err(_) => (
+                Journal::open_existing(&dir)
+                    .map_err(|e| RingError::io(format!("cannot open the journal in '{}'", dir.display()), e))?,
+                true,
+            ),
+        };
         let next_sequence = adopted
             .last()
             .map_or(0, |s| s.sequence + 1)
@@ -193,7 +203,8 @@ impl Ring {
             config,
             lock,
             journal,
-            journal_dirty: false,
+            journal_dirty,
+            evict_under_pressure: true,
             entries: VecDeque::new(),
             current: None,
             next_sequence,
@@ -209,8 +220,7 @@ impl Ring {
         }
         if !ring.entries.is_empty() {
             ring.enforce_retention();
-            ring.write_playlist(false)
-                .map_err(|e| RingError::io(format!("cannot write the playlist in '{}'", dir.display()), e))?;
+            ring.playlist_after_change();
         }
         Ok(ring)
     }
@@ -353,9 +363,20 @@ impl Ring {
         result.map_err(|e| WriteFailure::new(path, e, false))
     }
 
+    /// Allows or forbids evicting segments when a write fails for lack of
+    /// space. The recorder forbids it during a failure episode: everything
+    /// that could help was evicted before the failure was declared, and what
+    /// was kept of the failed segment is not to be eaten by the retries.
+    pub fn set_evict_under_pressure(&mut self, allowed: bool) {
+        self.evict_under_pressure = allowed;
+    }
+
     /// Deletes oldest completed segments until `needed` bytes were freed or
     /// none is left. Returns the bytes freed.
     fn evict_under_pressure(&mut self, needed: u64) -> u64 {
+        if !self.evict_under_pressure {
+            return 0;
+        }
         let mut freed = 0;
         while freed < needed {
             let Some(oldest) = self.entries.front() else { break };
@@ -403,36 +424,48 @@ impl Ring {
         Ok(())
     }
 
-    /// Gives up the open segment after a write failure: pending bytes are
-    /// dropped, what reached the file is kept as a shorter segment lasting
-    /// `kept_duration_ns` (or removed if nothing did, or if the file was
-    /// deleted). Returns the bytes dropped.
-    pub fn abandon_segment(&mut self, kept_duration_ns: u64) -> u64 {
+    /// Bytes of the open segment known to be in its file.
+    #[must_use]
+    pub fn flushed_bytes(&self) -> u64 {
+        self.current.as_ref().map_or(0, |c| c.writer.flushed())
+    }
+
+    /// Bytes of the open segment accepted so far, flushed or not.
+    #[must_use]
+    pub fn segment_len(&self) -> u64 {
+        self.current_len()
+    }
+
+    /// Gives up the open segment after a write failure. Pending bytes are
+    /// dropped; of what reached the file, the first `keep_bytes` (a whole
+    /// number of packets ending where an access unit starts, so the kept part
+    /// ends on a complete frame) stay as a shorter segment lasting
+    /// `kept_duration_ns`. Nothing kept, or a file deleted under us, removes
+    /// the segment. Returns the bytes dropped.
+    pub fn abandon_segment(&mut self, keep_bytes: u64, kept_duration_ns: u64) -> u64 {
         let Some(Current { mut writer, start }) = self.current.take() else {
             return 0;
         };
-        let dropped = writer.discard_pending();
-        let kept = writer.flushed();
+        let pending = writer.discard_pending();
+        let flushed = writer.flushed();
+        let keep = keep_bytes.min(flushed);
+        let truncated = keep == flushed || writer.truncate(keep).is_ok();
         let sequence = writer.sequence();
         let path = writer.path().to_owned();
         drop(writer);
-        match std::fs::symlink_metadata(&path) {
+        let on_disk = std::fs::symlink_metadata(&path);
+        if on_disk.is_err() {
             // The file was deleted under us: what it held is lost too.
-            Err(_) => return dropped + kept,
-            Ok(_) if kept == 0 => {
-                let _ = std::fs::remove_file(&path);
-                return dropped;
-            }
-            Ok(m) if m.len() != kept => {
-                // It could not be cut back to whole packets: never leave a
-                // torn file in the ring.
-                let _ = std::fs::remove_file(&path);
-                return dropped + kept;
-            }
-            Ok(_) => {}
+            return pending + flushed;
         }
-        self.commit_segment(sequence, kept_duration_ns, start, kept);
-        dropped
+        if keep == 0 || !truncated || on_disk.is_ok_and(|m| m.len() != keep) {
+            // Nothing decodable to keep, or the file could not be cut back:
+            // never leave a torn segment in the ring.
+            let _ = std::fs::remove_file(&path);
+            return pending + flushed;
+        }
+        self.commit_segment(sequence, kept_duration_ns, start, keep);
+        pending + flushed - keep
     }
 
     /// Finishes the open segment (if any) and marks the playlist as ended.

@@ -114,11 +114,12 @@ impl SegmentWriter {
     /// Appends whole packets. On error the packets are kept in the buffer.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         debug_assert_eq!(data.len() % PACKET_SIZE, 0);
-        if !self.buf.is_empty() && self.buf.len() + data.len() > WRITE_BLOCK {
-            if let Err(e) = self.flush() {
-                self.buf.extend_from_slice(data);
-                return Err(e);
-            }
+        if !self.buf.is_empty()
+            && self.buf.len() + data.len() > WRITE_BLOCK
+            && let Err(e) = self.flush()
+        {
+            self.buf.extend_from_slice(data);
+            return Err(e);
         }
         if self.buf.is_empty() && data.len() >= WRITE_BLOCK {
             // Large runs go straight from the caller's memory to the file.
@@ -156,6 +157,16 @@ impl SegmentWriter {
         let n = self.buf.len() as u64;
         self.buf.clear();
         n
+    }
+
+    /// Cuts the file back to `len` bytes (a packet boundary, at most
+    /// [`Self::flushed`]); pending bytes must have been discarded.
+    pub fn truncate(&mut self, len: u64) -> io::Result<()> {
+        debug_assert!(self.buf.is_empty() && len <= self.flushed && len.is_multiple_of(PACKET_SIZE as u64));
+        self.file.set_len(len)?;
+        self.file.seek(SeekFrom::Start(len))?;
+        self.flushed = len;
+        Ok(())
     }
 
     fn write_through(&mut self, data: &[u8]) -> io::Result<()> {

@@ -278,3 +278,224 @@ pub fn record_file(input: &Path, blocksize: usize, dir: &Path, sink_props: &str)
     pipeline.set_state(gst::State::Null).expect("stop");
     stats.expect("EOS before timeout")
 }
+
+/// A size-limited tmpfs mounted for one test: real ENOSPC from the kernel.
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. "8M"). Returns `None`, after saying so
+    /// loudly, where mounting is impossible (not root, no tmpfs support).
+    pub fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::piped())
+            .output();
+        match status {
+            Ok(out) if out.status.success() => Some(Tmpfs { dir }),
+            Ok(out) => {
+                eprintln!(
+                    "\n!!!!!!!! SKIPPED: cannot mount a tmpfs ({}); this test needs root !!!!!!!!\n",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("\n!!!!!!!! SKIPPED: cannot run mount ({e}) !!!!!!!!\n");
+                None
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the filesystem with a ballast file until the kernel says ENOSPC.
+    pub fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.path().join("ballast");
+        let mut f = std::fs::File::create(&path).expect("create ballast");
+        for chunk in [1 << 20, 4096, 512] {
+            let block = vec![0xA5u8; chunk];
+            while f.write_all(&block).is_ok() {}
+        }
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// What the sink reported through its signals and bus messages.
+#[derive(Debug, Default)]
+pub struct SinkEvents {
+    /// (GError domain matches NO_SPACE_LEFT, OPEN_WRITE, WRITE; message) per write-failure signal.
+    pub failures: Vec<(String, String)>,
+    /// (dropped bytes, dropped duration) per write-failure-clear signal.
+    pub clears: Vec<(u64, u64)>,
+    pub encryption: Vec<bool>,
+    /// Names of element messages and "ERROR: ..." for errors, in bus order.
+    pub messages: Vec<String>,
+    /// The order in which signals and errors happened, across threads.
+    pub sequence: Vec<String>,
+}
+
+pub type Shared = std::sync::Arc<Mutex<SinkEvents>>;
+
+pub fn lock_events(e: &Shared) -> std::sync::MutexGuard<'_, SinkEvents> {
+    e.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Connects to the sink's signals and the pipeline's bus (synchronously, so
+/// nothing is missed and the order of signals and errors is kept).
+pub fn watch(pipeline: &gst::Pipeline, sink_name: &str) -> Shared {
+    use gst::glib;
+    let events: Shared = Default::default();
+    let sink = pipeline.by_name(sink_name).expect("sink");
+    {
+        let events = events.clone();
+        sink.connect("write-failure", false, move |args| {
+            let err = args[1].get::<glib::Error>().expect("GError argument");
+            let code = if err.matches(gst::ResourceError::NoSpaceLeft) {
+                "no-space-left"
+            } else if err.matches(gst::ResourceError::OpenWrite) {
+                "open-write"
+            } else if err.matches(gst::ResourceError::Write) {
+                "write"
+            } else {
+                "other"
+            };
+            let mut e = lock_events(&events);
+            e.failures.push((code.to_string(), err.message().to_string()));
+            e.sequence.push("write-failure".into());
+            None
+        });
+    }
+    {
+        let events = events.clone();
+        sink.connect("write-failure-clear", false, move |args| {
+            let bytes = args[1].get::<u64>().expect("bytes");
+            let duration = args[2].get::<u64>().expect("duration");
+            let mut e = lock_events(&events);
+            e.clears.push((bytes, duration));
+            e.sequence.push("write-failure-clear".into());
+            None
+        });
+    }
+    for (signal, on) in [("encryption-on", true), ("encryption-off", false)] {
+        let events = events.clone();
+        sink.connect(signal, false, move |_| {
+            lock_events(&events).encryption.push(on);
+            None
+        });
+    }
+    let bus = pipeline.bus().expect("bus");
+    let events2 = events.clone();
+    bus.set_sync_handler(move |_, msg| {
+        let mut e = lock_events(&events2);
+        match msg.view() {
+            gst::MessageView::Element(el) => {
+                if let Some(s) = el.structure() {
+                    e.messages.push(s.name().to_string());
+                }
+            }
+            gst::MessageView::Error(err) => {
+                let text = format!("ERROR: {} ({:?})", err.error(), err.debug());
+                e.messages.push(text.clone());
+                e.sequence.push(text);
+            }
+            _ => {}
+        }
+        gst::BusSyncReply::Pass
+    });
+    events
+}
+
+/// Sends EOS and waits for it (or an error) on the bus.
+pub fn eos_and_wait(pipeline: &gst::Pipeline, timeout: Duration) -> Result<(), String> {
+    pipeline.send_event(gst::event::Eos::new());
+    wait_for_eos(pipeline, timeout)
+}
+
+/// Waits for EOS or ERROR on the bus.
+pub fn wait_for_eos(pipeline: &gst::Pipeline, timeout: Duration) -> Result<(), String> {
+    let bus = pipeline.bus().expect("bus");
+    match bus.timed_pop_filtered(
+        gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    ) {
+        Some(msg) => match msg.view() {
+            gst::MessageView::Eos(_) => Ok(()),
+            gst::MessageView::Error(e) => Err(format!("{} ({:?})", e.error(), e.debug())),
+            _ => Err("unexpected message".into()),
+        },
+        None => Err("timeout".into()),
+    }
+}
+
+pub fn launch(desc: &str) -> gst::Pipeline {
+    init();
+    gst::parse::launch(desc)
+        .expect("parse")
+        .downcast::<gst::Pipeline>()
+        .expect("pipeline")
+}
+
+/// The ring holds every input packet in order, plus one PAT/PMT copy at the
+/// head of each segment. Input before the first keyframe is the only loss.
+pub fn assert_input_in_ring(input: &[u8], ring: &[u8]) {
+    let first_ring_data = ring
+        .chunks(PACKET)
+        .find(|p| pid(p) != 0 && !input[..PACKET * 2].chunks(PACKET).any(|t| t == *p))
+        .expect("data packet");
+    let start = input
+        .chunks(PACKET)
+        .position(|p| p == first_ring_data)
+        .expect("ring data comes from input");
+    let mut expected = input.chunks(PACKET).skip(start);
+    let mut i = 0;
+    let packets: Vec<&[u8]> = ring.chunks(PACKET).collect();
+    while i < packets.len() {
+        let next = expected.next();
+        if next == Some(packets[i]) {
+            i += 1;
+            continue;
+        }
+        // Only an inserted PAT/PMT copy may differ from the input order.
+        assert!(
+            matches!(pid(packets[i]), 0 | 0x20),
+            "unexpected packet {i} in the ring (pid {:#x})",
+            pid(packets[i])
+        );
+        let mut n = next;
+        while pid(packets[i]) == 0 || pid(packets[i]) == 0x20 {
+            if n == Some(packets[i]) {
+                n = expected.next();
+            }
+            i += 1;
+        }
+        assert_eq!(n, Some(packets[i]), "ring diverges from input at packet {i}");
+        i += 1;
+    }
+    assert!(expected.next().is_none(), "the ring lost the end of the input");
+}

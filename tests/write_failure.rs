@@ -1,0 +1,418 @@
+//! The write-failure contract with real kernel errors: ENOSPC on a full
+//! tmpfs, EFBIG from RLIMIT_FSIZE, a ring directory deleted under the sink.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use gst::prelude::*;
+
+const LIVE_SOURCE: &str = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+     x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=1000 ! mpegtsmux";
+
+fn playlist_entries(ring: &std::path::Path) -> usize {
+    std::fs::read(ring.join("index.m3u8"))
+        .ok()
+        .and_then(|t| m3u8_rs::parse_media_playlist_res(&t).ok())
+        .map_or(0, |p| p.segments.len())
+}
+
+fn assert_ring_playable(ring: &std::path::Path) {
+    let segs = segments(ring);
+    assert!(!segs.is_empty(), "no segments in {}", ring.display());
+    for s in &segs {
+        assert_segment_well_formed(s);
+        ffmpeg_decode(s).unwrap_or_else(|e| panic!("{}: {e}", s.display()));
+    }
+    ffmpeg_decode(&ring.join("index.m3u8")).expect("the playlist plays through the hole");
+}
+
+fn first_segment_has_data(ring: &std::path::Path) -> bool {
+    segments(ring)
+        .first()
+        .is_some_and(|s| std::fs::metadata(s).is_ok_and(|m| m.len() > 64 * 1024))
+}
+
+/// Disk full while recording live, in the default `drop` mode: exactly one
+/// failure, no ERROR, exactly one clear once space is back, and a ring that
+/// plays through the hole. One long segment, so that the ring has nothing of
+/// its own to evict and the failure is real.
+#[test]
+fn enospc_on_a_full_tmpfs_drops_then_clears() {
+    let Some(fs) = Tmpfs::mount("12M") else { return };
+    let ring = fs.path().join("ring");
+    let pipeline = launch(&format!(
+        "{LIVE_SOURCE} ! streambuffersink name=sink location={} segment-duration={} retry-interval={}",
+        ring.display(),
+        60 * SECOND,
+        SECOND / 5
+    ));
+    let events = watch(&pipeline, "sink");
+    pipeline.set_state(gst::State::Playing).expect("play");
+    assert!(
+        wait_until(Duration::from_secs(30), || first_segment_has_data(&ring)),
+        "recording did not start"
+    );
+
+    let ballast = fs.fill();
+    let failed = || !lock_events(&events).failures.is_empty();
+    assert!(
+        wait_until(Duration::from_secs(60), failed),
+        "no write-failure on a full disk"
+    );
+    // Failing for a while (many retries) must not repeat the event.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lock_events(&events).failures.len(), 1);
+    assert!(lock_events(&events).clears.is_empty());
+
+    std::fs::remove_file(&ballast).expect("remove ballast");
+    let cleared = || !lock_events(&events).clears.is_empty();
+    assert!(
+        wait_until(Duration::from_secs(30), cleared),
+        "no write-failure-clear after space came back"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    eos_and_wait(&pipeline, Duration::from_secs(30)).expect("EOS without error");
+    let stats = stats(&pipeline, "sink");
+    pipeline.set_state(gst::State::Null).expect("stop");
+
+    let e = lock_events(&events);
+    assert_eq!(e.failures.len(), 1, "{:?}", e.failures);
+    assert_eq!(e.failures[0].0, "no-space-left", "{:?}", e.failures);
+    let named = e.failures[0].1.contains(&ring.display().to_string());
+    assert!(named, "the message names the file: {}", e.failures[0].1);
+    assert_eq!(e.clears.len(), 1);
+    assert!(e.clears[0].0 > 0, "dropped bytes must be counted");
+    assert!(
+        e.clears[0].1 > 0 && e.clears[0].1 != u64::MAX,
+        "dropped duration: {}",
+        e.clears[0].1
+    );
+    assert!(!e.messages.iter().any(|m| m.starts_with("ERROR")), "{:?}", e.messages);
+    assert_eq!(
+        e.messages.iter().filter(|m| *m == "streambuffer-write-failure").count(),
+        1
+    );
+    assert_eq!(
+        e.messages
+            .iter()
+            .filter(|m| *m == "streambuffer-write-failure-clear")
+            .count(),
+        1
+    );
+    assert_eq!(stat_u64(&stats, "failure-episodes"), 1);
+    assert!(stat_u64(&stats, "write-failures") >= 2, "retries are counted");
+    assert!(stat_u64(&stats, "write-dropped-bytes") > 0);
+    assert!(stats.get::<&str>("last-error").is_ok_and(|s| !s.is_empty()));
+    drop(e);
+
+    let pl = playlist(&ring);
+    assert!(pl.segments.len() >= 2, "the part before the fault and the part after");
+    assert!(
+        pl.segments.iter().any(|s| s.discontinuity),
+        "the hole is marked with EXT-X-DISCONTINUITY"
+    );
+    assert_ring_playable(&ring);
+}
+
+/// Disk full with segments of its own to spare: the ring evicts its oldest
+/// segments to make room, says so, and no data is lost.
+#[test]
+fn enospc_is_first_answered_by_evicting_own_segments() {
+    let Some(fs) = Tmpfs::mount("12M") else { return };
+    let ring = fs.path().join("ring");
+    let pipeline = launch(&format!(
+        "{LIVE_SOURCE} ! streambuffersink name=sink location={} segment-duration={} retry-interval={}",
+        ring.display(),
+        SECOND,
+        SECOND / 5
+    ));
+    let events = watch(&pipeline, "sink");
+    pipeline.set_state(gst::State::Playing).expect("play");
+    assert!(
+        wait_until(Duration::from_secs(30), || playlist_entries(&ring) >= 4),
+        "recording did not start"
+    );
+    let _ballast = fs.fill();
+    let evicted = || {
+        lock_events(&events)
+            .messages
+            .iter()
+            .any(|m| m == "streambuffer-evicted-under-pressure")
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), evicted),
+        "no eviction under pressure"
+    );
+    let stats = stats(&pipeline, "sink");
+    eos_and_wait(&pipeline, Duration::from_secs(30)).expect("EOS without error");
+    pipeline.set_state(gst::State::Null).expect("stop");
+    assert!(stat_u64(&stats, "evicted-under-pressure") >= 1);
+    let e = lock_events(&events);
+    assert!(
+        e.failures.is_empty(),
+        "eviction made room, nothing was lost: {:?}",
+        e.failures
+    );
+}
+
+/// EFBIG from a file size limit (RLIMIT_FSIZE, SIGXFSZ ignored) in a child
+/// process: reported as NO_SPACE_LEFT, recording goes on in new segments.
+#[test]
+fn efbig_from_a_file_size_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let limit_kib = 200;
+    let script = format!(
+        "trap '' XFSZ; ulimit -f {limit_kib}; exec gst-launch-1.0 -m -e \
+         videotestsrc num-buffers=500 pattern=snow ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+         x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=1500 ! mpegtsmux ! \
+         streambuffersink location={} segment-duration={} max-duration=0 retry-interval={}",
+        ring.display(),
+        4 * SECOND,
+        SECOND / 100
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .output()
+        .expect("run gst-launch-1.0");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pipeline failed: {stderr}\n{stdout}");
+    assert!(!stdout.contains("ERROR"), "{stdout}");
+    let failure = stdout
+        .lines()
+        .find(|l| l.contains("streambuffer-write-failure,"))
+        .unwrap_or_else(|| panic!("no write-failure message: {stdout}"));
+    assert!(failure.contains("kind=(string)no-space-left"), "{failure}");
+    assert!(failure.replace("\\ ", " ").contains("File too large"), "{failure}");
+    assert!(stdout.contains("streambuffer-write-failure-clear"), "{stdout}");
+    for s in segments(&ring) {
+        let len = std::fs::metadata(&s).expect("stat").len();
+        assert!(len <= limit_kib * 1024, "{} is {len} bytes", s.display());
+        assert_segment_well_formed(&s);
+        // Cut back to a complete frame: decodes without a complaint.
+        ffmpeg_decode(&s).unwrap_or_else(|e| panic!("{}: {e}", s.display()));
+    }
+    assert!(segments(&ring).len() >= 3);
+}
+
+/// The ring directory is deleted while recording: a failure, then a clear
+/// once the sink has created its directory and a segment again.
+#[test]
+fn directory_removed_mid_recording_is_recreated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let pipeline = launch(&format!(
+        "{LIVE_SOURCE} ! streambuffersink name=sink location={} segment-duration={} retry-interval={}",
+        ring.display(),
+        SECOND,
+        SECOND / 5
+    ));
+    let events = watch(&pipeline, "sink");
+    pipeline.set_state(gst::State::Playing).expect("play");
+    assert!(
+        wait_until(Duration::from_secs(30), || playlist_entries(&ring) >= 2),
+        "recording did not start"
+    );
+    std::fs::remove_dir_all(&ring).expect("remove the ring directory");
+    assert!(
+        wait_until(Duration::from_secs(30), || !lock_events(&events).clears.is_empty()),
+        "no clear after the directory vanished: {:?}",
+        lock_events(&events)
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || playlist_entries(&ring) >= 2),
+        "recording did not resume"
+    );
+    eos_and_wait(&pipeline, Duration::from_secs(30)).expect("EOS without error");
+    let stats = stats(&pipeline, "sink");
+    pipeline.set_state(gst::State::Null).expect("stop");
+    let e = lock_events(&events);
+    assert_eq!(e.failures.len(), 1, "{:?}", e.failures);
+    assert_eq!(e.clears.len(), 1);
+    assert_eq!(
+        e.sequence[..2],
+        ["write-failure".to_string(), "write-failure-clear".to_string()]
+    );
+    assert!(e.clears[0].0 > 0, "the deleted data is counted as dropped");
+    drop(e);
+    assert!(stat_u64(&stats, "directory-recreated") >= 1);
+    assert!(ring.join(".streambuffer.lock").exists(), "the lock is taken again");
+    assert_ring_playable(&ring);
+}
+
+/// Pacing for file input: ~1316-byte buffers every 4 ms, so a 20 s file
+/// takes a few seconds and a fault can be injected while it records.
+fn paced_file(input: &std::path::Path) -> String {
+    format!(
+        "filesrc location={} blocksize=1316 ! identity sleep-time=4000",
+        input.display()
+    )
+}
+
+/// `block` mode: the streaming thread waits out a full disk and no byte of
+/// the input is lost.
+#[test]
+fn block_mode_loses_no_byte() {
+    let Some(fs) = Tmpfs::mount("8M") else { return };
+    let input = test_stream(20);
+    let ring = fs.path().join("ring");
+    // One long segment: nothing the ring could evict to make room.
+    let pipeline = launch(&format!(
+        "{} ! streambuffersink name=sink location={} segment-duration={} write-failure-mode=block retry-interval={}",
+        paced_file(&input),
+        ring.display(),
+        60 * SECOND,
+        SECOND / 10
+    ));
+    let events = watch(&pipeline, "sink");
+    pipeline.set_state(gst::State::Playing).expect("play");
+    assert!(
+        wait_until(Duration::from_secs(30), || segments(&ring)
+            .first()
+            .is_some_and(|s| std::fs::metadata(s).is_ok_and(|m| m.len() > 0))),
+        "recording did not start"
+    );
+    let ballast = fs.fill();
+    assert!(
+        wait_until(Duration::from_secs(60), || !lock_events(&events).failures.is_empty()),
+        "no write-failure on a full disk"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::remove_file(&ballast).expect("remove ballast");
+    wait_for_eos(&pipeline, Duration::from_secs(120)).expect("EOS without error");
+    pipeline.set_state(gst::State::Null).expect("stop");
+    let e = lock_events(&events);
+    assert_eq!(e.failures.len(), 1);
+    assert_eq!(e.clears, vec![(0, 0)], "block mode drops nothing");
+    drop(e);
+    let recorded: Vec<u8> = ring_files(&ring).into_iter().flat_map(|(_, d)| d).collect();
+    assert_input_in_ring(&std::fs::read(&input).expect("read input"), &recorded);
+}
+
+/// `block` mode: a state change to NULL while blocked returns promptly.
+#[test]
+fn block_mode_state_change_while_blocked() {
+    let Some(fs) = Tmpfs::mount("8M") else { return };
+    let input = test_stream(20);
+    let ring = fs.path().join("ring");
+    let pipeline = launch(&format!(
+        "{} ! streambuffersink name=sink location={} segment-duration={} write-failure-mode=block",
+        paced_file(&input),
+        ring.display(),
+        60 * SECOND
+    ));
+    let events = watch(&pipeline, "sink");
+    pipeline.set_state(gst::State::Playing).expect("play");
+    assert!(
+        wait_until(Duration::from_secs(30), || segments(&ring)
+            .first()
+            .is_some_and(|s| std::fs::metadata(s).is_ok_and(|m| m.len() > 0))),
+        "recording did not start"
+    );
+    let _ballast = fs.fill();
+    assert!(wait_until(Duration::from_secs(60), || !lock_events(&events)
+        .failures
+        .is_empty()));
+    // A deadlock detector, not a speed test: the bound is generous.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = pipeline.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(p.set_state(gst::State::Null));
+    });
+    let result = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("set_state(NULL) hung while blocked");
+    assert!(result.is_ok());
+    for s in segments(&ring) {
+        assert_eq!(std::fs::metadata(&s).expect("stat").len() % PACKET as u64, 0);
+    }
+}
+
+/// `error` mode behaves like filesink: ERROR NO_SPACE_LEFT, after write-failure.
+#[test]
+fn error_mode_stops_with_no_space_left() {
+    let Some(fs) = Tmpfs::mount("4M") else { return };
+    let ring = fs.path().join("ring");
+    std::fs::create_dir(&ring).expect("mkdir");
+    let _ballast = fs.fill();
+    let pipeline = launch(&format!(
+        "videotestsrc num-buffers=250 ! video/x-raw,width=320,height=240 ! x264enc speed-preset=ultrafast ! mpegtsmux ! \
+         streambuffersink name=sink location={} write-failure-mode=error",
+        ring.display()
+    ));
+    let events = watch(&pipeline, "sink");
+    pipeline.set_state(gst::State::Playing).expect("play");
+    let err = wait_for_eos(&pipeline, Duration::from_secs(60)).expect_err("must stop with an error");
+    pipeline.set_state(gst::State::Null).expect("stop");
+    assert!(err.contains("No space left") || err.contains("space"), "{err}");
+    let e = lock_events(&events);
+    assert_eq!(e.failures.len(), 1);
+    assert_eq!(e.failures[0].0, "no-space-left");
+    assert_eq!(
+        e.sequence.first().map(String::as_str),
+        Some("write-failure"),
+        "{:?}",
+        e.sequence
+    );
+    assert!(
+        e.sequence.get(1).is_some_and(|s| s.starts_with("ERROR")),
+        "{:?}",
+        e.sequence
+    );
+    let error_domain_ok = pipeline
+        .bus()
+        .map(|_| e.messages.iter().any(|m| m.starts_with("ERROR")))
+        .unwrap_or(false);
+    assert!(error_domain_ok);
+}
+
+/// Scrambled packets in the middle of a stream: exactly one encryption-on
+/// and one encryption-off, each with its element message.
+#[test]
+fn scrambled_input_toggles_encryption_once() {
+    let input = std::fs::read(test_stream(12)).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut data = input.clone();
+    let packets = data.len() / PACKET;
+    let (from, to) = (packets / 3, 2 * packets / 3);
+    let mut scrambled = 0;
+    for p in data.chunks_mut(PACKET).take(to).skip(from) {
+        // Elementary-stream packets with payload: set transport_scrambling_control.
+        if pid(p) >= 0x40 && p[3] & 0x10 != 0 {
+            p[3] = (p[3] & 0x3F) | 0x80;
+            scrambled += 1;
+        }
+    }
+    assert!(scrambled > 100);
+    let path = dir.path().join("scrambled.ts");
+    std::fs::write(&path, &data).expect("write");
+    let pipeline = launch(&format!(
+        "filesrc location={} ! streambuffersink name=sink location={}",
+        path.display(),
+        dir.path().join("ring").display()
+    ));
+    let events = watch(&pipeline, "sink");
+    pipeline.set_state(gst::State::Playing).expect("play");
+    wait_for_eos(&pipeline, Duration::from_secs(60)).expect("EOS");
+    let stats = stats(&pipeline, "sink");
+    pipeline.set_state(gst::State::Null).expect("stop");
+    let e = lock_events(&events);
+    assert_eq!(e.encryption, vec![true, false]);
+    assert_eq!(
+        e.messages.iter().filter(|m| *m == "streambuffer-encryption-on").count(),
+        1
+    );
+    assert_eq!(
+        e.messages
+            .iter()
+            .filter(|m| *m == "streambuffer-encryption-off")
+            .count(),
+        1
+    );
+    assert_eq!(stat_u64(&stats, "scrambled-packets"), scrambled);
+}
