@@ -416,3 +416,68 @@ fn scrambled_input_toggles_encryption_once() {
     );
     assert_eq!(stat_u64(&stats, "scrambled-packets"), scrambled);
 }
+
+/// Runs `command` under a 200 KiB file size limit (SIGXFSZ ignored) and
+/// returns what it printed.
+fn run_with_file_limit(command: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-c", &format!("trap '' XFSZ; ulimit -f 200; exec {command}")])
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{command} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn assert_monitor_output(stdout: &str, code: &str) {
+    let failure = stdout
+        .lines()
+        .find(|l| l.starts_with("write-failure:"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(failure.contains(code), "{failure}");
+    assert!(failure.contains("File too large"), "{failure}");
+    let clear = stdout
+        .lines()
+        .find(|l| l.starts_with("write-failure-clear:"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let bytes: u64 = clear
+        .split("dropped-bytes=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{clear}"));
+    assert!(bytes > 0, "{clear}");
+    assert!(stdout.contains("message: streambuffer-write-failure,"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("stats: streambuffer-stats")),
+        "{stdout}"
+    );
+}
+
+/// The Rust example application prints the signals it receives.
+#[test]
+fn rust_example_prints_the_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = plugin_dir().join("examples").join("write_failure_monitor");
+    assert!(exe.exists(), "{} not built (cargo test builds examples)", exe.display());
+    let stdout = run_with_file_limit(&format!("{} {} 8", exe.display(), dir.path().join("ring").display()));
+    assert_monitor_output(&stdout, "code=NoSpaceLeft");
+}
+
+/// The Python (PyGObject) script in pipelines/ prints the signals it receives.
+#[test]
+fn python_script_prints_the_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/write-failure-monitor.py");
+    let stdout = run_with_file_limit(&format!(
+        "/usr/bin/python3 {} {} 8",
+        script.display(),
+        dir.path().join("ring").display()
+    ));
+    assert_monitor_output(&stdout, "code=no-space-left");
+}
