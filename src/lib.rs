@@ -9,18 +9,22 @@
 //! - [`ring`]: the directory of segments, journal, playlist and retention;
 //! - [`recorder`]: joins the two and decides where segments are cut;
 //! - [`platform`]: the only code that touches the operating system directly;
-//! - [`streambuffersink`]: the GStreamer element, thin glue over the above.
+//! - [`reader`]: reads a ring back, following the writer;
+//! - [`streambuffersink`] and [`streambuffersrc`]: the GStreamer elements, thin glue over the above.
 
 pub mod platform;
+pub mod reader;
 pub mod recorder;
 pub mod ring;
 pub mod streambuffersink;
+pub mod streambuffersrc;
 pub mod ts;
 
 use gst::glib;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    streambuffersink::register(plugin)
+    streambuffersink::register(plugin)?;
+    streambuffersrc::register(plugin)
 }
 
 gst::plugin_define!(

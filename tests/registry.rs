@@ -35,6 +35,10 @@ fn gst_inspect_finds_the_element_via_gst_plugin_path() {
         "stats",
         "encryption-on",
         "encryption-off",
+        "write-failure",
+        "write-failure-clear",
+        "write-failure-mode",
+        "retry-interval",
     ] {
         assert!(text.contains(expected), "gst-inspect-1.0 output lacks '{expected}'");
     }
@@ -47,6 +51,33 @@ fn gst_inspect_finds_the_element_via_gst_plugin_path() {
         sync.lines().take(3).any(|l| l.contains("Default: false")),
         "sync must default to false"
     );
+}
+
+#[test]
+fn gst_inspect_finds_the_source() {
+    let registry = tempfile::NamedTempFile::new().expect("temp registry");
+    let out = Command::new("gst-inspect-1.0")
+        .arg("streambuffersrc")
+        .env("GST_PLUGIN_PATH", common::plugin_dir())
+        .env("GST_REGISTRY", registry.path())
+        .output()
+        .expect("run gst-inspect-1.0");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "gst-inspect-1.0 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "Stream Buffer Source",
+        "Source/File",
+        "packetsize: 188",
+        "start-position",
+        "start-delay",
+        "poll-interval",
+    ] {
+        assert!(text.contains(expected), "gst-inspect-1.0 output lacks '{expected}'");
+    }
 }
 
 #[test]

@@ -33,6 +33,15 @@ pub const FORCED_CUT_FACTOR: u64 = 3;
 /// unit is taken as not random-access.
 const MAX_HOLD: usize = 1024 * PACKET_SIZE;
 
+/// How much earlier than `segment-duration` a random-access point may cut.
+/// The PCR in a keyframe's packet jitters around the frame time (a live
+/// multiplexer stamps it from its clock), so a keyframe exactly one GOP
+/// later can measure a hair short; without this the segment would run a
+/// whole GOP longer than asked.
+fn cut_tolerance(segment_duration_ns: u64) -> u64 {
+    (segment_duration_ns / 20).min(250_000_000)
+}
+
 /// Access-unit starts remembered per segment, to cut a failed segment back
 /// to a complete frame. More than the frames one write block can hold at
 /// ordinary bitrates; beyond it the segment is cut back less precisely.
@@ -437,7 +446,8 @@ impl Core {
         if !self.ring.is_segment_open() {
             return true;
         }
-        self.cut_asap || self.timeline.position_ns() - self.segment_start_ns >= self.config.segment_duration_ns
+        let elapsed = self.timeline.position_ns() - self.segment_start_ns;
+        self.cut_asap || elapsed + cut_tolerance(self.config.segment_duration_ns) >= self.config.segment_duration_ns
     }
 
     /// No random-access point came for too long: cut anyway.

@@ -1,0 +1,463 @@
+//! Reads a ring back, following the writer: the pure-Rust core of
+//! `streambuffersrc`.
+//!
+//! The reader only reads. Its index is the ring's playlist (so it also plays
+//! a finished ring or a recording directory) plus the segment being written,
+//! which is the file after the newest listed one. Time is *content time*:
+//! the sum of segment durations from the oldest segment the reader has seen,
+//! with holes (write failures, restarts) left out so that output timestamps
+//! stay continuous; holes are reported as events instead.
+
+pub mod playlist;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read as _, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::platform;
+use crate::ring::playlist::PLAYLIST_NAME;
+use crate::ring::segment::file_name;
+use crate::ts::PACKET_SIZE;
+
+/// A jump in program date-time larger than this between two segments is a
+/// time hole (content that was never recorded).
+const HOLE_TOLERANCE_MS: i64 = 500;
+
+/// Where playback starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPosition {
+    /// The newest random-access point (the start of the segment being
+    /// written), minus a delay.
+    Live { delay_ns: u64 },
+    /// The oldest content still in the ring.
+    Oldest,
+}
+
+/// What happened that the element reports, mirroring the SBE source events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReaderEvent {
+    /// A segment the reader needed (or was reading) was deleted by the writer.
+    StaleFileDeleted { sequence: u64 },
+    /// The reader reached content that was never recorded.
+    TimeHole { offset_ms: u64, size_ms: u64 },
+    /// The reader is in the oldest segment of a live ring: the next to be deleted.
+    ContentBecomingStale { sequence: u64 },
+}
+
+/// The result of [`RingReader::read`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// `len` bytes (whole packets) were read; `timestamp` is set on the first
+    /// bytes of a segment (content time), `discont` after a jump.
+    Data {
+        len: usize,
+        timestamp: Option<u64>,
+        discont: bool,
+    },
+    /// Nothing yet: the writer has not written more. Call again later.
+    Wait,
+    /// The ring is finished and everything was read.
+    Eos,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start_ns: u64,
+    duration_ns: u64,
+    /// Gap before this segment, milliseconds, if any.
+    hole_ms: Option<u64>,
+    discontinuity: bool,
+}
+
+struct Open {
+    sequence: u64,
+    file: File,
+    offset: u64,
+}
+
+/// See the module documentation.
+pub struct RingReader {
+    dir: PathBuf,
+    /// Listed (complete) segments by sequence.
+    spans: BTreeMap<u64, Span>,
+    /// End, in program date-time, of the newest listed segment.
+    last_end_pdt_ms: Option<i64>,
+    ended: bool,
+    playlist_stamp: Option<(std::time::SystemTime, u64)>,
+    current: Option<Open>,
+    next: Option<u64>,
+    discont: bool,
+    stale_reported: Option<u64>,
+    events: Vec<ReaderEvent>,
+    rejected_entries: usize,
+}
+
+impl RingReader {
+    /// A reader of the ring (or recording) in `dir`. Nothing is opened yet.
+    #[must_use]
+    pub fn new(dir: &Path) -> Self {
+        RingReader {
+            dir: dir.to_owned(),
+            spans: BTreeMap::new(),
+            last_end_pdt_ms: None,
+            ended: false,
+            playlist_stamp: None,
+            current: None,
+            next: None,
+            discont: true,
+            stale_reported: None,
+            events: Vec::new(),
+            rejected_entries: 0,
+        }
+    }
+
+    /// Events since the last call.
+    pub fn take_events(&mut self) -> Vec<ReaderEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Playlist entries refused as pointing outside the ring.
+    #[must_use]
+    pub fn rejected_entries(&self) -> usize {
+        self.rejected_entries
+    }
+
+    /// Whether the writer has finished (the playlist has `EXT-X-ENDLIST`).
+    #[must_use]
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Re-reads the playlist if it changed. Returns whether it could be read.
+    pub fn refresh(&mut self) -> io::Result<bool> {
+        let path = self.dir.join(PLAYLIST_NAME);
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let stamp = (meta.modified()?, meta.len());
+        if self.playlist_stamp == Some(stamp) {
+            return Ok(true);
+        }
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        self.playlist_stamp = Some(stamp);
+        let listing = playlist::parse(&text);
+        self.rejected_entries = listing.rejected;
+        self.ended = listing.ended;
+        let Some(oldest) = listing.entries.first().map(|e| e.sequence) else {
+            return Ok(true);
+        };
+        // Segments that left the playlist at the old end were deleted.
+        self.spans = self.spans.split_off(&oldest);
+        let mut pdt_ms = self.last_end_pdt_ms;
+        for e in &listing.entries {
+            let explicit = e.program_date_time_ms;
+            let start_pdt = explicit.or(pdt_ms);
+            if !self.spans.contains_key(&e.sequence) {
+                let start_ns = match self.spans.range(..e.sequence).next_back() {
+                    Some((_, prev)) => prev.start_ns + prev.duration_ns,
+                    None => self
+                        .spans
+                        .values()
+                        .next()
+                        .map_or(0, |first| first.start_ns.saturating_sub(e.duration_ns)),
+                };
+                let hole_ms = match (explicit, pdt_ms) {
+                    (Some(start), Some(prev_end)) if e.discontinuity && start - prev_end > HOLE_TOLERANCE_MS => {
+                        u64::try_from(start - prev_end).ok()
+                    }
+                    _ => None,
+                };
+                self.spans.insert(
+                    e.sequence,
+                    Span {
+                        start_ns,
+                        duration_ns: e.duration_ns,
+                        hole_ms,
+                        discontinuity: e.discontinuity,
+                    },
+                );
+            }
+            let dur_ms = i64::try_from(e.duration_ns / 1_000_000).unwrap_or(0);
+            pdt_ms = start_pdt.map(|p| p + dur_ms);
+        }
+        self.last_end_pdt_ms = pdt_ms;
+        Ok(true)
+    }
+
+    fn oldest(&self) -> Option<u64> {
+        self.spans.keys().next().copied()
+    }
+
+    fn newest_listed(&self) -> Option<u64> {
+        self.spans.keys().next_back().copied()
+    }
+
+    /// The segment being written, if its file exists.
+    fn in_progress(&self) -> Option<(u64, u64)> {
+        let seq = self.newest_listed().map_or(0, |s| s + 1);
+        std::fs::symlink_metadata(self.dir.join(file_name(seq))).ok()?;
+        let start = self
+            .spans
+            .values()
+            .next_back()
+            .map_or(0, |s| s.start_ns + s.duration_ns);
+        Some((seq, start))
+    }
+
+    /// Content time of the start of `sequence`, if known.
+    fn start_of(&self, sequence: u64) -> Option<u64> {
+        if let Some(s) = self.spans.get(&sequence) {
+            return Some(s.start_ns);
+        }
+        self.in_progress()
+            .filter(|&(s, _)| s == sequence)
+            .map(|(_, start)| start)
+    }
+
+    /// The seekable window in content time: oldest start to newest end,
+    /// the segment being written estimated from its size.
+    pub fn window(&mut self) -> Option<(u64, u64)> {
+        let _ = self.refresh();
+        let start = self.spans.values().next()?.start_ns;
+        let last = self.spans.values().next_back()?;
+        let mut end = last.start_ns + last.duration_ns;
+        if !self.ended
+            && let Some((seq, _)) = self.in_progress()
+        {
+            end += self.estimate_ns(seq);
+        }
+        Some((start, end))
+    }
+
+    /// Duration of the bytes of segment `seq` at the newest known byte rate.
+    fn estimate_ns(&self, seq: u64) -> u64 {
+        let bytes = std::fs::metadata(self.dir.join(file_name(seq))).map_or(0, |m| m.len());
+        let rate = self.spans.iter().next_back().and_then(|(&s, span)| {
+            let len = std::fs::metadata(self.dir.join(file_name(s))).ok()?.len();
+            (len > 0).then(|| (span.duration_ns, len))
+        });
+        rate.map_or(0, |(ns, len)| {
+            u64::try_from(u128::from(bytes) * u128::from(ns) / u128::from(len)).unwrap_or(0)
+        })
+    }
+
+    /// The content time being read now.
+    #[must_use]
+    pub fn position(&self) -> Option<u64> {
+        let cur = self.current.as_ref()?;
+        let start = self.start_of(cur.sequence)?;
+        let fraction = match self.spans.get(&cur.sequence) {
+            Some(span) => {
+                let len = cur.file.metadata().map_or(0, |m| m.len()).max(1);
+                u64::try_from(u128::from(cur.offset) * u128::from(span.duration_ns) / u128::from(len)).unwrap_or(0)
+            }
+            None => {
+                // Being written: scale the estimate of the whole file.
+                let len = cur.file.metadata().map_or(0, |m| m.len()).max(1);
+                let total = self.estimate_ns(cur.sequence);
+                u64::try_from(u128::from(cur.offset) * u128::from(total) / u128::from(len)).unwrap_or(0)
+            }
+        };
+        Some(start + fraction)
+    }
+
+    /// Positions the reader; returns the content time it landed on: the
+    /// start of the segment (a random-access point) at or before `target`,
+    /// which is first clamped into the window.
+    pub fn seek(&mut self, target_ns: u64) -> io::Result<Option<u64>> {
+        self.refresh()?;
+        let in_progress = self.in_progress();
+        let candidate = match in_progress {
+            Some((seq, start)) if target_ns >= start => Some((seq, start)),
+            _ => self
+                .spans
+                .iter()
+                .rev()
+                .find(|(_, s)| s.start_ns <= target_ns)
+                .or_else(|| self.spans.iter().next())
+                .map(|(&seq, s)| (seq, s.start_ns)),
+        };
+        let Some((seq, start)) = candidate.or(in_progress) else {
+            return Ok(None);
+        };
+        self.current = None;
+        self.next = Some(seq);
+        self.discont = true;
+        Ok(Some(start))
+    }
+
+    /// Positions the reader at the live edge (minus a delay) or the oldest content.
+    pub fn start(&mut self, position: StartPosition) -> io::Result<Option<u64>> {
+        self.refresh()?;
+        match position {
+            StartPosition::Oldest => self.seek(0),
+            StartPosition::Live { delay_ns } => {
+                let Some((_, end)) = self.window() else {
+                    // Nothing listed yet: start at the first segment written.
+                    return self.seek(0);
+                };
+                let newest = self.in_progress().map(|(_, start)| start).unwrap_or(end);
+                self.seek(newest.min(end).saturating_sub(delay_ns))
+            }
+        }
+    }
+
+    /// Reads whole packets into `buf` (whose length must be at least one packet).
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<ReadOutcome> {
+        let want = buf.len() / PACKET_SIZE * PACKET_SIZE;
+        loop {
+            if self.current.is_none() {
+                match self.open_next()? {
+                    Some(outcome) => return Ok(outcome),
+                    None => continue,
+                }
+            }
+            let Some(cur) = self.current.as_mut() else { continue };
+            if platform::is_unlinked(&cur.file) {
+                // The writer deleted what we are reading: we are too slow.
+                let seq = cur.sequence;
+                self.events.push(ReaderEvent::StaleFileDeleted { sequence: seq });
+                self.current = None;
+                self.refresh()?;
+                self.next = Some(self.oldest().map_or(seq + 1, |o| o.max(seq + 1)));
+                self.discont = true;
+                continue;
+            }
+            let len = cur.file.metadata()?.len();
+            let avail = len.saturating_sub(cur.offset) / PACKET_SIZE as u64 * PACKET_SIZE as u64;
+            let n = usize::try_from(avail).unwrap_or(usize::MAX).min(want);
+            if n > 0 {
+                cur.file.read_exact(&mut buf[..n])?;
+                let first = cur.offset == 0;
+                cur.offset += n as u64;
+                let seq = cur.sequence;
+                let timestamp = if first { self.start_of(seq) } else { None };
+                return Ok(ReadOutcome::Data {
+                    len: n,
+                    timestamp,
+                    discont: std::mem::take(&mut self.discont),
+                });
+            }
+            // At the end of what is written. Is the segment complete?
+            let seq = cur.sequence;
+            let complete = |r: &Self| r.spans.contains_key(&seq) || r.dir.join(file_name(seq + 1)).exists();
+            if !complete(self) {
+                self.refresh()?;
+            }
+            if complete(self) {
+                // Data may have been appended between the size check and now.
+                if self.current.as_ref().is_some_and(|c| {
+                    c.file
+                        .metadata()
+                        .is_ok_and(|m| m.len() > c.offset + PACKET_SIZE as u64 - 1)
+                }) {
+                    continue;
+                }
+                self.current = None;
+                self.next = Some(seq + 1);
+                continue;
+            }
+            return Ok(if self.ended {
+                ReadOutcome::Eos
+            } else {
+                ReadOutcome::Wait
+            });
+        }
+    }
+
+    /// Opens the next segment; `Some` is an outcome to return instead.
+    fn open_next(&mut self) -> io::Result<Option<ReadOutcome>> {
+        let seq = match self.next {
+            Some(s) => s,
+            None => match self.start(StartPosition::Oldest)? {
+                Some(_) => return Ok(None),
+                None => {
+                    return Ok(Some(if self.ended {
+                        ReadOutcome::Eos
+                    } else {
+                        ReadOutcome::Wait
+                    }));
+                }
+            },
+        };
+        let path = self.dir.join(file_name(seq));
+        match open_read_only(&path) {
+            Ok(file) => {
+                if let Some(span) = self.spans.get(&seq).copied() {
+                    if let Some(size_ms) = span.hole_ms {
+                        self.events.push(ReaderEvent::TimeHole {
+                            offset_ms: span.start_ns / 1_000_000,
+                            size_ms,
+                        });
+                    }
+                    if span.discontinuity {
+                        self.discont = true;
+                    }
+                }
+                if !self.ended && self.oldest() == Some(seq) && self.stale_reported != Some(seq) {
+                    self.stale_reported = Some(seq);
+                    self.events.push(ReaderEvent::ContentBecomingStale { sequence: seq });
+                }
+                self.current = Some(Open {
+                    sequence: seq,
+                    file,
+                    offset: 0,
+                });
+                Ok(None)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.refresh()?;
+                let oldest = self.oldest();
+                if oldest.is_some_and(|o| seq < o) || self.spans.contains_key(&seq) {
+                    // Deleted before we got to it: skip to the oldest content left.
+                    self.events.push(ReaderEvent::StaleFileDeleted { sequence: seq });
+                    let next = if self.spans.contains_key(&seq) {
+                        seq + 1
+                    } else {
+                        oldest.unwrap_or(seq + 1)
+                    };
+                    self.next = Some(next.max(oldest.unwrap_or(0)));
+                    self.discont = true;
+                    return Ok(None);
+                }
+                if self.newest_listed().is_some_and(|n| seq > n + 1) {
+                    // Past a gap in the numbering (a segment that could not be created).
+                    self.next = Some(self.newest_listed().map_or(seq, |n| n + 1));
+                    return Ok(None);
+                }
+                if self.dir.join(file_name(seq + 1)).exists() {
+                    self.next = Some(seq + 1);
+                    self.discont = true;
+                    return Ok(None);
+                }
+                Ok(Some(if self.ended {
+                    ReadOutcome::Eos
+                } else {
+                    ReadOutcome::Wait
+                }))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Opens a segment for reading only, without following a symbolic link.
+fn open_read_only(path: &Path) -> io::Result<File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW);
+    }
+    let mut f = opts.open(path)?;
+    f.seek(SeekFrom::Start(0))?;
+    Ok(f)
+}

@@ -1,0 +1,414 @@
+use std::path::PathBuf;
+use std::sync::{Condvar, LazyLock, Mutex, MutexGuard};
+use std::time::Duration;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::base_src::CreateSuccess;
+use gst_base::subclass::prelude::*;
+
+use super::StartPosition;
+use crate::reader::{self, ReadOutcome, ReaderEvent, RingReader};
+use crate::ts::PACKET_SIZE;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "streambuffersrc",
+        gst::DebugColorFlags::empty(),
+        Some("Stream buffer ring source"),
+    )
+});
+
+/// 348 packets: about 64 KiB per buffer.
+const DEFAULT_BLOCKSIZE: u32 = 348 * PACKET_SIZE as u32;
+const DEFAULT_POLL_INTERVAL: u64 = 100_000_000;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    location: Option<PathBuf>,
+    start_position: StartPosition,
+    start_delay: u64,
+    poll_interval: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            location: None,
+            start_position: StartPosition::Live,
+            start_delay: 0,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+        }
+    }
+}
+
+enum State {
+    Stopped,
+    /// `positioned`: the start position has been applied (or a seek was).
+    Started {
+        reader: Box<RingReader>,
+        positioned: bool,
+    },
+}
+
+pub struct StreamBufferSrc {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+    flushing: Mutex<bool>,
+    flushing_cond: Condvar,
+}
+
+impl Default for StreamBufferSrc {
+    fn default() -> Self {
+        StreamBufferSrc {
+            settings: Mutex::new(Settings::default()),
+            state: Mutex::new(State::Stopped),
+            flushing: Mutex::new(false),
+            flushing_cond: Condvar::new(),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for StreamBufferSrc {
+    const NAME: &'static str = "GstStreamBufferSrc";
+    type Type = super::StreamBufferSrc;
+    type ParentType = gst_base::PushSrc;
+}
+
+impl ObjectImpl for StreamBufferSrc {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("location")
+                    .nick("Location")
+                    .blurb("Ring (or recording) directory to play: the one a streambuffersink writes")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("start-position", StartPosition::Live)
+                    .nick("Start position")
+                    .blurb("Where playback starts: the live edge (minus start-delay) or the oldest content")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("start-delay")
+                    .nick("Start delay")
+                    .blurb("With start-position=live, start this many ns behind the live edge (time-shift)")
+                    .maximum(366 * 24 * 3600 * 1_000_000_000)
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("poll-interval")
+                    .nick("Poll interval")
+                    .blurb("How often (ns) to look for new data at the live edge")
+                    .minimum(1_000_000)
+                    .maximum(10_000_000_000)
+                    .default_value(DEFAULT_POLL_INTERVAL)
+                    .mutable_ready()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.set_format(gst::Format::Time);
+        obj.set_blocksize(DEFAULT_BLOCKSIZE);
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if matches!(*lock(&self.state), State::Started { .. }) {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "Property '{}' cannot be changed while playing",
+                pspec.name()
+            );
+            return;
+        }
+        let mut s = lock(&self.settings);
+        match pspec.name() {
+            "location" => match value.get::<Option<String>>().ok().flatten() {
+                Some(l) if l.is_empty() => gst::error!(CAT, imp = self, "Refusing an empty location"),
+                l => s.location = l.map(PathBuf::from),
+            },
+            "start-position" => s.start_position = value.get().unwrap_or(s.start_position),
+            "start-delay" => s.start_delay = value.get().unwrap_or(s.start_delay),
+            "poll-interval" => s.poll_interval = value.get().unwrap_or(s.poll_interval),
+            other => gst::warning!(CAT, imp = self, "Unknown property '{other}'"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = lock(&self.settings);
+        match pspec.name() {
+            "location" => s.location.as_ref().map(|p| p.to_string_lossy().into_owned()).to_value(),
+            "start-position" => s.start_position.to_value(),
+            "start-delay" => s.start_delay.to_value(),
+            "poll-interval" => s.poll_interval.to_value(),
+            other => {
+                gst::warning!(CAT, imp = self, "Unknown property '{other}'");
+                None::<String>.to_value()
+            }
+        }
+    }
+}
+
+impl GstObjectImpl for StreamBufferSrc {}
+
+impl ElementImpl for StreamBufferSrc {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Stream Buffer Source",
+                "Source/File",
+                "Plays a streambuffersink ring back, time-shifted, following the writer, with seeking",
+                "streambuffer developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst::Caps::builder("video/mpegts")
+                .field("systemstream", true)
+                .field("packetsize", PACKET_SIZE as i32)
+                .build();
+            match gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &caps) {
+                Ok(t) => vec![t],
+                Err(e) => {
+                    gst::error!(CAT, "Cannot create the src pad template: {e}");
+                    Vec::new()
+                }
+            }
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseSrcImpl for StreamBufferSrc {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = lock(&self.settings).clone();
+        let Some(dir) = settings.location else {
+            return Err(gst::error_msg!(
+                gst::ResourceError::NotFound,
+                ("No location set: set 'location' to the ring directory")
+            ));
+        };
+        if !dir.is_dir() {
+            return Err(gst::error_msg!(
+                gst::ResourceError::NotFound,
+                ("'{}' is not a ring directory", dir.display())
+            ));
+        }
+        let mut reader = RingReader::new(&dir);
+        reader.refresh().map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                ("Cannot read the playlist in '{}': {}", dir.display(), e)
+            )
+        })?;
+        *lock(&self.state) = State::Started {
+            reader: Box::new(reader),
+            positioned: false,
+        };
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *lock(&self.state) = State::Stopped;
+        Ok(())
+    }
+
+    fn is_seekable(&self) -> bool {
+        true
+    }
+
+    fn do_seek(&self, segment: &mut gst::Segment) -> bool {
+        let Some(segment) = segment.downcast_mut::<gst::ClockTime>() else {
+            return false;
+        };
+        if segment.rate() != 1.0 {
+            gst::warning!(CAT, imp = self, "Only rate 1.0 is supported");
+            return false;
+        }
+        let mut state = lock(&self.state);
+        let State::Started { reader, positioned } = &mut *state else {
+            // Before start: base class default segment; nothing to do.
+            return true;
+        };
+        let target = segment.start().map_or(0, gst::ClockTime::nseconds);
+        // The initial seek of BaseSrc (to 0) means "the configured start position".
+        let landed = if !*positioned && target == 0 {
+            let settings = lock(&self.settings).clone();
+            let start = match settings.start_position {
+                StartPosition::Live => reader::StartPosition::Live {
+                    delay_ns: settings.start_delay,
+                },
+                StartPosition::Oldest => reader::StartPosition::Oldest,
+            };
+            reader.start(start)
+        } else {
+            reader.seek(target)
+        };
+        match landed {
+            Ok(landed) => {
+                *positioned = true;
+                let t = gst::ClockTime::from_nseconds(landed.unwrap_or(0));
+                segment.set_start(t);
+                segment.set_time(t);
+                segment.set_position(t);
+                gst::debug!(CAT, imp = self, "Seek to {target} ns landed at {t}");
+                true
+            }
+            Err(e) => {
+                gst::warning!(CAT, imp = self, "Seek failed: {e}");
+                false
+            }
+        }
+    }
+
+    fn query(&self, query: &mut gst::QueryRef) -> bool {
+        match query.view_mut() {
+            gst::QueryViewMut::Seeking(q) => {
+                let mut state = lock(&self.state);
+                if let State::Started { reader, .. } = &mut *state
+                    && let Some((start, end)) = reader.window()
+                {
+                    q.set(
+                        true,
+                        gst::ClockTime::from_nseconds(start),
+                        gst::ClockTime::from_nseconds(end),
+                    );
+                    return true;
+                }
+                false
+            }
+            gst::QueryViewMut::Duration(q) if q.format() == gst::Format::Time => {
+                let mut state = lock(&self.state);
+                if let State::Started { reader, .. } = &mut *state
+                    && let Some((_, end)) = reader.window()
+                {
+                    q.set(gst::ClockTime::from_nseconds(end));
+                    return true;
+                }
+                false
+            }
+            gst::QueryViewMut::Position(q) if q.format() == gst::Format::Time => {
+                let state = lock(&self.state);
+                if let State::Started { reader, .. } = &*state
+                    && let Some(p) = reader.position()
+                {
+                    q.set(gst::ClockTime::from_nseconds(p));
+                    return true;
+                }
+                false
+            }
+            _ => BaseSrcImplExt::parent_query(self, query),
+        }
+    }
+
+    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        *lock(&self.flushing) = true;
+        self.flushing_cond.notify_all();
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        *lock(&self.flushing) = false;
+        Ok(())
+    }
+}
+
+impl PushSrcImpl for StreamBufferSrc {
+    fn create(&self, _buffer: Option<&mut gst::BufferRef>) -> Result<CreateSuccess, gst::FlowError> {
+        let blocksize = (self.obj().blocksize() as usize).max(PACKET_SIZE);
+        let poll = Duration::from_nanos(lock(&self.settings).poll_interval);
+        let mut data = vec![0u8; blocksize / PACKET_SIZE * PACKET_SIZE];
+        loop {
+            let mut state = lock(&self.state);
+            let State::Started { reader, .. } = &mut *state else {
+                return Err(gst::FlowError::Flushing);
+            };
+            let outcome = reader.read(&mut data);
+            let events = reader.take_events();
+            drop(state);
+            self.post_events(events);
+            match outcome {
+                Ok(ReadOutcome::Data {
+                    len,
+                    timestamp,
+                    discont,
+                }) => {
+                    data.truncate(len);
+                    let mut buffer = gst::Buffer::from_mut_slice(data);
+                    {
+                        let b = buffer.get_mut().ok_or(gst::FlowError::Error)?;
+                        b.set_pts(timestamp.map(gst::ClockTime::from_nseconds));
+                        if discont {
+                            b.set_flags(gst::BufferFlags::DISCONT);
+                        }
+                    }
+                    return Ok(CreateSuccess::NewBuffer(buffer));
+                }
+                Ok(ReadOutcome::Eos) => return Err(gst::FlowError::Eos),
+                Ok(ReadOutcome::Wait) => {
+                    if !self.wait_unless_flushing(poll) {
+                        return Err(gst::FlowError::Flushing);
+                    }
+                }
+                Err(e) => {
+                    gst::element_imp_error!(self, gst::ResourceError::Read, ("Cannot read the ring: {}", e));
+                    return Err(gst::FlowError::Error);
+                }
+            }
+        }
+    }
+}
+
+impl StreamBufferSrc {
+    fn wait_unless_flushing(&self, timeout: Duration) -> bool {
+        let flushing = lock(&self.flushing);
+        let (flushing, _) = self
+            .flushing_cond
+            .wait_timeout_while(flushing, timeout, |f| !*f)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        !*flushing
+    }
+
+    fn post_events(&self, events: Vec<ReaderEvent>) {
+        let obj = self.obj();
+        for event in events {
+            let s = match event {
+                ReaderEvent::StaleFileDeleted { sequence } => {
+                    gst::info!(CAT, imp = self, "stale file deleted: segment {sequence}");
+                    gst::Structure::builder("streambuffer-stale-file-deleted")
+                        .field("sequence", sequence)
+                        .build()
+                }
+                ReaderEvent::TimeHole { offset_ms, size_ms } => {
+                    gst::info!(CAT, imp = self, "time hole at {offset_ms} ms, {size_ms} ms long");
+                    gst::Structure::builder("streambuffer-time-hole")
+                        .field("offset-ms", offset_ms)
+                        .field("size-ms", size_ms)
+                        .build()
+                }
+                ReaderEvent::ContentBecomingStale { sequence } => {
+                    gst::info!(CAT, imp = self, "content becoming stale: segment {sequence}");
+                    gst::Structure::builder("streambuffer-content-becoming-stale")
+                        .field("sequence", sequence)
+                        .build()
+                }
+            };
+            let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+        }
+    }
+}
