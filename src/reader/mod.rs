@@ -241,7 +241,7 @@ impl RingReader {
         let bytes = std::fs::metadata(self.dir.join(file_name(seq))).map_or(0, |m| m.len());
         let rate = self.spans.iter().next_back().and_then(|(&s, span)| {
             let len = std::fs::metadata(self.dir.join(file_name(s))).ok()?.len();
-            (len > 0).then(|| (span.duration_ns, len))
+            (len > 0).then_some((span.duration_ns, len))
         });
         rate.map_or(0, |(ns, len)| {
             u64::try_from(u128::from(bytes) * u128::from(ns) / u128::from(len)).unwrap_or(0)
