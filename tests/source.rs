@@ -30,12 +30,15 @@ fn spawn_writer(ring: &std::path::Path, seconds: u32, extra: &str) -> Child {
         .expect("spawn writer")
 }
 
+/// (pts, discont) of every buffer a reader produced.
+type BufferLog = Arc<Mutex<Vec<(Option<u64>, bool)>>>;
+
 /// A reader pipeline whose output bytes (and buffer flags) are collected.
 struct Collector {
     pipeline: gst::Pipeline,
     bytes: Arc<Mutex<Vec<u8>>>,
     /// (pts, discont) of every buffer.
-    buffers: Arc<Mutex<Vec<(Option<u64>, bool)>>>,
+    buffers: BufferLog,
 }
 
 fn collector(props: &str) -> Collector {
@@ -48,7 +51,7 @@ fn collector(props: &str) -> Collector {
         .downcast::<gst_app::AppSink>()
         .expect("appsink");
     let bytes: Arc<Mutex<Vec<u8>>> = Default::default();
-    let buffers: Arc<Mutex<Vec<(Option<u64>, bool)>>> = Default::default();
+    let buffers: BufferLog = Default::default();
     let (b, f) = (bytes.clone(), buffers.clone());
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
