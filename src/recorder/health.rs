@@ -122,6 +122,14 @@ impl WriteHealth {
         })
     }
 
+    /// Counters of finished episodes, and when the running one started (its
+    /// time is added by whoever reads them, so that copying the counters
+    /// does not need the clock).
+    #[must_use]
+    pub fn stats_parts(&self) -> (FailureStats, Option<Instant>) {
+        (self.stats.clone(), self.episode.as_ref().map(|e| e.started))
+    }
+
     /// Counters, the running episode's time included.
     #[must_use]
     pub fn stats(&self, now: Instant) -> FailureStats {

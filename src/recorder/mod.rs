@@ -33,6 +33,11 @@ pub const FORCED_CUT_FACTOR: u64 = 3;
 /// unit is taken as not random-access.
 const MAX_HOLD: usize = 1024 * PACKET_SIZE;
 
+/// Media time after which buffered data is handed to the OS even if the
+/// write block is not full: the bound on how far a live reader lags the
+/// writer, and on what a crash of the process can lose.
+pub const FLUSH_INTERVAL_NS: u64 = 500_000_000;
+
 /// How much earlier than `segment-duration` a random-access point may cut.
 /// The PCR in a keyframe's packet jitters around the frame time (a live
 /// multiplexer stamps it from its clock), so a keyframe exactly one GOP
@@ -117,6 +122,28 @@ pub struct RecorderStats {
     pub forced_cuts: u64,
 }
 
+/// Every counter at one moment, cheap to copy: the element refreshes it
+/// after each buffer and builds its `stats` structure only when asked.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub recorder: RecorderStats,
+    pub aligner: AlignerStats,
+    pub analyzer: AnalyzerStats,
+    /// Failure counters; `failing_time` excludes the running episode, which
+    /// started at `failing_since`.
+    pub failure: FailureStats,
+    pub failing_since: Option<Instant>,
+    pub ring: crate::ring::RingStats,
+    pub window: crate::ring::Window,
+    pub window_segments: u64,
+    pub oldest: Option<u64>,
+    pub newest: Option<u64>,
+    /// Sequence number of the segment being written.
+    pub current: Option<u64>,
+    pub scrambled: bool,
+    pub clock_source: Option<ClockSource>,
+}
+
 /// Accumulates packets and segment decisions; see the module documentation.
 pub struct Recorder {
     aligner: PacketAligner,
@@ -133,6 +160,10 @@ struct Core {
     /// Timeline position since which no segment has been open (stream start,
     /// or a failed write in drop mode), for the forced cut.
     closed_since_ns: Option<u64>,
+    /// Timeline position from which a forced cut is due (see FORCED_CUT_FACTOR).
+    forced_cut_at_ns: u64,
+    /// Timeline position of the last time-based flush.
+    flushed_at_ns: u64,
     /// Packets of a due access unit whose verdict is pending.
     hold: Vec<u8>,
     holding: bool,
@@ -172,6 +203,8 @@ impl Recorder {
                 timeline: Timeline::new(),
                 segment_start_ns: 0,
                 closed_since_ns: None,
+                forced_cut_at_ns: u64::MAX,
+                flushed_at_ns: 0,
                 hold: Vec::new(),
                 holding: false,
                 cut_asap: false,
@@ -211,6 +244,31 @@ impl Recorder {
     #[must_use]
     pub fn failure_stats(&self, now: Instant) -> FailureStats {
         self.core.health.stats(now)
+    }
+
+    /// All counters, for the `stats` property.
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        let ring = &self.core.ring;
+        let (failure, failing_since) = self.core.health.stats_parts();
+        let mut segments = ring.segments();
+        let oldest = segments.next().map(|s| s.sequence);
+        let newest = segments.next_back().map(|s| s.sequence).or(oldest);
+        Snapshot {
+            recorder: self.core.stats,
+            aligner: self.aligner.stats(),
+            analyzer: self.core.analyzer.stats(),
+            failure,
+            failing_since,
+            ring: ring.stats(),
+            window: ring.window(),
+            window_segments: ring.segments().len() as u64,
+            oldest,
+            newest,
+            current: ring.current_sequence(),
+            scrambled: self.core.analyzer.is_scrambled(),
+            clock_source: Some(self.core.timeline.source()),
+        }
     }
 
     #[must_use]
@@ -344,6 +402,7 @@ impl Core {
             }
             if self.closed_since_ns.is_none() && !self.ring.is_segment_open() {
                 self.closed_since_ns = Some(self.timeline.position_ns());
+                self.forced_cut_at_ns = self.timeline.position_ns().saturating_add(self.forced_limit());
             }
 
             if self.holding {
@@ -365,10 +424,17 @@ impl Core {
                 continue;
             }
 
-            let due = self.cut_due();
-            let forced = self.forced_cut_due();
-            let offset_here = self.ring.segment_len() + (at - from) as u64;
-            let segments_before = self.ring.stats().segments_created;
+            // The forced-cut deadline is one comparison per packet; the rest
+            // is only worked out at access-unit starts.
+            let forced = self.timeline.position_ns() >= self.forced_cut_at_ns && self.forced_cut_due();
+            let is_start = matches!(class.unit, Unit::Start(_));
+            let due = is_start && self.cut_due();
+            let offset_here = if is_start {
+                self.ring.segment_len() + (at - from) as u64
+            } else {
+                0
+            };
+            let segments_before = self.ring.segments_created();
             match class.unit {
                 Unit::Start(v) if due && v != Verdict::NotRandomAccess || forced => {
                     self.write(&run[from..at], host);
@@ -393,9 +459,9 @@ impl Core {
                 _ => {}
             }
             // A unit start inside the open segment (a cut records its own).
-            if matches!(class.unit, Unit::Start(_))
+            if is_start
                 && !self.holding
-                && self.ring.stats().segments_created == segments_before
+                && self.ring.segments_created() == segments_before
                 && self.ring.is_segment_open()
             {
                 self.note_unit_start(offset_here);
@@ -451,8 +517,12 @@ impl Core {
     }
 
     /// No random-access point came for too long: cut anyway.
+    fn forced_limit(&self) -> u64 {
+        self.config.segment_duration_ns.saturating_mul(FORCED_CUT_FACTOR)
+    }
+
     fn forced_cut_due(&self) -> bool {
-        let limit = self.config.segment_duration_ns.saturating_mul(FORCED_CUT_FACTOR);
+        let limit = self.forced_limit();
         let now = self.timeline.position_ns();
         if self.health.is_failing() && !self.health.retry_due(self.now) {
             return false;
@@ -492,6 +562,7 @@ impl Core {
         }
         self.segment_start_ns = now;
         self.closed_since_ns = None;
+        self.forced_cut_at_ns = now.saturating_add(self.forced_limit());
         self.unit_starts.clear();
         self.pending_discontinuity = false;
         self.cut_asap = false;
@@ -523,7 +594,15 @@ impl Core {
             self.stats.packets_before_random_access += (data.len() / PACKET_SIZE) as u64;
             return;
         }
-        let result = self.ring.write(data);
+        let mut result = self.ring.write(data);
+        // Big write blocks keep system calls few at high bitrates; at low
+        // bitrates this bounds how stale the file is for a reader following
+        // the live edge, and what a crash can lose.
+        let position = self.timeline.position_ns();
+        if result.is_ok() && position >= self.flushed_at_ns.saturating_add(FLUSH_INTERVAL_NS) {
+            self.flushed_at_ns = position;
+            result = self.ring.flush();
+        }
         self.report_pressure(host);
         if let Err(f) = result {
             self.on_failure(f, host, |r| r.flush());
@@ -614,6 +693,7 @@ impl Core {
         self.health.drop_bytes(dropped);
         self.pending_discontinuity = true;
         self.closed_since_ns = Some(position);
+        self.forced_cut_at_ns = position.saturating_add(self.forced_limit());
     }
 
     /// Remembers where an access unit starts in the open segment.

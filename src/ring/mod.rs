@@ -255,6 +255,18 @@ impl Ring {
         self.current.as_ref().map(|c| c.writer.path())
     }
 
+    /// Segments created so far (a cheap way to notice that one was).
+    #[must_use]
+    pub fn segments_created(&self) -> u64 {
+        self.stats.segments_created
+    }
+
+    /// Sequence number of the segment being written, if any.
+    #[must_use]
+    pub fn current_sequence(&self) -> Option<u64> {
+        self.current.as_ref().map(|c| c.writer.sequence())
+    }
+
     #[must_use]
     pub fn is_segment_open(&self) -> bool {
         self.current.is_some()
@@ -397,6 +409,11 @@ impl Ring {
             return Ok(());
         }
         self.flush()?;
+        if let Some(cur) = self.current.as_mut()
+            && let Err(e) = cur.writer.check_alive()
+        {
+            return Err(WriteFailure::new(cur.writer.path().to_owned(), e, false));
+        }
         let Some(Current { writer, start }) = self.current.take() else {
             return Ok(());
         };

@@ -2,7 +2,7 @@
 //! buffered writer that fills it.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, IoSlice, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::platform;
@@ -17,7 +17,12 @@ const DIGITS: usize = 12;
 /// Writes are gathered into blocks of this size, the same order as
 /// `filesink`'s default buffer, so 1316-byte UDP buffers do not cost one
 /// system call each.
-pub const WRITE_BLOCK: usize = 128 * 1024;
+pub const WRITE_BLOCK: usize = 1024 * 1024;
+/// Bytes written between two checks that the file was not deleted.
+const ALIVE_CHECK_INTERVAL: u64 = 4 * 1024 * 1024;
+/// Runs at least this large are written from the caller's memory (with
+/// anything buffered, in one vectored write) instead of being copied.
+pub const DIRECT_WRITE: usize = WRITE_BLOCK;
 
 /// File name of the segment with this sequence number.
 #[must_use]
@@ -62,6 +67,8 @@ pub struct SegmentWriter {
     buf: Vec<u8>,
     /// Bytes known to be in the file.
     flushed: u64,
+    /// `flushed` when the file was last checked to still be linked.
+    checked_alive_at: u64,
 }
 
 impl SegmentWriter {
@@ -75,6 +82,7 @@ impl SegmentWriter {
             file,
             buf: Vec::with_capacity(WRITE_BLOCK),
             flushed: 0,
+            checked_alive_at: 0,
         })
     }
 
@@ -114,22 +122,55 @@ impl SegmentWriter {
     /// Appends whole packets. On error the packets are kept in the buffer.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         debug_assert_eq!(data.len() % PACKET_SIZE, 0);
-        if !self.buf.is_empty()
-            && self.buf.len() + data.len() > WRITE_BLOCK
+        if data.len() >= DIRECT_WRITE {
+            // A large run goes from the caller's memory to the file in one
+            // vectored write, together with whatever small runs are buffered:
+            // no copy, one system call.
+            let buf = std::mem::take(&mut self.buf);
+            let result = self.write_pair(&buf, data);
+            self.buf = buf;
+            if let Err(e) = result {
+                self.buf.extend_from_slice(data);
+                return Err(e);
+            }
+            self.buf.clear();
+            return Ok(());
+        }
+        if self.buf.len() + data.len() > WRITE_BLOCK
             && let Err(e) = self.flush()
         {
             self.buf.extend_from_slice(data);
             return Err(e);
         }
-        if self.buf.is_empty() && data.len() >= WRITE_BLOCK {
-            // Large runs go straight from the caller's memory to the file.
-            if let Err(e) = self.write_through(data) {
-                self.buf.extend_from_slice(data);
-                return Err(e);
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Writes `a` then `b` completely, with vectored writes; on error the
+    /// file is cut back to its last good length.
+    fn write_pair(&mut self, a: &[u8], b: &[u8]) -> io::Result<()> {
+        let total = a.len() + b.len();
+        let mut done = 0;
+        while done < total {
+            let slices = if done < a.len() {
+                [IoSlice::new(&a[done..]), IoSlice::new(b)]
+            } else {
+                [IoSlice::new(&b[done - a.len()..]), IoSlice::new(&[])]
+            };
+            match self.file.write_vectored(&slices) {
+                Ok(0) => {
+                    self.rewind();
+                    return Err(io::Error::from(io::ErrorKind::WriteZero));
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.rewind();
+                    return Err(e);
+                }
             }
-        } else {
-            self.buf.extend_from_slice(data);
         }
+        self.flushed += total as u64;
         Ok(())
     }
 
@@ -143,6 +184,17 @@ impl SegmentWriter {
             result?;
             self.buf.clear();
         }
+        // Written into a file someone deleted, data would vanish silently;
+        // one fstat per few MiB notices it without costing the write path.
+        if self.flushed >= self.checked_alive_at + ALIVE_CHECK_INTERVAL {
+            self.check_alive()?;
+        }
+        Ok(())
+    }
+
+    /// Fails if the file has been deleted from the ring directory.
+    pub fn check_alive(&mut self) -> io::Result<()> {
+        self.checked_alive_at = self.flushed;
         if platform::is_unlinked(&self.file) {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -176,15 +228,19 @@ impl SegmentWriter {
                 Ok(())
             }
             Err(e) => {
-                // Part of `data` may have reached the file: cut it back so
-                // that no torn packet stays on disk, and rewind the cursor so
-                // the next write does not leave a hole. If even that fails,
-                // the segment will be abandoned by the caller.
-                let _ = self.file.set_len(self.flushed);
-                let _ = self.file.seek(SeekFrom::Start(self.flushed));
+                self.rewind();
                 Err(e)
             }
         }
+    }
+
+    /// After a failed write: part of the data may have reached the file. Cut
+    /// it back so that no torn packet stays on disk, and rewind the cursor so
+    /// the next write leaves no hole. If even that fails, the caller abandons
+    /// the segment (which removes a file it cannot trust).
+    fn rewind(&mut self) {
+        let _ = self.file.set_len(self.flushed);
+        let _ = self.file.seek(SeekFrom::Start(self.flushed));
     }
 
     /// Optionally syncs to stable storage and closes the file. Call

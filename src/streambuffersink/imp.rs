@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Condvar, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,8 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use super::WriteFailureMode;
-use crate::recorder::{FailureMode, Host, PushError, Recorder, RecorderConfig, RecorderEvent};
+use crate::recorder::{FailureMode, Host, PushError, Recorder, RecorderConfig, RecorderEvent, Snapshot};
+use crate::ring::segment;
 use crate::ring::{FailureKind, Retention, Ring, RingConfig, RingError};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -74,7 +75,7 @@ pub struct StreamBufferSink {
     /// Copy of the counters, refreshed after every buffer, so that `stats`
     /// can be read (even from a signal handler) while the streaming thread
     /// holds `state`, e.g. while blocked on a failing disk.
-    snapshot: Mutex<Option<gst::Structure>>,
+    snapshot: Mutex<Option<(Snapshot, bool)>>,
     /// Set by `unlock` (flush, state change) to cancel a blocked write.
     flushing: Mutex<bool>,
     flushing_cond: Condvar,
@@ -263,15 +264,15 @@ impl ObjectImpl for StreamBufferSink {
             "write-failure-mode" => settings.write_failure_mode.to_value(),
             "retry-interval" => settings.retry_interval.to_value(),
             "stats" => {
+                let dir = settings.location.clone();
                 drop(settings);
-                lock(&self.snapshot)
-                    .clone()
-                    .unwrap_or_else(|| {
-                        gst::Structure::builder("streambuffer-stats")
-                            .field("recording", false)
-                            .build()
-                    })
-                    .to_value()
+                match &*lock(&self.snapshot) {
+                    Some((snap, recording)) => stats_structure(snap, *recording, dir.as_deref()),
+                    None => gst::Structure::builder("streambuffer-stats")
+                        .field("recording", false)
+                        .build(),
+                }
+                .to_value()
             }
             other => {
                 gst::warning!(CAT, imp = self, "Unknown property '{other}'");
@@ -362,7 +363,7 @@ impl BaseSinkImpl for StreamBufferSink {
                 retry_interval: Duration::from_nanos(settings.retry_interval),
             },
         );
-        *lock(&self.snapshot) = Some(stats_structure(&recorder, true));
+        *lock(&self.snapshot) = Some((recorder.snapshot(), true));
         *lock(&self.state) = State::Started(Box::new(recorder));
         gst::info!(CAT, imp = self, "Recording into {}", dir.display());
         Ok(())
@@ -375,7 +376,7 @@ impl BaseSinkImpl for StreamBufferSink {
             // this never waits for a failing disk.
             let mut host = SinkHost::new(self, None);
             let result = recorder.finish(&mut host, false);
-            *lock(&self.snapshot) = Some(stats_structure(&recorder, false));
+            *lock(&self.snapshot) = Some((recorder.snapshot(), false));
             host.emit_queued();
             if let Err(PushError::Fatal(f)) = result {
                 gst::warning!(CAT, imp = self, "Last segment not finished: {f}");
@@ -418,7 +419,7 @@ impl BaseSinkImpl for StreamBufferSink {
                 } else {
                     recorder.flush(&mut host)
                 };
-                *lock(&self.snapshot) = Some(stats_structure(recorder, true));
+                *lock(&self.snapshot) = Some((recorder.snapshot(), true));
                 drop(state);
                 host.emit_queued();
                 if let Err(PushError::Fatal(f)) = result {
@@ -454,7 +455,7 @@ impl StreamBufferSink {
                 break;
             }
         }
-        *lock(&self.snapshot) = Some(stats_structure(recorder, true));
+        *lock(&self.snapshot) = Some((recorder.snapshot(), true));
         drop(state);
         host.emit_queued();
         match result {
@@ -604,18 +605,14 @@ impl Host for SinkHost<'_> {
 
 /// The `stats` structure; `recording` is false once the sink has stopped (the
 /// counters of the finished recording stay readable).
-fn stats_structure(recorder: &Recorder, recording: bool) -> gst::Structure {
-    let rec = recorder.stats();
-    let al = recorder.aligner_stats();
-    let an = recorder.analyzer_stats();
-    let fail = recorder.failure_stats(Instant::now());
-    let ring = recorder.ring();
-    let rs = ring.stats();
-    let window = ring.window();
-    let mut segments = ring.segments();
-    let oldest = segments.next().map(|s| s.sequence);
-    let newest = segments.next_back().map(|s| s.sequence).or(oldest);
+fn stats_structure(snap: &Snapshot, recording: bool, dir: Option<&Path>) -> gst::Structure {
+    let (rec, al, an, fail, rs) = (&snap.recorder, &snap.aligner, &snap.analyzer, &snap.failure, &snap.ring);
     let seq = |s: Option<u64>| s.map_or(-1i64, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    let failing_time = fail.failing_time + snap.failing_since.map_or(Duration::ZERO, |t| t.elapsed());
+    let current = match (dir, snap.current) {
+        (Some(dir), Some(seq)) if recording => dir.join(segment::file_name(seq)).display().to_string(),
+        _ => String::new(),
+    };
     gst::Structure::builder("streambuffer-stats")
         .field("recording", recording)
         .field("bytes-in", rec.bytes_in)
@@ -630,9 +627,9 @@ fn stats_structure(recorder: &Recorder, recording: bool) -> gst::Structure {
         .field("packets-before-random-access", rec.packets_before_random_access)
         .field("discontinuities", rec.discontinuities)
         .field("forced-cuts", rec.forced_cuts)
-        .field("scrambled", recorder.is_scrambled())
+        .field("scrambled", snap.scrambled)
         .field("scrambled-packets", an.scrambled_packets)
-        .field("clock-source", recorder.clock_source().as_str())
+        .field("clock-source", snap.clock_source.map_or("none", |c| c.as_str()))
         .field("segments-created", rs.segments_created)
         .field("segments-deleted", rs.segments_deleted)
         .field("evicted-max-duration", rs.evicted_max_duration)
@@ -650,17 +647,14 @@ fn stats_structure(recorder: &Recorder, recording: bool) -> gst::Structure {
         .field("write-dropped-duration", fail.dropped_duration_ns)
         .field(
             "failing-time",
-            u64::try_from(fail.failing_time.as_nanos()).unwrap_or(u64::MAX),
+            u64::try_from(failing_time.as_nanos()).unwrap_or(u64::MAX),
         )
         .field("last-error", fail.last_error.as_deref().unwrap_or(""))
-        .field("window-segments", ring.segments().len() as u64)
-        .field("window-start", seq(oldest))
-        .field("window-end", seq(newest))
-        .field("window-duration", window.duration_ns)
-        .field("window-bytes", window.bytes)
-        .field(
-            "current-segment",
-            ring.current_path().map(|p| p.display().to_string()).unwrap_or_default(),
-        )
+        .field("window-segments", snap.window_segments)
+        .field("window-start", seq(snap.oldest))
+        .field("window-end", seq(snap.newest))
+        .field("window-duration", snap.window.duration_ns)
+        .field("window-bytes", snap.window.bytes)
+        .field("current-segment", current)
         .build()
 }

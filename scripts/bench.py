@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Benchmarks streambuffersink against filesink, multifilesink, splitmuxsink
+and hlssink2 on the same input, interleaved, and prints Markdown tables.
+
+Run it through scripts/bench.sh, which builds the plugin and sets the paths.
+Timing and rusage come from os.wait4 on each gst-launch-1.0 child: wall time,
+user+sys CPU and peak RSS of exactly that process.
+"""
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+CACHE = os.environ.get("BENCH_CACHE", os.path.expanduser("~/.cache/streambuffer-bench"))
+OUT = os.environ.get("BENCH_OUT", os.path.join(CACHE, "out"))
+INPUT = os.path.join(CACHE, "input-20mbit.ts")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def make_input():
+    """>= 150 MB of 20 Mbit/s H.264 in MPEG-TS, generated once and cached."""
+    if os.path.exists(INPUT) and os.path.getsize(INPUT) >= 150_000_000:
+        return
+    os.makedirs(CACHE, exist_ok=True)
+    print(f"generating {INPUT} (once)", file=sys.stderr)
+    tmp = INPUT + ".tmp"
+    sh(["gst-launch-1.0", "-q", "videotestsrc", "pattern=snow", "num-buffers=1650", "!",
+        "video/x-raw,width=1280,height=720,framerate=25/1", "!",
+        "x264enc", "bitrate=20000", "speed-preset=ultrafast", "key-int-max=50", "vbv-buf-capacity=1000", "!",
+        "mpegtsmux", "!", "filesink", f"location={tmp}"])
+    os.rename(tmp, INPUT)
+
+
+def sinks(out):
+    """The contenders: gst-launch-1.0 pipeline tails, given an empty output dir."""
+    return {
+        "fakesink": "fakesink sync=false",
+        "filesink": f"filesink location={out}/out.ts",
+        "multifilesink": f"multifilesink next-file=max-size max-file-size=15000000 location={out}/seg%05d.ts",
+        "splitmuxsink": f"tsdemux ! h264parse ! splitmuxsink muxer-factory=mpegtsmux max-size-time=6000000000 "
+                        f"location={out}/seg%05d.ts",
+        "hlssink2": f"tsdemux ! h264parse ! hlssink2 target-duration=6 max-files=1000 playlist-length=0 "
+                    f"location={out}/seg%05d.ts playlist-location={out}/p.m3u8",
+        "streambuffersink": f"streambuffersink location={out}/ring segment-duration=6000000000 "
+                            f"max-duration=30000000000",
+    }
+
+
+def run_once(pipeline):
+    out = OUT
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    argv = ["gst-launch-1.0", "-q"] + pipeline.split()
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    if status != 0:
+        raise SystemExit(f"pipeline failed ({status}): {pipeline}")
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0
+
+
+def throughput_table():
+    size_mb = os.path.getsize(INPUT) / 1e6
+    lines = []
+    for bs in (1316, 65536):
+        names = list(sinks(OUT))
+        results = {n: [] for n in names}
+        for _ in range(RUNS):  # interleaved: A B C ... A B C ...
+            for n in names:
+                tail = sinks(OUT)[n]
+                results[n].append(run_once(f"filesrc location={INPUT} blocksize={bs} ! {tail}"))
+        med = {n: tuple(statistics.median(r[i] for r in results[n]) for i in range(3)) for n in names}
+        fw, fc, _ = med["filesink"]
+        lines.append(f"\n**blocksize={bs}** ({size_mb:.0f} MB input, median of {RUNS} interleaved runs)\n")
+        lines.append("| sink | wall s | CPU s | MB/s | peak RSS MiB | wall / filesink | CPU / filesink |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for n in names:
+            w, c, r = med[n]
+            lines.append(f"| `{n}` | {w:.3f} | {c:.3f} | {size_mb / w:.0f} | {r:.1f} | {w / fw:.2f} | {c / fc:.2f} |")
+        sw, sc, _ = med["streambuffersink"]
+        for other in ("splitmuxsink", "hlssink2"):
+            ow, oc, _ = med[other]
+            lines.append(f"\nstreambuffersink / {other}: wall {sw / ow:.2f}, CPU {sc / oc:.2f}")
+    return "\n".join(lines)
+
+
+def fanout_table():
+    """N sinks in one process, fed by a tee: per-channel CPU must stay flat."""
+    lines = ["| sinks | wall s | CPU s | CPU per sink s | peak RSS MiB |", "|---|---|---|---|---|"]
+    for n in (1, 4, 16):
+        branches = " ".join(
+            f"t. ! queue max-size-buffers=64 ! streambuffersink location={OUT}/ring{i} segment-duration=6000000000 "
+            f"max-duration=30000000000" for i in range(n))
+        runs = [run_once(f"filesrc location={INPUT} blocksize=65536 num-buffers=800 ! tee name=t {branches}")
+                for _ in range(max(3, RUNS // 2))]
+        w, c, r = (statistics.median(x[i] for x in runs) for i in range(3))
+        lines.append(f"| {n} | {w:.3f} | {c:.3f} | {c / n:.3f} | {r:.1f} |")
+    return "\n".join(lines)
+
+
+def window_rss_table():
+    """Peak RSS with a 1-minute and a 24-hour max-duration on the same input."""
+    lines = ["| max-duration | peak RSS MiB |", "|---|---|"]
+    for label, ns in (("1 min", 60_000_000_000), ("24 h", 86_400_000_000_000)):
+        runs = [run_once(f"filesrc location={INPUT} blocksize=65536 ! streambuffersink location={OUT}/ring "
+                         f"segment-duration=1000000000 max-duration={ns}") for _ in range(3)]
+        lines.append(f"| {label} | {statistics.median(r[2] for r in runs):.1f} |")
+    return "\n".join(lines)
+
+
+def ring_table(bench_ring):
+    """One rotation with 10 vs 10,000 segments in the window (library level)."""
+    lines = ["| window segments | playlist-length | rotation median us | p90 us | RSS KiB |", "|---|---|---|---|---|"]
+    for window in (10, 10_000):
+        for pl in (10, 0):
+            out = subprocess.run([bench_ring, os.path.join(OUT, "bench-ring"), str(window), str(pl), "300"],
+                                 check=True, capture_output=True, text=True).stdout.strip()
+            f = dict(kv.split("=") for kv in out.split())
+            lines.append(f"| {f['window']} | {pl} | {f['rotation-median-us']} | {f['rotation-p90-us']} | {f['rss-kib']} |")
+    return "\n".join(lines)
+
+
+def main():
+    make_input()
+    bench_ring = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/release/examples/bench_ring")
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print(f"Measured {datetime.date.today()} on {platform.node()}: {os.cpu_count()} cores ({cpu}), "
+          f"{platform.system()} {platform.release()}, GStreamer "
+          f"{subprocess.run(['gst-launch-1.0', '--version'], capture_output=True, text=True).stdout.split()[-1]}.\n")
+    print("### Throughput against the other sinks\n" + throughput_table())
+    print("\n### Many channels in one process (tee to N sinks, 52 MB each)\n\n" + fanout_table())
+    print("\n### Memory against window length\n\n" + window_rss_table())
+    print("\n### Rotation cost against window length (library, no pipeline)\n\n" + ring_table(bench_ring))
+    shutil.rmtree(OUT, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

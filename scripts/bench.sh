@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Benchmarks streambuffersink against filesink, multifilesink, splitmuxsink and
+# hlssink2 (same input, same filesystem, interleaved runs) and prints Markdown
+# tables for the README. Takes several minutes; not part of the tests.
+#   scripts/bench.sh                 # BENCH_RUNS=5 by default
+# The input (>= 150 MB of 20 Mbit/s H.264 TS) is generated once into
+# ~/.cache/streambuffer-bench (BENCH_CACHE), outputs go to $BENCH_CACHE/out.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/setup.sh"
+source "$root/scripts/env.sh"
+(cd "$root" && cargo build --release --quiet --example bench_ring)
+exec python3 "$root/scripts/bench.py" "$root/target/release/examples/bench_ring"
