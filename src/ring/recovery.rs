@@ -9,7 +9,8 @@ use std::path::Path;
 
 use crate::platform;
 use crate::ts::timeline::{DEFAULT_BITRATE, PCR_HZ, Pcr};
-use crate::ts::{PACKET_SIZE, Packet};
+use crate::ts::analyzer::Unit;
+use crate::ts::{PACKET_SIZE, Packet, StreamAnalyzer};
 
 /// How much of the head and of the tail is searched for a PCR.
 const SCAN_BYTES: u64 = 2 * 1024 * 1024;
@@ -23,7 +24,8 @@ pub struct Recovered {
     pub trimmed: u64,
 }
 
-/// Trims the file at `path` to whole packets and estimates its duration.
+/// Trims the file at `path` to whole packets, then back to the start of its
+/// last (incomplete) video access unit, and estimates its duration.
 /// Returns `None` if nothing usable is left (the caller deletes the file).
 pub fn recover_segment(path: &Path) -> io::Result<Option<Recovered>> {
     let mut file = platform::open_existing(path)?;
@@ -33,21 +35,54 @@ pub fn recover_segment(path: &Path) -> io::Result<Option<Recovered>> {
     if whole == 0 || file.read(&mut first)? != 1 || first[0] != 0x47 {
         return Ok(None);
     }
-    if whole != len {
-        file.set_len(whole)?;
-    }
     let head = read_range(&mut file, 0, SCAN_BYTES.min(whole))?;
     let tail_start = whole.saturating_sub(SCAN_BYTES).max(SCAN_BYTES.min(whole));
     let tail = read_range(&mut file, tail_start, whole - tail_start)?;
+    // The writer died in the middle of some frame: keep only complete ones.
+    let keep = match last_unit_start(&head, &tail, tail_start) {
+        Some(offset) => offset,
+        None => whole,
+    };
+    if keep == 0 {
+        return Ok(None);
+    }
+    if keep != len {
+        file.set_len(keep)?;
+    }
+    let (head, tail) = if keep < whole {
+        let head = read_range(&mut file, 0, SCAN_BYTES.min(keep))?;
+        let tail_start = keep.saturating_sub(SCAN_BYTES).max(SCAN_BYTES.min(keep));
+        (head, read_range(&mut file, tail_start, keep - tail_start)?)
+    } else {
+        (head, tail)
+    };
     let duration_ns = match pcr_span(&head, &tail) {
         Some(ticks) => u64::try_from(u128::from(ticks) * 1_000_000_000 / u128::from(PCR_HZ)).unwrap_or(u64::MAX),
-        None => u64::try_from(u128::from(whole) * 8 * 1_000_000_000 / u128::from(DEFAULT_BITRATE)).unwrap_or(u64::MAX),
+        None => u64::try_from(u128::from(keep) * 8 * 1_000_000_000 / u128::from(DEFAULT_BITRATE)).unwrap_or(u64::MAX),
     };
-    Ok(Some(Recovered {
-        bytes: whole,
-        duration_ns,
-        trimmed: len - whole,
-    }))
+    Ok(Some(Recovered { bytes: keep, duration_ns, trimmed: len - keep }))
+}
+
+/// File offset of the last access-unit start on the program's video PID
+/// (from the PMT in `head`), if it is not the segment's first one.
+fn last_unit_start(head: &[u8], tail: &[u8], tail_start: u64) -> Option<u64> {
+    let mut analyzer = StreamAnalyzer::new(None);
+    let mut first_unit = None;
+    for (i, p) in head.chunks_exact(PACKET_SIZE).filter_map(Packet::new).enumerate() {
+        let class = analyzer.analyze(&p);
+        if first_unit.is_none() && matches!(class.unit, Unit::Start(_)) {
+            first_unit = Some((i * PACKET_SIZE) as u64);
+        }
+    }
+    let (video, _) = analyzer.pmt()?.video()?;
+    let last = tail
+        .chunks_exact(PACKET_SIZE)
+        .enumerate()
+        .rev()
+        .filter_map(|(i, b)| Packet::new(b).map(|p| (i, p)))
+        .find(|(_, p)| p.pid() == video && p.payload_unit_start())
+        .map(|(i, _)| tail_start + (i * PACKET_SIZE) as u64)?;
+    (Some(last) != first_unit && first_unit.is_some_and(|f| last > f)).then_some(last)
 }
 
 fn read_range(file: &mut std::fs::File, start: u64, len: u64) -> io::Result<Vec<u8>> {

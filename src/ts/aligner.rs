@@ -418,3 +418,84 @@ mod tests {
         assert_eq!(stats.dropped_bytes, 1000);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid_stream(n: usize, seed: u8) -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| {
+                let mut p = [0u8; PACKET_SIZE];
+                p[0] = SYNC_BYTE;
+                p[1] = (i >> 8) as u8 & 0x1F;
+                p[2] = i as u8;
+                for (j, b) in p.iter_mut().enumerate().skip(3) {
+                    *b = (i as u8).wrapping_mul(31).wrapping_add(j as u8).wrapping_add(seed);
+                }
+                p
+            })
+            .collect()
+    }
+
+    fn align(chunks: impl Iterator<Item = Vec<u8>>) -> (Vec<u8>, AlignerStats) {
+        let mut a = PacketAligner::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            a.push(&c, |run| {
+                assert!(run.len() % PACKET_SIZE == 0 && run[0] == SYNC_BYTE);
+                out.extend_from_slice(run);
+            });
+        }
+        a.finish(|run| out.extend_from_slice(run));
+        (out, a.stats())
+    }
+
+    /// Splits `data` at the given (sorted, deduplicated) cut points.
+    fn split(data: &[u8], mut cuts: Vec<usize>) -> Vec<Vec<u8>> {
+        cuts.retain(|&c| c < data.len());
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut out = Vec::new();
+        let mut from = 0;
+        for c in cuts.into_iter().chain(std::iter::once(data.len())) {
+            out.push(data[from..c].to_vec());
+            from = c;
+        }
+        out
+    }
+
+    proptest! {
+        /// Arbitrary chunking of a valid stream gives exactly the stream.
+        #[test]
+        fn chunking_is_invisible(n in 1usize..40, seed in any::<u8>(), cuts in prop::collection::vec(0usize..8000, 0..60)) {
+            let s = valid_stream(n, seed);
+            let (out, stats) = align(split(&s, cuts).into_iter());
+            prop_assert!(out == s);
+            prop_assert_eq!(stats.dropped_bytes, 0);
+        }
+
+        /// Garbage anywhere never produces a misaligned or partial packet,
+        /// and every input byte is either emitted or counted as dropped.
+        #[test]
+        fn arbitrary_bytes_are_emitted_or_counted(data in prop::collection::vec(any::<u8>(), 0..4000), cuts in prop::collection::vec(0usize..4000, 0..20)) {
+            let (out, stats) = align(split(&data, cuts).into_iter());
+            prop_assert_eq!(out.len() % PACKET_SIZE, 0);
+            prop_assert!(out.len() as u64 + stats.dropped_bytes <= data.len() as u64);
+        }
+
+        /// A valid stream with garbage inserted: the same chunking-independent
+        /// output whichever way it is cut.
+        #[test]
+        fn resync_is_chunking_independent(n in 8usize..30, at in 1usize..7, junk in prop::collection::vec(any::<u8>(), 1..300), cuts in prop::collection::vec(0usize..8000, 0..40)) {
+            let s = valid_stream(n, 7);
+            let mut input = s[..at * PACKET_SIZE].to_vec();
+            input.extend_from_slice(&junk);
+            input.extend_from_slice(&s[at * PACKET_SIZE..]);
+            let (whole, _) = align(std::iter::once(input.clone()));
+            let (chunked, _) = align(split(&input, cuts).into_iter());
+            prop_assert!(whole == chunked);
+        }
+    }
+}

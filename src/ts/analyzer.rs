@@ -427,3 +427,25 @@ mod tests {
         assert_eq!(classes[2].unit, Unit::Start(Verdict::RandomAccess));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary packets (sync byte aside) never panic the analyzer.
+        #[test]
+        fn never_panics(packets in prop::collection::vec(prop::collection::vec(any::<u8>(), PACKET_SIZE), 1..64), pids in prop::collection::vec(prop_oneof![Just(0u16), Just(0x100), Just(0x101), any::<u16>()], 64)) {
+            let mut a = StreamAnalyzer::new(None);
+            for (mut p, pid) in packets.into_iter().zip(pids) {
+                p[0] = 0x47;
+                p[1] = (p[1] & 0xE0) | ((pid >> 8) as u8 & 0x1F);
+                p[2] = pid as u8;
+                if let Some(packet) = Packet::new(&p) {
+                    let _ = a.analyze(&packet);
+                }
+            }
+        }
+    }
+}

@@ -306,3 +306,32 @@ pub(crate) mod tests {
         assert_eq!(parse_pmt(done.bytes).expect("pmt").streams.len(), 60);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The section parsers never panic, whatever the bytes.
+        #[test]
+        fn parsers_never_panic(data in prop::collection::vec(any::<u8>(), 0..1100)) {
+            let _ = parse_pat(&data);
+            let _ = parse_pmt(&data);
+        }
+
+        /// Nor does the assembler, fed arbitrary packets of one PID.
+        #[test]
+        fn assembler_never_panics(packets in prop::collection::vec(prop::collection::vec(any::<u8>(), PACKET_SIZE), 1..20)) {
+            let mut asm = SectionAssembler::default();
+            for mut p in packets {
+                p[0] = 0x47;
+                if let Some(packet) = Packet::new(&p)
+                    && let Some(section) = asm.push(&packet)
+                {
+                    let _ = parse_pmt(section.bytes);
+                }
+            }
+        }
+    }
+}

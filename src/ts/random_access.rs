@@ -266,3 +266,32 @@ pub(crate) mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn verdict(codec: VideoCodec, chunks: &[&[u8]]) -> Verdict {
+        let mut d = RandomAccessDetector::new(codec);
+        let mut v = d.start(chunks.first().copied().unwrap_or(&[]));
+        for c in &chunks[1..] {
+            v = d.feed(c);
+        }
+        v
+    }
+
+    proptest! {
+        /// The verdict does not depend on where the PES is cut into packets,
+        /// and arbitrary bytes never panic.
+        #[test]
+        fn verdict_is_chunking_independent(body in prop::collection::vec(prop_oneof![Just(0u8), Just(1u8), any::<u8>()], 0..600), cut in 0usize..600, codec in 0u8..3) {
+            let codec = [VideoCodec::H264, VideoCodec::H265, VideoCodec::Mpeg2][codec as usize];
+            let data = tests::pes(&body);
+            let cut = cut.min(data.len());
+            let whole = verdict(codec, &[&data]);
+            let split = verdict(codec, &[&data[..cut], &data[cut..]]);
+            prop_assert_eq!(whole, split);
+        }
+    }
+}

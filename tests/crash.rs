@@ -1,0 +1,139 @@
+//! Crashes and hostile directories: SIGKILL at random moments, planted
+//! symbolic links, file modes.
+
+mod common;
+
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use common::*;
+
+fn spawn_writer(ring: &std::path::Path, extra: &str) -> Child {
+    Command::new("gst-launch-1.0")
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .args(["-q", "-e"])
+        .args(
+            "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+             x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=800 ! mpegtsmux ! \
+             streambuffersink segment-duration=1000000000 max-duration=0"
+                .split_whitespace(),
+        )
+        .args(extra.split_whitespace())
+        .arg(format!("location={}", ring.display()))
+        .spawn()
+        .expect("spawn writer")
+}
+
+/// SIGKILL the recording process 20 times at pseudo-random moments: every
+/// restart adopts the ring, torn tails are trimmed, the playlist stays valid
+/// and everything plays.
+#[test]
+fn sigkill_at_random_moments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let mut rng = 0x9E37_79B9u32;
+    for round in 0..20 {
+        let mut child = spawn_writer(&ring, "");
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        // Between 0.3 s and 2.8 s: before, during and after rotations.
+        std::thread::sleep(Duration::from_millis(300 + u64::from(rng % 2500)));
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().expect("wait");
+        assert!(!status.success(), "round {round}: the writer was not killed");
+    }
+    // A last, orderly run.
+    let mut child = spawn_writer(&ring, "num-buffers=75");
+    let status = child.wait().expect("wait");
+    assert!(status.success());
+
+    let segs = segments(&ring);
+    assert!(segs.len() >= 15, "{} segments after 21 runs", segs.len());
+    for s in &segs {
+        assert_segment_well_formed(s);
+        ffmpeg_decode(s).unwrap_or_else(|e| panic!("{}: {e}", s.display()));
+    }
+    let pl = playlist(&ring);
+    assert!(pl.end_list);
+    let listed: Vec<String> = pl.segments.iter().map(|s| s.uri.clone()).collect();
+    let on_disk: Vec<String> =
+        segs.iter().map(|p| p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned()).collect();
+    assert_eq!(listed, on_disk, "the playlist lists exactly the segments on disk");
+    let mut numbers: Vec<u64> = on_disk.iter().filter_map(|n| n[8..20].parse().ok()).collect();
+    let sorted = numbers.clone();
+    numbers.dedup();
+    assert_eq!(numbers, sorted, "sequence numbers only grow");
+    assert!(pl.segments.iter().filter(|s| s.discontinuity).count() >= 10, "restarts are discontinuities");
+    ffmpeg_decode(&ring.join("index.m3u8")).expect("the adopted ring plays");
+}
+
+/// A symbolic link planted where the next segment will go is refused (a
+/// write failure, then recording goes on) and never written through.
+#[test]
+fn planted_symlink_is_never_followed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"precious").expect("victim");
+    let pipeline = launch(&format!(
+        "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+         x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast ! mpegtsmux ! \
+         streambuffersink name=sink location={} segment-duration={} retry-interval={}",
+        ring.display(),
+        SECOND,
+        SECOND / 10
+    ));
+    let events = watch(&pipeline, "sink");
+    gst::prelude::ElementExt::set_state(&pipeline, gst::State::Playing).expect("play");
+    assert!(wait_until(Duration::from_secs(30), || segments(&ring).len() >= 2));
+    let newest: u64 = segments(&ring)
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str()?.get(8..20)?.parse().ok())
+        .max()
+        .expect("a segment");
+    for seq in newest + 1..newest + 4 {
+        std::os::unix::fs::symlink(&victim, ring.join(format!("segment-{seq:012}.ts"))).expect("plant");
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || !lock_events(&events).clears.is_empty()),
+        "no failure/clear around the planted links: {:?}",
+        lock_events(&events)
+    );
+    eos_and_wait(&pipeline, Duration::from_secs(30)).expect("EOS");
+    gst::prelude::ElementExt::set_state(&pipeline, gst::State::Null).expect("stop");
+    assert_eq!(std::fs::read(&victim).expect("victim"), b"precious");
+    for seq in newest + 1..newest + 4 {
+        let p = ring.join(format!("segment-{seq:012}.ts"));
+        assert!(std::fs::symlink_metadata(&p).expect("link").file_type().is_symlink(), "{} replaced", p.display());
+    }
+    let e = lock_events(&events);
+    assert_eq!(e.failures.first().map(|f| f.0.as_str()), Some("open-write"), "{:?}", e.failures);
+    assert!(!playlist(&ring).segments.iter().any(|s| s.uri.contains(&format!("{:012}", newest + 1))));
+}
+
+/// Files are created with mode 0644 minus the umask.
+#[test]
+fn files_respect_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let status = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "umask 027; exec gst-launch-1.0 -q videotestsrc num-buffers=60 ! x264enc ! mpegtsmux ! \
+                 streambuffersink location={} segment-duration=1000000000",
+                ring.display()
+            ),
+        ])
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .status()
+        .expect("run");
+    assert!(status.success());
+    for entry in std::fs::read_dir(&ring).expect("dir") {
+        let entry = entry.expect("entry");
+        let mode = entry.metadata().expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "{}", entry.path().display());
+    }
+}
