@@ -8,17 +8,18 @@ use std::time::Duration;
 
 use common::*;
 
-fn spawn_writer(ring: &std::path::Path, extra: &str) -> Child {
+/// A live recorder in another process; `source_props` go to videotestsrc.
+fn spawn_writer(ring: &std::path::Path, source_props: &str) -> Child {
     Command::new("gst-launch-1.0")
         .env("GST_PLUGIN_PATH", plugin_dir())
-        .args(["-q", "-e"])
+        .args(["-q", "-e", "videotestsrc", "is-live=true", "pattern=ball"])
+        .args(source_props.split_whitespace())
         .args(
-            "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+            "! video/x-raw,width=320,height=240,framerate=25/1 ! \
              x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=800 ! mpegtsmux ! \
              streambuffersink segment-duration=1000000000 max-duration=0"
                 .split_whitespace(),
         )
-        .args(extra.split_whitespace())
         .arg(format!("location={}", ring.display()))
         .spawn()
         .expect("spawn writer")
@@ -57,14 +58,19 @@ fn sigkill_at_random_moments() {
     let pl = playlist(&ring);
     assert!(pl.end_list);
     let listed: Vec<String> = pl.segments.iter().map(|s| s.uri.clone()).collect();
-    let on_disk: Vec<String> =
-        segs.iter().map(|p| p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned()).collect();
+    let on_disk: Vec<String> = segs
+        .iter()
+        .map(|p| p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned())
+        .collect();
     assert_eq!(listed, on_disk, "the playlist lists exactly the segments on disk");
     let mut numbers: Vec<u64> = on_disk.iter().filter_map(|n| n[8..20].parse().ok()).collect();
     let sorted = numbers.clone();
     numbers.dedup();
     assert_eq!(numbers, sorted, "sequence numbers only grow");
-    assert!(pl.segments.iter().filter(|s| s.discontinuity).count() >= 10, "restarts are discontinuities");
+    assert!(
+        pl.segments.iter().filter(|s| s.discontinuity).count() >= 10,
+        "restarts are discontinuities"
+    );
     ffmpeg_decode(&ring.join("index.m3u8")).expect("the adopted ring plays");
 }
 
@@ -105,11 +111,25 @@ fn planted_symlink_is_never_followed() {
     assert_eq!(std::fs::read(&victim).expect("victim"), b"precious");
     for seq in newest + 1..newest + 4 {
         let p = ring.join(format!("segment-{seq:012}.ts"));
-        assert!(std::fs::symlink_metadata(&p).expect("link").file_type().is_symlink(), "{} replaced", p.display());
+        assert!(
+            std::fs::symlink_metadata(&p).expect("link").file_type().is_symlink(),
+            "{} replaced",
+            p.display()
+        );
     }
     let e = lock_events(&events);
-    assert_eq!(e.failures.first().map(|f| f.0.as_str()), Some("open-write"), "{:?}", e.failures);
-    assert!(!playlist(&ring).segments.iter().any(|s| s.uri.contains(&format!("{:012}", newest + 1))));
+    assert_eq!(
+        e.failures.first().map(|f| f.0.as_str()),
+        Some("open-write"),
+        "{:?}",
+        e.failures
+    );
+    assert!(
+        !playlist(&ring)
+            .segments
+            .iter()
+            .any(|s| s.uri.contains(&format!("{:012}", newest + 1)))
+    );
 }
 
 /// Files are created with mode 0644 minus the umask.

@@ -293,10 +293,10 @@ impl Recorder {
         core.begin_call(host)?;
         core.stats.buffers += 1;
         core.stats.bytes_in += data.len() as u64;
-        if let Some(t) = buffer_time_ns
-            && core.timeline.on_buffer_time(t) == Step::Jump
-        {
-            core.on_jump();
+        match buffer_time_ns {
+            Some(t) if core.timeline.on_buffer_time(t) == Step::Jump => core.on_jump(),
+            Some(_) => {}
+            None => core.timeline.on_untimed_buffer(),
         }
         self.aligner.push(data, |run| core.consume(run, host));
         core.end_call()

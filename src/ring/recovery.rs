@@ -8,8 +8,8 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::platform;
-use crate::ts::timeline::{DEFAULT_BITRATE, PCR_HZ, Pcr};
 use crate::ts::analyzer::Unit;
+use crate::ts::timeline::{DEFAULT_BITRATE, PCR_HZ, Pcr};
 use crate::ts::{PACKET_SIZE, Packet, StreamAnalyzer};
 
 /// How much of the head and of the tail is searched for a PCR.
@@ -60,7 +60,11 @@ pub fn recover_segment(path: &Path) -> io::Result<Option<Recovered>> {
         Some(ticks) => u64::try_from(u128::from(ticks) * 1_000_000_000 / u128::from(PCR_HZ)).unwrap_or(u64::MAX),
         None => u64::try_from(u128::from(keep) * 8 * 1_000_000_000 / u128::from(DEFAULT_BITRATE)).unwrap_or(u64::MAX),
     };
-    Ok(Some(Recovered { bytes: keep, duration_ns, trimmed: len - keep }))
+    Ok(Some(Recovered {
+        bytes: keep,
+        duration_ns,
+        trimmed: len - keep,
+    }))
 }
 
 /// File offset of the last access-unit start on the program's video PID

@@ -299,10 +299,9 @@ impl ElementImpl for StreamBufferSink {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst::Caps::builder("video/mpegts")
-                .field("systemstream", true)
-                .field("packetsize", gst::List::new([188i32, 192, 204]))
-                .build();
+            // Any packetsize: the framing (188, 192 or 204 bytes) is detected
+            // from the bytes, and raw sources often say nothing about it.
+            let caps = gst::Caps::builder("video/mpegts").field("systemstream", true).build();
             match gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps) {
                 Ok(t) => vec![t],
                 Err(e) => {

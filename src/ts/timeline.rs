@@ -183,6 +183,17 @@ impl Timeline {
         step
     }
 
+    /// A buffer arrived without a timestamp. Buffer times only drive the
+    /// timeline while every buffer has one (a source that stamps just its
+    /// first buffer, as `filesrc` does, must not freeze time); until the next
+    /// stamped buffer the byte count does.
+    pub fn on_untimed_buffer(&mut self) {
+        if self.source == ClockSource::BufferTime {
+            self.source = ClockSource::ByteRate;
+            self.last_buffer_time = None;
+        }
+    }
+
     /// One more 188-byte packet of input. Advances the position only while no
     /// real clock exists (or the real clock has been silent for too long).
     #[inline]
@@ -306,6 +317,18 @@ mod tests {
         let _ = t.on_pcr(Pcr::from_ticks(0), false);
         let _ = t.on_buffer_time(100 * NS);
         assert_eq!(t.position_ns(), 2 * NS);
+    }
+
+    #[test]
+    fn a_single_buffer_time_does_not_freeze_the_clock() {
+        let mut t = Timeline::new();
+        let _ = t.on_buffer_time(0);
+        t.on_untimed_buffer();
+        for _ in 0..DEFAULT_BITRATE / PACKET_BITS {
+            t.on_packet();
+        }
+        assert_eq!(t.source(), ClockSource::ByteRate);
+        assert!(t.position_ns() > NS / 2);
     }
 
     #[test]
