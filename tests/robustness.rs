@@ -356,3 +356,89 @@ fn set_pcr(p: &mut [u8], v: u64) {
     p[10] = ((base & 1) << 7) as u8 | 0x7E | (ext >> 8) as u8;
     p[11] = ext as u8;
 }
+
+/// ES loop entries (stream_type, pid) of the PMT carried by `packet`.
+fn pmt_streams(packet: &[u8]) -> Vec<(u8, u16)> {
+    let payload = if packet[3] & 0x20 != 0 {
+        &packet[5 + usize::from(packet[4])..]
+    } else {
+        &packet[4..]
+    };
+    let section = &payload[1 + usize::from(payload[0])..];
+    let len = usize::from(section[1] & 0x0F) << 8 | usize::from(section[2]);
+    let info = usize::from(section[10] & 0x0F) << 8 | usize::from(section[11]);
+    let mut rest = &section[12 + info..3 + len - 4];
+    let mut out = Vec::new();
+    while rest.len() >= 5 {
+        out.push((rest[0], u16::from(rest[1] & 0x1F) << 8 | u16::from(rest[2])));
+        let es = usize::from(rest[3] & 0x0F) << 8 | usize::from(rest[4]);
+        rest = &rest[(5 + es).min(rest.len())..];
+    }
+    out
+}
+
+/// The PMT changes mid-stream (an audio stream appears, with new PIDs): the
+/// next segment starts with the new tables.
+#[test]
+fn pmt_change_mid_stream() {
+    init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = dir.path().join("b.ts");
+    run_to_eos(
+        &format!(
+            "videotestsrc num-buffers=200 ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+             x264enc tune=zerolatency key-int-max=50 speed-preset=ultrafast ! mux. \
+             audiotestsrc num-buffers=400 ! lamemp3enc ! mpegaudioparse ! mux. \
+             mpegtsmux name=mux ! filesink location={}",
+            b.display()
+        ),
+        Duration::from_secs(60),
+    )
+    .expect("encode B");
+    let a = std::fs::read(test_stream(8)).expect("read A");
+    let joined = [a, std::fs::read(&b).expect("read B")].concat();
+    let ring = dir.path().join("ring");
+    record_bytes(&joined, 65536, &ring, PROPS);
+    assert_ring_aligned(&ring);
+    let files = ring_files(&ring);
+    let pids = |d: &[u8]| d.chunks(PACKET).take(3).map(pid).collect::<Vec<_>>();
+    let head_pmt = |d: &[u8]| {
+        let p = d
+            .chunks(PACKET)
+            .take(3)
+            .find(|p| pid(p) == 0x20)
+            .unwrap_or_else(|| panic!("no PMT at the head: {:?}", pids(d)));
+        pmt_streams(p)
+    };
+    let first_pmt = head_pmt(&files[0].1);
+    let last_pmt = head_pmt(&files.last().expect("segment").1);
+    assert_eq!(first_pmt.len(), 1, "{first_pmt:?}");
+    assert_eq!(
+        last_pmt.len(),
+        2,
+        "the new PMT heads the segments after the change: {last_pmt:?}"
+    );
+    for (_, d) in &files {
+        assert_eq!(pid(d), 0, "every segment starts with a PAT");
+    }
+    let last = dir.path().join("last.ts");
+    std::fs::write(&last, &files.last().expect("segment").1).expect("write");
+    ffmpeg_decode(&last).expect("the segment after the change decodes");
+}
+
+/// A PAT whose PMT never comes: nothing breaks, segments start with the PAT.
+#[test]
+fn pat_without_pmt() {
+    let clean = std::fs::read(test_stream(8)).expect("read");
+    let no_pmt: Vec<u8> = clean
+        .chunks(PACKET)
+        .filter(|p| pid(p) != 0x20)
+        .flat_map(|p| p.to_vec())
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let s = record_bytes(&no_pmt, 1316, &ring, PROPS);
+    assert_ring_aligned(&ring);
+    assert!(segments(&ring).len() >= 2);
+    assert_eq!(stat_u64(&s, "packets"), (no_pmt.len() / PACKET) as u64);
+}
