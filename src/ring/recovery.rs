@@ -39,7 +39,13 @@ pub fn recover_segment(path: &Path) -> io::Result<Option<Recovered>> {
     let tail_start = whole.saturating_sub(SCAN_BYTES).max(SCAN_BYTES.min(whole));
     let tail = read_range(&mut file, tail_start, whole - tail_start)?;
     // The writer died in the middle of some frame: keep only complete ones.
-    let keep = match last_unit_start(&head, &tail, tail_start) {
+    // A file small enough to fit the head has no separate tail.
+    let (last_region, last_start) = if tail.is_empty() {
+        (&head, 0)
+    } else {
+        (&tail, tail_start)
+    };
+    let keep = match last_unit_start(&head, last_region, last_start) {
         Some(offset) => offset,
         None => whole,
     };
@@ -68,7 +74,8 @@ pub fn recover_segment(path: &Path) -> io::Result<Option<Recovered>> {
 }
 
 /// File offset of the last access-unit start on the program's video PID
-/// (from the PMT in `head`), if it is not the segment's first one.
+/// (from the PMT in `head`): where the incomplete frame begins. 0 when that
+/// is the segment's first frame (nothing complete), `None` when unknown.
 fn last_unit_start(head: &[u8], tail: &[u8], tail_start: u64) -> Option<u64> {
     let mut analyzer = StreamAnalyzer::new(None);
     let mut first_unit = None;
@@ -86,7 +93,13 @@ fn last_unit_start(head: &[u8], tail: &[u8], tail_start: u64) -> Option<u64> {
         .filter_map(|(i, b)| Packet::new(b).map(|p| (i, p)))
         .find(|(_, p)| p.pid() == video && p.payload_unit_start())
         .map(|(i, _)| tail_start + (i * PACKET_SIZE) as u64)?;
-    (Some(last) != first_unit && first_unit.is_some_and(|f| last > f)).then_some(last)
+    match first_unit {
+        // The only frame the file starts is the one the writer died in:
+        // nothing complete to keep.
+        Some(first) if last <= first => Some(0),
+        Some(_) => Some(last),
+        None => None,
+    }
 }
 
 fn read_range(file: &mut std::fs::File, start: u64, len: u64) -> io::Result<Vec<u8>> {
@@ -142,6 +155,34 @@ mod tests {
         assert_eq!(r.trimmed, 4);
         assert_eq!(r.duration_ns, 900_000_000);
         assert_eq!(std::fs::metadata(&path).expect("stat").len(), r.bytes);
+    }
+
+    #[test]
+    fn small_torn_segment_is_cut_back_to_its_last_complete_frame() {
+        use crate::ts::psi::tests::{pat_section, pmt_section, psi_packet};
+        use crate::ts::random_access::tests::{H264_IDR, H264_P, pes};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seg.ts");
+        let mut data = Vec::new();
+        data.extend_from_slice(&psi_packet(0, &pat_section(1, 0x100), 0));
+        data.extend_from_slice(&psi_packet(0x100, &pmt_section(1, 0x101, &[(0x1B, 0x101)]), 0));
+        for (i, es) in [H264_IDR, H264_P, H264_P].iter().enumerate() {
+            let mut b = PacketBuilder::new(0x101);
+            b.pusi = true;
+            b.cc = (2 * i) as u8;
+            b.pcr = Some(i as u64 * PCR_HZ / 25);
+            b.payload = pes(es);
+            data.extend_from_slice(&b.build());
+            let mut more = PacketBuilder::new(0x101);
+            more.cc = (2 * i + 1) as u8;
+            more.payload = vec![0x42; 184];
+            data.extend_from_slice(&more.build());
+        }
+        let last_frame_start = (2 + 4) * PACKET_SIZE as u64;
+        std::fs::write(&path, &data[..data.len() - 50]).expect("write");
+        let r = recover_segment(&path).expect("recover").expect("usable");
+        assert_eq!(r.bytes, last_frame_start, "the frame the writer died in is dropped");
+        assert_eq!(std::fs::metadata(&path).expect("stat").len(), last_frame_start);
     }
 
     #[test]
