@@ -183,7 +183,8 @@ fn restart_adopts_the_existing_ring() {
     ffmpeg_decode(&ring.join("index.m3u8")).expect("adopted ring plays");
 }
 
-/// A crash leaves a torn segment: the next start trims it to whole packets.
+/// A crash leaves a torn segment: the next start trims it to whole packets
+/// and to its last complete frame.
 #[test]
 fn restart_trims_a_torn_tail() {
     let input = test_stream(8);
@@ -199,8 +200,11 @@ fn restart_trims_a_torn_tail() {
     std::fs::write(&torn_path, &torn).expect("write");
     let stats = record_file(&input, 65536, &ring, &props);
     assert!(stat_u64(&stats, "adopted-segments") >= 1);
-    let len = std::fs::metadata(&torn_path).expect("torn segment kept").len();
-    assert_eq!(len as usize, torn.len() - 77);
+    // Cut back to whole packets, and further to the last complete frame.
+    let len = std::fs::metadata(&torn_path).expect("torn segment kept").len() as usize;
+    assert!(len > 0 && len <= torn.len() - 77, "{len} bytes kept of {}", torn.len());
+    assert_eq!(len % PACKET, 0);
+    ffmpeg_decode(&torn_path).expect("the trimmed segment decodes cleanly");
     assert!(
         segments(&ring).iter().any(|p| p.ends_with("segment-000000000100.ts")),
         "numbering continues after 99"
