@@ -74,6 +74,8 @@ struct Open {
     sequence: u64,
     file: File,
     offset: u64,
+    /// Content time of the segment's start, fixed when it was opened.
+    start_ns: u64,
 }
 
 /// See the module documentation.
@@ -89,6 +91,8 @@ pub struct RingReader {
     next: Option<u64>,
     discont: bool,
     stale_reported: Option<u64>,
+    /// Content time where the segment after the last one read starts.
+    continue_at_ns: Option<u64>,
     events: Vec<ReaderEvent>,
     rejected_entries: usize,
 }
@@ -107,6 +111,7 @@ impl RingReader {
             next: None,
             discont: true,
             stale_reported: None,
+            continue_at_ns: None,
             events: Vec::new(),
             rejected_entries: 0,
         }
@@ -252,7 +257,7 @@ impl RingReader {
     #[must_use]
     pub fn position(&self) -> Option<u64> {
         let cur = self.current.as_ref()?;
-        let start = self.start_of(cur.sequence)?;
+        let start = cur.start_ns;
         let fraction = match self.spans.get(&cur.sequence) {
             Some(span) => {
                 let len = cur.file.metadata().map_or(0, |m| m.len()).max(1);
@@ -290,6 +295,7 @@ impl RingReader {
         self.current = None;
         self.next = Some(seq);
         self.discont = true;
+        self.continue_at_ns = Some(start);
         Ok(Some(start))
     }
 
@@ -337,8 +343,7 @@ impl RingReader {
                 cur.file.read_exact(&mut buf[..n])?;
                 let first = cur.offset == 0;
                 cur.offset += n as u64;
-                let seq = cur.sequence;
-                let timestamp = if first { self.start_of(seq) } else { None };
+                let timestamp = first.then_some(cur.start_ns);
                 return Ok(ReadOutcome::Data {
                     len: n,
                     timestamp,
@@ -360,6 +365,15 @@ impl RingReader {
                 }) {
                     continue;
                 }
+                // Where the next segment starts, should the playlist not
+                // list this one yet: its start plus its estimated length.
+                self.continue_at_ns = self.current.as_ref().map(|c| {
+                    c.start_ns
+                        + self
+                            .spans
+                            .get(&seq)
+                            .map_or_else(|| self.estimate_ns(seq), |s| s.duration_ns)
+                });
                 self.current = None;
                 self.next = Some(seq + 1);
                 continue;
@@ -405,10 +419,12 @@ impl RingReader {
                     self.stale_reported = Some(seq);
                     self.events.push(ReaderEvent::ContentBecomingStale { sequence: seq });
                 }
+                let start_ns = self.start_of(seq).or(self.continue_at_ns).unwrap_or(0);
                 self.current = Some(Open {
                     sequence: seq,
                     file,
                     offset: 0,
+                    start_ns,
                 });
                 Ok(None)
             }
