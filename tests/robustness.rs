@@ -163,11 +163,11 @@ fn no_tables_for_a_long_time_then_tables() {
 
 #[test]
 fn pcr_wrap_around_is_continuous() {
-    // Shift every PCR so that the 33-bit base wraps 4 s into the stream.
+    // Shift every PCR so that the stream starts 10 s before the 33-bit wrap.
     let mut data = std::fs::read(test_stream(12)).expect("read");
     let modulus: u64 = (1 << 33) * 300;
     let first = data.chunks(PACKET).find_map(pcr_of).expect("a PCR");
-    let target = modulus - 4 * 27_000_000;
+    let target = modulus - 10 * 27_000_000;
     for p in data.chunks_mut(PACKET) {
         if let Some(v) = pcr_of(p) {
             set_pcr(p, (v - first + target) % modulus);
