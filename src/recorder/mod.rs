@@ -9,6 +9,7 @@
 //! recording logic is testable on plain bytes.
 
 mod health;
+pub mod recording;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -16,7 +17,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use health::WriteHealth;
 pub use health::{EpisodeSummary, FailureStats};
+use recording::Recording;
+pub use recording::{RecordingKind, RecordingSummary};
 
+use crate::ring::segment::{SegmentInfo, file_name};
 use crate::ring::{FailureKind, Ring, SegmentStart, WriteFailure};
 use crate::ts::analyzer::{AnalyzerStats, Unit};
 use crate::ts::random_access::Verdict;
@@ -89,6 +93,15 @@ pub enum RecorderEvent {
     WriteFailureClear(EpisodeSummary),
     /// Oldest segments were deleted to make room for a write that failed for lack of space.
     EvictedUnderPressure { segments: u64, bytes: u64 },
+    /// A recording began (its history, if any, is already in place).
+    RecordingStarted {
+        id: u32,
+        location: PathBuf,
+        kind: RecordingKind,
+        start_ns: u64,
+    },
+    /// A recording ended, with its final status.
+    RecordingStopped(RecordingSummary),
 }
 
 /// What the recorder needs from its environment.
@@ -142,6 +155,8 @@ pub struct Snapshot {
     pub current: Option<u64>,
     pub scrambled: bool,
     pub clock_source: Option<ClockSource>,
+    /// Ids of the running recordings.
+    pub recordings: Vec<u32>,
 }
 
 /// Accumulates packets and segment decisions; see the module documentation.
@@ -186,6 +201,14 @@ struct Core {
     /// Host time at the start of the current input buffer.
     now: Instant,
     stats: RecorderStats,
+    recordings: Vec<ActiveRecording>,
+    next_recording_id: u32,
+}
+
+/// A running recording and whether it still waits for the next cut to begin.
+struct ActiveRecording {
+    recording: Recording,
+    waiting_for_cut: bool,
 }
 
 impl Recorder {
@@ -217,8 +240,129 @@ impl Recorder {
                 cancelled: false,
                 now: Instant::now(),
                 stats: RecorderStats::default(),
+                recordings: Vec::new(),
+                next_recording_id: 1,
             },
         }
+    }
+
+    /// Ids of the running recordings.
+    #[must_use]
+    pub fn recording_ids(&self) -> Vec<u32> {
+        self.core.recordings.iter().map(|r| r.recording.id).collect()
+    }
+
+    /// Starts a recording at `location`. A negative `start_offset_ns` reaches
+    /// back into the ring (clamped to the oldest content, rounded down to the
+    /// segment start, a random-access point, at or before it); 0 starts at
+    /// the next random-access point that begins a segment. Returns the id.
+    pub fn start_recording(
+        &mut self,
+        location: &std::path::Path,
+        kind: RecordingKind,
+        start_offset_ns: i64,
+        host: &mut dyn Host,
+    ) -> Result<u32, String> {
+        let core = &mut self.core;
+        let id = core.next_recording_id;
+        let now = core.timeline.position_ns();
+        // Start times of the completed segments, oldest first, counted back
+        // from the start of the segment being written.
+        let mut t = if core.ring.is_segment_open() {
+            core.segment_start_ns
+        } else {
+            now
+        };
+        let mut history: Vec<(SegmentInfo, u64)> = core
+            .ring
+            .segments()
+            .rev()
+            .map(|s| {
+                t = t.saturating_sub(s.duration_ns);
+                (s.clone(), t)
+            })
+            .collect();
+        history.reverse();
+        let back = start_offset_ns < 0;
+        let target = now.saturating_sub(start_offset_ns.unsigned_abs());
+        let from = if back {
+            history.iter().rposition(|(_, start)| *start <= target).unwrap_or(0)
+        } else {
+            history.len()
+        };
+        let current_from = core.ring.is_segment_open() && back;
+        let start_ns = history
+            .get(from)
+            .map_or(if current_from { core.segment_start_ns } else { now }, |(_, s)| *s);
+        let first_sequence = history
+            .get(from)
+            .map(|(s, _)| s.sequence)
+            .or(core.ring.current_sequence().filter(|_| back));
+        let first_sequence = first_sequence.unwrap_or_else(|| core.ring.current_sequence().map_or(0, |s| s + 1));
+        let mut recording = Recording::create(id, kind, location, start_ns, first_sequence)
+            .map_err(|e| format!("cannot create '{}': {e}", location.display()))?;
+        if back {
+            let dir = core.ring.dir().to_owned();
+            match kind {
+                RecordingKind::Content => {
+                    // Everything already written, then the live stream.
+                    let _ = core.ring.flush();
+                    for (info, start) in &history[from..] {
+                        recording.mark_boundary(*start);
+                        recording
+                            .append_file(&dir.join(file_name(info.sequence)))
+                            .map_err(|e| e.to_string())?;
+                    }
+                    if let Some(seq) = core.ring.current_sequence() {
+                        recording.mark_boundary(core.segment_start_ns);
+                        recording
+                            .append_file(&dir.join(file_name(seq)))
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+                RecordingKind::Reference => {
+                    for (info, start) in &history[from..] {
+                        recording.link(&dir, info, *start).map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+        }
+        core.next_recording_id += 1;
+        host.event(RecorderEvent::RecordingStarted {
+            id,
+            location: location.to_owned(),
+            kind,
+            start_ns,
+        });
+        core.recordings.push(ActiveRecording {
+            recording,
+            waiting_for_cut: !back,
+        });
+        Ok(id)
+    }
+
+    /// Stops recording `id`: now (0), or in the past (negative offset: the
+    /// recording ends at the first segment start at or after that point).
+    /// A reference recording stopped now ends when the segment being written
+    /// completes, so that it can be linked whole. Returns false for an
+    /// unknown id.
+    pub fn stop_recording(&mut self, id: u32, stop_offset_ns: i64, host: &mut dyn Host) -> bool {
+        let core = &mut self.core;
+        let Some(i) = core.recordings.iter().position(|r| r.recording.id == id) else {
+            return false;
+        };
+        let now = core.timeline.position_ns();
+        let active = &mut core.recordings[i];
+        if stop_offset_ns >= 0 && active.recording.kind == RecordingKind::Reference && core.ring.is_segment_open() {
+            active.recording.stop_after_current = true;
+            return true;
+        }
+        let truncate = (stop_offset_ns < 0).then(|| now.saturating_sub(stop_offset_ns.unsigned_abs()));
+        let active = core.recordings.remove(i);
+        host.event(RecorderEvent::RecordingStopped(
+            active.recording.finish(truncate.unwrap_or(now), truncate),
+        ));
+        true
     }
 
     #[must_use]
@@ -268,6 +412,7 @@ impl Recorder {
             current: ring.current_sequence(),
             scrambled: self.core.analyzer.is_scrambled(),
             clock_source: Some(self.core.timeline.source()),
+            recordings: self.recording_ids(),
         }
     }
 
@@ -328,13 +473,18 @@ impl Recorder {
         core.release_hold(host);
         if core.fatal.is_none() && !core.cancelled {
             let duration = core.timeline.end_position_ns().saturating_sub(core.segment_start_ns);
-            if core.ring.is_segment_open()
-                && let Err(f) = core.ring.finish_segment(duration)
-            {
-                core.on_failure(f, host, |r| r.finish_segment(duration));
+            if core.ring.is_segment_open() {
+                match core.ring.finish_segment(duration) {
+                    Ok(()) => core.on_segment_completed(core.segment_start_ns, host),
+                    Err(f) => core.on_failure(f, host, |r| r.finish_segment(duration)),
+                }
             }
             // Nothing is open any more: this only publishes the ended playlist.
             let _ = core.ring.close(0);
+        }
+        let end = core.timeline.end_position_ns();
+        for active in std::mem::take(&mut core.recordings) {
+            host.event(RecorderEvent::RecordingStopped(active.recording.finish(end, None)));
         }
         core.end_call()
     }
@@ -541,12 +691,14 @@ impl Core {
         let now = self.timeline.position_ns();
         if self.ring.is_segment_open() {
             let duration = now - self.segment_start_ns;
+            let started = self.segment_start_ns;
             if let Err(f) = self.ring.finish_segment(duration) {
                 self.on_failure(f, host, |r| r.finish_segment(duration));
                 if self.stopped() || self.health.is_failing() {
                     return;
                 }
             }
+            self.on_segment_completed(started, host);
         }
         let wall_now = wall_clock_ms();
         let &mut (anchor_ms, anchor_ns) = self.anchor.get_or_insert((wall_now, now));
@@ -576,7 +728,14 @@ impl Core {
             self.ring.write(&tables)
         };
         match result {
-            Ok(()) => self.on_success(host),
+            Ok(()) => {
+                self.on_success(host);
+                for active in &mut self.recordings {
+                    active.waiting_for_cut = false;
+                    active.recording.mark_boundary(now);
+                }
+                self.tee(&tables, host);
+            }
             Err(f) => self.on_failure(f, host, |r| r.flush()),
         }
     }
@@ -604,8 +763,60 @@ impl Core {
             result = self.ring.flush();
         }
         self.report_pressure(host);
-        if let Err(f) = result {
-            self.on_failure(f, host, |r| r.flush());
+        match result {
+            Ok(()) => self.tee(data, host),
+            Err(f) => self.on_failure(f, host, |r| r.flush()),
+        }
+    }
+
+    /// Gives content recordings what the ring wrote. A recording's write
+    /// failure is reported with its id and never disturbs the ring.
+    fn tee(&mut self, data: &[u8], host: &mut dyn Host) {
+        for active in self.recordings.iter_mut().filter(|a| !a.waiting_for_cut) {
+            let rec = &mut active.recording;
+            if rec.kind != RecordingKind::Content || rec.error.is_some() {
+                continue;
+            }
+            if let Err(e) = rec.append(data) {
+                let failure = WriteFailure::new(rec.location.clone(), e, false);
+                let message = format!("recording {}: {failure}", rec.id);
+                rec.error = Some(message.clone());
+                host.event(RecorderEvent::WriteFailure {
+                    kind: failure.kind,
+                    message,
+                    path: failure.path,
+                });
+            }
+        }
+    }
+
+    /// A ring segment that started at `start_ns` was completed: reference
+    /// recordings link it; those stopping with it end.
+    fn on_segment_completed(&mut self, start_ns: u64, host: &mut dyn Host) {
+        let Some(info) = self.ring.segments().next_back().cloned() else {
+            return;
+        };
+        let dir = self.ring.dir().to_owned();
+        let mut i = 0;
+        while i < self.recordings.len() {
+            let rec = &mut self.recordings[i].recording;
+            if rec.kind == RecordingKind::Reference
+                && rec.next_sequence <= info.sequence
+                && rec.error.is_none()
+                && let Err(e) = rec.link(&dir, &info, start_ns)
+            {
+                rec.error = Some(format!(
+                    "recording {}: cannot link segment {}: {e}",
+                    rec.id, info.sequence
+                ));
+            }
+            if rec.stop_after_current {
+                let active = self.recordings.remove(i);
+                let end = start_ns + info.duration_ns;
+                host.event(RecorderEvent::RecordingStopped(active.recording.finish(end, None)));
+            } else {
+                i += 1;
+            }
         }
     }
 

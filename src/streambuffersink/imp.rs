@@ -8,7 +8,8 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::WriteFailureMode;
+use super::{RecordingKind, WriteFailureMode};
+use crate::recorder::RecordingKind as Kind;
 use crate::recorder::{FailureMode, Host, PushError, Recorder, RecorderConfig, RecorderEvent, Snapshot};
 use crate::ring::segment;
 use crate::ring::{FailureKind, Retention, Ring, RingConfig, RingError};
@@ -201,6 +202,37 @@ impl ObjectImpl for StreamBufferSink {
                     .build(),
                 glib::subclass::Signal::builder("encryption-on").run_last().build(),
                 glib::subclass::Signal::builder("encryption-off").run_last().build(),
+                // IStreamBufferRecordControl::Start: (location, kind, start offset in ns) -> id, 0 if refused.
+                glib::subclass::Signal::builder("start-recording")
+                    .param_types([String::static_type(), RecordingKind::static_type(), i64::static_type()])
+                    .return_type::<u32>()
+                    .action()
+                    .class_handler(|args| {
+                        let id = (|| {
+                            let obj = args.first()?.get::<super::StreamBufferSink>().ok()?;
+                            let location = args.get(1)?.get::<String>().ok()?;
+                            let kind = args.get(2)?.get::<RecordingKind>().ok()?;
+                            let offset = args.get(3)?.get::<i64>().ok()?;
+                            Some(obj.imp().start_recording(&location, kind, offset))
+                        })();
+                        Some(id.unwrap_or(0).to_value())
+                    })
+                    .build(),
+                // IStreamBufferRecordControl::Stop: (id, stop offset in ns) -> known id.
+                glib::subclass::Signal::builder("stop-recording")
+                    .param_types([u32::static_type(), i64::static_type()])
+                    .return_type::<bool>()
+                    .action()
+                    .class_handler(|args| {
+                        let stopped = (|| {
+                            let obj = args.first()?.get::<super::StreamBufferSink>().ok()?;
+                            let id = args.get(1)?.get::<u32>().ok()?;
+                            let offset = args.get(2)?.get::<i64>().ok()?;
+                            Some(obj.imp().stop_recording(id, offset))
+                        })();
+                        Some(stopped.unwrap_or(false).to_value())
+                    })
+                    .build(),
             ]
         });
         SIGNALS.as_ref()
@@ -467,6 +499,50 @@ impl StreamBufferSink {
         }
     }
 
+    fn start_recording(&self, location: &str, kind: RecordingKind, start_offset: i64) -> u32 {
+        let mut state = lock(&self.state);
+        let State::Started(recorder) = &mut *state else {
+            gst::element_imp_warning!(
+                self,
+                gst::CoreError::StateChange,
+                ("Cannot start a recording: the sink is not recording")
+            );
+            return 0;
+        };
+        let kind = match kind {
+            RecordingKind::Content => Kind::Content,
+            RecordingKind::Reference => Kind::Reference,
+        };
+        let mut host = SinkHost::new(self, None);
+        let result = recorder.start_recording(Path::new(location), kind, start_offset, &mut host);
+        *lock(&self.snapshot) = Some((recorder.snapshot(), true));
+        drop(state);
+        host.emit_queued();
+        match result {
+            Ok(id) => id,
+            Err(e) => {
+                gst::element_imp_warning!(self, gst::ResourceError::OpenWrite, ("Recording refused: {}", e));
+                0
+            }
+        }
+    }
+
+    fn stop_recording(&self, id: u32, stop_offset: i64) -> bool {
+        let mut state = lock(&self.state);
+        let State::Started(recorder) = &mut *state else {
+            return false;
+        };
+        let mut host = SinkHost::new(self, None);
+        let known = recorder.stop_recording(id, stop_offset, &mut host);
+        *lock(&self.snapshot) = Some((recorder.snapshot(), true));
+        drop(state);
+        host.emit_queued();
+        if !known {
+            gst::element_imp_warning!(self, gst::CoreError::Failed, ("No running recording with id {}", id));
+        }
+        known
+    }
+
     /// `error` mode: the GST_ELEMENT_ERROR a `filesink` would post.
     fn post_write_error(&self, f: &crate::ring::WriteFailure) {
         match f.kind {
@@ -543,6 +619,34 @@ impl StreamBufferSink {
                         u64::try_from(s.failure_duration.as_nanos()).unwrap_or(u64::MAX),
                     )
                     .field("running-time", running_time)
+                    .build()
+            }
+            RecorderEvent::RecordingStarted {
+                id,
+                location,
+                kind,
+                start_ns,
+            } => {
+                gst::info!(CAT, imp = self, "recording {id} started: {}", location.display());
+                gst::Structure::builder("streambuffer-recording-started")
+                    .field("id", id)
+                    .field("location", location.display().to_string())
+                    .field("kind", kind.as_str())
+                    .field("start-time", start_ns)
+                    .build()
+            }
+            RecorderEvent::RecordingStopped(r) => {
+                gst::info!(CAT, imp = self, "recording {} stopped: {} bytes", r.id, r.bytes);
+                gst::Structure::builder("streambuffer-recording-stopped")
+                    .field("id", r.id)
+                    .field("location", r.location.display().to_string())
+                    .field("kind", r.kind.as_str())
+                    .field("start-time", r.start_ns)
+                    .field("stop-time", r.stop_ns)
+                    .field("bytes", r.bytes)
+                    .field("copied-segments", r.copied_segments)
+                    .field("status", if r.error.is_some() { "error" } else { "ok" })
+                    .field("error", r.error.unwrap_or_default())
                     .build()
             }
             RecorderEvent::EvictedUnderPressure { segments, bytes } => {
@@ -655,5 +759,9 @@ fn stats_structure(snap: &Snapshot, recording: bool, dir: Option<&Path>) -> gst:
         .field("window-duration", snap.window.duration_ns)
         .field("window-bytes", snap.window.bytes)
         .field("current-segment", current)
+        .field(
+            "active-recordings",
+            snap.recordings.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+        )
         .build()
 }

@@ -31,9 +31,23 @@ pub enum WriteFailureMode {
     Error = 2,
 }
 
+/// The `kind` argument of the `start-recording` action signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstStreamBufferRecordingKind")]
+pub enum RecordingKind {
+    /// A standalone .ts file, history plus live stream, copied.
+    #[enum_value(name = "Content: a standalone file", nick = "content")]
+    Content = 0,
+    /// A directory of hard links to whole ring segments plus a VOD playlist.
+    #[enum_value(name = "Reference: hard links to the ring's segments", nick = "reference")]
+    Reference = 1,
+}
+
 /// Registers the element with `plugin`.
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     WriteFailureMode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    RecordingKind::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "streambuffersink",

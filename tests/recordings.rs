@@ -1,0 +1,287 @@
+//! Recordings cut out of the ring: content files and reference directories.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use common::*;
+use gst::prelude::*;
+
+/// Packet index at which the stream's PCR passes `seconds` after its first PCR.
+fn packet_at(data: &[u8], seconds: u64) -> usize {
+    let pcr = |p: &[u8]| -> Option<u64> {
+        (p[3] & 0x20 != 0 && p[4] >= 7 && p[5] & 0x10 != 0).then(|| {
+            let base = u64::from(p[6]) << 25
+                | u64::from(p[7]) << 17
+                | u64::from(p[8]) << 9
+                | u64::from(p[9]) << 1
+                | u64::from(p[10]) >> 7;
+            base * 300
+        })
+    };
+    let first = data.chunks(PACKET).find_map(pcr).expect("a PCR");
+    data.chunks(PACKET)
+        .position(|p| pcr(p).is_some_and(|v| v - first >= seconds * 27_000_000))
+        .expect("stream long enough")
+}
+
+/// A sink fed through appsrc, so the test decides when each part arrives.
+struct Feeder {
+    pipeline: gst::Pipeline,
+    src: gst_app::AppSrc,
+    sink: gst::Element,
+    pushed: u64,
+}
+
+impl Feeder {
+    fn new(ring: &std::path::Path, props: &str) -> Feeder {
+        let pipeline = launch(&format!(
+            "appsrc name=src format=bytes ! streambuffersink name=sink location={} {props}",
+            ring.display()
+        ));
+        let src = pipeline
+            .by_name("src")
+            .expect("src")
+            .downcast::<gst_app::AppSrc>()
+            .expect("appsrc");
+        src.set_max_bytes(0);
+        let sink = pipeline.by_name("sink").expect("sink");
+        pipeline.set_state(gst::State::Playing).expect("play");
+        Feeder {
+            pipeline,
+            src,
+            sink,
+            pushed: 0,
+        }
+    }
+
+    /// Pushes `data` and waits until the sink has processed all of it.
+    fn feed(&mut self, data: &[u8]) {
+        for c in data.chunks(65536) {
+            self.src.push_buffer(gst::Buffer::from_slice(c.to_vec())).expect("push");
+        }
+        self.pushed += data.len() as u64;
+        let sink = self.sink.clone();
+        let pushed = self.pushed;
+        assert!(
+            wait_until(Duration::from_secs(60), || sink
+                .property::<gst::Structure>("stats")
+                .get::<u64>("bytes-in")
+                .is_ok_and(|b| b == pushed)),
+            "sink did not process the data"
+        );
+    }
+
+    fn start(&self, location: &std::path::Path, kind: &str, offset_s: i64) -> u32 {
+        let kind_value = glib_enum(kind);
+        self.sink.emit_by_name::<u32>(
+            "start-recording",
+            &[
+                &location.display().to_string(),
+                &kind_value,
+                &(offset_s * 1_000_000_000),
+            ],
+        )
+    }
+
+    fn stop(&self, id: u32, offset_s: i64) -> bool {
+        self.sink
+            .emit_by_name::<bool>("stop-recording", &[&id, &(offset_s * 1_000_000_000)])
+    }
+
+    fn finish(self) {
+        self.src.end_of_stream().expect("eos");
+        wait_for_eos(&self.pipeline, Duration::from_secs(60)).expect("EOS");
+        self.pipeline.set_state(gst::State::Null).expect("stop");
+    }
+}
+
+fn glib_enum(nick: &str) -> gst::glib::Value {
+    let ty = gst::glib::Type::from_name("GstStreamBufferRecordingKind").expect("enum registered");
+    let class = gst::glib::EnumClass::with_type(ty).expect("enum class");
+    class.to_value_by_nick(nick).expect("nick")
+}
+
+/// Record 60 s; at 40 s start a content recording reaching back 20 s, stop
+/// it at 50 s: about 30 s, starting with PAT, PMT and a keyframe, decodable,
+/// and byte for byte what the ring holds for that range.
+#[test]
+fn content_recording_reaches_back_into_the_ring() {
+    let data = std::fs::read(test_stream(60)).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let rec = dir.path().join("rec.ts");
+    let (at40, at50) = (packet_at(&data, 40) * PACKET, packet_at(&data, 50) * PACKET);
+    let mut f = Feeder::new(&ring, "segment-duration=2000000000 max-duration=0");
+    let messages = watch(&f.pipeline, "sink");
+    f.feed(&data[..at40]);
+    let id = f.start(&rec, "content", -20);
+    assert_ne!(id, 0);
+    f.feed(&data[at40..at50]);
+    assert!(f.stop(id, 0));
+    f.feed(&data[at50..]);
+    f.finish();
+
+    let recorded = std::fs::read(&rec).expect("recording");
+    assert_eq!(pid(&recorded), 0, "starts with a PAT");
+    assert_eq!(ffprobe_key_frames(&rec, 1), vec![true], "starts with a keyframe");
+    ffmpeg_decode(&rec).expect("decodes");
+    let seconds = ffprobe_duration(&rec);
+    assert!((28.0..=32.5).contains(&seconds), "{seconds} s recorded for 40-20 .. 50");
+    // Byte for byte the ring's content from the start segment on.
+    let files = ring_files(&ring);
+    let start = files
+        .iter()
+        .position(|(_, d)| d.len() <= recorded.len() && recorded.starts_with(d))
+        .expect("start segment");
+    let ring_bytes: Vec<u8> = files[start..].iter().flat_map(|(_, d)| d.clone()).collect();
+    assert!(
+        ring_bytes.starts_with(&recorded),
+        "the recording is the ring's bytes for the range"
+    );
+    let m = lock_events(&messages);
+    assert!(m.messages.iter().any(|n| n == "streambuffer-recording-started"));
+    assert!(m.messages.iter().any(|n| n == "streambuffer-recording-stopped"));
+}
+
+/// A reference recording made while the ring keeps evicting: hard links (no
+/// copy), and after the ring deleted its own copies the recording still
+/// plays to the end.
+#[test]
+fn reference_recording_outlives_eviction() {
+    let data = std::fs::read(test_stream(60)).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let rec = dir.path().join("rec");
+    let (at20, at40) = (packet_at(&data, 20) * PACKET, packet_at(&data, 40) * PACKET);
+    let mut f = Feeder::new(&ring, "segment-duration=2000000000 max-duration=8000000000");
+    f.feed(&data[..at20]);
+    let id = f.start(&rec, "reference", -6);
+    assert_ne!(id, 0);
+    // The history is linked at once: same inodes as the ring's files.
+    let linked: Vec<_> = std::fs::read_dir(&rec).expect("dir").filter_map(Result::ok).collect();
+    assert!(linked.len() >= 3, "{} segments linked", linked.len());
+    for l in &linked {
+        let ours = std::fs::metadata(l.path()).expect("stat");
+        let ring_copy = std::fs::metadata(ring.join(l.file_name())).expect("ring copy");
+        assert_eq!(
+            ours.ino(),
+            ring_copy.ino(),
+            "{:?} is a hard link, not a copy",
+            l.file_name()
+        );
+    }
+    f.feed(&data[at20..at40]);
+    assert!(f.stop(id, 0));
+    f.feed(&data[at40..]);
+    f.finish();
+    // The ring has long deleted those segments; the recording has them.
+    for l in std::fs::read_dir(&rec).expect("dir").filter_map(Result::ok) {
+        if l.file_name() != "index.m3u8" {
+            assert!(
+                !ring.join(l.file_name()).exists(),
+                "ring still holds {:?}",
+                l.file_name()
+            );
+        }
+    }
+    let pl = playlist(&rec);
+    assert!(pl.end_list);
+    let listed: f64 = pl.segments.iter().map(|s| f64::from(s.duration)).sum();
+    assert!((24.0..=30.0).contains(&listed), "{listed} s in the recording");
+    ffmpeg_decode(&rec.join("index.m3u8")).expect("the recording plays");
+    let text = std::fs::read_to_string(rec.join("index.m3u8")).expect("playlist");
+    assert!(text.contains("#EXT-X-PLAYLIST-TYPE:VOD"));
+    // streambuffersrc plays the recording's directory to EOS, byte for byte.
+    let out = dir.path().join("played.ts");
+    run_to_eos(
+        &format!(
+            "streambuffersrc location={} start-position=oldest ! filesink location={}",
+            rec.display(),
+            out.display()
+        ),
+        Duration::from_secs(60),
+    )
+    .expect("streambuffersrc plays the recording");
+    let expected: Vec<u8> = ring_files(&rec).into_iter().flat_map(|(_, d)| d).collect();
+    assert!(std::fs::read(&out).expect("played") == expected);
+}
+
+/// Disk full during a content recording: write-failure names the recording,
+/// the ring keeps going.
+#[test]
+fn recording_disk_full_does_not_disturb_the_ring() {
+    let Some(fs) = Tmpfs::mount("1M") else { return };
+    let data = std::fs::read(test_stream(60)).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let mut f = Feeder::new(&ring, "segment-duration=2000000000 max-duration=0");
+    let events = watch(&f.pipeline, "sink");
+    let at10 = packet_at(&data, 10) * PACKET;
+    f.feed(&data[..at10]);
+    let id = f.start(&fs.path().join("rec.ts"), "content", 0);
+    assert_ne!(id, 0);
+    f.feed(&data[at10..]);
+    assert!(f.stop(id, 0));
+    f.finish();
+    let e = lock_events(&events);
+    assert_eq!(e.failures.len(), 1, "{:?}", e.failures);
+    assert!(
+        e.failures[0].1.contains(&format!("recording {id}")),
+        "{}",
+        e.failures[0].1
+    );
+    assert_eq!(e.failures[0].0, "no-space-left");
+    assert!(!e.messages.iter().any(|m| m.starts_with("ERROR")));
+    drop(e);
+    let listed: f64 = playlist(&ring).segments.iter().map(|s| f64::from(s.duration)).sum();
+    assert!(listed > 55.0, "the ring recorded everything: {listed} s");
+}
+
+/// Two recordings overlapping in time.
+#[test]
+fn overlapping_recordings() {
+    let data = std::fs::read(test_stream(60)).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let cut = |s| packet_at(&data, s) * PACKET;
+    let mut f = Feeder::new(&ring, "segment-duration=2000000000 max-duration=0");
+    f.feed(&data[..cut(30)]);
+    let a = f.start(&dir.path().join("a.ts"), "content", -10);
+    f.feed(&data[cut(30)..cut(35)]);
+    let b = f.start(&dir.path().join("b"), "reference", 0);
+    f.feed(&data[cut(35)..cut(45)]);
+    assert!(f.stop(a, 0));
+    f.feed(&data[cut(45)..cut(55)]);
+    assert!(f.stop(b, 0));
+    assert!(!f.stop(a, 0), "a is no longer running");
+    f.feed(&data[cut(55)..]);
+    f.finish();
+    assert!(a != 0 && b != 0 && a != b);
+    let da = ffprobe_duration(&dir.path().join("a.ts"));
+    assert!((24.0..=28.5).contains(&da), "a (20 s .. 45 s): {da} s");
+    ffmpeg_decode(&dir.path().join("a.ts")).expect("a decodes");
+    let listed: f64 = playlist(&dir.path().join("b"))
+        .segments
+        .iter()
+        .map(|s| f64::from(s.duration))
+        .sum();
+    assert!((18.0..=24.0).contains(&listed), "b: {listed} s");
+    ffmpeg_decode(&dir.path().join("b").join("index.m3u8")).expect("b plays");
+}
+
+/// An existing file is never clobbered: the recording is refused.
+#[test]
+fn existing_files_are_not_clobbered() {
+    let data = std::fs::read(test_stream(8)).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let taken = dir.path().join("taken.ts");
+    std::fs::write(&taken, b"keep me").expect("write");
+    let mut f = Feeder::new(&ring, "segment-duration=2000000000");
+    f.feed(&data);
+    assert_eq!(f.start(&taken, "content", -4), 0, "refused");
+    f.finish();
+    assert_eq!(std::fs::read(&taken).expect("read"), b"keep me");
+}
