@@ -209,21 +209,36 @@ fn reference_recording_outlives_eviction() {
 }
 
 /// Disk full during a content recording: write-failure names the recording,
-/// the ring keeps going.
+/// the ring keeps going; once space is back the recording resumes at a
+/// segment start (write-failure-clear) and the file decodes.
 #[test]
 fn recording_disk_full_does_not_disturb_the_ring() {
-    let Some(fs) = Tmpfs::mount("1M") else { return };
+    let Some(fs) = Tmpfs::mount("2M") else { return };
     let data = std::fs::read(test_stream(60)).expect("read");
     let dir = tempfile::tempdir().expect("tempdir");
     let ring = dir.path().join("ring");
-    let mut f = Feeder::new(&ring, "segment-duration=2000000000 max-duration=0");
+    let rec = fs.path().join("rec.ts");
+    let mut f = Feeder::new(
+        &ring,
+        "segment-duration=2000000000 max-duration=0 retry-interval=200000000",
+    );
     let events = watch(&f.pipeline, "sink");
-    let at10 = packet_at(&data, 10) * PACKET;
-    f.feed(&data[..at10]);
-    let id = f.start(&fs.path().join("rec.ts"), "content", 0);
+    let cut = |s| packet_at(&data, s) * PACKET;
+    f.feed(&data[..cut(10)]);
+    let id = f.start(&rec, "content", 0);
     assert_ne!(id, 0);
-    f.feed(&data[at10..]);
+    let ballast = fs.fill();
+    f.feed(&data[cut(10)..cut(30)]);
+    // Signals are emitted just after the buffer's counters are published.
+    assert!(
+        wait_until(Duration::from_secs(10), || !lock_events(&events).failures.is_empty()),
+        "no write-failure"
+    );
+    std::fs::remove_file(&ballast).expect("free the space");
+    std::thread::sleep(Duration::from_millis(300));
+    f.feed(&data[cut(30)..cut(50)]);
     assert!(f.stop(id, 0));
+    f.feed(&data[cut(50)..]);
     f.finish();
     let e = lock_events(&events);
     assert_eq!(e.failures.len(), 1, "{:?}", e.failures);
@@ -233,10 +248,14 @@ fn recording_disk_full_does_not_disturb_the_ring() {
         e.failures[0].1
     );
     assert_eq!(e.failures[0].0, "no-space-left");
+    assert_eq!(e.clears.len(), 1, "the recording resumed");
+    assert!(e.clears[0].0 > 0, "dropped bytes are reported");
     assert!(!e.messages.iter().any(|m| m.starts_with("ERROR")));
     drop(e);
     let listed: f64 = playlist(&ring).segments.iter().map(|s| f64::from(s.duration)).sum();
     assert!(listed > 55.0, "the ring recorded everything: {listed} s");
+    assert_eq!(pid(&std::fs::read(&rec).expect("recording")), 0);
+    ffmpeg_decode(&rec).expect("the recording decodes across its hole");
 }
 
 /// Two recordings overlapping in time.

@@ -308,13 +308,13 @@ impl Recorder {
                     // Everything already written, then the live stream.
                     let _ = core.ring.flush();
                     for (info, start) in &history[from..] {
-                        recording.mark_boundary(*start);
+                        recording.mark_boundary(*start, core.now);
                         recording
                             .append_file(&dir.join(file_name(info.sequence)))
                             .map_err(|e| e.to_string())?;
                     }
                     if let Some(seq) = core.ring.current_sequence() {
-                        recording.mark_boundary(core.segment_start_ns);
+                        recording.mark_boundary(core.segment_start_ns, core.now);
                         recording
                             .append_file(&dir.join(file_name(seq)))
                             .map_err(|e| e.to_string())?;
@@ -730,9 +730,10 @@ impl Core {
         match result {
             Ok(()) => {
                 self.on_success(host);
+                let wall = host.now();
                 for active in &mut self.recordings {
                     active.waiting_for_cut = false;
-                    active.recording.mark_boundary(now);
+                    active.recording.mark_boundary(now, wall);
                 }
                 self.tee(&tables, host);
             }
@@ -770,22 +771,35 @@ impl Core {
     }
 
     /// Gives content recordings what the ring wrote. A recording's write
-    /// failure is reported with its id and never disturbs the ring.
+    /// failures follow the write-failure contract (one failure, one clear,
+    /// drop and retry at the next segment start after the retry interval)
+    /// with its id in the message, and never disturb the ring.
     fn tee(&mut self, data: &[u8], host: &mut dyn Host) {
+        let position = self.timeline.position_ns();
+        let retry = self.config.retry_interval;
         for active in self.recordings.iter_mut().filter(|a| !a.waiting_for_cut) {
             let rec = &mut active.recording;
-            if rec.kind != RecordingKind::Content || rec.error.is_some() {
+            if rec.kind != RecordingKind::Content {
                 continue;
             }
-            if let Err(e) = rec.append(data) {
-                let failure = WriteFailure::new(rec.location.clone(), e, false);
-                let message = format!("recording {}: {failure}", rec.id);
-                rec.error = Some(message.clone());
-                host.event(RecorderEvent::WriteFailure {
-                    kind: failure.kind,
-                    message,
-                    path: failure.path,
-                });
+            match rec.append(data) {
+                Ok(true) => {
+                    if let Some(summary) = rec.health.on_success(host.now(), position) {
+                        host.event(RecorderEvent::WriteFailureClear(summary));
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    let failure = WriteFailure::new(rec.location.clone(), e, false);
+                    if rec.health.on_failure(&failure, host.now(), retry) {
+                        host.event(RecorderEvent::WriteFailure {
+                            kind: failure.kind,
+                            message: format!("recording {}: {failure}", rec.id),
+                            path: failure.path,
+                        });
+                    }
+                    rec.health.losing_from(position);
+                }
             }
         }
     }

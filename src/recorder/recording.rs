@@ -7,9 +7,11 @@
 //! is copied, and the ring deleting its own names does not touch the links.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
+use super::health::WriteHealth;
 use crate::platform;
 use crate::ring::playlist::{PLAYLIST_NAME, PlaylistHeader, render, replace_atomically};
 use crate::ring::segment::{SegmentInfo, file_name};
@@ -72,9 +74,18 @@ pub struct Recording {
     /// Stop once the segment being written completes (reference, stop "now").
     pub stop_after_current: bool,
     pub error: Option<String>,
+    /// Content: write-failure episodes, as for the ring itself.
+    pub health: WriteHealth,
+    /// Content: dropping after a failed write, until a segment start after
+    /// the retry interval (so the file resumes at a random-access point).
+    paused: bool,
+    /// Content: bytes known to be in the file.
+    written: u64,
 }
 
-const CONTENT_BLOCK: usize = 1024 * 1024;
+/// Content recordings write in blocks this large (an extra copy of the stream
+/// already; smaller than the ring's so that failures and recoveries show soon).
+const CONTENT_BLOCK: usize = 256 * 1024;
 
 impl Recording {
     /// Creates the recording's file or directory; never overwrites anything.
@@ -107,33 +118,74 @@ impl Recording {
             next_sequence: first_sequence,
             stop_after_current: false,
             error: None,
+            health: WriteHealth::default(),
+            paused: false,
+            written: 0,
         })
     }
 
-    /// Content: a ring segment starts here (at content time `start_ns`).
-    pub fn mark_boundary(&mut self, start_ns: u64) {
-        self.boundaries.push((start_ns, self.bytes));
+    /// Content: a ring segment starts here (at content time `start_ns`). A
+    /// paused recording resumes here once its retry interval has passed.
+    pub fn mark_boundary(&mut self, start_ns: u64, now: Instant) {
+        if self.paused && self.health.retry_due(now) {
+            self.paused = false;
+        }
+        if !self.paused {
+            self.boundaries.push((start_ns, self.bytes));
+        }
     }
 
-    /// Content: appends bytes the ring wrote. Errors are kept, data dropped.
-    pub fn append(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Content: appends bytes the ring wrote. Returns whether bytes reached
+    /// the file in this call. On error the unwritten bytes are dropped whole
+    /// (the file is cut back to its last good length) and the recording
+    /// pauses until the next segment start after the retry interval.
+    pub fn append(&mut self, data: &[u8]) -> io::Result<bool> {
         let Target::Content { file, buf } = &mut self.target else {
-            return Ok(());
+            return Ok(false);
         };
+        if self.paused {
+            self.health.drop_bytes(data.len() as u64);
+            return Ok(false);
+        }
         buf.extend_from_slice(data);
         self.bytes += data.len() as u64;
-        if buf.len() >= CONTENT_BLOCK {
-            let result = file.write_all(buf);
-            buf.clear();
-            result?;
+        if buf.len() < CONTENT_BLOCK {
+            return Ok(false);
         }
-        Ok(())
+        match file.write_all(buf) {
+            Ok(()) => {
+                self.written += buf.len() as u64;
+                buf.clear();
+                Ok(true)
+            }
+            Err(e) => {
+                // Keep whole segments only: cut back to the last segment start
+                // that reached the file, so the file never ends in a torn
+                // frame and resumes cleanly at a random-access point.
+                let keep = self
+                    .boundaries
+                    .iter()
+                    .rev()
+                    .map(|&(_, o)| o)
+                    .find(|&o| o <= self.written)
+                    .unwrap_or(0);
+                let _ = file.set_len(keep);
+                let _ = file.seek(SeekFrom::Start(keep));
+                self.boundaries.retain(|&(_, o)| o < keep);
+                self.health.drop_bytes(self.bytes - keep);
+                self.bytes = keep;
+                self.written = keep;
+                buf.clear();
+                self.paused = true;
+                Err(e)
+            }
+        }
     }
 
     /// Content: copies a whole file (history from the ring) into the recording.
     pub fn append_file(&mut self, path: &Path) -> io::Result<()> {
         let data = std::fs::read(path)?;
-        self.append(&data)
+        self.append(&data).map(|_| ())
     }
 
     /// Reference: links (or, across filesystems, copies) a completed segment
@@ -164,6 +216,10 @@ impl Recording {
     pub fn finish(mut self, stop_ns: u64, truncate_to: Option<u64>) -> RecordingSummary {
         let result = match &mut self.target {
             Target::Content { file, buf } => {
+                if self.health.is_failing() {
+                    self.error
+                        .get_or_insert_with(|| "writes were still failing when it stopped".into());
+                }
                 let mut r = file.write_all(buf);
                 if let Some(t) = truncate_to
                     && let Some(&(_, offset)) = self.boundaries.iter().find(|(start, _)| *start >= t)
