@@ -12,6 +12,7 @@
 //! - [`reader`]: reads a ring back, following the writer;
 //! - [`streambuffersink`] and [`streambuffersrc`]: the GStreamer elements, thin glue over the above.
 
+mod element_sync;
 pub mod platform;
 pub mod reader;
 pub mod recorder;

@@ -1,5 +1,5 @@
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::glib;
@@ -9,6 +9,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use super::{RecordingKind, WriteFailureMode};
+use crate::element_sync::{FlushGate, lock};
 use crate::recorder::RecordingKind as Kind;
 use crate::recorder::{FailureMode, Host, PushError, Recorder, RecorderConfig, RecorderEvent, Snapshot};
 use crate::ring::segment;
@@ -78,8 +79,7 @@ pub struct StreamBufferSink {
     /// holds `state`, e.g. while blocked on a failing disk.
     snapshot: Mutex<Option<(Snapshot, bool)>>,
     /// Set by `unlock` (flush, state change) to cancel a blocked write.
-    flushing: Mutex<bool>,
-    flushing_cond: Condvar,
+    flush_gate: FlushGate,
 }
 
 impl Default for StreamBufferSink {
@@ -88,16 +88,9 @@ impl Default for StreamBufferSink {
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(State::Stopped),
             snapshot: Mutex::new(None),
-            flushing: Mutex::new(false),
-            flushing_cond: Condvar::new(),
+            flush_gate: FlushGate::default(),
         }
     }
-}
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it: the
-/// guarded values stay consistent at every point where a panic could occur.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[glib::object_subclass]
@@ -417,13 +410,12 @@ impl BaseSinkImpl for StreamBufferSink {
     }
 
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
-        *lock(&self.flushing) = true;
-        self.flushing_cond.notify_all();
+        self.flush_gate.set_flushing(true);
         Ok(())
     }
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
-        *lock(&self.flushing) = false;
+        self.flush_gate.set_flushing(false);
         Ok(())
     }
 
@@ -550,16 +542,6 @@ impl StreamBufferSink {
             FailureKind::OpenWrite => gst::element_imp_error!(self, gst::ResourceError::OpenWrite, ("{}", f)),
             FailureKind::Write => gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", f)),
         }
-    }
-
-    /// Waits up to `timeout` unless `unlock` is (or gets) called.
-    fn wait_unless_flushing(&self, timeout: Duration) -> bool {
-        let flushing = lock(&self.flushing);
-        let (flushing, _) = self
-            .flushing_cond
-            .wait_timeout_while(flushing, timeout, |f| !*f)
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        !*flushing
     }
 
     fn running_time(&self, pts: Option<gst::ClockTime>) -> Option<gst::ClockTime> {
@@ -698,7 +680,7 @@ impl Host for SinkHost<'_> {
 
     fn wait(&mut self, timeout: Duration) -> bool {
         self.emit_queued();
-        self.imp.wait_unless_flushing(timeout)
+        self.imp.flush_gate.wait(timeout)
     }
 
     fn event(&mut self, event: RecorderEvent) {

@@ -1,5 +1,5 @@
 use std::path::PathBuf;
-use std::sync::{Condvar, LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use gst::glib;
@@ -10,6 +10,7 @@ use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
 use super::StartPosition;
+use crate::element_sync::{FlushGate, lock};
 use crate::reader::{self, ReadOutcome, ReaderEvent, RingReader};
 use crate::ts::PACKET_SIZE;
 
@@ -56,8 +57,7 @@ enum State {
 pub struct StreamBufferSrc {
     settings: Mutex<Settings>,
     state: Mutex<State>,
-    flushing: Mutex<bool>,
-    flushing_cond: Condvar,
+    flush_gate: FlushGate,
 }
 
 impl Default for StreamBufferSrc {
@@ -65,14 +65,9 @@ impl Default for StreamBufferSrc {
         StreamBufferSrc {
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(State::Stopped),
-            flushing: Mutex::new(false),
-            flushing_cond: Condvar::new(),
+            flush_gate: FlushGate::default(),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[glib::object_subclass]
@@ -317,13 +312,12 @@ impl BaseSrcImpl for StreamBufferSrc {
     }
 
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
-        *lock(&self.flushing) = true;
-        self.flushing_cond.notify_all();
+        self.flush_gate.set_flushing(true);
         Ok(())
     }
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
-        *lock(&self.flushing) = false;
+        self.flush_gate.set_flushing(false);
         Ok(())
     }
 }
@@ -361,7 +355,7 @@ impl PushSrcImpl for StreamBufferSrc {
                 }
                 Ok(ReadOutcome::Eos) => return Err(gst::FlowError::Eos),
                 Ok(ReadOutcome::Wait) => {
-                    if !self.wait_unless_flushing(poll) {
+                    if !self.flush_gate.wait(poll) {
                         return Err(gst::FlowError::Flushing);
                     }
                 }
@@ -375,15 +369,6 @@ impl PushSrcImpl for StreamBufferSrc {
 }
 
 impl StreamBufferSrc {
-    fn wait_unless_flushing(&self, timeout: Duration) -> bool {
-        let flushing = lock(&self.flushing);
-        let (flushing, _) = self
-            .flushing_cond
-            .wait_timeout_while(flushing, timeout, |f| !*f)
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        !*flushing
-    }
-
     fn post_events(&self, events: Vec<ReaderEvent>) {
         let obj = self.obj();
         for event in events {
