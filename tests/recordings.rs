@@ -304,3 +304,32 @@ fn existing_files_are_not_clobbered() {
     f.finish();
     assert_eq!(std::fs::read(&taken).expect("read"), b"keep me");
 }
+
+/// Stopping in the past: the content ends at the first segment start at or
+/// after the stop point; a reference recording drops the later segments.
+#[test]
+fn stop_offset_in_the_past() {
+    let data = std::fs::read(test_stream(60)).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let cut = |s| packet_at(&data, s) * PACKET;
+    let mut f = Feeder::new(&ring, "segment-duration=2000000000 max-duration=0");
+    f.feed(&data[..cut(30)]);
+    let content = f.start(&dir.path().join("c.ts"), "content", -10);
+    let reference = f.start(&dir.path().join("r"), "reference", -10);
+    f.feed(&data[cut(30)..cut(50)]);
+    assert!(f.stop(content, -10));
+    assert!(f.stop(reference, -10));
+    f.feed(&data[cut(50)..]);
+    f.finish();
+    // Both cover about 20 s .. 40 s.
+    let c = ffprobe_duration(&dir.path().join("c.ts"));
+    assert!((18.0..=22.5).contains(&c), "content: {c} s");
+    ffmpeg_decode(&dir.path().join("c.ts")).expect("content decodes");
+    let r: f64 = playlist(&dir.path().join("r"))
+        .segments
+        .iter()
+        .map(|s| f64::from(s.duration))
+        .sum();
+    assert!((18.0..=22.5).contains(&r), "reference: {r} s");
+}
