@@ -2,25 +2,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use gst::prelude::*;
-
-fn wait_for_entries(dir: &Path, n: usize, timeout: Duration) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if let Ok(text) = std::fs::read(dir.join("index.m3u8"))
-            && m3u8_rs::parse_media_playlist_res(&text).is_ok_and(|p| p.segments.len() >= n)
-        {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
 
 #[test]
 fn ffmpeg_reads_the_playlist_while_recording() {
@@ -40,7 +26,7 @@ fn ffmpeg_reads_the_playlist_while_recording() {
     .expect("pipeline");
     pipeline.set_state(gst::State::Playing).expect("play");
     assert!(
-        wait_for_entries(&ring, 3, Duration::from_secs(30)),
+        wait_until(Duration::from_secs(30), || playlist_entries(&ring) >= 3),
         "no live playlist appeared"
     );
     let text = std::fs::read(ring.join("index.m3u8")).expect("read");

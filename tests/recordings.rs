@@ -10,19 +10,9 @@ use gst::prelude::*;
 
 /// Packet index at which the stream's PCR passes `seconds` after its first PCR.
 fn packet_at(data: &[u8], seconds: u64) -> usize {
-    let pcr = |p: &[u8]| -> Option<u64> {
-        (p[3] & 0x20 != 0 && p[4] >= 7 && p[5] & 0x10 != 0).then(|| {
-            let base = u64::from(p[6]) << 25
-                | u64::from(p[7]) << 17
-                | u64::from(p[8]) << 9
-                | u64::from(p[9]) << 1
-                | u64::from(p[10]) >> 7;
-            base * 300
-        })
-    };
-    let first = data.chunks(PACKET).find_map(pcr).expect("a PCR");
+    let first = data.chunks(PACKET).find_map(pcr_of).expect("a PCR");
     data.chunks(PACKET)
-        .position(|p| pcr(p).is_some_and(|v| v - first >= seconds * 27_000_000))
+        .position(|p| pcr_of(p).is_some_and(|v| v - first >= seconds * 27_000_000))
         .expect("stream long enough")
 }
 
@@ -36,16 +26,7 @@ struct Feeder {
 
 impl Feeder {
     fn new(ring: &std::path::Path, props: &str) -> Feeder {
-        let pipeline = launch(&format!(
-            "appsrc name=src format=bytes ! streambuffersink name=sink location={} {props}",
-            ring.display()
-        ));
-        let src = pipeline
-            .by_name("src")
-            .expect("src")
-            .downcast::<gst_app::AppSrc>()
-            .expect("appsrc");
-        src.set_max_bytes(0);
+        let (pipeline, src) = appsrc_sink(ring, props);
         let sink = pipeline.by_name("sink").expect("sink");
         pipeline.set_state(gst::State::Playing).expect("play");
         Feeder {

@@ -14,19 +14,10 @@ const PROPS: &str = "segment-duration=2000000000 max-duration=0";
 /// Records `data` pushed through appsrc in `chunks`-sized buffers (optionally
 /// switching caps) and returns the ring's stats at EOS.
 fn record_bytes(data: &[u8], chunk: usize, ring: &std::path::Path, props: &str) -> gst::Structure {
-    let pipeline = launch(&format!(
-        "appsrc name=src format=bytes ! streambuffersink name=sink location={} {props}",
-        ring.display()
-    ));
-    let src = pipeline
-        .by_name("src")
-        .expect("src")
-        .downcast::<gst_app::AppSrc>()
-        .expect("appsrc");
+    let (pipeline, src) = appsrc_sink(ring, props);
     src.set_caps(Some(
         &gst::Caps::builder("video/mpegts").field("systemstream", true).build(),
     ));
-    src.set_max_bytes(0);
     pipeline.set_state(gst::State::Playing).expect("play");
     for c in data.chunks(chunk.max(1)) {
         src.push_buffer(gst::Buffer::from_slice(c.to_vec())).expect("push");
@@ -255,16 +246,7 @@ fn zero_one_byte_and_huge_buffers() {
     record_bytes(&data, 65536, &reference, PROPS);
     // Zero-length buffers between one-byte buffers.
     let ring = dir.path().join("tiny");
-    let pipeline = launch(&format!(
-        "appsrc name=src format=bytes ! streambuffersink name=sink location={} {PROPS}",
-        ring.display()
-    ));
-    let src = pipeline
-        .by_name("src")
-        .expect("src")
-        .downcast::<gst_app::AppSrc>()
-        .expect("appsrc");
-    src.set_max_bytes(0);
+    let (pipeline, src) = appsrc_sink(&ring, PROPS);
     pipeline.set_state(gst::State::Playing).expect("play");
     for (i, b) in data.iter().enumerate() {
         if i % 1000 == 0 {
@@ -302,16 +284,7 @@ fn caps_change_between_188_and_192() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let ring = dir.path().join("ring");
-    let pipeline = launch(&format!(
-        "appsrc name=src format=bytes ! streambuffersink name=sink location={} {PROPS}",
-        ring.display()
-    ));
-    let src = pipeline
-        .by_name("src")
-        .expect("src")
-        .downcast::<gst_app::AppSrc>()
-        .expect("appsrc");
-    src.set_max_bytes(0);
+    let (pipeline, src) = appsrc_sink(&ring, PROPS);
     let caps = |size: i32| {
         gst::Caps::builder("video/mpegts")
             .field("systemstream", true)
@@ -333,18 +306,6 @@ fn caps_change_between_188_and_192() {
     pipeline.set_state(gst::State::Null).expect("stop");
     assert_ring_aligned(&ring);
     assert_eq!(stat_u64(&s, "packets"), (clean.len() / PACKET) as u64);
-}
-
-fn pcr_of(p: &[u8]) -> Option<u64> {
-    if p.len() < 12 || p[3] & 0x20 == 0 || p[4] < 7 || p[5] & 0x10 == 0 {
-        return None;
-    }
-    let base = u64::from(p[6]) << 25
-        | u64::from(p[7]) << 17
-        | u64::from(p[8]) << 9
-        | u64::from(p[9]) << 1
-        | u64::from(p[10]) >> 7;
-    Some(base * 300 + (u64::from(p[10] & 1) << 8 | u64::from(p[11])))
 }
 
 fn set_pcr(p: &mut [u8], v: u64) {

@@ -77,13 +77,6 @@ fn collector(props: &str) -> Collector {
     }
 }
 
-fn playlist_entries(ring: &std::path::Path) -> usize {
-    std::fs::read(ring.join("index.m3u8"))
-        .ok()
-        .and_then(|t| m3u8_rs::parse_media_playlist_res(&t).ok())
-        .map_or(0, |p| p.segments.len())
-}
-
 /// Concatenated content of the ring's segments from index `from` on.
 fn ring_bytes_from(ring: &std::path::Path, from: usize) -> Vec<u8> {
     ring_files(ring).into_iter().skip(from).flat_map(|(_, d)| d).collect()

@@ -12,13 +12,6 @@ use gst::prelude::*;
 const LIVE_SOURCE: &str = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
      x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=1000 ! mpegtsmux";
 
-fn playlist_entries(ring: &std::path::Path) -> usize {
-    std::fs::read(ring.join("index.m3u8"))
-        .ok()
-        .and_then(|t| m3u8_rs::parse_media_playlist_res(&t).ok())
-        .map_or(0, |p| p.segments.len())
-}
-
 fn assert_ring_playable(ring: &std::path::Path) {
     let segs = segments(ring);
     assert!(!segs.is_empty(), "no segments in {}", ring.display());

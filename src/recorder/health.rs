@@ -26,7 +26,7 @@ pub struct FailureStats {
     pub episodes: u64,
     pub dropped_bytes: u64,
     pub dropped_duration_ns: u64,
-    /// Total wall-clock time spent failing, the current episode included.
+    /// Total wall-clock time spent in finished episodes.
     pub failing_time: Duration,
     /// Text of the last failure (shared: the stats are copied often).
     pub last_error: Option<Arc<str>>,
@@ -129,16 +129,6 @@ impl WriteHealth {
     pub fn stats_parts(&self) -> (FailureStats, Option<Instant>) {
         (self.stats.clone(), self.episode.as_ref().map(|e| e.started))
     }
-
-    /// Counters, the running episode's time included.
-    #[must_use]
-    pub fn stats(&self, now: Instant) -> FailureStats {
-        let mut s = self.stats.clone();
-        if let Some(e) = &self.episode {
-            s.failing_time += now.saturating_duration_since(e.started);
-        }
-        s
-    }
 }
 
 #[cfg(test)]
@@ -174,7 +164,8 @@ mod tests {
         assert_eq!(s.dropped_duration_ns, Some(4_000));
         assert_eq!(s.failure_duration, 3 * retry);
         assert!(h.on_success(t0 + 4 * retry, 6_000).is_none(), "one clear only");
-        let stats = h.stats(t0 + 4 * retry);
+        let (stats, running) = h.stats_parts();
+        assert_eq!(running, None);
         assert_eq!((stats.write_failures, stats.episodes, stats.dropped_bytes), (2, 1, 564));
         assert!(!stats.failing);
     }

@@ -375,21 +375,6 @@ impl Recorder {
         self.core.stats
     }
 
-    #[must_use]
-    pub fn aligner_stats(&self) -> AlignerStats {
-        self.aligner.stats()
-    }
-
-    #[must_use]
-    pub fn analyzer_stats(&self) -> AnalyzerStats {
-        self.core.analyzer.stats()
-    }
-
-    #[must_use]
-    pub fn failure_stats(&self, now: Instant) -> FailureStats {
-        self.core.health.stats(now)
-    }
-
     /// All counters, for the `stats` property.
     #[must_use]
     pub fn snapshot(&self) -> Snapshot {
@@ -417,19 +402,8 @@ impl Recorder {
     }
 
     #[must_use]
-    pub fn is_scrambled(&self) -> bool {
-        self.core.analyzer.is_scrambled()
-    }
-
-    #[must_use]
     pub fn clock_source(&self) -> ClockSource {
         self.core.timeline.source()
-    }
-
-    /// Media time recorded so far, jumps excluded.
-    #[must_use]
-    pub fn position_ns(&self) -> u64 {
-        self.core.timeline.position_ns()
     }
 
     /// Feeds one input buffer. `buffer_time_ns` is its timestamp, if it has one.

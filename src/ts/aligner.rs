@@ -293,10 +293,10 @@ fn find_lock(buf: &[u8]) -> Search {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn stream(n: usize) -> Vec<u8> {
+    pub(super) fn stream(n: usize) -> Vec<u8> {
         (0..n)
             .flat_map(|i| {
                 let mut p = [0u8; PACKET_SIZE];
@@ -424,19 +424,13 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
+    /// The unit tests' stream, with a `seed` so different cases differ.
     fn valid_stream(n: usize, seed: u8) -> Vec<u8> {
-        (0..n)
-            .flat_map(|i| {
-                let mut p = [0u8; PACKET_SIZE];
-                p[0] = SYNC_BYTE;
-                p[1] = (i >> 8) as u8 & 0x1F;
-                p[2] = i as u8;
-                for (j, b) in p.iter_mut().enumerate().skip(3) {
-                    *b = (i as u8).wrapping_mul(31).wrapping_add(j as u8).wrapping_add(seed);
-                }
-                p
-            })
-            .collect()
+        let mut s = super::tests::stream(n);
+        for p in s.chunks_mut(PACKET_SIZE) {
+            p[3] = p[3].wrapping_add(seed) | 1; // never a sync byte
+        }
+        s
     }
 
     fn align(chunks: impl Iterator<Item = Vec<u8>>) -> (Vec<u8>, AlignerStats) {

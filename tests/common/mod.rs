@@ -499,3 +499,39 @@ pub fn assert_input_in_ring(input: &[u8], ring: &[u8]) {
     }
     assert!(expected.next().is_none(), "the ring lost the end of the input");
 }
+
+/// Entries in the ring's playlist right now (0 while there is none).
+pub fn playlist_entries(ring: &Path) -> usize {
+    std::fs::read(ring.join("index.m3u8"))
+        .ok()
+        .and_then(|t| m3u8_rs::parse_media_playlist_res(&t).ok())
+        .map_or(0, |p| p.segments.len())
+}
+
+/// The PCR base (x300) and extension of a packet, if it carries one.
+pub fn pcr_of(p: &[u8]) -> Option<u64> {
+    if p.len() < 12 || p[3] & 0x20 == 0 || p[4] < 7 || p[5] & 0x10 == 0 {
+        return None;
+    }
+    let base = u64::from(p[6]) << 25
+        | u64::from(p[7]) << 17
+        | u64::from(p[8]) << 9
+        | u64::from(p[9]) << 1
+        | u64::from(p[10]) >> 7;
+    Some(base * 300 + (u64::from(p[10] & 1) << 8 | u64::from(p[11])))
+}
+
+/// A playing `appsrc ! streambuffersink name=sink` pipeline, with unlimited queueing.
+pub fn appsrc_sink(ring: &Path, props: &str) -> (gst::Pipeline, gst_app::AppSrc) {
+    let pipeline = launch(&format!(
+        "appsrc name=src format=bytes ! streambuffersink name=sink location={} {props}",
+        ring.display()
+    ));
+    let src = pipeline
+        .by_name("src")
+        .expect("src")
+        .downcast::<gst_app::AppSrc>()
+        .expect("appsrc");
+    src.set_max_bytes(0);
+    (pipeline, src)
+}
