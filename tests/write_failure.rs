@@ -241,8 +241,12 @@ fn directory_removed_mid_recording_is_recreated() {
 /// Pacing for file input: ~1316-byte buffers every 4 ms, so a 20 s file
 /// takes a few seconds and a fault can be injected while it records.
 fn paced_file(input: &std::path::Path) -> String {
+    paced_file_in_blocks(input, 1316, 4000)
+}
+
+fn paced_file_in_blocks(input: &std::path::Path, blocksize: usize, sleep_us: u32) -> String {
     format!(
-        "filesrc location={} blocksize=1316 ! identity sleep-time=4000",
+        "filesrc location={} blocksize={blocksize} ! identity sleep-time={sleep_us}",
         input.display()
     )
 }
@@ -251,13 +255,25 @@ fn paced_file(input: &std::path::Path) -> String {
 /// the input is lost.
 #[test]
 fn block_mode_loses_no_byte() {
+    block_mode_loses_no_byte_of(&paced_file);
+}
+
+/// The same with buffers large enough that the sink keeps references to
+/// them instead of copying: what is pending when the disk fills is still
+/// written, in order, once it has room.
+#[test]
+fn block_mode_loses_no_byte_of_buffers_kept_by_reference() {
+    block_mode_loses_no_byte_of(&|input| paced_file_in_blocks(input, 32 * 1024, 100_000));
+}
+
+fn block_mode_loses_no_byte_of(source: &dyn Fn(&std::path::Path) -> String) {
     let Some(fs) = Tmpfs::mount("8M") else { return };
     let input = test_stream(20);
     let ring = fs.path().join("ring");
     // One long segment: nothing the ring could evict to make room.
     let pipeline = launch(&format!(
         "{} ! streambuffersink name=sink location={} segment-duration={} write-failure-mode=block retry-interval={}",
-        paced_file(&input),
+        source(&input),
         ring.display(),
         60 * SECOND,
         SECOND / 10

@@ -13,6 +13,7 @@ pub mod recording;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use health::WriteHealth;
@@ -21,7 +22,7 @@ use recording::Recording;
 pub use recording::{RecordingKind, RecordingSummary};
 
 use crate::ring::segment::{SegmentInfo, file_name};
-use crate::ring::{FailureKind, Ring, SegmentStart, WriteFailure};
+use crate::ring::{Chunk, FailureKind, Ring, SegmentStart, SharedBytes, WriteFailure};
 use crate::ts::analyzer::{AnalyzerStats, Unit};
 use crate::ts::random_access::Verdict;
 use crate::ts::timeline::{ClockSource, Step};
@@ -175,6 +176,8 @@ struct Core {
     /// Timeline position since which no segment has been open (stream start,
     /// or a failed write in drop mode), for the forced cut.
     closed_since_ns: Option<u64>,
+    /// The input being pushed, while the ring may keep references to it.
+    input: Option<SharedBytes>,
     /// Timeline position from which a forced cut is due (see FORCED_CUT_FACTOR).
     forced_cut_at_ns: u64,
     /// Timeline position of the last time-based flush.
@@ -226,6 +229,7 @@ impl Recorder {
                 timeline: Timeline::new(),
                 segment_start_ns: 0,
                 closed_since_ns: None,
+                input: None,
                 forced_cut_at_ns: u64::MAX,
                 flushed_at_ns: 0,
                 hold: Vec::new(),
@@ -421,6 +425,21 @@ impl Recorder {
         core.end_call()
     }
 
+    /// Like [`Self::push`], for input the ring may keep a reference to
+    /// instead of copying it: large runs of it wait in the open segment
+    /// until they are written together with what came before and after.
+    pub fn push_shared(
+        &mut self,
+        data: SharedBytes,
+        buffer_time_ns: Option<u64>,
+        host: &mut dyn Host,
+    ) -> Result<(), PushError> {
+        self.core.input = Some(Arc::clone(&data));
+        let result = self.push((*data).as_ref(), buffer_time_ns, host);
+        self.core.input = None;
+        result
+    }
+
     /// The input was flushed: whatever comes next is unrelated to what came
     /// before. Held-back bytes are dropped (and counted by the aligner).
     pub fn flush(&mut self, host: &mut dyn Host) -> Result<(), PushError> {
@@ -508,91 +527,115 @@ impl Core {
     fn consume(&mut self, run: &[u8], host: &mut dyn Host) {
         // `from` is the start of the part of `run` not yet written or held.
         let mut from = 0;
-        for (i, bytes) in run.chunks_exact(PACKET_SIZE).enumerate() {
+        let mut at = 0;
+        while at < run.len() {
             if self.stopped() {
                 return;
             }
-            let at = i * PACKET_SIZE;
-            let Some(packet) = Packet::new(bytes) else { continue };
-            self.timeline.on_packet();
-            let class = self.analyzer.analyze(&packet);
-            if let Some((pcr, discontinuity)) = class.pcr
-                && self.timeline.on_pcr(pcr, discontinuity) == Step::Jump
-            {
-                self.on_jump();
-            }
-            if let Some(scrambled) = class.scrambling_changed {
-                host.event(RecorderEvent::Scrambling(scrambled));
-            }
-            if self.closed_since_ns.is_none() && !self.ring.is_segment_open() {
-                self.closed_since_ns = Some(self.timeline.position_ns());
-                self.forced_cut_at_ns = self.timeline.position_ns().saturating_add(self.forced_limit());
-            }
-
-            if self.holding {
-                self.hold.extend_from_slice(bytes);
-                from = at + PACKET_SIZE;
-                match class.unit {
-                    Unit::Resolved(v) => self.resolve_hold(v == Verdict::RandomAccess, host),
-                    Unit::Start(v) => {
-                        // A new unit began before the previous one was settled:
-                        // the previous one was not a random-access point.
-                        let len = self.hold.len() - PACKET_SIZE;
-                        self.hold.truncate(len);
-                        self.resolve_hold(false, host);
-                        self.on_unit_start(v, bytes, host);
-                    }
-                    Unit::Inside if self.hold.len() >= MAX_HOLD => self.resolve_hold(false, host),
-                    Unit::Inside => {}
-                }
-                continue;
-            }
-
-            // The forced-cut deadline is one comparison per packet; the rest
-            // is only worked out at access-unit starts.
-            let forced = self.timeline.position_ns() >= self.forced_cut_at_ns && self.forced_cut_due();
-            let is_start = matches!(class.unit, Unit::Start(_));
-            let due = is_start && self.cut_due();
-            let offset_here = if is_start {
-                self.ring.segment_len() + (at - from) as u64
-            } else {
-                0
-            };
-            let segments_before = self.ring.segments_created();
-            match class.unit {
-                Unit::Start(v) if due && v != Verdict::NotRandomAccess || forced => {
-                    self.write(&run[from..at], host);
-                    from = at;
-                    if v == Verdict::Undecided && !forced {
-                        self.hold.extend_from_slice(bytes);
-                        self.holding = true;
-                        from = at + PACKET_SIZE;
-                    } else {
-                        if forced && v != Verdict::RandomAccess {
-                            self.stats.forced_cuts += 1;
-                        }
-                        self.cut(host);
-                    }
-                }
-                _ if forced => {
-                    self.write(&run[from..at], host);
-                    from = at;
-                    self.stats.forced_cuts += 1;
-                    self.cut(host);
-                }
-                _ => {}
-            }
-            // A unit start inside the open segment (a cut records its own).
-            if is_start
-                && !self.holding
-                && self.ring.segments_created() == segments_before
-                && self.ring.is_segment_open()
-            {
-                self.note_unit_start(offset_here);
+            at += self.skip_plain(&run[at..]) * PACKET_SIZE;
+            if at < run.len() {
+                self.consume_packet(run, at, &mut from, host);
+                at += PACKET_SIZE;
             }
         }
         if !self.holding && !self.stopped() {
             self.write(&run[from..], host);
+        }
+    }
+
+    /// Passes over the leading packets of `run` that cannot change anything
+    /// here (see [`StreamAnalyzer::skip_plain`]); returns how many. They stay
+    /// in the run and are written with it. Nothing is skipped while a cut is
+    /// being decided or due, or while the clock needs every packet.
+    fn skip_plain(&mut self, run: &[u8]) -> usize {
+        if self.holding || !self.ring.is_segment_open() && self.closed_since_ns.is_none() {
+            return 0;
+        }
+        // Nothing below moves the position, so this holds for the whole skip.
+        if self.timeline.position_ns() >= self.forced_cut_at_ns && self.forced_cut_due() {
+            return 0;
+        }
+        let max = usize::try_from(self.timeline.quiet_packets_left()).unwrap_or(usize::MAX);
+        let skipped = self.analyzer.skip_plain(run, max);
+        self.timeline.on_quiet_packets(skipped as u64);
+        skipped
+    }
+
+    /// Handles the packet at `at` in `run`.
+    fn consume_packet(&mut self, run: &[u8], at: usize, from: &mut usize, host: &mut dyn Host) {
+        let bytes = &run[at..at + PACKET_SIZE];
+        let Some(packet) = Packet::new(bytes) else { return };
+        self.timeline.on_packet();
+        let class = self.analyzer.analyze(&packet);
+        if let Some((pcr, discontinuity)) = class.pcr
+            && self.timeline.on_pcr(pcr, discontinuity) == Step::Jump
+        {
+            self.on_jump();
+        }
+        if let Some(scrambled) = class.scrambling_changed {
+            host.event(RecorderEvent::Scrambling(scrambled));
+        }
+        if self.closed_since_ns.is_none() && !self.ring.is_segment_open() {
+            self.closed_since_ns = Some(self.timeline.position_ns());
+            self.forced_cut_at_ns = self.timeline.position_ns().saturating_add(self.forced_limit());
+        }
+
+        if self.holding {
+            self.hold.extend_from_slice(bytes);
+            *from = at + PACKET_SIZE;
+            match class.unit {
+                Unit::Resolved(v) => self.resolve_hold(v == Verdict::RandomAccess, host),
+                Unit::Start(v) => {
+                    // A new unit began before the previous one was settled:
+                    // the previous one was not a random-access point.
+                    let len = self.hold.len() - PACKET_SIZE;
+                    self.hold.truncate(len);
+                    self.resolve_hold(false, host);
+                    self.on_unit_start(v, bytes, host);
+                }
+                Unit::Inside if self.hold.len() >= MAX_HOLD => self.resolve_hold(false, host),
+                Unit::Inside => {}
+            }
+            return;
+        }
+
+        // The forced-cut deadline is one comparison per packet; the rest
+        // is only worked out at access-unit starts.
+        let forced = self.timeline.position_ns() >= self.forced_cut_at_ns && self.forced_cut_due();
+        let is_start = matches!(class.unit, Unit::Start(_));
+        let due = is_start && self.cut_due();
+        let offset_here = if is_start {
+            self.ring.segment_len() + (at - *from) as u64
+        } else {
+            0
+        };
+        let segments_before = self.ring.segments_created();
+        match class.unit {
+            Unit::Start(v) if due && v != Verdict::NotRandomAccess || forced => {
+                self.write(&run[*from..at], host);
+                *from = at;
+                if v == Verdict::Undecided && !forced {
+                    self.hold.extend_from_slice(bytes);
+                    self.holding = true;
+                    *from = at + PACKET_SIZE;
+                } else {
+                    if forced && v != Verdict::RandomAccess {
+                        self.stats.forced_cuts += 1;
+                    }
+                    self.cut(host);
+                }
+            }
+            _ if forced => {
+                self.write(&run[*from..at], host);
+                *from = at;
+                self.stats.forced_cuts += 1;
+                self.cut(host);
+            }
+            _ => {}
+        }
+        // A unit start inside the open segment (a cut records its own).
+        if is_start && !self.holding && self.ring.segments_created() == segments_before && self.ring.is_segment_open() {
+            self.note_unit_start(offset_here);
         }
     }
 
@@ -728,7 +771,7 @@ impl Core {
             self.stats.packets_before_random_access += (data.len() / PACKET_SIZE) as u64;
             return;
         }
-        let mut result = self.ring.write(data);
+        let mut result = self.ring.write_chunk(Chunk::within(self.input.as_ref(), data));
         // Big write blocks keep system calls few at high bitrates; at low
         // bitrates this bounds how stale the file is for a reader following
         // the live edge, and what a crash can lose.

@@ -32,7 +32,7 @@ pub use failure::{FailureKind, WriteFailure};
 use journal::Journal;
 use playlist::{PLAYLIST_NAME, PlaylistHeader};
 pub use retention::{EvictReason, Retention, Window};
-pub use segment::{SegmentInfo, SegmentWriter};
+pub use segment::{Chunk, PendingWrites, SegmentInfo, SegmentWriter, SharedBytes};
 
 use crate::platform;
 
@@ -154,6 +154,8 @@ pub struct Ring {
     evict_under_pressure: bool,
     entries: VecDeque<Entry>,
     current: Option<Current>,
+    /// The pending-bytes allocations, between one segment and the next.
+    spare_buffers: PendingWrites,
     next_sequence: u64,
     window: Window,
     /// Discontinuity count of the last segment that left the ring.
@@ -207,6 +209,7 @@ impl Ring {
             evict_under_pressure: true,
             entries: VecDeque::new(),
             current: None,
+            spare_buffers: PendingWrites::default(),
             next_sequence,
             window: Window::default(),
             evicted_discontinuity_sequence: 0,
@@ -291,15 +294,15 @@ impl Ring {
         self.next_sequence += 1;
         let dir = self.config.dir.clone();
         let path = dir.join(segment::file_name(sequence));
-        let mut result = SegmentWriter::create(&dir, sequence);
+        let mut result = SegmentWriter::create(&dir, sequence, &mut self.spare_buffers);
         if let Err(e) = &result {
             if e.kind() == io::ErrorKind::NotFound {
                 // The directory was deleted or unmounted under us.
                 self.recreate_directory()
                     .map_err(|e| WriteFailure::new(dir.clone(), e, true))?;
-                result = SegmentWriter::create(&dir, sequence);
+                result = SegmentWriter::create(&dir, sequence, &mut self.spare_buffers);
             } else if FailureKind::classify(e, true) == FailureKind::NoSpaceLeft && self.evict_under_pressure(1) > 0 {
-                result = SegmentWriter::create(&dir, sequence);
+                result = SegmentWriter::create(&dir, sequence, &mut self.spare_buffers);
             }
         }
         let writer = result.map_err(|e| WriteFailure::new(path, e, true))?;
@@ -313,6 +316,13 @@ impl Ring {
     /// On failure the packets stay pending in the segment: retry with
     /// [`Self::flush`] or give them up with [`Self::abandon_segment`].
     pub fn write(&mut self, data: &[u8]) -> Result<(), WriteFailure> {
+        self.write_chunk(Chunk::Borrowed(data))
+    }
+
+    /// Like [`Self::write`], for packets that may be part of shared input
+    /// the segment can hold on to instead of copying.
+    pub fn write_chunk(&mut self, chunk: Chunk<'_>) -> Result<(), WriteFailure> {
+        let data = chunk.bytes();
         let Some(cur) = self.current.as_mut() else {
             return Err(WriteFailure::new(
                 self.config.dir.clone(),
@@ -321,7 +331,7 @@ impl Ring {
             ));
         };
         let before = cur.writer.flushed();
-        let result = cur.writer.write(data);
+        let result = cur.writer.write(chunk);
         self.stats.bytes_written += cur.writer.flushed() - before;
         self.bytes_since_space_check += data.len() as u64;
         match result {
@@ -414,9 +424,10 @@ impl Ring {
         {
             return Err(WriteFailure::new(cur.writer.path().to_owned(), e, false));
         }
-        let Some(Current { writer, start }) = self.current.take() else {
+        let Some(Current { mut writer, start }) = self.current.take() else {
             return Ok(());
         };
+        self.spare_buffers = writer.take_buffers();
         let sequence = writer.sequence();
         let path = writer.path().to_owned();
         let bytes = match writer.close(self.config.sync_on_rotate) {
@@ -464,6 +475,7 @@ impl Ring {
             return 0;
         };
         let pending = writer.discard_pending();
+        self.spare_buffers = writer.take_buffers();
         let flushed = writer.flushed();
         let keep = keep_bytes.min(flushed);
         let truncated = keep == flushed || writer.truncate(keep).is_ok();

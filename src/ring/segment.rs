@@ -1,9 +1,12 @@
 //! One segment file of the ring: its name, what is known about it, and the
 //! buffered writer that fills it.
 
+use std::fmt;
 use std::fs::File;
 use std::io::{self, IoSlice, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::platform;
 use crate::ts::PACKET_SIZE;
@@ -14,15 +17,111 @@ const SUFFIX: &str = ".ts";
 /// thirty thousand years, and names still sort in sequence order.
 const DIGITS: usize = 12;
 
-/// Writes are gathered into blocks of this size, the same order as
-/// `filesink`'s default buffer, so 1316-byte UDP buffers do not cost one
-/// system call each.
+/// Pending bytes are written out once they reach this much, in one
+/// (vectored) system call: 1316-byte UDP buffers do not cost one call each,
+/// and large writes keep the kernel's per-call and per-page work low.
 pub const WRITE_BLOCK: usize = 1024 * 1024;
 /// Bytes written between two checks that the file was not deleted.
 const ALIVE_CHECK_INTERVAL: u64 = 4 * 1024 * 1024;
-/// Runs at least this large are written from the caller's memory (with
-/// anything buffered, in one vectored write) instead of being copied.
-pub const DIRECT_WRITE: usize = WRITE_BLOCK;
+/// Shared runs at least this large are kept by reference until written;
+/// smaller ones are copied, which costs less than tracking them.
+pub const SHARE_MIN: usize = 16 * 1024;
+
+/// Input bytes owned elsewhere (a GStreamer buffer, say) that a segment may
+/// keep a reference to until they are written instead of copying them.
+pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// Whole packets handed to a writer: borrowed for the call only, or part
+/// of shared input the writer may keep.
+#[derive(Clone, Copy)]
+pub enum Chunk<'a> {
+    Borrowed(&'a [u8]),
+    Shared(&'a SharedBytes, &'a [u8]),
+}
+
+impl<'a> Chunk<'a> {
+    /// `data` as a chunk of `shared` if it lies inside it, else borrowed.
+    #[must_use]
+    pub fn within(shared: Option<&'a SharedBytes>, data: &'a [u8]) -> Self {
+        match shared {
+            Some(s) if contains(s.as_ref().as_ref(), data) => Chunk::Shared(s, data),
+            _ => Chunk::Borrowed(data),
+        }
+    }
+
+    #[must_use]
+    pub fn bytes(&self) -> &'a [u8] {
+        match *self {
+            Chunk::Borrowed(b) | Chunk::Shared(_, b) => b,
+        }
+    }
+}
+
+/// Whether `inner` is a sub-slice of `outer` (compares addresses only).
+fn contains(outer: &[u8], inner: &[u8]) -> bool {
+    let (o, i) = (outer.as_ptr() as usize, inner.as_ptr() as usize);
+    i >= o && i + inner.len() <= o + outer.len()
+}
+
+/// One stretch of pending bytes, in file order.
+enum Piece {
+    /// A range of the writer's copy block.
+    Copied(Range<usize>),
+    /// A range of shared input, kept alive until written.
+    Shared(SharedBytes, Range<usize>),
+}
+
+/// Bytes accepted for a segment and not yet written: small runs copied into
+/// one block, large shared runs by reference. Its allocations outlive the
+/// segment (see [`SegmentWriter::take_buffers`]), so rotating segments does
+/// not fault in a fresh megabyte each time.
+#[derive(Default)]
+pub struct PendingWrites {
+    block: Vec<u8>,
+    pieces: Vec<Piece>,
+    len: usize,
+}
+
+impl PendingWrites {
+    fn push(&mut self, chunk: Chunk<'_>) {
+        let data = chunk.bytes();
+        self.len += data.len();
+        if let Chunk::Shared(shared, data) = chunk
+            && data.len() >= SHARE_MIN
+        {
+            let offset = data.as_ptr() as usize - shared.as_ref().as_ref().as_ptr() as usize;
+            self.pieces
+                .push(Piece::Shared(Arc::clone(shared), offset..offset + data.len()));
+            return;
+        }
+        if self.block.capacity() == 0 {
+            self.block.reserve_exact(WRITE_BLOCK);
+        }
+        let start = self.block.len();
+        self.block.extend_from_slice(data);
+        match self.pieces.last_mut() {
+            Some(Piece::Copied(range)) if range.end == start => range.end = self.block.len(),
+            _ => self.pieces.push(Piece::Copied(start..self.block.len())),
+        }
+    }
+
+    /// The pending bytes in order, then `extra`.
+    fn slices<'a>(&'a self, extra: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
+        self.pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Copied(range) => &self.block[range.clone()],
+                Piece::Shared(shared, range) => &shared.as_ref().as_ref()[range.clone()],
+            })
+            .chain(std::iter::once(extra))
+    }
+
+    fn clear(&mut self) {
+        self.block.clear();
+        self.pieces.clear();
+        self.len = 0;
+    }
+}
 
 /// File name of the segment with this sequence number.
 #[must_use]
@@ -52,35 +151,47 @@ pub struct SegmentInfo {
     pub discontinuity: bool,
 }
 
-/// The segment being written: a file plus a write-gathering buffer.
+/// The segment being written: a file plus the bytes waiting to go into it.
 ///
-/// Only whole packets ever enter the buffer, and a failed write is undone
-/// (the file is cut back to the last complete flush and the cursor rewound),
-/// so the file on disk always ends on a packet boundary. Data that could not
-/// be written stays in the buffer: the caller either retries ([`Self::flush`])
-/// or gives it up ([`Self::discard_pending`]).
-#[derive(Debug)]
+/// Only whole packets are ever accepted, and a failed write is undone (the
+/// file is cut back to the last complete flush and the cursor rewound), so
+/// the file on disk always ends on a packet boundary. Data that could not be
+/// written stays pending: the caller either retries ([`Self::flush`]) or
+/// gives it up ([`Self::discard_pending`]).
 pub struct SegmentWriter {
     sequence: u64,
     path: PathBuf,
     file: File,
-    buf: Vec<u8>,
+    pending: PendingWrites,
     /// Bytes known to be in the file.
     flushed: u64,
     /// `flushed` when the file was last checked to still be linked.
     checked_alive_at: u64,
 }
 
+impl fmt::Debug for SegmentWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SegmentWriter")
+            .field("path", &self.path)
+            .field("flushed", &self.flushed)
+            .field("pending", &self.pending.len)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SegmentWriter {
-    /// Creates the segment file; fails if anything already exists at its path.
-    pub fn create(dir: &Path, sequence: u64) -> io::Result<Self> {
+    /// Creates the segment file; fails if anything already exists at its
+    /// path. On success the writer takes over `buffers` (emptied, capacity kept).
+    pub fn create(dir: &Path, sequence: u64, buffers: &mut PendingWrites) -> io::Result<Self> {
         let path = dir.join(file_name(sequence));
         let file = platform::create_new(&path)?;
+        let mut pending = std::mem::take(buffers);
+        pending.clear();
         Ok(SegmentWriter {
             sequence,
             path,
             file,
-            buf: Vec::with_capacity(WRITE_BLOCK),
+            pending,
             flushed: 0,
             checked_alive_at: 0,
         })
@@ -99,7 +210,7 @@ impl SegmentWriter {
     /// Bytes accepted so far, flushed or not.
     #[must_use]
     pub fn len(&self) -> u64 {
-        self.flushed + self.buf.len() as u64
+        self.flushed + self.pending.len as u64
     }
 
     #[must_use]
@@ -116,47 +227,55 @@ impl SegmentWriter {
     /// Bytes accepted but not yet in the file.
     #[must_use]
     pub fn pending(&self) -> u64 {
-        self.buf.len() as u64
+        self.pending.len as u64
     }
 
-    /// Appends whole packets. On error the packets are kept in the buffer.
-    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Appends whole packets. On error the packets are kept pending.
+    pub fn write(&mut self, chunk: Chunk<'_>) -> io::Result<()> {
+        let data = chunk.bytes();
         debug_assert_eq!(data.len() % PACKET_SIZE, 0);
-        if data.len() >= DIRECT_WRITE {
-            // A large run goes from the caller's memory to the file in one
-            // vectored write, together with whatever small runs are buffered:
-            // no copy, one system call.
-            let buf = std::mem::take(&mut self.buf);
-            let result = self.write_pair(&buf, data);
-            self.buf = buf;
-            if let Err(e) = result {
-                self.buf.extend_from_slice(data);
-                return Err(e);
+        if data.len() >= WRITE_BLOCK {
+            // A run this large goes from the caller's memory to the file
+            // together with whatever is pending, in one vectored write.
+            let result = self.write_pending_and(data);
+            if result.is_err() {
+                self.pending.push(chunk);
             }
-            self.buf.clear();
-            return Ok(());
+            return result;
         }
-        if self.buf.len() + data.len() > WRITE_BLOCK
+        if self.pending.len + data.len() > WRITE_BLOCK
             && let Err(e) = self.flush()
         {
-            self.buf.extend_from_slice(data);
+            self.pending.push(chunk);
             return Err(e);
         }
-        self.buf.extend_from_slice(data);
+        self.pending.push(chunk);
         Ok(())
     }
 
-    /// Writes `a` then `b` completely, with vectored writes; on error the
-    /// file is cut back to its last good length.
-    fn write_pair(&mut self, a: &[u8], b: &[u8]) -> io::Result<()> {
-        let total = a.len() + b.len();
+    /// Writes the pending bytes then `extra` completely, with vectored
+    /// writes; on error the file is cut back to its last good length and
+    /// the pending bytes stay pending.
+    fn write_pending_and(&mut self, extra: &[u8]) -> io::Result<()> {
+        let total = self.pending.len + extra.len();
         let mut done = 0;
         while done < total {
-            let slices = if done < a.len() {
-                [IoSlice::new(&a[done..]), IoSlice::new(b)]
-            } else {
-                [IoSlice::new(&b[done - a.len()..]), IoSlice::new(&[])]
-            };
+            // Skip what the kernel already took; no slice is ever empty.
+            let mut skip = done;
+            let slices: Vec<IoSlice<'_>> = self
+                .pending
+                .slices(extra)
+                .filter_map(|s| {
+                    if skip >= s.len() {
+                        skip -= s.len();
+                        None
+                    } else {
+                        let rest = &s[skip..];
+                        skip = 0;
+                        Some(IoSlice::new(rest))
+                    }
+                })
+                .collect();
             match self.file.write_vectored(&slices) {
                 Ok(0) => {
                     self.rewind();
@@ -171,18 +290,15 @@ impl SegmentWriter {
             }
         }
         self.flushed += total as u64;
+        self.pending.clear();
         Ok(())
     }
 
-    /// Hands buffered bytes to the operating system; on error they stay
-    /// buffered and the file is back at its last good length.
+    /// Hands pending bytes to the operating system; on error they stay
+    /// pending and the file is back at its last good length.
     pub fn flush(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            let buf = std::mem::take(&mut self.buf);
-            let result = self.write_through(&buf);
-            self.buf = buf;
-            result?;
-            self.buf.clear();
+        if self.pending.len > 0 {
+            self.write_pending_and(&[])?;
         }
         // Written into a file someone deleted, data would vanish silently;
         // one fstat per few MiB notices it without costing the write path.
@@ -204,34 +320,30 @@ impl SegmentWriter {
         Ok(())
     }
 
-    /// Gives up the buffered bytes; returns how many there were.
+    /// Gives up the pending bytes; returns how many there were.
     pub fn discard_pending(&mut self) -> u64 {
-        let n = self.buf.len() as u64;
-        self.buf.clear();
+        let n = self.pending.len as u64;
+        self.pending.clear();
         n
+    }
+
+    /// Hands back the pending-bytes allocations for the next segment's
+    /// writer. Call after a successful [`Self::flush`] or
+    /// [`Self::discard_pending`]: anything still pending is dropped.
+    pub fn take_buffers(&mut self) -> PendingWrites {
+        let mut buffers = std::mem::take(&mut self.pending);
+        buffers.clear();
+        buffers
     }
 
     /// Cuts the file back to `len` bytes (a packet boundary, at most
     /// [`Self::flushed`]); pending bytes must have been discarded.
     pub fn truncate(&mut self, len: u64) -> io::Result<()> {
-        debug_assert!(self.buf.is_empty() && len <= self.flushed && len.is_multiple_of(PACKET_SIZE as u64));
+        debug_assert!(self.pending.len == 0 && len <= self.flushed && len.is_multiple_of(PACKET_SIZE as u64));
         self.file.set_len(len)?;
         self.file.seek(SeekFrom::Start(len))?;
         self.flushed = len;
         Ok(())
-    }
-
-    fn write_through(&mut self, data: &[u8]) -> io::Result<()> {
-        match self.file.write_all(data) {
-            Ok(()) => {
-                self.flushed += data.len() as u64;
-                Ok(())
-            }
-            Err(e) => {
-                self.rewind();
-                Err(e)
-            }
-        }
     }
 
     /// After a failed write: part of the data may have reached the file. Cut
@@ -246,7 +358,7 @@ impl SegmentWriter {
     /// Optionally syncs to stable storage and closes the file. Call
     /// [`Self::flush`] first: pending bytes are not written here.
     pub fn close(self, sync: bool) -> io::Result<u64> {
-        debug_assert!(self.buf.is_empty(), "close with pending bytes");
+        debug_assert!(self.pending.len == 0, "close with pending bytes");
         if sync {
             self.file.sync_data()?;
         }
@@ -268,23 +380,106 @@ mod tests {
         assert!(file_name(9) < file_name(10));
     }
 
+    /// `n` packets whose bytes say where they are, so misordering shows.
+    fn packets(n: usize, seed: u8) -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| {
+                let mut p = [seed.wrapping_add(i as u8); PACKET_SIZE];
+                p[0] = 0x47;
+                p
+            })
+            .collect()
+    }
+
+    fn create(dir: &Path, sequence: u64) -> SegmentWriter {
+        SegmentWriter::create(dir, sequence, &mut PendingWrites::default()).expect("create")
+    }
+
     #[test]
-    fn writer_gathers_small_writes_and_passes_large_ones() {
+    fn writer_gathers_small_writes_until_flushed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut w = SegmentWriter::create(dir.path(), 1).expect("create");
-        let small = [0x47u8; PACKET_SIZE * 7];
-        w.write(&small).expect("write");
-        assert_eq!(std::fs::metadata(w.path()).expect("stat").len(), 0);
-        let large = vec![0x47u8; PACKET_SIZE * 1000];
-        w.write(&large).expect("write");
+        let mut w = create(dir.path(), 1);
+        let (a, b) = (packets(7, 1), packets(1000, 2));
+        w.write(Chunk::Borrowed(&a)).expect("write");
+        w.write(Chunk::Borrowed(&b)).expect("write");
+        assert_eq!(
+            std::fs::metadata(w.path()).expect("stat").len(),
+            0,
+            "nothing written yet"
+        );
         assert_eq!(w.len(), (PACKET_SIZE * 1007) as u64);
         let path = w.path().to_owned();
         w.flush().expect("flush");
         assert_eq!(w.close(false).expect("close"), (PACKET_SIZE * 1007) as u64);
-        assert_eq!(
-            std::fs::metadata(&path).expect("stat").len(),
-            (PACKET_SIZE * 1007) as u64
+        assert_eq!(std::fs::read(&path).expect("read"), [a, b].concat());
+        assert!(
+            SegmentWriter::create(dir.path(), 1, &mut PendingWrites::default()).is_err(),
+            "never clobbers"
         );
-        assert!(SegmentWriter::create(dir.path(), 1).is_err(), "never clobbers");
+    }
+
+    #[test]
+    fn writer_keeps_large_shared_runs_by_reference_and_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = create(dir.path(), 1);
+        let input: Arc<Vec<u8>> = Arc::new(packets(400, 10));
+        let shared: SharedBytes = input.clone();
+        let small = packets(3, 100);
+        let bytes = (*shared).as_ref();
+        let (head, tail) = bytes.split_at(PACKET_SIZE * 150);
+        w.write(Chunk::within(Some(&shared), head)).expect("write");
+        w.write(Chunk::Borrowed(&small)).expect("write");
+        w.write(Chunk::within(Some(&shared), &tail[..PACKET_SIZE]))
+            .expect("write");
+        w.write(Chunk::within(Some(&shared), &tail[PACKET_SIZE..]))
+            .expect("write");
+        // Held, not copied: the writer owns references to the input.
+        assert_eq!(
+            Arc::strong_count(&input),
+            4,
+            "head and the large tail kept by reference"
+        );
+        w.flush().expect("flush");
+        assert_eq!(Arc::strong_count(&input), 2, "released once written");
+        let path = w.path().to_owned();
+        assert_eq!(w.close(false).expect("close"), (PACKET_SIZE * 403) as u64);
+        assert_eq!(std::fs::read(&path).expect("read"), [head, &small, tail].concat());
+    }
+
+    #[test]
+    fn chunk_within_only_shares_slices_of_the_shared_input() {
+        let shared: SharedBytes = Arc::new(packets(2, 0));
+        let other = packets(2, 0);
+        assert!(matches!(Chunk::within(Some(&shared), &other), Chunk::Borrowed(_)));
+        assert!(matches!(Chunk::within(None, &other), Chunk::Borrowed(_)));
+        let inside = &(*shared).as_ref()[PACKET_SIZE..];
+        assert!(matches!(Chunk::within(Some(&shared), inside), Chunk::Shared(..)));
+    }
+
+    #[test]
+    fn a_run_of_a_whole_block_is_written_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = create(dir.path(), 1);
+        let small = packets(2, 1);
+        let big = packets(WRITE_BLOCK / PACKET_SIZE + 1, 2);
+        w.write(Chunk::Borrowed(&small)).expect("write");
+        w.write(Chunk::Borrowed(&big)).expect("write");
+        assert_eq!(w.pending(), 0);
+        assert_eq!(w.flushed(), (small.len() + big.len()) as u64);
+        assert_eq!(std::fs::read(w.path()).expect("read"), [small, big].concat());
+    }
+
+    #[test]
+    fn buffers_pass_from_one_segment_to_the_next() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut spare = PendingWrites::default();
+        let mut w = SegmentWriter::create(dir.path(), 1, &mut spare).expect("create");
+        w.write(Chunk::Borrowed(&packets(7, 1))).expect("write");
+        w.flush().expect("flush");
+        let mut spare = w.take_buffers();
+        assert!(spare.block.capacity() >= WRITE_BLOCK);
+        let w2 = SegmentWriter::create(dir.path(), 2, &mut spare).expect("create");
+        assert!(w2.pending.block.capacity() >= WRITE_BLOCK, "the block is reused");
+        assert_eq!(w2.pending(), 0);
     }
 }

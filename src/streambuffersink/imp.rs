@@ -1,5 +1,5 @@
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::glib;
@@ -12,7 +12,7 @@ use super::{RecordingKind, WriteFailureMode};
 use crate::element_sync::{FlushGate, lock};
 use crate::recorder::RecordingKind as Kind;
 use crate::recorder::{FailureMode, Host, PushError, Recorder, RecorderConfig, RecorderEvent, Snapshot};
-use crate::ring::segment;
+use crate::ring::segment::{self, SHARE_MIN};
 use crate::ring::{FailureKind, Retention, Ring, RingConfig, RingError};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -454,6 +454,17 @@ impl BaseSinkImpl for StreamBufferSink {
     }
 }
 
+/// Whether the ring may keep a reference to `buffer` until its bytes are
+/// written, rather than copy them: worth it for large buffers, and safe for
+/// those that do not belong to a buffer pool (a pool has a fixed number of
+/// buffers, and upstream would wait for the ones kept here).
+fn can_keep(buffer: &gst::BufferRef) -> bool {
+    // SAFETY: `as_ptr` points to the live GstBuffer `buffer` borrows; its
+    // `pool` field is set once by the pool that owns it and only read here.
+    let pooled = unsafe { !(*buffer.as_ptr()).pool.is_null() };
+    !pooled && buffer.size() >= SHARE_MIN
+}
+
 impl StreamBufferSink {
     fn render_buffers<'a>(
         &self,
@@ -467,13 +478,21 @@ impl StreamBufferSink {
         let mut host = SinkHost::new(self, None);
         let mut result = Ok(());
         for buffer in buffers {
-            let Ok(map) = buffer.map_readable() else {
-                gst::element_imp_error!(self, gst::CoreError::Failed, ("Cannot map a buffer for reading"));
-                return Err(gst::FlowError::Error);
-            };
             host.pts = buffer.pts();
             let time = buffer.pts().or(buffer.dts()).map(gst::ClockTime::nseconds);
-            result = recorder.push(map.as_slice(), time, &mut host);
+            result = if can_keep(buffer) {
+                let Ok(map) = buffer.to_owned().into_mapped_buffer_readable() else {
+                    gst::element_imp_error!(self, gst::CoreError::Failed, ("Cannot map a buffer for reading"));
+                    return Err(gst::FlowError::Error);
+                };
+                recorder.push_shared(Arc::new(map), time, &mut host)
+            } else {
+                let Ok(map) = buffer.map_readable() else {
+                    gst::element_imp_error!(self, gst::CoreError::Failed, ("Cannot map a buffer for reading"));
+                    return Err(gst::FlowError::Error);
+                };
+                recorder.push(map.as_slice(), time, &mut host)
+            };
             if result.is_err() {
                 break;
             }

@@ -217,6 +217,27 @@ impl Timeline {
         self.byte_clock_rem = u64::try_from(num % rate).unwrap_or(0);
     }
 
+    /// How many packets may pass through [`Self::on_quiet_packets`] now:
+    /// packets that only add to the count since the last clock sample,
+    /// because a real clock drives the timeline and has not gone silent.
+    /// Zero when bytes are the clock: then every packet moves the position.
+    #[must_use]
+    pub fn quiet_packets_left(&self) -> u64 {
+        if self.source == ClockSource::ByteRate {
+            0
+        } else {
+            self.silence_limit_packets.saturating_sub(self.packets_since_sample)
+        }
+    }
+
+    /// The same as `n` calls of [`Self::on_packet`], for `n` no larger than
+    /// [`Self::quiet_packets_left`]: lets the caller count a run of packets
+    /// without looking at each one.
+    pub fn on_quiet_packets(&mut self, n: u64) {
+        debug_assert!(n <= self.quiet_packets_left());
+        self.packets_since_sample += n;
+    }
+
     /// The position at the end of the last packet: like [`Self::position_ns`]
     /// plus the packets since the last clock sample at the measured bitrate.
     /// Used for the last segment of a stream, whose tail follows the last PCR.
