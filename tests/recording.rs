@@ -545,3 +545,29 @@ fn max_size_bounds_the_ring() {
     let listed: Vec<String> = pl.segments.iter().map(|s| s.uri.clone()).collect();
     assert_eq!(listed, names, "playlist lists exactly the segments on disk");
 }
+
+/// `stats` read between buffers counts every buffer so far, though the copy
+/// the streaming thread refreshes is only renewed every few buffers.
+#[test]
+fn stats_are_current_between_buffers() {
+    let input = std::fs::read(test_stream(4)).expect("input");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pipeline, src) = appsrc_sink(&dir.path().join("ring"), "");
+    pipeline.set_state(gst::State::Playing).expect("play");
+    let mut pushed = 0u64;
+    // Small buffers (copied) and one large one (kept by reference).
+    for size in [1316, 1316, 1316, 65536] {
+        let chunk = &input[pushed as usize..pushed as usize + size];
+        src.push_buffer(gst::Buffer::from_slice(chunk.to_vec())).expect("push");
+        pushed += size as u64;
+        let counted = || stat_u64(&stats(&pipeline, "sink"), "bytes-in") == pushed;
+        assert!(
+            wait_until(Duration::from_secs(10), counted),
+            "bytes-in {} after pushing {pushed}",
+            stat_u64(&stats(&pipeline, "sink"), "bytes-in")
+        );
+    }
+    src.end_of_stream().expect("eos");
+    wait_for_eos(&pipeline, Duration::from_secs(10)).expect("EOS");
+    pipeline.set_state(gst::State::Null).expect("stop");
+}

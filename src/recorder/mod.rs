@@ -485,7 +485,11 @@ impl Recorder {
 
 impl Core {
     fn begin_call(&mut self, host: &mut dyn Host) -> Result<(), PushError> {
-        self.now = host.now();
+        // The time only matters for retries while failing; reading the clock
+        // for every 1316-byte buffer showed in profiles.
+        if self.health.is_failing() {
+            self.now = host.now();
+        }
         self.cancelled = false;
         match &self.fatal {
             Some(f) => Err(PushError::Fatal(WriteFailure::new(

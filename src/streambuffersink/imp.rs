@@ -1,4 +1,5 @@
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,9 @@ impl Default for Settings {
     }
 }
 
+/// Buffers between two refreshes of the `stats` copy while streaming.
+const SNAPSHOT_EVERY: u32 = 16;
+
 enum State {
     Stopped,
     Started(Box<Recorder>),
@@ -74,10 +78,14 @@ enum State {
 pub struct StreamBufferSink {
     settings: Mutex<Settings>,
     state: Mutex<State>,
-    /// Copy of the counters, refreshed after every buffer, so that `stats`
-    /// can be read (even from a signal handler) while the streaming thread
-    /// holds `state`, e.g. while blocked on a failing disk.
+    /// Copy of the counters for `stats` to read while the streaming thread
+    /// holds `state` (rendering, or blocked on a failing disk). Refreshed
+    /// whenever events are about to be emitted and otherwise every
+    /// [`SNAPSHOT_EVERY`] buffers: copying it for every 1316-byte buffer
+    /// cost more than the rest of the sink's per-buffer work.
     snapshot: Mutex<Option<(Snapshot, bool)>>,
+    /// Buffers rendered since `snapshot` was refreshed.
+    buffers_since_snapshot: AtomicU32,
     /// Set by `unlock` (flush, state change) to cancel a blocked write.
     flush_gate: FlushGate,
 }
@@ -88,6 +96,7 @@ impl Default for StreamBufferSink {
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(State::Stopped),
             snapshot: Mutex::new(None),
+            buffers_since_snapshot: AtomicU32::new(0),
             flush_gate: FlushGate::default(),
         }
     }
@@ -291,6 +300,15 @@ impl ObjectImpl for StreamBufferSink {
             "stats" => {
                 let dir = settings.location.clone();
                 drop(settings);
+                // Between buffers the recorder itself is read; while the
+                // streaming thread holds it, the latest copy.
+                let fresh = match self.state.try_lock().as_deref() {
+                    Ok(State::Started(recorder)) => Some(recorder.snapshot()),
+                    _ => None,
+                };
+                if let Some(snap) = fresh {
+                    *lock(&self.snapshot) = Some((snap, true));
+                }
                 match &*lock(&self.snapshot) {
                     Some((snap, recording)) => stats_structure(snap, *recording, dir.as_deref()),
                     None => gst::Structure::builder("streambuffer-stats")
@@ -497,7 +515,11 @@ impl StreamBufferSink {
                 break;
             }
         }
-        *lock(&self.snapshot) = Some((recorder.snapshot(), true));
+        let renders = self.buffers_since_snapshot.fetch_add(1, Ordering::Relaxed) + 1;
+        if renders >= SNAPSHOT_EVERY || !host.queued.is_empty() || result.is_err() {
+            self.buffers_since_snapshot.store(0, Ordering::Relaxed);
+            *lock(&self.snapshot) = Some((recorder.snapshot(), true));
+        }
         drop(state);
         host.emit_queued();
         match result {
