@@ -183,32 +183,51 @@ impl StreamAnalyzer {
             (Some(pid), Some(d)) if d.verdict() == Verdict::Undecided => u32::from(pid),
             _ => u32::MAX,
         };
-        let mut count = 0;
+        let run = &run[..run.len().min(max.saturating_mul(PACKET_SIZE))];
+        let mut packets = run.chunks_exact(PACKET_SIZE);
         let mut elementary = false;
-        for bytes in run.chunks_exact(PACKET_SIZE).take(max) {
+        let mut errors = 0;
+        // The PID of the previous packet and its counter stay in registers:
+        // runs of one PID are the rule, so the checks on a PID and the
+        // counter table are only touched when it changes.
+        let mut pid = u32::MAX;
+        let mut last_cc = 0u8;
+        // Packets left unexamined, the one that ended the loop included.
+        let mut left = 0;
+        while let Some(bytes) = packets.next() {
             let header = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
             // Sync byte; no transport error, no unit start; clear; payload
             // without adaptation field (so no PCR and no discontinuity flag).
             if header & 0xFF_C0_00_F0 != 0x47_00_00_10 {
-                break;
-            }
-            let pid = (header >> 8) & 0x1FFF;
-            if pid == u32::from(NULL_PID) {
-                count += 1;
-                continue;
-            }
-            if pid == u32::from(PAT_PID) || pid == pmt_pid || pid == scanning_pid {
+                left = packets.len() + 1;
                 break;
             }
             let cc = (header & 0x0F) as u8;
-            let slot = &mut self.last_cc[pid as usize];
-            if *slot != 0xFF && cc != (*slot + 1) & 0x0F && cc != *slot {
-                self.stats.continuity_errors += 1;
+            let packet_pid = (header >> 8) & 0x1FFF;
+            if packet_pid != pid {
+                if pid != u32::MAX {
+                    self.last_cc[pid as usize] = last_cc;
+                    pid = u32::MAX;
+                }
+                if packet_pid == u32::from(NULL_PID) {
+                    continue;
+                }
+                if packet_pid == u32::from(PAT_PID) || packet_pid == pmt_pid || packet_pid == scanning_pid {
+                    left = packets.len() + 1;
+                    break;
+                }
+                pid = packet_pid;
+                last_cc = self.last_cc[pid as usize];
+                elementary |= pid >= 0x20;
             }
-            *slot = cc;
-            elementary |= pid >= 0x20;
-            count += 1;
+            errors += u64::from(last_cc != 0xFF && cc != (last_cc + 1) & 0x0F && cc != last_cc);
+            last_cc = cc;
         }
+        let count = run.len() / PACKET_SIZE - left;
+        if pid != u32::MAX {
+            self.last_cc[pid as usize] = last_cc;
+        }
+        self.stats.continuity_errors += errors;
         if elementary {
             // What a clear packet does to the scrambling hysteresis.
             self.scrambling_run = 0;
