@@ -68,7 +68,7 @@ pub fn render<'a>(out: &mut String, header: PlaylistHeader, entries: impl Iterat
 
 /// Replaces `dir/name` with `contents` so that a concurrent reader sees either
 /// the old or the new file, never a mix: write a temporary file beside it,
-/// then rename over the original.
+/// then put it in place of the original ([`platform::replace`]).
 pub fn replace_atomically(dir: &Path, name: &str, contents: &[u8], sync: bool) -> io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
     // A leftover from a crash is ours; a symbolic link planted there is
@@ -83,7 +83,7 @@ pub fn replace_atomically(dir: &Path, name: &str, contents: &[u8], sync: bool) -
         f.sync_data()?;
     }
     drop(f);
-    std::fs::rename(&tmp, dir.join(name))?;
+    platform::replace(&tmp, &dir.join(name))?;
     if sync {
         platform::sync_dir(dir)?;
     }
@@ -197,11 +197,30 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_in_the_way_is_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("p.m3u8").join("inner")).expect("mkdir");
+        assert!(replace_atomically(dir.path(), "p.m3u8", b"x", false).is_err());
+        assert!(dir.path().join("p.m3u8").join("inner").is_dir());
+    }
+
+    #[test]
     fn replaces_atomically_without_following_links() {
         let dir = tempfile::tempdir().expect("tempdir");
         replace_atomically(dir.path(), "p.m3u8", b"one", false).expect("write");
         replace_atomically(dir.path(), "p.m3u8", b"two", true).expect("write");
         assert_eq!(std::fs::read(dir.path().join("p.m3u8")).expect("read"), b"two");
+        replace_atomically(dir.path(), "p.m3u8", b"two and a half", false).expect("write");
+        assert_eq!(
+            std::fs::read(dir.path().join("p.m3u8")).expect("read"),
+            b"two and a half"
+        );
+        // Nothing is left beside it: not the temporary, not the old file.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["p.m3u8"]);
         #[cfg(unix)]
         {
             let victim = dir.path().join("victim");
