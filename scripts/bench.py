@@ -87,6 +87,15 @@ def run_once(pipeline):
     return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0
 
 
+def paired_ratios(runs, base_runs):
+    """Median over rounds of each round's wall and CPU ratio to the base's.
+
+    The load of a shared machine drifts over minutes: runs of one round share
+    it, so their ratio is steadier than the ratio of two medians."""
+    pairs = [(a, b) for a, b in zip(runs, base_runs) if a is not None and b is not None]
+    return tuple(statistics.median(a[i] / b[i] for a, b in pairs) for i in range(2))
+
+
 def throughput_table():
     size_mb = os.path.getsize(INPUT) / 1e6
     lines = []
@@ -101,23 +110,27 @@ def throughput_table():
         hung = {n: sum(r is None for r in results[n]) for n in names}
         ok = {n: [r for r in results[n] if r is not None] for n in names}
         med = {n: tuple(statistics.median(r[i] for r in ok[n]) for i in range(3)) if ok[n] else None for n in names}
+        lines.append(f"\n**blocksize={bs}** ({size_mb:.0f} MB input, {RUNS} interleaved rounds, order rotated each round)\n")
         fw, fc, _ = med["filesink"]
-        lines.append(f"\n**blocksize={bs}** ({size_mb:.0f} MB input, median of {RUNS} interleaved runs, order rotated each round)\n")
-        lines.append("| sink | wall s | CPU s | MB/s | peak RSS MiB | wall / filesink | CPU / filesink |")
-        lines.append("|---|---|---|---|---|---|---|")
+        lines.append("| sink | wall s | CPU s | MB/s | peak RSS MiB | wall / filesink | CPU / filesink "
+                     "| CPU / filesink, paired rounds |")
+        lines.append("|---|---|---|---|---|---|---|---|")
         for n in names:
             if med[n] is None:
-                lines.append(f"| `{n}` | hung in all {RUNS} runs | | | | | |")
+                lines.append(f"| `{n}` | hung in all {RUNS} runs | | | | | | |")
                 continue
             w, c, r = med[n]
+            _, rc = paired_ratios(results[n], results["filesink"])
             note = f" ({hung[n]} of {RUNS} runs hung, left out)" if hung[n] else ""
-            lines.append(f"| `{n}`{note} | {w:.3f} | {c:.3f} | {size_mb / w:.0f} | {r:.1f} | {w / fw:.2f} | {c / fc:.2f} |")
-        sw, sc, _ = med.get("streambuffersink") or (0, 0, 0)
+            lines.append(f"| `{n}`{note} | {w:.3f} | {c:.3f} | {size_mb / w:.0f} | {r:.1f} | {w / fw:.2f} | {c / fc:.2f} "
+                         f"| {rc:.2f} |")
         for other in ("splitmuxsink", "hlssink2"):
             if med.get(other) is None or med.get("streambuffersink") is None:
                 continue
+            sw, sc, _ = med["streambuffersink"]
             ow, oc, _ = med[other]
-            lines.append(f"\nstreambuffersink / {other}: wall {sw / ow:.2f}, CPU {sc / oc:.2f}")
+            _, rc = paired_ratios(results["streambuffersink"], results[other])
+            lines.append(f"\nstreambuffersink / {other}: wall {sw / ow:.2f}, CPU {sc / oc:.2f} (paired rounds: {rc:.2f})")
     return "\n".join(lines)
 
 
