@@ -87,13 +87,12 @@ def run_once(pipeline):
     return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0
 
 
-def paired_ratios(runs, base_runs):
-    """Median over rounds of each round's wall and CPU ratio to the base's.
+def paired_cpu_ratio(runs, base_runs):
+    """Median over rounds of each round's CPU ratio to the base's.
 
     The load of a shared machine drifts over minutes: runs of one round share
     it, so their ratio is steadier than the ratio of two medians."""
-    pairs = [(a, b) for a, b in zip(runs, base_runs) if a is not None and b is not None]
-    return tuple(statistics.median(a[i] / b[i] for a, b in pairs) for i in range(2))
+    return statistics.median(a[1] / b[1] for a, b in zip(runs, base_runs) if a is not None and b is not None)
 
 
 def throughput_table():
@@ -120,7 +119,7 @@ def throughput_table():
                 lines.append(f"| `{n}` | hung in all {RUNS} runs | | | | | | |")
                 continue
             w, c, r = med[n]
-            _, rc = paired_ratios(results[n], results["filesink"])
+            rc = paired_cpu_ratio(results[n], results["filesink"])
             note = f" ({hung[n]} of {RUNS} runs hung, left out)" if hung[n] else ""
             lines.append(f"| `{n}`{note} | {w:.3f} | {c:.3f} | {size_mb / w:.0f} | {r:.1f} | {w / fw:.2f} | {c / fc:.2f} "
                          f"| {rc:.2f} |")
@@ -129,7 +128,7 @@ def throughput_table():
                 continue
             sw, sc, _ = med["streambuffersink"]
             ow, oc, _ = med[other]
-            _, rc = paired_ratios(results["streambuffersink"], results[other])
+            rc = paired_cpu_ratio(results["streambuffersink"], results[other])
             lines.append(f"\nstreambuffersink / {other}: wall {sw / ow:.2f}, CPU {sc / oc:.2f} (paired rounds: {rc:.2f})")
     return "\n".join(lines)
 

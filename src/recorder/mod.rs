@@ -491,14 +491,7 @@ impl Core {
             self.now = host.now();
         }
         self.cancelled = false;
-        match &self.fatal {
-            Some(f) => Err(PushError::Fatal(WriteFailure::new(
-                f.path.clone(),
-                clone_io_error(&f.source),
-                false,
-            ))),
-            None => Ok(()),
-        }
+        self.fatal_result()
     }
 
     fn end_call(&mut self) -> Result<(), PushError> {
@@ -506,6 +499,12 @@ impl Core {
             self.cancelled = false;
             return Err(PushError::Cancelled);
         }
+        self.fatal_result()
+    }
+
+    /// The fatal failure, if `error` mode stopped the recorder, for every
+    /// call after it too.
+    fn fatal_result(&self) -> Result<(), PushError> {
         match &self.fatal {
             Some(f) => Err(PushError::Fatal(WriteFailure::new(
                 f.path.clone(),
