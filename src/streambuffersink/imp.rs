@@ -4,6 +4,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::glib;
+use gst::glib::translate::from_glib_none;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
@@ -513,7 +514,11 @@ impl StreamBufferSink {
             host.pts = buffer.pts();
             let time = buffer.pts().or(buffer.dts()).map(gst::ClockTime::nseconds);
             result = if can_keep(buffer) {
-                let Ok(map) = buffer.to_owned().into_mapped_buffer_readable() else {
+                // A new reference, not `to_owned`, which copies the buffer.
+                // SAFETY: `buffer` borrows a live GstBuffer; this takes a
+                // reference of its own on it.
+                let owned: gst::Buffer = unsafe { from_glib_none(buffer.as_ptr()) };
+                let Ok(map) = owned.into_mapped_buffer_readable() else {
                     gst::element_imp_error!(self, gst::CoreError::Failed, ("Cannot map a buffer for reading"));
                     return Err(gst::FlowError::Error);
                 };
