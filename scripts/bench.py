@@ -63,6 +63,11 @@ def sinks(out):
                     f"location={out}/seg%05d.ts playlist-location={out}/p.m3u8",
         "streambuffersink": f"streambuffersink location={out}/ring segment-duration=6000000000 "
                             f"max-duration=30000000000",
+        # The same without retention: the difference is what deleting the
+        # evicted segments costs (the kernel frees their page cache in unlink;
+        # filesink deletes nothing).
+        "streambuffersink (no retention)": f"streambuffersink location={out}/ring segment-duration=6000000000 "
+                                           f"max-duration=0",
     }
 
 
