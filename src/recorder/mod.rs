@@ -506,11 +506,7 @@ impl Core {
     /// call after it too.
     fn fatal_result(&self) -> Result<(), PushError> {
         match &self.fatal {
-            Some(f) => Err(PushError::Fatal(WriteFailure::new(
-                f.path.clone(),
-                clone_io_error(&f.source),
-                false,
-            ))),
+            Some(f) => Err(fatal_error(f)),
             None => Ok(()),
         }
     }
@@ -795,6 +791,9 @@ impl Core {
     /// drop and retry at the next segment start after the retry interval)
     /// with its id in the message, and never disturb the ring.
     fn tee(&mut self, data: &[u8], host: &mut dyn Host) {
+        if self.recordings.is_empty() {
+            return;
+        }
         let position = self.timeline.position_ns();
         let retry = self.config.retry_interval;
         for active in self.recordings.iter_mut().filter(|a| !a.waiting_for_cut) {
@@ -948,6 +947,13 @@ impl Core {
         }
         self.unit_starts.push_back((offset, self.timeline.position_ns()));
     }
+}
+
+/// A copy of the failure that stopped the recorder. Out of line: every
+/// call checks for it, and the check alone is what the common path pays.
+#[cold]
+fn fatal_error(f: &WriteFailure) -> PushError {
+    PushError::Fatal(WriteFailure::new(f.path.clone(), clone_io_error(&f.source), false))
 }
 
 /// `io::Error` is not `Clone`; keep the kind, the OS code and the text.
