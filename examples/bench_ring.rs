@@ -41,6 +41,8 @@ fn main() -> anyhow::Result<()> {
         playlist_length,
         segment_duration_ns: segment_ns,
         sync_on_rotate: false,
+        // As the sink does by default: each rotation reuses the evicted file.
+        reuse_evicted: true,
     })?;
     let mut packet = [0u8; 188];
     packet[0] = 0x47;

@@ -89,15 +89,55 @@ fn glib_enum(nick: &str) -> gst::glib::Value {
 /// and byte for byte what the ring holds for that range.
 #[test]
 fn content_recording_reaches_back_into_the_ring() {
+    content_recording_reaches_back("max-duration=0", 20);
+}
+
+/// The same, reaching back 10 s, with a 34 s window that has been evicting
+/// for a while at 40 s: the segment open when the recording starts is
+/// written over an evicted segment's file, and the recording takes its new
+/// packets only, not the old ones after them.
+#[test]
+fn content_recording_reaches_back_into_reused_files() {
+    content_recording_reaches_back("max-duration=34000000000", 10);
+}
+
+fn content_recording_reaches_back(retention: &str, back_s: i64) {
+    let reusing = retention != "max-duration=0";
     let data = std::fs::read(test_stream(60)).expect("read");
     let dir = tempfile::tempdir().expect("tempdir");
     let ring = dir.path().join("ring");
     let rec = dir.path().join("rec.ts");
-    let (at40, at50) = (packet_at(&data, 40) * PACKET, packet_at(&data, 50) * PACKET);
-    let mut f = Feeder::new(&ring, "segment-duration=2000000000 max-duration=0");
+    let at50 = packet_at(&data, 50) * PACKET;
+    let mut f = Feeder::new(&ring, &format!("segment-duration=2000000000 {retention}"));
     let messages = watch(&f.pipeline, "sink");
+    // Up to about 40 s: just after the first segment begun from 39 s on.
+    let mut at40 = packet_at(&data, 39) * PACKET;
     f.feed(&data[..at40]);
-    let id = f.start(&rec, "content", -20);
+    let stat = |f: &Feeder, name: &str| {
+        f.sink
+            .property::<gst::Structure>("stats")
+            .get::<u64>(name)
+            .expect("stat")
+    };
+    let before = stat(&f, "segments-created");
+    while stat(&f, "segments-created") == before {
+        f.feed(&data[at40..at40 + 10 * PACKET]);
+        at40 += 10 * PACKET;
+    }
+    assert_eq!(stat(&f, "segments-reused") > 0, reusing);
+    if reusing {
+        // The open segment has just begun over a whole evicted segment's
+        // file: old packets follow its new ones (none written yet). The
+        // progress record (sequence, bytes, check: little-endian u64s)
+        // says where.
+        let raw = std::fs::read(ring.join("ring.progress")).expect("progress record");
+        let word = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let open = segments(&ring).last().expect("open segment").clone();
+        assert!(open.ends_with(format!("segment-{:012}.ts", word(0))), "{open:?}");
+        let len = std::fs::metadata(&open).expect("stat").len();
+        assert!(word(1) < len, "{} new bytes of {len}", word(1));
+    }
+    let id = f.start(&rec, "content", -back_s);
     assert_ne!(id, 0);
     f.feed(&data[at40..at50]);
     assert!(f.stop(id, 0));
@@ -109,7 +149,11 @@ fn content_recording_reaches_back_into_the_ring() {
     assert_eq!(ffprobe_key_frames(&rec, 1), vec![true], "starts with a keyframe");
     ffmpeg_decode(&rec).expect("decodes");
     let seconds = ffprobe_duration(&rec);
-    assert!((28.0..=32.5).contains(&seconds), "{seconds} s recorded for 40-20 .. 50");
+    let expected = (10 + back_s) as f64;
+    assert!(
+        (expected - 2.0..=expected + 2.5).contains(&seconds),
+        "{seconds} s recorded for 40-{back_s} .. 50"
+    );
     // Byte for byte the ring's content from the start segment on.
     let files = ring_files(&ring);
     let start = files

@@ -12,11 +12,12 @@ pub mod playlist;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read as _, Seek, SeekFrom};
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
 use crate::platform;
 use crate::ring::playlist::PLAYLIST_NAME;
+use crate::ring::reuse::{Progress, read_progress_in};
 use crate::ring::segment::file_name;
 use crate::ts::PACKET_SIZE;
 
@@ -241,9 +242,20 @@ impl RingReader {
         Some((start, end))
     }
 
+    /// Bytes of segment `seq`'s file, open as `file`, that are its own
+    /// content: a reused file holds older packets past what was written.
+    /// The record is read before the size: once the writer has moved on
+    /// from a reused file, it has already cut it to length.
+    fn content_len(&self, file: &File, seq: u64) -> io::Result<u64> {
+        let record = read_progress_in(&self.dir);
+        Ok(Progress::limit(record, seq, file.metadata()?.len()))
+    }
+
     /// Duration of the bytes of segment `seq` at the newest known byte rate.
     fn estimate_ns(&self, seq: u64) -> u64 {
-        let bytes = std::fs::metadata(self.dir.join(file_name(seq))).map_or(0, |m| m.len());
+        let bytes = platform::open_read_only(&self.dir.join(file_name(seq)))
+            .and_then(|f| self.content_len(&f, seq))
+            .unwrap_or(0);
         let rate = self.spans.iter().next_back().and_then(|(&s, span)| {
             let len = std::fs::metadata(self.dir.join(file_name(s))).ok()?.len();
             (len > 0).then_some((span.duration_ns, len))
@@ -265,7 +277,7 @@ impl RingReader {
             }
             None => {
                 // Being written: scale the estimate of the whole file.
-                let len = cur.file.metadata().map_or(0, |m| m.len()).max(1);
+                let len = self.content_len(&cur.file, cur.sequence).unwrap_or(0).max(1);
                 let total = self.estimate_ns(cur.sequence);
                 u64::try_from(u128::from(cur.offset) * u128::from(total) / u128::from(len)).unwrap_or(0)
             }
@@ -325,22 +337,25 @@ impl RingReader {
                     None => continue,
                 }
             }
-            let Some(cur) = self.current.as_mut() else { continue };
-            if platform::is_unlinked(&cur.file) {
-                // The writer deleted what we are reading: we are too slow.
-                let seq = cur.sequence;
-                self.events.push(ReaderEvent::StaleFileDeleted { sequence: seq });
-                self.current = None;
-                self.refresh()?;
-                self.next = Some(self.oldest().map_or(seq + 1, |o| o.max(seq + 1)));
-                self.discont = true;
+            let Some(cur) = self.current.as_ref() else { continue };
+            let path = self.dir.join(file_name(cur.sequence));
+            if !platform::is_still_named(&cur.file, &path) {
+                self.lost_current()?;
                 continue;
             }
-            let len = cur.file.metadata()?.len();
+            let len = self.content_len(&cur.file, cur.sequence)?;
+            let Some(cur) = self.current.as_mut() else { continue };
             let avail = len.saturating_sub(cur.offset) / PACKET_SIZE as u64 * PACKET_SIZE as u64;
             let n = usize::try_from(avail).unwrap_or(usize::MAX).min(want);
             if n > 0 {
                 cur.file.read_exact(&mut buf[..n])?;
+                // Had the writer reused the file meanwhile, what was read
+                // may be part new content: checked after the read, as the
+                // writer only overwrites a file once it has renamed it.
+                if !platform::is_still_named(&cur.file, &path) {
+                    self.lost_current()?;
+                    continue;
+                }
                 let first = cur.offset == 0;
                 cur.offset += n as u64;
                 let timestamp = first.then_some(cur.start_ns);
@@ -359,9 +374,8 @@ impl RingReader {
             if complete(self) {
                 // Data may have been appended between the size check and now.
                 if self.current.as_ref().is_some_and(|c| {
-                    c.file
-                        .metadata()
-                        .is_ok_and(|m| m.len() > c.offset + PACKET_SIZE as u64 - 1)
+                    self.content_len(&c.file, seq)
+                        .is_ok_and(|len| len > c.offset + PACKET_SIZE as u64 - 1)
                 }) {
                     continue;
                 }
@@ -386,6 +400,20 @@ impl RingReader {
         }
     }
 
+    /// The writer deleted (or reused) the segment being read: the reader is
+    /// too slow. Goes on with the oldest segment still there.
+    fn lost_current(&mut self) -> io::Result<()> {
+        let Some(cur) = self.current.take() else {
+            return Ok(());
+        };
+        let seq = cur.sequence;
+        self.events.push(ReaderEvent::StaleFileDeleted { sequence: seq });
+        self.refresh()?;
+        self.next = Some(self.oldest().map_or(seq + 1, |o| o.max(seq + 1)));
+        self.discont = true;
+        Ok(())
+    }
+
     /// Opens the next segment; `Some` is an outcome to return instead.
     fn open_next(&mut self) -> io::Result<Option<ReadOutcome>> {
         let seq = match self.next {
@@ -402,7 +430,7 @@ impl RingReader {
             },
         };
         let path = self.dir.join(file_name(seq));
-        match open_read_only(&path) {
+        match platform::open_read_only(&path) {
             Ok(file) => {
                 if let Some(span) = self.spans.get(&seq).copied() {
                     if let Some(size_ms) = span.hole_ms {
@@ -464,16 +492,100 @@ impl RingReader {
     }
 }
 
-/// Opens a segment for reading only, without following a symbolic link.
-fn open_read_only(path: &Path) -> io::Result<File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.custom_flags(libc::O_NOFOLLOW);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::Ring;
+    use crate::ring::tests::{SECOND, config, marked, start};
+
+    /// Reads everything available now; returns the marker of each packet.
+    fn drain(reader: &mut RingReader) -> Vec<u8> {
+        let mut buf = vec![0u8; 64 * PACKET_SIZE];
+        let mut markers = Vec::new();
+        while let ReadOutcome::Data { len, .. } = reader.read(&mut buf).expect("read") {
+            markers.extend(buf[..len].chunks_exact(PACKET_SIZE).map(|p| p[1]));
+        }
+        markers
     }
-    let mut f = opts.open(path)?;
-    f.seek(SeekFrom::Start(0))?;
-    Ok(f)
+
+    /// A reader following a writer that reuses evicted files reads each
+    /// segment's own packets only: never the old content after what was
+    /// written, never a file after it was taken for another segment.
+    #[test]
+    fn reused_files_show_readers_only_new_packets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ring = Ring::open(config(dir.path())).expect("open");
+        let mut written = BTreeMap::<u8, usize>::new();
+        let mut write = |ring: &mut Ring, marker: u8, packets: usize| {
+            ring.write(&marked(marker, packets)).expect("write");
+            ring.flush().expect("flush");
+            *written.entry(marker).or_default() += packets;
+        };
+        for n in 0..6u8 {
+            ring.begin_segment(start(false)).expect("begin");
+            write(&mut ring, n, 3000);
+            ring.finish_segment(2 * SECOND).expect("finish");
+        }
+        // One reader at the live edge, one parked on the oldest segment.
+        let (mut live, mut slow) = (RingReader::new(dir.path()), RingReader::new(dir.path()));
+        live.start(StartPosition::Live { delay_ns: 0 }).expect("live");
+        slow.start(StartPosition::Oldest).expect("oldest");
+        let mut one = vec![0u8; PACKET_SIZE];
+        assert!(matches!(slow.read(&mut one).expect("read"), ReadOutcome::Data { .. }));
+        let mut seen = (Vec::new(), Vec::new());
+        for n in 6..12u8 {
+            ring.begin_segment(start(false)).expect("begin");
+            for _ in 0..3 {
+                write(&mut ring, n, 7);
+                seen.0.extend(drain(&mut live));
+            }
+            ring.finish_segment(2 * SECOND).expect("finish");
+            if n == 9 {
+                seen.1.extend(drain(&mut slow));
+            }
+        }
+        ring.close(0).expect("close");
+        seen.0.extend(drain(&mut live));
+        seen.1.extend(drain(&mut slow));
+        assert!(ring.stats().segments_reused >= 5);
+
+        // Started between segments, the live reader began with the newest
+        // finished one, then took each new segment as it was written.
+        let expected: Vec<u8> = std::iter::repeat_n(5, 3000)
+            .chain((6..12u8).flat_map(|n| [n; 21]))
+            .collect();
+        assert!(
+            seen.0 == expected,
+            "live reader read {} packets, not {}",
+            seen.0.len(),
+            expected.len()
+        );
+        // The slow reader lost segments to the writer: it read no packet of
+        // one segment inside another, and each segment it read, it read whole.
+        let stale: Vec<u64> = slow
+            .take_events()
+            .iter()
+            .filter_map(|e| match e {
+                ReaderEvent::StaleFileDeleted { sequence } => Some(*sequence),
+                _ => None,
+            })
+            .collect();
+        assert!(!stale.is_empty());
+        assert!(
+            seen.1.is_sorted(),
+            "{:?}",
+            seen.1.iter().collect::<std::collections::BTreeSet<_>>()
+        );
+        let mut counts = BTreeMap::<u8, usize>::new();
+        for m in &seen.1 {
+            *counts.entry(*m).or_default() += 1;
+        }
+        for (m, n) in counts {
+            let whole = written[&m];
+            assert!(
+                n == whole || (n < whole && stale.contains(&u64::from(m))),
+                "segment {m}: {n} of {whole}"
+            );
+        }
+    }
 }

@@ -314,13 +314,13 @@ impl Recorder {
                     for (info, start) in &history[from..] {
                         recording.mark_boundary(*start, core.now);
                         recording
-                            .append_file(&dir.join(file_name(info.sequence)))
+                            .append_file(&dir.join(file_name(info.sequence)), info.bytes)
                             .map_err(|e| e.to_string())?;
                     }
                     if let Some(seq) = core.ring.current_sequence() {
                         recording.mark_boundary(core.segment_start_ns, core.now);
                         recording
-                            .append_file(&dir.join(file_name(seq)))
+                            .append_file(&dir.join(file_name(seq)), core.ring.flushed_bytes())
                             .map_err(|e| e.to_string())?;
                     }
                 }
@@ -1088,6 +1088,7 @@ mod tests {
             playlist_length: 0,
             segment_duration_ns: segment,
             sync_on_rotate: false,
+            reuse_evicted: true,
         })
         .expect("open ring");
         Recorder::new(

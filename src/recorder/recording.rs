@@ -7,7 +7,7 @@
 //! is copied, and the ring deleting its own names does not touch the links.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -182,9 +182,12 @@ impl Recording {
         }
     }
 
-    /// Content: copies a whole file (history from the ring) into the recording.
-    pub fn append_file(&mut self, path: &Path) -> io::Result<()> {
-        let data = std::fs::read(path)?;
+    /// Content: copies the first `len` bytes of a ring segment (history)
+    /// into the recording. Only those: a reused segment file still holds
+    /// old packets past what the open segment has written.
+    pub fn append_file(&mut self, path: &Path, len: u64) -> io::Result<()> {
+        let mut data = Vec::new();
+        platform::open_read_only(path)?.take(len).read_to_end(&mut data)?;
         self.append(&data).map(|_| ())
     }
 

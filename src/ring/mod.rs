@@ -5,12 +5,17 @@
 //! ```text
 //! <location>/
 //!   .streambuffer.lock         held (advisory lock) by the one writer
+//!   .reusable-segment          an evicted segment's file, for a moment
 //!   ring.journal               one line per completed segment
 //!   index.m3u8                 HLS playlist, replaced atomically
 //!   segment-000000000041.ts    oldest segment still in the window
 //!   ...
 //!   segment-000000000047.ts    segment being written
+//!   ring.progress              how much of a reused segment file is new
 //! ```
+//!
+//! Segments evicted for `max-duration` are not deleted but reused as the next
+//! segment's file ([`reuse`] says why and how readers stay safe).
 //!
 //! The ring knows nothing about MPEG-TS beyond "whole packets": deciding where
 //! segments start is the recorder's job.
@@ -20,6 +25,7 @@ pub mod journal;
 pub mod playlist;
 pub mod recovery;
 pub mod retention;
+pub mod reuse;
 pub mod segment;
 
 use std::collections::VecDeque;
@@ -32,6 +38,7 @@ pub use failure::{FailureKind, WriteFailure};
 use journal::Journal;
 use playlist::{PLAYLIST_NAME, PlaylistHeader};
 pub use retention::{EvictReason, Retention, Window};
+use reuse::{Progress, ProgressFile, SPARE_NAME};
 pub use segment::{Chunk, PendingWrites, SegmentInfo, SegmentWriter, SharedBytes};
 
 use crate::platform;
@@ -56,6 +63,12 @@ pub struct RingConfig {
     pub segment_duration_ns: u64,
     /// `fsync` each segment, the journal and the playlist at every rotation.
     pub sync_on_rotate: bool,
+    /// Write new segments over the files of segments evicted for
+    /// `max-duration` instead of deleting them. Ignored with
+    /// `sync_on_rotate`: after a power cut a reused file could come back
+    /// with old packets where the new ones had not reached the disk, and
+    /// that setting promises whole segments.
+    pub reuse_evicted: bool,
 }
 
 /// Failure to open a ring; each says which path and why.
@@ -113,6 +126,8 @@ pub struct RingStats {
     pub bytes_written: u64,
     pub segments_created: u64,
     pub segments_deleted: u64,
+    /// Evicted segment files written over by a new segment instead of deleted.
+    pub segments_reused: u64,
     pub evicted_max_duration: u64,
     pub evicted_max_size: u64,
     pub evicted_min_free_space: u64,
@@ -156,6 +171,13 @@ pub struct Ring {
     current: Option<Current>,
     /// The pending-bytes allocations, between one segment and the next.
     spare_buffers: PendingWrites,
+    /// An evicted segment's file is waiting, at [`SPARE_NAME`], to be reused.
+    spare_file: bool,
+    /// Opened at the first reuse.
+    progress: Option<ProgressFile>,
+    /// The progress record still limits how much of the open segment
+    /// readers take: it is a reused file, or was meant to be.
+    progress_limits: bool,
     next_sequence: u64,
     window: Window,
     /// Discontinuity count of the last segment that left the ring.
@@ -185,6 +207,8 @@ impl Ring {
         let lock = acquire_lock(&dir)?;
         let target_duration_s = config.segment_duration_ns.div_ceil(1_000_000_000).max(1);
         let mut stats = RingStats::default();
+        // A spare left by a writer that died is just an evicted segment.
+        let _ = std::fs::remove_file(dir.join(SPARE_NAME));
         let adopted = adopt(&dir, &mut stats)
             .map_err(|e| RingError::io(format!("cannot adopt the ring in '{}'", dir.display()), e))?;
         // A full disk must not stop the sink from starting: the journal is
@@ -210,6 +234,9 @@ impl Ring {
             entries: VecDeque::new(),
             current: None,
             spare_buffers: PendingWrites::default(),
+            spare_file: false,
+            progress: None,
+            progress_limits: false,
             next_sequence,
             window: Window::default(),
             evicted_discontinuity_sequence: 0,
@@ -294,7 +321,10 @@ impl Ring {
         self.next_sequence += 1;
         let dir = self.config.dir.clone();
         let path = dir.join(segment::file_name(sequence));
-        let mut result = SegmentWriter::create(&dir, sequence, &mut self.spare_buffers);
+        let mut result = match self.take_spare(sequence) {
+            Some(writer) => Ok(writer),
+            None => SegmentWriter::create(&dir, sequence, &mut self.spare_buffers),
+        };
         if let Err(e) = &result {
             if e.kind() == io::ErrorKind::NotFound {
                 // The directory was deleted or unmounted under us.
@@ -309,6 +339,74 @@ impl Ring {
         self.stats.segments_created += 1;
         self.current = Some(Current { writer, start });
         Ok(())
+    }
+
+    /// Opens the spare (an evicted segment's file) as segment `sequence`.
+    /// Readers are told first that none of the file is new yet, then it
+    /// takes the segment's name. `None`: no spare, or it could not be used
+    /// (and is gone); the caller creates a new file.
+    fn take_spare(&mut self, sequence: u64) -> Option<SegmentWriter> {
+        if !std::mem::take(&mut self.spare_file) {
+            return None;
+        }
+        let spare = self.config.dir.join(SPARE_NAME);
+        let published = match self.progress.as_mut() {
+            Some(p) => p.publish(Progress { sequence, bytes: 0 }),
+            None => ProgressFile::open(&self.config.dir).and_then(|mut p| {
+                p.publish(Progress { sequence, bytes: 0 })?;
+                self.progress = Some(p);
+                Ok(())
+            }),
+        };
+        if published.is_err() {
+            self.stats.metadata_write_errors += 1;
+            let _ = std::fs::remove_file(&spare);
+            return None;
+        }
+        // From here the record names this sequence, whatever file gets it.
+        self.progress_limits = true;
+        let path = self.config.dir.join(segment::file_name(sequence));
+        let (file, stale_end) = reuse::take_spare(&spare, &path).ok()?;
+        self.stats.segments_reused += 1;
+        Some(SegmentWriter::reuse(
+            sequence,
+            path,
+            file,
+            stale_end,
+            &mut self.spare_buffers,
+        ))
+    }
+
+    /// Accounts for what a write or flush of the open segment put in the
+    /// file (its length was `before`) and, while the progress record limits
+    /// readers, publishes the new length: once no old content is left past
+    /// it, the record stops limiting.
+    fn written(&mut self, before: u64) {
+        let Some(cur) = self.current.as_ref() else { return };
+        let flushed = cur.writer.flushed();
+        self.stats.bytes_written += flushed - before;
+        if flushed > before && self.progress_limits {
+            self.publish_progress();
+        }
+    }
+
+    fn publish_progress(&mut self) {
+        let (Some(cur), Some(progress)) = (self.current.as_ref(), self.progress.as_mut()) else {
+            return;
+        };
+        let bytes = if cur.writer.has_stale_tail() {
+            cur.writer.flushed()
+        } else {
+            u64::MAX
+        };
+        match progress.publish(Progress {
+            sequence: cur.writer.sequence(),
+            bytes,
+        }) {
+            Ok(()) => self.progress_limits = bytes != u64::MAX,
+            // Readers lag behind until the next write publishes again.
+            Err(_) => self.stats.metadata_write_errors += 1,
+        }
     }
 
     /// Appends whole packets to the open segment. A full filesystem is first
@@ -332,7 +430,7 @@ impl Ring {
         };
         let before = cur.writer.flushed();
         let result = cur.writer.write(chunk);
-        self.stats.bytes_written += cur.writer.flushed() - before;
+        self.written(before);
         self.bytes_since_space_check += data.len() as u64;
         match result {
             Ok(()) => {
@@ -355,7 +453,7 @@ impl Ring {
         };
         let before = cur.writer.flushed();
         let result = cur.writer.flush();
-        self.stats.bytes_written += cur.writer.flushed() - before;
+        self.written(before);
         match result {
             Ok(()) => Ok(()),
             Err(e) => self.retry_after_pressure(e),
@@ -381,7 +479,7 @@ impl Ring {
         };
         let before = cur.writer.flushed();
         let result = cur.writer.flush();
-        self.stats.bytes_written += cur.writer.flushed() - before;
+        self.written(before);
         result.map_err(|e| WriteFailure::new(path, e, false))
     }
 
@@ -403,7 +501,7 @@ impl Ring {
         while freed < needed {
             let Some(oldest) = self.entries.front() else { break };
             freed += oldest.info.bytes;
-            self.evict_oldest(None);
+            self.evict_oldest(None, false);
         }
         if freed > 0 {
             self.playlist_after_change();
@@ -430,20 +528,30 @@ impl Ring {
         self.spare_buffers = writer.take_buffers();
         let sequence = writer.sequence();
         let path = writer.path().to_owned();
+        let flushed = writer.flushed();
         let bytes = match writer.close(self.config.sync_on_rotate) {
             Ok(bytes) => bytes,
             Err(e) => {
-                // The data was written but not made durable; it stays in the
+                // The data was written but not made durable (or, in a
+                // reused file, the old content could not be cut off, and
+                // the progress record goes on hiding it); it stays in the
                 // ring, the failure is still reported.
-                self.commit_segment(
-                    sequence,
-                    duration_ns,
-                    start,
-                    std::fs::metadata(&path).map_or(0, |m| m.len()),
-                );
+                self.commit_segment(sequence, duration_ns, start, flushed);
                 return Err(WriteFailure::new(path, e, false));
             }
         };
+        if std::mem::take(&mut self.progress_limits)
+            && let Some(p) = self.progress.as_mut()
+            && p.publish(Progress {
+                sequence,
+                bytes: u64::MAX,
+            })
+            .is_err()
+        {
+            // Cut to length, the file says its size itself; a reader that
+            // trusts the stale record takes less than there is, never more.
+            self.stats.metadata_write_errors += 1;
+        }
         if bytes == 0 {
             let _ = std::fs::remove_file(&path);
             return Ok(());
@@ -500,6 +608,9 @@ impl Ring {
     /// Finishes the open segment (if any) and marks the playlist as ended.
     pub fn close(&mut self, duration_ns: u64) -> Result<(), WriteFailure> {
         self.finish_segment(duration_ns)?;
+        if std::mem::take(&mut self.spare_file) {
+            let _ = std::fs::remove_file(self.config.dir.join(SPARE_NAME));
+        }
         if !self.entries.is_empty() && self.write_playlist(true).is_err() {
             self.stats.metadata_write_errors += 1;
         }
@@ -520,7 +631,7 @@ impl Ring {
             self.journal_dirty = true;
         }
         self.push_entry(info);
-        self.enforce_retention();
+        self.enforce_retention_at_rotation();
         self.bytes_since_space_check = 0;
         if self.journal_dirty {
             match Journal::rewrite(&self.config.dir, self.entries.iter().map(|e| &e.info)) {
@@ -587,6 +698,16 @@ impl Ring {
     /// Deletes oldest segments while the retention policy asks for it.
     /// The open segment is never in `entries`, so it can never be deleted.
     fn enforce_retention(&mut self) {
+        self.evict_while_due(false);
+    }
+
+    /// Like [`Self::enforce_retention`], between two segments: the first
+    /// segment evicted for its age may be kept as the next one's file.
+    fn enforce_retention_at_rotation(&mut self) {
+        self.evict_while_due(self.config.reuse_evicted && !self.config.sync_on_rotate);
+    }
+
+    fn evict_while_due(&mut self, may_reuse: bool) {
         let retention = self.config.retention;
         let mut evicted = false;
         while let Some(oldest) = self.entries.front() {
@@ -596,7 +717,8 @@ impl Ring {
             let Some(reason) = retention.must_evict(self.window(), &oldest.info, free) else {
                 break;
             };
-            self.evict_oldest(Some(reason));
+            let reuse = may_reuse && reason == EvictReason::MaxDuration && !self.spare_file;
+            self.evict_oldest(Some(reason), reuse);
             evicted = true;
         }
         if evicted && self.journal.lines() > 2 * self.entries.len() + 64 {
@@ -608,14 +730,20 @@ impl Ring {
         }
     }
 
-    /// Deletes the oldest segment; `None` = under pressure of a failed write.
-    fn evict_oldest(&mut self, reason: Option<EvictReason>) {
+    /// Deletes the oldest segment, or with `reuse` moves its file aside for
+    /// the next segment when it can be; `None` = under pressure of a failed write.
+    fn evict_oldest(&mut self, reason: Option<EvictReason>, reuse: bool) {
         let Some(e) = self.entries.pop_front() else { return };
         self.window.duration_ns -= e.info.duration_ns;
         self.window.bytes -= e.info.bytes;
         self.evicted_discontinuity_sequence = e.discontinuity_sequence;
-        // A file someone else already removed is as good as deleted.
-        let _ = std::fs::remove_file(self.config.dir.join(segment::file_name(e.info.sequence)));
+        let path = self.config.dir.join(segment::file_name(e.info.sequence));
+        if reuse && reuse::set_aside(&path, &self.config.dir.join(SPARE_NAME)) {
+            self.spare_file = true;
+        } else {
+            // A file someone else already removed is as good as deleted.
+            let _ = std::fs::remove_file(&path);
+        }
         self.stats.segments_deleted += 1;
         match reason {
             Some(EvictReason::MaxDuration) => self.stats.evicted_max_duration += 1,
@@ -677,8 +805,10 @@ fn highest_sequence_on_disk(dir: &Path) -> Option<u64> {
 /// Collects the segments an earlier writer left: journal entries whose files
 /// still exist (at the recorded size), then files missing from the journal,
 /// i.e. the segment that was open when that writer stopped, trimmed to whole
-/// packets. The first segment written after adoption is a discontinuity.
+/// packets (and, for a reused file, first to what the progress record says
+/// was new). The first segment written after adoption is a discontinuity.
 fn adopt(dir: &Path, stats: &mut RingStats) -> io::Result<Vec<SegmentInfo>> {
+    let progress = reuse::read_progress_in(dir);
     let mut on_disk: Vec<(u64, u64)> = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -702,6 +832,11 @@ fn adopt(dir: &Path, stats: &mut RingStats) -> io::Result<Vec<SegmentInfo>> {
         {
             adopted.push(journal[i].clone());
             continue;
+        }
+        let new_content = Progress::limit(progress, seq, len);
+        if new_content < len {
+            platform::open_existing(&path)?.set_len(new_content)?;
+            stats.adopted_trimmed_bytes += len - new_content;
         }
         match recovery::recover_segment(&path)? {
             Some(r) => {
@@ -728,12 +863,12 @@ fn adopt(dir: &Path, stats: &mut RingStats) -> io::Result<Vec<SegmentInfo>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const SECOND: u64 = 1_000_000_000;
+    pub(crate) const SECOND: u64 = 1_000_000_000;
 
-    fn config(dir: &Path) -> RingConfig {
+    pub(crate) fn config(dir: &Path) -> RingConfig {
         RingConfig {
             dir: dir.to_owned(),
             retention: Retention {
@@ -743,10 +878,11 @@ mod tests {
             playlist_length: 0,
             segment_duration_ns: 2 * SECOND,
             sync_on_rotate: false,
+            reuse_evicted: true,
         }
     }
 
-    fn start(discontinuity: bool) -> SegmentStart {
+    pub(crate) fn start(discontinuity: bool) -> SegmentStart {
         SegmentStart {
             program_date_time_ms: 1_700_000_000_000,
             discontinuity,
@@ -777,6 +913,124 @@ mod tests {
         let pl = m3u8_rs::parse_media_playlist_res(text.as_bytes()).expect("parses");
         assert_eq!(pl.media_sequence, 3);
         assert_eq!(pl.segments.len(), 5);
+    }
+
+    /// Whole packets whose every byte after the sync byte is `marker`, so
+    /// that bytes of one segment found in another show.
+    pub(crate) fn marked(marker: u8, packets: usize) -> Vec<u8> {
+        let mut p = [marker; 188];
+        p[0] = 0x47;
+        p.repeat(packets)
+    }
+
+    /// Writes segments 0.. of 2 s until `sequence` is open with `packets`
+    /// written (and flushed); segment n is `marked(n, 4000 - 100 * n)`, so
+    /// each is shorter than the one whose file it reuses.
+    fn ring_at(dir: &Path, config: RingConfig, sequence: u64, packets: usize) -> Ring {
+        let mut ring = Ring::open(config).expect("open");
+        for n in 0..sequence {
+            ring.begin_segment(start(false)).expect("begin");
+            ring.write(&marked(n as u8, 4000 - 100 * n as usize)).expect("write");
+            ring.finish_segment(2 * SECOND).expect("finish");
+        }
+        ring.begin_segment(start(false)).expect("begin");
+        ring.write(&marked(sequence as u8, packets)).expect("write");
+        ring.flush().expect("flush");
+        assert!(dir.join(segment::file_name(sequence)).exists());
+        ring
+    }
+
+    #[test]
+    fn evicted_files_are_reused_and_cut_to_length() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // 10 s window of 2 s segments: from the 6th on, each evicts one.
+        let mut ring = ring_at(dir.path(), config(dir.path()), 9, 10);
+        let open = dir.path().join(segment::file_name(9));
+        // Segment 9 is written over segment 3's file: old packets follow
+        // the 10 new ones, and the progress record says where they start.
+        let on_disk = std::fs::read(&open).expect("read");
+        assert_eq!(on_disk.len(), (4000 - 300) * 188);
+        assert_eq!(&on_disk[..10 * 188], &marked(9, 10)[..]);
+        assert_eq!(on_disk[10 * 188 + 1], 3);
+        assert_eq!(
+            reuse::read_progress_in(dir.path()),
+            Some(Progress {
+                sequence: 9,
+                bytes: 10 * 188
+            })
+        );
+        ring.finish_segment(2 * SECOND).expect("finish");
+        ring.close(0).expect("close");
+        assert_eq!(ring.stats().segments_reused, 4);
+        assert_eq!(ring.stats().segments_deleted, 5);
+        // Every segment holds exactly its own packets, and nothing is left over.
+        for n in 5..=8 {
+            let data = std::fs::read(dir.path().join(segment::file_name(n))).expect("read");
+            assert_eq!(data, marked(n as u8, 4000 - 100 * n as usize), "segment {n}");
+        }
+        assert_eq!(std::fs::read(&open).expect("read"), marked(9, 10));
+        assert!(!dir.path().join(SPARE_NAME).exists());
+        let listed: Vec<u64> = ring.segments().map(|s| s.sequence).collect();
+        assert_eq!(listed, vec![5, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn no_reuse_when_disabled_or_syncing() {
+        for (reuse_evicted, sync_on_rotate) in [(false, false), (true, true)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let ring = ring_at(
+                dir.path(),
+                RingConfig {
+                    reuse_evicted,
+                    sync_on_rotate,
+                    ..config(dir.path())
+                },
+                9,
+                10,
+            );
+            assert_eq!(ring.stats().segments_reused, 0);
+            let len = std::fs::metadata(dir.path().join(segment::file_name(9)))
+                .expect("stat")
+                .len();
+            assert_eq!(len, 10 * 188);
+        }
+    }
+
+    #[test]
+    fn a_linked_segment_is_deleted_not_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kept = tempfile::tempdir().expect("tempdir");
+        let mut ring = Ring::open(config(dir.path())).expect("open");
+        for n in 0..6u8 {
+            if n == 5 {
+                // A reference recording holds segment 0 by a hard link.
+                std::fs::hard_link(dir.path().join(segment::file_name(0)), kept.path().join("0.ts")).expect("link");
+            }
+            ring.begin_segment(start(false)).expect("begin");
+            ring.write(&marked(n, 50)).expect("write");
+            ring.finish_segment(2 * SECOND).expect("finish");
+        }
+        ring.begin_segment(start(false)).expect("begin");
+        ring.write(&marked(6, 10)).expect("write");
+        ring.finish_segment(2 * SECOND).expect("finish");
+        assert_eq!(ring.stats().segments_reused, 0);
+        assert_eq!(std::fs::read(kept.path().join("0.ts")).expect("read"), marked(0, 50));
+        assert!(!dir.path().join(segment::file_name(0)).exists());
+    }
+
+    #[test]
+    fn crash_in_a_reused_file_adopts_only_new_packets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ring = ring_at(dir.path(), config(dir.path()), 9, 10);
+        // The writer dies: nothing is closed or cut.
+        drop(ring);
+        let path = dir.path().join(segment::file_name(9));
+        assert!(std::fs::metadata(&path).expect("stat").len() > 10 * 188);
+        let ring = Ring::open(config(dir.path())).expect("reopen");
+        assert_eq!(std::fs::read(&path).expect("read"), marked(9, 10));
+        let last = ring.segments().next_back().expect("adopted");
+        assert_eq!((last.sequence, last.bytes), (9, 10 * 188));
+        assert_eq!(ring.stats().adopted_trimmed_bytes, (4000 - 300 - 10) * 188);
     }
 
     #[test]

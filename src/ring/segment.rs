@@ -184,6 +184,9 @@ pub struct SegmentWriter {
     flushed: u64,
     /// `flushed` when the file was last checked to still be linked.
     checked_alive_at: u64,
+    /// Length of a reused file's old content: past `flushed`, up to here,
+    /// the file holds an evicted segment's packets until it is cut to length.
+    stale_end: u64,
 }
 
 impl fmt::Debug for SegmentWriter {
@@ -202,16 +205,34 @@ impl SegmentWriter {
     pub fn create(dir: &Path, sequence: u64, buffers: &mut PendingWrites) -> io::Result<Self> {
         let path = dir.join(file_name(sequence));
         let file = platform::create_new(&path)?;
+        Ok(Self::over(sequence, path, file, 0, buffers))
+    }
+
+    /// Writes segment `sequence` over `file`, an evicted segment's file
+    /// already renamed to `path` and `stale_end` bytes long (see
+    /// [`super::reuse`]); it is cut to length when closed.
+    pub fn reuse(sequence: u64, path: PathBuf, file: File, stale_end: u64, buffers: &mut PendingWrites) -> Self {
+        Self::over(sequence, path, file, stale_end, buffers)
+    }
+
+    fn over(sequence: u64, path: PathBuf, file: File, stale_end: u64, buffers: &mut PendingWrites) -> Self {
         let mut pending = std::mem::take(buffers);
         pending.clear();
-        Ok(SegmentWriter {
+        SegmentWriter {
             sequence,
             path,
             file,
             pending,
             flushed: 0,
             checked_alive_at: 0,
-        })
+            stale_end,
+        }
+    }
+
+    /// Whether the file still holds old content past what was written.
+    #[must_use]
+    pub fn has_stale_tail(&self) -> bool {
+        self.stale_end > self.flushed
     }
 
     #[must_use]
@@ -360,6 +381,7 @@ impl SegmentWriter {
         self.file.set_len(len)?;
         self.file.seek(SeekFrom::Start(len))?;
         self.flushed = len;
+        self.stale_end = 0;
         Ok(())
     }
 
@@ -368,14 +390,20 @@ impl SegmentWriter {
     /// the next write leaves no hole. If even that fails, the caller abandons
     /// the segment (which removes a file it cannot trust).
     fn rewind(&mut self) {
-        let _ = self.file.set_len(self.flushed);
+        if self.file.set_len(self.flushed).is_ok() {
+            self.stale_end = 0;
+        }
         let _ = self.file.seek(SeekFrom::Start(self.flushed));
     }
 
-    /// Optionally syncs to stable storage and closes the file. Call
-    /// [`Self::flush`] first: pending bytes are not written here.
+    /// Cuts a reused file's old content off, optionally syncs to stable
+    /// storage and closes the file. Call [`Self::flush`] first: pending
+    /// bytes are not written here.
     pub fn close(self, sync: bool) -> io::Result<u64> {
         debug_assert!(self.pending.len == 0, "close with pending bytes");
+        if self.has_stale_tail() {
+            self.file.set_len(self.flushed)?;
+        }
         if sync {
             self.file.sync_data()?;
         }

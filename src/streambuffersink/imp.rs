@@ -47,6 +47,7 @@ struct Settings {
     playlist_length: u32,
     program_number: i32,
     sync_on_rotate: bool,
+    reuse_files: bool,
     write_failure_mode: WriteFailureMode,
     retry_interval: u64,
 }
@@ -62,6 +63,7 @@ impl Default for Settings {
             playlist_length: 0,
             program_number: -1,
             sync_on_rotate: false,
+            reuse_files: true,
             write_failure_mode: WriteFailureMode::Drop,
             retry_interval: DEFAULT_RETRY_INTERVAL,
         }
@@ -181,6 +183,12 @@ impl ObjectImpl for StreamBufferSink {
                     .default_value(false)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("reuse-files")
+                    .nick("Reuse files")
+                    .blurb("Write new segments over the files of segments evicted for max-duration instead of deleting them (spares the kernel freeing and reallocating their pages; not done with sync-on-rotate)")
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("write-failure-mode", WriteFailureMode::Drop)
                     .nick("Write failure mode")
                     .blurb("What a write error does: drop data and keep running, block until it can be written, or stop with an error")
@@ -289,6 +297,7 @@ impl ObjectImpl for StreamBufferSink {
             "playlist-length" => settings.playlist_length = value.get().unwrap_or(settings.playlist_length),
             "program-number" => settings.program_number = value.get().unwrap_or(settings.program_number),
             "sync-on-rotate" => settings.sync_on_rotate = value.get().unwrap_or(settings.sync_on_rotate),
+            "reuse-files" => settings.reuse_files = value.get().unwrap_or(settings.reuse_files),
             "write-failure-mode" => settings.write_failure_mode = value.get().unwrap_or(settings.write_failure_mode),
             "retry-interval" => settings.retry_interval = value.get().unwrap_or(settings.retry_interval),
             other => gst::warning!(CAT, imp = self, "Unknown property '{other}'"),
@@ -310,6 +319,7 @@ impl ObjectImpl for StreamBufferSink {
             "playlist-length" => settings.playlist_length.to_value(),
             "program-number" => settings.program_number.to_value(),
             "sync-on-rotate" => settings.sync_on_rotate.to_value(),
+            "reuse-files" => settings.reuse_files.to_value(),
             "write-failure-mode" => settings.write_failure_mode.to_value(),
             "retry-interval" => settings.retry_interval.to_value(),
             "stats" => {
@@ -391,6 +401,7 @@ impl BaseSinkImpl for StreamBufferSink {
             playlist_length: settings.playlist_length,
             segment_duration_ns: settings.segment_duration,
             sync_on_rotate: settings.sync_on_rotate,
+            reuse_evicted: settings.reuse_files,
         })
         .map_err(|e| match e {
             RingError::Locked(_) => gst::error_msg!(gst::ResourceError::Busy, ("{}", e)),
@@ -780,6 +791,7 @@ fn stats_structure(snap: &Snapshot, recording: bool, dir: Option<&Path>) -> gst:
         .field("clock-source", snap.clock_source.map_or("none", |c| c.as_str()))
         .field("segments-created", rs.segments_created)
         .field("segments-deleted", rs.segments_deleted)
+        .field("segments-reused", rs.segments_reused)
         .field("evicted-max-duration", rs.evicted_max_duration)
         .field("evicted-max-size", rs.evicted_max_size)
         .field("evicted-min-free-space", rs.evicted_min_free_space)
