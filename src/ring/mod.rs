@@ -275,7 +275,9 @@ impl Ring {
     pub fn window(&self) -> Window {
         Window {
             duration_ns: self.window.duration_ns,
-            bytes: self.window.bytes + self.current_len(),
+            // What the open segment's file occupies: a reused file is as
+            // long as the old segment until the new one outgrows it.
+            bytes: self.window.bytes + self.current.as_ref().map_or(0, |c| c.writer.disk_len()),
         }
     }
 
@@ -952,6 +954,9 @@ pub(crate) mod tests {
         assert_eq!(on_disk.len(), (4000 - 300) * 188);
         assert_eq!(&on_disk[..10 * 188], &marked(9, 10)[..]);
         assert_eq!(on_disk[10 * 188 + 1], 3);
+        // max-size counts what the file occupies, old packets included.
+        let listed: u64 = ring.segments().map(|s| s.bytes).sum();
+        assert_eq!(ring.window().bytes, listed + on_disk.len() as u64);
         assert_eq!(
             reuse::read_progress_in(dir.path()),
             Some(Progress {

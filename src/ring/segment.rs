@@ -229,6 +229,13 @@ impl SegmentWriter {
         }
     }
 
+    /// Bytes the file occupies: what was accepted, or a reused file's old
+    /// length while that is more.
+    #[must_use]
+    pub fn disk_len(&self) -> u64 {
+        self.len().max(self.stale_end)
+    }
+
     /// Whether the file still holds old content past what was written.
     #[must_use]
     pub fn has_stale_tail(&self) -> bool {
