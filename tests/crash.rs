@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use common::*;
 
-/// A live recorder in another process; `source_props` go to videotestsrc.
-fn spawn_writer(ring: &std::path::Path, source_props: &str) -> Child {
+/// A live recorder of 1 s segments in another process; `source_props` go
+/// to videotestsrc, `window` is the sink's `max-duration`.
+fn spawn_writer(ring: &std::path::Path, source_props: &str, window: u64) -> Child {
     Command::new("gst-launch-1.0")
         .env("GST_PLUGIN_PATH", plugin_dir())
         .args(["-q", "-e", "videotestsrc", "is-live=true", "pattern=ball"])
@@ -17,9 +18,10 @@ fn spawn_writer(ring: &std::path::Path, source_props: &str) -> Child {
         .args(
             "! video/x-raw,width=320,height=240,framerate=25/1 ! \
              x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=800 ! mpegtsmux ! \
-             streambuffersink segment-duration=1000000000 max-duration=0"
+             streambuffersink segment-duration=1000000000"
                 .split_whitespace(),
         )
+        .arg(format!("max-duration={window}"))
         .arg(format!("location={}", ring.display()))
         .spawn()
         .expect("spawn writer")
@@ -34,7 +36,7 @@ fn sigkill_at_random_moments() {
     let ring = dir.path().join("ring");
     let mut rng = 0x9E37_79B9u32;
     for round in 0..20 {
-        let mut child = spawn_writer(&ring, "");
+        let mut child = spawn_writer(&ring, "", 0);
         rng ^= rng << 13;
         rng ^= rng >> 17;
         rng ^= rng << 5;
@@ -45,7 +47,7 @@ fn sigkill_at_random_moments() {
         assert!(!status.success(), "round {round}: the writer was not killed");
     }
     // A last, orderly run.
-    let mut child = spawn_writer(&ring, "num-buffers=75");
+    let mut child = spawn_writer(&ring, "num-buffers=75", 0);
     let status = child.wait().expect("wait");
     assert!(status.success());
 
@@ -72,6 +74,72 @@ fn sigkill_at_random_moments() {
         "restarts are discontinuities"
     );
     ffmpeg_decode(&ring.join("index.m3u8")).expect("the adopted ring plays");
+}
+
+/// SIGKILL a recorder with a 4 s window, so that it writes over evicted
+/// segments' files, at moments that fall inside such segments; after each
+/// kill a short orderly run adopts the ring. No segment keeps an evicted
+/// segment's packets after its own: in every one, each PID's continuity
+/// counter steps by one and the PCR only rises, by less than a second.
+#[test]
+fn sigkill_while_reusing_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let window = 4 * SECOND;
+    let mut rng = 0x2545_F491u32;
+    let mut checked = 0;
+    for round in 0..8 {
+        let mut child = spawn_writer(&ring, "", window);
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        // Past the first window, then anywhere within a segment.
+        std::thread::sleep(Duration::from_millis(5500 + u64::from(rng % 1000)));
+        let _ = child.kill(); // SIGKILL
+        assert!(!child.wait().expect("wait").success(), "round {round}: not killed");
+        let status = spawn_writer(&ring, "num-buffers=5", window).wait().expect("wait");
+        assert!(status.success(), "round {round}: the adopting run failed");
+        for s in segments(&ring) {
+            assert_segment_well_formed(&s);
+            assert_one_continuous_run(&s);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8 * 4, "{checked} segments checked");
+    let reused = std::fs::read(ring.join("ring.progress")).map_or(0, |r| r.len());
+    assert_eq!(reused, 24, "the writers reused files (a progress record exists)");
+}
+
+/// Asserts `path` holds one uninterrupted run of the stream: per PID, the
+/// continuity counter of each packet with payload follows the previous one,
+/// and PCRs rise by less than a second.
+fn assert_one_continuous_run(path: &std::path::Path) {
+    let data = std::fs::read(path).expect("read");
+    let mut cc = std::collections::HashMap::new();
+    let mut last_pcr = None;
+    for (i, p) in data.chunks(PACKET).enumerate() {
+        if p[3] & 0x10 != 0 {
+            let counter = p[3] & 0x0F;
+            if let Some(prev) = cc.insert(pid(p), counter) {
+                assert_eq!(
+                    counter,
+                    (prev + 1) & 0x0F,
+                    "{}: packet {i} breaks the continuity",
+                    path.display()
+                );
+            }
+        }
+        if let Some(pcr) = pcr_of(p) {
+            if let Some(prev) = last_pcr {
+                assert!(
+                    pcr > prev && pcr - prev < 27_000_000,
+                    "{}: packet {i}: PCR {prev} -> {pcr}",
+                    path.display()
+                );
+            }
+            last_pcr = Some(pcr);
+        }
+    }
 }
 
 /// A symbolic link planted where the next segment will go is refused (a
