@@ -248,7 +248,14 @@ impl RingReader {
     /// from a reused file, it has already cut it to length.
     fn content_len(&self, file: &File, seq: u64) -> io::Result<u64> {
         let record = read_progress_in(&self.dir);
-        Ok(Progress::limit(record, seq, file.metadata()?.len()))
+        let len = file.metadata()?.len();
+        Ok(match record {
+            Ok(record) => Progress::limit(record, seq, len),
+            // A listed segment is finished and cut to length; of one being
+            // written nothing is certain until the record can be read.
+            Err(_) if self.spans.contains_key(&seq) => len,
+            Err(_) => 0,
+        })
     }
 
     /// Duration of the bytes of segment `seq` at the newest known byte rate.
@@ -496,7 +503,7 @@ impl RingReader {
 mod tests {
     use super::*;
     use crate::ring::Ring;
-    use crate::ring::tests::{SECOND, config, marked, start};
+    use crate::ring::tests::{SECOND, config, marked, ring_at, start};
 
     /// Reads everything available now; returns the marker of each packet.
     fn drain(reader: &mut RingReader) -> Vec<u8> {
@@ -587,5 +594,25 @@ mod tests {
                 "segment {m}: {n} of {whole}"
             );
         }
+    }
+
+    /// While the progress record cannot be read, nothing of the segment
+    /// being written is taken: the reader waits instead of reading what may
+    /// be old packets.
+    #[test]
+    fn an_unreadable_record_makes_the_reader_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ring = ring_at(dir.path(), config(dir.path()), 9, 10);
+        let mut reader = RingReader::new(dir.path());
+        reader.seek(u64::MAX).expect("seek to the live edge");
+        assert_eq!(drain(&mut reader), vec![9; 10]);
+        let record = dir.path().join(crate::ring::reuse::PROGRESS_NAME);
+        let saved = std::fs::read(&record).expect("record");
+        std::fs::write(&record, &saved[..8]).expect("torn record");
+        assert_eq!(drain(&mut reader), Vec::<u8>::new());
+        std::fs::write(&record, &saved).expect("record back");
+        ring.write(&marked(9, 5)).expect("write");
+        ring.flush().expect("flush");
+        assert_eq!(drain(&mut reader), vec![9; 5]);
     }
 }

@@ -352,6 +352,10 @@ impl Ring {
             return None;
         }
         let spare = self.config.dir.join(SPARE_NAME);
+        if self.progress.as_ref().is_some_and(|p| !p.is_current(&self.config.dir)) {
+            // Deleted, or the directory was made anew: readers would not see it.
+            self.progress = None;
+        }
         let published = match self.progress.as_mut() {
             Some(p) => p.publish(Progress { sequence, bytes: 0 }),
             None => ProgressFile::open(&self.config.dir).and_then(|mut p| {
@@ -810,6 +814,8 @@ fn highest_sequence_on_disk(dir: &Path) -> Option<u64> {
 /// packets (and, for a reused file, first to what the progress record says
 /// was new). The first segment written after adoption is a discontinuity.
 fn adopt(dir: &Path, stats: &mut RingStats) -> io::Result<Vec<SegmentInfo>> {
+    // An unreadable record (say, emptied by a power cut) could be about
+    // any segment: no unjournaled file is trusted beyond it then.
     let progress = reuse::read_progress_in(dir);
     let mut on_disk: Vec<(u64, u64)> = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -835,7 +841,10 @@ fn adopt(dir: &Path, stats: &mut RingStats) -> io::Result<Vec<SegmentInfo>> {
             adopted.push(journal[i].clone());
             continue;
         }
-        let new_content = Progress::limit(progress, seq, len);
+        let new_content = match &progress {
+            Ok(record) => Progress::limit(*record, seq, len),
+            Err(_) => 0,
+        };
         if new_content < len {
             platform::open_existing(&path)?.set_len(new_content)?;
             stats.adopted_trimmed_bytes += len - new_content;
@@ -928,7 +937,7 @@ pub(crate) mod tests {
     /// Writes segments 0.. of 2 s until `sequence` is open with `packets`
     /// written (and flushed); segment n is `marked(n, 4000 - 100 * n)`, so
     /// each is shorter than the one whose file it reuses.
-    fn ring_at(dir: &Path, config: RingConfig, sequence: u64, packets: usize) -> Ring {
+    pub(crate) fn ring_at(dir: &Path, config: RingConfig, sequence: u64, packets: usize) -> Ring {
         let mut ring = Ring::open(config).expect("open");
         for n in 0..sequence {
             ring.begin_segment(start(false)).expect("begin");
@@ -958,7 +967,7 @@ pub(crate) mod tests {
         let listed: u64 = ring.segments().map(|s| s.bytes).sum();
         assert_eq!(ring.window().bytes, listed + on_disk.len() as u64);
         assert_eq!(
-            reuse::read_progress_in(dir.path()),
+            reuse::read_progress_in(dir.path()).expect("record"),
             Some(Progress {
                 sequence: 9,
                 bytes: 10 * 188
@@ -1036,6 +1045,18 @@ pub(crate) mod tests {
         let last = ring.segments().next_back().expect("adopted");
         assert_eq!((last.sequence, last.bytes), (9, 10 * 188));
         assert_eq!(ring.stats().adopted_trimmed_bytes, (4000 - 300 - 10) * 188);
+    }
+
+    #[test]
+    fn unreadable_progress_record_drops_the_unjournaled_segment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(ring_at(dir.path(), config(dir.path()), 9, 10));
+        // As a power cut can leave it: created, never written back.
+        std::fs::write(dir.path().join(reuse::PROGRESS_NAME), b"").expect("empty record");
+        let ring = Ring::open(config(dir.path())).expect("reopen");
+        let adopted: Vec<u64> = ring.segments().map(|s| s.sequence).collect();
+        assert_eq!(adopted, vec![4, 5, 6, 7, 8]);
+        assert!(!dir.path().join(segment::file_name(9)).exists());
     }
 
     #[test]

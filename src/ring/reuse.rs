@@ -77,21 +77,27 @@ impl Progress {
     }
 }
 
-/// Reads a record from the open progress file; `None` if there is none or
-/// no consistent one after a few tries.
-#[must_use]
-pub fn read_progress(file: &File) -> Option<Progress> {
+/// Reads the record of the ring in `dir`: `None` if there is no record
+/// file, an error if there is one but no consistent record in it after a
+/// few tries (a power cut can leave it empty). Callers then assume the
+/// worst: that nothing of a segment being written is known to be new.
+pub fn read_progress_in(dir: &Path) -> io::Result<Option<Progress>> {
+    let file = match platform::open_read_only(&dir.join(PROGRESS_NAME)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let mut raw = [0u8; RECORD_LEN];
-    (0..4).find_map(|_| {
-        let n = platform::read_at(file, &mut raw, 0).ok()?;
-        Progress::decode(&raw[..n])
-    })
-}
-
-/// Reads the record of the ring in `dir`, if there is one.
-#[must_use]
-pub fn read_progress_in(dir: &Path) -> Option<Progress> {
-    read_progress(&platform::open_read_only(&dir.join(PROGRESS_NAME)).ok()?)
+    for _ in 0..4 {
+        let n = platform::read_at(&file, &mut raw, 0)?;
+        if let Some(p) = Progress::decode(&raw[..n]) {
+            return Ok(Some(p));
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "no consistent progress record",
+    ))
 }
 
 /// The writer's side of the progress record.
@@ -105,6 +111,13 @@ impl ProgressFile {
         Ok(ProgressFile {
             file: platform::open_lock_file(&dir.join(PROGRESS_NAME))?,
         })
+    }
+
+    /// Whether this is still the record readers of `dir` see: not if the
+    /// file was deleted or the directory made anew.
+    #[must_use]
+    pub fn is_current(&self, dir: &Path) -> bool {
+        platform::is_still_named(&self.file, &dir.join(PROGRESS_NAME))
     }
 
     /// Overwrites the record in place: one small write, no new file.
@@ -185,12 +198,20 @@ mod tests {
     #[test]
     fn published_record_is_read_back() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(read_progress_in(dir.path()), None);
+        assert_eq!(read_progress_in(dir.path()).expect("no record"), None);
         let mut f = ProgressFile::open(dir.path()).expect("open");
+        // Created, not yet written (as a power cut can leave it): unknown.
+        assert!(read_progress_in(dir.path()).is_err());
         for (sequence, bytes) in [(3, 0), (3, 4096), (4, 0)] {
             f.publish(Progress { sequence, bytes }).expect("publish");
-            assert_eq!(read_progress_in(dir.path()), Some(Progress { sequence, bytes }));
+            assert_eq!(
+                read_progress_in(dir.path()).expect("record"),
+                Some(Progress { sequence, bytes })
+            );
         }
+        assert!(f.is_current(dir.path()));
+        std::fs::remove_file(dir.path().join(PROGRESS_NAME)).expect("remove");
+        assert!(!f.is_current(dir.path()));
     }
 
     #[test]
