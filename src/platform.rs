@@ -69,8 +69,18 @@ pub fn replace(tmp: &Path, target: &Path) -> io::Result<()> {
 /// Opens an existing regular file for reading and writing without following
 /// a symbolic link in its last component.
 pub fn open_existing(path: &Path) -> io::Result<File> {
-    let mut opts = OpenOptions::new();
-    opts.read(true).write(true);
+    open_no_follow(path, OpenOptions::new().read(true).write(true))
+}
+
+/// Opens an existing file for reading only, without following a symbolic
+/// link in its last component.
+pub fn open_read_only(path: &Path) -> io::Result<File> {
+    open_no_follow(path, OpenOptions::new().read(true))
+}
+
+/// Opens `path` with `opts`, refusing a symbolic link in its last component
+/// (`O_NOFOLLOW`; elsewhere, checked first).
+fn open_no_follow(path: &Path, opts: &mut OpenOptions) -> io::Result<File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -140,26 +150,6 @@ pub fn is_unlinked(file: &File) -> bool {
         let _ = file;
         false
     }
-}
-
-/// Opens an existing file for reading only, without following a symbolic
-/// link in its last component.
-pub fn open_read_only(path: &Path) -> io::Result<File> {
-    let mut opts = OpenOptions::new();
-    opts.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.custom_flags(libc::O_NOFOLLOW);
-    }
-    #[cfg(not(unix))]
-    if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "refusing to follow a symbolic link",
-        ));
-    }
-    opts.open(path)
 }
 
 /// Reads at `offset` without moving the file's cursor; returns the bytes read.
