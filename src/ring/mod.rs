@@ -352,19 +352,16 @@ impl Ring {
             return None;
         }
         let spare = self.config.dir.join(SPARE_NAME);
-        if self.progress.as_ref().is_some_and(|p| !p.is_current(&self.config.dir)) {
-            // Deleted, or the directory was made anew: readers would not see it.
-            self.progress = None;
+        // Opened at the first reuse, and again if it was deleted or the
+        // directory made anew: readers would not see a record written there.
+        if !self.progress.as_ref().is_some_and(|p| p.is_current(&self.config.dir)) {
+            self.progress = ProgressFile::open(&self.config.dir).ok();
         }
-        let published = match self.progress.as_mut() {
-            Some(p) => p.publish(Progress { sequence, bytes: 0 }),
-            None => ProgressFile::open(&self.config.dir).and_then(|mut p| {
-                p.publish(Progress { sequence, bytes: 0 })?;
-                self.progress = Some(p);
-                Ok(())
-            }),
-        };
-        if published.is_err() {
+        let published = self
+            .progress
+            .as_mut()
+            .is_some_and(|p| p.publish(Progress { sequence, bytes: 0 }).is_ok());
+        if !published {
             self.stats.metadata_write_errors += 1;
             let _ = std::fs::remove_file(&spare);
             return None;

@@ -205,17 +205,13 @@ impl SegmentWriter {
     pub fn create(dir: &Path, sequence: u64, buffers: &mut PendingWrites) -> io::Result<Self> {
         let path = dir.join(file_name(sequence));
         let file = platform::create_new(&path)?;
-        Ok(Self::over(sequence, path, file, 0, buffers))
+        Ok(Self::reuse(sequence, path, file, 0, buffers))
     }
 
     /// Writes segment `sequence` over `file`, an evicted segment's file
-    /// already renamed to `path` and `stale_end` bytes long (see
-    /// [`super::reuse`]); it is cut to length when closed.
+    /// already renamed to `path` and `stale_end` bytes long (0: a new file;
+    /// see [`super::reuse`]); it is cut to length when closed.
     pub fn reuse(sequence: u64, path: PathBuf, file: File, stale_end: u64, buffers: &mut PendingWrites) -> Self {
-        Self::over(sequence, path, file, stale_end, buffers)
-    }
-
-    fn over(sequence: u64, path: PathBuf, file: File, stale_end: u64, buffers: &mut PendingWrites) -> Self {
         let mut pending = std::mem::take(buffers);
         pending.clear();
         SegmentWriter {

@@ -521,6 +521,10 @@ impl StreamBufferSink {
         };
         let mut host = SinkHost::new(self, None);
         let mut result = Ok(());
+        let unmappable = || {
+            gst::element_imp_error!(self, gst::CoreError::Failed, ("Cannot map a buffer for reading"));
+            gst::FlowError::Error
+        };
         for buffer in buffers {
             host.pts = buffer.pts();
             let time = buffer.pts().or(buffer.dts()).map(gst::ClockTime::nseconds);
@@ -529,16 +533,10 @@ impl StreamBufferSink {
                 // SAFETY: `buffer` borrows a live GstBuffer; this takes a
                 // reference of its own on it.
                 let owned: gst::Buffer = unsafe { from_glib_none(buffer.as_ptr()) };
-                let Ok(map) = owned.into_mapped_buffer_readable() else {
-                    gst::element_imp_error!(self, gst::CoreError::Failed, ("Cannot map a buffer for reading"));
-                    return Err(gst::FlowError::Error);
-                };
+                let map = owned.into_mapped_buffer_readable().map_err(|_| unmappable())?;
                 recorder.push_shared(Arc::new(map), time, &mut host)
             } else {
-                let Ok(map) = buffer.map_readable() else {
-                    gst::element_imp_error!(self, gst::CoreError::Failed, ("Cannot map a buffer for reading"));
-                    return Err(gst::FlowError::Error);
-                };
+                let map = buffer.map_readable().map_err(|_| unmappable())?;
                 recorder.push(map.as_slice(), time, &mut host)
             };
             if result.is_err() {
@@ -738,9 +736,6 @@ impl<'a> SinkHost<'a> {
     }
 
     fn emit_queued(&mut self) {
-        if self.queued.is_empty() {
-            return;
-        }
         for event in self.queued.drain(..) {
             self.imp.emit(event, self.pts);
         }
