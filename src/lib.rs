@@ -13,6 +13,7 @@
 //! - [`streambuffersink`] and [`streambuffersrc`]: the GStreamer elements, thin glue over the above.
 
 mod element_sync;
+pub mod layout;
 pub mod platform;
 pub mod reader;
 pub mod recorder;

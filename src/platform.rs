@@ -6,7 +6,7 @@
 //! directory fsync, which NTFS does not need).
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Write as _};
 use std::path::Path;
 
 /// Permission bits for files the sink creates, before the umask applies.
@@ -64,6 +64,30 @@ pub fn replace(tmp: &Path, target: &Path) -> io::Result<()> {
         }
     }
     std::fs::rename(tmp, target)
+}
+
+/// Replaces `dir/name` with `contents` so that a concurrent reader sees either
+/// the old or the new file, never a mix: write a temporary file beside it,
+/// then put it in place of the original ([`replace`]).
+pub fn replace_atomically(dir: &Path, name: &str, contents: &[u8], sync: bool) -> io::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    // A leftover from a crash is ours; a symbolic link planted there is
+    // removed as a link, never followed.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = create_new(&tmp)?;
+    f.write_all(contents)?;
+    if sync {
+        f.sync_data()?;
+    }
+    drop(f);
+    replace(&tmp, &dir.join(name))?;
+    if sync {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Opens an existing regular file for reading and writing without following
@@ -264,6 +288,41 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         if cfg!(unix) {
             assert!(free_space(dir.path()).is_some_and(|b| b > 0));
+        }
+    }
+
+    #[test]
+    fn a_directory_in_the_way_is_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("p.m3u8").join("inner")).expect("mkdir");
+        assert!(replace_atomically(dir.path(), "p.m3u8", b"x", false).is_err());
+        assert!(dir.path().join("p.m3u8").join("inner").is_dir());
+    }
+
+    #[test]
+    fn replaces_atomically_without_following_links() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        replace_atomically(dir.path(), "p.m3u8", b"one", false).expect("write");
+        replace_atomically(dir.path(), "p.m3u8", b"two", true).expect("write");
+        assert_eq!(std::fs::read(dir.path().join("p.m3u8")).expect("read"), b"two");
+        replace_atomically(dir.path(), "p.m3u8", b"two and a half", false).expect("write");
+        assert_eq!(
+            std::fs::read(dir.path().join("p.m3u8")).expect("read"),
+            b"two and a half"
+        );
+        // Nothing is left beside it: not the temporary, not the old file.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["p.m3u8"]);
+        #[cfg(unix)]
+        {
+            let victim = dir.path().join("victim");
+            std::fs::write(&victim, b"keep").expect("write");
+            std::os::unix::fs::symlink(&victim, dir.path().join(".p.m3u8.tmp")).expect("symlink");
+            replace_atomically(dir.path(), "p.m3u8", b"three", false).expect("write");
+            assert_eq!(std::fs::read(&victim).expect("read"), b"keep");
         }
     }
 }

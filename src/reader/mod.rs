@@ -8,17 +8,14 @@
 //! with holes (write failures, restarts) left out so that output timestamps
 //! stay continuous; holes are reported as events instead.
 
-pub mod playlist;
-
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
+use crate::layout::progress::Progress;
+use crate::layout::{PLAYLIST_NAME, playlist, segment_file_name};
 use crate::platform;
-use crate::ring::playlist::PLAYLIST_NAME;
-use crate::ring::reuse::{Progress, read_progress_in};
-use crate::ring::segment::file_name;
 use crate::ts::PACKET_SIZE;
 
 /// A jump in program date-time larger than this between two segments is a
@@ -208,7 +205,7 @@ impl RingReader {
     /// The segment being written, if its file exists.
     fn in_progress(&self) -> Option<(u64, u64)> {
         let seq = self.newest_listed().map_or(0, |s| s + 1);
-        std::fs::symlink_metadata(self.dir.join(file_name(seq))).ok()?;
+        std::fs::symlink_metadata(self.dir.join(segment_file_name(seq))).ok()?;
         let start = self
             .spans
             .values()
@@ -247,7 +244,7 @@ impl RingReader {
     /// The record is read before the size: once the writer has moved on
     /// from a reused file, it has already cut it to length.
     fn content_len(&self, file: &File, seq: u64) -> io::Result<u64> {
-        let record = read_progress_in(&self.dir);
+        let record = Progress::read_in(&self.dir);
         let len = file.metadata()?.len();
         Ok(match record {
             Ok(record) => Progress::limit(record, seq, len),
@@ -260,11 +257,11 @@ impl RingReader {
 
     /// Duration of the bytes of segment `seq` at the newest known byte rate.
     fn estimate_ns(&self, seq: u64) -> u64 {
-        let bytes = platform::open_read_only(&self.dir.join(file_name(seq)))
+        let bytes = platform::open_read_only(&self.dir.join(segment_file_name(seq)))
             .and_then(|f| self.content_len(&f, seq))
             .unwrap_or(0);
         let rate = self.spans.iter().next_back().and_then(|(&s, span)| {
-            let len = std::fs::metadata(self.dir.join(file_name(s))).ok()?.len();
+            let len = std::fs::metadata(self.dir.join(segment_file_name(s))).ok()?.len();
             (len > 0).then_some((span.duration_ns, len))
         });
         rate.map_or(0, |(ns, len)| {
@@ -345,7 +342,7 @@ impl RingReader {
                 }
             }
             let Some(cur) = self.current.as_ref() else { continue };
-            let path = self.dir.join(file_name(cur.sequence));
+            let path = self.dir.join(segment_file_name(cur.sequence));
             if !platform::is_still_named(&cur.file, &path) {
                 self.lost_current()?;
                 continue;
@@ -374,7 +371,7 @@ impl RingReader {
             }
             // At the end of what is written. Is the segment complete?
             let seq = cur.sequence;
-            let complete = |r: &Self| r.spans.contains_key(&seq) || r.dir.join(file_name(seq + 1)).exists();
+            let complete = |r: &Self| r.spans.contains_key(&seq) || r.dir.join(segment_file_name(seq + 1)).exists();
             if !complete(self) {
                 self.refresh()?;
             }
@@ -436,7 +433,7 @@ impl RingReader {
                 }
             },
         };
-        let path = self.dir.join(file_name(seq));
+        let path = self.dir.join(segment_file_name(seq));
         match platform::open_read_only(&path) {
             Ok(file) => {
                 if let Some(span) = self.spans.get(&seq).copied() {
@@ -483,7 +480,7 @@ impl RingReader {
                     self.next = Some(self.newest_listed().map_or(seq, |n| n + 1));
                     return Ok(None);
                 }
-                if self.dir.join(file_name(seq + 1)).exists() {
+                if self.dir.join(segment_file_name(seq + 1)).exists() {
                     self.next = Some(seq + 1);
                     self.discont = true;
                     return Ok(None);
@@ -606,7 +603,7 @@ mod tests {
         let mut reader = RingReader::new(dir.path());
         reader.seek(u64::MAX).expect("seek to the live edge");
         assert_eq!(drain(&mut reader), vec![9; 10]);
-        let record = dir.path().join(crate::ring::reuse::PROGRESS_NAME);
+        let record = dir.path().join(crate::layout::PROGRESS_NAME);
         let saved = std::fs::read(&record).expect("record");
         std::fs::write(&record, &saved[..8]).expect("torn record");
         assert_eq!(drain(&mut reader), Vec::<u8>::new());

@@ -21,7 +21,7 @@ pub use health::{EpisodeSummary, FailureStats};
 use recording::Recording;
 pub use recording::{RecordingKind, RecordingSummary};
 
-use crate::ring::segment::{SegmentInfo, file_name};
+use crate::layout::{SegmentInfo, segment_file_name};
 use crate::ring::{Chunk, FailureKind, Ring, SegmentStart, SharedBytes, WriteFailure};
 use crate::ts::analyzer::{AnalyzerStats, Unit};
 use crate::ts::random_access::Verdict;
@@ -314,13 +314,13 @@ impl Recorder {
                     for (info, start) in &history[from..] {
                         recording.mark_boundary(*start, core.now);
                         recording
-                            .append_file(&dir.join(file_name(info.sequence)), info.bytes)
+                            .append_file(&dir.join(segment_file_name(info.sequence)), info.bytes)
                             .map_err(|e| e.to_string())?;
                     }
                     if let Some(seq) = core.ring.current_sequence() {
                         recording.mark_boundary(core.segment_start_ns, core.now);
                         recording
-                            .append_file(&dir.join(file_name(seq)), core.ring.flushed_bytes())
+                            .append_file(&dir.join(segment_file_name(seq)), core.ring.flushed_bytes())
                             .map_err(|e| e.to_string())?;
                     }
                 }

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::health::WriteHealth;
+use crate::layout::playlist::{PlaylistHeader, render};
+use crate::layout::{PLAYLIST_NAME, SegmentInfo, segment_file_name};
 use crate::platform;
-use crate::ring::playlist::{PLAYLIST_NAME, PlaylistHeader, render, replace_atomically};
-use crate::ring::segment::{SegmentInfo, file_name};
 
 /// What a recording keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,7 +197,7 @@ impl Recording {
         let Target::Reference { linked } = &mut self.target else {
             return Ok(());
         };
-        let name = file_name(info.sequence);
+        let name = segment_file_name(info.sequence);
         let (from, to) = (ring_dir.join(&name), self.location.join(&name));
         if let Err(e) = std::fs::hard_link(&from, &to) {
             if e.kind() == io::ErrorKind::AlreadyExists {
@@ -239,7 +239,7 @@ impl Recording {
                 if let Some(t) = truncate_to {
                     while linked.len() > 1 && linked.last().is_some_and(|(start, _)| *start >= t) {
                         if let Some((_, s)) = linked.pop() {
-                            let _ = std::fs::remove_file(self.location.join(file_name(s.sequence)));
+                            let _ = std::fs::remove_file(self.location.join(segment_file_name(s.sequence)));
                             self.bytes -= s.bytes;
                         }
                     }
@@ -255,10 +255,10 @@ impl Recording {
                     target_duration_s: target,
                     discontinuity_sequence: 0,
                     ended: true,
+                    vod: true,
                 };
                 render(&mut text, header, linked.iter().map(|(_, s)| s));
-                let text = text.replacen("#EXT-X-VERSION:3\n", "#EXT-X-VERSION:3\n#EXT-X-PLAYLIST-TYPE:VOD\n", 1);
-                replace_atomically(&self.location, PLAYLIST_NAME, text.as_bytes(), true)
+                platform::replace_atomically(&self.location, PLAYLIST_NAME, text.as_bytes(), true)
             }
         };
         if let Err(e) = result {

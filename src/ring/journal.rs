@@ -10,12 +10,9 @@ use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use super::playlist::replace_atomically;
-use super::segment::SegmentInfo;
+use crate::layout::journal::{HEADER, format_line, read};
+use crate::layout::{JOURNAL_NAME, SegmentInfo};
 use crate::platform;
-
-pub const JOURNAL_NAME: &str = "ring.journal";
-const HEADER: &str = "# streambuffer ring journal v1: sequence duration_ns bytes pdt_ms discontinuity\n";
 
 /// An open journal, positioned for appending.
 #[derive(Debug)]
@@ -24,44 +21,7 @@ pub struct Journal {
     lines: usize,
 }
 
-fn format_line(s: &SegmentInfo) -> String {
-    format!(
-        "{} {} {} {} {}\n",
-        s.sequence,
-        s.duration_ns,
-        s.bytes,
-        s.program_date_time_ms,
-        u8::from(s.discontinuity)
-    )
-}
-
-fn parse_line(line: &str) -> Option<SegmentInfo> {
-    let mut f = line.split_ascii_whitespace();
-    let info = SegmentInfo {
-        sequence: f.next()?.parse().ok()?,
-        duration_ns: f.next()?.parse().ok()?,
-        bytes: f.next()?.parse().ok()?,
-        program_date_time_ms: f.next()?.parse().ok()?,
-        discontinuity: f.next()? == "1",
-    };
-    f.next().is_none().then_some(info)
-}
-
 impl Journal {
-    /// Reads the journal in `dir`. A missing journal is empty; a torn or
-    /// foreign line is skipped (the segment is then recovered from its file).
-    #[must_use]
-    pub fn read(dir: &Path) -> Vec<SegmentInfo> {
-        let path = dir.join(JOURNAL_NAME);
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Vec::new();
-        };
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(parse_line)
-            .collect()
-    }
-
     /// Replaces the journal with exactly `entries` and opens it for appending.
     pub fn rewrite<'a>(dir: &Path, entries: impl Iterator<Item = &'a SegmentInfo>) -> io::Result<Journal> {
         let mut text = String::from(HEADER);
@@ -70,7 +30,7 @@ impl Journal {
             text.push_str(&format_line(e));
             lines += 1;
         }
-        replace_atomically(dir, JOURNAL_NAME, text.as_bytes(), false)?;
+        platform::replace_atomically(dir, JOURNAL_NAME, text.as_bytes(), false)?;
         let mut file = platform::open_existing(&dir.join(JOURNAL_NAME))?;
         file.seek(SeekFrom::End(0))?;
         Ok(Journal { file, lines })
@@ -87,7 +47,7 @@ impl Journal {
         file.seek(SeekFrom::End(0))?;
         Ok(Journal {
             file,
-            lines: Journal::read(dir).len(),
+            lines: read(dir).len(),
         })
     }
 
@@ -133,6 +93,6 @@ mod tests {
             .open(dir.path().join(JOURNAL_NAME))
             .expect("open");
         f.write_all(b"3 600000").expect("torn write");
-        assert_eq!(Journal::read(dir.path()), vec![a, b]);
+        assert_eq!(read(dir.path()), vec![a, b]);
     }
 }

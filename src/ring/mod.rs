@@ -2,17 +2,17 @@
 //! metadata and an HLS playlist, with retention, exclusive ownership and
 //! adoption of an earlier ring after a restart or a crash.
 //!
-//! ```text
-//! <location>/
-//!   .streambuffer.lock         held (advisory lock) by the one writer
-//!   .reusable-segment          an evicted segment's file, for a moment
-//!   ring.journal               one line per completed segment
-//!   index.m3u8                 HLS playlist, replaced atomically
-//!   segment-000000000041.ts    oldest segment still in the window
-//!   ...
-//!   segment-000000000047.ts    segment being written
-//!   ring.progress              how much of a reused segment file is new
-//! ```
+//! The names and record formats in the directory are [`crate::layout`]'s.
+//! What lives where:
+//!
+//! - here: opening (lock, adoption), the open segment, rotation, the window
+//!   of completed segments, journal and playlist updates;
+//! - [`segment`]: the buffered writer of one segment file;
+//! - [`retention`]: which segments are evicted, and evicting them;
+//! - `recovery`: adoption of what an earlier writer left;
+//! - `reuse`: writing new segments over evicted files, safely for readers;
+//! - `journal`: the open journal file;
+//! - [`failure`]: what a failed write reports.
 //!
 //! Segments evicted for `max-duration` are not deleted but reused as the next
 //! segment's file ([`reuse`] says why and how readers stay safe).
@@ -21,11 +21,10 @@
 //! segments start is the recorder's job.
 
 pub mod failure;
-pub mod journal;
-pub mod playlist;
-pub mod recovery;
+mod journal;
+mod recovery;
 pub mod retention;
-pub mod reuse;
+mod reuse;
 pub mod segment;
 
 use std::collections::VecDeque;
@@ -36,15 +35,15 @@ use std::path::{Path, PathBuf};
 
 pub use failure::{FailureKind, WriteFailure};
 use journal::Journal;
-use playlist::{PLAYLIST_NAME, PlaylistHeader};
-pub use retention::{EvictReason, Retention, Window};
-use reuse::{Progress, ProgressFile, SPARE_NAME};
-pub use segment::{Chunk, PendingWrites, SegmentInfo, SegmentWriter, SharedBytes};
+use recovery::{adopt, highest_sequence_on_disk};
+pub use retention::{EvictReason, Evicted, Retention, Window};
+use reuse::Reuse;
+pub use segment::{Chunk, PendingWrites, SegmentWriter, SharedBytes};
 
+pub use crate::layout::SegmentInfo;
+use crate::layout::playlist::{self, PlaylistHeader};
+use crate::layout::{LOCK_NAME, PLAYLIST_NAME, SPARE_NAME, segment_file_name};
 use crate::platform;
-
-/// Name of the lock file that makes one writer the owner of a directory.
-pub const LOCK_NAME: &str = ".streambuffer.lock";
 
 /// Free space is checked at every rotation and after this many bytes.
 const SPACE_CHECK_INTERVAL: u64 = 16 * 1024 * 1024;
@@ -166,18 +165,14 @@ pub struct Ring {
     /// The journal lost an append: rewrite it whole at the next chance.
     journal_dirty: bool,
     /// Whether a write that fails for lack of space may evict segments.
-    evict_under_pressure: bool,
+    pressure_eviction_allowed: bool,
+    /// Evicted under pressure and not yet taken by the recorder.
+    pressure_evicted: Evicted,
     entries: VecDeque<Entry>,
     current: Option<Current>,
     /// The pending-bytes allocations, between one segment and the next.
     spare_buffers: PendingWrites,
-    /// An evicted segment's file is waiting, at [`SPARE_NAME`], to be reused.
-    spare_file: bool,
-    /// Opened at the first reuse.
-    progress: Option<ProgressFile>,
-    /// The progress record still limits how much of the open segment
-    /// readers take: it is a reused file, or was meant to be.
-    progress_limits: bool,
+    reuse: Reuse,
     next_sequence: u64,
     window: Window,
     /// Discontinuity count of the last segment that left the ring.
@@ -230,13 +225,12 @@ impl Ring {
             lock,
             journal,
             journal_dirty,
-            evict_under_pressure: true,
+            pressure_eviction_allowed: true,
+            pressure_evicted: Evicted::default(),
             entries: VecDeque::new(),
             current: None,
             spare_buffers: PendingWrites::default(),
-            spare_file: false,
-            progress: None,
-            progress_limits: false,
+            reuse: Reuse::default(),
             next_sequence,
             window: Window::default(),
             evicted_discontinuity_sequence: 0,
@@ -322,8 +316,11 @@ impl Ring {
         // A sequence number is used once, even if its file cannot be created.
         self.next_sequence += 1;
         let dir = self.config.dir.clone();
-        let path = dir.join(segment::file_name(sequence));
-        let mut result = match self.take_spare(sequence) {
+        let path = dir.join(segment_file_name(sequence));
+        let spare = self
+            .reuse
+            .take_spare(&dir, sequence, &mut self.spare_buffers, &mut self.stats);
+        let mut result = match spare {
             Some(writer) => Ok(writer),
             None => SegmentWriter::create(&dir, sequence, &mut self.spare_buffers),
         };
@@ -343,72 +340,14 @@ impl Ring {
         Ok(())
     }
 
-    /// Opens the spare (an evicted segment's file) as segment `sequence`.
-    /// Readers are told first that none of the file is new yet, then it
-    /// takes the segment's name. `None`: no spare, or it could not be used
-    /// (and is gone); the caller creates a new file.
-    fn take_spare(&mut self, sequence: u64) -> Option<SegmentWriter> {
-        if !std::mem::take(&mut self.spare_file) {
-            return None;
-        }
-        let spare = self.config.dir.join(SPARE_NAME);
-        // Opened at the first reuse, and again if it was deleted or the
-        // directory made anew: readers would not see a record written there.
-        if !self.progress.as_ref().is_some_and(|p| p.is_current(&self.config.dir)) {
-            self.progress = ProgressFile::open(&self.config.dir).ok();
-        }
-        let published = self
-            .progress
-            .as_mut()
-            .is_some_and(|p| p.publish(Progress { sequence, bytes: 0 }).is_ok());
-        if !published {
-            self.stats.metadata_write_errors += 1;
-            let _ = std::fs::remove_file(&spare);
-            return None;
-        }
-        // From here the record names this sequence, whatever file gets it.
-        self.progress_limits = true;
-        let path = self.config.dir.join(segment::file_name(sequence));
-        let (file, stale_end) = reuse::take_spare(&spare, &path).ok()?;
-        self.stats.segments_reused += 1;
-        Some(SegmentWriter::reuse(
-            sequence,
-            path,
-            file,
-            stale_end,
-            &mut self.spare_buffers,
-        ))
-    }
-
     /// Accounts for what a write or flush of the open segment put in the
-    /// file (its length was `before`) and, while the progress record limits
-    /// readers, publishes the new length: once no old content is left past
-    /// it, the record stops limiting.
+    /// file (its length was `before`).
     fn written(&mut self, before: u64) {
         let Some(cur) = self.current.as_ref() else { return };
         let flushed = cur.writer.flushed();
         self.stats.bytes_written += flushed - before;
-        if flushed > before && self.progress_limits {
-            self.publish_progress();
-        }
-    }
-
-    fn publish_progress(&mut self) {
-        let (Some(cur), Some(progress)) = (self.current.as_ref(), self.progress.as_mut()) else {
-            return;
-        };
-        let bytes = if cur.writer.has_stale_tail() {
-            cur.writer.flushed()
-        } else {
-            u64::MAX
-        };
-        match progress.publish(Progress {
-            sequence: cur.writer.sequence(),
-            bytes,
-        }) {
-            Ok(()) => self.progress_limits = bytes != u64::MAX,
-            // Readers lag behind until the next write publishes again.
-            Err(_) => self.stats.metadata_write_errors += 1,
+        if flushed > before {
+            self.reuse.after_write(&cur.writer, &mut self.stats);
         }
     }
 
@@ -491,25 +430,7 @@ impl Ring {
     /// that could help was evicted before the failure was declared, and what
     /// was kept of the failed segment is not to be eaten by the retries.
     pub fn set_evict_under_pressure(&mut self, allowed: bool) {
-        self.evict_under_pressure = allowed;
-    }
-
-    /// Deletes oldest completed segments until `needed` bytes were freed or
-    /// none is left. Returns the bytes freed.
-    fn evict_under_pressure(&mut self, needed: u64) -> u64 {
-        if !self.evict_under_pressure {
-            return 0;
-        }
-        let mut freed = 0;
-        while freed < needed {
-            let Some(oldest) = self.entries.front() else { break };
-            freed += oldest.info.bytes;
-            self.evict_oldest(None, false);
-        }
-        if freed > 0 {
-            self.playlist_after_change();
-        }
-        freed
+        self.pressure_eviction_allowed = allowed;
     }
 
     /// Closes the open segment, which lasted `duration_ns`, adds it to the
@@ -543,18 +464,7 @@ impl Ring {
                 return Err(WriteFailure::new(path, e, false));
             }
         };
-        if std::mem::take(&mut self.progress_limits)
-            && let Some(p) = self.progress.as_mut()
-            && p.publish(Progress {
-                sequence,
-                bytes: u64::MAX,
-            })
-            .is_err()
-        {
-            // Cut to length, the file says its size itself; a reader that
-            // trusts the stale record takes less than there is, never more.
-            self.stats.metadata_write_errors += 1;
-        }
+        self.reuse.segment_closed(sequence, &mut self.stats);
         if bytes == 0 {
             let _ = std::fs::remove_file(&path);
             return Ok(());
@@ -611,9 +521,7 @@ impl Ring {
     /// Finishes the open segment (if any) and marks the playlist as ended.
     pub fn close(&mut self, duration_ns: u64) -> Result<(), WriteFailure> {
         self.finish_segment(duration_ns)?;
-        if std::mem::take(&mut self.spare_file) {
-            let _ = std::fs::remove_file(self.config.dir.join(SPARE_NAME));
-        }
+        self.reuse.discard_spare(&self.config.dir);
         if !self.entries.is_empty() && self.write_playlist(true).is_err() {
             self.stats.metadata_write_errors += 1;
         }
@@ -663,7 +571,7 @@ impl Ring {
             other => io::Error::other(other.to_string()),
         })?;
         while let Some(e) = self.entries.front() {
-            if self.config.dir.join(segment::file_name(e.info.sequence)).exists() {
+            if self.config.dir.join(segment_file_name(e.info.sequence)).exists() {
                 break;
             }
             let Some(e) = self.entries.pop_front() else { break };
@@ -672,7 +580,7 @@ impl Ring {
             self.evicted_discontinuity_sequence = e.discontinuity_sequence;
         }
         self.entries
-            .retain(|e| self.config.dir.join(segment::file_name(e.info.sequence)).exists());
+            .retain(|e| self.config.dir.join(segment_file_name(e.info.sequence)).exists());
         self.window = Window {
             duration_ns: self.entries.iter().map(|e| e.info.duration_ns).sum(),
             bytes: self.entries.iter().map(|e| e.info.bytes).sum(),
@@ -698,67 +606,6 @@ impl Ring {
         });
     }
 
-    /// Deletes oldest segments while the retention policy asks for it.
-    /// The open segment is never in `entries`, so it can never be deleted.
-    fn enforce_retention(&mut self) {
-        self.evict_while_due(false);
-    }
-
-    /// Like [`Self::enforce_retention`], between two segments: the first
-    /// segment evicted for its age may be kept as the next one's file.
-    fn enforce_retention_at_rotation(&mut self) {
-        self.evict_while_due(self.config.reuse_evicted && !self.config.sync_on_rotate);
-    }
-
-    fn evict_while_due(&mut self, may_reuse: bool) {
-        let retention = self.config.retention;
-        let mut evicted = false;
-        while let Some(oldest) = self.entries.front() {
-            let free = (retention.min_free_space > 0)
-                .then(|| platform::free_space(&self.config.dir))
-                .flatten();
-            let Some(reason) = retention.must_evict(self.window(), &oldest.info, free) else {
-                break;
-            };
-            let reuse = may_reuse && reason == EvictReason::MaxDuration && !self.spare_file;
-            self.evict_oldest(Some(reason), reuse);
-            evicted = true;
-        }
-        if evicted && self.journal.lines() > 2 * self.entries.len() + 64 {
-            // Dead lines outnumber live ones: compact. Failing to is harmless,
-            // the old journal is still correct (dead lines are ignored).
-            if let Ok(j) = Journal::rewrite(&self.config.dir, self.entries.iter().map(|e| &e.info)) {
-                self.journal = j;
-            }
-        }
-    }
-
-    /// Deletes the oldest segment, or with `reuse` moves its file aside for
-    /// the next segment when it can be; `None` = under pressure of a failed write.
-    fn evict_oldest(&mut self, reason: Option<EvictReason>, reuse: bool) {
-        let Some(e) = self.entries.pop_front() else { return };
-        self.window.duration_ns -= e.info.duration_ns;
-        self.window.bytes -= e.info.bytes;
-        self.evicted_discontinuity_sequence = e.discontinuity_sequence;
-        let path = self.config.dir.join(segment::file_name(e.info.sequence));
-        if reuse && reuse::set_aside(&path, &self.config.dir.join(SPARE_NAME)) {
-            self.spare_file = true;
-        } else {
-            // A file someone else already removed is as good as deleted.
-            let _ = std::fs::remove_file(&path);
-        }
-        self.stats.segments_deleted += 1;
-        match reason {
-            Some(EvictReason::MaxDuration) => self.stats.evicted_max_duration += 1,
-            Some(EvictReason::MaxSize) => self.stats.evicted_max_size += 1,
-            Some(EvictReason::MinFreeSpace) => self.stats.evicted_min_free_space += 1,
-            None => {
-                self.stats.evicted_under_pressure += 1;
-                self.stats.evicted_under_pressure_bytes += e.info.bytes;
-            }
-        }
-    }
-
     fn write_playlist(&mut self, ended: bool) -> io::Result<()> {
         let skip = match self.config.playlist_length {
             0 => 0,
@@ -771,9 +618,10 @@ impl Ring {
             target_duration_s: self.target_duration_s,
             discontinuity_sequence: first.discontinuity_sequence - u64::from(first.info.discontinuity),
             ended,
+            vod: false,
         };
         playlist::render(&mut self.playlist, header, self.entries.range(skip..).map(|e| &e.info));
-        playlist::replace_atomically(
+        platform::replace_atomically(
             &self.config.dir,
             PLAYLIST_NAME,
             self.playlist.as_bytes(),
@@ -796,318 +644,5 @@ fn acquire_lock(dir: &Path) -> Result<File, RingError> {
     }
 }
 
-/// Highest segment sequence number among the files in `dir`.
-fn highest_sequence_on_disk(dir: &Path) -> Option<u64> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().and_then(segment::parse_file_name))
-        .max()
-}
-
-/// Collects the segments an earlier writer left: journal entries whose files
-/// still exist (at the recorded size), then files missing from the journal,
-/// i.e. the segment that was open when that writer stopped, trimmed to whole
-/// packets (and, for a reused file, first to what the progress record says
-/// was new). The first segment written after adoption is a discontinuity.
-fn adopt(dir: &Path, stats: &mut RingStats) -> io::Result<Vec<SegmentInfo>> {
-    // An unreadable record (say, emptied by a power cut) could be about
-    // any segment: no unjournaled file is trusted beyond it then.
-    let progress = reuse::read_progress_in(dir);
-    let mut on_disk: Vec<(u64, u64)> = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let Some(seq) = entry.file_name().to_str().and_then(segment::parse_file_name) else {
-            continue;
-        };
-        // Only regular files are ours; a link or directory with our name is left alone.
-        let meta = entry.metadata()?;
-        if meta.file_type().is_file() {
-            on_disk.push((seq, meta.len()));
-        }
-    }
-    on_disk.sort_unstable();
-    let mut journal: Vec<SegmentInfo> = Journal::read(dir);
-    journal.sort_by_key(|s| s.sequence);
-    let mut adopted = Vec::with_capacity(on_disk.len());
-    for (seq, len) in on_disk {
-        let path = dir.join(segment::file_name(seq));
-        if let Ok(i) = journal.binary_search_by_key(&seq, |s| s.sequence)
-            && journal[i].bytes == len
-        {
-            adopted.push(journal[i].clone());
-            continue;
-        }
-        let new_content = match &progress {
-            Ok(record) => Progress::limit(*record, seq, len),
-            Err(_) => 0,
-        };
-        if new_content < len {
-            platform::open_existing(&path)?.set_len(new_content)?;
-            stats.adopted_trimmed_bytes += len - new_content;
-        }
-        match recovery::recover_segment(&path)? {
-            Some(r) => {
-                stats.adopted_trimmed_bytes += r.trimmed;
-                let mtime_ms = std::fs::metadata(&path)?
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-                let duration_ms = i64::try_from(r.duration_ns / 1_000_000).unwrap_or(0);
-                adopted.push(SegmentInfo {
-                    sequence: seq,
-                    duration_ns: r.duration_ns,
-                    bytes: r.bytes,
-                    program_date_time_ms: mtime_ms - duration_ms,
-                    discontinuity: true,
-                });
-            }
-            None => std::fs::remove_file(&path)?,
-        }
-    }
-    stats.adopted_segments = adopted.len() as u64;
-    Ok(adopted)
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-
-    pub(crate) const SECOND: u64 = 1_000_000_000;
-
-    pub(crate) fn config(dir: &Path) -> RingConfig {
-        RingConfig {
-            dir: dir.to_owned(),
-            retention: Retention {
-                max_duration_ns: 10 * SECOND,
-                ..Default::default()
-            },
-            playlist_length: 0,
-            segment_duration_ns: 2 * SECOND,
-            sync_on_rotate: false,
-            reuse_evicted: true,
-        }
-    }
-
-    pub(crate) fn start(discontinuity: bool) -> SegmentStart {
-        SegmentStart {
-            program_date_time_ms: 1_700_000_000_000,
-            discontinuity,
-        }
-    }
-
-    const PKT: [u8; 188] = {
-        let mut p = [0u8; 188];
-        p[0] = 0x47;
-        p
-    };
-
-    #[test]
-    fn rotates_evicts_and_publishes() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut ring = Ring::open(config(dir.path())).expect("open");
-        for _ in 0..8 {
-            ring.begin_segment(start(false)).expect("begin");
-            ring.write(&PKT).expect("write");
-            ring.finish_segment(2 * SECOND).expect("finish");
-        }
-        let seqs: Vec<u64> = ring.segments().map(|s| s.sequence).collect();
-        assert_eq!(seqs, vec![3, 4, 5, 6, 7]);
-        assert_eq!(ring.stats().segments_deleted, 3);
-        assert!(!dir.path().join(segment::file_name(2)).exists());
-        assert!(dir.path().join(segment::file_name(3)).exists());
-        let text = std::fs::read_to_string(dir.path().join(PLAYLIST_NAME)).expect("playlist");
-        let pl = m3u8_rs::parse_media_playlist_res(text.as_bytes()).expect("parses");
-        assert_eq!(pl.media_sequence, 3);
-        assert_eq!(pl.segments.len(), 5);
-    }
-
-    /// Whole packets whose every byte after the sync byte is `marker`, so
-    /// that bytes of one segment found in another show.
-    pub(crate) fn marked(marker: u8, packets: usize) -> Vec<u8> {
-        let mut p = [marker; 188];
-        p[0] = 0x47;
-        p.repeat(packets)
-    }
-
-    /// Writes segments 0.. of 2 s until `sequence` is open with `packets`
-    /// written (and flushed); segment n is `marked(n, 4000 - 100 * n)`, so
-    /// each is shorter than the one whose file it reuses.
-    pub(crate) fn ring_at(dir: &Path, config: RingConfig, sequence: u64, packets: usize) -> Ring {
-        let mut ring = Ring::open(config).expect("open");
-        for n in 0..sequence {
-            ring.begin_segment(start(false)).expect("begin");
-            ring.write(&marked(n as u8, 4000 - 100 * n as usize)).expect("write");
-            ring.finish_segment(2 * SECOND).expect("finish");
-        }
-        ring.begin_segment(start(false)).expect("begin");
-        ring.write(&marked(sequence as u8, packets)).expect("write");
-        ring.flush().expect("flush");
-        assert!(dir.join(segment::file_name(sequence)).exists());
-        ring
-    }
-
-    #[test]
-    fn evicted_files_are_reused_and_cut_to_length() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // 10 s window of 2 s segments: from the 6th on, each evicts one.
-        let mut ring = ring_at(dir.path(), config(dir.path()), 9, 10);
-        let open = dir.path().join(segment::file_name(9));
-        // Segment 9 is written over segment 3's file: old packets follow
-        // the 10 new ones, and the progress record says where they start.
-        let on_disk = std::fs::read(&open).expect("read");
-        assert_eq!(on_disk.len(), (4000 - 300) * 188);
-        assert_eq!(&on_disk[..10 * 188], &marked(9, 10)[..]);
-        assert_eq!(on_disk[10 * 188 + 1], 3);
-        // max-size counts what the file occupies, old packets included.
-        let listed: u64 = ring.segments().map(|s| s.bytes).sum();
-        assert_eq!(ring.window().bytes, listed + on_disk.len() as u64);
-        assert_eq!(
-            reuse::read_progress_in(dir.path()).expect("record"),
-            Some(Progress {
-                sequence: 9,
-                bytes: 10 * 188
-            })
-        );
-        ring.finish_segment(2 * SECOND).expect("finish");
-        ring.close(0).expect("close");
-        assert_eq!(ring.stats().segments_reused, 4);
-        assert_eq!(ring.stats().segments_deleted, 5);
-        // Every segment holds exactly its own packets, and nothing is left over.
-        for n in 5..=8 {
-            let data = std::fs::read(dir.path().join(segment::file_name(n))).expect("read");
-            assert_eq!(data, marked(n as u8, 4000 - 100 * n as usize), "segment {n}");
-        }
-        assert_eq!(std::fs::read(&open).expect("read"), marked(9, 10));
-        assert!(!dir.path().join(SPARE_NAME).exists());
-        let listed: Vec<u64> = ring.segments().map(|s| s.sequence).collect();
-        assert_eq!(listed, vec![5, 6, 7, 8, 9]);
-    }
-
-    #[test]
-    fn no_reuse_when_disabled_or_syncing() {
-        for (reuse_evicted, sync_on_rotate) in [(false, false), (true, true)] {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let ring = ring_at(
-                dir.path(),
-                RingConfig {
-                    reuse_evicted,
-                    sync_on_rotate,
-                    ..config(dir.path())
-                },
-                9,
-                10,
-            );
-            assert_eq!(ring.stats().segments_reused, 0);
-            let len = std::fs::metadata(dir.path().join(segment::file_name(9)))
-                .expect("stat")
-                .len();
-            assert_eq!(len, 10 * 188);
-        }
-    }
-
-    #[test]
-    fn a_linked_segment_is_deleted_not_reused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let kept = tempfile::tempdir().expect("tempdir");
-        let mut ring = Ring::open(config(dir.path())).expect("open");
-        for n in 0..6u8 {
-            if n == 5 {
-                // A reference recording holds segment 0 by a hard link.
-                std::fs::hard_link(dir.path().join(segment::file_name(0)), kept.path().join("0.ts")).expect("link");
-            }
-            ring.begin_segment(start(false)).expect("begin");
-            ring.write(&marked(n, 50)).expect("write");
-            ring.finish_segment(2 * SECOND).expect("finish");
-        }
-        ring.begin_segment(start(false)).expect("begin");
-        ring.write(&marked(6, 10)).expect("write");
-        ring.finish_segment(2 * SECOND).expect("finish");
-        assert_eq!(ring.stats().segments_reused, 0);
-        assert_eq!(std::fs::read(kept.path().join("0.ts")).expect("read"), marked(0, 50));
-        assert!(!dir.path().join(segment::file_name(0)).exists());
-    }
-
-    #[test]
-    fn crash_in_a_reused_file_adopts_only_new_packets() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ring = ring_at(dir.path(), config(dir.path()), 9, 10);
-        // The writer dies: nothing is closed or cut.
-        drop(ring);
-        let path = dir.path().join(segment::file_name(9));
-        assert!(std::fs::metadata(&path).expect("stat").len() > 10 * 188);
-        let ring = Ring::open(config(dir.path())).expect("reopen");
-        assert_eq!(std::fs::read(&path).expect("read"), marked(9, 10));
-        let last = ring.segments().next_back().expect("adopted");
-        assert_eq!((last.sequence, last.bytes), (9, 10 * 188));
-        assert_eq!(ring.stats().adopted_trimmed_bytes, (4000 - 300 - 10) * 188);
-    }
-
-    #[test]
-    fn unreadable_progress_record_drops_the_unjournaled_segment() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        drop(ring_at(dir.path(), config(dir.path()), 9, 10));
-        // As a power cut can leave it: created, never written back.
-        std::fs::write(dir.path().join(reuse::PROGRESS_NAME), b"").expect("empty record");
-        let ring = Ring::open(config(dir.path())).expect("reopen");
-        let adopted: Vec<u64> = ring.segments().map(|s| s.sequence).collect();
-        assert_eq!(adopted, vec![4, 5, 6, 7, 8]);
-        assert!(!dir.path().join(segment::file_name(9)).exists());
-    }
-
-    #[test]
-    fn second_writer_is_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let _ring = Ring::open(config(dir.path())).expect("open");
-        match Ring::open(config(dir.path())) {
-            Err(RingError::Locked(_)) => {}
-            Err(e) => panic!("unexpected error {e}"),
-            Ok(_) => panic!("second writer accepted"),
-        }
-    }
-
-    #[test]
-    fn file_is_not_a_directory() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("f");
-        std::fs::write(&file, b"x").expect("write");
-        assert!(matches!(Ring::open(config(&file)), Err(RingError::NotADirectory(_))));
-    }
-
-    #[test]
-    fn restart_adopts_and_trims_torn_tail() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let mut ring = Ring::open(config(dir.path())).expect("open");
-            for _ in 0..3 {
-                ring.begin_segment(start(false)).expect("begin");
-                ring.write(&PKT).expect("write");
-                ring.finish_segment(2 * SECOND).expect("finish");
-            }
-            ring.begin_segment(start(false)).expect("begin");
-            ring.write(&[PKT, PKT].concat()).expect("write");
-            // Simulate a crash: the open segment's buffer reaches disk torn.
-            let cur = ring.current.take().expect("open segment");
-            let path = cur.writer.path().to_owned();
-            drop(cur);
-            std::fs::write(&path, [&PKT[..], &PKT[..], &PKT[..100]].concat()).expect("torn file");
-        }
-        let mut ring = Ring::open(config(dir.path())).expect("reopen");
-        let seqs: Vec<u64> = ring.segments().map(|s| s.sequence).collect();
-        assert_eq!(seqs, vec![0, 1, 2, 3]);
-        assert_eq!(ring.stats().adopted_segments, 4);
-        assert_eq!(ring.stats().adopted_trimmed_bytes, 100);
-        assert_eq!(
-            std::fs::metadata(dir.path().join(segment::file_name(3)))
-                .expect("stat")
-                .len(),
-            376
-        );
-        ring.begin_segment(start(true)).expect("begin");
-        assert_eq!(
-            ring.current_path().map(|p| p.ends_with(segment::file_name(4))),
-            Some(true)
-        );
-    }
-}
+pub(crate) mod tests;

@@ -1,12 +1,19 @@
-//! Adoption of a segment that was being written when the previous writer died.
+//! Adoption of the ring an earlier writer left in the directory, after a
+//! restart or a crash.
 //!
-//! Such a file is not in the journal and may end in a torn packet. It is cut
-//! back to its last whole packet, and its duration is estimated from the
-//! first and last PCR it holds (reading only its head and tail).
+//! Journaled segments whose files are still there at the recorded size are
+//! taken as they are. A segment missing from the journal (the one that was
+//! open when that writer stopped) may end in a torn packet or frame: it is
+//! cut back to its last whole packet and complete frame, and its duration is
+//! estimated from the first and last PCR it holds (reading only its head and
+//! tail).
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
+use super::RingStats;
+use crate::layout::progress::Progress;
+use crate::layout::{SegmentInfo, journal, parse_segment_file_name, segment_file_name};
 use crate::platform;
 use crate::ts::analyzer::Unit;
 use crate::ts::timeline::{DEFAULT_BITRATE, PCR_HZ, Pcr};
@@ -127,6 +134,80 @@ fn pcr_span(head: &[u8], tail: &[u8]) -> Option<u64> {
         .find(|&(p, _)| p == pid)
         .map(|(_, v)| v)?;
     Some(Pcr::from_ticks(last).ticks_since(Pcr::from_ticks(first)))
+}
+
+/// Highest segment sequence number among the files in `dir`.
+pub(super) fn highest_sequence_on_disk(dir: &Path) -> Option<u64> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(parse_segment_file_name))
+        .max()
+}
+
+/// Collects the segments an earlier writer left: journal entries whose files
+/// still exist (at the recorded size), then files missing from the journal,
+/// i.e. the segment that was open when that writer stopped, trimmed to whole
+/// packets (and, for a reused file, first to what the progress record says
+/// was new). The first segment written after adoption is a discontinuity.
+pub(super) fn adopt(dir: &Path, stats: &mut RingStats) -> io::Result<Vec<SegmentInfo>> {
+    // An unreadable record (say, emptied by a power cut) could be about
+    // any segment: no unjournaled file is trusted beyond it then.
+    let progress = Progress::read_in(dir);
+    let mut on_disk: Vec<(u64, u64)> = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let Some(seq) = entry.file_name().to_str().and_then(parse_segment_file_name) else {
+            continue;
+        };
+        // Only regular files are ours; a link or directory with our name is left alone.
+        let meta = entry.metadata()?;
+        if meta.file_type().is_file() {
+            on_disk.push((seq, meta.len()));
+        }
+    }
+    on_disk.sort_unstable();
+    let mut journal: Vec<SegmentInfo> = journal::read(dir);
+    journal.sort_by_key(|s| s.sequence);
+    let mut adopted = Vec::with_capacity(on_disk.len());
+    for (seq, len) in on_disk {
+        let path = dir.join(segment_file_name(seq));
+        if let Ok(i) = journal.binary_search_by_key(&seq, |s| s.sequence)
+            && journal[i].bytes == len
+        {
+            adopted.push(journal[i].clone());
+            continue;
+        }
+        let new_content = match &progress {
+            Ok(record) => Progress::limit(*record, seq, len),
+            Err(_) => 0,
+        };
+        if new_content < len {
+            platform::open_existing(&path)?.set_len(new_content)?;
+            stats.adopted_trimmed_bytes += len - new_content;
+        }
+        match recover_segment(&path)? {
+            Some(r) => {
+                stats.adopted_trimmed_bytes += r.trimmed;
+                let mtime_ms = std::fs::metadata(&path)?
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                let duration_ms = i64::try_from(r.duration_ns / 1_000_000).unwrap_or(0);
+                adopted.push(SegmentInfo {
+                    sequence: seq,
+                    duration_ns: r.duration_ns,
+                    bytes: r.bytes,
+                    program_date_time_ms: mtime_ms - duration_ms,
+                    discontinuity: true,
+                });
+            }
+            None => std::fs::remove_file(&path)?,
+        }
+    }
+    stats.adopted_segments = adopted.len() as u64;
+    Ok(adopted)
 }
 
 #[cfg(test)]

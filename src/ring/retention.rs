@@ -1,7 +1,13 @@
-//! Which segments the ring may keep: the retention policy, as a pure function
-//! of the window's totals so it can be tested without files.
+//! Which segments the ring keeps, and eviction of the others: the retention
+//! policy, as a pure function of the window's totals so it can be tested
+//! without files, and the ring's side of applying it (at rotations, every
+//! few megabytes, and under the pressure of a write that failed for lack of
+//! space).
 
-use super::segment::SegmentInfo;
+use super::Ring;
+use super::journal::Journal;
+use crate::layout::{SegmentInfo, segment_file_name};
+use crate::platform;
 
 /// Limits on the ring. Zero means "no limit" for each of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,6 +39,14 @@ impl EvictReason {
     }
 }
 
+/// Segments deleted to make room for a write that failed for lack of space:
+/// what [`Ring::take_pressure_evictions`] returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evicted {
+    pub segments: u64,
+    pub bytes: u64,
+}
+
 /// The totals the policy is applied to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Window {
@@ -57,6 +71,94 @@ impl Retention {
             return Some(EvictReason::MinFreeSpace);
         }
         None
+    }
+}
+
+impl Ring {
+    /// Segments evicted under pressure since the last call: the recorder
+    /// reports each such eviction once.
+    #[must_use]
+    pub fn take_pressure_evictions(&mut self) -> Evicted {
+        std::mem::take(&mut self.pressure_evicted)
+    }
+
+    /// Deletes oldest completed segments until `needed` bytes were freed or
+    /// none is left. Returns the bytes freed.
+    pub(super) fn evict_under_pressure(&mut self, needed: u64) -> u64 {
+        if !self.pressure_eviction_allowed {
+            return 0;
+        }
+        let mut freed = 0;
+        while freed < needed {
+            let Some(oldest) = self.entries.front() else { break };
+            freed += oldest.info.bytes;
+            self.evict_oldest(None, false);
+        }
+        if freed > 0 {
+            self.playlist_after_change();
+        }
+        freed
+    }
+
+    /// Deletes oldest segments while the retention policy asks for it.
+    /// The open segment is never in `entries`, so it can never be deleted.
+    pub(super) fn enforce_retention(&mut self) {
+        self.evict_while_due(false);
+    }
+
+    /// Like [`Self::enforce_retention`], between two segments: the first
+    /// segment evicted for its age may be kept as the next one's file.
+    pub(super) fn enforce_retention_at_rotation(&mut self) {
+        self.evict_while_due(self.config.reuse_evicted && !self.config.sync_on_rotate);
+    }
+
+    fn evict_while_due(&mut self, may_reuse: bool) {
+        let retention = self.config.retention;
+        let mut evicted = false;
+        while let Some(oldest) = self.entries.front() {
+            let free = (retention.min_free_space > 0)
+                .then(|| platform::free_space(&self.config.dir))
+                .flatten();
+            let Some(reason) = retention.must_evict(self.window(), &oldest.info, free) else {
+                break;
+            };
+            let reuse = may_reuse && reason == EvictReason::MaxDuration;
+            self.evict_oldest(Some(reason), reuse);
+            evicted = true;
+        }
+        if evicted && self.journal.lines() > 2 * self.entries.len() + 64 {
+            // Dead lines outnumber live ones: compact. Failing to is harmless,
+            // the old journal is still correct (dead lines are ignored).
+            if let Ok(j) = Journal::rewrite(&self.config.dir, self.entries.iter().map(|e| &e.info)) {
+                self.journal = j;
+            }
+        }
+    }
+
+    /// Deletes the oldest segment, or with `reuse` moves its file aside for
+    /// the next segment when it can be; `None` = under pressure of a failed write.
+    fn evict_oldest(&mut self, reason: Option<EvictReason>, reuse: bool) {
+        let Some(e) = self.entries.pop_front() else { return };
+        self.window.duration_ns -= e.info.duration_ns;
+        self.window.bytes -= e.info.bytes;
+        self.evicted_discontinuity_sequence = e.discontinuity_sequence;
+        let path = self.config.dir.join(segment_file_name(e.info.sequence));
+        if !(reuse && self.reuse.set_aside(&self.config.dir, &path)) {
+            // A file someone else already removed is as good as deleted.
+            let _ = std::fs::remove_file(&path);
+        }
+        self.stats.segments_deleted += 1;
+        match reason {
+            Some(EvictReason::MaxDuration) => self.stats.evicted_max_duration += 1,
+            Some(EvictReason::MaxSize) => self.stats.evicted_max_size += 1,
+            Some(EvictReason::MinFreeSpace) => self.stats.evicted_min_free_space += 1,
+            None => {
+                self.stats.evicted_under_pressure += 1;
+                self.stats.evicted_under_pressure_bytes += e.info.bytes;
+                self.pressure_evicted.segments += 1;
+                self.pressure_evicted.bytes += e.info.bytes;
+            }
+        }
     }
 }
 

@@ -23,91 +23,129 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
+use super::RingStats;
+use super::segment::{PendingWrites, SegmentWriter};
+use crate::layout::progress::Progress;
+use crate::layout::{PROGRESS_NAME, SPARE_NAME, segment_file_name};
 use crate::platform;
 
-/// The evicted segment file waiting to become the next segment.
-pub const SPARE_NAME: &str = ".reusable-segment";
-/// Where the writer publishes how much of a reused file is new.
-pub const PROGRESS_NAME: &str = "ring.progress";
-
-/// Bytes of a record: sequence, bytes, check, little-endian `u64`s.
-const RECORD_LEN: usize = 24;
-/// Mixed into the check so that zeros or foreign bytes never pass for a record.
-const CHECK_KEY: u64 = 0x5354_5242_5546_5052; // "STRBUFPR"
-
-/// How much of the reused file named after segment `sequence` is new content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    pub sequence: u64,
-    pub bytes: u64,
+/// The ring's reuse state: the spare file, the progress record, and whether
+/// that record still limits what readers take of the open segment.
+#[derive(Debug, Default)]
+pub struct Reuse {
+    /// An evicted segment's file is waiting, at [`SPARE_NAME`], to be reused.
+    spare: bool,
+    /// Opened at the first reuse.
+    progress: Option<ProgressFile>,
+    /// The record still limits how much of the open segment readers take:
+    /// it is a reused file, or was meant to be.
+    limits: bool,
 }
 
-impl Progress {
-    fn check(self) -> u64 {
-        self.sequence ^ self.bytes.rotate_left(32) ^ CHECK_KEY
+impl Reuse {
+    /// Moves the evicted segment at `path` aside as the spare, if no spare
+    /// is waiting and the file can be reused; returns whether it did.
+    pub fn set_aside(&mut self, dir: &Path, path: &Path) -> bool {
+        if self.spare || !set_aside(path, &dir.join(SPARE_NAME)) {
+            return false;
+        }
+        self.spare = true;
+        true
     }
 
-    fn encode(self) -> [u8; RECORD_LEN] {
-        let mut out = [0u8; RECORD_LEN];
-        out[..8].copy_from_slice(&self.sequence.to_le_bytes());
-        out[8..16].copy_from_slice(&self.bytes.to_le_bytes());
-        out[16..].copy_from_slice(&self.check().to_le_bytes());
-        out
+    /// Opens the spare as segment `sequence`. Readers are told first that
+    /// none of the file is new yet, then it takes the segment's name.
+    /// `None`: no spare, or it could not be used (and is gone); the caller
+    /// creates a new file.
+    pub fn take_spare(
+        &mut self,
+        dir: &Path,
+        sequence: u64,
+        buffers: &mut PendingWrites,
+        stats: &mut RingStats,
+    ) -> Option<SegmentWriter> {
+        if !std::mem::take(&mut self.spare) {
+            return None;
+        }
+        let spare = dir.join(SPARE_NAME);
+        // Opened at the first reuse, and again if it was deleted or the
+        // directory made anew: readers would not see a record written there.
+        if !self.progress.as_ref().is_some_and(|p| p.is_current(dir)) {
+            self.progress = ProgressFile::open(dir).ok();
+        }
+        let published = self
+            .progress
+            .as_mut()
+            .is_some_and(|p| p.publish(Progress { sequence, bytes: 0 }).is_ok());
+        if !published {
+            stats.metadata_write_errors += 1;
+            let _ = std::fs::remove_file(&spare);
+            return None;
+        }
+        // From here the record names this sequence, whatever file gets it.
+        self.limits = true;
+        let path = dir.join(segment_file_name(sequence));
+        let (file, stale_end) = take_spare(&spare, &path).ok()?;
+        stats.segments_reused += 1;
+        Some(SegmentWriter::reuse(sequence, path, file, stale_end, buffers))
     }
 
-    /// `None` for anything but a whole, consistent record: a reader racing
-    /// the writer's overwrite may see a mix of two records, which fails the check.
-    fn decode(raw: &[u8]) -> Option<Progress> {
-        let word = |i: usize| raw.get(i * 8..i * 8 + 8)?.try_into().ok().map(u64::from_le_bytes);
-        let p = Progress {
-            sequence: word(0)?,
-            bytes: word(1)?,
+    /// After a write that put more of `writer` in its file: while the record
+    /// limits readers, publishes the new length; once no old content is
+    /// left past it, the record stops limiting.
+    pub fn after_write(&mut self, writer: &SegmentWriter, stats: &mut RingStats) {
+        if !self.limits {
+            return;
+        }
+        let Some(progress) = self.progress.as_mut() else { return };
+        let bytes = if writer.has_stale_tail() {
+            writer.flushed()
+        } else {
+            u64::MAX
         };
-        (word(2)? == p.check()).then_some(p)
-    }
-
-    /// How many bytes of segment `sequence`, whose file is `file_len` long,
-    /// are its own content: all of them unless this record is about it.
-    #[must_use]
-    pub fn limit(record: Option<Progress>, sequence: u64, file_len: u64) -> u64 {
-        match record {
-            Some(p) if p.sequence == sequence => file_len.min(p.bytes),
-            _ => file_len,
+        match progress.publish(Progress {
+            sequence: writer.sequence(),
+            bytes,
+        }) {
+            Ok(()) => self.limits = bytes != u64::MAX,
+            // Readers lag behind until the next write publishes again.
+            Err(_) => stats.metadata_write_errors += 1,
         }
     }
-}
 
-/// Reads the record of the ring in `dir`: `None` if there is no record
-/// file, an error if there is one but no consistent record in it after a
-/// few tries (a power cut can leave it empty). Callers then assume the
-/// worst: that nothing of a segment being written is known to be new.
-pub fn read_progress_in(dir: &Path) -> io::Result<Option<Progress>> {
-    let file = match platform::open_read_only(&dir.join(PROGRESS_NAME)) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut raw = [0u8; RECORD_LEN];
-    for _ in 0..4 {
-        let n = platform::read_at(&file, &mut raw, 0)?;
-        if let Some(p) = Progress::decode(&raw[..n]) {
-            return Ok(Some(p));
+    /// Segment `sequence` was closed and cut to length: the record stops
+    /// limiting readers.
+    pub fn segment_closed(&mut self, sequence: u64, stats: &mut RingStats) {
+        if std::mem::take(&mut self.limits)
+            && let Some(p) = self.progress.as_mut()
+            && p.publish(Progress {
+                sequence,
+                bytes: u64::MAX,
+            })
+            .is_err()
+        {
+            // Cut to length, the file says its size itself; a reader that
+            // trusts the stale record takes less than there is, never more.
+            stats.metadata_write_errors += 1;
         }
     }
-    Err(io::Error::new(
-        io::ErrorKind::InvalidData,
-        "no consistent progress record",
-    ))
+
+    /// The ring closes: a spare still waiting is deleted.
+    pub fn discard_spare(&mut self, dir: &Path) {
+        if std::mem::take(&mut self.spare) {
+            let _ = std::fs::remove_file(dir.join(SPARE_NAME));
+        }
+    }
 }
 
 /// The writer's side of the progress record.
 #[derive(Debug)]
-pub struct ProgressFile {
+struct ProgressFile {
     file: File,
 }
 
 impl ProgressFile {
-    pub fn open(dir: &Path) -> io::Result<ProgressFile> {
+    fn open(dir: &Path) -> io::Result<ProgressFile> {
         Ok(ProgressFile {
             file: platform::open_lock_file(&dir.join(PROGRESS_NAME))?,
         })
@@ -116,12 +154,12 @@ impl ProgressFile {
     /// Whether this is still the record readers of `dir` see: not if the
     /// file was deleted or the directory made anew.
     #[must_use]
-    pub fn is_current(&self, dir: &Path) -> bool {
+    fn is_current(&self, dir: &Path) -> bool {
         platform::is_still_named(&self.file, &dir.join(PROGRESS_NAME))
     }
 
     /// Overwrites the record in place: one small write, no new file.
-    pub fn publish(&mut self, progress: Progress) -> io::Result<()> {
+    fn publish(&mut self, progress: Progress) -> io::Result<()> {
         platform::write_all_at(&self.file, &progress.encode(), 0)
     }
 }
@@ -129,7 +167,7 @@ impl ProgressFile {
 /// Moves the evicted segment at `path` aside as the spare when it can be
 /// reused (a regular file with no other link); returns whether it did.
 #[must_use]
-pub fn set_aside(path: &Path, spare: &Path) -> bool {
+fn set_aside(path: &Path, spare: &Path) -> bool {
     let reusable = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && platform::link_count(&m) == 1);
     reusable && std::fs::rename(path, spare).is_ok()
 }
@@ -138,7 +176,7 @@ pub fn set_aside(path: &Path, spare: &Path) -> bool {
 /// anything is there, and opens it for writing. Returns the file and the
 /// length of the old content in it. On failure the spare is gone and
 /// nothing is left at `path`.
-pub fn take_spare(spare: &Path, path: &Path) -> io::Result<(File, u64)> {
+fn take_spare(spare: &Path, path: &Path) -> io::Result<(File, u64)> {
     // A link fails if `path` exists, as `O_EXCL` would; unlike a rename.
     let linked = std::fs::hard_link(spare, path);
     let _ = std::fs::remove_file(spare);
@@ -165,47 +203,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn record_round_trips_and_rejects_mixtures() {
-        let a = Progress {
-            sequence: 41,
-            bytes: 1_048_576,
-        };
-        let b = Progress {
-            sequence: 42,
-            bytes: 188,
-        };
-        assert_eq!(Progress::decode(&a.encode()), Some(a));
-        // Half of one record over the other, as a racing read could see.
-        let mut mixed = a.encode();
-        mixed[8..].copy_from_slice(&b.encode()[8..]);
-        assert_eq!(Progress::decode(&mixed), None);
-        assert_eq!(Progress::decode(&[0u8; RECORD_LEN]), None);
-        assert_eq!(Progress::decode(&a.encode()[..16]), None);
-    }
-
-    #[test]
-    fn limit_applies_only_to_its_segment() {
-        let p = Some(Progress {
-            sequence: 7,
-            bytes: 100,
-        });
-        assert_eq!(Progress::limit(p, 7, 1000), 100);
-        assert_eq!(Progress::limit(p, 7, 50), 50);
-        assert_eq!(Progress::limit(p, 6, 1000), 1000);
-        assert_eq!(Progress::limit(None, 7, 1000), 1000);
-    }
-
-    #[test]
     fn published_record_is_read_back() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert_eq!(read_progress_in(dir.path()).expect("no record"), None);
+        assert_eq!(Progress::read_in(dir.path()).expect("no record"), None);
         let mut f = ProgressFile::open(dir.path()).expect("open");
         // Created, not yet written (as a power cut can leave it): unknown.
-        assert!(read_progress_in(dir.path()).is_err());
+        assert!(Progress::read_in(dir.path()).is_err());
         for (sequence, bytes) in [(3, 0), (3, 4096), (4, 0)] {
             f.publish(Progress { sequence, bytes }).expect("publish");
             assert_eq!(
-                read_progress_in(dir.path()).expect("record"),
+                Progress::read_in(dir.path()).expect("record"),
                 Some(Progress { sequence, bytes })
             );
         }

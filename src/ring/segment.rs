@@ -8,14 +8,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::layout::segment_file_name;
 use crate::platform;
 use crate::ts::PACKET_SIZE;
-
-const PREFIX: &str = "segment-";
-const SUFFIX: &str = ".ts";
-/// Digits in a segment file name: enough for a 1 s segment every second for
-/// thirty thousand years, and names still sort in sequence order.
-const DIGITS: usize = 12;
 
 /// Pending bytes are written out once they reach this much, in one
 /// (vectored) system call: 1316-byte UDP buffers do not cost one call each,
@@ -140,34 +135,6 @@ impl PendingWrites {
     }
 }
 
-/// File name of the segment with this sequence number.
-#[must_use]
-pub fn file_name(sequence: u64) -> String {
-    format!("{PREFIX}{sequence:0DIGITS$}{SUFFIX}")
-}
-
-/// The sequence number in a segment file name, if it is one of ours.
-#[must_use]
-pub fn parse_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
-    if digits.len() != DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// A completed segment as the playlist and the retention policy see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SegmentInfo {
-    pub sequence: u64,
-    pub duration_ns: u64,
-    pub bytes: u64,
-    /// Wall-clock time of the first packet, milliseconds since the Unix epoch.
-    pub program_date_time_ms: i64,
-    /// The timeline jumped between the previous segment and this one.
-    pub discontinuity: bool,
-}
-
 /// The segment being written: a file plus the bytes waiting to go into it.
 ///
 /// Only whole packets are ever accepted, and a failed write is undone (the
@@ -203,7 +170,7 @@ impl SegmentWriter {
     /// Creates the segment file; fails if anything already exists at its
     /// path. On success the writer takes over `buffers` (emptied, capacity kept).
     pub fn create(dir: &Path, sequence: u64, buffers: &mut PendingWrites) -> io::Result<Self> {
-        let path = dir.join(file_name(sequence));
+        let path = dir.join(segment_file_name(sequence));
         let file = platform::create_new(&path)?;
         Ok(Self::reuse(sequence, path, file, 0, buffers))
     }
@@ -417,16 +384,6 @@ impl SegmentWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_round_trip_and_sort() {
-        assert_eq!(file_name(42), "segment-000000000042.ts");
-        assert_eq!(parse_file_name(&file_name(42)), Some(42));
-        assert_eq!(parse_file_name("segment-42.ts"), None);
-        assert_eq!(parse_file_name("segment-00000000004x.ts"), None);
-        assert_eq!(parse_file_name("index.m3u8"), None);
-        assert!(file_name(9) < file_name(10));
-    }
 
     /// `n` packets whose bytes say where they are, so misordering shows.
     fn packets(n: usize, seed: u8) -> Vec<u8> {

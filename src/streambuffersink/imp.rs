@@ -12,9 +12,10 @@ use gst_base::subclass::prelude::*;
 
 use super::{RecordingKind, WriteFailureMode};
 use crate::element_sync::{FlushGate, lock};
+use crate::layout::segment_file_name;
 use crate::recorder::RecordingKind as Kind;
 use crate::recorder::{FailureMode, Host, PushError, Recorder, RecorderConfig, RecorderEvent, Snapshot};
-use crate::ring::segment::{self, SHARE_MIN};
+use crate::ring::segment::SHARE_MIN;
 use crate::ring::{FailureKind, Retention, Ring, RingConfig, RingError};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -764,7 +765,7 @@ fn stats_structure(snap: &Snapshot, recording: bool, dir: Option<&Path>) -> gst:
     let seq = |s: Option<u64>| s.map_or(-1i64, |s| i64::try_from(s).unwrap_or(i64::MAX));
     let failing_time = fail.failing_time + snap.failing_since.map_or(Duration::ZERO, |t| t.elapsed());
     let current = match (dir, snap.current) {
-        (Some(dir), Some(seq)) if recording => dir.join(segment::file_name(seq)).display().to_string(),
+        (Some(dir), Some(seq)) if recording => dir.join(segment_file_name(seq)).display().to_string(),
         _ => String::new(),
     };
     gst::Structure::builder("streambuffer-stats")

@@ -1,0 +1,93 @@
+//! The on-disk format of a ring directory: every name in it and every record
+//! written there. The writer ([`crate::ring`], [`crate::recorder`]) and the
+//! readers ([`crate::reader`], adoption after a restart) both use this module
+//! and neither imports the other, so a change to the format is made here once
+//! and shows in both.
+//!
+//! ```text
+//! <location>/
+//!   .streambuffer.lock         LOCK_NAME: held (advisory lock) by the one writer
+//!   .reusable-segment          SPARE_NAME: an evicted segment's file, for a moment
+//!   ring.journal               JOURNAL_NAME: one line per completed segment (journal)
+//!   index.m3u8                 PLAYLIST_NAME: HLS media playlist (playlist)
+//!   .index.m3u8.tmp            the next playlist, before it replaces the current one
+//!   segment-000000000041.ts    segment_file_name(41): oldest segment in the window
+//!   ...
+//!   segment-000000000047.ts    segment being written
+//!   ring.progress              PROGRESS_NAME: how much of a reused file is new (progress)
+//! ```
+//!
+//! Everything read from such a directory is untrusted: the parsers here
+//! refuse what they do not recognise rather than guess.
+
+pub mod journal;
+pub mod playlist;
+pub mod progress;
+
+/// Lock file that makes one writer the owner of a directory.
+pub const LOCK_NAME: &str = ".streambuffer.lock";
+/// The evicted segment file waiting to become the next segment.
+pub const SPARE_NAME: &str = ".reusable-segment";
+/// The ring's journal of completed segments.
+pub const JOURNAL_NAME: &str = "ring.journal";
+/// The HLS media playlist, in the ring and in reference recordings.
+pub const PLAYLIST_NAME: &str = "index.m3u8";
+/// Where the writer publishes how much of a reused file is new.
+pub const PROGRESS_NAME: &str = "ring.progress";
+
+const SEGMENT_PREFIX: &str = "segment-";
+const SEGMENT_SUFFIX: &str = ".ts";
+/// Digits in a segment file name: enough for a 1 s segment every second for
+/// thirty thousand years, and names still sort in sequence order.
+const SEGMENT_DIGITS: usize = 12;
+
+/// File name of the segment with this sequence number.
+#[must_use]
+pub fn segment_file_name(sequence: u64) -> String {
+    format!("{SEGMENT_PREFIX}{sequence:0SEGMENT_DIGITS$}{SEGMENT_SUFFIX}")
+}
+
+/// The sequence number in a segment file name, if it is one of ours:
+/// exactly the prefix, twelve digits and the suffix, no directory part.
+#[must_use]
+pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(SEGMENT_PREFIX)?.strip_suffix(SEGMENT_SUFFIX)?;
+    if digits.len() != SEGMENT_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// A completed segment as the journal records it and the playlist lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub sequence: u64,
+    pub duration_ns: u64,
+    pub bytes: u64,
+    /// Wall-clock time of the first packet, milliseconds since the Unix epoch.
+    pub program_date_time_ms: i64,
+    /// The timeline jumped between the previous segment and this one.
+    pub discontinuity: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_round_trip_and_refuse_others() {
+        assert_eq!(segment_file_name(41), "segment-000000000041.ts");
+        assert_eq!(parse_segment_file_name("segment-000000000041.ts"), Some(41));
+        for bad in [
+            "segment-41.ts",
+            "segment-0000000000041.ts",
+            "segment-00000000004a.ts",
+            "x/segment-000000000041.ts",
+            "segment-000000000041.ts.tmp",
+            SPARE_NAME,
+        ] {
+            assert_eq!(parse_segment_file_name(bad), None, "{bad}");
+        }
+        assert!(segment_file_name(9) < segment_file_name(10));
+    }
+}

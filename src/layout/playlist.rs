@@ -1,0 +1,360 @@
+//! The HLS media playlist (RFC 8216): the tags the writer emits, and the
+//! parser readers use on it. The parser treats the file as untrusted input:
+//! only entries naming a segment file of the ring itself (exactly
+//! `segment-NNNNNNNNNNNN.ts`, no directory part) are accepted, so a playlist
+//! cannot make a reader open anything outside the ring directory.
+
+use std::fmt::Write as _;
+
+use super::{SegmentInfo, parse_segment_file_name, segment_file_name};
+
+/// What goes into the header of the playlist.
+#[derive(Debug, Clone, Copy)]
+pub struct PlaylistHeader {
+    /// EXT-X-TARGETDURATION in whole seconds.
+    pub target_duration_s: u64,
+    /// EXT-X-DISCONTINUITY-SEQUENCE: discontinuities before the first entry.
+    pub discontinuity_sequence: u64,
+    /// Write EXT-X-ENDLIST: no segment will be added any more.
+    pub ended: bool,
+    /// Write EXT-X-PLAYLIST-TYPE:VOD: the list will never change (recordings).
+    pub vod: bool,
+}
+
+/// Renders the playlist for `entries` (oldest first) into `out`.
+///
+/// The cost is proportional to the number of entries, which the caller bounds
+/// with `playlist-length`.
+pub fn render<'a>(out: &mut String, header: PlaylistHeader, entries: impl Iterator<Item = &'a SegmentInfo>) {
+    out.clear();
+    let mut entries = entries.peekable();
+    let media_sequence = entries.peek().map_or(0, |s| s.sequence);
+    // Infallible: fmt::Write for String never fails.
+    out.push_str("#EXTM3U\n#EXT-X-VERSION:3\n");
+    if header.vod {
+        out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n");
+    }
+    let _ = write!(
+        out,
+        "#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n",
+        header.target_duration_s, media_sequence, header.discontinuity_sequence
+    );
+    let mut previous_end_ms: Option<i64> = None;
+    for s in entries {
+        if s.discontinuity {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        // Date-time on the first entry and wherever the wall clock does not
+        // simply continue from the previous segment.
+        let duration_ms = i64::try_from(s.duration_ns / 1_000_000).unwrap_or(i64::MAX);
+        if s.discontinuity || previous_end_ms.is_none_or(|end| (end - s.program_date_time_ms).abs() > 1) {
+            let _ = writeln!(
+                out,
+                "#EXT-X-PROGRAM-DATE-TIME:{}",
+                Rfc3339Millis(s.program_date_time_ms)
+            );
+        }
+        previous_end_ms = Some(s.program_date_time_ms.saturating_add(duration_ms));
+        let _ = write!(
+            out,
+            "#EXTINF:{}.{:03},\n{}\n",
+            s.duration_ns / 1_000_000_000,
+            (s.duration_ns / 1_000_000) % 1000,
+            segment_file_name(s.sequence)
+        );
+    }
+    if header.ended {
+        out.push_str("#EXT-X-ENDLIST\n");
+    }
+}
+
+/// One accepted playlist entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub sequence: u64,
+    pub duration_ns: u64,
+    /// Explicit `EXT-X-PROGRAM-DATE-TIME`, milliseconds since the epoch.
+    pub program_date_time_ms: Option<i64>,
+    pub discontinuity: bool,
+}
+
+/// What the playlist says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub entries: Vec<Entry>,
+    /// `EXT-X-ENDLIST`: the writer has finished.
+    pub ended: bool,
+    /// Entries refused because their URI was not a ring segment.
+    pub rejected: usize,
+}
+
+/// Parses playlist text; never fails, malformed lines are ignored.
+#[must_use]
+pub fn parse(text: &str) -> Listing {
+    let mut listing = Listing::default();
+    let mut duration_ns = None;
+    let mut pdt = None;
+    let mut discontinuity = false;
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("#EXTINF:") {
+            duration_ns = parse_seconds(rest.split(',').next().unwrap_or(""));
+        } else if let Some(rest) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            pdt = parse_rfc3339_ms(rest);
+        } else if line == "#EXT-X-DISCONTINUITY" {
+            discontinuity = true;
+        } else if line == "#EXT-X-ENDLIST" {
+            listing.ended = true;
+        } else if !line.is_empty() && !line.starts_with('#') {
+            match (parse_segment_file_name(line), duration_ns.take()) {
+                (Some(sequence), Some(duration_ns)) => listing.entries.push(Entry {
+                    sequence,
+                    duration_ns,
+                    program_date_time_ms: pdt.take(),
+                    discontinuity: std::mem::take(&mut discontinuity),
+                }),
+                _ => {
+                    listing.rejected += 1;
+                    pdt = None;
+                    discontinuity = false;
+                }
+            }
+        }
+    }
+    listing
+}
+
+/// "6.006" -> 6_006_000_000 ns, without going through floating point.
+fn parse_seconds(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u64 = int.parse().ok()?;
+    let mut frac_ns = 0u64;
+    for (i, d) in frac.bytes().take(9).enumerate() {
+        frac_ns += u64::from(d - b'0') * 10u64.pow(8 - i as u32);
+    }
+    whole.checked_mul(1_000_000_000)?.checked_add(frac_ns)
+}
+
+/// Parses `YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm)` into milliseconds since the epoch.
+fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes().all(|b| b.is_ascii_digit()).then(|| t.parse().ok()).flatten()
+    };
+    let (y, mo, d, h, mi, sec) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    let mut rest = s.get(19..)?;
+    let mut ms = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        let f = &frac[..digits];
+        ms = f
+            .bytes()
+            .take(3)
+            .enumerate()
+            .map(|(i, b)| i64::from(b - b'0') * 10i64.pow(2 - i as u32))
+            .sum();
+        rest = &frac[digits..];
+    }
+    let offset_min = match rest {
+        "Z" | "z" | "" => 0,
+        o if o.len() == 6 => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            let hh: i64 = o.get(1..3)?.parse().ok()?;
+            let mm: i64 = o.get(4..6)?.parse().ok()?;
+            sign * (hh * 60 + mm)
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, mo, d);
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) - offset_min * 60) * 1000 + ms)
+}
+
+/// Proleptic Gregorian date to days since 1970-01-01 (inverse of
+/// [`civil_from_days`]).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Formats milliseconds since the Unix epoch as `YYYY-MM-DDThh:mm:ss.sssZ`.
+pub struct Rfc3339Millis(pub i64);
+
+impl std::fmt::Display for Rfc3339Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.rem_euclid(1000);
+        let secs = self.0.div_euclid(1000);
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+            sod / 3600,
+            (sod / 60) % 60,
+            sod % 60
+        )
+    }
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), using
+/// the well-known era-based algorithm (eras of 400 years = 146097 days).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(sequence: u64, duration_ns: u64, pdt: i64, discontinuity: bool) -> SegmentInfo {
+        SegmentInfo {
+            sequence,
+            duration_ns,
+            bytes: 188,
+            program_date_time_ms: pdt,
+            discontinuity,
+        }
+    }
+
+    #[test]
+    fn formats_dates() {
+        assert_eq!(Rfc3339Millis(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(Rfc3339Millis(951_782_400_123).to_string(), "2000-02-29T00:00:00.123Z");
+        assert_eq!(Rfc3339Millis(1_795_833_785_007).to_string(), "2026-11-28T02:43:05.007Z");
+        assert_eq!(Rfc3339Millis(-1).to_string(), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn renders_a_valid_live_playlist() {
+        let t0 = 1_700_000_000_000;
+        let segs = [
+            seg(7, 6_006_000_000, t0, false),
+            seg(8, 5_994_000_000, t0 + 6006, false),
+            seg(9, 2_000_000_000, t0 + 99_000, true),
+        ];
+        let mut out = String::new();
+        render(
+            &mut out,
+            PlaylistHeader {
+                target_duration_s: 7,
+                discontinuity_sequence: 3,
+                ended: false,
+                vod: false,
+            },
+            segs.iter(),
+        );
+        let parsed = m3u8_rs::parse_media_playlist_res(out.as_bytes()).expect("parses");
+        assert_eq!(parsed.media_sequence, 7);
+        assert_eq!(parsed.discontinuity_sequence, 3);
+        assert_eq!(parsed.target_duration, 7);
+        assert!(!parsed.end_list);
+        assert_eq!(parsed.segments.len(), 3);
+        assert_eq!(parsed.segments[0].uri, "segment-000000000007.ts");
+        assert!((parsed.segments[1].duration - 5.994).abs() < 1e-6);
+        assert!(parsed.segments[2].discontinuity);
+        assert!(parsed.segments[0].program_date_time.is_some());
+        assert!(
+            parsed.segments[1].program_date_time.is_none(),
+            "continuous wall clock needs no tag"
+        );
+        assert!(parsed.segments[2].program_date_time.is_some());
+        render(
+            &mut out,
+            PlaylistHeader {
+                target_duration_s: 7,
+                discontinuity_sequence: 0,
+                ended: true,
+                vod: false,
+            },
+            segs.iter(),
+        );
+        assert!(
+            m3u8_rs::parse_media_playlist_res(out.as_bytes())
+                .expect("parses")
+                .end_list
+        );
+    }
+
+    #[test]
+    fn round_trips_the_writers_playlist() {
+        let segs: Vec<SegmentInfo> = (5..9)
+            .map(|i| SegmentInfo {
+                sequence: i,
+                duration_ns: 6_006_000_000,
+                bytes: 1,
+                program_date_time_ms: 1_795_833_785_007 + (i as i64 - 5) * 6006,
+                discontinuity: i == 7,
+            })
+            .collect();
+        let mut text = String::new();
+        render(
+            &mut text,
+            PlaylistHeader {
+                target_duration_s: 7,
+                discontinuity_sequence: 0,
+                ended: true,
+                vod: false,
+            },
+            segs.iter(),
+        );
+        let l = parse(&text);
+        assert!(l.ended);
+        assert_eq!(l.rejected, 0);
+        assert_eq!(l.entries.len(), 4);
+        assert_eq!(l.entries[0].sequence, 5);
+        assert_eq!(l.entries[0].duration_ns, 6_006_000_000);
+        assert_eq!(l.entries[0].program_date_time_ms, Some(1_795_833_785_007));
+        assert!(l.entries[2].discontinuity);
+        assert_eq!(l.entries[2].program_date_time_ms, Some(1_795_833_785_007 + 2 * 6006));
+    }
+
+    #[test]
+    fn refuses_entries_outside_the_ring() {
+        let text = "#EXTM3U\n#EXTINF:1.0,\n../etc/passwd\n#EXTINF:1.0,\n/abs/segment-000000000001.ts\n\
+                    #EXTINF:1.0,\nsub/segment-000000000001.ts\n#EXTINF:1.0,\nhttp://x/segment-000000000001.ts\n\
+                    #EXTINF:1.0,\nsegment-000000000002.ts\n";
+        let l = parse(text);
+        assert_eq!(l.rejected, 4);
+        assert_eq!(l.entries.len(), 1);
+        assert_eq!(l.entries[0].sequence, 2);
+    }
+
+    #[test]
+    fn parses_dates_both_ways() {
+        for ms in [0, 951_782_400_123, 1_795_833_785_007] {
+            assert_eq!(parse_rfc3339_ms(&Rfc3339Millis(ms).to_string()), Some(ms));
+        }
+        assert_eq!(parse_rfc3339_ms("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_rfc3339_ms("garbage"), None);
+        assert_eq!(parse_seconds("2.5"), Some(2_500_000_000));
+        assert_eq!(parse_seconds("-1"), None);
+    }
+}

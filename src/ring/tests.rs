@@ -1,0 +1,242 @@
+//! Tests of the ring as a whole; the helpers are shared with the reader's tests.
+
+use super::*;
+use crate::layout::PROGRESS_NAME;
+use crate::layout::progress::Progress;
+
+pub(crate) const SECOND: u64 = 1_000_000_000;
+
+pub(crate) fn config(dir: &Path) -> RingConfig {
+    RingConfig {
+        dir: dir.to_owned(),
+        retention: Retention {
+            max_duration_ns: 10 * SECOND,
+            ..Default::default()
+        },
+        playlist_length: 0,
+        segment_duration_ns: 2 * SECOND,
+        sync_on_rotate: false,
+        reuse_evicted: true,
+    }
+}
+
+pub(crate) fn start(discontinuity: bool) -> SegmentStart {
+    SegmentStart {
+        program_date_time_ms: 1_700_000_000_000,
+        discontinuity,
+    }
+}
+
+const PKT: [u8; 188] = {
+    let mut p = [0u8; 188];
+    p[0] = 0x47;
+    p
+};
+
+#[test]
+fn rotates_evicts_and_publishes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ring = Ring::open(config(dir.path())).expect("open");
+    for _ in 0..8 {
+        ring.begin_segment(start(false)).expect("begin");
+        ring.write(&PKT).expect("write");
+        ring.finish_segment(2 * SECOND).expect("finish");
+    }
+    let seqs: Vec<u64> = ring.segments().map(|s| s.sequence).collect();
+    assert_eq!(seqs, vec![3, 4, 5, 6, 7]);
+    assert_eq!(ring.stats().segments_deleted, 3);
+    assert!(!dir.path().join(segment_file_name(2)).exists());
+    assert!(dir.path().join(segment_file_name(3)).exists());
+    let text = std::fs::read_to_string(dir.path().join(PLAYLIST_NAME)).expect("playlist");
+    let pl = m3u8_rs::parse_media_playlist_res(text.as_bytes()).expect("parses");
+    assert_eq!(pl.media_sequence, 3);
+    assert_eq!(pl.segments.len(), 5);
+}
+
+/// Whole packets whose every byte after the sync byte is `marker`, so
+/// that bytes of one segment found in another show.
+pub(crate) fn marked(marker: u8, packets: usize) -> Vec<u8> {
+    let mut p = [marker; 188];
+    p[0] = 0x47;
+    p.repeat(packets)
+}
+
+/// Writes segments 0.. of 2 s until `sequence` is open with `packets`
+/// written (and flushed); segment n is `marked(n, 4000 - 100 * n)`, so
+/// each is shorter than the one whose file it reuses.
+pub(crate) fn ring_at(dir: &Path, config: RingConfig, sequence: u64, packets: usize) -> Ring {
+    let mut ring = Ring::open(config).expect("open");
+    for n in 0..sequence {
+        ring.begin_segment(start(false)).expect("begin");
+        ring.write(&marked(n as u8, 4000 - 100 * n as usize)).expect("write");
+        ring.finish_segment(2 * SECOND).expect("finish");
+    }
+    ring.begin_segment(start(false)).expect("begin");
+    ring.write(&marked(sequence as u8, packets)).expect("write");
+    ring.flush().expect("flush");
+    assert!(dir.join(segment_file_name(sequence)).exists());
+    ring
+}
+
+#[test]
+fn evicted_files_are_reused_and_cut_to_length() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 10 s window of 2 s segments: from the 6th on, each evicts one.
+    let mut ring = ring_at(dir.path(), config(dir.path()), 9, 10);
+    let open = dir.path().join(segment_file_name(9));
+    // Segment 9 is written over segment 3's file: old packets follow
+    // the 10 new ones, and the progress record says where they start.
+    let on_disk = std::fs::read(&open).expect("read");
+    assert_eq!(on_disk.len(), (4000 - 300) * 188);
+    assert_eq!(&on_disk[..10 * 188], &marked(9, 10)[..]);
+    assert_eq!(on_disk[10 * 188 + 1], 3);
+    // max-size counts what the file occupies, old packets included.
+    let listed: u64 = ring.segments().map(|s| s.bytes).sum();
+    assert_eq!(ring.window().bytes, listed + on_disk.len() as u64);
+    assert_eq!(
+        Progress::read_in(dir.path()).expect("record"),
+        Some(Progress {
+            sequence: 9,
+            bytes: 10 * 188
+        })
+    );
+    ring.finish_segment(2 * SECOND).expect("finish");
+    ring.close(0).expect("close");
+    assert_eq!(ring.stats().segments_reused, 4);
+    assert_eq!(ring.stats().segments_deleted, 5);
+    // Every segment holds exactly its own packets, and nothing is left over.
+    for n in 5..=8 {
+        let data = std::fs::read(dir.path().join(segment_file_name(n))).expect("read");
+        assert_eq!(data, marked(n as u8, 4000 - 100 * n as usize), "segment {n}");
+    }
+    assert_eq!(std::fs::read(&open).expect("read"), marked(9, 10));
+    assert!(!dir.path().join(SPARE_NAME).exists());
+    let listed: Vec<u64> = ring.segments().map(|s| s.sequence).collect();
+    assert_eq!(listed, vec![5, 6, 7, 8, 9]);
+}
+
+#[test]
+fn no_reuse_when_disabled_or_syncing() {
+    for (reuse_evicted, sync_on_rotate) in [(false, false), (true, true)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ring = ring_at(
+            dir.path(),
+            RingConfig {
+                reuse_evicted,
+                sync_on_rotate,
+                ..config(dir.path())
+            },
+            9,
+            10,
+        );
+        assert_eq!(ring.stats().segments_reused, 0);
+        let len = std::fs::metadata(dir.path().join(segment_file_name(9)))
+            .expect("stat")
+            .len();
+        assert_eq!(len, 10 * 188);
+    }
+}
+
+#[test]
+fn a_linked_segment_is_deleted_not_reused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kept = tempfile::tempdir().expect("tempdir");
+    let mut ring = Ring::open(config(dir.path())).expect("open");
+    for n in 0..6u8 {
+        if n == 5 {
+            // A reference recording holds segment 0 by a hard link.
+            std::fs::hard_link(dir.path().join(segment_file_name(0)), kept.path().join("0.ts")).expect("link");
+        }
+        ring.begin_segment(start(false)).expect("begin");
+        ring.write(&marked(n, 50)).expect("write");
+        ring.finish_segment(2 * SECOND).expect("finish");
+    }
+    ring.begin_segment(start(false)).expect("begin");
+    ring.write(&marked(6, 10)).expect("write");
+    ring.finish_segment(2 * SECOND).expect("finish");
+    assert_eq!(ring.stats().segments_reused, 0);
+    assert_eq!(std::fs::read(kept.path().join("0.ts")).expect("read"), marked(0, 50));
+    assert!(!dir.path().join(segment_file_name(0)).exists());
+}
+
+#[test]
+fn crash_in_a_reused_file_adopts_only_new_packets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = ring_at(dir.path(), config(dir.path()), 9, 10);
+    // The writer dies: nothing is closed or cut.
+    drop(ring);
+    let path = dir.path().join(segment_file_name(9));
+    assert!(std::fs::metadata(&path).expect("stat").len() > 10 * 188);
+    let ring = Ring::open(config(dir.path())).expect("reopen");
+    assert_eq!(std::fs::read(&path).expect("read"), marked(9, 10));
+    let last = ring.segments().next_back().expect("adopted");
+    assert_eq!((last.sequence, last.bytes), (9, 10 * 188));
+    assert_eq!(ring.stats().adopted_trimmed_bytes, (4000 - 300 - 10) * 188);
+}
+
+#[test]
+fn unreadable_progress_record_drops_the_unjournaled_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(ring_at(dir.path(), config(dir.path()), 9, 10));
+    // As a power cut can leave it: created, never written back.
+    std::fs::write(dir.path().join(PROGRESS_NAME), b"").expect("empty record");
+    let ring = Ring::open(config(dir.path())).expect("reopen");
+    let adopted: Vec<u64> = ring.segments().map(|s| s.sequence).collect();
+    assert_eq!(adopted, vec![4, 5, 6, 7, 8]);
+    assert!(!dir.path().join(segment_file_name(9)).exists());
+}
+
+#[test]
+fn second_writer_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _ring = Ring::open(config(dir.path())).expect("open");
+    match Ring::open(config(dir.path())) {
+        Err(RingError::Locked(_)) => {}
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("second writer accepted"),
+    }
+}
+
+#[test]
+fn file_is_not_a_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("f");
+    std::fs::write(&file, b"x").expect("write");
+    assert!(matches!(Ring::open(config(&file)), Err(RingError::NotADirectory(_))));
+}
+
+#[test]
+fn restart_adopts_and_trims_torn_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut ring = Ring::open(config(dir.path())).expect("open");
+        for _ in 0..3 {
+            ring.begin_segment(start(false)).expect("begin");
+            ring.write(&PKT).expect("write");
+            ring.finish_segment(2 * SECOND).expect("finish");
+        }
+        ring.begin_segment(start(false)).expect("begin");
+        ring.write(&[PKT, PKT].concat()).expect("write");
+        // Simulate a crash: the open segment's buffer reaches disk torn.
+        let cur = ring.current.take().expect("open segment");
+        let path = cur.writer.path().to_owned();
+        drop(cur);
+        std::fs::write(&path, [&PKT[..], &PKT[..], &PKT[..100]].concat()).expect("torn file");
+    }
+    let mut ring = Ring::open(config(dir.path())).expect("reopen");
+    let seqs: Vec<u64> = ring.segments().map(|s| s.sequence).collect();
+    assert_eq!(seqs, vec![0, 1, 2, 3]);
+    assert_eq!(ring.stats().adopted_segments, 4);
+    assert_eq!(ring.stats().adopted_trimmed_bytes, 100);
+    assert_eq!(
+        std::fs::metadata(dir.path().join(segment_file_name(3)))
+            .expect("stat")
+            .len(),
+        376
+    );
+    ring.begin_segment(start(true)).expect("begin");
+    assert_eq!(
+        ring.current_path().map(|p| p.ends_with(segment_file_name(4))),
+        Some(true)
+    );
+}
