@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use gststreambuffer::ring::{Retention, Ring, RingConfig, SegmentStart};
+use gststreambuffer::bench::{Retention, Ring, RingConfig, SegmentStart};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

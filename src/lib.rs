@@ -2,25 +2,39 @@
 //!
 //! The plugin `streambuffer` provides `streambuffersink`, which records a live
 //! MPEG-TS stream into an on-disk ring of independently decodable segment files
-//! plus an HLS playlist. The crate is laid out by concern:
+//! plus an HLS playlist, and `streambuffersrc`, which plays a ring back
+//! time-shifted. The library's public surface is the two elements and their
+//! enums; everything else is the plugin's own. The crate is laid out by
+//! concern, and data flows from top to bottom:
 //!
-//! - [`ts`]: transport-stream handling (packet alignment, PSI, random-access
+//! - `ts`: transport-stream handling (packet alignment, PSI, random-access
 //!   detection, timeline), pure Rust;
-//! - [`ring`]: the directory of segments, journal, playlist and retention;
-//! - [`recorder`]: joins the two and decides where segments are cut;
-//! - [`platform`]: the only code that touches the operating system directly;
-//! - [`reader`]: reads a ring back, following the writer;
-//! - [`streambuffersink`] and [`streambuffersrc`]: the GStreamer elements, thin glue over the above.
+//! - `layout`: the on-disk format, every name and record in a ring directory;
+//! - `ring`: the directory of segments, journal, playlist and retention;
+//! - `recorder`: joins the two and decides where segments are cut, carries the
+//!   write-failure contract and the recordings;
+//! - `reader`: reads a ring back, following the writer;
+//! - `platform`: the only code that touches the operating system directly;
+//! - [`streambuffersink`] and [`streambuffersrc`]: the GStreamer elements,
+//!   thin glue over the above.
 
 mod element_sync;
-pub mod layout;
-pub mod platform;
-pub mod reader;
-pub mod recorder;
-pub mod ring;
+mod layout;
+mod platform;
+mod reader;
+mod recorder;
+mod ring;
 pub mod streambuffersink;
 pub mod streambuffersrc;
-pub mod ts;
+mod ts;
+
+/// What `examples/bench_ring.rs` measures (the ring's rotation cost without
+/// a pipeline). Not part of the supported API: hidden from the
+/// documentation, and free to change with the ring.
+#[doc(hidden)]
+pub mod bench {
+    pub use crate::ring::{Retention, Ring, RingConfig, SegmentStart};
+}
 
 use gst::glib;
 

@@ -337,7 +337,7 @@ fn repeated_state_changes() {
         .by_name("sink")
         .expect("sink")
         .property::<gst::Structure>("stats");
-    assert_eq!(stats.get::<bool>("recording"), Ok(false));
+    assert_eq!(stats.get::<bool>("running"), Ok(false));
     assert!(stat_u64(&stats, "segments-created") > 0);
 }
 

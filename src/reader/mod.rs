@@ -26,8 +26,8 @@ const HOLE_TOLERANCE_MS: i64 = 500;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartPosition {
     /// The newest random-access point (the start of the segment being
-    /// written), minus a delay.
-    Live { delay_ns: u64 },
+    /// written), minus the start delay.
+    Live,
     /// The oldest content still in the ring.
     Oldest,
 }
@@ -92,7 +92,6 @@ pub struct RingReader {
     /// Content time where the segment after the last one read starts.
     continue_at_ns: Option<u64>,
     events: Vec<ReaderEvent>,
-    rejected_entries: usize,
 }
 
 impl RingReader {
@@ -111,25 +110,12 @@ impl RingReader {
             stale_reported: None,
             continue_at_ns: None,
             events: Vec::new(),
-            rejected_entries: 0,
         }
     }
 
     /// Events since the last call.
     pub fn take_events(&mut self) -> Vec<ReaderEvent> {
         std::mem::take(&mut self.events)
-    }
-
-    /// Playlist entries refused as pointing outside the ring.
-    #[must_use]
-    pub fn rejected_entries(&self) -> usize {
-        self.rejected_entries
-    }
-
-    /// Whether the writer has finished (the playlist has `EXT-X-ENDLIST`).
-    #[must_use]
-    pub fn is_ended(&self) -> bool {
-        self.ended
     }
 
     /// Re-reads the playlist if it changed. Returns whether it could be read.
@@ -151,7 +137,6 @@ impl RingReader {
         };
         self.playlist_stamp = Some(stamp);
         let listing = playlist::parse(&text);
-        self.rejected_entries = listing.rejected;
         self.ended = listing.ended;
         let Some(oldest) = listing.entries.first().map(|e| e.sequence) else {
             return Ok(true);
@@ -315,12 +300,13 @@ impl RingReader {
         Ok(Some(start))
     }
 
-    /// Positions the reader at the live edge (minus a delay) or the oldest content.
-    pub fn start(&mut self, position: StartPosition) -> io::Result<Option<u64>> {
+    /// Positions the reader at the live edge (minus `delay_ns`) or the oldest
+    /// content (`delay_ns` does not apply there).
+    pub fn start(&mut self, position: StartPosition, delay_ns: u64) -> io::Result<Option<u64>> {
         self.refresh()?;
         match position {
             StartPosition::Oldest => self.seek(0),
-            StartPosition::Live { delay_ns } => {
+            StartPosition::Live => {
                 let Some((_, end)) = self.window() else {
                     // Nothing listed yet: start at the first segment written.
                     return self.seek(0);
@@ -422,7 +408,7 @@ impl RingReader {
     fn open_next(&mut self) -> io::Result<Option<ReadOutcome>> {
         let seq = match self.next {
             Some(s) => s,
-            None => match self.start(StartPosition::Oldest)? {
+            None => match self.start(StartPosition::Oldest, 0)? {
                 Some(_) => return Ok(None),
                 None => {
                     return Ok(Some(if self.ended {
@@ -532,8 +518,8 @@ mod tests {
         }
         // One reader at the live edge, one parked on the oldest segment.
         let (mut live, mut slow) = (RingReader::new(dir.path()), RingReader::new(dir.path()));
-        live.start(StartPosition::Live { delay_ns: 0 }).expect("live");
-        slow.start(StartPosition::Oldest).expect("oldest");
+        live.start(StartPosition::Live, 0).expect("live");
+        slow.start(StartPosition::Oldest, 0).expect("oldest");
         let mut one = vec![0u8; PACKET_SIZE];
         assert!(matches!(slow.read(&mut one).expect("read"), ReadOutcome::Data { .. }));
         let mut seen = (Vec::new(), Vec::new());

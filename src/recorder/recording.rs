@@ -1,4 +1,6 @@
-//! Recordings cut out of the ring (SBE's `IStreamBufferRecordControl`).
+//! Recordings cut out of the ring (SBE's `IStreamBufferRecordControl`):
+//! [`Recordings`], the set a recorder runs (start, stop, feed, link), and
+//! [`Recording`], one of them.
 //!
 //! A *content* recording is a standalone MPEG-TS file: the ring's bytes from
 //! a segment start (a random-access point with PAT and PMT in front) on, then
@@ -9,12 +11,14 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::health::WriteHealth;
+use super::{Host, RecorderEvent};
 use crate::layout::playlist::{PlaylistHeader, render};
 use crate::layout::{PLAYLIST_NAME, SegmentInfo, segment_file_name};
 use crate::platform;
+use crate::ring::{Ring, WriteFailure};
 
 /// What a recording keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +51,231 @@ pub struct RecordingSummary {
     pub error: Option<String>,
 }
 
+/// Where the recorder is in its stream, for starting and stopping recordings.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamPosition {
+    /// Timeline position now.
+    pub now_ns: u64,
+    /// Timeline position where the open segment started (if one is open).
+    pub segment_start_ns: u64,
+    /// Host time at the start of the current call.
+    pub wall: Instant,
+}
+
+/// The running recordings of one recorder, fed from the ring's writes.
+pub struct Recordings {
+    active: Vec<ActiveRecording>,
+    next_id: u32,
+}
+
+/// A running recording and whether it still waits for the next cut to begin.
+struct ActiveRecording {
+    recording: Recording,
+    waiting_for_cut: bool,
+}
+
+impl Default for Recordings {
+    fn default() -> Self {
+        Recordings {
+            active: Vec::new(),
+            next_id: 1,
+        }
+    }
+}
+
+impl Recordings {
+    /// Ids of the running recordings.
+    #[must_use]
+    pub fn ids(&self) -> Vec<u32> {
+        self.active.iter().map(|r| r.recording.id).collect()
+    }
+
+    /// Starts a recording at `location`. A negative `start_offset_ns` reaches
+    /// back into the ring (clamped to the oldest content, rounded down to the
+    /// segment start, a random-access point, at or before it); 0 starts at
+    /// the next random-access point that begins a segment. Returns the id.
+    pub fn start(
+        &mut self,
+        ring: &mut Ring,
+        at: StreamPosition,
+        location: &Path,
+        kind: RecordingKind,
+        start_offset_ns: i64,
+        host: &mut dyn Host,
+    ) -> Result<u32, String> {
+        let id = self.next_id;
+        let now = at.now_ns;
+        // Start times of the completed segments, oldest first, counted back
+        // from the start of the segment being written.
+        let mut t = if ring.is_segment_open() {
+            at.segment_start_ns
+        } else {
+            now
+        };
+        let mut history: Vec<(SegmentInfo, u64)> = ring
+            .segments()
+            .rev()
+            .map(|s| {
+                t = t.saturating_sub(s.duration_ns);
+                (s.clone(), t)
+            })
+            .collect();
+        history.reverse();
+        let back = start_offset_ns < 0;
+        let target = now.saturating_sub(start_offset_ns.unsigned_abs());
+        let from = if back {
+            history.iter().rposition(|(_, start)| *start <= target).unwrap_or(0)
+        } else {
+            history.len()
+        };
+        let current_from = ring.is_segment_open() && back;
+        let start_ns = history
+            .get(from)
+            .map_or(if current_from { at.segment_start_ns } else { now }, |(_, s)| *s);
+        let first_sequence = history
+            .get(from)
+            .map(|(s, _)| s.sequence)
+            .or(ring.current_sequence().filter(|_| back));
+        let first_sequence = first_sequence.unwrap_or_else(|| ring.current_sequence().map_or(0, |s| s + 1));
+        let mut recording = Recording::create(id, kind, location, start_ns, first_sequence)
+            .map_err(|e| format!("cannot create '{}': {e}", location.display()))?;
+        if back {
+            let dir = ring.dir().to_owned();
+            match kind {
+                RecordingKind::Content => {
+                    // Everything already written, then the live stream.
+                    let _ = ring.flush();
+                    for (info, start) in &history[from..] {
+                        recording.mark_boundary(*start, at.wall);
+                        recording
+                            .append_file(&dir.join(segment_file_name(info.sequence)), info.bytes)
+                            .map_err(|e| e.to_string())?;
+                    }
+                    if let Some(seq) = ring.current_sequence() {
+                        recording.mark_boundary(at.segment_start_ns, at.wall);
+                        recording
+                            .append_file(&dir.join(segment_file_name(seq)), ring.flushed_bytes())
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+                RecordingKind::Reference => {
+                    for (info, start) in &history[from..] {
+                        recording.link(&dir, info, *start).map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+        }
+        self.next_id += 1;
+        host.event(RecorderEvent::RecordingStarted {
+            id,
+            location: location.to_owned(),
+            kind,
+            start_ns,
+        });
+        self.active.push(ActiveRecording {
+            recording,
+            waiting_for_cut: !back,
+        });
+        Ok(id)
+    }
+
+    /// Stops recording `id`: now (0), or in the past (negative offset: the
+    /// recording ends at the first segment start at or after that point).
+    /// A reference recording stopped now ends when the segment being written
+    /// completes (`segment_open`), so that it can be linked whole. Returns
+    /// false for an unknown id.
+    pub fn stop(&mut self, id: u32, stop_offset_ns: i64, now_ns: u64, segment_open: bool, host: &mut dyn Host) -> bool {
+        let Some(i) = self.active.iter().position(|r| r.recording.id == id) else {
+            return false;
+        };
+        let active = &mut self.active[i];
+        if stop_offset_ns >= 0 && active.recording.kind == RecordingKind::Reference && segment_open {
+            active.recording.stop_after_current = true;
+            return true;
+        }
+        let truncate = (stop_offset_ns < 0).then(|| now_ns.saturating_sub(stop_offset_ns.unsigned_abs()));
+        let active = self.active.remove(i);
+        host.event(RecorderEvent::RecordingStopped(
+            active.recording.finish(truncate.unwrap_or(now_ns), truncate),
+        ));
+        true
+    }
+
+    /// A new ring segment starts at timeline position `start_ns`: recordings
+    /// waiting for a cut begin here, content files mark a boundary.
+    pub fn segment_started(&mut self, start_ns: u64, wall: Instant) {
+        for active in &mut self.active {
+            active.waiting_for_cut = false;
+            active.recording.mark_boundary(start_ns, wall);
+        }
+    }
+
+    /// Gives content recordings what the ring wrote. A recording's write
+    /// failures follow the write-failure contract (one failure, one clear,
+    /// drop and retry at the next segment start after the retry interval)
+    /// with its id in the message, and never disturb the ring.
+    pub fn tee(&mut self, data: &[u8], position_ns: u64, retry: Duration, host: &mut dyn Host) {
+        for active in self.active.iter_mut().filter(|a| !a.waiting_for_cut) {
+            let rec = &mut active.recording;
+            if rec.kind != RecordingKind::Content {
+                continue;
+            }
+            match rec.append(data) {
+                Ok(true) => {
+                    if let Some(summary) = rec.health.on_success(host.now(), position_ns) {
+                        host.event(RecorderEvent::WriteFailureClear(summary));
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    let failure = WriteFailure::new(rec.location.clone(), e, false);
+                    if rec.health.on_failure(&failure, host.now(), retry) {
+                        host.event(RecorderEvent::WriteFailure {
+                            kind: failure.kind,
+                            message: format!("recording {}: {failure}", rec.id),
+                            path: failure.path,
+                        });
+                    }
+                    rec.health.losing_from(position_ns);
+                }
+            }
+        }
+    }
+
+    /// Ring segment `info` of `ring_dir`, which started at `start_ns`, was
+    /// completed: reference recordings link it; those stopping with it end.
+    pub fn segment_completed(&mut self, ring_dir: &Path, info: &SegmentInfo, start_ns: u64, host: &mut dyn Host) {
+        let mut i = 0;
+        while i < self.active.len() {
+            let rec = &mut self.active[i].recording;
+            if rec.kind == RecordingKind::Reference
+                && rec.next_sequence <= info.sequence
+                && rec.error.is_none()
+                && let Err(e) = rec.link(ring_dir, info, start_ns)
+            {
+                rec.error = Some(format!(
+                    "recording {}: cannot link segment {}: {e}",
+                    rec.id, info.sequence
+                ));
+            }
+            if rec.stop_after_current {
+                let active = self.active.remove(i);
+                let end = start_ns + info.duration_ns;
+                host.event(RecorderEvent::RecordingStopped(active.recording.finish(end, None)));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The stream ended at `end_ns`: every recording stops.
+    pub fn finish_all(&mut self, end_ns: u64, host: &mut dyn Host) {
+        for active in std::mem::take(&mut self.active) {
+            host.event(RecorderEvent::RecordingStopped(active.recording.finish(end_ns, None)));
+        }
+    }
+}
+
 enum Target {
     Content {
         file: File,
@@ -59,23 +288,23 @@ enum Target {
 }
 
 /// One running recording.
-pub struct Recording {
-    pub id: u32,
-    pub kind: RecordingKind,
-    pub location: PathBuf,
-    pub start_ns: u64,
+struct Recording {
+    id: u32,
+    kind: RecordingKind,
+    location: PathBuf,
+    start_ns: u64,
     target: Target,
     bytes: u64,
     copied_segments: u64,
     /// (content time, byte offset) of each segment start in a content file.
     boundaries: Vec<(u64, u64)>,
     /// First ring sequence a reference recording has not linked yet.
-    pub next_sequence: u64,
+    next_sequence: u64,
     /// Stop once the segment being written completes (reference, stop "now").
-    pub stop_after_current: bool,
-    pub error: Option<String>,
+    stop_after_current: bool,
+    error: Option<String>,
     /// Content: write-failure episodes, as for the ring itself.
-    pub health: WriteHealth,
+    health: WriteHealth,
     /// Content: dropping after a failed write, until a segment start after
     /// the retry interval (so the file resumes at a random-access point).
     paused: bool,
@@ -89,13 +318,7 @@ const CONTENT_BLOCK: usize = 256 * 1024;
 
 impl Recording {
     /// Creates the recording's file or directory; never overwrites anything.
-    pub fn create(
-        id: u32,
-        kind: RecordingKind,
-        location: &Path,
-        start_ns: u64,
-        first_sequence: u64,
-    ) -> io::Result<Self> {
+    fn create(id: u32, kind: RecordingKind, location: &Path, start_ns: u64, first_sequence: u64) -> io::Result<Self> {
         let target = match kind {
             RecordingKind::Content => Target::Content {
                 file: platform::create_new(location)?,
@@ -126,7 +349,7 @@ impl Recording {
 
     /// Content: a ring segment starts here (at content time `start_ns`). A
     /// paused recording resumes here once its retry interval has passed.
-    pub fn mark_boundary(&mut self, start_ns: u64, now: Instant) {
+    fn mark_boundary(&mut self, start_ns: u64, now: Instant) {
         if self.paused && self.health.retry_due(now) {
             self.paused = false;
         }
@@ -139,7 +362,7 @@ impl Recording {
     /// the file in this call. On error the unwritten bytes are dropped whole
     /// (the file is cut back to its last good length) and the recording
     /// pauses until the next segment start after the retry interval.
-    pub fn append(&mut self, data: &[u8]) -> io::Result<bool> {
+    fn append(&mut self, data: &[u8]) -> io::Result<bool> {
         let Target::Content { file, buf } = &mut self.target else {
             return Ok(false);
         };
@@ -185,7 +408,7 @@ impl Recording {
     /// Content: copies the first `len` bytes of a ring segment (history)
     /// into the recording. Only those: a reused segment file still holds
     /// old packets past what the open segment has written.
-    pub fn append_file(&mut self, path: &Path, len: u64) -> io::Result<()> {
+    fn append_file(&mut self, path: &Path, len: u64) -> io::Result<()> {
         let mut data = Vec::new();
         platform::open_read_only(path)?.take(len).read_to_end(&mut data)?;
         self.append(&data).map(|_| ())
@@ -193,7 +416,7 @@ impl Recording {
 
     /// Reference: links (or, across filesystems, copies) a completed segment
     /// that started at content time `start_ns`.
-    pub fn link(&mut self, ring_dir: &Path, info: &SegmentInfo, start_ns: u64) -> io::Result<()> {
+    fn link(&mut self, ring_dir: &Path, info: &SegmentInfo, start_ns: u64) -> io::Result<()> {
         let Target::Reference { linked } = &mut self.target else {
             return Ok(());
         };
@@ -216,7 +439,7 @@ impl Recording {
 
     /// Finishes the recording; content is cut back to the last segment start
     /// at or after `stop_ns` when that lies in the past.
-    pub fn finish(mut self, stop_ns: u64, truncate_to: Option<u64>) -> RecordingSummary {
+    fn finish(mut self, stop_ns: u64, truncate_to: Option<u64>) -> RecordingSummary {
         let result = match &mut self.target {
             Target::Content { file, buf } => {
                 if self.health.is_failing() {

@@ -1,9 +1,12 @@
-//! Write failures: what went wrong, on which file, classified the way the
-//! `write-failure` signal reports it.
+//! What can go wrong: opening a ring ([`RingError`]), and write failures
+//! (what went wrong, on which file, classified the way the `write-failure`
+//! signal reports it).
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+
+use crate::layout::LOCK_NAME;
 
 /// The `GST_RESOURCE_ERROR` code a failure maps to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +83,48 @@ impl fmt::Display for WriteFailure {
 impl std::error::Error for WriteFailure {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.source)
+    }
+}
+
+/// Failure to open a ring; each says which path and why.
+#[derive(Debug)]
+pub enum RingError {
+    NotADirectory(PathBuf),
+    Locked(PathBuf),
+    Io { context: String, source: io::Error },
+}
+
+impl RingError {
+    pub(super) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        RingError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for RingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RingError::NotADirectory(p) => {
+                write!(f, "'{}' exists and is not a directory", p.display())
+            }
+            RingError::Locked(p) => write!(
+                f,
+                "'{}' is already in use by another streambuffersink (lock file {LOCK_NAME} is held)",
+                p.display()
+            ),
+            RingError::Io { context, source } => write!(f, "{context}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for RingError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RingError::Io { source, .. } => Some(source),
+            _ => None,
+        }
     }
 }
 

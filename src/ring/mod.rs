@@ -28,15 +28,14 @@ mod reuse;
 pub mod segment;
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use failure::{FailureKind, WriteFailure};
+pub use failure::{FailureKind, RingError, WriteFailure};
 use journal::Journal;
 use recovery::{adopt, highest_sequence_on_disk};
-pub use retention::{EvictReason, Evicted, Retention, Window};
+pub use retention::{Evicted, Retention, Window};
 use reuse::Reuse;
 pub use segment::{Chunk, PendingWrites, SegmentWriter, SharedBytes};
 
@@ -68,48 +67,6 @@ pub struct RingConfig {
     /// with old packets where the new ones had not reached the disk, and
     /// that setting promises whole segments.
     pub reuse_evicted: bool,
-}
-
-/// Failure to open a ring; each says which path and why.
-#[derive(Debug)]
-pub enum RingError {
-    NotADirectory(PathBuf),
-    Locked(PathBuf),
-    Io { context: String, source: io::Error },
-}
-
-impl RingError {
-    fn io(context: impl Into<String>, source: io::Error) -> Self {
-        RingError::Io {
-            context: context.into(),
-            source,
-        }
-    }
-}
-
-impl fmt::Display for RingError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RingError::NotADirectory(p) => {
-                write!(f, "'{}' exists and is not a directory", p.display())
-            }
-            RingError::Locked(p) => write!(
-                f,
-                "'{}' is already in use by another streambuffersink (lock file {LOCK_NAME} is held)",
-                p.display()
-            ),
-            RingError::Io { context, source } => write!(f, "{context}: {source}"),
-        }
-    }
-}
-
-impl std::error::Error for RingError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            RingError::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
 }
 
 /// Where a new segment starts in time.
@@ -356,7 +313,7 @@ impl Ring {
     /// On failure the packets stay pending in the segment: retry with
     /// [`Self::flush`] or give them up with [`Self::abandon_segment`].
     pub fn write(&mut self, data: &[u8]) -> Result<(), WriteFailure> {
-        self.write_chunk(Chunk::Borrowed(data))
+        self.write_chunk(Chunk::borrowed(data))
     }
 
     /// Like [`Self::write`], for packets that may be part of shared input
@@ -560,34 +517,6 @@ impl Ring {
         if self.write_playlist(false).is_err() {
             self.stats.metadata_write_errors += 1;
         }
-    }
-
-    /// The ring directory vanished: create it again, take the lock on the new
-    /// directory, and forget segments whose files went with the old one.
-    fn recreate_directory(&mut self) -> io::Result<()> {
-        std::fs::create_dir_all(&self.config.dir)?;
-        self.lock = acquire_lock(&self.config.dir).map_err(|e| match e {
-            RingError::Io { source, .. } => source,
-            other => io::Error::other(other.to_string()),
-        })?;
-        while let Some(e) = self.entries.front() {
-            if self.config.dir.join(segment_file_name(e.info.sequence)).exists() {
-                break;
-            }
-            let Some(e) = self.entries.pop_front() else { break };
-            self.window.duration_ns -= e.info.duration_ns;
-            self.window.bytes -= e.info.bytes;
-            self.evicted_discontinuity_sequence = e.discontinuity_sequence;
-        }
-        self.entries
-            .retain(|e| self.config.dir.join(segment_file_name(e.info.sequence)).exists());
-        self.window = Window {
-            duration_ns: self.entries.iter().map(|e| e.info.duration_ns).sum(),
-            bytes: self.entries.iter().map(|e| e.info.bytes).sum(),
-        };
-        self.journal_dirty = true;
-        self.stats.directory_recreated += 1;
-        Ok(())
     }
 
     fn push_entry(&mut self, info: SegmentInfo) {

@@ -1,5 +1,6 @@
 //! Adoption of the ring an earlier writer left in the directory, after a
-//! restart or a crash.
+//! restart or a crash, and recovery from the directory vanishing under a
+//! running ring.
 //!
 //! Journaled segments whose files are still there at the recorded size are
 //! taken as they are. A segment missing from the journal (the one that was
@@ -11,7 +12,7 @@
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use super::RingStats;
+use super::{Ring, RingError, RingStats, Window, acquire_lock};
 use crate::layout::progress::Progress;
 use crate::layout::{SegmentInfo, journal, parse_segment_file_name, segment_file_name};
 use crate::platform;
@@ -134,6 +135,36 @@ fn pcr_span(head: &[u8], tail: &[u8]) -> Option<u64> {
         .find(|&(p, _)| p == pid)
         .map(|(_, v)| v)?;
     Some(Pcr::from_ticks(last).ticks_since(Pcr::from_ticks(first)))
+}
+
+impl Ring {
+    /// The ring directory vanished: create it again, take the lock on the new
+    /// directory, and forget segments whose files went with the old one.
+    pub(super) fn recreate_directory(&mut self) -> io::Result<()> {
+        std::fs::create_dir_all(&self.config.dir)?;
+        self.lock = acquire_lock(&self.config.dir).map_err(|e| match e {
+            RingError::Io { source, .. } => source,
+            other => io::Error::other(other.to_string()),
+        })?;
+        while let Some(e) = self.entries.front() {
+            if self.config.dir.join(segment_file_name(e.info.sequence)).exists() {
+                break;
+            }
+            let Some(e) = self.entries.pop_front() else { break };
+            self.window.duration_ns -= e.info.duration_ns;
+            self.window.bytes -= e.info.bytes;
+            self.evicted_discontinuity_sequence = e.discontinuity_sequence;
+        }
+        self.entries
+            .retain(|e| self.config.dir.join(segment_file_name(e.info.sequence)).exists());
+        self.window = Window {
+            duration_ns: self.entries.iter().map(|e| e.info.duration_ns).sum(),
+            bytes: self.entries.iter().map(|e| e.info.bytes).sum(),
+        };
+        self.journal_dirty = true;
+        self.stats.directory_recreated += 1;
+        Ok(())
+    }
 }
 
 /// Highest segment sequence number among the files in `dir`.

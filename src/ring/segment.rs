@@ -23,44 +23,43 @@ pub const WRITE_BLOCK: usize = 1024 * 1024;
 pub const COPY_BLOCK: usize = 256 * 1024;
 /// Bytes written between two checks that the file was not deleted.
 const ALIVE_CHECK_INTERVAL: u64 = 4 * 1024 * 1024;
-/// Shared runs at least this large are kept by reference until written;
-/// smaller ones are copied, which costs less than tracking them.
-pub const SHARE_MIN: usize = 16 * 1024;
-
 /// Input bytes owned elsewhere (a GStreamer buffer, say) that a segment may
 /// keep a reference to until they are written instead of copying them.
 pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
 
-/// Whole packets handed to a writer: borrowed for the call only, or part
-/// of shared input the writer may keep.
-#[derive(Clone, Copy)]
-pub enum Chunk<'a> {
-    Borrowed(&'a [u8]),
-    Shared(&'a SharedBytes, &'a [u8]),
+/// Whole packets handed to a writer: borrowed for the call only (copied if
+/// not written at once), or a range of shared input, kept by reference until
+/// written. Whether input may be shared is decided once, where it enters
+/// (the element: large buffers that no pool waits for); every range of it
+/// is then kept, whatever its size.
+#[derive(Clone)]
+pub struct Chunk<'a> {
+    bytes: &'a [u8],
+    shared: Option<(&'a SharedBytes, Range<usize>)>,
 }
 
 impl<'a> Chunk<'a> {
-    /// `data` as a chunk of `shared` if it lies inside it, else borrowed.
+    /// Bytes the writer copies if it cannot write them at once.
     #[must_use]
-    pub fn within(shared: Option<&'a SharedBytes>, data: &'a [u8]) -> Self {
-        match shared {
-            Some(s) if contains(s.as_ref().as_ref(), data) => Chunk::Shared(s, data),
-            _ => Chunk::Borrowed(data),
-        }
+    pub fn borrowed(bytes: &'a [u8]) -> Self {
+        Chunk { bytes, shared: None }
+    }
+
+    /// `range` of `input`, which the writer may keep; `None` if the range
+    /// does not lie inside it.
+    #[must_use]
+    pub fn shared(input: &'a SharedBytes, range: Range<usize>) -> Option<Self> {
+        let bytes = (**input).as_ref().get(range.clone())?;
+        Some(Chunk {
+            bytes,
+            shared: Some((input, range)),
+        })
     }
 
     #[must_use]
     pub fn bytes(&self) -> &'a [u8] {
-        match *self {
-            Chunk::Borrowed(b) | Chunk::Shared(_, b) => b,
-        }
+        self.bytes
     }
-}
-
-/// Whether `inner` is a sub-slice of `outer` (compares addresses only).
-fn contains(outer: &[u8], inner: &[u8]) -> bool {
-    let (o, i) = (outer.as_ptr() as usize, inner.as_ptr() as usize);
-    i >= o && i + inner.len() <= o + outer.len()
 }
 
 /// One stretch of pending bytes, in file order.
@@ -71,8 +70,8 @@ enum Piece {
     Shared(SharedBytes, Range<usize>),
 }
 
-/// Bytes accepted for a segment and not yet written: small runs copied into
-/// one block, large shared runs by reference. Its allocations outlive the
+/// Bytes accepted for a segment and not yet written: borrowed runs copied
+/// into one block, shared runs by reference. Its allocations outlive the
 /// segment (see [`SegmentWriter::take_buffers`]), so rotating segments does
 /// not fault in a fresh megabyte each time.
 #[derive(Default)]
@@ -85,25 +84,16 @@ pub struct PendingWrites {
 impl PendingWrites {
     /// Whether `chunk` would take the pending bytes past [`WRITE_BLOCK`] or
     /// the copy block past [`COPY_BLOCK`]: time to write first.
-    fn would_overflow(&self, chunk: Chunk<'_>) -> bool {
-        let len = chunk.bytes().len();
-        self.len + len > WRITE_BLOCK || !Self::is_kept(chunk) && self.block.len() + len > COPY_BLOCK
-    }
-
-    /// Whether `chunk` is kept by reference rather than copied.
-    fn is_kept(chunk: Chunk<'_>) -> bool {
-        matches!(chunk, Chunk::Shared(_, data) if data.len() >= SHARE_MIN)
+    fn would_overflow(&self, chunk: &Chunk<'_>) -> bool {
+        let len = chunk.bytes.len();
+        self.len + len > WRITE_BLOCK || chunk.shared.is_none() && self.block.len() + len > COPY_BLOCK
     }
 
     fn push(&mut self, chunk: Chunk<'_>) {
-        let data = chunk.bytes();
+        let data = chunk.bytes;
         self.len += data.len();
-        if let Chunk::Shared(shared, data) = chunk
-            && Self::is_kept(chunk)
-        {
-            let offset = data.as_ptr() as usize - shared.as_ref().as_ref().as_ptr() as usize;
-            self.pieces
-                .push(Piece::Shared(Arc::clone(shared), offset..offset + data.len()));
+        if let Some((input, range)) = chunk.shared {
+            self.pieces.push(Piece::Shared(Arc::clone(input), range));
             return;
         }
         if self.block.capacity() == 0 {
@@ -221,11 +211,6 @@ impl SegmentWriter {
         self.flushed + self.pending.len as u64
     }
 
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Bytes known to be in the file.
     #[must_use]
     pub fn flushed(&self) -> u64 {
@@ -251,7 +236,7 @@ impl SegmentWriter {
             }
             return result;
         }
-        if self.pending.would_overflow(chunk)
+        if self.pending.would_overflow(&chunk)
             && let Err(e) = self.flush()
         {
             self.pending.push(chunk);
@@ -405,8 +390,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut w = create(dir.path(), 1);
         let (a, b) = (packets(7, 1), packets(1000, 2));
-        w.write(Chunk::Borrowed(&a)).expect("write");
-        w.write(Chunk::Borrowed(&b)).expect("write");
+        w.write(Chunk::borrowed(&a)).expect("write");
+        w.write(Chunk::borrowed(&b)).expect("write");
         assert_eq!(
             std::fs::metadata(w.path()).expect("stat").len(),
             0,
@@ -432,17 +417,17 @@ mod tests {
         let small = packets(3, 100);
         let bytes = (*shared).as_ref();
         let (head, tail) = bytes.split_at(PACKET_SIZE * 150);
-        w.write(Chunk::within(Some(&shared), head)).expect("write");
-        w.write(Chunk::Borrowed(&small)).expect("write");
-        w.write(Chunk::within(Some(&shared), &tail[..PACKET_SIZE]))
-            .expect("write");
-        w.write(Chunk::within(Some(&shared), &tail[PACKET_SIZE..]))
-            .expect("write");
+        let part = |range: Range<usize>| Chunk::shared(&shared, range).expect("inside the input");
+        let split = head.len();
+        w.write(part(0..split)).expect("write");
+        w.write(Chunk::borrowed(&small)).expect("write");
+        w.write(part(split..split + PACKET_SIZE)).expect("write");
+        w.write(part(split + PACKET_SIZE..bytes.len())).expect("write");
         // Held, not copied: the writer owns references to the input.
         assert_eq!(
             Arc::strong_count(&input),
-            4,
-            "head and the large tail kept by reference"
+            5,
+            "every shared range kept by reference, small ones too"
         );
         w.flush().expect("flush");
         assert_eq!(Arc::strong_count(&input), 2, "released once written");
@@ -452,13 +437,13 @@ mod tests {
     }
 
     #[test]
-    fn chunk_within_only_shares_slices_of_the_shared_input() {
+    fn shared_chunks_lie_inside_their_input() {
         let shared: SharedBytes = Arc::new(packets(2, 0));
-        let other = packets(2, 0);
-        assert!(matches!(Chunk::within(Some(&shared), &other), Chunk::Borrowed(_)));
-        assert!(matches!(Chunk::within(None, &other), Chunk::Borrowed(_)));
-        let inside = &(*shared).as_ref()[PACKET_SIZE..];
-        assert!(matches!(Chunk::within(Some(&shared), inside), Chunk::Shared(..)));
+        let len = 2 * PACKET_SIZE;
+        assert!(Chunk::shared(&shared, 0..len + 1).is_none());
+        assert!(Chunk::shared(&shared, len..len + 1).is_none());
+        let inside = Chunk::shared(&shared, PACKET_SIZE..len).expect("inside");
+        assert_eq!(inside.bytes(), &(*shared).as_ref()[PACKET_SIZE..]);
     }
 
     #[test]
@@ -467,8 +452,8 @@ mod tests {
         let mut w = create(dir.path(), 1);
         let small = packets(2, 1);
         let big = packets(WRITE_BLOCK / PACKET_SIZE + 1, 2);
-        w.write(Chunk::Borrowed(&small)).expect("write");
-        w.write(Chunk::Borrowed(&big)).expect("write");
+        w.write(Chunk::borrowed(&small)).expect("write");
+        w.write(Chunk::borrowed(&big)).expect("write");
         assert_eq!(w.pending(), 0);
         assert_eq!(w.flushed(), (small.len() + big.len()) as u64);
         assert_eq!(std::fs::read(w.path()).expect("read"), [small, big].concat());
@@ -479,7 +464,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut spare = PendingWrites::default();
         let mut w = SegmentWriter::create(dir.path(), 1, &mut spare).expect("create");
-        w.write(Chunk::Borrowed(&packets(7, 1))).expect("write");
+        w.write(Chunk::borrowed(&packets(7, 1))).expect("write");
         w.flush().expect("flush");
         let mut spare = w.take_buffers();
         assert!(spare.block.capacity() >= COPY_BLOCK);

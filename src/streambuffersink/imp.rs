@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gst::glib;
 use gst::glib::translate::from_glib_none;
@@ -10,15 +10,13 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use super::report::{SinkHost, stats_structure};
 use super::{RecordingKind, WriteFailureMode};
 use crate::element_sync::{FlushGate, lock};
-use crate::layout::segment_file_name;
-use crate::recorder::RecordingKind as Kind;
-use crate::recorder::{FailureMode, Host, PushError, Recorder, RecorderConfig, RecorderEvent, Snapshot};
-use crate::ring::segment::SHARE_MIN;
-use crate::ring::{FailureKind, Retention, Ring, RingConfig, RingError};
+use crate::recorder::{PushError, Recorder, RecorderConfig, Snapshot};
+use crate::ring::{Retention, Ring, RingConfig, RingError};
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "streambuffersink",
         gst::DebugColorFlags::empty(),
@@ -91,7 +89,7 @@ pub struct StreamBufferSink {
     /// Buffers rendered since `snapshot` was refreshed.
     buffers_since_snapshot: AtomicU32,
     /// Set by `unlock` (flush, state change) to cancel a blocked write.
-    flush_gate: FlushGate,
+    pub(super) flush_gate: FlushGate,
 }
 
 impl Default for StreamBufferSink {
@@ -275,7 +273,7 @@ impl ObjectImpl for StreamBufferSink {
             gst::warning!(
                 CAT,
                 imp = self,
-                "Property '{}' cannot be changed while recording",
+                "Property '{}' cannot be changed while running",
                 pspec.name()
             );
             return;
@@ -336,9 +334,9 @@ impl ObjectImpl for StreamBufferSink {
                     *lock(&self.snapshot) = Some((snap, true));
                 }
                 match &*lock(&self.snapshot) {
-                    Some((snap, recording)) => stats_structure(snap, *recording, dir.as_deref()),
+                    Some((snap, running)) => stats_structure(snap, *running, dir.as_deref()),
                     None => gst::Structure::builder("streambuffer-stats")
-                        .field("recording", false)
+                        .field("running", false)
                         .build(),
                 }
                 .to_value()
@@ -424,11 +422,7 @@ impl BaseSinkImpl for StreamBufferSink {
             RecorderConfig {
                 segment_duration_ns: settings.segment_duration,
                 program: u16::try_from(settings.program_number).ok(),
-                failure_mode: match settings.write_failure_mode {
-                    WriteFailureMode::Drop => FailureMode::Drop,
-                    WriteFailureMode::Block => FailureMode::Block,
-                    WriteFailureMode::Error => FailureMode::Error,
-                },
+                failure_mode: settings.write_failure_mode.into(),
                 retry_interval: Duration::from_nanos(settings.retry_interval),
             },
         );
@@ -479,35 +473,36 @@ impl BaseSinkImpl for StreamBufferSink {
             _ => None,
         };
         if let Some(eos) = finishing {
-            let mut state = lock(&self.state);
-            if let State::Started(recorder) = &mut *state {
-                let mut host = SinkHost::new(self, None);
-                let result = if eos {
-                    recorder.finish(&mut host, true)
+            let result = self.with_recorder(|recorder, host| {
+                if eos {
+                    recorder.finish(host, true)
                 } else {
-                    recorder.flush(&mut host)
-                };
-                *lock(&self.snapshot) = Some((recorder.snapshot(), true));
-                drop(state);
-                host.emit_queued();
-                if let Err(PushError::Fatal(f)) = result {
-                    self.post_write_error(&f);
+                    recorder.flush(host)
                 }
+            });
+            if let Some(Err(PushError::Fatal(f))) = result {
+                self.post_write_error(&f);
             }
         }
         self.parent_event(event)
     }
 }
 
+/// Buffers at least this large are kept by reference until written; smaller
+/// ones are copied, which costs less than tracking them.
+const KEEP_MIN: usize = 16 * 1024;
+
 /// Whether the ring may keep a reference to `buffer` until its bytes are
 /// written, rather than copy them: worth it for large buffers, and safe for
 /// those that do not belong to a buffer pool (a pool has a fixed number of
-/// buffers, and upstream would wait for the ones kept here).
+/// buffers, and upstream would wait for the ones kept here). The one place
+/// this is decided: the recorder and the ring keep every part of such a
+/// buffer and copy every part of any other.
 fn can_keep(buffer: &gst::BufferRef) -> bool {
     // SAFETY: `as_ptr` points to the live GstBuffer `buffer` borrows; its
     // `pool` field is set once by the pool that owns it and only read here.
     let pooled = unsafe { !(*buffer.as_ptr()).pool.is_null() };
-    !pooled && buffer.size() >= SHARE_MIN
+    !pooled && buffer.size() >= KEEP_MIN
 }
 
 impl StreamBufferSink {
@@ -561,260 +556,49 @@ impl StreamBufferSink {
         }
     }
 
-    fn start_recording(&self, location: &str, kind: RecordingKind, start_offset: i64) -> u32 {
+    /// Locks the state, runs `op` on the recorder, refreshes the `stats`
+    /// copy, unlocks and emits the events `op` caused. `None` when stopped.
+    fn with_recorder<R>(&self, op: impl FnOnce(&mut Recorder, &mut SinkHost<'_>) -> R) -> Option<R> {
         let mut state = lock(&self.state);
         let State::Started(recorder) = &mut *state else {
-            gst::element_imp_warning!(
-                self,
-                gst::CoreError::StateChange,
-                ("Cannot start a recording: the sink is not recording")
-            );
-            return 0;
-        };
-        let kind = match kind {
-            RecordingKind::Content => Kind::Content,
-            RecordingKind::Reference => Kind::Reference,
+            return None;
         };
         let mut host = SinkHost::new(self, None);
-        let result = recorder.start_recording(Path::new(location), kind, start_offset, &mut host);
+        let result = op(recorder, &mut host);
         *lock(&self.snapshot) = Some((recorder.snapshot(), true));
         drop(state);
         host.emit_queued();
+        Some(result)
+    }
+
+    fn start_recording(&self, location: &str, kind: RecordingKind, start_offset: i64) -> u32 {
+        let result = self.with_recorder(|recorder, host| {
+            recorder.start_recording(Path::new(location), kind.into(), start_offset, host)
+        });
         match result {
-            Ok(id) => id,
-            Err(e) => {
+            Some(Ok(id)) => id,
+            Some(Err(e)) => {
                 gst::element_imp_warning!(self, gst::ResourceError::OpenWrite, ("Recording refused: {}", e));
+                0
+            }
+            None => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::CoreError::StateChange,
+                    ("Cannot start a recording: the sink is not running")
+                );
                 0
             }
         }
     }
 
     fn stop_recording(&self, id: u32, stop_offset: i64) -> bool {
-        let mut state = lock(&self.state);
-        let State::Started(recorder) = &mut *state else {
+        let Some(known) = self.with_recorder(|recorder, host| recorder.stop_recording(id, stop_offset, host)) else {
             return false;
         };
-        let mut host = SinkHost::new(self, None);
-        let known = recorder.stop_recording(id, stop_offset, &mut host);
-        *lock(&self.snapshot) = Some((recorder.snapshot(), true));
-        drop(state);
-        host.emit_queued();
         if !known {
             gst::element_imp_warning!(self, gst::CoreError::Failed, ("No running recording with id {}", id));
         }
         known
     }
-
-    /// `error` mode: the GST_ELEMENT_ERROR a `filesink` would post.
-    fn post_write_error(&self, f: &crate::ring::WriteFailure) {
-        match f.kind {
-            FailureKind::NoSpaceLeft => gst::element_imp_error!(self, gst::ResourceError::NoSpaceLeft, ("{}", f)),
-            FailureKind::OpenWrite => gst::element_imp_error!(self, gst::ResourceError::OpenWrite, ("{}", f)),
-            FailureKind::Write => gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", f)),
-        }
-    }
-
-    fn running_time(&self, pts: Option<gst::ClockTime>) -> Option<gst::ClockTime> {
-        let segment = self.obj().segment();
-        segment.downcast_ref::<gst::ClockTime>()?.to_running_time(pts?)
-    }
-
-    /// Emits an event's signal and posts its element message. Called from the
-    /// streaming thread, with no lock of the element held.
-    fn emit(&self, event: RecorderEvent, pts: Option<gst::ClockTime>) {
-        let obj = self.obj();
-        let running_time = self.running_time(pts).map_or(u64::MAX, gst::ClockTime::nseconds);
-        let structure = match event {
-            RecorderEvent::Scrambling(scrambled) => {
-                let (signal, name) = if scrambled {
-                    ("encryption-on", "streambuffer-encryption-on")
-                } else {
-                    ("encryption-off", "streambuffer-encryption-off")
-                };
-                gst::info!(CAT, imp = self, "{signal}");
-                obj.emit_by_name::<()>(signal, &[]);
-                gst::Structure::builder(name)
-                    .field("running-time", running_time)
-                    .build()
-            }
-            RecorderEvent::WriteFailure { kind, message, path } => {
-                gst::warning!(CAT, imp = self, "write-failure: {message}");
-                let error = match kind {
-                    FailureKind::NoSpaceLeft => glib::Error::new(gst::ResourceError::NoSpaceLeft, &message),
-                    FailureKind::OpenWrite => glib::Error::new(gst::ResourceError::OpenWrite, &message),
-                    FailureKind::Write => glib::Error::new(gst::ResourceError::Write, &message),
-                };
-                obj.emit_by_name::<()>("write-failure", &[&error]);
-                gst::Structure::builder("streambuffer-write-failure")
-                    .field("error", &message)
-                    .field("kind", kind.as_str())
-                    .field("location", path.display().to_string())
-                    .field("running-time", running_time)
-                    .build()
-            }
-            RecorderEvent::WriteFailureClear(s) => {
-                let duration = s.dropped_duration_ns.unwrap_or(u64::MAX);
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "write-failure-clear: {} bytes, {} dropped in {:?}",
-                    s.dropped_bytes,
-                    s.dropped_duration_ns.map_or("unknown".into(), |d| format!("{d} ns")),
-                    s.failure_duration
-                );
-                obj.emit_by_name::<()>("write-failure-clear", &[&s.dropped_bytes, &duration]);
-                gst::Structure::builder("streambuffer-write-failure-clear")
-                    .field("dropped-bytes", s.dropped_bytes)
-                    .field("dropped-duration", duration)
-                    .field(
-                        "failure-duration",
-                        u64::try_from(s.failure_duration.as_nanos()).unwrap_or(u64::MAX),
-                    )
-                    .field("running-time", running_time)
-                    .build()
-            }
-            RecorderEvent::RecordingStarted {
-                id,
-                location,
-                kind,
-                start_ns,
-            } => {
-                gst::info!(CAT, imp = self, "recording {id} started: {}", location.display());
-                gst::Structure::builder("streambuffer-recording-started")
-                    .field("id", id)
-                    .field("location", location.display().to_string())
-                    .field("kind", kind.as_str())
-                    .field("start-time", start_ns)
-                    .build()
-            }
-            RecorderEvent::RecordingStopped(r) => {
-                gst::info!(CAT, imp = self, "recording {} stopped: {} bytes", r.id, r.bytes);
-                gst::Structure::builder("streambuffer-recording-stopped")
-                    .field("id", r.id)
-                    .field("location", r.location.display().to_string())
-                    .field("kind", r.kind.as_str())
-                    .field("start-time", r.start_ns)
-                    .field("stop-time", r.stop_ns)
-                    .field("bytes", r.bytes)
-                    .field("copied-segments", r.copied_segments)
-                    .field("status", if r.error.is_some() { "error" } else { "ok" })
-                    .field("error", r.error.unwrap_or_default())
-                    .build()
-            }
-            RecorderEvent::EvictedUnderPressure { segments, bytes } => {
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "evicted {segments} segments ({bytes} bytes) to make room"
-                );
-                gst::Structure::builder("streambuffer-evicted-under-pressure")
-                    .field("segments", segments)
-                    .field("bytes", bytes)
-                    .field("running-time", running_time)
-                    .build()
-            }
-        };
-        let _ = obj.post_message(gst::message::Element::builder(structure).src(&*obj).build());
-    }
-}
-
-/// The recorder's view of the element: real time, cancellable waits, and
-/// events queued until no lock is held (or until a blocking wait begins, so
-/// `write-failure` is heard while the sink blocks).
-struct SinkHost<'a> {
-    imp: &'a StreamBufferSink,
-    pts: Option<gst::ClockTime>,
-    queued: Vec<RecorderEvent>,
-}
-
-impl<'a> SinkHost<'a> {
-    fn new(imp: &'a StreamBufferSink, pts: Option<gst::ClockTime>) -> Self {
-        SinkHost {
-            imp,
-            pts,
-            queued: Vec::new(),
-        }
-    }
-
-    fn emit_queued(&mut self) {
-        for event in self.queued.drain(..) {
-            self.imp.emit(event, self.pts);
-        }
-    }
-}
-
-impl Host for SinkHost<'_> {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn wait(&mut self, timeout: Duration) -> bool {
-        self.emit_queued();
-        self.imp.flush_gate.wait(timeout)
-    }
-
-    fn event(&mut self, event: RecorderEvent) {
-        self.queued.push(event);
-    }
-}
-
-/// The `stats` structure; `recording` is false once the sink has stopped (the
-/// counters of the finished recording stay readable).
-fn stats_structure(snap: &Snapshot, recording: bool, dir: Option<&Path>) -> gst::Structure {
-    let (rec, al, an, fail, rs) = (&snap.recorder, &snap.aligner, &snap.analyzer, &snap.failure, &snap.ring);
-    let seq = |s: Option<u64>| s.map_or(-1i64, |s| i64::try_from(s).unwrap_or(i64::MAX));
-    let failing_time = fail.failing_time + snap.failing_since.map_or(Duration::ZERO, |t| t.elapsed());
-    let current = match (dir, snap.current) {
-        (Some(dir), Some(seq)) if recording => dir.join(segment_file_name(seq)).display().to_string(),
-        _ => String::new(),
-    };
-    gst::Structure::builder("streambuffer-stats")
-        .field("recording", recording)
-        .field("bytes-in", rec.bytes_in)
-        .field("bytes-written", rs.bytes_written)
-        .field("buffers", rec.buffers)
-        .field("packets", al.packets)
-        .field("sync-losses", al.sync_losses)
-        .field("dropped-bytes", al.dropped_bytes)
-        .field("continuity-errors", an.continuity_errors)
-        .field("transport-errors", an.transport_errors)
-        .field("random-access-points", an.random_access_points)
-        .field("packets-before-random-access", rec.packets_before_random_access)
-        .field("discontinuities", rec.discontinuities)
-        .field("forced-cuts", rec.forced_cuts)
-        .field("scrambled", snap.scrambled)
-        .field("scrambled-packets", an.scrambled_packets)
-        .field("clock-source", snap.clock_source.map_or("none", |c| c.as_str()))
-        .field("segments-created", rs.segments_created)
-        .field("segments-deleted", rs.segments_deleted)
-        .field("segments-reused", rs.segments_reused)
-        .field("evicted-max-duration", rs.evicted_max_duration)
-        .field("evicted-max-size", rs.evicted_max_size)
-        .field("evicted-min-free-space", rs.evicted_min_free_space)
-        .field("evicted-under-pressure", rs.evicted_under_pressure)
-        .field("adopted-segments", rs.adopted_segments)
-        .field("playlist-writes", rs.playlist_writes)
-        .field("metadata-write-errors", rs.metadata_write_errors)
-        .field("directory-recreated", rs.directory_recreated)
-        .field("write-failing", fail.failing)
-        .field("write-failures", fail.write_failures)
-        .field("failure-episodes", fail.episodes)
-        .field("write-dropped-bytes", fail.dropped_bytes)
-        .field("write-dropped-duration", fail.dropped_duration_ns)
-        .field(
-            "failing-time",
-            u64::try_from(failing_time.as_nanos()).unwrap_or(u64::MAX),
-        )
-        .field("last-error", fail.last_error.as_deref().unwrap_or(""))
-        .field("window-segments", snap.window_segments)
-        .field("window-start", seq(snap.oldest))
-        .field("window-end", seq(snap.newest))
-        .field("window-duration", snap.window.duration_ns)
-        .field("window-bytes", snap.window.bytes)
-        .field("current-segment", current)
-        .field(
-            "active-recordings",
-            snap.recordings.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
-        )
-        .build()
 }

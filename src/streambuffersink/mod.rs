@@ -6,7 +6,11 @@
 use gst::glib;
 use gst::prelude::*;
 
+use crate::recorder;
+use crate::ring::FailureKind;
+
 mod imp;
+mod report;
 
 glib::wrapper! {
     /// The time-shift buffer sink. See the crate README for its properties.
@@ -42,6 +46,37 @@ pub enum RecordingKind {
     /// A directory of hard links to whole ring segments plus a VOD playlist.
     #[enum_value(name = "Reference: hard links to the ring's segments", nick = "reference")]
     Reference = 1,
+}
+
+impl From<WriteFailureMode> for recorder::FailureMode {
+    fn from(mode: WriteFailureMode) -> Self {
+        match mode {
+            WriteFailureMode::Drop => recorder::FailureMode::Drop,
+            WriteFailureMode::Block => recorder::FailureMode::Block,
+            WriteFailureMode::Error => recorder::FailureMode::Error,
+        }
+    }
+}
+
+impl From<RecordingKind> for recorder::RecordingKind {
+    fn from(kind: RecordingKind) -> Self {
+        match kind {
+            RecordingKind::Content => recorder::RecordingKind::Content,
+            RecordingKind::Reference => recorder::RecordingKind::Reference,
+        }
+    }
+}
+
+/// The `GST_RESOURCE_ERROR` code of the `write-failure` signal's `GError`
+/// and of the element error in `error` mode.
+impl From<FailureKind> for gst::ResourceError {
+    fn from(kind: FailureKind) -> Self {
+        match kind {
+            FailureKind::NoSpaceLeft => gst::ResourceError::NoSpaceLeft,
+            FailureKind::OpenWrite => gst::ResourceError::OpenWrite,
+            FailureKind::Write => gst::ResourceError::Write,
+        }
+    }
 }
 
 /// Registers the element with `plugin`.

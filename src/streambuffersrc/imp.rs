@@ -11,7 +11,7 @@ use gst_base::subclass::prelude::*;
 
 use super::StartPosition;
 use crate::element_sync::{FlushGate, lock};
-use crate::reader::{self, ReadOutcome, ReaderEvent, RingReader};
+use crate::reader::{ReadOutcome, ReaderEvent, RingReader};
 use crate::ts::PACKET_SIZE;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -244,13 +244,7 @@ impl BaseSrcImpl for StreamBufferSrc {
         // The initial seek of BaseSrc (to 0) means "the configured start position".
         let landed = if !*positioned && target == 0 {
             let settings = lock(&self.settings).clone();
-            let start = match settings.start_position {
-                StartPosition::Live => reader::StartPosition::Live {
-                    delay_ns: settings.start_delay,
-                },
-                StartPosition::Oldest => reader::StartPosition::Oldest,
-            };
-            reader.start(start)
+            reader.start(settings.start_position.into(), settings.start_delay)
         } else {
             reader.seek(target)
         };

@@ -6,6 +6,8 @@
 use gst::glib;
 use gst::prelude::*;
 
+use crate::reader;
+
 mod imp;
 
 glib::wrapper! {
@@ -25,6 +27,15 @@ pub enum StartPosition {
     /// The oldest content in the ring.
     #[enum_value(name = "Oldest content", nick = "oldest")]
     Oldest = 1,
+}
+
+impl From<StartPosition> for reader::StartPosition {
+    fn from(position: StartPosition) -> Self {
+        match position {
+            StartPosition::Live => reader::StartPosition::Live,
+            StartPosition::Oldest => reader::StartPosition::Oldest,
+        }
+    }
 }
 
 /// Registers the element with `plugin`.

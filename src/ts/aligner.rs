@@ -8,7 +8,10 @@
 //! never emits a partial packet.
 //!
 //! Aligned 188-byte input is passed through as borrowed runs of many packets, so
-//! the common case costs no copy and one callback per buffer.
+//! the common case costs no copy and one callback per buffer. Each run comes
+//! with where it lies in the input, if it does (a packet split across two
+//! inputs is put together in the aligner's own buffer): a caller that holds
+//! on to its input can then keep runs by reference instead of copying them.
 
 use super::packet::{PACKET_SIZE, SYNC_BYTE};
 
@@ -92,18 +95,13 @@ impl PacketAligner {
     }
 
     /// The input framing currently locked onto, if any.
+    #[cfg(test)]
     #[must_use]
     pub fn packet_size(&self) -> Option<PacketSize> {
         match self.lock {
             Lock::Hunting => None,
             Lock::Locked(size) => Some(size),
         }
-    }
-
-    /// Bytes held back waiting for more input.
-    #[must_use]
-    pub fn pending_bytes(&self) -> usize {
-        self.carry.len()
     }
 
     /// Forgets held-back bytes and the lock (after a flush): the next input may
@@ -114,10 +112,13 @@ impl PacketAligner {
         self.lock = Lock::Hunting;
     }
 
-    /// Feeds `data`; calls `emit` with runs of whole 188-byte packets, in order.
-    /// Every run's length is a non-zero multiple of [`PACKET_SIZE`] and every run
-    /// starts with a sync byte.
-    pub fn push(&mut self, mut data: &[u8], mut emit: impl FnMut(&[u8])) {
+    /// Feeds `data`; calls `emit` with runs of whole 188-byte packets, in order,
+    /// and the offset of each run in `data` when it is a slice of it (`None`
+    /// when it was assembled in the aligner's buffer). Every run's length is a
+    /// non-zero multiple of [`PACKET_SIZE`] and every run starts with a sync byte.
+    pub fn push(&mut self, data: &[u8], mut emit: impl FnMut(&[u8], Option<usize>)) {
+        let input_len = data.len();
+        let mut data = data;
         // First drain the carry, borrowing only as many new bytes as needed so
         // that the rest of `data` can be processed in place (zero copy).
         while !self.carry.is_empty() && !data.is_empty() {
@@ -128,7 +129,7 @@ impl PacketAligner {
                     data = &data[take..];
                     if self.carry.len() == size.stride() {
                         let carry = std::mem::take(&mut self.carry);
-                        let used = self.process(&carry, &mut emit);
+                        let used = self.process(&carry, None, &mut emit);
                         self.carry = carry;
                         self.carry.drain(..used);
                     }
@@ -138,21 +139,21 @@ impl PacketAligner {
                     self.carry.extend_from_slice(&data[..take]);
                     data = &data[take..];
                     let carry = std::mem::take(&mut self.carry);
-                    let used = self.process(&carry, &mut emit);
+                    let used = self.process(&carry, None, &mut emit);
                     self.carry = carry;
                     self.carry.drain(..used);
                 }
             }
         }
         if self.carry.is_empty() {
-            let used = self.process(data, &mut emit);
+            let used = self.process(data, Some(input_len - data.len()), &mut emit);
             self.carry.extend_from_slice(&data[used..]);
         }
     }
 
     /// Declares the end of the stream: whatever is held back cannot become a
     /// whole packet any more and is counted as dropped.
-    pub fn finish(&mut self, mut emit: impl FnMut(&[u8])) {
+    pub fn finish(&mut self, mut emit: impl FnMut(&[u8], Option<usize>)) {
         // A locked carry shorter than a packet is a truncated tail. A hunting
         // carry may still hold a valid run too short to confirm a lock at the
         // full window; accept it if every packet in it is sync-spaced.
@@ -162,7 +163,7 @@ impl PacketAligner {
             && self.carry[0] == SYNC_BYTE
         {
             // The last M2TS/RS packet is whole without the framing after it.
-            emit(&self.carry[..PACKET_SIZE]);
+            emit(&self.carry[..PACKET_SIZE], None);
             self.stats.packets += 1;
             self.stats.dropped_bytes += (self.carry.len() - PACKET_SIZE) as u64;
             self.carry.clear();
@@ -178,7 +179,7 @@ impl PacketAligner {
 
     /// At end of stream only: emits a short run of 188-byte packets found at the
     /// start of `buf` that was too short to lock on the usual window.
-    fn process_tail(&mut self, buf: &[u8], mut emit: impl FnMut(&[u8])) -> usize {
+    fn process_tail(&mut self, buf: &[u8], mut emit: impl FnMut(&[u8], Option<usize>)) -> usize {
         let Some(start) = buf.iter().position(|&b| b == SYNC_BYTE) else {
             return 0;
         };
@@ -190,7 +191,7 @@ impl PacketAligner {
         if end - start >= 2 * PACKET_SIZE || (end > start && end == buf.len()) {
             self.stats.dropped_bytes += start as u64;
             self.stats.packets += ((end - start) / PACKET_SIZE) as u64;
-            emit(&buf[start..end]);
+            emit(&buf[start..end], None);
             end
         } else {
             0
@@ -199,7 +200,9 @@ impl PacketAligner {
 
     /// Processes `buf` as far as it can; returns how many bytes were consumed.
     /// Unconsumed bytes must be offered again, with more input appended.
-    fn process(&mut self, buf: &[u8], emit: &mut impl FnMut(&[u8])) -> usize {
+    /// `base`: where `buf` starts in the pushed input, if it is part of it.
+    fn process(&mut self, buf: &[u8], base: Option<usize>, emit: &mut impl FnMut(&[u8], Option<usize>)) -> usize {
+        let at = |offset: usize| base.map(|b| b + offset);
         let mut pos = 0;
         loop {
             match self.lock {
@@ -211,11 +214,11 @@ impl PacketAligner {
                     self.stats.packets += packets as u64;
                     if stride == PACKET_SIZE {
                         if packets > 0 {
-                            emit(&buf[run_start..pos]);
+                            emit(&buf[run_start..pos], at(run_start));
                         }
                     } else {
                         for start in (run_start..pos).step_by(stride) {
-                            emit(&buf[start..start + PACKET_SIZE]);
+                            emit(&buf[start..start + PACKET_SIZE], at(start));
                         }
                     }
                     if pos + stride <= buf.len() {
@@ -323,14 +326,34 @@ pub(super) mod tests {
         let mut a = PacketAligner::new();
         let mut out = Vec::new();
         for c in chunks {
-            a.push(c, |run| {
+            a.push(c, |run, offset| {
                 assert_eq!(run.len() % PACKET_SIZE, 0);
                 assert_eq!(run[0], SYNC_BYTE);
+                if let Some(o) = offset {
+                    assert_eq!(c.get(o..o + run.len()), Some(run), "run not at offset {o} of the input");
+                }
                 out.extend_from_slice(run);
             });
         }
-        a.finish(|run| out.extend_from_slice(run));
+        a.finish(|run, _| out.extend_from_slice(run));
         (out, a.stats())
+    }
+
+    #[test]
+    fn runs_say_where_they_lie_in_the_input() {
+        let data = stream(20);
+        let mut a = PacketAligner::new();
+        let mut origins = Vec::new();
+        // The 5th packet is split across the two inputs.
+        let (first, second) = data.split_at(4 * PACKET_SIZE + 100);
+        for c in [first, second] {
+            a.push(c, |run, offset| origins.push((run.len() / PACKET_SIZE, offset)));
+        }
+        assert_eq!(
+            origins,
+            [(4, Some(0)), (1, None), (15, Some(PACKET_SIZE - 100))],
+            "whole runs in place, the split packet assembled"
+        );
     }
 
     #[test]
@@ -389,9 +412,9 @@ pub(super) mod tests {
                 let mut a = PacketAligner::new();
                 let mut out = Vec::new();
                 for c in chunks {
-                    a.push(c, |run| out.extend_from_slice(run));
+                    a.push(c, |run, _| out.extend_from_slice(run));
                 }
-                a.finish(|run| out.extend_from_slice(run));
+                a.finish(|run, _| out.extend_from_slice(run));
                 assert_eq!(a.packet_size(), Some(size));
                 assert!(out == s, "{size:?} chunk {chunk}: {} bytes out", out.len());
                 // Only the first packet's 4-byte arrival timestamp precedes a sync byte.
@@ -445,12 +468,12 @@ mod properties {
         let mut a = PacketAligner::new();
         let mut out = Vec::new();
         for c in chunks {
-            a.push(&c, |run| {
+            a.push(&c, |run, _| {
                 assert!(run.len() % PACKET_SIZE == 0 && run[0] == SYNC_BYTE);
                 out.extend_from_slice(run);
             });
         }
-        a.finish(|run| out.extend_from_slice(run));
+        a.finish(|run, _| out.extend_from_slice(run));
         (out, a.stats())
     }
 

@@ -13,7 +13,7 @@ pub mod psi;
 pub mod random_access;
 pub mod timeline;
 
-pub use aligner::{AlignerStats, PacketAligner, PacketSize};
-pub use analyzer::{PacketClass, StreamAnalyzer};
-pub use packet::{PACKET_SIZE, Packet, SYNC_BYTE};
-pub use timeline::{Pcr, Timeline};
+pub use aligner::{AlignerStats, PacketAligner};
+pub use analyzer::StreamAnalyzer;
+pub use packet::{PACKET_SIZE, Packet};
+pub use timeline::Timeline;

@@ -31,11 +31,6 @@ impl Pcr {
         Pcr(ticks % PCR_MODULUS)
     }
 
-    #[must_use]
-    pub fn ticks(self) -> u64 {
-        self.0
-    }
-
     /// Forward distance from `earlier` to `self`, across the 33-bit wrap.
     #[must_use]
     pub fn ticks_since(self, earlier: Pcr) -> u64 {

@@ -1,0 +1,509 @@
+//! The segmenter: the half of the recorder that cuts the stream of whole
+//! packets into segments. It keeps the timeline, decides each cut (at the
+//! first random-access point at or after `segment-duration`, or forced when
+//! none comes), writes the current PAT and PMT at every segment head, holds
+//! back an access unit while its verdict is pending, and hands what the ring
+//! wrote to the recordings. The write-failure mode is applied in `health`.
+
+use std::collections::VecDeque;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::health::WriteHealth;
+use super::recording::{Recordings, StreamPosition};
+use super::{Host, PushError, RecorderConfig, RecorderEvent, RecorderStats};
+use crate::ring::{Chunk, Ring, SegmentStart, SharedBytes, WriteFailure};
+use crate::ts::analyzer::Unit;
+use crate::ts::random_access::Verdict;
+use crate::ts::timeline::Step;
+use crate::ts::{PACKET_SIZE, Packet, StreamAnalyzer, Timeline};
+
+/// A segment is cut at the next packet, random-access point or not, once it
+/// is this many times longer than `segment-duration`. This bounds segments
+/// of streams whose keyframes cannot be found (scrambled video without
+/// random_access_indicator, an unknown codec).
+pub const FORCED_CUT_FACTOR: u64 = 3;
+
+/// Packets held while the verdict on an access unit is pending; past this the
+/// unit is taken as not random-access.
+const MAX_HOLD: usize = 1024 * PACKET_SIZE;
+
+/// Media time after which buffered data is handed to the OS even if the
+/// write block is not full: the bound on how far a live reader lags the
+/// writer, and on what a crash of the process can lose.
+const FLUSH_INTERVAL_NS: u64 = 500_000_000;
+
+/// How much earlier than `segment-duration` a random-access point may cut.
+/// The PCR in a keyframe's packet jitters around the frame time (a live
+/// multiplexer stamps it from its clock), so a keyframe exactly one GOP
+/// later can measure a hair short; without this the segment would run a
+/// whole GOP longer than asked.
+fn cut_tolerance(segment_duration_ns: u64) -> u64 {
+    (segment_duration_ns / 20).min(250_000_000)
+}
+
+/// Access-unit starts remembered per segment, to cut a failed segment back
+/// to a complete frame. More than the frames one write block can hold at
+/// ordinary bitrates; beyond it the segment is cut back less precisely.
+const MAX_UNIT_STARTS: usize = 512;
+
+/// Whether the segmenter holds packets back.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Hold {
+    /// Packets are written as they come.
+    Passing,
+    /// A due access unit started and whether it is a random-access point is
+    /// not known yet: its packets wait here until it is (or [`MAX_HOLD`]).
+    Deciding(Vec<u8>),
+}
+
+/// Whether the segmenter goes on processing input.
+#[derive(Debug)]
+pub(super) enum Halt {
+    Running,
+    /// A blocked write was cancelled: stop processing the current input.
+    Cancelled,
+    /// `error` mode: the failure that ended the recording, for good.
+    Fatal(WriteFailure),
+}
+
+/// Cuts the stream of whole packets into segments and writes them to the
+/// ring: keeps the timeline, decides cuts, holds back an access unit while
+/// its verdict is pending, applies the write-failure mode and feeds the
+/// recordings.
+pub(super) struct Segmenter {
+    pub(super) config: RecorderConfig,
+    pub(super) ring: Ring,
+    pub(super) analyzer: StreamAnalyzer,
+    pub(super) timeline: Timeline,
+    /// Timeline position where the open segment started.
+    pub(super) segment_start_ns: u64,
+    /// Timeline position since which no segment has been open (stream start,
+    /// or a failed write in drop mode), for the forced cut.
+    pub(super) closed_since_ns: Option<u64>,
+    /// The input being pushed, while the ring may keep references to it.
+    pub(super) input: Option<SharedBytes>,
+    /// Where the run being consumed lies in `input`, if it does.
+    pub(super) run_offset: Option<usize>,
+    /// Timeline position from which a forced cut is due (see FORCED_CUT_FACTOR).
+    pub(super) forced_cut_at_ns: u64,
+    /// Timeline position of the last time-based flush.
+    pub(super) flushed_at_ns: u64,
+    /// Whether packets are held back while a due access unit's verdict is pending.
+    pub(super) hold: Hold,
+    /// Cut at the next random-access point regardless of duration.
+    pub(super) cut_asap: bool,
+    /// The next segment gets EXT-X-DISCONTINUITY.
+    pub(super) pending_discontinuity: bool,
+    /// Wall clock (ms since epoch) at timeline position `anchor.1`.
+    pub(super) anchor: Option<(i64, u64)>,
+    pub(super) health: WriteHealth,
+    /// (offset in the open segment, timeline position) of recent access-unit
+    /// starts on the cut PID; the first is the segment's random-access point.
+    pub(super) unit_starts: VecDeque<(u64, u64)>,
+    /// Whether processing stopped: for this call, or for good.
+    pub(super) halt: Halt,
+    /// Host time at the start of the current input buffer.
+    pub(super) now: Instant,
+    pub(super) stats: RecorderStats,
+    pub(super) recordings: Recordings,
+}
+
+impl Segmenter {
+    /// A segmenter writing into `ring`. If the ring already holds segments
+    /// (adopted after a restart), the first new segment is a discontinuity.
+    pub(super) fn new(ring: Ring, config: RecorderConfig) -> Self {
+        let adopted = ring.segments().len() > 0;
+        Segmenter {
+            config,
+            ring,
+            analyzer: StreamAnalyzer::new(config.program),
+            timeline: Timeline::new(),
+            segment_start_ns: 0,
+            closed_since_ns: None,
+            input: None,
+            run_offset: None,
+            forced_cut_at_ns: u64::MAX,
+            flushed_at_ns: 0,
+            hold: Hold::Passing,
+            cut_asap: false,
+            pending_discontinuity: adopted,
+            anchor: None,
+            health: WriteHealth::default(),
+            unit_starts: VecDeque::new(),
+            halt: Halt::Running,
+            now: Instant::now(),
+            stats: RecorderStats::default(),
+            recordings: Recordings::default(),
+        }
+    }
+
+    pub(super) fn stream_position(&self) -> StreamPosition {
+        StreamPosition {
+            now_ns: self.timeline.position_ns(),
+            segment_start_ns: self.segment_start_ns,
+            wall: self.now,
+        }
+    }
+
+    pub(super) fn begin_call(&mut self, host: &mut dyn Host) -> Result<(), PushError> {
+        // The time only matters for retries while failing; reading the clock
+        // for every 1316-byte buffer showed in profiles.
+        if self.health.is_failing() {
+            self.now = host.now();
+        }
+        if matches!(self.halt, Halt::Cancelled) {
+            self.halt = Halt::Running;
+        }
+        self.fatal_result()
+    }
+
+    pub(super) fn end_call(&mut self) -> Result<(), PushError> {
+        if matches!(self.halt, Halt::Cancelled) {
+            self.halt = Halt::Running;
+            return Err(PushError::Cancelled);
+        }
+        self.fatal_result()
+    }
+
+    /// The fatal failure, if `error` mode stopped the recorder, for every
+    /// call after it too.
+    fn fatal_result(&self) -> Result<(), PushError> {
+        match &self.halt {
+            Halt::Fatal(f) => Err(fatal_error(f)),
+            Halt::Running | Halt::Cancelled => Ok(()),
+        }
+    }
+
+    pub(super) fn on_jump(&mut self) {
+        self.stats.discontinuities += 1;
+        self.pending_discontinuity = true;
+        self.cut_asap = true;
+        self.anchor = None;
+    }
+
+    fn stopped(&self) -> bool {
+        !matches!(self.halt, Halt::Running)
+    }
+
+    /// Handles a run of whole packets from the aligner; `offset`: where it
+    /// lies in the input, if it does.
+    pub(super) fn consume(&mut self, run: &[u8], offset: Option<usize>, host: &mut dyn Host) {
+        self.run_offset = offset.filter(|_| self.input.is_some());
+        // `from` is the start of the part of `run` not yet written or held.
+        let mut from = 0;
+        let mut at = 0;
+        while at < run.len() {
+            if self.stopped() {
+                return;
+            }
+            at += self.skip_plain(&run[at..]) * PACKET_SIZE;
+            if at < run.len() {
+                self.consume_packet(run, at, &mut from, host);
+                at += PACKET_SIZE;
+            }
+        }
+        if self.hold == Hold::Passing && !self.stopped() {
+            self.write_run(run, from..run.len(), host);
+        }
+    }
+
+    /// Passes over the leading packets of `run` that cannot change anything
+    /// here (see [`StreamAnalyzer::skip_plain`]); returns how many. They stay
+    /// in the run and are written with it. Nothing is skipped while a cut is
+    /// being decided or due, or while the clock needs every packet.
+    fn skip_plain(&mut self, run: &[u8]) -> usize {
+        if self.hold != Hold::Passing || !self.ring.is_segment_open() && self.closed_since_ns.is_none() {
+            return 0;
+        }
+        // Nothing below moves the position, so this holds for the whole skip.
+        if self.timeline.position_ns() >= self.forced_cut_at_ns && self.forced_cut_due() {
+            return 0;
+        }
+        let max = usize::try_from(self.timeline.quiet_packets_left()).unwrap_or(usize::MAX);
+        let skipped = self.analyzer.skip_plain(run, max);
+        self.timeline.on_quiet_packets(skipped as u64);
+        skipped
+    }
+
+    /// Handles the packet at `at` in `run`.
+    fn consume_packet(&mut self, run: &[u8], at: usize, from: &mut usize, host: &mut dyn Host) {
+        let bytes = &run[at..at + PACKET_SIZE];
+        let Some(packet) = Packet::new(bytes) else { return };
+        self.timeline.on_packet();
+        let class = self.analyzer.analyze(&packet);
+        if let Some((pcr, discontinuity)) = class.pcr
+            && self.timeline.on_pcr(pcr, discontinuity) == Step::Jump
+        {
+            self.on_jump();
+        }
+        if let Some(scrambled) = class.scrambling_changed {
+            host.event(RecorderEvent::Scrambling(scrambled));
+        }
+        if self.closed_since_ns.is_none() && !self.ring.is_segment_open() {
+            self.closed_since_ns = Some(self.timeline.position_ns());
+            self.forced_cut_at_ns = self.timeline.position_ns().saturating_add(self.forced_limit());
+        }
+
+        if let Hold::Deciding(held) = &mut self.hold {
+            *from = at + PACKET_SIZE;
+            match class.unit {
+                Unit::Resolved(v) => {
+                    held.extend_from_slice(bytes);
+                    self.resolve_hold(v == Verdict::RandomAccess, host);
+                }
+                Unit::Start(v) => {
+                    // A new unit began before the previous one was settled:
+                    // the previous one was not a random-access point.
+                    self.resolve_hold(false, host);
+                    self.on_unit_start(v, run, at, host);
+                }
+                Unit::Inside => {
+                    held.extend_from_slice(bytes);
+                    if held.len() >= MAX_HOLD {
+                        self.resolve_hold(false, host);
+                    }
+                }
+            }
+            return;
+        }
+
+        // The forced-cut deadline is one comparison per packet; the rest
+        // is only worked out at access-unit starts.
+        let forced = self.timeline.position_ns() >= self.forced_cut_at_ns && self.forced_cut_due();
+        let is_start = matches!(class.unit, Unit::Start(_));
+        let due = is_start && self.cut_due();
+        let offset_here = if is_start {
+            self.ring.segment_len() + (at - *from) as u64
+        } else {
+            0
+        };
+        let segments_before = self.ring.segments_created();
+        match class.unit {
+            Unit::Start(v) if due && v != Verdict::NotRandomAccess || forced => {
+                self.write_run(run, *from..at, host);
+                *from = at;
+                if v == Verdict::Undecided && !forced {
+                    self.hold = Hold::Deciding(bytes.to_vec());
+                    *from = at + PACKET_SIZE;
+                } else {
+                    if forced && v != Verdict::RandomAccess {
+                        self.stats.forced_cuts += 1;
+                    }
+                    self.cut(host);
+                }
+            }
+            _ if forced => {
+                self.write_run(run, *from..at, host);
+                *from = at;
+                self.stats.forced_cuts += 1;
+                self.cut(host);
+            }
+            _ => {}
+        }
+        // A unit start inside the open segment (a cut records its own).
+        if is_start
+            && self.hold == Hold::Passing
+            && self.ring.segments_created() == segments_before
+            && self.ring.is_segment_open()
+        {
+            self.note_unit_start(offset_here);
+        }
+    }
+
+    /// Handles a unit start, the packet at `at` in `run`, that arrived while
+    /// resolving a hold.
+    fn on_unit_start(&mut self, v: Verdict, run: &[u8], at: usize, host: &mut dyn Host) {
+        let bytes = &run[at..at + PACKET_SIZE];
+        if self.cut_due() && v != Verdict::NotRandomAccess {
+            if v == Verdict::Undecided {
+                self.hold = Hold::Deciding(bytes.to_vec());
+                return;
+            }
+            self.cut(host);
+        }
+        self.write_run(run, at..at + PACKET_SIZE, host);
+    }
+
+    /// The held access unit is (`random_access`) or is not a random-access
+    /// point: cut before it if it is, then write it.
+    fn resolve_hold(&mut self, random_access: bool, host: &mut dyn Host) {
+        let Hold::Deciding(held) = std::mem::replace(&mut self.hold, Hold::Passing) else {
+            return;
+        };
+        if random_access {
+            self.cut(host);
+        }
+        self.write(Chunk::borrowed(&held), host);
+    }
+
+    /// Writes out held packets without deciding anything (flush, EOS).
+    pub(super) fn release_hold(&mut self, host: &mut dyn Host) {
+        self.resolve_hold(false, host);
+    }
+
+    /// A random-access point here would start a new segment.
+    fn cut_due(&self) -> bool {
+        if self.health.is_failing() {
+            // Dropping: a new segment is the retry, at most once per interval.
+            return self.health.retry_due(self.now);
+        }
+        if !self.ring.is_segment_open() {
+            return true;
+        }
+        let elapsed = self.timeline.position_ns() - self.segment_start_ns;
+        self.cut_asap || elapsed + cut_tolerance(self.config.segment_duration_ns) >= self.config.segment_duration_ns
+    }
+
+    /// No random-access point came for too long: cut anyway.
+    pub(super) fn forced_limit(&self) -> u64 {
+        self.config.segment_duration_ns.saturating_mul(FORCED_CUT_FACTOR)
+    }
+
+    fn forced_cut_due(&self) -> bool {
+        let limit = self.forced_limit();
+        let now = self.timeline.position_ns();
+        if self.health.is_failing() && !self.health.retry_due(self.now) {
+            return false;
+        }
+        if self.ring.is_segment_open() {
+            now - self.segment_start_ns >= limit
+        } else {
+            self.closed_since_ns.is_some_and(|since| now - since >= limit)
+        }
+    }
+
+    /// Closes the open segment (if any) and opens the next one, starting
+    /// with the latest PAT and PMT. While failing in `drop` mode this is the
+    /// retry: the new segment is flushed at once to find out if writing works.
+    fn cut(&mut self, host: &mut dyn Host) {
+        let now = self.timeline.position_ns();
+        if self.ring.is_segment_open() {
+            let duration = now - self.segment_start_ns;
+            let started = self.segment_start_ns;
+            if let Err(f) = self.ring.finish_segment(duration) {
+                self.on_failure(f, host, |r| r.finish_segment(duration));
+                if self.stopped() || self.health.is_failing() {
+                    return;
+                }
+            }
+            self.on_segment_completed(started, host);
+        }
+        let wall_now = wall_clock_ms();
+        let &mut (anchor_ms, anchor_ns) = self.anchor.get_or_insert((wall_now, now));
+        let start = SegmentStart {
+            program_date_time_ms: anchor_ms + i64::try_from((now - anchor_ns) / 1_000_000).unwrap_or(0),
+            discontinuity: self.pending_discontinuity,
+        };
+        if let Err(f) = self.ring.begin_segment(start) {
+            self.on_failure(f, host, |r| r.begin_segment(start));
+            if !self.ring.is_segment_open() {
+                return;
+            }
+        }
+        self.segment_start_ns = now;
+        self.closed_since_ns = None;
+        self.forced_cut_at_ns = now.saturating_add(self.forced_limit());
+        self.unit_starts.clear();
+        self.pending_discontinuity = false;
+        self.cut_asap = false;
+        let tables: Vec<u8> = self.analyzer.table_packets().flatten().copied().collect();
+        // The random-access point follows the tables.
+        self.note_unit_start(tables.len() as u64);
+        let result = if self.health.is_failing() {
+            // Retrying after a failure: find out now whether writing works.
+            self.ring.write(&tables).and_then(|()| self.ring.flush())
+        } else {
+            self.ring.write(&tables)
+        };
+        match result {
+            Ok(()) => {
+                self.on_success(host);
+                self.recordings.segment_started(now, host.now());
+                self.tee(&tables, host);
+            }
+            Err(f) => self.on_failure(f, host, |r| r.flush()),
+        }
+    }
+
+    /// Writes `range` of the current run: by reference when the run lies in
+    /// shared input, else copied.
+    fn write_run(&mut self, run: &[u8], range: std::ops::Range<usize>, host: &mut dyn Host) {
+        let input = self.run_offset.and_then(|base| Some((self.input.clone()?, base)));
+        let chunk = input
+            .as_ref()
+            .and_then(|(input, base)| Chunk::shared(input, base + range.start..base + range.end));
+        self.write(chunk.unwrap_or_else(|| Chunk::borrowed(&run[range])), host);
+    }
+
+    fn write(&mut self, chunk: Chunk<'_>, host: &mut dyn Host) {
+        let data = chunk.bytes();
+        if data.is_empty() || self.stopped() {
+            return;
+        }
+        if self.health.is_failing() {
+            // Dropping until the next retry; no system call per buffer.
+            self.health.drop_bytes(data.len() as u64);
+            return;
+        }
+        if !self.ring.is_segment_open() {
+            self.stats.packets_before_random_access += (data.len() / PACKET_SIZE) as u64;
+            return;
+        }
+        let mut result = self.ring.write_chunk(chunk);
+        // Big write blocks keep system calls few at high bitrates; at low
+        // bitrates this bounds how stale the file is for a reader following
+        // the live edge, and what a crash can lose.
+        let position = self.timeline.position_ns();
+        if result.is_ok() && position >= self.flushed_at_ns.saturating_add(FLUSH_INTERVAL_NS) {
+            self.flushed_at_ns = position;
+            result = self.ring.flush();
+        }
+        self.report_pressure(host);
+        match result {
+            Ok(()) => self.tee(data, host),
+            Err(f) => self.on_failure(f, host, |r| r.flush()),
+        }
+    }
+
+    /// Gives content recordings what the ring wrote.
+    fn tee(&mut self, data: &[u8], host: &mut dyn Host) {
+        let position = self.timeline.position_ns();
+        self.recordings.tee(data, position, self.config.retry_interval, host);
+    }
+
+    /// A ring segment that started at `start_ns` was completed.
+    pub(super) fn on_segment_completed(&mut self, start_ns: u64, host: &mut dyn Host) {
+        if let Some(info) = self.ring.segments().next_back() {
+            self.recordings.segment_completed(self.ring.dir(), info, start_ns, host);
+        }
+    }
+
+    /// Remembers where an access unit starts in the open segment.
+    fn note_unit_start(&mut self, offset: u64) {
+        if self.unit_starts.len() == MAX_UNIT_STARTS {
+            self.unit_starts.pop_front();
+        }
+        self.unit_starts.push_back((offset, self.timeline.position_ns()));
+    }
+}
+
+/// A copy of the failure that stopped the recorder. Out of line: every
+/// call checks for it, and the check alone is what the common path pays.
+#[cold]
+fn fatal_error(f: &WriteFailure) -> PushError {
+    PushError::Fatal(WriteFailure::new(f.path.clone(), clone_io_error(&f.source), false))
+}
+
+/// `io::Error` is not `Clone`; keep the kind, the OS code and the text.
+fn clone_io_error(e: &std::io::Error) -> std::io::Error {
+    match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,265 @@
+//! Tests of the recorder on generated streams, without a pipeline.
+
+use super::segmenter::FORCED_CUT_FACTOR;
+use super::*;
+use crate::ring::{Retention, RingConfig};
+use crate::ts::packet::tests::PacketBuilder;
+use crate::ts::psi::tests::{pat_section, pmt_section, psi_packet};
+use crate::ts::random_access::tests::{H264_IDR, H264_P, pes};
+use crate::ts::timeline::PCR_HZ;
+use crate::ts::{PACKET_SIZE, Packet};
+
+const SECOND: u64 = 1_000_000_000;
+
+/// A host with a manual clock; `wait` advances it and succeeds `max_waits` times.
+pub(crate) struct TestHost {
+    pub now: Instant,
+    pub events: Vec<RecorderEvent>,
+    pub waits: u32,
+    pub max_waits: u32,
+}
+
+impl TestHost {
+    pub(crate) fn new() -> Self {
+        TestHost {
+            now: Instant::now(),
+            events: Vec::new(),
+            waits: 0,
+            max_waits: u32::MAX,
+        }
+    }
+}
+
+impl Host for TestHost {
+    fn now(&self) -> Instant {
+        self.now
+    }
+
+    fn wait(&mut self, timeout: Duration) -> bool {
+        self.waits += 1;
+        self.now += timeout;
+        self.waits <= self.max_waits
+    }
+
+    fn event(&mut self, event: RecorderEvent) {
+        self.events.push(event);
+    }
+}
+
+/// A synthetic 25 fps program: PAT+PMT every 10 frames, 3 packets per
+/// frame, a keyframe every `gop` frames, PCR on every frame.
+struct Stream {
+    gop: u32,
+    frame: u32,
+    pcr_base: u64,
+    cc: [u8; 3],
+    /// Split the keyframe's start code across its first two packets.
+    split_keyframe: bool,
+    scrambled: bool,
+    with_pcr: bool,
+}
+
+impl Stream {
+    fn new(gop: u32) -> Self {
+        Stream {
+            gop,
+            frame: 0,
+            pcr_base: PCR_HZ,
+            cc: [0; 3],
+            split_keyframe: false,
+            scrambled: false,
+            with_pcr: true,
+        }
+    }
+
+    fn next_frame(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.frame.is_multiple_of(10) {
+            out.extend_from_slice(&psi_packet(0, &pat_section(1, 0x100), self.cc[0]));
+            out.extend_from_slice(&psi_packet(0x100, &pmt_section(1, 0x101, &[(0x1B, 0x101)]), self.cc[1]));
+            self.cc[0] = (self.cc[0] + 1) & 0xF;
+            self.cc[1] = (self.cc[1] + 1) & 0xF;
+        }
+        let key = self.frame.is_multiple_of(self.gop);
+        let es = pes(if key { H264_IDR } else { H264_P });
+        let cut = if key && self.split_keyframe { 16 } else { es.len() };
+        let mut first = es[..cut].to_vec();
+        first.resize(if cut < es.len() { cut } else { 150 }, 0x11);
+        let mut payloads = vec![first, es[cut..].to_vec(), vec![0x22; 184]];
+        payloads.retain(|p| !p.is_empty());
+        while payloads.len() < 3 {
+            payloads.push(vec![0x33; 184]);
+        }
+        for (i, payload) in payloads.into_iter().enumerate() {
+            let mut b = PacketBuilder::new(0x101);
+            b.pusi = i == 0;
+            b.cc = self.cc[2];
+            self.cc[2] = (self.cc[2] + 1) & 0xF;
+            b.scrambling = if self.scrambled { 2 } else { 0 };
+            if i == 0 && self.with_pcr {
+                b.pcr = Some(self.pcr_base + u64::from(self.frame) * PCR_HZ / 25);
+            }
+            b.payload = payload;
+            out.extend_from_slice(&b.build());
+        }
+        self.frame += 1;
+        out
+    }
+
+    fn frames(&mut self, n: u32) -> Vec<u8> {
+        (0..n).flat_map(|_| self.next_frame()).collect()
+    }
+}
+
+fn recorder(dir: &std::path::Path, segment: u64) -> Recorder {
+    let ring = Ring::open(RingConfig {
+        dir: dir.to_owned(),
+        retention: Retention::default(),
+        playlist_length: 0,
+        segment_duration_ns: segment,
+        sync_on_rotate: false,
+        reuse_evicted: true,
+    })
+    .expect("open ring");
+    Recorder::new(
+        ring,
+        RecorderConfig {
+            segment_duration_ns: segment,
+            program: None,
+            failure_mode: FailureMode::Drop,
+            retry_interval: Duration::from_secs(1),
+        },
+    )
+}
+
+fn segment_files(dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ts"))
+        .collect();
+    names.sort();
+    names.iter().map(|p| std::fs::read(p).expect("read")).collect()
+}
+
+fn pid(p: &[u8]) -> u16 {
+    u16::from(p[1] & 0x1F) << 8 | u16::from(p[2])
+}
+
+/// Every segment: PAT, PMT, then the keyframe's first packet.
+fn assert_segments_start_decodable(files: &[Vec<u8>]) {
+    for (i, f) in files.iter().enumerate() {
+        assert_eq!(f.len() % PACKET_SIZE, 0);
+        let pkts: Vec<&[u8]> = f.chunks(PACKET_SIZE).collect();
+        assert_eq!(
+            (pid(pkts[0]), pid(pkts[1]), pid(pkts[2])),
+            (0, 0x100, 0x101),
+            "segment {i}"
+        );
+        let p = Packet::new(pkts[2]).expect("packet");
+        assert!(p.payload_unit_start(), "segment {i} does not start at a PES");
+        // The start code may straddle into the next packet of the PES.
+        let mut es = p.payload().to_vec();
+        es.extend_from_slice(Packet::new(pkts[3]).expect("packet").payload());
+        assert!(
+            es.windows(4).any(|w| w == [0, 0, 1, 0x67]),
+            "segment {i} does not start at a keyframe"
+        );
+    }
+}
+
+#[test]
+fn cuts_at_keyframes_after_the_duration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rec = recorder(dir.path(), 2 * SECOND);
+    let mut host = TestHost::new();
+    let mut s = Stream::new(25); // 1 s GOP
+    rec.push(&s.frames(250), None, &mut host).expect("push"); // 10 s
+    rec.finish(&mut host, true).expect("finish");
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 5);
+    assert_segments_start_decodable(&files);
+    let durations: Vec<u64> = rec.ring().segments().map(|s| s.duration_ns).collect();
+    assert_eq!(&durations[..4], &[2 * SECOND; 4]);
+}
+
+#[test]
+fn keyframe_detected_across_packets_still_cuts_before_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rec = recorder(dir.path(), 2 * SECOND);
+    let mut host = TestHost::new();
+    let mut s = Stream::new(25);
+    s.split_keyframe = true;
+    let data = s.frames(250);
+    for chunk in data.chunks(1000) {
+        rec.push(chunk, None, &mut host).expect("push");
+    }
+    rec.finish(&mut host, true).expect("finish");
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 5);
+    assert_segments_start_decodable(&files);
+    // Nothing lost or duplicated beyond the PAT/PMT heads.
+    let total: usize = files.iter().map(Vec::len).sum();
+    assert_eq!(total, data.len() + 4 * 2 * PACKET_SIZE);
+}
+
+#[test]
+fn pcr_jump_starts_a_discontinuous_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rec = recorder(dir.path(), 2 * SECOND);
+    let mut host = TestHost::new();
+    let mut s = Stream::new(25);
+    rec.push(&s.frames(110), None, &mut host).expect("push");
+    s.pcr_base = 3600 * PCR_HZ; // encoder restart: the clock jumps an hour
+    rec.push(&s.frames(140), None, &mut host).expect("push");
+    rec.finish(&mut host, true).expect("finish");
+    let segs: Vec<_> = rec.ring().segments().cloned().collect();
+    let flagged: Vec<u64> = segs.iter().filter(|s| s.discontinuity).map(|s| s.sequence).collect();
+    assert_eq!(flagged.len(), 1, "{segs:?}");
+    let text = std::fs::read_to_string(dir.path().join("index.m3u8")).expect("playlist");
+    assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1);
+    // The hour is not counted as recorded time.
+    let total: u64 = segs.iter().map(|s| s.duration_ns).sum();
+    assert!(total < 11 * SECOND, "window of {total} ns");
+    assert_segments_start_decodable(&segment_files(dir.path()));
+}
+
+#[test]
+fn unparseable_keyframes_still_give_bounded_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rec = recorder(dir.path(), SECOND);
+    let mut host = TestHost::new();
+    let mut s = Stream::new(25);
+    s.scrambled = true; // no RAI and scrambled payload: no keyframe can be found
+    rec.push(&s.frames(500), None, &mut host).expect("push"); // 20 s
+    rec.finish(&mut host, true).expect("finish");
+    assert!(rec.stats().forced_cuts >= 5, "{:?}", rec.stats());
+    let longest = rec.ring().segments().map(|s| s.duration_ns).max().unwrap_or(0);
+    assert!(
+        longest <= FORCED_CUT_FACTOR * SECOND + SECOND / 25,
+        "segment of {longest} ns"
+    );
+    assert_eq!(host.events, vec![RecorderEvent::Scrambling(true)]);
+}
+
+#[test]
+fn without_any_clock_the_byte_count_drives_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rec = recorder(dir.path(), SECOND / 10);
+    let mut host = TestHost::new();
+    let mut s = Stream::new(5);
+    s.with_pcr = false;
+    let data = s.frames(1000);
+    rec.push(&data, None, &mut host).expect("push");
+    rec.finish(&mut host, true).expect("finish");
+    assert_eq!(rec.clock_source(), ClockSource::ByteRate);
+    let segs: Vec<_> = rec.ring().segments().cloned().collect();
+    // About 600 kB at 8 Mbit/s: 0.6 s, six 0.1 s segments.
+    assert!(segs.len() >= 5, "{} segments", segs.len());
+    // Every byte counts at the default 8 Mbit/s.
+    let total: u64 = segs.iter().map(|s| s.duration_ns).sum();
+    let expected = data.len() as u64 * 8 * SECOND / crate::ts::timeline::DEFAULT_BITRATE;
+    assert!(total.abs_diff(expected) < SECOND / 100, "{total} vs {expected}");
+    assert_segments_start_decodable(&segment_files(dir.path()));
+}
