@@ -103,12 +103,17 @@ pub fn open_read_only(path: &Path) -> io::Result<File> {
 }
 
 /// Opens `path` with `opts`, refusing a symbolic link in its last component
-/// (`O_NOFOLLOW`; elsewhere, checked first).
+/// (`O_NOFOLLOW`; elsewhere, checked first) and anything but a regular file.
+///
+/// The open never blocks (`O_NONBLOCK`): a FIFO planted where a file is
+/// expected would otherwise hang the caller in `open` until a writer comes,
+/// and SIGINT does not interrupt that. The flag changes nothing for a
+/// regular file, which is all this returns.
 fn open_no_follow(path: &Path, opts: &mut OpenOptions) -> io::Result<File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.custom_flags(libc::O_NOFOLLOW);
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
     #[cfg(not(unix))]
     if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
@@ -117,19 +122,50 @@ fn open_no_follow(path: &Path, opts: &mut OpenOptions) -> io::Result<File> {
             "refusing to follow a symbolic link",
         ));
     }
-    opts.open(path)
+    regular(opts.open(path)?)
 }
 
-/// Opens (creating if needed) the lock file without truncating or following links.
+/// `file` if it is a regular file, else an error saying it is not.
+fn regular(file: File) -> io::Result<File> {
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"))
+    }
+}
+
+/// Reads the whole regular file at `path` (no link followed, never blocking
+/// on a FIFO), refusing one larger than `max_len` bytes: what a ring
+/// directory holds is never trusted to be small.
+pub fn read_bounded(path: &Path, max_len: u64) -> io::Result<Vec<u8>> {
+    read_to_end_bounded(open_read_only(path)?, max_len)
+}
+
+/// Reads what is left of `file`, refusing more than `max_len` bytes.
+pub fn read_to_end_bounded(file: File, max_len: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut data = Vec::new();
+    file.take(max_len.saturating_add(1)).read_to_end(&mut data)?;
+    if data.len() as u64 > max_len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {max_len} bytes"),
+        ));
+    }
+    Ok(data)
+}
+
+/// Opens (creating if needed) the lock file without truncating or following
+/// links; anything but a regular file there is refused.
 pub fn open_lock_file(path: &Path) -> io::Result<File> {
     let mut opts = OpenOptions::new();
     opts.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(FILE_MODE).custom_flags(libc::O_NOFOLLOW);
+        opts.mode(FILE_MODE).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
-    opts.open(path)
+    regular(opts.open(path)?)
 }
 
 /// Bytes available to an unprivileged writer on the filesystem holding `dir`,

@@ -3,12 +3,24 @@
 //! separated by single spaces. Lines starting with `#` are comments.
 //!
 //! Lines are appended, so after a crash the last one may be torn; and the
-//! file may be anything at all. A line that does not parse is skipped (the
-//! segment is then recovered from its file, as for an unjournaled one).
+//! file may be anything at all. A line that does not parse, or whose values
+//! the sink could not have written ([`SegmentInfo::is_plausible`]), is
+//! skipped and counted (the segment is then recovered from its file, as for
+//! an unjournaled one).
 
+use std::io;
 use std::path::Path;
 
-use super::{JOURNAL_NAME, SegmentInfo};
+use super::{JOURNAL_MAX_BYTES, JOURNAL_NAME, SegmentInfo};
+use crate::platform;
+
+/// What a journal holds.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct JournalContents {
+    pub segments: Vec<SegmentInfo>,
+    /// Lines that are not comments and were refused.
+    pub rejected_lines: u64,
+}
 
 /// First line of every journal: says what the file is and its version.
 pub const HEADER: &str = "# streambuffer ring journal v1: sequence duration_ns bytes pdt_ms discontinuity\n";
@@ -26,7 +38,8 @@ pub fn format_line(s: &SegmentInfo) -> String {
     )
 }
 
-/// Parses one line; `None` for anything but exactly five valid fields.
+/// Parses one line; `None` for anything but exactly five fields holding
+/// plausible values.
 #[must_use]
 pub fn parse_line(line: &str) -> Option<SegmentInfo> {
     let mut f = line.split_ascii_whitespace();
@@ -37,18 +50,28 @@ pub fn parse_line(line: &str) -> Option<SegmentInfo> {
         program_date_time_ms: f.next()?.parse().ok()?,
         discontinuity: f.next()? == "1",
     };
-    f.next().is_none().then_some(info)
+    (f.next().is_none() && info.is_plausible()).then_some(info)
 }
 
-/// Reads the journal in `dir`. A missing journal is empty; a torn or
-/// foreign line is skipped.
-#[must_use]
-pub fn read(dir: &Path) -> Vec<SegmentInfo> {
-    let Ok(text) = std::fs::read_to_string(dir.join(JOURNAL_NAME)) else {
-        return Vec::new();
+/// Reads the journal in `dir` (a regular file of at most
+/// [`JOURNAL_MAX_BYTES`]; no link is followed). A missing journal is empty;
+/// a torn or foreign line is skipped and counted; one that cannot be read
+/// as a journal at all is an error.
+pub fn read(dir: &Path) -> io::Result<JournalContents> {
+    let raw = match platform::read_bounded(&dir.join(JOURNAL_NAME), JOURNAL_MAX_BYTES) {
+        Ok(raw) => raw,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(JournalContents::default()),
+        Err(e) => return Err(e),
     };
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(parse_line)
-        .collect()
+    let mut contents = JournalContents::default();
+    for line in String::from_utf8_lossy(&raw).lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(line) {
+            Some(info) => contents.segments.push(info),
+            None => contents.rejected_lines += 1,
+        }
+    }
+    Ok(contents)
 }

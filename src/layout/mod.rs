@@ -35,6 +35,29 @@ pub const PLAYLIST_NAME: &str = "index.m3u8";
 /// Where the writer publishes how much of a reused file is new.
 pub const PROGRESS_NAME: &str = "ring.progress";
 
+/// Largest bytes of a playlist a reader reads: about 1.3 million entries.
+/// A larger file (or a link to `/dev/zero`) is refused, not read until
+/// memory runs out.
+pub const PLAYLIST_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Largest journal adoption reads: several times the lines of a window of a
+/// million segments (dead lines stay until the journal is compacted). A
+/// larger one is ignored and every segment recovered from its file.
+pub const JOURNAL_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The highest sequence number a segment can have: the largest that fits
+/// the twelve digits of its name. A 1 s segment every second takes thirty
+/// thousand years to get there; a ring that finds a segment with this number
+/// (planted, or from a foreign writer) cannot go on numbering and refuses to
+/// open.
+pub const MAX_SEQUENCE: u64 = 999_999_999_999;
+/// No segment lasts longer than this: the sink cuts at most 3 x its largest
+/// segment duration (1 h). A journal line or playlist entry saying more is
+/// refused like a malformed one.
+pub const MAX_SEGMENT_DURATION_NS: u64 = 24 * 3600 * 1_000_000_000;
+/// Program date-times outside years 1970 to 9999 are refused: nothing the
+/// sink writes, and arithmetic on them stays far from overflowing.
+pub const MAX_PROGRAM_DATE_TIME_MS: i64 = 253_402_300_799_999;
+
 const SEGMENT_PREFIX: &str = "segment-";
 const SEGMENT_SUFFIX: &str = ".ts";
 /// Digits in a segment file name: enough for a 1 s segment every second for
@@ -70,6 +93,23 @@ pub struct SegmentInfo {
     pub discontinuity: bool,
 }
 
+impl SegmentInfo {
+    /// Whether every field is one the sink could have written: a sequence
+    /// number that fits a name, a duration of at most a day, a non-empty
+    /// whole number of packets, a date-time in years 1970 to 9999.
+    #[must_use]
+    pub fn is_plausible(&self) -> bool {
+        self.sequence <= MAX_SEQUENCE
+            && self.duration_ns <= MAX_SEGMENT_DURATION_NS
+            && self.bytes > 0
+            && self.bytes.is_multiple_of(PACKET_BYTES)
+            && (0..=MAX_PROGRAM_DATE_TIME_MS).contains(&self.program_date_time_ms)
+    }
+}
+
+/// Size of the packets segments are made of.
+const PACKET_BYTES: u64 = crate::ts::PACKET_SIZE as u64;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +129,54 @@ mod tests {
             assert_eq!(parse_segment_file_name(bad), None, "{bad}");
         }
         assert!(segment_file_name(9) < segment_file_name(10));
+        assert_eq!(segment_file_name(MAX_SEQUENCE).len(), segment_file_name(0).len());
+    }
+
+    #[test]
+    fn implausible_records_are_refused() {
+        let good = SegmentInfo {
+            sequence: 41,
+            duration_ns: 6_000_000_000,
+            bytes: 188 * 1000,
+            program_date_time_ms: 1_795_833_785_007,
+            discontinuity: false,
+        };
+        assert!(good.is_plausible());
+        for bad in [
+            SegmentInfo {
+                sequence: MAX_SEQUENCE + 1,
+                ..good.clone()
+            },
+            SegmentInfo {
+                duration_ns: u64::MAX,
+                ..good.clone()
+            },
+            SegmentInfo {
+                duration_ns: MAX_SEGMENT_DURATION_NS + 1,
+                ..good.clone()
+            },
+            SegmentInfo {
+                bytes: 0,
+                ..good.clone()
+            },
+            SegmentInfo {
+                bytes: 189,
+                ..good.clone()
+            },
+            SegmentInfo {
+                program_date_time_ms: -1,
+                ..good.clone()
+            },
+            SegmentInfo {
+                program_date_time_ms: i64::MIN,
+                ..good.clone()
+            },
+            SegmentInfo {
+                program_date_time_ms: MAX_PROGRAM_DATE_TIME_MS + 1,
+                ..good.clone()
+            },
+        ] {
+            assert!(!bad.is_plausible(), "{bad:?}");
+        }
     }
 }

@@ -6,7 +6,9 @@
 
 use std::fmt::Write as _;
 
-use super::{SegmentInfo, parse_segment_file_name, segment_file_name};
+use super::{
+    MAX_PROGRAM_DATE_TIME_MS, MAX_SEGMENT_DURATION_NS, SegmentInfo, parse_segment_file_name, segment_file_name,
+};
 
 /// What goes into the header of the playlist.
 #[derive(Debug, Clone, Copy)]
@@ -84,7 +86,9 @@ pub struct Listing {
     pub entries: Vec<Entry>,
     /// `EXT-X-ENDLIST`: the writer has finished.
     pub ended: bool,
-    /// Entries refused because their URI was not a ring segment.
+    /// Entries refused: a URI that is not a ring segment, a sequence number
+    /// not after the previous entry's, no duration or an absurd one (over a
+    /// day). A date-time outside years 1970-9999 is ignored.
     pub rejected: usize,
 }
 
@@ -97,15 +101,16 @@ pub fn parse(text: &str) -> Listing {
     let mut discontinuity = false;
     for line in text.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("#EXTINF:") {
-            duration_ns = parse_seconds(rest.split(',').next().unwrap_or(""));
+            duration_ns = parse_seconds(rest.split(',').next().unwrap_or("")).filter(|&d| d <= MAX_SEGMENT_DURATION_NS);
         } else if let Some(rest) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
-            pdt = parse_rfc3339_ms(rest);
+            pdt = parse_rfc3339_ms(rest).filter(|ms| (0..=MAX_PROGRAM_DATE_TIME_MS).contains(ms));
         } else if line == "#EXT-X-DISCONTINUITY" {
             discontinuity = true;
         } else if line == "#EXT-X-ENDLIST" {
             listing.ended = true;
         } else if !line.is_empty() && !line.starts_with('#') {
-            match (parse_segment_file_name(line), duration_ns.take()) {
+            let after_previous = |seq: &u64| listing.entries.last().is_none_or(|e| *seq > e.sequence);
+            match (parse_segment_file_name(line).filter(after_previous), duration_ns.take()) {
                 (Some(sequence), Some(duration_ns)) => listing.entries.push(Entry {
                     sequence,
                     duration_ns,
@@ -345,6 +350,22 @@ mod tests {
         assert_eq!(l.rejected, 4);
         assert_eq!(l.entries.len(), 1);
         assert_eq!(l.entries[0].sequence, 2);
+    }
+
+    #[test]
+    fn refuses_absurd_durations_and_disordered_entries() {
+        let text = "#EXTM3U\n#EXTINF:18446744073.709551615,\nsegment-000000000001.ts\n\
+                    #EXTINF:86400.001,\nsegment-000000000002.ts\n\
+                    #EXT-X-PROGRAM-DATE-TIME:0000-01-01T00:00:00Z\n#EXTINF:6.0,\nsegment-000000000005.ts\n\
+                    #EXTINF:6.0,\nsegment-000000000004.ts\n#EXTINF:6.0,\nsegment-000000000005.ts\n";
+        let l = parse(text);
+        assert_eq!(l.rejected, 4, "{l:?}");
+        assert_eq!(l.entries.len(), 1);
+        assert_eq!((l.entries[0].sequence, l.entries[0].duration_ns), (5, 6_000_000_000));
+        assert_eq!(
+            l.entries[0].program_date_time_ms, None,
+            "year 0 is not a date the sink writes"
+        );
     }
 
     #[test]

@@ -2,25 +2,36 @@
 //! `streambuffersrc`.
 //!
 //! The reader only reads. Its index is the ring's playlist (so it also plays
-//! a finished ring or a recording directory) plus the segment being written,
-//! which is the file after the newest listed one. Time is *content time*:
-//! the sum of segment durations from the oldest segment the reader has seen,
-//! with holes (write failures, restarts) left out so that output timestamps
-//! stay continuous; holes are reported as events instead.
+//! a finished ring or a recording directory) plus the segment being written:
+//! the file after the newest listed one, or the one the writer announced in
+//! the progress record when it had to skip sequence numbers. Time is
+//! *content time*: the sum of segment durations from the oldest segment the
+//! reader has seen, with holes (write failures, restarts) left out so that
+//! output timestamps stay continuous; holes are reported as events instead.
+//!
+//! Everything on disk is untrusted: the playlist is read with a size bound,
+//! no link is followed, nothing but a regular file is opened (and no open
+//! blocks), every duration is bounded and every sum saturates. A segment
+//! that cannot be opened or read is reported and skipped; only a ring of
+//! which nothing at all can be read ends in an error.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read as _};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::layout::progress::Progress;
-use crate::layout::{PLAYLIST_NAME, playlist, segment_file_name};
+use crate::layout::{PLAYLIST_MAX_BYTES, PLAYLIST_NAME, playlist, segment_file_name};
 use crate::platform;
 use crate::ts::PACKET_SIZE;
 
 /// A jump in program date-time larger than this between two segments is a
 /// time hole (content that was never recorded).
 const HOLE_TOLERANCE_MS: i64 = 500;
+
+/// Reads of one segment that may fail in a row (one per poll interval)
+/// before the segment is given up and skipped.
+pub const READ_RETRIES: u32 = 3;
 
 /// Where playback starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,12 +46,17 @@ pub enum StartPosition {
 /// What happened that the element reports, mirroring the SBE source events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReaderEvent {
-    /// A segment the reader needed (or was reading) was deleted by the writer.
-    StaleFileDeleted { sequence: u64 },
-    /// The reader reached content that was never recorded.
+    /// Segments `first..=last` the reader needed (or was reading) were
+    /// deleted: by the writer, or from under it. A run is reported once.
+    StaleFileDeleted { first: u64, last: u64 },
+    /// The reader reached content that was never recorded, or that it had to
+    /// skip: `size_ms` from content time `offset_ms`.
     TimeHole { offset_ms: u64, size_ms: u64 },
     /// The reader is in the oldest segment of a live ring: the next to be deleted.
     ContentBecomingStale { sequence: u64 },
+    /// A file of the ring could not be opened or read (SBE's `READ_FAILURE`):
+    /// it is retried, or skipped if it cannot be used at all.
+    ReadFailure { path: PathBuf, error: String },
 }
 
 /// The result of [`RingReader::read`].
@@ -53,7 +69,8 @@ pub enum ReadOutcome {
         timestamp: Option<u64>,
         discont: bool,
     },
-    /// Nothing yet: the writer has not written more. Call again later.
+    /// Nothing yet: the writer has not written more, or a read failed and is
+    /// to be retried. Call again later.
     Wait,
     /// The ring is finished and everything was read.
     Eos,
@@ -92,6 +109,16 @@ pub struct RingReader {
     /// Content time where the segment after the last one read starts.
     continue_at_ns: Option<u64>,
     events: Vec<ReaderEvent>,
+    /// Reads that failed in a row on the current (or next) segment.
+    failures: u32,
+    /// Bytes delivered so far: a ring of which nothing can be read is an error.
+    delivered: u64,
+    /// A file was skipped because it could not be read.
+    skipped_unreadable: bool,
+    /// The playlist's last read error, reported once.
+    playlist_error: Option<String>,
+    /// The segment opened last, since the last seek.
+    last_opened: Option<u64>,
 }
 
 impl RingReader {
@@ -110,6 +137,11 @@ impl RingReader {
             stale_reported: None,
             continue_at_ns: None,
             events: Vec::new(),
+            failures: 0,
+            delivered: 0,
+            skipped_unreadable: false,
+            playlist_error: None,
+            last_opened: None,
         }
     }
 
@@ -118,25 +150,24 @@ impl RingReader {
         std::mem::take(&mut self.events)
     }
 
-    /// Re-reads the playlist if it changed. Returns whether it could be read.
+    /// Re-reads the playlist if it changed. Returns whether there is one.
+    /// A playlist that is not a regular file, is a link, or is larger than
+    /// [`PLAYLIST_MAX_BYTES`] is an error.
     pub fn refresh(&mut self) -> io::Result<bool> {
         let path = self.dir.join(PLAYLIST_NAME);
-        let meta = match std::fs::metadata(&path) {
-            Ok(m) => m,
+        let file = match platform::open_read_only(&path) {
+            Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         };
+        let meta = file.metadata()?;
         let stamp = (meta.modified()?, meta.len());
         if self.playlist_stamp == Some(stamp) {
             return Ok(true);
         }
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        };
+        let raw = platform::read_to_end_bounded(file, PLAYLIST_MAX_BYTES)?;
         self.playlist_stamp = Some(stamp);
-        let listing = playlist::parse(&text);
+        let listing = playlist::parse(&String::from_utf8_lossy(&raw));
         self.ended = listing.ended;
         let Some(oldest) = listing.entries.first().map(|e| e.sequence) else {
             return Ok(true);
@@ -149,13 +180,14 @@ impl RingReader {
             let start_pdt = explicit.or(pdt_ms);
             if !self.spans.contains_key(&e.sequence) {
                 let start_ns = match self.spans.range(..e.sequence).next_back() {
-                    Some((_, prev)) => prev.start_ns + prev.duration_ns,
+                    Some((_, prev)) => prev.start_ns.saturating_add(prev.duration_ns),
                     None => self
                         .spans
                         .values()
                         .next()
                         .map_or(0, |first| first.start_ns.saturating_sub(e.duration_ns)),
                 };
+                // Parsed date-times and durations are bounded: no overflow.
                 let hole_ms = match (explicit, pdt_ms) {
                     (Some(start), Some(prev_end)) if e.discontinuity && start - prev_end > HOLE_TOLERANCE_MS => {
                         u64::try_from(start - prev_end).ok()
@@ -173,10 +205,31 @@ impl RingReader {
                 );
             }
             let dur_ms = i64::try_from(e.duration_ns / 1_000_000).unwrap_or(0);
-            pdt_ms = start_pdt.map(|p| p + dur_ms);
+            pdt_ms = start_pdt.map(|p| p.saturating_add(dur_ms));
         }
         self.last_end_pdt_ms = pdt_ms;
         Ok(true)
+    }
+
+    /// [`Self::refresh`] while playing: a playlist that cannot be read now
+    /// is reported, and the last one read stays in force.
+    fn refresh_playing(&mut self) {
+        match self.refresh() {
+            Ok(_) => self.playlist_error = None,
+            // Reported once, not at every poll while it lasts.
+            Err(e) if self.playlist_error.as_deref() != Some(e.to_string().as_str()) => {
+                self.playlist_error = Some(e.to_string());
+                self.read_failure(&self.dir.join(PLAYLIST_NAME), &e);
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn read_failure(&mut self, path: &Path, error: &io::Error) {
+        self.events.push(ReaderEvent::ReadFailure {
+            path: path.to_owned(),
+            error: error.to_string(),
+        });
     }
 
     fn oldest(&self) -> Option<u64> {
@@ -187,16 +240,48 @@ impl RingReader {
         self.spans.keys().next_back().copied()
     }
 
-    /// The segment being written, if its file exists.
+    /// The segment being written, if there is one: the file after the
+    /// newest listed segment, or the one the writer announced in the
+    /// progress record when it skipped sequence numbers.
+    fn open_sequence(&self) -> Option<u64> {
+        let after = self.newest_listed().map_or(0, |s| s.saturating_add(1));
+        let exists = |seq: u64| {
+            std::fs::symlink_metadata(self.dir.join(segment_file_name(seq))).is_ok_and(|m| m.file_type().is_file())
+        };
+        if exists(after) {
+            return Some(after);
+        }
+        match Progress::read_in(&self.dir) {
+            Ok(Some(p)) if p.sequence > after && exists(p.sequence) => Some(p.sequence),
+            _ => None,
+        }
+    }
+
+    /// The segment being written and the content time it starts at.
     fn in_progress(&self) -> Option<(u64, u64)> {
-        let seq = self.newest_listed().map_or(0, |s| s + 1);
-        std::fs::symlink_metadata(self.dir.join(segment_file_name(seq))).ok()?;
+        let seq = self.open_sequence()?;
         let start = self
             .spans
             .values()
             .next_back()
-            .map_or(0, |s| s.start_ns + s.duration_ns);
+            .map_or(0, |s| s.start_ns.saturating_add(s.duration_ns));
         Some((seq, start))
+    }
+
+    /// The segment that follows `seq`: the next one listed, else the one
+    /// being written if it comes after `seq`.
+    fn successor(&self, seq: u64) -> Option<u64> {
+        self.spans
+            .range(seq.saturating_add(1)..)
+            .next()
+            .map(|(&s, _)| s)
+            .or_else(|| self.open_sequence().filter(|&s| s > seq))
+    }
+
+    /// Where to go on after `seq`: its successor, or, while there is none
+    /// yet, the next number (to be looked for again when it is due).
+    fn after(&self, seq: u64) -> u64 {
+        self.successor(seq).unwrap_or(seq.saturating_add(1))
     }
 
     /// Content time of the start of `sequence`, if known.
@@ -212,14 +297,14 @@ impl RingReader {
     /// The seekable window in content time: oldest start to newest end,
     /// the segment being written estimated from its size.
     pub fn window(&mut self) -> Option<(u64, u64)> {
-        let _ = self.refresh();
+        self.refresh_playing();
         let start = self.spans.values().next()?.start_ns;
         let last = self.spans.values().next_back()?;
-        let mut end = last.start_ns + last.duration_ns;
+        let mut end = last.start_ns.saturating_add(last.duration_ns);
         if !self.ended
             && let Some((seq, _)) = self.in_progress()
         {
-            end += self.estimate_ns(seq);
+            end = end.saturating_add(self.estimate_ns(seq));
         }
         Some((start, end))
     }
@@ -246,32 +331,30 @@ impl RingReader {
             .and_then(|f| self.content_len(&f, seq))
             .unwrap_or(0);
         let rate = self.spans.iter().next_back().and_then(|(&s, span)| {
-            let len = std::fs::metadata(self.dir.join(segment_file_name(s))).ok()?.len();
+            let len = std::fs::symlink_metadata(self.dir.join(segment_file_name(s)))
+                .ok()?
+                .len();
             (len > 0).then_some((span.duration_ns, len))
         });
-        rate.map_or(0, |(ns, len)| {
-            u64::try_from(u128::from(bytes) * u128::from(ns) / u128::from(len)).unwrap_or(0)
-        })
+        rate.map_or(0, |(ns, len)| scale(bytes, ns, len))
     }
 
     /// The content time being read now.
     #[must_use]
     pub fn position(&self) -> Option<u64> {
         let cur = self.current.as_ref()?;
-        let start = cur.start_ns;
         let fraction = match self.spans.get(&cur.sequence) {
             Some(span) => {
                 let len = cur.file.metadata().map_or(0, |m| m.len()).max(1);
-                u64::try_from(u128::from(cur.offset) * u128::from(span.duration_ns) / u128::from(len)).unwrap_or(0)
+                scale(cur.offset, span.duration_ns, len)
             }
             None => {
                 // Being written: scale the estimate of the whole file.
                 let len = self.content_len(&cur.file, cur.sequence).unwrap_or(0).max(1);
-                let total = self.estimate_ns(cur.sequence);
-                u64::try_from(u128::from(cur.offset) * u128::from(total) / u128::from(len)).unwrap_or(0)
+                scale(cur.offset, self.estimate_ns(cur.sequence), len)
             }
         };
-        Some(start + fraction)
+        Some(cur.start_ns.saturating_add(fraction))
     }
 
     /// Positions the reader; returns the content time it landed on: the
@@ -296,6 +379,8 @@ impl RingReader {
         self.current = None;
         self.next = Some(seq);
         self.discont = true;
+        self.failures = 0;
+        self.last_opened = None;
         self.continue_at_ns = Some(start);
         Ok(Some(start))
     }
@@ -317,7 +402,8 @@ impl RingReader {
         }
     }
 
-    /// Reads whole packets into `buf` (whose length must be at least one packet).
+    /// Reads whole packets into `buf` (whose length must be at least one
+    /// packet). An error only when nothing of the ring could be read at all.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<ReadOutcome> {
         let want = buf.len() / PACKET_SIZE * PACKET_SIZE;
         loop {
@@ -330,25 +416,32 @@ impl RingReader {
             let Some(cur) = self.current.as_ref() else { continue };
             let path = self.dir.join(segment_file_name(cur.sequence));
             if !platform::is_still_named(&cur.file, &path) {
-                self.lost_current()?;
+                self.lost_current();
                 continue;
             }
-            let len = self.content_len(&cur.file, cur.sequence)?;
+            let len = match self.content_len(&cur.file, cur.sequence) {
+                Ok(len) => len,
+                Err(e) => return Ok(self.failed_read(&path, &e)),
+            };
             let Some(cur) = self.current.as_mut() else { continue };
             let avail = len.saturating_sub(cur.offset) / PACKET_SIZE as u64 * PACKET_SIZE as u64;
             let n = usize::try_from(avail).unwrap_or(usize::MAX).min(want);
             if n > 0 {
-                cur.file.read_exact(&mut buf[..n])?;
+                if let Err(e) = read_exact_at(&cur.file, &mut buf[..n], cur.offset) {
+                    return Ok(self.failed_read(&path, &e));
+                }
                 // Had the writer reused the file meanwhile, what was read
                 // may be part new content: checked after the read, as the
                 // writer only overwrites a file once it has renamed it.
                 if !platform::is_still_named(&cur.file, &path) {
-                    self.lost_current()?;
+                    self.lost_current();
                     continue;
                 }
                 let first = cur.offset == 0;
                 cur.offset += n as u64;
                 let timestamp = first.then_some(cur.start_ns);
+                self.failures = 0;
+                self.delivered += n as u64;
                 return Ok(ReadOutcome::Data {
                     len: n,
                     timestamp,
@@ -357,9 +450,9 @@ impl RingReader {
             }
             // At the end of what is written. Is the segment complete?
             let seq = cur.sequence;
-            let complete = |r: &Self| r.spans.contains_key(&seq) || r.dir.join(segment_file_name(seq + 1)).exists();
+            let complete = |r: &Self| r.spans.contains_key(&seq) || r.successor(seq).is_some();
             if !complete(self) {
-                self.refresh()?;
+                self.refresh_playing();
             }
             if complete(self) {
                 // Data may have been appended between the size check and now.
@@ -372,36 +465,84 @@ impl RingReader {
                 // Where the next segment starts, should the playlist not
                 // list this one yet: its start plus its estimated length.
                 self.continue_at_ns = self.current.as_ref().map(|c| {
-                    c.start_ns
-                        + self
-                            .spans
+                    c.start_ns.saturating_add(
+                        self.spans
                             .get(&seq)
-                            .map_or_else(|| self.estimate_ns(seq), |s| s.duration_ns)
+                            .map_or_else(|| self.estimate_ns(seq), |s| s.duration_ns),
+                    )
                 });
                 self.current = None;
-                self.next = Some(seq + 1);
+                self.next = Some(self.after(seq));
                 continue;
             }
-            return Ok(if self.ended {
-                ReadOutcome::Eos
-            } else {
-                ReadOutcome::Wait
-            });
+            return self.at_end();
         }
+    }
+
+    /// Nothing more to read now: the end of a finished ring, or wait.
+    fn at_end(&self) -> io::Result<ReadOutcome> {
+        if !self.ended {
+            return Ok(ReadOutcome::Wait);
+        }
+        if self.delivered == 0 && self.skipped_unreadable {
+            return Err(io::Error::other("no segment of the ring could be read"));
+        }
+        Ok(ReadOutcome::Eos)
+    }
+
+    /// A read of the segment at `path` failed: reported, retried at the next
+    /// call (the element waits a poll interval), and after [`READ_RETRIES`]
+    /// failures in a row the segment is skipped with a time hole for what
+    /// was left of it.
+    fn failed_read(&mut self, path: &Path, error: &io::Error) -> ReadOutcome {
+        self.read_failure(path, error);
+        self.failures += 1;
+        if self.failures < READ_RETRIES {
+            return ReadOutcome::Wait;
+        }
+        if let Some(cur) = self.current.take() {
+            let rest = self.position_after(&cur);
+            self.skip_unreadable(cur.sequence, rest);
+        }
+        ReadOutcome::Wait
+    }
+
+    /// Content time left of `cur` from where it was being read: (from, size).
+    fn position_after(&self, cur: &Open) -> (u64, u64) {
+        let duration = self
+            .spans
+            .get(&cur.sequence)
+            .map_or_else(|| self.estimate_ns(cur.sequence), |s| s.duration_ns);
+        let len = cur.file.metadata().map_or(0, |m| m.len()).max(1);
+        let done = scale(cur.offset.min(len), duration, len);
+        (cur.start_ns.saturating_add(done), duration.saturating_sub(done))
+    }
+
+    /// Gives up segment `seq`, of which content time `(from, size)` is lost.
+    fn skip_unreadable(&mut self, seq: u64, (from, size): (u64, u64)) {
+        self.events.push(ReaderEvent::TimeHole {
+            offset_ms: from / 1_000_000,
+            size_ms: size / 1_000_000,
+        });
+        self.failures = 0;
+        self.skipped_unreadable = true;
+        self.last_opened = Some(seq);
+        self.discont = true;
+        self.continue_at_ns = Some(from.saturating_add(size));
+        self.next = Some(self.after(seq));
     }
 
     /// The writer deleted (or reused) the segment being read: the reader is
     /// too slow. Goes on with the oldest segment still there.
-    fn lost_current(&mut self) -> io::Result<()> {
+    fn lost_current(&mut self) {
         let Some(cur) = self.current.take() else {
-            return Ok(());
+            return;
         };
         let seq = cur.sequence;
-        self.events.push(ReaderEvent::StaleFileDeleted { sequence: seq });
-        self.refresh()?;
-        self.next = Some(self.oldest().map_or(seq + 1, |o| o.max(seq + 1)));
+        self.push_stale(seq, seq);
+        self.refresh_playing();
+        self.next = Some(self.after(seq).max(self.oldest().unwrap_or(0)));
         self.discont = true;
-        Ok(())
     }
 
     /// Opens the next segment; `Some` is an outcome to return instead.
@@ -410,19 +551,24 @@ impl RingReader {
             Some(s) => s,
             None => match self.start(StartPosition::Oldest, 0)? {
                 Some(_) => return Ok(None),
-                None => {
-                    return Ok(Some(if self.ended {
-                        ReadOutcome::Eos
-                    } else {
-                        ReadOutcome::Wait
-                    }));
-                }
+                None => return self.at_end().map(Some),
             },
         };
         let path = self.dir.join(segment_file_name(seq));
         match platform::open_read_only(&path) {
             Ok(file) => {
-                if let Some(span) = self.spans.get(&seq).copied() {
+                let span = self.spans.get(&seq).copied();
+                // Numbers skipped since the last segment opened: segments
+                // deleted (or never listed) unless the writer says content
+                // was lost there, which is a time hole.
+                if let Some(last) = self.last_opened
+                    && seq > last.saturating_add(1)
+                    && span.is_none_or(|s| s.hole_ms.is_none())
+                {
+                    self.push_stale(last + 1, seq - 1);
+                }
+                self.last_opened = Some(seq);
+                if let Some(span) = span {
                     if let Some(size_ms) = span.hole_ms {
                         self.events.push(ReaderEvent::TimeHole {
                             offset_ms: span.start_ns / 1_000_000,
@@ -447,39 +593,84 @@ impl RingReader {
                 Ok(None)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.refresh()?;
-                let oldest = self.oldest();
-                if oldest.is_some_and(|o| seq < o) || self.spans.contains_key(&seq) {
-                    // Deleted before we got to it: skip to the oldest content left.
-                    self.events.push(ReaderEvent::StaleFileDeleted { sequence: seq });
-                    let next = if self.spans.contains_key(&seq) {
-                        seq + 1
-                    } else {
-                        oldest.unwrap_or(seq + 1)
-                    };
-                    self.next = Some(next.max(oldest.unwrap_or(0)));
+                self.refresh_playing();
+                if self.oldest().is_some_and(|o| seq < o) || self.spans.contains_key(&seq) {
+                    // Deleted before we got to it: skip the whole run of
+                    // missing segments, reported once.
+                    self.skip_missing(seq);
+                    return Ok(None);
+                }
+                if let Some(next) = self.successor(seq) {
+                    // Past a gap in the numbering (segments that could not
+                    // be created): go on with the next one there is.
+                    self.next = Some(next);
                     self.discont = true;
                     return Ok(None);
                 }
-                if self.newest_listed().is_some_and(|n| seq > n + 1) {
-                    // Past a gap in the numbering (a segment that could not be created).
-                    self.next = Some(self.newest_listed().map_or(seq, |n| n + 1));
-                    return Ok(None);
-                }
-                if self.dir.join(segment_file_name(seq + 1)).exists() {
-                    self.next = Some(seq + 1);
-                    self.discont = true;
-                    return Ok(None);
-                }
-                Ok(Some(if self.ended {
-                    ReadOutcome::Eos
-                } else {
-                    ReadOutcome::Wait
-                }))
+                self.at_end().map(Some)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                // A link, a directory, a FIFO, no permission: not playable.
+                self.read_failure(&path, &e);
+                let from = self.start_of(seq).or(self.continue_at_ns).unwrap_or(0);
+                let size = self.spans.get(&seq).map_or(0, |s| s.duration_ns);
+                self.skip_unreadable(seq, (from, size));
+                Ok(None)
+            }
         }
     }
+
+    /// Reports segments `first..=last` as gone, as one run with any run
+    /// just reported that it touches or overlaps.
+    fn push_stale(&mut self, first: u64, last: u64) {
+        if let Some(ReaderEvent::StaleFileDeleted { first: f, last: l }) = self.events.last_mut()
+            && first <= l.saturating_add(1)
+            && last.saturating_add(1) >= *f
+        {
+            *f = (*f).min(first);
+            *l = (*l).max(last);
+            return;
+        }
+        self.events.push(ReaderEvent::StaleFileDeleted { first, last });
+    }
+
+    /// Segment `first` is gone: skips it and every missing one after it,
+    /// up to the next segment whose file exists, with one event for the run.
+    fn skip_missing(&mut self, first: u64) {
+        let exists = |seq: u64| std::fs::symlink_metadata(self.dir.join(segment_file_name(seq))).is_ok();
+        let mut last = first;
+        let mut next = self.successor(first).map(|s| s.max(self.oldest().unwrap_or(0)));
+        while let Some(n) = next
+            && self.spans.contains_key(&n)
+            && !exists(n)
+        {
+            last = n;
+            next = self.successor(n);
+        }
+        self.push_stale(first, last);
+        self.next = Some(next.unwrap_or(last.saturating_add(1)));
+        self.discont = true;
+    }
+}
+
+/// `value * numerator / denominator` without overflow, saturating.
+fn scale(value: u64, numerator: u64, denominator: u64) -> u64 {
+    let d = u128::from(denominator.max(1));
+    u64::try_from(u128::from(value) * u128::from(numerator) / d).unwrap_or(u64::MAX)
+}
+
+/// Fills `buf` from `offset` of `file`.
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match platform::read_at(file, &mut buf[done..], offset + done as u64) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -556,7 +747,7 @@ mod tests {
             .take_events()
             .iter()
             .filter_map(|e| match e {
-                ReaderEvent::StaleFileDeleted { sequence } => Some(*sequence),
+                ReaderEvent::StaleFileDeleted { first, .. } => Some(*first),
                 _ => None,
             })
             .collect();
@@ -597,5 +788,110 @@ mod tests {
         ring.write(&marked(9, 5)).expect("write");
         ring.flush().expect("flush");
         assert_eq!(drain(&mut reader), vec![9; 5]);
+    }
+
+    /// Reads everything there is now, then the outcome that ended it.
+    fn drain_all(reader: &mut RingReader) -> (Vec<u8>, ReadOutcome) {
+        let mut buf = vec![0u8; 64 * PACKET_SIZE];
+        let mut markers = Vec::new();
+        loop {
+            match reader.read(&mut buf).expect("read") {
+                ReadOutcome::Data { len, .. } => markers.extend(buf[..len].chunks_exact(PACKET_SIZE).map(|p| p[1])),
+                end => return (markers, end),
+            }
+        }
+    }
+
+    /// Segments the writer could not create leave their numbers unused: a
+    /// live reader goes on with the segment being written (announced in the
+    /// progress record), and a reader of the finished ring with the next
+    /// listed one.
+    #[test]
+    fn follows_the_ring_across_skipped_sequence_numbers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ring = Ring::open(config(dir.path())).expect("open");
+        for n in 0..3u8 {
+            ring.begin_segment(start(false)).expect("begin");
+            ring.write(&marked(n, 10)).expect("write");
+            ring.finish_segment(2 * SECOND).expect("finish");
+        }
+        // Something is in the way of segments 3 and 4.
+        for n in [3, 4] {
+            std::fs::create_dir(dir.path().join(segment_file_name(n))).expect("mkdir");
+            assert!(
+                ring.begin_segment(start(false)).is_err(),
+                "segment {n} cannot be created"
+            );
+        }
+        ring.begin_segment(start(true)).expect("begin 5");
+        ring.write(&marked(5, 10)).expect("write");
+        ring.flush().expect("flush");
+        let mut live = RingReader::new(dir.path());
+        live.start(StartPosition::Oldest, 0).expect("start");
+        let expected: Vec<u8> = [0u8, 1, 2, 5].iter().flat_map(|&n| [n; 10]).collect();
+        assert_eq!(drain_all(&mut live), (expected.clone(), ReadOutcome::Wait));
+        ring.write(&marked(5, 3)).expect("write");
+        ring.finish_segment(2 * SECOND).expect("finish");
+        ring.close(0).expect("close");
+        assert_eq!(drain_all(&mut live), (vec![5; 3], ReadOutcome::Eos));
+        let events = live.take_events();
+        assert!(
+            !events.iter().any(|e| matches!(e, ReaderEvent::ReadFailure { .. })),
+            "{events:?}"
+        );
+        let mut finished = RingReader::new(dir.path());
+        finished.start(StartPosition::Oldest, 0).expect("start");
+        let whole: Vec<u8> = expected.into_iter().chain([5; 3]).collect();
+        assert_eq!(drain_all(&mut finished), (whole, ReadOutcome::Eos));
+    }
+
+    /// Listed segments whose files are gone are skipped as one run, with one
+    /// event; a listed entry that is not a regular file is reported and
+    /// skipped too; a read that fails ends nothing.
+    #[test]
+    fn missing_and_unusable_segments_are_skipped_and_reported_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ring = Ring::open(config(dir.path())).expect("open");
+        for n in 0..5u8 {
+            ring.begin_segment(start(false)).expect("begin");
+            ring.write(&marked(n, 10)).expect("write");
+            ring.finish_segment(2 * SECOND).expect("finish");
+        }
+        ring.close(0).expect("close");
+        for n in [1, 2] {
+            std::fs::remove_file(dir.path().join(segment_file_name(n))).expect("remove");
+        }
+        let four = dir.path().join(segment_file_name(4));
+        std::fs::remove_file(&four).expect("remove");
+        std::fs::create_dir(&four).expect("a directory where segment 4 was");
+        let mut reader = RingReader::new(dir.path());
+        reader.start(StartPosition::Oldest, 0).expect("start");
+        let expected: Vec<u8> = [0u8, 3].iter().flat_map(|&n| [n; 10]).collect();
+        assert_eq!(drain_all(&mut reader), (expected, ReadOutcome::Eos));
+        let events = reader.take_events();
+        let stale: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                ReaderEvent::StaleFileDeleted { first, last } => Some((*first, *last)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(stale, [(1, 2)], "{events:?}");
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, ReaderEvent::ReadFailure { path, .. } if *path == four)),
+            "{events:?}"
+        );
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                ReaderEvent::TimeHole {
+                    offset_ms: 8000,
+                    size_ms: 2000
+                }
+            )),
+            "{events:?}"
+        );
     }
 }

@@ -202,8 +202,19 @@ impl Segmenter {
     fn drop_segment(&mut self) {
         let position = self.timeline.position_ns();
         let was_open = self.ring.is_segment_open();
-        // Keep what reached the disk up to the last access unit that starts
-        // there: the kept part then ends on a complete frame.
+        let (dropped, kept_until_ns) = self.abandon_segment();
+        self.health.losing_from(if was_open { kept_until_ns } else { position });
+        self.health.drop_bytes(dropped);
+        self.pending_discontinuity = true;
+        self.closed_since_ns = Some(position);
+        self.forced_cut_at_ns = position.saturating_add(self.forced_limit());
+    }
+
+    /// Gives up the open segment, keeping what reached the disk up to the
+    /// last access unit that starts there: the kept part then ends on a
+    /// complete frame. Returns the bytes dropped and the timeline position
+    /// up to which the segment was kept.
+    fn abandon_segment(&mut self) -> (u64, u64) {
         let flushed = self.ring.flushed_bytes();
         let first = self.unit_starts.front().map(|&(offset, _)| offset);
         let (keep, kept_until_ns) = self
@@ -215,11 +226,16 @@ impl Segmenter {
             .unwrap_or((0, self.segment_start_ns));
         let dropped = self.ring.abandon_segment(keep, kept_until_ns - self.segment_start_ns);
         self.unit_starts.clear();
-        self.health.losing_from(if was_open { kept_until_ns } else { position });
-        self.health.drop_bytes(dropped);
-        self.pending_discontinuity = true;
-        self.closed_since_ns = Some(position);
-        self.forced_cut_at_ns = position.saturating_add(self.forced_limit());
+        (dropped, kept_until_ns)
+    }
+
+    /// `error` mode stopped the recording and the sink stops: the failed
+    /// segment is given up (its complete frames kept) and the ring closed,
+    /// so that readers see a finished ring rather than one that looks live
+    /// for ever.
+    pub(super) fn close_after_fatal(&mut self) {
+        self.abandon_segment();
+        let _ = self.ring.close(0);
     }
 }
 

@@ -273,7 +273,11 @@ impl Recorder {
     /// to wait for a failing disk (yes at EOS, no when stopping).
     pub fn finish(&mut self, host: &mut dyn Host, may_block: bool) -> Result<(), PushError> {
         let s = &mut self.segmenter;
-        s.begin_call(host)?;
+        if let Err(e) = s.begin_call(host) {
+            s.close_after_fatal();
+            s.recordings.finish_all(s.timeline.end_position_ns(), host);
+            return Err(e);
+        }
         if !may_block && s.config.failure_mode == FailureMode::Block {
             s.config.failure_mode = FailureMode::Drop;
         }

@@ -91,7 +91,13 @@ impl std::error::Error for WriteFailure {
 pub enum RingError {
     NotADirectory(PathBuf),
     Locked(PathBuf),
-    Io { context: String, source: io::Error },
+    /// A segment with the highest sequence number a name can hold exists:
+    /// the ring cannot number another one.
+    SequencesExhausted(PathBuf),
+    Io {
+        context: String,
+        source: io::Error,
+    },
 }
 
 impl RingError {
@@ -112,6 +118,11 @@ impl fmt::Display for RingError {
             RingError::Locked(p) => write!(
                 f,
                 "'{}' is already in use by another streambuffersink (lock file {LOCK_NAME} is held)",
+                p.display()
+            ),
+            RingError::SequencesExhausted(p) => write!(
+                f,
+                "'{}' has the highest sequence number a segment can have: no segment can follow it (move it away to record here)",
                 p.display()
             ),
             RingError::Io { context, source } => write!(f, "{context}: {source}"),

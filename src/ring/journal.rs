@@ -47,7 +47,7 @@ impl Journal {
         file.seek(SeekFrom::End(0))?;
         Ok(Journal {
             file,
-            lines: read(dir).len(),
+            lines: read(dir).map_or(0, |c| c.segments.len() + c.rejected_lines as usize),
         })
     }
 
@@ -93,6 +93,8 @@ mod tests {
             .open(dir.path().join(JOURNAL_NAME))
             .expect("open");
         f.write_all(b"3 600000").expect("torn write");
-        assert_eq!(read(dir.path()), vec![a, b]);
+        let contents = read(dir.path()).expect("read");
+        assert_eq!(contents.segments, vec![a, b]);
+        assert_eq!(contents.rejected_lines, 1, "the torn line");
     }
 }

@@ -34,14 +34,14 @@ use std::path::{Path, PathBuf};
 
 pub use failure::{FailureKind, RingError, WriteFailure};
 use journal::Journal;
-use recovery::{adopt, highest_sequence_on_disk};
+use recovery::{Adoption, adopt, highest_sequence_on_disk};
 pub use retention::{Evicted, Retention, Window};
 use reuse::Reuse;
 pub use segment::{Chunk, PendingWrites, SegmentWriter, SharedBytes};
 
 pub use crate::layout::SegmentInfo;
 use crate::layout::playlist::{self, PlaylistHeader};
-use crate::layout::{LOCK_NAME, PLAYLIST_NAME, SPARE_NAME, segment_file_name};
+use crate::layout::{LOCK_NAME, MAX_SEQUENCE, PLAYLIST_NAME, SPARE_NAME, segment_file_name};
 use crate::platform;
 
 /// Free space is checked at every rotation and after this many bytes.
@@ -92,6 +92,8 @@ pub struct RingStats {
     pub evicted_under_pressure_bytes: u64,
     pub adopted_segments: u64,
     pub adopted_trimmed_bytes: u64,
+    /// Journal lines refused at adoption (malformed or implausible values).
+    pub journal_lines_rejected: u64,
     pub playlist_writes: u64,
     /// Failed updates of the playlist or the journal (retried later; no media lost).
     pub metadata_write_errors: u64,
@@ -138,6 +140,8 @@ pub struct Ring {
     bytes_since_space_check: u64,
     playlist: String,
     stats: RingStats,
+    /// Files adoption left out of the ring, with the reason.
+    left_out: Vec<String>,
 }
 
 impl Ring {
@@ -161,7 +165,10 @@ impl Ring {
         let mut stats = RingStats::default();
         // A spare left by a writer that died is just an evicted segment.
         let _ = std::fs::remove_file(dir.join(SPARE_NAME));
-        let adopted = adopt(&dir, &mut stats)
+        let Adoption {
+            segments: adopted,
+            left_out,
+        } = adopt(&dir, &mut stats)
             .map_err(|e| RingError::io(format!("cannot adopt the ring in '{}'", dir.display()), e))?;
         // A full disk must not stop the sink from starting: the journal is
         // then rewritten at the first segment that can be written.
@@ -177,6 +184,9 @@ impl Ring {
             .last()
             .map_or(0, |s| s.sequence + 1)
             .max(highest_sequence_on_disk(&dir).map_or(0, |s| s + 1));
+        if next_sequence > MAX_SEQUENCE {
+            return Err(RingError::SequencesExhausted(dir.join(segment_file_name(MAX_SEQUENCE))));
+        }
         let mut ring = Ring {
             config,
             lock,
@@ -195,6 +205,7 @@ impl Ring {
             bytes_since_space_check: 0,
             playlist: String::new(),
             stats,
+            left_out,
         };
         for info in adopted {
             ring.push_entry(info);
@@ -209,6 +220,14 @@ impl Ring {
     #[must_use]
     pub fn dir(&self) -> &Path {
         &self.config.dir
+    }
+
+    /// Files found in the directory that adoption left out of the ring
+    /// (foreign content, no write permission, an unreadable journal), each
+    /// with the reason: the element names them in a warning.
+    #[must_use]
+    pub fn left_out(&self) -> &[String] {
+        &self.left_out
     }
 
     #[must_use]
@@ -270,10 +289,15 @@ impl Ring {
     pub fn begin_segment(&mut self, start: SegmentStart) -> Result<(), WriteFailure> {
         debug_assert!(self.current.is_none(), "begin_segment with a segment open");
         let sequence = self.next_sequence;
-        // A sequence number is used once, even if its file cannot be created.
-        self.next_sequence += 1;
         let dir = self.config.dir.clone();
         let path = dir.join(segment_file_name(sequence));
+        if sequence > MAX_SEQUENCE {
+            let e = io::Error::other("every segment sequence number has been used");
+            return Err(WriteFailure::new(path, e, true));
+        }
+        // A sequence number is used once, even if its file cannot be created.
+        self.next_sequence += 1;
+        let reused = self.reuse.has_spare();
         let spare = self
             .reuse
             .take_spare(&dir, sequence, &mut self.spare_buffers, &mut self.stats);
@@ -292,6 +316,14 @@ impl Ring {
             }
         }
         let writer = result.map_err(|e| WriteFailure::new(path, e, true))?;
+        // Readers look for the segment being written after the newest one
+        // listed; when numbers were skipped (segments that could not be
+        // created) they learn its number from the progress record. A reused
+        // file's number is there already.
+        let expected = self.entries.back().map_or(0, |e| e.info.sequence + 1);
+        if sequence != expected && !reused {
+            self.reuse.announce(&dir, sequence, &mut self.stats);
+        }
         self.stats.segments_created += 1;
         self.current = Some(Current { writer, start });
         Ok(())

@@ -14,11 +14,13 @@ use std::path::Path;
 
 use super::{Ring, RingError, RingStats, Window, acquire_lock};
 use crate::layout::progress::Progress;
-use crate::layout::{SegmentInfo, journal, parse_segment_file_name, segment_file_name};
+use crate::layout::{
+    MAX_PROGRAM_DATE_TIME_MS, MAX_SEGMENT_DURATION_NS, SegmentInfo, journal, parse_segment_file_name, segment_file_name,
+};
 use crate::platform;
 use crate::ts::analyzer::Unit;
 use crate::ts::timeline::{DEFAULT_BITRATE, PCR_HZ, Pcr};
-use crate::ts::{PACKET_SIZE, Packet, StreamAnalyzer};
+use crate::ts::{PACKET_SIZE, Packet, SYNC_BYTE, StreamAnalyzer};
 
 /// How much of the head and of the tail is searched for a PCR.
 const SCAN_BYTES: u64 = 2 * 1024 * 1024;
@@ -32,20 +34,42 @@ pub struct Recovered {
     pub trimmed: u64,
 }
 
+/// What adoption makes of a segment file missing from the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Trimmed to what is usable.
+    Usable(Recovered),
+    /// The writer's own, with nothing complete in it: to be deleted.
+    Empty,
+    /// Not whole MPEG-TS packets: not the writer's, left alone.
+    Foreign,
+}
+
 /// Trims the file at `path` to whole packets, then back to the start of its
 /// last (incomplete) video access unit, and estimates its duration.
-/// Returns `None` if nothing usable is left (the caller deletes the file).
-pub fn recover_segment(path: &Path) -> io::Result<Option<Recovered>> {
+pub fn recover_segment(path: &Path) -> io::Result<Recovery> {
     let mut file = platform::open_existing(path)?;
     let len = file.metadata()?.len();
     let whole = len - len % PACKET_SIZE as u64;
     let mut first = [0u8; 1];
-    if whole == 0 || file.read(&mut first)? != 1 || first[0] != 0x47 {
-        return Ok(None);
+    let starts_in_sync = file.read(&mut first)? == 1 && first[0] == SYNC_BYTE;
+    if whole == 0 {
+        // Created and torn before its first packet was whole, or foreign.
+        return Ok(if len == 0 || starts_in_sync {
+            Recovery::Empty
+        } else {
+            Recovery::Foreign
+        });
     }
     let head = read_range(&mut file, 0, SCAN_BYTES.min(whole))?;
     let tail_start = whole.saturating_sub(SCAN_BYTES).max(SCAN_BYTES.min(whole));
     let tail = read_range(&mut file, tail_start, whole - tail_start)?;
+    // The writer only ever writes whole packets: a file whose scanned packets
+    // are not all in sync is someone else's, even if it starts with 0x47.
+    let in_sync = |buf: &[u8]| buf.chunks(PACKET_SIZE).all(|p| p[0] == SYNC_BYTE);
+    if !in_sync(&head) || !in_sync(&tail) {
+        return Ok(Recovery::Foreign);
+    }
     // The writer died in the middle of some frame: keep only complete ones.
     // A file small enough to fit the head has no separate tail.
     let (last_region, last_start) = if tail.is_empty() {
@@ -58,7 +82,7 @@ pub fn recover_segment(path: &Path) -> io::Result<Option<Recovered>> {
         None => whole,
     };
     if keep == 0 {
-        return Ok(None);
+        return Ok(Recovery::Empty);
     }
     if keep != len {
         file.set_len(keep)?;
@@ -74,7 +98,7 @@ pub fn recover_segment(path: &Path) -> io::Result<Option<Recovered>> {
         Some(ticks) => u64::try_from(u128::from(ticks) * 1_000_000_000 / u128::from(PCR_HZ)).unwrap_or(u64::MAX),
         None => u64::try_from(u128::from(keep) * 8 * 1_000_000_000 / u128::from(DEFAULT_BITRATE)).unwrap_or(u64::MAX),
     };
-    Ok(Some(Recovered {
+    Ok(Recovery::Usable(Recovered {
         bytes: keep,
         duration_ns,
         trimmed: len - keep,
@@ -176,12 +200,27 @@ pub(super) fn highest_sequence_on_disk(dir: &Path) -> Option<u64> {
         .max()
 }
 
+/// What adoption found in the directory.
+#[derive(Debug, Default)]
+pub(super) struct Adoption {
+    /// Segments taken into the ring, oldest first.
+    pub(super) segments: Vec<SegmentInfo>,
+    /// Files left out of the ring, each with the reason, for a warning.
+    pub(super) left_out: Vec<String>,
+}
+
 /// Collects the segments an earlier writer left: journal entries whose files
 /// still exist (at the recorded size), then files missing from the journal,
 /// i.e. the segment that was open when that writer stopped, trimmed to whole
 /// packets (and, for a reused file, first to what the progress record says
 /// was new). The first segment written after adoption is a discontinuity.
-pub(super) fn adopt(dir: &Path, stats: &mut RingStats) -> io::Result<Vec<SegmentInfo>> {
+///
+/// Nothing found there is trusted: journal lines with values the sink could
+/// not have written are dropped (and counted), a file that is not whole
+/// MPEG-TS packets or that cannot be opened for writing is left out of the
+/// ring, named in [`Adoption::left_out`], and never deleted.
+pub(super) fn adopt(dir: &Path, stats: &mut RingStats) -> io::Result<Adoption> {
+    let mut adoption = Adoption::default();
     // An unreadable record (say, emptied by a power cut) could be about
     // any segment: no unjournaled file is trusted beyond it then.
     let progress = Progress::read_in(dir);
@@ -198,47 +237,79 @@ pub(super) fn adopt(dir: &Path, stats: &mut RingStats) -> io::Result<Vec<Segment
         }
     }
     on_disk.sort_unstable();
-    let mut journal: Vec<SegmentInfo> = journal::read(dir);
+    let journal = match journal::read(dir) {
+        Ok(j) => j,
+        Err(e) => {
+            adoption
+                .left_out
+                .push(format!("the journal ({e}): every segment is recovered from its file"));
+            journal::JournalContents::default()
+        }
+    };
+    stats.journal_lines_rejected = journal.rejected_lines;
+    let mut journal = journal.segments;
     journal.sort_by_key(|s| s.sequence);
-    let mut adopted = Vec::with_capacity(on_disk.len());
     for (seq, len) in on_disk {
         let path = dir.join(segment_file_name(seq));
         if let Ok(i) = journal.binary_search_by_key(&seq, |s| s.sequence)
             && journal[i].bytes == len
         {
-            adopted.push(journal[i].clone());
+            adoption.segments.push(journal[i].clone());
             continue;
         }
-        let new_content = match &progress {
-            Ok(record) => Progress::limit(*record, seq, len),
-            Err(_) => 0,
-        };
-        if new_content < len {
-            platform::open_existing(&path)?.set_len(new_content)?;
-            stats.adopted_trimmed_bytes += len - new_content;
-        }
-        match recover_segment(&path)? {
-            Some(r) => {
-                stats.adopted_trimmed_bytes += r.trimmed;
-                let mtime_ms = std::fs::metadata(&path)?
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-                let duration_ms = i64::try_from(r.duration_ns / 1_000_000).unwrap_or(0);
-                adopted.push(SegmentInfo {
-                    sequence: seq,
-                    duration_ns: r.duration_ns,
-                    bytes: r.bytes,
-                    program_date_time_ms: mtime_ms - duration_ms,
-                    discontinuity: true,
-                });
-            }
-            None => std::fs::remove_file(&path)?,
+        match recover_unjournaled(&path, seq, len, &progress, stats) {
+            Ok(Some(info)) => adoption.segments.push(info),
+            Ok(None) => {}
+            Err(why) => adoption.left_out.push(format!("'{}': {why}", path.display())),
         }
     }
-    stats.adopted_segments = adopted.len() as u64;
-    Ok(adopted)
+    stats.adopted_segments = adoption.segments.len() as u64;
+    Ok(adoption)
+}
+
+/// Recovers segment `seq`, a file of `len` bytes missing from the journal.
+/// `Ok(None)`: nothing usable, deleted. `Err`: left alone, and why.
+fn recover_unjournaled(
+    path: &Path,
+    seq: u64,
+    len: u64,
+    progress: &io::Result<Option<Progress>>,
+    stats: &mut RingStats,
+) -> Result<Option<SegmentInfo>, String> {
+    let new_content = match progress {
+        Ok(record) => Progress::limit(*record, seq, len),
+        Err(_) => 0,
+    };
+    let cannot_write = |e: io::Error| format!("cannot be opened for writing ({e}); left out of the ring");
+    if new_content < len {
+        platform::open_existing(path)
+            .and_then(|f| f.set_len(new_content))
+            .map_err(cannot_write)?;
+        stats.adopted_trimmed_bytes += len - new_content;
+    }
+    match recover_segment(path).map_err(cannot_write)? {
+        Recovery::Usable(r) => {
+            stats.adopted_trimmed_bytes += r.trimmed;
+            let mtime_ms = std::fs::symlink_metadata(path)
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let duration_ms = i64::try_from(r.duration_ns / 1_000_000).unwrap_or(0);
+            Ok(Some(SegmentInfo {
+                sequence: seq,
+                duration_ns: r.duration_ns.min(MAX_SEGMENT_DURATION_NS),
+                bytes: r.bytes,
+                program_date_time_ms: mtime_ms.saturating_sub(duration_ms).clamp(0, MAX_PROGRAM_DATE_TIME_MS),
+                discontinuity: true,
+            }))
+        }
+        Recovery::Empty => {
+            let _ = std::fs::remove_file(path);
+            Ok(None)
+        }
+        Recovery::Foreign => Err("not MPEG-TS written by streambuffersink; left out of the ring".into()),
+    }
 }
 
 #[cfg(test)]
@@ -262,7 +333,9 @@ mod tests {
         }
         data.extend_from_slice(&[0x47, 1, 2, 3]);
         std::fs::write(&path, &data).expect("write");
-        let r = recover_segment(&path).expect("recover").expect("usable");
+        let Recovery::Usable(r) = recover_segment(&path).expect("recover") else {
+            panic!("not usable")
+        };
         assert_eq!(r.bytes, 100 * PACKET_SIZE as u64);
         assert_eq!(r.trimmed, 4);
         assert_eq!(r.duration_ns, 900_000_000);
@@ -292,7 +365,9 @@ mod tests {
         }
         let last_frame_start = (2 + 4) * PACKET_SIZE as u64;
         std::fs::write(&path, &data[..data.len() - 50]).expect("write");
-        let r = recover_segment(&path).expect("recover").expect("usable");
+        let Recovery::Usable(r) = recover_segment(&path).expect("recover") else {
+            panic!("not usable")
+        };
         assert_eq!(r.bytes, last_frame_start, "the frame the writer died in is dropped");
         assert_eq!(std::fs::metadata(&path).expect("stat").len(), last_frame_start);
     }
@@ -302,6 +377,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("seg.ts");
         std::fs::write(&path, [0x47u8; 100]).expect("write");
-        assert_eq!(recover_segment(&path).expect("recover"), None);
+        assert_eq!(recover_segment(&path).expect("recover"), Recovery::Empty);
+    }
+
+    #[test]
+    fn foreign_files_are_recognised_and_left_as_they_are() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seg.ts");
+        // Starts like a packet, then is not one.
+        let mut data = vec![0x47u8; 10 * PACKET_SIZE];
+        data[3 * PACKET_SIZE] = b'x';
+        for foreign in [data, b"#!/bin/sh\necho not a segment\n".repeat(20)] {
+            std::fs::write(&path, &foreign).expect("write");
+            assert_eq!(recover_segment(&path).expect("recover"), Recovery::Foreign);
+            assert_eq!(std::fs::read(&path).expect("read"), foreign, "left untouched");
+        }
     }
 }

@@ -43,6 +43,37 @@ pub struct Reuse {
 }
 
 impl Reuse {
+    /// Whether an evicted file waits to become the next segment.
+    #[must_use]
+    pub fn has_spare(&self) -> bool {
+        self.spare
+    }
+
+    /// Publishes that segment `sequence`, a new file, is the one being
+    /// written: readers cannot find it after the newest listed segment when
+    /// sequence numbers were skipped.
+    pub fn announce(&mut self, dir: &Path, sequence: u64, stats: &mut RingStats) {
+        let published = self.progress_file(dir).is_some_and(|p| {
+            p.publish(Progress {
+                sequence,
+                bytes: u64::MAX,
+            })
+            .is_ok()
+        });
+        if !published {
+            stats.metadata_write_errors += 1;
+        }
+    }
+
+    /// The progress record, opened at its first use, and again if it was
+    /// deleted or the directory made anew: readers would not see a record
+    /// written there.
+    fn progress_file(&mut self, dir: &Path) -> Option<&mut ProgressFile> {
+        if !self.progress.as_ref().is_some_and(|p| p.is_current(dir)) {
+            self.progress = ProgressFile::create(dir).ok();
+        }
+        self.progress.as_mut()
+    }
     /// Moves the evicted segment at `path` aside as the spare, if no spare
     /// is waiting and the file can be reused; returns whether it did.
     pub fn set_aside(&mut self, dir: &Path, path: &Path) -> bool {
@@ -68,14 +99,8 @@ impl Reuse {
             return None;
         }
         let spare = dir.join(SPARE_NAME);
-        // Opened at the first reuse, and again if it was deleted or the
-        // directory made anew: readers would not see a record written there.
-        if !self.progress.as_ref().is_some_and(|p| p.is_current(dir)) {
-            self.progress = ProgressFile::open(dir).ok();
-        }
         let published = self
-            .progress
-            .as_mut()
+            .progress_file(dir)
             .is_some_and(|p| p.publish(Progress { sequence, bytes: 0 }).is_ok());
         if !published {
             stats.metadata_write_errors += 1;
@@ -145,9 +170,17 @@ struct ProgressFile {
 }
 
 impl ProgressFile {
-    fn open(dir: &Path) -> io::Result<ProgressFile> {
+    /// Creates the record file anew, as segments are created: whatever is
+    /// at its name (an earlier writer's record, or a link or FIFO someone
+    /// planted there) is removed, never written through.
+    fn create(dir: &Path) -> io::Result<ProgressFile> {
+        let path = dir.join(PROGRESS_NAME);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         Ok(ProgressFile {
-            file: platform::open_lock_file(&dir.join(PROGRESS_NAME))?,
+            file: platform::create_new(&path)?,
         })
     }
 
@@ -206,7 +239,7 @@ mod tests {
     fn published_record_is_read_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(Progress::read_in(dir.path()).expect("no record"), None);
-        let mut f = ProgressFile::open(dir.path()).expect("open");
+        let mut f = ProgressFile::create(dir.path()).expect("create");
         // Created, not yet written (as a power cut can leave it): unknown.
         assert!(Progress::read_in(dir.path()).is_err());
         for (sequence, bytes) in [(3, 0), (3, 4096), (4, 0)] {

@@ -404,10 +404,17 @@ impl BaseSinkImpl for StreamBufferSink {
         })
         .map_err(|e| match e {
             RingError::Locked(_) => gst::error_msg!(gst::ResourceError::Busy, ("{}", e)),
-            RingError::NotADirectory(_) | RingError::Io { .. } => {
+            RingError::NotADirectory(_) | RingError::SequencesExhausted(_) | RingError::Io { .. } => {
                 gst::error_msg!(gst::ResourceError::OpenWrite, ("{}", e))
             }
         })?;
+        for file in ring.left_out() {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::OpenWrite,
+                ("Not adopting {} (found in the ring directory {})", file, dir.display())
+            );
+        }
         let adopted = ring.segments().len();
         if adopted > 0 {
             gst::info!(

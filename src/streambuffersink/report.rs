@@ -200,6 +200,7 @@ pub(super) fn stats_structure(snap: &Snapshot, running: bool, dir: Option<&Path>
         .field("evicted-min-free-space", rs.evicted_min_free_space)
         .field("evicted-under-pressure", rs.evicted_under_pressure)
         .field("adopted-segments", rs.adopted_segments)
+        .field("journal-lines-rejected", rs.journal_lines_rejected)
         .field("playlist-writes", rs.playlist_writes)
         .field("metadata-write-errors", rs.metadata_write_errors)
         .field("directory-recreated", rs.directory_recreated)

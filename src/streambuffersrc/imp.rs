@@ -251,7 +251,7 @@ impl BaseSrcImpl for StreamBufferSrc {
         match landed {
             Ok(landed) => {
                 *positioned = true;
-                let t = gst::ClockTime::from_nseconds(landed.unwrap_or(0));
+                let t = clock_time(landed.unwrap_or(0));
                 segment.set_start(t);
                 segment.set_time(t);
                 segment.set_position(t);
@@ -267,26 +267,29 @@ impl BaseSrcImpl for StreamBufferSrc {
 
     fn query(&self, query: &mut gst::QueryRef) -> bool {
         match query.view_mut() {
-            gst::QueryViewMut::Seeking(q) => {
+            gst::QueryViewMut::Seeking(q) if q.format() == gst::Format::Time => {
                 let mut state = lock(&self.state);
                 if let State::Started { reader, .. } = &mut *state
                     && let Some((start, end)) = reader.window()
                 {
-                    q.set(
-                        true,
-                        gst::ClockTime::from_nseconds(start),
-                        gst::ClockTime::from_nseconds(end),
-                    );
+                    q.set(true, clock_time(start), clock_time(end));
                     return true;
                 }
                 false
+            }
+            gst::QueryViewMut::Seeking(q) => {
+                // Only TIME seeks: the bytes of a ring do not form one stream
+                // that could be addressed (decodebin's typefind asks in BYTES).
+                let none = gst::GenericFormattedValue::new(q.format(), -1);
+                q.set(false, none, none);
+                true
             }
             gst::QueryViewMut::Duration(q) if q.format() == gst::Format::Time => {
                 let mut state = lock(&self.state);
                 if let State::Started { reader, .. } = &mut *state
                     && let Some((_, end)) = reader.window()
                 {
-                    q.set(gst::ClockTime::from_nseconds(end));
+                    q.set(clock_time(end));
                     return true;
                 }
                 false
@@ -296,7 +299,7 @@ impl BaseSrcImpl for StreamBufferSrc {
                 if let State::Started { reader, .. } = &*state
                     && let Some(p) = reader.position()
                 {
-                    q.set(gst::ClockTime::from_nseconds(p));
+                    q.set(clock_time(p));
                     return true;
                 }
                 false
@@ -340,7 +343,7 @@ impl PushSrcImpl for StreamBufferSrc {
                     let mut buffer = gst::Buffer::from_mut_slice(data);
                     {
                         let b = buffer.get_mut().ok_or(gst::FlowError::Error)?;
-                        b.set_pts(timestamp.map(gst::ClockTime::from_nseconds));
+                        b.set_pts(timestamp.map(clock_time));
                         if discont {
                             b.set_flags(gst::BufferFlags::DISCONT);
                         }
@@ -367,10 +370,18 @@ impl StreamBufferSrc {
         let obj = self.obj();
         for event in events {
             let s = match event {
-                ReaderEvent::StaleFileDeleted { sequence } => {
-                    gst::info!(CAT, imp = self, "stale file deleted: segment {sequence}");
+                ReaderEvent::StaleFileDeleted { first, last } => {
+                    gst::info!(CAT, imp = self, "stale files deleted: segments {first} to {last}");
                     gst::Structure::builder("streambuffer-stale-file-deleted")
-                        .field("sequence", sequence)
+                        .field("sequence", first)
+                        .field("last-sequence", last)
+                        .build()
+                }
+                ReaderEvent::ReadFailure { path, error } => {
+                    gst::warning!(CAT, imp = self, "read failure: {}: {error}", path.display());
+                    gst::Structure::builder("streambuffer-read-failure")
+                        .field("location", path.display().to_string())
+                        .field("error", error)
                         .build()
                 }
                 ReaderEvent::TimeHole { offset_ms, size_ms } => {
@@ -390,4 +401,10 @@ impl StreamBufferSrc {
             let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
         }
     }
+}
+
+/// Content time as a `GstClockTime`: times read from disk are bounded, but
+/// a sum of them must still never become `GST_CLOCK_TIME_NONE`.
+fn clock_time(ns: u64) -> gst::ClockTime {
+    gst::ClockTime::from_nseconds(ns.min(gst::ClockTime::MAX.nseconds()))
 }

@@ -15,5 +15,5 @@ pub mod timeline;
 
 pub use aligner::{AlignerStats, PacketAligner};
 pub use analyzer::StreamAnalyzer;
-pub use packet::{PACKET_SIZE, Packet};
+pub use packet::{PACKET_SIZE, Packet, SYNC_BYTE};
 pub use timeline::Timeline;

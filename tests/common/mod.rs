@@ -535,3 +535,70 @@ pub fn appsrc_sink(ring: &Path, props: &str) -> (gst::Pipeline, gst_app::AppSrc)
     src.set_max_bytes(0);
     (pipeline, src)
 }
+
+/// The `LD_PRELOAD` fault shim (`tests/shim/faults.c`), built once per test
+/// binary with `cc`. See the C file for the environment it reads.
+pub fn fault_shim() -> PathBuf {
+    static SHIM: OnceLock<PathBuf> = OnceLock::new();
+    SHIM.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/shim/faults.c");
+        let out = plugin_dir().join(format!("faults-{}.so", std::process::id()));
+        let status = Command::new("cc")
+            .args(["-shared", "-fPIC", "-O2", "-Wall", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .arg("-ldl")
+            .status()
+            .expect("run cc");
+        assert!(status.success(), "building the fault shim failed");
+        out
+    })
+    .clone()
+}
+
+/// Element messages with `name` posted on `bus` so far (drained).
+pub fn element_messages(bus: &gst::Bus, name: &str) -> Vec<gst::Structure> {
+    let mut found = Vec::new();
+    while let Some(msg) = bus.pop() {
+        if let gst::MessageView::Element(e) = msg.view()
+            && let Some(s) = e.structure()
+            && s.name() == name
+        {
+            found.push(s.to_owned());
+        }
+    }
+    found
+}
+
+/// Runs `gst-launch-1.0 ARGS` in another process with this build's plugin
+/// and `env`, killed after `timeout`; returns (exited in time, success,
+/// stdout + stderr).
+pub fn gst_launch(args: &str, env: &[(&str, &str)], timeout: Duration) -> (bool, bool, String) {
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.env("GST_PLUGIN_PATH", plugin_dir())
+        .args(args.split_whitespace())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn gst-launch-1.0");
+    let start = std::time::Instant::now();
+    let exited = loop {
+        if child.try_wait().ok().flatten().is_some() {
+            break true;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().expect("wait");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (exited, exited && out.status.success(), text)
+}

@@ -1,0 +1,367 @@
+//! What reads the disk treats everything there as hostile: `streambuffersrc`
+//! and the sink's adoption of an existing ring, against FIFOs, links,
+//! hostile playlists and journals, foreign files, immutable files and real
+//! read errors (the `LD_PRELOAD` fault shim). Every test is bounded in time.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use gst::prelude::*;
+
+const SEG: u64 = SECOND;
+const PLAY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A finished ring of about 2 s segments (the test stream's GOP) in `dir`.
+fn finished_ring(dir: &Path, seconds: u32) -> Vec<PathBuf> {
+    record_file(
+        &test_stream(seconds),
+        65536,
+        dir,
+        &format!("segment-duration={SEG} max-duration=0"),
+    );
+    let segs = segments(dir);
+    assert!(segs.len() >= 5, "{} segments", segs.len());
+    segs
+}
+
+fn concat(files: &[PathBuf]) -> Vec<u8> {
+    files
+        .iter()
+        .flat_map(|f| std::fs::read(f).expect("read segment"))
+        .collect()
+}
+
+/// What a reader of a ring produced.
+struct Played {
+    result: Result<(), String>,
+    bytes: Vec<u8>,
+    messages: Vec<gst::Structure>,
+}
+
+impl Played {
+    fn named(&self, name: &str) -> Vec<&gst::Structure> {
+        self.messages.iter().filter(|m| m.name() == name).collect()
+    }
+}
+
+/// Plays `ring` from its oldest content into an appsink, in this process.
+fn play(ring: &Path) -> Played {
+    let pipeline = launch(&format!(
+        "streambuffersrc name=src location={} start-position=oldest poll-interval=20000000 ! appsink name=out sync=false",
+        ring.display()
+    ));
+    let sink = pipeline
+        .by_name("out")
+        .expect("appsink")
+        .downcast::<gst_app::AppSink>()
+        .expect("appsink");
+    let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let b = bytes.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                b.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend_from_slice(&map);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let bus = pipeline.bus().expect("bus");
+    let result = match pipeline.set_state(gst::State::Playing) {
+        Err(_) => (
+            Err(first_error(&bus).unwrap_or_else(|| "state change failed".into())),
+            Vec::new(),
+        ),
+        Ok(_) => collect_until_end(&bus),
+    };
+    let mut messages = result.1;
+    pipeline.set_state(gst::State::Null).expect("stop");
+    while let Some(msg) = bus.pop() {
+        if let gst::MessageView::Element(e) = msg.view() {
+            messages.extend(e.structure().map(ToOwned::to_owned));
+        }
+    }
+    let bytes = std::mem::take(&mut *bytes.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    Played {
+        result: result.0,
+        bytes,
+        messages,
+    }
+}
+
+/// Waits for EOS or ERROR, keeping the element messages seen meanwhile.
+fn collect_until_end(bus: &gst::Bus) -> (Result<(), String>, Vec<gst::Structure>) {
+    let mut messages = Vec::new();
+    let deadline = std::time::Instant::now() + PLAY_TIMEOUT;
+    while std::time::Instant::now() < deadline {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => return (Ok(()), messages),
+            gst::MessageView::Error(e) => return (Err(format!("{} ({:?})", e.error(), e.debug())), messages),
+            gst::MessageView::Element(e) => messages.extend(e.structure().map(ToOwned::to_owned)),
+            _ => {}
+        }
+    }
+    (Err("timeout".into()), messages)
+}
+
+fn rewrite_playlist(ring: &Path, edit: impl FnOnce(&str) -> String) {
+    let path = ring.join("index.m3u8");
+    let text = std::fs::read_to_string(&path).expect("playlist");
+    std::fs::write(&path, edit(&text)).expect("rewrite playlist");
+}
+
+fn seg_name(path: &Path) -> String {
+    path.file_name().and_then(|n| n.to_str()).expect("name").to_owned()
+}
+
+/// Removes the entries of `names` (and their tags) from a playlist.
+fn without_entries(text: &str, names: &[String]) -> String {
+    let mut out = Vec::new();
+    let mut pending = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("#EXTINF") || line.starts_with("#EXT-X-PROGRAM-DATE-TIME") || line == "#EXT-X-DISCONTINUITY"
+        {
+            pending.push(line);
+        } else if names.iter().any(|n| n == line) {
+            pending.clear();
+        } else {
+            out.append(&mut pending);
+            out.push(line);
+        }
+    }
+    out.join("\n") + "\n"
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// decodebin's typefind asks whether the source seeks in BYTES: the answer
+/// is an honest no (TIME: yes), and the ring decodes to the end.
+#[test]
+fn decodebin_plays_a_ring_and_bytes_queries_are_answered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    finished_ring(dir.path(), 10);
+    let pipeline = launch(&format!(
+        "streambuffersrc name=src location={} start-position=oldest ! decodebin ! fakesink name=out",
+        dir.path().display()
+    ));
+    pipeline.set_state(gst::State::Paused).expect("pause");
+    let (_, state, _) = pipeline.state(gst::ClockTime::from_seconds(30));
+    assert_eq!(state, gst::State::Paused, "decodebin prerolls");
+    let src = pipeline.by_name("src").expect("src");
+    let mut bytes = gst::query::Seeking::new(gst::Format::Bytes);
+    assert!(src.query(&mut bytes), "a BYTES seeking query is answered");
+    assert!(!bytes.result().0, "not seekable in bytes");
+    let mut time = gst::query::Seeking::new(gst::Format::Time);
+    assert!(src.query(&mut time));
+    assert!(time.result().0, "seekable in time");
+    let mut dur = gst::query::Duration::new(gst::Format::Bytes);
+    let _ = src.query(&mut dur); // answered or refused, never a panic
+    pipeline.set_state(gst::State::Playing).expect("play");
+    let ended = wait_for_eos(&pipeline, PLAY_TIMEOUT);
+    pipeline.set_state(gst::State::Null).expect("stop");
+    ended.expect("decodebin plays the ring to EOS");
+}
+
+/// Two consecutive segments and their playlist entries deleted: the reader
+/// plays every other segment, byte for byte, to EOS, and says which were
+/// skipped in one message.
+#[test]
+fn a_gap_in_the_sequence_numbers_is_followed_and_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let segs = finished_ring(dir.path(), 20);
+    let gone = [segs[2].clone(), segs[3].clone()];
+    rewrite_playlist(dir.path(), |t| {
+        without_entries(t, &[seg_name(&gone[0]), seg_name(&gone[1])])
+    });
+    for f in &gone {
+        std::fs::remove_file(f).expect("remove");
+    }
+    let rest: Vec<PathBuf> = segs.iter().filter(|s| !gone.contains(s)).cloned().collect();
+    let played = play(dir.path());
+    played.result.as_ref().expect("EOS, no error");
+    assert!(
+        played.bytes == concat(&rest),
+        "played {} bytes, the ring lists {}",
+        played.bytes.len(),
+        concat(&rest).len()
+    );
+    let stale = played.named("streambuffer-stale-file-deleted");
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert_eq!(stale[0].get::<u64>("sequence"), Ok(2));
+    assert_eq!(stale[0].get::<u64>("last-sequence"), Ok(3));
+}
+
+/// An EXTINF of u64::MAX ns (and other absurd values) is refused like a
+/// malformed entry: no panic, the rest of the ring plays.
+#[test]
+fn absurd_durations_in_the_playlist_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let segs = finished_ring(dir.path(), 12);
+    rewrite_playlist(dir.path(), |t| {
+        let first = t.lines().find(|l| l.starts_with("#EXTINF:")).expect("an entry");
+        t.replacen(first, "#EXTINF:18446744073.709551615,", 1)
+    });
+    for _ in 0..3 {
+        let played = play(dir.path());
+        played.result.as_ref().expect("EOS, no error");
+        assert!(
+            played.bytes == concat(&segs[1..]),
+            "the refused entry is skipped, the rest plays"
+        );
+    }
+}
+
+/// A FIFO or a link where the playlist should be fails the state change at
+/// once with a clear error; nothing is read from `/dev/zero`.
+#[test]
+fn a_fifo_or_link_as_playlist_fails_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    finished_ring(dir.path(), 10);
+    let playlist = dir.path().join("index.m3u8");
+    std::fs::remove_file(&playlist).expect("remove");
+    mkfifo(&playlist);
+    let started = std::time::Instant::now();
+    let played = play(dir.path());
+    let err = played.result.expect_err("a FIFO is not a playlist");
+    assert!(err.contains("not a regular file"), "{err}");
+    std::fs::remove_file(&playlist).expect("remove fifo");
+    std::os::unix::fs::symlink("/dev/zero", &playlist).expect("symlink");
+    let played = play(dir.path());
+    let err = played.result.expect_err("a link is not followed");
+    assert!(err.contains("playlist"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "no hang: {:?}",
+        started.elapsed()
+    );
+}
+
+/// A FIFO at the progress record, and a FIFO, a link and a directory in
+/// place of listed segments: playback never blocks, every unusable entry is
+/// reported and skipped, everything else plays.
+#[test]
+fn fifos_links_and_directories_in_the_ring_are_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let segs = finished_ring(dir.path(), 20);
+    mkfifo(&dir.path().join("ring.progress"));
+    let outside = tempfile::tempdir().expect("tempdir");
+    let planted = [&segs[1], &segs[3], &segs[4]];
+    for (i, s) in planted.iter().enumerate() {
+        let moved = outside.path().join(seg_name(s));
+        std::fs::rename(s, &moved).expect("move away");
+        match i {
+            0 => mkfifo(s),
+            1 => std::os::unix::fs::symlink(&moved, s).expect("symlink"),
+            _ => std::fs::create_dir(s).expect("mkdir"),
+        }
+    }
+    let rest: Vec<PathBuf> = segs.iter().filter(|s| !planted.contains(s)).cloned().collect();
+    let started = std::time::Instant::now();
+    let played = play(dir.path());
+    played.result.as_ref().expect("EOS, no error");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(played.bytes == concat(&rest), "every readable segment plays");
+    let failures: Vec<String> = played
+        .named("streambuffer-read-failure")
+        .iter()
+        .filter_map(|m| m.get::<String>("location").ok())
+        .collect();
+    for s in planted {
+        assert!(
+            failures.iter().any(|f| f == &s.display().to_string()),
+            "{s:?} not reported: {failures:?}"
+        );
+    }
+    assert!(
+        played.named("streambuffer-stale-file-deleted").is_empty(),
+        "nothing was deleted"
+    );
+}
+
+/// A playlist listing 100,000 segments that are gone, then the real ones:
+/// one message for the whole run, and the rest plays.
+#[test]
+fn a_long_run_of_missing_segments_is_one_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let segs = finished_ring(dir.path(), 10);
+    const MISSING: u64 = 100_000;
+    let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:0\n");
+    for n in 0..MISSING {
+        text.push_str(&format!("#EXTINF:2.000,\nsegment-{n:012}.ts\n"));
+    }
+    let mut moved = Vec::new();
+    for (i, s) in segs.iter().enumerate() {
+        let to = dir.path().join(format!("segment-{:012}.ts", MISSING + i as u64));
+        std::fs::rename(s, &to).expect("renumber");
+        text.push_str(&format!("#EXTINF:2.000,\n{}\n", seg_name(&to)));
+        moved.push(to);
+    }
+    text.push_str("#EXT-X-ENDLIST\n");
+    std::fs::write(dir.path().join("index.m3u8"), text).expect("playlist");
+    let played = play(dir.path());
+    played.result.as_ref().expect("EOS, no error");
+    assert!(played.bytes == concat(&moved));
+    let stale = played.named("streambuffer-stale-file-deleted");
+    assert_eq!(stale.len(), 1, "one message for the run, not {}", stale.len());
+    assert_eq!(stale[0].get::<u64>("sequence"), Ok(0));
+    assert_eq!(stale[0].get::<u64>("last-sequence"), Ok(MISSING - 1));
+}
+
+/// Real read errors (EIO from the shim) on one segment, in a reader in
+/// another process: a passing error is retried and nothing is lost; a
+/// lasting one is reported, the segment skipped with a time hole, and the
+/// rest plays; no ERROR either way.
+#[test]
+fn read_errors_are_retried_then_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let segs = finished_ring(dir.path(), 12);
+    let shim = fault_shim();
+    let out = tempfile::tempdir().expect("tempdir");
+    for (count, lost) in [("2", false), ("1000000", true)] {
+        let file = out.path().join(format!("out-{count}.ts"));
+        let env = [
+            ("LD_PRELOAD", shim.to_str().expect("path")),
+            ("FAULT_DIR", dir.path().to_str().expect("path")),
+            ("FAULT_MATCH", "segment-000000000002.ts"),
+            ("FAULT_CALLS", "pread,read"),
+            ("FAULT_COUNT", count),
+        ];
+        let (exited, ok, text) = gst_launch(
+            &format!(
+                "-m streambuffersrc location={} start-position=oldest ! filesink location={}",
+                dir.path().display(),
+                file.display()
+            ),
+            &env,
+            Duration::from_secs(60),
+        );
+        assert!(exited && ok, "no hang, no ERROR: {text}");
+        let failures = text.matches("streambuffer-read-failure").count();
+        let played = std::fs::read(&file).expect("output");
+        if lost {
+            assert_eq!(failures, 3, "one message per failed attempt: {text}");
+            assert!(text.contains("streambuffer-time-hole"), "{text}");
+            let rest: Vec<PathBuf> = segs.iter().filter(|s| s != &&segs[2]).cloned().collect();
+            assert!(
+                played == concat(&rest),
+                "the unreadable segment is skipped, the rest plays"
+            );
+        } else {
+            assert_eq!(failures, 2, "{text}");
+            assert!(played == concat(&segs), "retried: nothing lost");
+        }
+    }
+}
