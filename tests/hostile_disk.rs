@@ -365,3 +365,208 @@ fn read_errors_are_retried_then_skipped() {
         }
     }
 }
+
+/// Records `seconds` of the test stream into `ring` with `gst-launch-1.0` in
+/// another process (bounded: a hang fails the test); returns (success, output).
+fn record_in_process(ring: &Path, seconds: u32, props: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let (exited, ok, text) = gst_launch(
+        &format!(
+            "-m filesrc location={} ! streambuffersink location={} {props}",
+            test_stream(seconds).display(),
+            ring.display()
+        ),
+        env,
+        Duration::from_secs(60),
+    );
+    assert!(exited, "the sink hung: {text}");
+    (ok, text)
+}
+
+fn is_regular(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
+}
+
+/// FIFOs at the journal and at the progress record do not hang READY->PAUSED:
+/// the sink starts, records, and replaces them with files of its own.
+#[test]
+fn fifos_at_the_journal_and_progress_record_do_not_hang_the_sink() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    mkfifo(&dir.path().join("ring.journal"));
+    mkfifo(&dir.path().join("ring.progress"));
+    let (ok, text) = record_in_process(
+        dir.path(),
+        12,
+        &format!("segment-duration={SEG} max-duration=4000000000"),
+        &[],
+    );
+    assert!(ok, "{text}");
+    assert!(is_regular(&dir.path().join("ring.journal")));
+    let progress = dir.path().join("ring.progress");
+    assert!(!progress.exists() || is_regular(&progress), "the FIFO was replaced");
+    assert!(playlist(dir.path()).end_list);
+}
+
+/// Journal lines the sink could not have written (a duration of u64::MAX,
+/// a date in year -292275055) are dropped and counted; their segments are
+/// recovered from their files, and the playlist and window stay sane.
+#[test]
+fn implausible_journal_lines_are_dropped_and_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    finished_ring(dir.path(), 12);
+    let journal = dir.path().join("ring.journal");
+    let text = std::fs::read_to_string(&journal).expect("journal");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let entries: Vec<usize> = (0..lines.len()).filter(|&i| !lines[i].starts_with('#')).collect();
+    assert!(entries.len() >= 3);
+    let mut f: Vec<String> = lines[entries[1]].split(' ').map(str::to_owned).collect();
+    f[1] = u64::MAX.to_string();
+    lines[entries[1]] = f.join(" ");
+    let mut f: Vec<String> = lines[entries[2]].split(' ').map(str::to_owned).collect();
+    f[3] = i64::MIN.to_string();
+    lines[entries[2]] = f.join(" ");
+    std::fs::write(&journal, lines.join("\n") + "\n").expect("journal");
+    let stats = record_file(
+        &test_stream(6),
+        65536,
+        dir.path(),
+        &format!("segment-duration={SEG} max-duration=5000000000"),
+    );
+    assert_eq!(stat_u64(&stats, "journal-lines-rejected"), 2);
+    let pl = playlist(dir.path());
+    let text = std::fs::read_to_string(dir.path().join("index.m3u8")).expect("playlist");
+    assert!(!text.contains("18446744073") && !text.contains("-2922"), "{text}");
+    for s in &pl.segments {
+        assert!(f64::from(s.duration) <= pl.target_duration as f64 + 0.5, "{text}");
+    }
+    assert!(pl.segments.len() <= 6, "a 5 s window of 2 s segments: {text}");
+}
+
+/// A planted segment with the last sequence number a name can hold: the sink
+/// refuses to start, naming it, and never writes a 13-digit name.
+#[test]
+fn the_last_sequence_number_planted_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let planted = dir.path().join("segment-999999999999.ts");
+    std::fs::write(&planted, [0x47u8; 188]).expect("plant");
+    let (ok, text) = record_in_process(dir.path(), 4, "", &[]);
+    assert!(!ok, "must not start: {text}");
+    assert!(text.contains("segment-999999999999.ts"), "{text}");
+    for s in segments(dir.path()) {
+        assert_eq!(seg_name(&s).len(), "segment-000000000000.ts".len(), "{s:?}");
+    }
+}
+
+/// Removes the immutable flag again whatever happens to the test.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(path: &Path) -> Option<Immutable> {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Immutable(path.to_owned()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+/// A file named like a segment that is not MPEG-TS (it even starts with
+/// 0x47), and a real segment the sink cannot open for writing (chattr +i):
+/// both are left out of the ring, untouched and named in a WARNING, and the
+/// sink records.
+#[test]
+fn foreign_and_immutable_files_are_left_out_with_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let segs = finished_ring(dir.path(), 12);
+    let foreign = dir.path().join("segment-000000000050.ts");
+    let mut junk = vec![0x47u8; 188 * 20];
+    junk[188 * 3] = b'x';
+    std::fs::write(&foreign, &junk).expect("plant");
+    let locked = dir.path().join("segment-000000000051.ts");
+    std::fs::copy(&segs[1], &locked).expect("copy");
+    let Some(_guard) = Immutable::set(&locked) else {
+        panic!("chattr +i is not available here: the test cannot run")
+    };
+    let (ok, text) = record_in_process(dir.path(), 6, &format!("segment-duration={SEG} max-duration=0"), &[]);
+    assert!(ok, "{text}");
+    for f in [&foreign, &locked] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains("WARNING") || l.contains("Not adopting"))
+                && text.contains(&seg_name(f)),
+            "{f:?} not named in a warning: {text}"
+        );
+    }
+    assert_eq!(std::fs::read(&foreign).expect("read"), junk, "left untouched");
+    let listed: Vec<String> = playlist(dir.path()).segments.iter().map(|s| s.uri.clone()).collect();
+    assert!(
+        !listed.contains(&seg_name(&foreign)) && !listed.contains(&seg_name(&locked)),
+        "{listed:?}"
+    );
+    assert!(
+        listed.iter().any(|u| u.as_str() > "segment-000000000051.ts"),
+        "recording went on: {listed:?}"
+    );
+}
+
+/// A hard link planted at the progress record: the sink creates its record
+/// anew, and the file the link shares stays as it was.
+#[test]
+fn a_hard_link_at_the_progress_record_is_not_written_through() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"precious contents that must not change").expect("victim");
+    let ring = dir.path().join("ring");
+    std::fs::create_dir(&ring).expect("mkdir");
+    std::fs::hard_link(&victim, ring.join("ring.progress")).expect("link");
+    let stats = record_file(
+        &test_stream(16),
+        65536,
+        &ring,
+        &format!("segment-duration={SEG} max-duration=4000000000"),
+    );
+    assert!(stat_u64(&stats, "segments-reused") > 0, "the record was used");
+    assert_eq!(
+        std::fs::read(&victim).expect("victim"),
+        b"precious contents that must not change"
+    );
+}
+
+/// `write-failure-mode=error` after writes start failing (EIO from the shim):
+/// the sink stops with an ERROR and leaves a closed ring (ENDLIST), whose
+/// every segment is listed, whole packets and decodable.
+#[test]
+fn error_mode_closes_its_ring() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shim = fault_shim();
+    let env = [
+        ("LD_PRELOAD", shim.to_str().expect("path")),
+        ("FAULT_DIR", dir.path().to_str().expect("path")),
+        ("FAULT_MATCH", "segment-000000000003.ts"),
+        ("FAULT_CALLS", "write,writev"),
+    ];
+    let (ok, text) = record_in_process(
+        dir.path(),
+        12,
+        &format!("segment-duration={SEG} max-duration=0 write-failure-mode=error"),
+        &env,
+    );
+    assert!(!ok && text.contains("ERROR"), "{text}");
+    let pl = playlist(dir.path());
+    assert!(pl.end_list, "a stopped sink closes its ring");
+    let listed: Vec<String> = pl.segments.iter().map(|s| s.uri.clone()).collect();
+    for s in segments(dir.path()) {
+        assert!(
+            listed.contains(&seg_name(&s)),
+            "{s:?} is on disk but not listed: {listed:?}"
+        );
+        assert_segment_well_formed(&s);
+        ffmpeg_decode(&s).unwrap_or_else(|e| panic!("{}: {e}", s.display()));
+    }
+}
