@@ -55,7 +55,7 @@ impl Feeder {
     }
 
     fn start(&self, location: &std::path::Path, kind: &str, offset_s: i64) -> u32 {
-        let kind_value = glib_enum(kind);
+        let kind_value = recording_kind(kind);
         self.sink.emit_by_name::<u32>(
             "start-recording",
             &[
@@ -76,12 +76,6 @@ impl Feeder {
         wait_for_eos(&self.pipeline, Duration::from_secs(60)).expect("EOS");
         self.pipeline.set_state(gst::State::Null).expect("stop");
     }
-}
-
-fn glib_enum(nick: &str) -> gst::glib::Value {
-    let ty = gst::glib::Type::from_name("GstStreamBufferRecordingKind").expect("enum registered");
-    let class = gst::glib::EnumClass::with_type(ty).expect("enum class");
-    class.to_value_by_nick(nick).expect("nick")
 }
 
 /// Record 60 s; at 40 s start a content recording reaching back 20 s, stop

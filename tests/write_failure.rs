@@ -327,7 +327,31 @@ fn block_mode_state_change_while_blocked() {
     assert!(wait_until(Duration::from_secs(60), || !lock_events(&events)
         .failures
         .is_empty()));
-    // A deadlock detector, not a speed test: the bound is generous.
+    // While the streaming thread waits for the disk, the application's calls
+    // answer at once: a property change and the recording signals are
+    // refused with a warning. Deadlock detectors, not speed tests.
+    let sink = pipeline.by_name("sink").expect("sink");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s = sink.clone();
+    let rec = fs.path().join("rec.ts");
+    std::thread::spawn(move || {
+        s.set_property("max-size", 1_000_000u64);
+        let id = s.emit_by_name::<u32>(
+            "start-recording",
+            &[&rec.display().to_string(), &recording_kind("content"), &0i64],
+        );
+        let stopped = s.emit_by_name::<bool>("stop-recording", &[&1u32, &0i64]);
+        let _ = tx.send((s.property::<u64>("max-size"), id, stopped));
+    });
+    let (max_size, id, stopped) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("property and recording signals wait for the failing disk");
+    assert_eq!((max_size, id, stopped), (0, 0, false), "refused while running");
+    let warned = pipeline.bus().is_some_and(|bus| {
+        std::iter::from_fn(|| bus.pop())
+            .any(|m| matches!(m.view(), gst::MessageView::Warning(w) if w.error().to_string().contains("failing disk")))
+    });
+    assert!(warned, "the refusal says why");
     let (tx, rx) = std::sync::mpsc::channel();
     let p = pipeline.clone();
     std::thread::spawn(move || {

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::glib::translate::from_glib_none;
@@ -90,7 +90,19 @@ pub struct StreamBufferSink {
     buffers_since_snapshot: AtomicU32,
     /// Set by `unlock` (flush, state change) to cancel a blocked write.
     pub(super) flush_gate: FlushGate,
+    /// Started: properties are fixed. Kept apart from `state`, which the
+    /// streaming thread holds while `block` mode waits for the disk, so
+    /// that `set_property` answers at once.
+    running: AtomicBool,
+    /// `block` mode is waiting for the disk, holding `state`: recording
+    /// signals are refused at once rather than wait with it.
+    pub(super) blocked: AtomicBool,
 }
+
+/// How long a recording signal waits for the streaming thread to let go of
+/// the recorder before it is refused: far longer than a buffer takes to
+/// render, far shorter than a failing disk takes to recover.
+const RECORDER_WAIT: Duration = Duration::from_millis(200);
 
 impl Default for StreamBufferSink {
     fn default() -> Self {
@@ -100,6 +112,8 @@ impl Default for StreamBufferSink {
             snapshot: Mutex::new(None),
             buffers_since_snapshot: AtomicU32::new(0),
             flush_gate: FlushGate::default(),
+            running: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
         }
     }
 }
@@ -269,7 +283,8 @@ impl ObjectImpl for StreamBufferSink {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        if matches!(*lock(&self.state), State::Started(_)) {
+        let mut settings = lock(&self.settings);
+        if self.running.load(Ordering::Acquire) {
             gst::warning!(
                 CAT,
                 imp = self,
@@ -278,7 +293,6 @@ impl ObjectImpl for StreamBufferSink {
             );
             return;
         }
-        let mut settings = lock(&self.settings);
         match pspec.name() {
             "location" => {
                 let location = value.get::<Option<String>>().ok().flatten();
@@ -383,7 +397,68 @@ impl ElementImpl for StreamBufferSink {
 
 impl BaseSinkImpl for StreamBufferSink {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = lock(&self.settings).clone();
+        // Under the settings lock: a property set from now on is refused,
+        // never applied to settings the recorder no longer reads.
+        let settings = {
+            let settings = lock(&self.settings);
+            self.running.store(true, Ordering::Release);
+            settings.clone()
+        };
+        let result = self.start_with(settings);
+        if result.is_err() {
+            self.running.store(false, Ordering::Release);
+        }
+        result
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        let result = self.stop_recorder();
+        self.running.store(false, Ordering::Release);
+        result
+    }
+
+    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        self.flush_gate.set_flushing(true);
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.flush_gate.set_flushing(false);
+        Ok(())
+    }
+
+    fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        self.render_buffers(std::iter::once(buffer.as_ref()))
+    }
+
+    fn render_list(&self, list: &gst::BufferList) -> Result<gst::FlowSuccess, gst::FlowError> {
+        self.render_buffers(list.iter())
+    }
+
+    fn event(&self, event: gst::Event) -> bool {
+        let finishing = match event.view() {
+            gst::EventView::Eos(_) => Some(true),
+            gst::EventView::FlushStop(_) => Some(false),
+            _ => None,
+        };
+        if let Some(eos) = finishing {
+            let result = self.with_recorder(|recorder, host| {
+                if eos {
+                    recorder.finish(host, true)
+                } else {
+                    recorder.flush(host)
+                }
+            });
+            if let Some(Err(PushError::Fatal(f))) = result {
+                self.post_write_error(&f);
+            }
+        }
+        self.parent_event(event)
+    }
+}
+
+impl StreamBufferSink {
+    fn start_with(&self, settings: Settings) -> Result<(), gst::ErrorMessage> {
         let Some(dir) = settings.location.clone() else {
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
@@ -439,7 +514,7 @@ impl BaseSinkImpl for StreamBufferSink {
         Ok(())
     }
 
-    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+    fn stop_recorder(&self) -> Result<(), gst::ErrorMessage> {
         let state = std::mem::replace(&mut *lock(&self.state), State::Stopped);
         if let State::Started(mut recorder) = state {
             // Stopping without EOS still leaves a finished, playable ring;
@@ -453,45 +528,6 @@ impl BaseSinkImpl for StreamBufferSink {
             }
         }
         Ok(())
-    }
-
-    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
-        self.flush_gate.set_flushing(true);
-        Ok(())
-    }
-
-    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
-        self.flush_gate.set_flushing(false);
-        Ok(())
-    }
-
-    fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        self.render_buffers(std::iter::once(buffer.as_ref()))
-    }
-
-    fn render_list(&self, list: &gst::BufferList) -> Result<gst::FlowSuccess, gst::FlowError> {
-        self.render_buffers(list.iter())
-    }
-
-    fn event(&self, event: gst::Event) -> bool {
-        let finishing = match event.view() {
-            gst::EventView::Eos(_) => Some(true),
-            gst::EventView::FlushStop(_) => Some(false),
-            _ => None,
-        };
-        if let Some(eos) = finishing {
-            let result = self.with_recorder(|recorder, host| {
-                if eos {
-                    recorder.finish(host, true)
-                } else {
-                    recorder.flush(host)
-                }
-            });
-            if let Some(Err(PushError::Fatal(f))) = result {
-                self.post_write_error(&f);
-            }
-        }
-        self.parent_event(event)
     }
 }
 
@@ -566,7 +602,38 @@ impl StreamBufferSink {
     /// Locks the state, runs `op` on the recorder, refreshes the `stats`
     /// copy, unlocks and emits the events `op` caused. `None` when stopped.
     fn with_recorder<R>(&self, op: impl FnOnce(&mut Recorder, &mut SinkHost<'_>) -> R) -> Option<R> {
-        let mut state = lock(&self.state);
+        self.run_locked(lock(&self.state), op)
+    }
+
+    /// Like [`Self::with_recorder`], for calls from application threads:
+    /// they never wait for a failing disk. `Err` says why not, when `block`
+    /// mode is waiting for the disk (or the streaming thread keeps the
+    /// recorder longer than [`RECORDER_WAIT`]).
+    fn with_recorder_promptly<R>(
+        &self,
+        op: impl FnOnce(&mut Recorder, &mut SinkHost<'_>) -> R,
+    ) -> Result<Option<R>, &'static str> {
+        let deadline = Instant::now() + RECORDER_WAIT;
+        loop {
+            if self.blocked.load(Ordering::Acquire) {
+                return Err("the sink is waiting for a failing disk (write-failure-mode=block)");
+            }
+            match self.state.try_lock() {
+                Ok(state) => return Ok(self.run_locked(state, op)),
+                Err(std::sync::TryLockError::Poisoned(p)) => return Ok(self.run_locked(p.into_inner(), op)),
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => return Err("the sink is busy writing"),
+            }
+        }
+    }
+
+    fn run_locked<R>(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        op: impl FnOnce(&mut Recorder, &mut SinkHost<'_>) -> R,
+    ) -> Option<R> {
         let State::Started(recorder) = &mut *state else {
             return None;
         };
@@ -579,16 +646,20 @@ impl StreamBufferSink {
     }
 
     fn start_recording(&self, location: &str, kind: RecordingKind, start_offset: i64) -> u32 {
-        let result = self.with_recorder(|recorder, host| {
+        let result = self.with_recorder_promptly(|recorder, host| {
             recorder.start_recording(Path::new(location), kind.into(), start_offset, host)
         });
         match result {
-            Some(Ok(id)) => id,
-            Some(Err(e)) => {
+            Err(why) => {
+                gst::element_imp_warning!(self, gst::ResourceError::Busy, ("Recording refused: {}", why));
+                0
+            }
+            Ok(Some(Ok(id))) => id,
+            Ok(Some(Err(e))) => {
                 gst::element_imp_warning!(self, gst::ResourceError::OpenWrite, ("Recording refused: {}", e));
                 0
             }
-            None => {
+            Ok(None) => {
                 gst::element_imp_warning!(
                     self,
                     gst::CoreError::StateChange,
@@ -600,8 +671,17 @@ impl StreamBufferSink {
     }
 
     fn stop_recording(&self, id: u32, stop_offset: i64) -> bool {
-        let Some(known) = self.with_recorder(|recorder, host| recorder.stop_recording(id, stop_offset, host)) else {
-            return false;
+        let known = match self.with_recorder_promptly(|recorder, host| recorder.stop_recording(id, stop_offset, host)) {
+            Ok(Some(known)) => known,
+            Ok(None) => return false,
+            Err(why) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Busy,
+                    ("Recording {} not stopped: {}", id, why)
+                );
+                return false;
+            }
         };
         if !known {
             gst::element_imp_warning!(self, gst::CoreError::Failed, ("No running recording with id {}", id));

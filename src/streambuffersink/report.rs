@@ -157,7 +157,10 @@ impl Host for SinkHost<'_> {
 
     fn wait(&mut self, timeout: Duration) -> bool {
         self.emit_queued();
-        self.imp.flush_gate.wait(timeout)
+        self.imp.blocked.store(true, std::sync::atomic::Ordering::Release);
+        let waited = self.imp.flush_gate.wait(timeout);
+        self.imp.blocked.store(false, std::sync::atomic::Ordering::Release);
+        waited
     }
 
     fn event(&mut self, event: RecorderEvent) {

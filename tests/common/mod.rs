@@ -602,3 +602,10 @@ pub fn gst_launch(args: &str, env: &[(&str, &str)], timeout: Duration) -> (bool,
     );
     (exited, exited && out.status.success(), text)
 }
+
+/// The `kind` argument of `start-recording` from its nick ("content", "reference").
+pub fn recording_kind(nick: &str) -> gst::glib::Value {
+    let ty = gst::glib::Type::from_name("GstStreamBufferRecordingKind").expect("enum registered");
+    let class = gst::glib::EnumClass::with_type(ty).expect("enum class");
+    class.to_value_by_nick(nick).expect("nick")
+}
