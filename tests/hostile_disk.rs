@@ -366,22 +366,6 @@ fn read_errors_are_retried_then_skipped() {
     }
 }
 
-/// Records `seconds` of the test stream into `ring` with `gst-launch-1.0` in
-/// another process (bounded: a hang fails the test); returns (success, output).
-fn record_in_process(ring: &Path, seconds: u32, props: &str, env: &[(&str, &str)]) -> (bool, String) {
-    let (exited, ok, text) = gst_launch(
-        &format!(
-            "-m filesrc location={} ! streambuffersink location={} {props}",
-            test_stream(seconds).display(),
-            ring.display()
-        ),
-        env,
-        Duration::from_secs(60),
-    );
-    assert!(exited, "the sink hung: {text}");
-    (ok, text)
-}
-
 fn is_regular(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
 }

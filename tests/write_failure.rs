@@ -514,3 +514,44 @@ fn python_script_prints_the_events() {
     ));
     assert_monitor_output(&stdout, "code=no-space-left");
 }
+
+/// Persistent EIO from `fdatasync` with `sync-on-rotate` while writes work
+/// (the fault shim): one failure, no clear (the probe tests the sync, and
+/// it keeps failing), nothing dropped. A passing one: one failure, one
+/// clear with nothing dropped.
+#[test]
+fn failing_sync_is_one_episode_and_drops_nothing() {
+    let shim = fault_shim();
+    for (count, clears) in [("1000000", 0), ("1", 1)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = [
+            ("LD_PRELOAD", shim.to_str().expect("path")),
+            ("FAULT_DIR", dir.path().to_str().expect("path")),
+            ("FAULT_MATCH", "segment-"),
+            ("FAULT_CALLS", "fdatasync"),
+            ("FAULT_COUNT", count),
+        ];
+        let (ok, text) = record_in_process(
+            dir.path(),
+            16,
+            &format!("segment-duration={SECOND} sync-on-rotate=true max-duration=0"),
+            &env,
+        );
+        assert!(ok, "no ERROR in drop mode: {text}");
+        assert_eq!(
+            text.matches("streambuffer-write-failure, ").count(),
+            1,
+            "one episode: {text}"
+        );
+        assert_eq!(
+            text.matches("streambuffer-write-failure-clear, ").count(),
+            clears,
+            "{text}"
+        );
+        if clears == 1 {
+            assert!(text.contains("dropped-bytes=(guint64)0"), "{text}");
+        }
+        let recorded: Vec<u8> = ring_files(dir.path()).into_iter().flat_map(|(_, d)| d).collect();
+        assert_input_in_ring(&std::fs::read(test_stream(16)).expect("input"), &recorded);
+    }
+}

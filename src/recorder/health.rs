@@ -37,8 +37,20 @@ pub struct FailureStats {
     pub failing: bool,
 }
 
+/// What ends a failure episode: a success of the operation that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// Writes failed: input is dropped (or held) until a write succeeds.
+    Write,
+    /// Only making finished segments durable failed: nothing is dropped,
+    /// and a segment synced without error ends it (a sync that works means
+    /// writes work too).
+    Sync,
+}
+
 #[derive(Debug)]
 struct Episode {
+    probe: Probe,
     started: Instant,
     /// Timeline position from which media was lost, if any was.
     lost_from_ns: Option<u64>,
@@ -54,15 +66,17 @@ pub struct WriteHealth {
 }
 
 impl WriteHealth {
+    /// Whether writes are failing: input is being dropped (or held) until
+    /// a retry works. A sync-only episode is not that.
     #[must_use]
     pub fn is_failing(&self) -> bool {
-        self.episode.is_some()
+        self.episode.as_ref().is_some_and(|e| e.probe == Probe::Write)
     }
 
     /// Whether a retry may be attempted now (always, when not failing).
     #[must_use]
     pub fn retry_due(&self, now: Instant) -> bool {
-        self.episode.as_ref().is_none_or(|e| now >= e.retry_at)
+        !self.is_failing() || self.episode.as_ref().is_none_or(|e| now >= e.retry_at)
     }
 
     /// Records a failed write. Returns `true` when it starts an episode, i.e.
@@ -72,13 +86,19 @@ impl WriteHealth {
         self.stats.write_failures += 1;
         self.stats.last_error = Some(failure.to_string().into());
         self.stats.failing = true;
+        let probe = if failure.unsynced { Probe::Sync } else { Probe::Write };
         match &mut self.episode {
             Some(e) => {
                 e.retry_at = now + retry_interval;
+                // Writes failing as well: now input is being dropped.
+                if probe == Probe::Write {
+                    e.probe = Probe::Write;
+                }
                 false
             }
             None => {
                 self.episode = Some(Episode {
+                    probe,
                     started: now,
                     lost_from_ns: None,
                     dropped_bytes: 0,
@@ -105,10 +125,14 @@ impl WriteHealth {
         }
     }
 
-    /// A write succeeded at timeline position `position_ns`. Returns the
-    /// summary when this ends an episode, i.e. when the clear event must fire.
+    /// `probe` succeeded at timeline position `position_ns`. Returns the
+    /// summary when this ends an episode, i.e. when the clear event must
+    /// fire: a write ends an episode of failed writes, a sync any episode.
     #[must_use]
-    pub fn on_success(&mut self, now: Instant, position_ns: u64) -> Option<EpisodeSummary> {
+    pub fn on_success(&mut self, probe: Probe, now: Instant, position_ns: u64) -> Option<EpisodeSummary> {
+        if self.episode.as_ref()?.probe == Probe::Sync && probe == Probe::Write {
+            return None;
+        }
         let e = self.episode.take()?;
         let failure_duration = now.saturating_duration_since(e.started);
         let dropped_duration_ns = match e.lost_from_ns {
@@ -136,9 +160,21 @@ impl WriteHealth {
 }
 
 impl Segmenter {
+    /// A write worked.
     pub(super) fn on_success(&mut self, host: &mut dyn Host) {
+        self.on_probe(Probe::Write, host);
+    }
+
+    /// A segment was finished: with `sync-on-rotate`, it was made durable.
+    pub(super) fn on_finished(&mut self, host: &mut dyn Host) {
+        if self.ring.syncs_segments() {
+            self.on_probe(Probe::Sync, host);
+        }
+    }
+
+    fn on_probe(&mut self, probe: Probe, host: &mut dyn Host) {
         self.report_pressure(host);
-        if let Some(summary) = self.health.on_success(host.now(), self.timeline.position_ns()) {
+        if let Some(summary) = self.health.on_success(probe, host.now(), self.timeline.position_ns()) {
             self.ring.set_evict_under_pressure(true);
             host.event(RecorderEvent::WriteFailureClear(summary));
         }
@@ -166,12 +202,19 @@ impl Segmenter {
         self.report_pressure(host);
         let now = host.now();
         if self.health.on_failure(&failure, now, self.config.retry_interval) {
-            self.ring.set_evict_under_pressure(false);
+            if !failure.unsynced {
+                self.ring.set_evict_under_pressure(false);
+            }
             host.event(RecorderEvent::WriteFailure {
                 kind: failure.kind,
                 message: failure.to_string(),
                 path: failure.path.clone(),
             });
+        }
+        if failure.unsynced && self.config.failure_mode != FailureMode::Error {
+            // The data is in the ring: nothing to drop, hold or retry. The
+            // episode ends when a later segment syncs.
+            return;
         }
         // A deleted segment file cannot be retried into: handle it as a drop.
         let vanished = failure.source.kind() == std::io::ErrorKind::NotFound;
@@ -257,7 +300,10 @@ mod tests {
         let t0 = Instant::now();
         let retry = Duration::from_secs(1);
         let mut h = WriteHealth::default();
-        assert!(h.on_success(t0, 0).is_none(), "no clear without a failure");
+        assert!(
+            h.on_success(Probe::Write, t0, 0).is_none(),
+            "no clear without a failure"
+        );
         assert!(h.on_failure(&failure(), t0, retry));
         h.losing_from(1_000);
         h.drop_bytes(188);
@@ -267,11 +313,14 @@ mod tests {
             "still failing: no new event"
         );
         h.drop_bytes(376);
-        let s = h.on_success(t0 + 3 * retry, 5_000).expect("clear");
+        let s = h.on_success(Probe::Write, t0 + 3 * retry, 5_000).expect("clear");
         assert_eq!(s.dropped_bytes, 564);
         assert_eq!(s.dropped_duration_ns, Some(4_000));
         assert_eq!(s.failure_duration, 3 * retry);
-        assert!(h.on_success(t0 + 4 * retry, 6_000).is_none(), "one clear only");
+        assert!(
+            h.on_success(Probe::Write, t0 + 4 * retry, 6_000).is_none(),
+            "one clear only"
+        );
         let (stats, running) = h.stats_parts();
         assert_eq!(running, None);
         assert_eq!((stats.write_failures, stats.episodes, stats.dropped_bytes), (2, 1, 564));
@@ -283,7 +332,7 @@ mod tests {
         let t0 = Instant::now();
         let mut h = WriteHealth::default();
         assert!(h.on_failure(&failure(), t0, Duration::from_secs(1)));
-        let s = h.on_success(t0, 10).expect("clear");
+        let s = h.on_success(Probe::Write, t0, 10).expect("clear");
         assert_eq!((s.dropped_bytes, s.dropped_duration_ns), (0, Some(0)));
     }
 }

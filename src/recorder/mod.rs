@@ -287,7 +287,10 @@ impl Recorder {
             let duration = s.timeline.end_position_ns().saturating_sub(s.segment_start_ns);
             if s.ring.is_segment_open() {
                 match s.ring.finish_segment(duration) {
-                    Ok(()) => s.on_segment_completed(s.segment_start_ns, host),
+                    Ok(()) => {
+                        s.on_finished(host);
+                        s.on_segment_completed(s.segment_start_ns, host);
+                    }
                     Err(f) => s.on_failure(f, host, |r| r.finish_segment(duration)),
                 }
             }

@@ -13,7 +13,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::health::WriteHealth;
+use super::health::{Probe, WriteHealth};
 use super::{Host, RecorderEvent};
 use crate::layout::playlist::{PlaylistHeader, render};
 use crate::layout::{PLAYLIST_NAME, SegmentInfo, segment_file_name};
@@ -222,7 +222,7 @@ impl Recordings {
             }
             match rec.append(data) {
                 Ok(true) => {
-                    if let Some(summary) = rec.health.on_success(host.now(), position_ns) {
+                    if let Some(summary) = rec.health.on_success(Probe::Write, host.now(), position_ns) {
                         host.event(RecorderEvent::WriteFailureClear(summary));
                     }
                 }

@@ -380,10 +380,13 @@ impl Segmenter {
         if self.ring.is_segment_open() {
             let duration = now - self.segment_start_ns;
             let started = self.segment_start_ns;
-            if let Err(f) = self.ring.finish_segment(duration) {
-                self.on_failure(f, host, |r| r.finish_segment(duration));
-                if self.stopped() || self.health.is_failing() {
-                    return;
+            match self.ring.finish_segment(duration) {
+                Ok(()) => self.on_finished(host),
+                Err(f) => {
+                    self.on_failure(f, host, |r| r.finish_segment(duration));
+                    if self.stopped() || self.health.is_failing() {
+                        return;
+                    }
                 }
             }
             self.on_segment_completed(started, host);

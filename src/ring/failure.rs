@@ -56,6 +56,10 @@ pub struct WriteFailure {
     pub kind: FailureKind,
     pub path: PathBuf,
     pub source: io::Error,
+    /// The data was written and is in the ring; only making it durable
+    /// (`fdatasync` with `sync-on-rotate`) failed. Nothing is to be dropped
+    /// for it, and only a sync that works again ends it.
+    pub unsynced: bool,
 }
 
 impl WriteFailure {
@@ -65,6 +69,16 @@ impl WriteFailure {
             kind: FailureKind::classify(&source, creating),
             path,
             source,
+            unsynced: false,
+        }
+    }
+
+    /// The data at `path` was written, but syncing it failed with `source`.
+    #[must_use]
+    pub fn unsynced(path: PathBuf, source: io::Error) -> Self {
+        WriteFailure {
+            unsynced: true,
+            ..WriteFailure::new(path, source, false)
         }
     }
 }
@@ -73,6 +87,8 @@ impl fmt::Display for WriteFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = if self.kind == FailureKind::OpenWrite {
             "Cannot create"
+        } else if self.unsynced {
+            "Cannot sync"
         } else {
             "Cannot write to"
         };

@@ -37,7 +37,7 @@ use journal::Journal;
 use recovery::{Adoption, adopt, highest_sequence_on_disk};
 pub use retention::{Evicted, Retention, Window};
 use reuse::Reuse;
-pub use segment::{Chunk, PendingWrites, SegmentWriter, SharedBytes};
+pub use segment::{Chunk, CloseError, PendingWrites, SegmentWriter, SharedBytes};
 
 pub use crate::layout::SegmentInfo;
 use crate::layout::playlist::{self, PlaylistHeader};
@@ -215,6 +215,13 @@ impl Ring {
             ring.playlist_after_change();
         }
         Ok(ring)
+    }
+
+    /// Whether finishing a segment makes it durable (`sync-on-rotate`): a
+    /// segment finished without error was synced then.
+    #[must_use]
+    pub fn syncs_segments(&self) -> bool {
+        self.config.sync_on_rotate
     }
 
     #[must_use]
@@ -450,7 +457,10 @@ impl Ring {
                 // the progress record goes on hiding it); it stays in the
                 // ring, the failure is still reported.
                 self.commit_segment(sequence, duration_ns, start, flushed);
-                return Err(WriteFailure::new(path, e, false));
+                return Err(match e {
+                    CloseError::Sync(e) => WriteFailure::unsynced(path, e),
+                    CloseError::CutToLength(e) => WriteFailure::new(path, e, false),
+                });
             }
         };
         self.reuse.segment_closed(sequence, &mut self.stats);

@@ -351,19 +351,28 @@ impl SegmentWriter {
         let _ = self.file.seek(SeekFrom::Start(self.flushed));
     }
 
-    /// Cuts a reused file's old content off, optionally syncs to stable
-    /// storage and closes the file. Call [`Self::flush`] first: pending
-    /// bytes are not written here.
-    pub fn close(self, sync: bool) -> io::Result<u64> {
+    /// Cuts a reused file's old content off and closes the file; with
+    /// `sync`, makes it durable first. Call [`Self::flush`] first: pending
+    /// bytes are not written here. Returns the segment's length.
+    pub fn close(self, sync: bool) -> Result<u64, CloseError> {
         debug_assert!(self.pending.len == 0, "close with pending bytes");
         if self.has_stale_tail() {
-            self.file.set_len(self.flushed)?;
+            self.file.set_len(self.flushed).map_err(CloseError::CutToLength)?;
         }
         if sync {
-            self.file.sync_data()?;
+            self.file.sync_data().map_err(CloseError::Sync)?;
         }
         Ok(self.flushed)
     }
+}
+
+/// Why closing a segment failed; its data was written either way.
+#[derive(Debug)]
+pub enum CloseError {
+    /// A reused file's old content could not be cut off.
+    CutToLength(io::Error),
+    /// The segment could not be made durable.
+    Sync(io::Error),
 }
 
 #[cfg(test)]

@@ -609,3 +609,20 @@ pub fn recording_kind(nick: &str) -> gst::glib::Value {
     let class = gst::glib::EnumClass::with_type(ty).expect("enum class");
     class.to_value_by_nick(nick).expect("nick")
 }
+
+/// Records `seconds` of the test stream into `ring` with `gst-launch-1.0 -m`
+/// in another process (bounded: a hang fails the test); returns (success,
+/// output with every message).
+pub fn record_in_process(ring: &Path, seconds: u32, props: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let (exited, ok, text) = gst_launch(
+        &format!(
+            "-m filesrc location={} ! streambuffersink location={} {props}",
+            test_stream(seconds).display(),
+            ring.display()
+        ),
+        env,
+        Duration::from_secs(60),
+    );
+    assert!(exited, "the sink hung: {text}");
+    (ok, text)
+}
