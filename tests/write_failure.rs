@@ -555,3 +555,51 @@ fn failing_sync_is_one_episode_and_drops_nothing() {
         assert_input_in_ring(&std::fs::read(test_stream(16)).expect("input"), &recorded);
     }
 }
+
+/// Writes, cutting back and deleting all fail on one segment (the fault
+/// shim, twice each): the failed segment's file cannot be deleted at first,
+/// is deleted once writes work again, and the ring ends with every file on
+/// disk listed, whole packets and decodable. One failure, one clear.
+#[test]
+fn files_that_cannot_be_deleted_are_deleted_later() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shim = fault_shim();
+    let log = dir.path().join("faults.log");
+    let ring = dir.path().join("ring");
+    let env = [
+        ("LD_PRELOAD", shim.to_str().expect("path")),
+        ("FAULT_DIR", ring.to_str().expect("path")),
+        ("FAULT_MATCH", "segment-000000000002.ts"),
+        ("FAULT_CALLS", "writev,ftruncate,unlink"),
+        ("FAULT_COUNT", "2"),
+        ("FAULT_LOG", log.to_str().expect("path")),
+    ];
+    // Paced (2 ms a 4 KiB buffer), so that the retry interval passes while
+    // the stream still runs.
+    let (exited, ok, text) = gst_launch(
+        &format!(
+            "-m filesrc location={} blocksize=4096 ! identity sleep-time=2000 ! streambuffersink location={} \
+             segment-duration={SECOND} max-duration=0 retry-interval=10000000",
+            test_stream(16).display(),
+            ring.display()
+        ),
+        &env,
+        Duration::from_secs(60),
+    );
+    assert!(exited && ok, "no hang, no ERROR in drop mode: {text}");
+    let injected = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(injected.contains("unlink"), "a deletion failed: {injected}");
+    assert_eq!(text.matches("streambuffer-write-failure, ").count(), 1, "{text}");
+    assert_eq!(text.matches("streambuffer-write-failure-clear, ").count(), 1, "{text}");
+    assert!(
+        !ring.join("segment-000000000002.ts").exists(),
+        "deleted once writes worked"
+    );
+    let listed: Vec<String> = playlist(&ring).segments.iter().map(|s| s.uri.clone()).collect();
+    for s in segments(&ring) {
+        let name = s.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        assert!(listed.contains(&name), "{name} is on disk but not listed: {listed:?}");
+        assert_segment_well_formed(&s);
+    }
+    ffmpeg_decode(&ring.join("index.m3u8")).expect("the ring plays");
+}

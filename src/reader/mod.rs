@@ -248,12 +248,11 @@ impl RingReader {
         let exists = |seq: u64| {
             std::fs::symlink_metadata(self.dir.join(segment_file_name(seq))).is_ok_and(|m| m.file_type().is_file())
         };
-        if exists(after) {
-            return Some(after);
-        }
+        // The record first: the file after the newest listed one may be a
+        // failed segment the writer could not delete yet.
         match Progress::read_in(&self.dir) {
             Ok(Some(p)) if p.sequence > after && exists(p.sequence) => Some(p.sequence),
-            _ => None,
+            _ => exists(after).then_some(after),
         }
     }
 

@@ -92,6 +92,9 @@ pub struct RingStats {
     pub evicted_under_pressure_bytes: u64,
     pub adopted_segments: u64,
     pub adopted_trimmed_bytes: u64,
+    /// Files of the ring that could not be deleted yet (retried at every
+    /// new segment, counted against `max-size` meanwhile).
+    pub undeleted_files: u64,
     /// Journal lines refused at adoption (malformed or implausible values).
     pub journal_lines_rejected: u64,
     pub playlist_writes: u64,
@@ -142,6 +145,9 @@ pub struct Ring {
     stats: RingStats,
     /// Files adoption left out of the ring, with the reason.
     left_out: Vec<String>,
+    /// Files of the ring that could not be deleted (a failing disk), with
+    /// their size: counted in the window until a later try deletes them.
+    undeleted: Vec<(PathBuf, u64)>,
 }
 
 impl Ring {
@@ -206,6 +212,7 @@ impl Ring {
             playlist: String::new(),
             stats,
             left_out,
+            undeleted: Vec::new(),
         };
         for info in adopted {
             ring.push_entry(info);
@@ -254,7 +261,9 @@ impl Ring {
             duration_ns: self.window.duration_ns,
             // What the open segment's file occupies: a reused file is as
             // long as the old segment until the new one outgrows it.
-            bytes: self.window.bytes + self.current.as_ref().map_or(0, |c| c.writer.disk_len()),
+            bytes: self.window.bytes
+                + self.current.as_ref().map_or(0, |c| c.writer.disk_len())
+                + self.undeleted.iter().map(|(_, bytes)| bytes).sum::<u64>(),
         }
     }
 
@@ -323,6 +332,8 @@ impl Ring {
             }
         }
         let writer = result.map_err(|e| WriteFailure::new(path, e, true))?;
+        // Writing works again: what could not be deleted before goes now.
+        self.retry_deletions();
         // Readers look for the segment being written after the newest one
         // listed; when numbers were skipped (segments that could not be
         // created) they learn its number from the progress record. A reused
@@ -465,7 +476,7 @@ impl Ring {
         };
         self.reuse.segment_closed(sequence, &mut self.stats);
         if bytes == 0 {
-            let _ = std::fs::remove_file(&path);
+            self.delete_file(&path);
             return Ok(());
         }
         self.commit_segment(sequence, duration_ns, start, bytes);
@@ -510,7 +521,7 @@ impl Ring {
         if keep == 0 || !truncated || on_disk.is_ok_and(|m| m.len() != keep) {
             // Nothing decodable to keep, or the file could not be cut back:
             // never leave a torn segment in the ring.
-            let _ = std::fs::remove_file(&path);
+            self.delete_file(&path);
             return pending + flushed;
         }
         self.commit_segment(sequence, kept_duration_ns, start, keep);

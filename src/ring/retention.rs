@@ -4,6 +4,8 @@
 //! few megabytes, and under the pressure of a write that failed for lack of
 //! space).
 
+use std::path::Path;
+
 use super::Ring;
 use super::journal::Journal;
 use crate::layout::{SegmentInfo, segment_file_name};
@@ -75,6 +77,33 @@ impl Retention {
 }
 
 impl Ring {
+    /// Deletes a file of the ring. One that cannot be deleted now (a failing
+    /// disk) is remembered, counted in the window's bytes, and deleted at a
+    /// later try ([`Self::retry_deletions`]); one someone else already
+    /// removed is as good as deleted.
+    pub(super) fn delete_file(&mut self, path: &Path) {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                let bytes = std::fs::symlink_metadata(path).map_or(0, |m| m.len());
+                self.undeleted.push((path.to_owned(), bytes));
+                self.stats.undeleted_files = self.undeleted.len() as u64;
+            }
+            _ => {}
+        }
+    }
+
+    /// Tries again to delete what could not be deleted before.
+    pub(super) fn retry_deletions(&mut self) {
+        if self.undeleted.is_empty() {
+            return;
+        }
+        self.undeleted.retain(|(path, _)| match std::fs::remove_file(path) {
+            Ok(()) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        });
+        self.stats.undeleted_files = self.undeleted.len() as u64;
+    }
+
     /// Segments evicted under pressure since the last call: the recorder
     /// reports each such eviction once.
     #[must_use]
@@ -144,8 +173,7 @@ impl Ring {
         self.evicted_discontinuity_sequence = e.discontinuity_sequence;
         let path = self.config.dir.join(segment_file_name(e.info.sequence));
         if !(reuse && self.reuse.set_aside(&self.config.dir, &path)) {
-            // A file someone else already removed is as good as deleted.
-            let _ = std::fs::remove_file(&path);
+            self.delete_file(&path);
         }
         self.stats.segments_deleted += 1;
         match reason {

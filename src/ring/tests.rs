@@ -240,3 +240,48 @@ fn restart_adopts_and_trims_torn_tail() {
         Some(true)
     );
 }
+
+/// A segment that cannot be deleted (immutable: unlink fails with EPERM) is
+/// counted in the window's bytes until a later segment deletes it.
+#[test]
+fn undeletable_segments_count_until_deleted() {
+    let chattr = |flag: &str, path: &Path| {
+        let ok = std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "chattr {flag} {} (needs root and a filesystem with attributes)",
+            path.display()
+        );
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ring = Ring::open(RingConfig {
+        reuse_evicted: false,
+        ..config(dir.path())
+    })
+    .expect("open");
+    for n in 0..5u8 {
+        ring.begin_segment(start(false)).expect("begin");
+        ring.write(&marked(n, 10)).expect("write");
+        ring.finish_segment(2 * SECOND).expect("finish");
+    }
+    let oldest = dir.path().join(segment_file_name(0));
+    chattr("+i", &oldest);
+    ring.begin_segment(start(false)).expect("begin");
+    ring.write(&marked(5, 10)).expect("write");
+    ring.finish_segment(2 * SECOND).expect("finish");
+    let listed: u64 = ring.segments().map(|s| s.bytes).sum();
+    assert_eq!(ring.stats().undeleted_files, 1);
+    assert_eq!(
+        ring.window().bytes,
+        listed + 10 * 188,
+        "the undeleted file still counts"
+    );
+    chattr("-i", &oldest);
+    ring.begin_segment(start(false)).expect("begin");
+    assert_eq!(ring.stats().undeleted_files, 0);
+    assert!(!oldest.exists());
+}

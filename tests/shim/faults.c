@@ -10,12 +10,12 @@
  *   FAULT_DIR       only files whose path starts with this are affected
  *   FAULT_MATCH     ... and whose path contains this (optional)
  *   FAULT_CALLS     comma list: read pread write writev pwrite fdatasync
- *                   fsync ftruncate unlink linkat
+ *                   fsync ftruncate unlink (unlink and unlinkat) linkat
  *   FAULT_ERRNO     errno number to fail with (default EIO)
  *   FAULT_SHORT     1: write/writev write half of what was asked, no error
  *   FAULT_AFTER_MS  window start, ms after the process loaded the shim (0)
  *   FAULT_FOR_MS    window length in ms (default: for ever)
- *   FAULT_COUNT     inject at most this many faults (default: no limit)
+ *   FAULT_COUNT     inject at most this many faults per call (default: no limit)
  *   FAULT_LOG       file to append one line per injected fault to
  */
 #define _GNU_SOURCE
@@ -40,11 +40,19 @@ static long long now_ms(void) {
 
 __attribute__((constructor)) static void init(void) { start_ms = now_ms(); }
 
-static int injected;
+static const char *const CALLS[] = {"read", "pread", "write", "writev", "pwrite", "fdatasync",
+                                     "fsync", "ftruncate", "unlink", "linkat"};
+static int injected[sizeof CALLS / sizeof CALLS[0]];
 
-static int in_window(void) {
+static int *counter(const char *call) {
+    for (size_t i = 0; i < sizeof CALLS / sizeof CALLS[0]; i++)
+        if (strcmp(CALLS[i], call) == 0) return &injected[i];
+    return &injected[0];
+}
+
+static int in_window(const char *call) {
     const char *count = getenv("FAULT_COUNT");
-    if (count && __atomic_load_n(&injected, __ATOMIC_SEQ_CST) >= atoi(count)) return 0;
+    if (count && __atomic_load_n(counter(call), __ATOMIC_SEQ_CST) >= atoi(count)) return 0;
     const char *after = getenv("FAULT_AFTER_MS");
     const char *len = getenv("FAULT_FOR_MS");
     long long t = now_ms() - start_ms;
@@ -82,7 +90,7 @@ static int fd_chosen(int fd) {
 }
 
 static void note(const char *call, const char *what) {
-    __atomic_add_fetch(&injected, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(counter(call), 1, __ATOMIC_SEQ_CST);
     const char *log = getenv("FAULT_LOG");
     if (!log) return;
     int fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -108,7 +116,7 @@ static int short_writes(void) {
     static ret (*real_##name)(__VA_ARGS__); \
     if (!real_##name) real_##name = dlsym(RTLD_NEXT, #name)
 
-#define FD_FAULT(call, fd) (call_chosen(call) && in_window() && fd_chosen(fd))
+#define FD_FAULT(call, fd) (call_chosen(call) && in_window(call) && fd_chosen(fd))
 
 ssize_t read(int fd, void *buf, size_t count) {
     REAL(ssize_t, read, int, void *, size_t);
@@ -179,15 +187,23 @@ int ftruncate(int fd, off_t length) {
 
 int unlink(const char *path) {
     REAL(int, unlink, const char *);
-    if (call_chosen("unlink") && in_window() && path_chosen(path)) {
+    if (call_chosen("unlink") && in_window("unlink") && path_chosen(path)) {
         note("unlink", path); errno = fail_errno(); return -1;
     }
     return real_unlink(path);
 }
 
+int unlinkat(int dirfd, const char *path, int flags) {
+    REAL(int, unlinkat, int, const char *, int);
+    if (call_chosen("unlink") && in_window("unlink") && path_chosen(path)) {
+        note("unlink", path); errno = fail_errno(); return -1;
+    }
+    return real_unlinkat(dirfd, path, flags);
+}
+
 int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags) {
     REAL(int, linkat, int, const char *, int, const char *, int);
-    if (call_chosen("linkat") && in_window() && path_chosen(newpath)) {
+    if (call_chosen("linkat") && in_window("linkat") && path_chosen(newpath)) {
         note("linkat", newpath); errno = fail_errno(); return -1;
     }
     return real_linkat(olddirfd, oldpath, newdirfd, newpath, flags);
