@@ -2,14 +2,15 @@
 //!
 //! Everything else in the crate is portable Rust. Each function here has a
 //! Unix implementation and a fallback that is correct, if less capable, on
-//! other systems (Windows: no free-space query without extra crates, no
-//! directory fsync, which NTFS does not need).
+//! other systems (Windows: no directory fsync, which NTFS does not need; no
+//! link count, so evicted files are deleted rather than reused).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::Path;
 
 /// Permission bits for files the sink creates, before the umask applies.
+#[cfg(unix)]
 pub const FILE_MODE: u32 = 0o644;
 
 /// Creates `path` for writing, failing if anything already exists there.
@@ -168,31 +169,12 @@ pub fn open_lock_file(path: &Path) -> io::Result<File> {
     regular(opts.open(path)?)
 }
 
-/// Bytes available to an unprivileged writer on the filesystem holding `dir`,
-/// or `None` where the platform offers no portable way to ask.
+/// Bytes available to an unprivileged writer on the filesystem holding
+/// `dir` (`statvfs`, `GetDiskFreeSpaceExW`: `fs4` asks each system its own
+/// way), or `None` when it cannot be told.
 #[must_use]
 pub fn free_space(dir: &Path) -> Option<u64> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-        let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
-        // SAFETY: `c` is a valid NUL-terminated path and `st` points to
-        // writable memory of the right size; statvfs only writes into it.
-        let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-        if rc != 0 {
-            return None;
-        }
-        // SAFETY: statvfs returned 0, so it initialised the struct.
-        let st = unsafe { st.assume_init() };
-        #[allow(clippy::useless_conversion)] // the field widths differ between platforms
-        Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        None
-    }
+    fs4::available_space(dir).ok()
 }
 
 /// Whether the open `file` has been deleted from its directory (its last
@@ -245,18 +227,20 @@ pub fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
     }
 }
 
-/// Names (hard links) the file has; 1 where the platform cannot tell.
+/// Names (hard links) the file has; `None` where the platform cannot tell
+/// (then nothing that depends on a file having no other name, such as
+/// writing over an evicted segment a recording may have linked, is done).
 #[must_use]
-pub fn link_count(meta: &std::fs::Metadata) -> u64 {
+pub fn link_count(meta: &std::fs::Metadata) -> Option<u64> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        meta.nlink()
+        Some(meta.nlink())
     }
     #[cfg(not(unix))]
     {
         let _ = meta;
-        1
+        None
     }
 }
 
@@ -320,11 +304,10 @@ mod tests {
     }
 
     #[test]
-    fn free_space_is_reported_on_unix() {
+    fn free_space_is_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
-        if cfg!(unix) {
-            assert!(free_space(dir.path()).is_some_and(|b| b > 0));
-        }
+        assert!(free_space(dir.path()).is_some_and(|b| b > 0));
+        assert_eq!(free_space(&dir.path().join("missing")), None);
     }
 
     #[test]

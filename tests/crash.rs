@@ -1,5 +1,8 @@
 //! Crashes and hostile directories: SIGKILL at random moments, planted
 //! symbolic links, file modes.
+// Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):
+// these tests run on Unix.
+#![cfg(unix)]
 
 mod common;
 

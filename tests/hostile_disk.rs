@@ -2,6 +2,9 @@
 //! and the sink's adoption of an existing ring, against FIFOs, links,
 //! hostile playlists and journals, foreign files, immutable files and real
 //! read errors (the `LD_PRELOAD` fault shim). Every test is bounded in time.
+// Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):
+// these tests run on Unix.
+#![cfg(unix)]
 
 mod common;
 

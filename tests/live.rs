@@ -1,4 +1,7 @@
 //! The playlist is played back, live, while the sink is still recording.
+// Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):
+// these tests run on Unix.
+#![cfg(unix)]
 
 mod common;
 

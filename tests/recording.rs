@@ -1,4 +1,7 @@
 //! streambuffersink records real encoded video into a ring of playable segments.
+// Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):
+// these tests run on Unix.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,4 +1,7 @@
 //! Recordings cut out of the ring: content files and reference directories.
+// Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):
+// these tests run on Unix.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,4 +1,7 @@
 //! The plugin is found through the normal registry, in a separate process.
+// Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):
+// these tests run on Unix.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! Hostile input: whatever a multicast group or a tuner sends, the sink
 //! never panics, never posts an ERROR for bad input, never writes a
 //! misaligned packet, and its counters say what happened.
+// Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):
+// these tests run on Unix.
+#![cfg(unix)]
 
 mod common;
 

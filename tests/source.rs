@@ -1,4 +1,7 @@
 //! streambuffersrc: time-shifted playback of a ring, written by another process.
+// Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):
+// these tests run on Unix.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,5 +1,8 @@
 //! The write-failure contract with real kernel errors: ENOSPC on a full
 //! tmpfs, EFBIG from RLIMIT_FSIZE, a ring directory deleted under the sink.
+// Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):
+// these tests run on Unix.
+#![cfg(unix)]
 
 mod common;
 

@@ -201,7 +201,7 @@ impl ProgressFile {
 /// reused (a regular file with no other link); returns whether it did.
 #[must_use]
 fn set_aside(path: &Path, spare: &Path) -> bool {
-    let reusable = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && platform::link_count(&m) == 1);
+    let reusable = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && platform::link_count(&m) == Some(1));
     reusable && std::fs::rename(path, spare).is_ok()
 }
 
@@ -217,7 +217,7 @@ fn take_spare(spare: &Path, path: &Path) -> io::Result<(File, u64)> {
     let opened = platform::open_existing(path).and_then(|file| {
         let meta = file.metadata()?;
         // Whatever was planted at the spare's name must not be written through.
-        if meta.is_file() && platform::link_count(&meta) == 1 {
+        if meta.is_file() && platform::link_count(&meta) == Some(1) {
             Ok((file, meta.len()))
         } else {
             Err(io::Error::other(
