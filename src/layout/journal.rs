@@ -8,11 +8,7 @@
 //! skipped and counted (the segment is then recovered from its file, as for
 //! an unjournaled one).
 
-use std::io;
-use std::path::Path;
-
-use super::{JOURNAL_MAX_BYTES, JOURNAL_NAME, SegmentInfo};
-use crate::platform;
+use super::SegmentInfo;
 
 /// What a journal holds.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -53,18 +49,12 @@ pub fn parse_line(line: &str) -> Option<SegmentInfo> {
     (f.next().is_none() && info.is_plausible()).then_some(info)
 }
 
-/// Reads the journal in `dir` (a regular file of at most
-/// [`JOURNAL_MAX_BYTES`]; no link is followed). A missing journal is empty;
-/// a torn or foreign line is skipped and counted; one that cannot be read
-/// as a journal at all is an error.
-pub fn read(dir: &Path) -> io::Result<JournalContents> {
-    let raw = match platform::read_bounded(&dir.join(JOURNAL_NAME), JOURNAL_MAX_BYTES) {
-        Ok(raw) => raw,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(JournalContents::default()),
-        Err(e) => return Err(e),
-    };
+/// Parses a journal's bytes: every line that is not a comment, blank or
+/// refused.
+#[must_use]
+pub fn parse(raw: &[u8]) -> JournalContents {
     let mut contents = JournalContents::default();
-    for line in String::from_utf8_lossy(&raw).lines() {
+    for line in String::from_utf8_lossy(raw).lines() {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
         }
@@ -73,5 +63,5 @@ pub fn read(dir: &Path) -> io::Result<JournalContents> {
             None => contents.rejected_lines += 1,
         }
     }
-    Ok(contents)
+    contents
 }

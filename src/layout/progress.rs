@@ -70,7 +70,12 @@ impl Progress {
     /// few tries (a power cut can leave it empty). Callers then assume the
     /// worst: that nothing of a segment being written is known to be new.
     pub fn read_in(dir: &Path) -> io::Result<Option<Self>> {
-        let file = match platform::open_read_only(&dir.join(PROGRESS_NAME)) {
+        Self::read_opened(platform::open_read_only(&dir.join(PROGRESS_NAME)))
+    }
+
+    /// [`Self::read_in`] for the record file as the caller opened it.
+    pub fn read_opened(file: io::Result<std::fs::File>) -> io::Result<Option<Self>> {
+        let file = match file {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),

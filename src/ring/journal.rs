@@ -8,11 +8,21 @@
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
-use std::path::Path;
 
-use crate::layout::journal::{HEADER, format_line, read};
-use crate::layout::{JOURNAL_NAME, SegmentInfo};
-use crate::platform;
+use crate::layout::journal::{HEADER, JournalContents, format_line, parse};
+use crate::layout::{JOURNAL_MAX_BYTES, JOURNAL_NAME, SegmentInfo};
+use crate::platform::{self, DirHandle};
+
+/// Reads the journal of the ring in `dir` (see [`crate::layout::journal`]):
+/// a missing one is empty; one that is not a regular file, or is larger
+/// than [`JOURNAL_MAX_BYTES`], is an error.
+pub fn read(dir: &DirHandle) -> io::Result<JournalContents> {
+    match dir.open_read_only(JOURNAL_NAME) {
+        Ok(file) => Ok(parse(&platform::read_to_end_bounded(file, JOURNAL_MAX_BYTES)?)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(JournalContents::default()),
+        Err(e) => Err(e),
+    }
+}
 
 /// An open journal, positioned for appending.
 #[derive(Debug)]
@@ -23,27 +33,23 @@ pub struct Journal {
 
 impl Journal {
     /// Replaces the journal with exactly `entries` and opens it for appending.
-    pub fn rewrite<'a>(dir: &Path, entries: impl Iterator<Item = &'a SegmentInfo>) -> io::Result<Journal> {
+    pub fn rewrite<'a>(dir: &DirHandle, entries: impl Iterator<Item = &'a SegmentInfo>) -> io::Result<Journal> {
         let mut text = String::from(HEADER);
         let mut lines = 0;
         for e in entries {
             text.push_str(&format_line(e));
             lines += 1;
         }
-        platform::replace_atomically(dir, JOURNAL_NAME, text.as_bytes(), false)?;
-        let mut file = platform::open_existing(&dir.join(JOURNAL_NAME))?;
+        dir.replace_atomically(JOURNAL_NAME, text.as_bytes(), false)?;
+        let mut file = dir.open_existing(JOURNAL_NAME)?;
         file.seek(SeekFrom::End(0))?;
         Ok(Journal { file, lines })
     }
 
     /// Opens the journal in `dir` as it is (creating it empty if missing),
     /// for appending.
-    pub fn open_existing(dir: &Path) -> io::Result<Journal> {
-        let path = dir.join(JOURNAL_NAME);
-        let mut file = match platform::open_existing(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => platform::create_new(&path)?,
-            other => other?,
-        };
+    pub fn open_existing(dir: &DirHandle) -> io::Result<Journal> {
+        let mut file = dir.open_or_create(JOURNAL_NAME)?;
         file.seek(SeekFrom::End(0))?;
         Ok(Journal {
             file,
@@ -84,7 +90,8 @@ mod tests {
             discontinuity: false,
             ..a.clone()
         };
-        let mut j = Journal::rewrite(dir.path(), std::iter::once(&a)).expect("rewrite");
+        let handle = DirHandle::open(dir.path()).expect("open dir");
+        let mut j = Journal::rewrite(&handle, std::iter::once(&a)).expect("rewrite");
         j.append(&b).expect("append");
         assert_eq!(j.lines(), 2);
         drop(j);
@@ -93,7 +100,7 @@ mod tests {
             .open(dir.path().join(JOURNAL_NAME))
             .expect("open");
         f.write_all(b"3 600000").expect("torn write");
-        let contents = read(dir.path()).expect("read");
+        let contents = read(&handle).expect("read");
         assert_eq!(contents.segments, vec![a, b]);
         assert_eq!(contents.rejected_lines, 1, "the torn line");
     }

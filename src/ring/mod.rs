@@ -42,7 +42,7 @@ pub use segment::{Chunk, CloseError, PendingWrites, SegmentWriter, SharedBytes};
 pub use crate::layout::SegmentInfo;
 use crate::layout::playlist::{self, PlaylistHeader};
 use crate::layout::{LOCK_NAME, MAX_SEQUENCE, PLAYLIST_NAME, SPARE_NAME, segment_file_name};
-use crate::platform;
+use crate::platform::DirHandle;
 
 /// Free space is checked at every rotation and after this many bytes.
 const SPACE_CHECK_INTERVAL: u64 = 16 * 1024 * 1024;
@@ -120,6 +120,8 @@ struct Current {
 /// See the module documentation.
 pub struct Ring {
     config: RingConfig,
+    /// The directory, held open: every file operation is relative to it.
+    handle: DirHandle,
     /// Held for the ring's lifetime: the lock is released when it closes.
     #[allow(dead_code)] // held, never read
     lock: File,
@@ -147,7 +149,7 @@ pub struct Ring {
     left_out: Vec<String>,
     /// Files of the ring that could not be deleted (a failing disk), with
     /// their size: counted in the window until a later try deletes them.
-    undeleted: Vec<(PathBuf, u64)>,
+    undeleted: Vec<(String, u64)>,
 }
 
 impl Ring {
@@ -166,22 +168,24 @@ impl Ring {
             }
             Err(e) => return Err(RingError::io(format!("cannot access '{}'", dir.display()), e)),
         }
-        let lock = acquire_lock(&dir)?;
+        let handle = DirHandle::open(&dir)
+            .map_err(|e| RingError::io(format!("cannot open directory '{}'", dir.display()), e))?;
+        let lock = acquire_lock(&handle)?;
         let target_duration_s = config.segment_duration_ns.div_ceil(1_000_000_000).max(1);
         let mut stats = RingStats::default();
         // A spare left by a writer that died is just an evicted segment.
-        let _ = std::fs::remove_file(dir.join(SPARE_NAME));
+        let _ = handle.remove(SPARE_NAME);
         let Adoption {
             segments: adopted,
             left_out,
-        } = adopt(&dir, &mut stats)
+        } = adopt(&handle, &mut stats)
             .map_err(|e| RingError::io(format!("cannot adopt the ring in '{}'", dir.display()), e))?;
         // A full disk must not stop the sink from starting: the journal is
         // then rewritten at the first segment that can be written.
-        let (journal, journal_dirty) = match Journal::rewrite(&dir, adopted.iter()) {
+        let (journal, journal_dirty) = match Journal::rewrite(&handle, adopted.iter()) {
             Ok(j) => (j, false),
             Err(_) => (
-                Journal::open_existing(&dir)
+                Journal::open_existing(&handle)
                     .map_err(|e| RingError::io(format!("cannot open the journal in '{}'", dir.display()), e))?,
                 true,
             ),
@@ -189,12 +193,13 @@ impl Ring {
         let next_sequence = adopted
             .last()
             .map_or(0, |s| s.sequence + 1)
-            .max(highest_sequence_on_disk(&dir).map_or(0, |s| s + 1));
+            .max(highest_sequence_on_disk(&handle).map_or(0, |s| s + 1));
         if next_sequence > MAX_SEQUENCE {
             return Err(RingError::SequencesExhausted(dir.join(segment_file_name(MAX_SEQUENCE))));
         }
         let mut ring = Ring {
             config,
+            handle,
             lock,
             journal,
             journal_dirty,
@@ -305,31 +310,33 @@ impl Ring {
     pub fn begin_segment(&mut self, start: SegmentStart) -> Result<(), WriteFailure> {
         debug_assert!(self.current.is_none(), "begin_segment with a segment open");
         let sequence = self.next_sequence;
-        let dir = self.config.dir.clone();
-        let path = dir.join(segment_file_name(sequence));
+        let path = self.config.dir.join(segment_file_name(sequence));
         if sequence > MAX_SEQUENCE {
             let e = io::Error::other("every segment sequence number has been used");
             return Err(WriteFailure::new(path, e, true));
         }
         // A sequence number is used once, even if its file cannot be created.
         self.next_sequence += 1;
+        if !self.handle.is_named_by_path() {
+            // Deleted (or unmounted): made anew. Replaced by something else
+            // (a link, another directory): a failure until it is cleared
+            // away, and nothing in what the path names now is touched.
+            self.recreate_directory()
+                .map_err(|e| WriteFailure::new(self.config.dir.clone(), e, true))?;
+        }
         let reused = self.reuse.has_spare();
         let spare = self
             .reuse
-            .take_spare(&dir, sequence, &mut self.spare_buffers, &mut self.stats);
+            .take_spare(&self.handle, sequence, &mut self.spare_buffers, &mut self.stats);
         let mut result = match spare {
             Some(writer) => Ok(writer),
-            None => SegmentWriter::create(&dir, sequence, &mut self.spare_buffers),
+            None => SegmentWriter::create(&self.handle, sequence, &mut self.spare_buffers),
         };
-        if let Err(e) = &result {
-            if e.kind() == io::ErrorKind::NotFound {
-                // The directory was deleted or unmounted under us.
-                self.recreate_directory()
-                    .map_err(|e| WriteFailure::new(dir.clone(), e, true))?;
-                result = SegmentWriter::create(&dir, sequence, &mut self.spare_buffers);
-            } else if FailureKind::classify(e, true) == FailureKind::NoSpaceLeft && self.evict_under_pressure(1) > 0 {
-                result = SegmentWriter::create(&dir, sequence, &mut self.spare_buffers);
-            }
+        if let Err(e) = &result
+            && FailureKind::classify(e, true) == FailureKind::NoSpaceLeft
+            && self.evict_under_pressure(1) > 0
+        {
+            result = SegmentWriter::create(&self.handle, sequence, &mut self.spare_buffers);
         }
         let writer = result.map_err(|e| WriteFailure::new(path, e, true))?;
         // Writing works again: what could not be deleted before goes now.
@@ -340,7 +347,7 @@ impl Ring {
         // file's number is there already.
         let expected = self.entries.back().map_or(0, |e| e.info.sequence + 1);
         if sequence != expected && !reused {
-            self.reuse.announce(&dir, sequence, &mut self.stats);
+            self.reuse.announce(&self.handle, sequence, &mut self.stats);
         }
         self.stats.segments_created += 1;
         self.current = Some(Current { writer, start });
@@ -476,7 +483,7 @@ impl Ring {
         };
         self.reuse.segment_closed(sequence, &mut self.stats);
         if bytes == 0 {
-            self.delete_file(&path);
+            self.delete_file(&segment_file_name(sequence));
             return Ok(());
         }
         self.commit_segment(sequence, duration_ns, start, bytes);
@@ -511,17 +518,17 @@ impl Ring {
         let keep = keep_bytes.min(flushed);
         let truncated = keep == flushed || writer.truncate(keep).is_ok();
         let sequence = writer.sequence();
-        let path = writer.path().to_owned();
         drop(writer);
-        let on_disk = std::fs::symlink_metadata(&path);
+        let name = segment_file_name(sequence);
+        let on_disk = self.handle.entry(&name);
         if on_disk.is_err() {
             // The file was deleted under us: what it held is lost too.
             return pending + flushed;
         }
-        if keep == 0 || !truncated || on_disk.is_ok_and(|m| m.len() != keep) {
+        if keep == 0 || !truncated || on_disk.is_ok_and(|e| e.len != keep) {
             // Nothing decodable to keep, or the file could not be cut back:
             // never leave a torn segment in the ring.
-            self.delete_file(&path);
+            self.delete_file(&name);
             return pending + flushed;
         }
         self.commit_segment(sequence, kept_duration_ns, start, keep);
@@ -531,7 +538,7 @@ impl Ring {
     /// Finishes the open segment (if any) and marks the playlist as ended.
     pub fn close(&mut self, duration_ns: u64) -> Result<(), WriteFailure> {
         self.finish_segment(duration_ns)?;
-        self.reuse.discard_spare(&self.config.dir);
+        self.reuse.discard_spare(&self.handle);
         if !self.entries.is_empty() && self.write_playlist(true).is_err() {
             self.stats.metadata_write_errors += 1;
         }
@@ -555,7 +562,7 @@ impl Ring {
         self.enforce_retention_at_rotation();
         self.bytes_since_space_check = 0;
         if self.journal_dirty {
-            match Journal::rewrite(&self.config.dir, self.entries.iter().map(|e| &e.info)) {
+            match Journal::rewrite(&self.handle, self.entries.iter().map(|e| &e.info)) {
                 Ok(j) => {
                     self.journal = j;
                     self.journal_dirty = false;
@@ -603,25 +610,22 @@ impl Ring {
             vod: false,
         };
         playlist::render(&mut self.playlist, header, self.entries.range(skip..).map(|e| &e.info));
-        platform::replace_atomically(
-            &self.config.dir,
-            PLAYLIST_NAME,
-            self.playlist.as_bytes(),
-            self.config.sync_on_rotate,
-        )?;
+        self.handle
+            .replace_atomically(PLAYLIST_NAME, self.playlist.as_bytes(), self.config.sync_on_rotate)?;
         self.stats.playlist_writes += 1;
         Ok(())
     }
 }
 
 /// Opens and locks `dir`'s lock file, refusing if another writer holds it.
-fn acquire_lock(dir: &Path) -> Result<File, RingError> {
-    let lock_path = dir.join(LOCK_NAME);
-    let lock = platform::open_lock_file(&lock_path)
+fn acquire_lock(dir: &DirHandle) -> Result<File, RingError> {
+    let lock_path = dir.path().join(LOCK_NAME);
+    let lock = dir
+        .open_or_create(LOCK_NAME)
         .map_err(|e| RingError::io(format!("cannot create lock file '{}'", lock_path.display()), e))?;
     match lock.try_lock() {
         Ok(()) => Ok(lock),
-        Err(std::fs::TryLockError::WouldBlock) => Err(RingError::Locked(dir.to_owned())),
+        Err(std::fs::TryLockError::WouldBlock) => Err(RingError::Locked(dir.path().to_owned())),
         Err(std::fs::TryLockError::Error(e)) => Err(RingError::io(format!("cannot lock '{}'", lock_path.display()), e)),
     }
 }

@@ -9,15 +9,18 @@
 //! estimated from the first and last PCR it holds (reading only its head and
 //! tail).
 
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::Path;
 
+use super::journal;
 use super::{Ring, RingError, RingStats, Window, acquire_lock};
+use crate::layout::journal::JournalContents;
 use crate::layout::progress::Progress;
 use crate::layout::{
-    MAX_PROGRAM_DATE_TIME_MS, MAX_SEGMENT_DURATION_NS, SegmentInfo, journal, parse_segment_file_name, segment_file_name,
+    MAX_PROGRAM_DATE_TIME_MS, MAX_SEGMENT_DURATION_NS, PROGRESS_NAME, SegmentInfo, parse_segment_file_name,
+    segment_file_name,
 };
-use crate::platform;
+use crate::platform::DirHandle;
 use crate::ts::analyzer::Unit;
 use crate::ts::timeline::{DEFAULT_BITRATE, PCR_HZ, Pcr};
 use crate::ts::{PACKET_SIZE, Packet, SYNC_BYTE, StreamAnalyzer};
@@ -45,10 +48,10 @@ pub enum Recovery {
     Foreign,
 }
 
-/// Trims the file at `path` to whole packets, then back to the start of its
-/// last (incomplete) video access unit, and estimates its duration.
-pub fn recover_segment(path: &Path) -> io::Result<Recovery> {
-    let mut file = platform::open_existing(path)?;
+/// Trims the segment `file` (open for reading and writing) to whole
+/// packets, then back to the start of its last (incomplete) video access
+/// unit, and estimates its duration.
+pub fn recover_segment(mut file: File) -> io::Result<Recovery> {
     let len = file.metadata()?.len();
     let whole = len - len % PACKET_SIZE as u64;
     let mut first = [0u8; 1];
@@ -134,7 +137,7 @@ fn last_unit_start(head: &[u8], tail: &[u8], tail_start: u64) -> Option<u64> {
     }
 }
 
-fn read_range(file: &mut std::fs::File, start: u64, len: u64) -> io::Result<Vec<u8>> {
+fn read_range(file: &mut File, start: u64, len: u64) -> io::Result<Vec<u8>> {
     file.seek(SeekFrom::Start(start))?;
     let mut buf = Vec::new();
     file.take(len).read_to_end(&mut buf)?;
@@ -162,16 +165,31 @@ fn pcr_span(head: &[u8], tail: &[u8]) -> Option<u64> {
 }
 
 impl Ring {
-    /// The ring directory vanished: create it again, take the lock on the new
-    /// directory, and forget segments whose files went with the old one.
+    /// The path no longer names the ring directory. If nothing is there any
+    /// more (deleted, unmounted), a directory is created again, locked, and
+    /// the segments that went with the old one are forgotten. Anything else
+    /// there (a link, another directory) is not the ring's: an error, and
+    /// nothing in it is touched.
     pub(super) fn recreate_directory(&mut self) -> io::Result<()> {
-        std::fs::create_dir_all(&self.config.dir)?;
-        self.lock = acquire_lock(&self.config.dir).map_err(|e| match e {
+        let path = self.config.dir.clone();
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            _ => {
+                return Err(io::Error::other(format!(
+                    "'{}' no longer names the ring directory: it was replaced by another file, directory or link",
+                    path.display()
+                )));
+            }
+        }
+        std::fs::create_dir_all(&path)?;
+        let handle = DirHandle::open(&path)?;
+        self.lock = acquire_lock(&handle).map_err(|e| match e {
             RingError::Io { source, .. } => source,
             other => io::Error::other(other.to_string()),
         })?;
+        self.handle = handle;
         while let Some(e) = self.entries.front() {
-            if self.config.dir.join(segment_file_name(e.info.sequence)).exists() {
+            if self.handle.entry(&segment_file_name(e.info.sequence)).is_ok() {
                 break;
             }
             let Some(e) = self.entries.pop_front() else { break };
@@ -179,12 +197,14 @@ impl Ring {
             self.window.bytes -= e.info.bytes;
             self.evicted_discontinuity_sequence = e.discontinuity_sequence;
         }
+        let handle = &self.handle;
         self.entries
-            .retain(|e| self.config.dir.join(segment_file_name(e.info.sequence)).exists());
+            .retain(|e| handle.entry(&segment_file_name(e.info.sequence)).is_ok());
         self.window = Window {
             duration_ns: self.entries.iter().map(|e| e.info.duration_ns).sum(),
             bytes: self.entries.iter().map(|e| e.info.bytes).sum(),
         };
+        self.undeleted.clear();
         self.journal_dirty = true;
         self.stats.directory_recreated += 1;
         Ok(())
@@ -192,11 +212,11 @@ impl Ring {
 }
 
 /// Highest segment sequence number among the files in `dir`.
-pub(super) fn highest_sequence_on_disk(dir: &Path) -> Option<u64> {
-    std::fs::read_dir(dir)
+pub(super) fn highest_sequence_on_disk(dir: &DirHandle) -> Option<u64> {
+    dir.names()
         .ok()?
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().and_then(parse_segment_file_name))
+        .iter()
+        .filter_map(|name| parse_segment_file_name(name))
         .max()
 }
 
@@ -219,21 +239,21 @@ pub(super) struct Adoption {
 /// not have written are dropped (and counted), a file that is not whole
 /// MPEG-TS packets or that cannot be opened for writing is left out of the
 /// ring, named in [`Adoption::left_out`], and never deleted.
-pub(super) fn adopt(dir: &Path, stats: &mut RingStats) -> io::Result<Adoption> {
+pub(super) fn adopt(dir: &DirHandle, stats: &mut RingStats) -> io::Result<Adoption> {
     let mut adoption = Adoption::default();
     // An unreadable record (say, emptied by a power cut) could be about
     // any segment: no unjournaled file is trusted beyond it then.
-    let progress = Progress::read_in(dir);
+    let progress = Progress::read_opened(dir.open_read_only(PROGRESS_NAME));
     let mut on_disk: Vec<(u64, u64)> = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let Some(seq) = entry.file_name().to_str().and_then(parse_segment_file_name) else {
+    for name in dir.names()? {
+        let Some(seq) = parse_segment_file_name(&name) else {
             continue;
         };
         // Only regular files are ours; a link or directory with our name is left alone.
-        let meta = entry.metadata()?;
-        if meta.file_type().is_file() {
-            on_disk.push((seq, meta.len()));
+        if let Ok(entry) = dir.entry(&name)
+            && entry.is_file
+        {
+            on_disk.push((seq, entry.len));
         }
     }
     on_disk.sort_unstable();
@@ -243,24 +263,26 @@ pub(super) fn adopt(dir: &Path, stats: &mut RingStats) -> io::Result<Adoption> {
             adoption
                 .left_out
                 .push(format!("the journal ({e}): every segment is recovered from its file"));
-            journal::JournalContents::default()
+            JournalContents::default()
         }
     };
     stats.journal_lines_rejected = journal.rejected_lines;
     let mut journal = journal.segments;
     journal.sort_by_key(|s| s.sequence);
     for (seq, len) in on_disk {
-        let path = dir.join(segment_file_name(seq));
+        let name = segment_file_name(seq);
         if let Ok(i) = journal.binary_search_by_key(&seq, |s| s.sequence)
             && journal[i].bytes == len
         {
             adoption.segments.push(journal[i].clone());
             continue;
         }
-        match recover_unjournaled(&path, seq, len, &progress, stats) {
+        match recover_unjournaled(dir, &name, seq, len, &progress, stats) {
             Ok(Some(info)) => adoption.segments.push(info),
             Ok(None) => {}
-            Err(why) => adoption.left_out.push(format!("'{}': {why}", path.display())),
+            Err(why) => adoption
+                .left_out
+                .push(format!("'{}': {why}", dir.path().join(&name).display())),
         }
     }
     stats.adopted_segments = adoption.segments.len() as u64;
@@ -270,7 +292,8 @@ pub(super) fn adopt(dir: &Path, stats: &mut RingStats) -> io::Result<Adoption> {
 /// Recovers segment `seq`, a file of `len` bytes missing from the journal.
 /// `Ok(None)`: nothing usable, deleted. `Err`: left alone, and why.
 fn recover_unjournaled(
-    path: &Path,
+    dir: &DirHandle,
+    name: &str,
     seq: u64,
     len: u64,
     progress: &io::Result<Option<Progress>>,
@@ -281,18 +304,17 @@ fn recover_unjournaled(
         Err(_) => 0,
     };
     let cannot_write = |e: io::Error| format!("cannot be opened for writing ({e}); left out of the ring");
+    let file = dir.open_existing(name).map_err(cannot_write)?;
     if new_content < len {
-        platform::open_existing(path)
-            .and_then(|f| f.set_len(new_content))
-            .map_err(cannot_write)?;
+        file.set_len(new_content).map_err(cannot_write)?;
         stats.adopted_trimmed_bytes += len - new_content;
     }
-    match recover_segment(path).map_err(cannot_write)? {
+    let modified = file.metadata().and_then(|m| m.modified());
+    match recover_segment(file).map_err(cannot_write)? {
         Recovery::Usable(r) => {
             stats.adopted_trimmed_bytes += r.trimmed;
-            let mtime_ms = std::fs::symlink_metadata(path)
+            let mtime_ms = modified
                 .ok()
-                .and_then(|m| m.modified().ok())
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
             let duration_ms = i64::try_from(r.duration_ns / 1_000_000).unwrap_or(0);
@@ -305,7 +327,7 @@ fn recover_unjournaled(
             }))
         }
         Recovery::Empty => {
-            let _ = std::fs::remove_file(path);
+            let _ = dir.remove(name);
             Ok(None)
         }
         Recovery::Foreign => Err("not MPEG-TS written by streambuffersink; left out of the ring".into()),
@@ -333,7 +355,9 @@ mod tests {
         }
         data.extend_from_slice(&[0x47, 1, 2, 3]);
         std::fs::write(&path, &data).expect("write");
-        let Recovery::Usable(r) = recover_segment(&path).expect("recover") else {
+        let Recovery::Usable(r) =
+            recover_segment(crate::platform::open_existing(&path).expect("open")).expect("recover")
+        else {
             panic!("not usable")
         };
         assert_eq!(r.bytes, 100 * PACKET_SIZE as u64);
@@ -365,7 +389,9 @@ mod tests {
         }
         let last_frame_start = (2 + 4) * PACKET_SIZE as u64;
         std::fs::write(&path, &data[..data.len() - 50]).expect("write");
-        let Recovery::Usable(r) = recover_segment(&path).expect("recover") else {
+        let Recovery::Usable(r) =
+            recover_segment(crate::platform::open_existing(&path).expect("open")).expect("recover")
+        else {
             panic!("not usable")
         };
         assert_eq!(r.bytes, last_frame_start, "the frame the writer died in is dropped");
@@ -377,7 +403,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("seg.ts");
         std::fs::write(&path, [0x47u8; 100]).expect("write");
-        assert_eq!(recover_segment(&path).expect("recover"), Recovery::Empty);
+        assert_eq!(
+            recover_segment(crate::platform::open_existing(&path).expect("open")).expect("recover"),
+            Recovery::Empty
+        );
     }
 
     #[test]
@@ -389,7 +418,10 @@ mod tests {
         data[3 * PACKET_SIZE] = b'x';
         for foreign in [data, b"#!/bin/sh\necho not a segment\n".repeat(20)] {
             std::fs::write(&path, &foreign).expect("write");
-            assert_eq!(recover_segment(&path).expect("recover"), Recovery::Foreign);
+            assert_eq!(
+                recover_segment(crate::platform::open_existing(&path).expect("open")).expect("recover"),
+                Recovery::Foreign
+            );
             assert_eq!(std::fs::read(&path).expect("read"), foreign, "left untouched");
         }
     }

@@ -4,8 +4,6 @@
 //! few megabytes, and under the pressure of a write that failed for lack of
 //! space).
 
-use std::path::Path;
-
 use super::Ring;
 use super::journal::Journal;
 use crate::layout::{SegmentInfo, segment_file_name};
@@ -81,11 +79,11 @@ impl Ring {
     /// disk) is remembered, counted in the window's bytes, and deleted at a
     /// later try ([`Self::retry_deletions`]); one someone else already
     /// removed is as good as deleted.
-    pub(super) fn delete_file(&mut self, path: &Path) {
-        match std::fs::remove_file(path) {
+    pub(super) fn delete_file(&mut self, name: &str) {
+        match self.handle.remove(name) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                let bytes = std::fs::symlink_metadata(path).map_or(0, |m| m.len());
-                self.undeleted.push((path.to_owned(), bytes));
+                let bytes = self.handle.entry(name).map_or(0, |e| e.len);
+                self.undeleted.push((name.to_owned(), bytes));
                 self.stats.undeleted_files = self.undeleted.len() as u64;
             }
             _ => {}
@@ -97,7 +95,8 @@ impl Ring {
         if self.undeleted.is_empty() {
             return;
         }
-        self.undeleted.retain(|(path, _)| match std::fs::remove_file(path) {
+        let handle = &self.handle;
+        self.undeleted.retain(|(name, _)| match handle.remove(name) {
             Ok(()) => false,
             Err(e) => e.kind() != std::io::ErrorKind::NotFound,
         });
@@ -158,7 +157,7 @@ impl Ring {
         if evicted && self.journal.lines() > 2 * self.entries.len() + 64 {
             // Dead lines outnumber live ones: compact. Failing to is harmless,
             // the old journal is still correct (dead lines are ignored).
-            if let Ok(j) = Journal::rewrite(&self.config.dir, self.entries.iter().map(|e| &e.info)) {
+            if let Ok(j) = Journal::rewrite(&self.handle, self.entries.iter().map(|e| &e.info)) {
                 self.journal = j;
             }
         }
@@ -171,9 +170,9 @@ impl Ring {
         self.window.duration_ns -= e.info.duration_ns;
         self.window.bytes -= e.info.bytes;
         self.evicted_discontinuity_sequence = e.discontinuity_sequence;
-        let path = self.config.dir.join(segment_file_name(e.info.sequence));
-        if !(reuse && self.reuse.set_aside(&self.config.dir, &path)) {
-            self.delete_file(&path);
+        let name = segment_file_name(e.info.sequence);
+        if !(reuse && self.reuse.set_aside(&self.handle, &name)) {
+            self.delete_file(&name);
         }
         self.stats.segments_deleted += 1;
         match reason {

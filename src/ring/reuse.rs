@@ -21,13 +21,12 @@
 
 use std::fs::File;
 use std::io;
-use std::path::Path;
 
 use super::RingStats;
 use super::segment::{PendingWrites, SegmentWriter};
 use crate::layout::progress::Progress;
 use crate::layout::{PROGRESS_NAME, SPARE_NAME, segment_file_name};
-use crate::platform;
+use crate::platform::{self, DirHandle};
 
 /// The ring's reuse state: the spare file, the progress record, and whether
 /// that record still limits what readers take of the open segment.
@@ -52,7 +51,7 @@ impl Reuse {
     /// Publishes that segment `sequence`, a new file, is the one being
     /// written: readers cannot find it after the newest listed segment when
     /// sequence numbers were skipped.
-    pub fn announce(&mut self, dir: &Path, sequence: u64, stats: &mut RingStats) {
+    pub fn announce(&mut self, dir: &DirHandle, sequence: u64, stats: &mut RingStats) {
         let published = self.progress_file(dir).is_some_and(|p| {
             p.publish(Progress {
                 sequence,
@@ -68,7 +67,7 @@ impl Reuse {
     /// The progress record, opened at its first use, and again if it was
     /// deleted or the directory made anew: readers would not see a record
     /// written there.
-    fn progress_file(&mut self, dir: &Path) -> Option<&mut ProgressFile> {
+    fn progress_file(&mut self, dir: &DirHandle) -> Option<&mut ProgressFile> {
         if !self.progress.as_ref().is_some_and(|p| p.is_current(dir)) {
             self.progress = ProgressFile::create(dir).ok();
         }
@@ -76,8 +75,8 @@ impl Reuse {
     }
     /// Moves the evicted segment at `path` aside as the spare, if no spare
     /// is waiting and the file can be reused; returns whether it did.
-    pub fn set_aside(&mut self, dir: &Path, path: &Path) -> bool {
-        if self.spare || !set_aside(path, &dir.join(SPARE_NAME)) {
+    pub fn set_aside(&mut self, dir: &DirHandle, name: &str) -> bool {
+        if self.spare || !set_aside(dir, name) {
             return false;
         }
         self.spare = true;
@@ -90,7 +89,7 @@ impl Reuse {
     /// creates a new file.
     pub fn take_spare(
         &mut self,
-        dir: &Path,
+        dir: &DirHandle,
         sequence: u64,
         buffers: &mut PendingWrites,
         stats: &mut RingStats,
@@ -98,19 +97,19 @@ impl Reuse {
         if !std::mem::take(&mut self.spare) {
             return None;
         }
-        let spare = dir.join(SPARE_NAME);
         let published = self
             .progress_file(dir)
             .is_some_and(|p| p.publish(Progress { sequence, bytes: 0 }).is_ok());
         if !published {
             stats.metadata_write_errors += 1;
-            let _ = std::fs::remove_file(&spare);
+            let _ = dir.remove(SPARE_NAME);
             return None;
         }
         // From here the record names this sequence, whatever file gets it.
         self.limits = true;
-        let path = dir.join(segment_file_name(sequence));
-        let (file, stale_end) = take_spare(&spare, &path).ok()?;
+        let name = segment_file_name(sequence);
+        let (file, stale_end) = take_spare(dir, &name).ok()?;
+        let path = dir.path().join(name);
         stats.segments_reused += 1;
         Some(SegmentWriter::reuse(sequence, path, file, stale_end, buffers))
     }
@@ -156,9 +155,9 @@ impl Reuse {
     }
 
     /// The ring closes: a spare still waiting is deleted.
-    pub fn discard_spare(&mut self, dir: &Path) {
+    pub fn discard_spare(&mut self, dir: &DirHandle) {
         if std::mem::take(&mut self.spare) {
-            let _ = std::fs::remove_file(dir.join(SPARE_NAME));
+            let _ = dir.remove(SPARE_NAME);
         }
     }
 }
@@ -173,22 +172,21 @@ impl ProgressFile {
     /// Creates the record file anew, as segments are created: whatever is
     /// at its name (an earlier writer's record, or a link or FIFO someone
     /// planted there) is removed, never written through.
-    fn create(dir: &Path) -> io::Result<ProgressFile> {
-        let path = dir.join(PROGRESS_NAME);
-        match std::fs::remove_file(&path) {
+    fn create(dir: &DirHandle) -> io::Result<ProgressFile> {
+        match dir.remove(PROGRESS_NAME) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
         Ok(ProgressFile {
-            file: platform::create_new(&path)?,
+            file: dir.create_new(PROGRESS_NAME)?,
         })
     }
 
     /// Whether this is still the record readers of `dir` see: not if the
     /// file was deleted or the directory made anew.
     #[must_use]
-    fn is_current(&self, dir: &Path) -> bool {
-        platform::is_still_named(&self.file, &dir.join(PROGRESS_NAME))
+    fn is_current(&self, dir: &DirHandle) -> bool {
+        dir.still_names(&self.file, PROGRESS_NAME)
     }
 
     /// Overwrites the record in place: one small write, no new file.
@@ -197,24 +195,24 @@ impl ProgressFile {
     }
 }
 
-/// Moves the evicted segment at `path` aside as the spare when it can be
+/// Moves the evicted segment `name` aside as the spare when it can be
 /// reused (a regular file with no other link); returns whether it did.
 #[must_use]
-fn set_aside(path: &Path, spare: &Path) -> bool {
-    let reusable = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && platform::link_count(&m) == Some(1));
-    reusable && std::fs::rename(path, spare).is_ok()
+fn set_aside(dir: &DirHandle, name: &str) -> bool {
+    let reusable = dir.entry(name).is_ok_and(|e| e.is_file && e.links == Some(1));
+    reusable && dir.rename(name, SPARE_NAME).is_ok()
 }
 
-/// Gives the spare the name `path`, refusing (like a new file would) if
+/// Gives the spare the name `name`, refusing (like a new file would) if
 /// anything is there, and opens it for writing. Returns the file and the
 /// length of the old content in it. On failure the spare is gone and
-/// nothing is left at `path`.
-fn take_spare(spare: &Path, path: &Path) -> io::Result<(File, u64)> {
-    // A link fails if `path` exists, as `O_EXCL` would; unlike a rename.
-    let linked = std::fs::hard_link(spare, path);
-    let _ = std::fs::remove_file(spare);
+/// nothing is left at `name`.
+fn take_spare(dir: &DirHandle, name: &str) -> io::Result<(File, u64)> {
+    // A link fails if `name` exists, as `O_EXCL` would; unlike a rename.
+    let linked = dir.hard_link(SPARE_NAME, name);
+    let _ = dir.remove(SPARE_NAME);
     linked?;
-    let opened = platform::open_existing(path).and_then(|file| {
+    let opened = dir.open_existing(name).and_then(|file| {
         let meta = file.metadata()?;
         // Whatever was planted at the spare's name must not be written through.
         if meta.is_file() && platform::link_count(&meta) == Some(1) {
@@ -226,7 +224,7 @@ fn take_spare(spare: &Path, path: &Path) -> io::Result<(File, u64)> {
         }
     });
     if opened.is_err() {
-        let _ = std::fs::remove_file(path);
+        let _ = dir.remove(name);
     }
     opened
 }
@@ -239,7 +237,8 @@ mod tests {
     fn published_record_is_read_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(Progress::read_in(dir.path()).expect("no record"), None);
-        let mut f = ProgressFile::create(dir.path()).expect("create");
+        let handle = DirHandle::open(dir.path()).expect("open dir");
+        let mut f = ProgressFile::create(&handle).expect("create");
         // Created, not yet written (as a power cut can leave it): unknown.
         assert!(Progress::read_in(dir.path()).is_err());
         for (sequence, bytes) in [(3, 0), (3, 4096), (4, 0)] {
@@ -249,18 +248,19 @@ mod tests {
                 Some(Progress { sequence, bytes })
             );
         }
-        assert!(f.is_current(dir.path()));
+        assert!(f.is_current(&handle));
         std::fs::remove_file(dir.path().join(PROGRESS_NAME)).expect("remove");
-        assert!(!f.is_current(dir.path()));
+        assert!(!f.is_current(&handle));
     }
 
     #[test]
     fn linked_files_and_links_are_not_reused() {
         let dir = tempfile::tempdir().expect("tempdir");
+        let handle = DirHandle::open(dir.path()).expect("open dir");
         let (seg, spare) = (dir.path().join("a.ts"), dir.path().join(SPARE_NAME));
         std::fs::write(&seg, b"old").expect("write");
         std::fs::hard_link(&seg, dir.path().join("recording.ts")).expect("link");
-        assert!(!set_aside(&seg, &spare));
+        assert!(!set_aside(&handle, "a.ts"));
         assert!(seg.exists() && !spare.exists());
 
         // A symbolic link planted as the spare is refused and removed.
@@ -270,7 +270,7 @@ mod tests {
         {
             std::os::unix::fs::symlink(&target, &spare).expect("symlink");
             let next = dir.path().join("b.ts");
-            assert!(take_spare(&spare, &next).is_err());
+            assert!(take_spare(&handle, "b.ts").is_err());
             assert!(std::fs::symlink_metadata(&next).is_err() && std::fs::symlink_metadata(&spare).is_err());
             assert_eq!(std::fs::read(&target).expect("read"), b"precious");
         }
@@ -279,20 +279,21 @@ mod tests {
     #[test]
     fn spare_becomes_the_next_segment_with_its_old_length() {
         let dir = tempfile::tempdir().expect("tempdir");
+        let handle = DirHandle::open(dir.path()).expect("open dir");
         let (old, spare, next) = (
             dir.path().join("a.ts"),
             dir.path().join(SPARE_NAME),
             dir.path().join("b.ts"),
         );
         std::fs::write(&old, vec![7u8; 4000]).expect("write");
-        assert!(set_aside(&old, &spare));
+        assert!(set_aside(&handle, "a.ts"));
         assert!(!old.exists());
-        let (_file, stale) = take_spare(&spare, &next).expect("take");
+        let (_file, stale) = take_spare(&handle, "b.ts").expect("take");
         assert_eq!(stale, 4000);
         assert!(next.exists() && !spare.exists());
         // The name must be free, as for a new file.
         std::fs::write(&spare, b"x").expect("write");
-        assert!(take_spare(&spare, &next).is_err());
+        assert!(take_spare(&handle, "b.ts").is_err());
         assert_eq!(std::fs::metadata(&next).expect("meta").len(), 4000);
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::layout::segment_file_name;
-use crate::platform;
+use crate::platform::{self, DirHandle};
 use crate::ts::PACKET_SIZE;
 
 /// Pending bytes are written out once they reach this much, in one
@@ -159,9 +159,10 @@ impl fmt::Debug for SegmentWriter {
 impl SegmentWriter {
     /// Creates the segment file; fails if anything already exists at its
     /// path. On success the writer takes over `buffers` (emptied, capacity kept).
-    pub fn create(dir: &Path, sequence: u64, buffers: &mut PendingWrites) -> io::Result<Self> {
-        let path = dir.join(segment_file_name(sequence));
-        let file = platform::create_new(&path)?;
+    pub fn create(dir: &DirHandle, sequence: u64, buffers: &mut PendingWrites) -> io::Result<Self> {
+        let name = segment_file_name(sequence);
+        let file = dir.create_new(&name)?;
+        let path = dir.path().join(name);
         Ok(Self::reuse(sequence, path, file, 0, buffers))
     }
 
@@ -391,6 +392,8 @@ mod tests {
     }
 
     fn create(dir: &Path, sequence: u64) -> SegmentWriter {
+        let dir = DirHandle::open(dir).expect("open dir");
+        let dir = &dir;
         SegmentWriter::create(dir, sequence, &mut PendingWrites::default()).expect("create")
     }
 
@@ -412,7 +415,12 @@ mod tests {
         assert_eq!(w.close(false).expect("close"), (PACKET_SIZE * 1007) as u64);
         assert_eq!(std::fs::read(&path).expect("read"), [a, b].concat());
         assert!(
-            SegmentWriter::create(dir.path(), 1, &mut PendingWrites::default()).is_err(),
+            SegmentWriter::create(
+                &DirHandle::open(dir.path()).expect("open dir"),
+                1,
+                &mut PendingWrites::default()
+            )
+            .is_err(),
             "never clobbers"
         );
     }
@@ -472,12 +480,13 @@ mod tests {
     fn buffers_pass_from_one_segment_to_the_next() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut spare = PendingWrites::default();
-        let mut w = SegmentWriter::create(dir.path(), 1, &mut spare).expect("create");
+        let mut w =
+            SegmentWriter::create(&DirHandle::open(dir.path()).expect("open dir"), 1, &mut spare).expect("create");
         w.write(Chunk::borrowed(&packets(7, 1))).expect("write");
         w.flush().expect("flush");
         let mut spare = w.take_buffers();
         assert!(spare.block.capacity() >= COPY_BLOCK);
-        let w2 = SegmentWriter::create(dir.path(), 2, &mut spare).expect("create");
+        let w2 = SegmentWriter::create(&DirHandle::open(dir.path()).expect("open dir"), 2, &mut spare).expect("create");
         assert!(w2.pending.block.capacity() >= COPY_BLOCK, "the block is reused");
         assert_eq!(w2.pending(), 0);
     }

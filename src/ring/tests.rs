@@ -285,3 +285,60 @@ fn undeletable_segments_count_until_deleted() {
     assert_eq!(ring.stats().undeleted_files, 0);
     assert!(!oldest.exists());
 }
+
+/// The ring directory is swapped for a link to another directory while
+/// recording: nothing there is replaced, deleted or reused; new segments
+/// fail until the link is gone, then the directory is made anew.
+#[cfg(unix)]
+#[test]
+fn a_ring_directory_swapped_for_a_link_is_never_written_through() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (path, moved, other) = (
+        root.path().join("ring"),
+        root.path().join("moved"),
+        root.path().join("other"),
+    );
+    std::fs::create_dir(&other).expect("mkdir");
+    let precious: Vec<(String, Vec<u8>)> = [PLAYLIST_NAME.to_owned(), segment_file_name(0), segment_file_name(7)]
+        .into_iter()
+        .map(|name| (name.clone(), format!("precious {name}").into_bytes()))
+        .collect();
+    for (name, data) in &precious {
+        std::fs::write(other.join(name), data).expect("write");
+    }
+    let mut ring = ring_at(&path, config(&path), 6, 10);
+    std::fs::rename(&path, &moved).expect("move the ring away");
+    std::os::unix::fs::symlink(&other, &path).expect("plant a link");
+    // The open segment finishes into the directory it was opened in; every
+    // rotation after that (eviction, reuse, playlist) stays there too.
+    ring.finish_segment(2 * SECOND).expect("finish");
+    for _ in 0..3 {
+        assert!(
+            ring.begin_segment(start(false)).is_err(),
+            "the path names another directory"
+        );
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&other)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = precious.iter().map(|(n, _)| n.clone()).collect();
+    expected.sort();
+    assert_eq!(names, expected, "nothing added to or taken from the other directory");
+    for (name, data) in &precious {
+        assert_eq!(
+            &std::fs::read(other.join(name)).expect("read"),
+            data,
+            "{name} untouched"
+        );
+    }
+    assert!(
+        moved.join(PLAYLIST_NAME).exists(),
+        "the ring went on in its own directory"
+    );
+    std::fs::remove_file(&path).expect("remove the link");
+    ring.begin_segment(start(true)).expect("a directory made anew");
+    assert_eq!(ring.stats().directory_recreated, 1);
+    assert!(path.is_dir() && !path.is_symlink());
+}

@@ -5,6 +5,10 @@
 //! other systems (Windows: no directory fsync, which NTFS does not need; no
 //! link count, so evicted files are deleted rather than reused).
 
+mod dir;
+
+pub use dir::DirHandle;
+
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::Path;
@@ -92,7 +96,9 @@ pub fn replace_atomically(dir: &Path, name: &str, contents: &[u8], sync: bool) -
 }
 
 /// Opens an existing regular file for reading and writing without following
-/// a symbolic link in its last component.
+/// a symbolic link in its last component. (The ring's writer opens its files
+/// through a [`DirHandle`].)
+#[cfg(any(test, not(unix)))]
 pub fn open_existing(path: &Path) -> io::Result<File> {
     open_no_follow(path, OpenOptions::new().read(true).write(true))
 }
@@ -127,19 +133,12 @@ fn open_no_follow(path: &Path, opts: &mut OpenOptions) -> io::Result<File> {
 }
 
 /// `file` if it is a regular file, else an error saying it is not.
-fn regular(file: File) -> io::Result<File> {
+pub(crate) fn regular(file: File) -> io::Result<File> {
     if file.metadata()?.is_file() {
         Ok(file)
     } else {
         Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"))
     }
-}
-
-/// Reads the whole regular file at `path` (no link followed, never blocking
-/// on a FIFO), refusing one larger than `max_len` bytes: what a ring
-/// directory holds is never trusted to be small.
-pub fn read_bounded(path: &Path, max_len: u64) -> io::Result<Vec<u8>> {
-    read_to_end_bounded(open_read_only(path)?, max_len)
 }
 
 /// Reads what is left of `file`, refusing more than `max_len` bytes.
@@ -154,19 +153,6 @@ pub fn read_to_end_bounded(file: File, max_len: u64) -> io::Result<Vec<u8>> {
         ));
     }
     Ok(data)
-}
-
-/// Opens (creating if needed) the lock file without truncating or following
-/// links; anything but a regular file there is refused.
-pub fn open_lock_file(path: &Path) -> io::Result<File> {
-    let mut opts = OpenOptions::new();
-    opts.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(FILE_MODE).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    }
-    regular(opts.open(path)?)
 }
 
 /// Bytes available to an unprivileged writer on the filesystem holding
