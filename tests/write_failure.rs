@@ -606,3 +606,68 @@ fn files_that_cannot_be_deleted_are_deleted_later() {
     }
     ffmpeg_decode(&ring.join("index.m3u8")).expect("the ring plays");
 }
+
+/// Every write to a segment writes only half of what was asked (the fault
+/// shim's short writes): no failure, nothing lost, byte for byte.
+#[test]
+fn short_writes_lose_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shim = fault_shim();
+    let log = dir.path().join("faults.log");
+    let ring = dir.path().join("ring");
+    let env = [
+        ("LD_PRELOAD", shim.to_str().expect("path")),
+        ("FAULT_DIR", ring.to_str().expect("path")),
+        ("FAULT_MATCH", "segment-"),
+        ("FAULT_CALLS", "write,writev"),
+        ("FAULT_SHORT", "1"),
+        ("FAULT_LOG", log.to_str().expect("path")),
+    ];
+    let (ok, text) = record_in_process(&ring, 12, &format!("segment-duration={SECOND} max-duration=0"), &env);
+    assert!(ok, "{text}");
+    assert!(
+        std::fs::read_to_string(&log).is_ok_and(|l| l.lines().count() > 10),
+        "short writes were made"
+    );
+    assert!(!text.contains("streambuffer-write-failure"), "{text}");
+    let recorded: Vec<u8> = ring_files(&ring).into_iter().flat_map(|(_, d)| d).collect();
+    assert_input_in_ring(&std::fs::read(test_stream(12)).expect("input"), &recorded);
+}
+
+/// Linking an evicted file to its new segment name fails (EIO from the
+/// shim on `linkat`): the segment gets a new file instead; no failure, and
+/// the ring stays whole.
+#[test]
+fn a_failing_link_falls_back_to_a_new_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shim = fault_shim();
+    let log = dir.path().join("faults.log");
+    let ring = dir.path().join("ring");
+    let env = [
+        ("LD_PRELOAD", shim.to_str().expect("path")),
+        ("FAULT_DIR", ring.to_str().expect("path")),
+        ("FAULT_MATCH", "segment-"),
+        ("FAULT_CALLS", "linkat"),
+        ("FAULT_LOG", log.to_str().expect("path")),
+    ];
+    let (ok, text) = record_in_process(
+        &ring,
+        20,
+        &format!("segment-duration={SECOND} max-duration=4000000000"),
+        &env,
+    );
+    assert!(ok, "{text}");
+    assert!(
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("linkat")),
+        "reusing a file was tried and failed"
+    );
+    assert!(!text.contains("streambuffer-write-failure"), "{text}");
+    assert!(!ring.join(".reusable-segment").exists());
+    let listed: Vec<String> = playlist(&ring).segments.iter().map(|s| s.uri.clone()).collect();
+    for s in segments(&ring) {
+        let name = s.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        assert!(listed.contains(&name), "{name} not listed: {listed:?}");
+        assert_segment_well_formed(&s);
+        ffmpeg_decode(&s).unwrap_or_else(|e| panic!("{}: {e}", s.display()));
+    }
+}

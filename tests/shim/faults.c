@@ -12,7 +12,8 @@
  *   FAULT_CALLS     comma list: read pread write writev pwrite fdatasync
  *                   fsync ftruncate unlink (unlink and unlinkat) linkat
  *   FAULT_ERRNO     errno number to fail with (default EIO)
- *   FAULT_SHORT     1: write/writev write half of what was asked, no error
+ *   FAULT_SHORT     1: write/writev write half of what was asked (of the
+ *                   first buffer; one byte when one is asked), no error
  *   FAULT_AFTER_MS  window start, ms after the process loaded the shim (0)
  *   FAULT_FOR_MS    window length in ms (default: for ever)
  *   FAULT_COUNT     inject at most this many faults per call (default: no limit)
@@ -89,6 +90,18 @@ static int fd_chosen(int fd) {
     return path_chosen(path);
 }
 
+/* `path` as seen from directory `dirfd` (the *at calls): absolute. */
+static const char *at_path(int dirfd, const char *path, char *buf, size_t len) {
+    if (!path || path[0] == '/' || dirfd == AT_FDCWD) return path;
+    char link[64], dir[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
+    ssize_t n = readlink(link, dir, sizeof dir - 1);
+    if (n <= 0) return path;
+    dir[n] = '\0';
+    snprintf(buf, len, "%s/%s", dir, path);
+    return buf;
+}
+
 static void note(const char *call, const char *what) {
     __atomic_add_fetch(counter(call), 1, __ATOMIC_SEQ_CST);
     const char *log = getenv("FAULT_LOG");
@@ -134,7 +147,7 @@ ssize_t write(int fd, const void *buf, size_t count) {
     REAL(ssize_t, write, int, const void *, size_t);
     if (FD_FAULT("write", fd)) {
         note("write", NULL);
-        if (short_writes() && count > 1) return real_write(fd, buf, count / 2);
+        if (short_writes()) return real_write(fd, buf, count > 1 ? count / 2 : count);
         errno = fail_errno();
         return -1;
     }
@@ -145,8 +158,9 @@ ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
     REAL(ssize_t, writev, int, const struct iovec *, int);
     if (FD_FAULT("writev", fd)) {
         note("writev", NULL);
-        if (short_writes() && iovcnt > 0 && iov[0].iov_len > 1) {
-            struct iovec half = {iov[0].iov_base, iov[0].iov_len / 2};
+        if (short_writes() && iovcnt > 0) {
+            size_t len = iov[0].iov_len > 1 ? iov[0].iov_len / 2 : iov[0].iov_len;
+            struct iovec half = {iov[0].iov_base, len};
             return real_writev(fd, &half, 1);
         }
         errno = fail_errno();
@@ -195,16 +209,20 @@ int unlink(const char *path) {
 
 int unlinkat(int dirfd, const char *path, int flags) {
     REAL(int, unlinkat, int, const char *, int);
-    if (call_chosen("unlink") && in_window("unlink") && path_chosen(path)) {
-        note("unlink", path); errno = fail_errno(); return -1;
+    char full[8192];
+    const char *p = at_path(dirfd, path, full, sizeof full);
+    if (call_chosen("unlink") && in_window("unlink") && path_chosen(p)) {
+        note("unlink", p); errno = fail_errno(); return -1;
     }
     return real_unlinkat(dirfd, path, flags);
 }
 
 int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags) {
     REAL(int, linkat, int, const char *, int, const char *, int);
-    if (call_chosen("linkat") && in_window("linkat") && path_chosen(newpath)) {
-        note("linkat", newpath); errno = fail_errno(); return -1;
+    char full[8192];
+    const char *p = at_path(newdirfd, newpath, full, sizeof full);
+    if (call_chosen("linkat") && in_window("linkat") && path_chosen(p)) {
+        note("linkat", p); errno = fail_errno(); return -1;
     }
     return real_linkat(olddirfd, oldpath, newdirfd, newpath, flags);
 }
