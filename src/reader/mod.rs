@@ -15,6 +15,8 @@
 //! that cannot be opened or read is reported and skipped; only a ring of
 //! which nothing at all can be read ends in an error.
 
+mod gaps;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
@@ -28,10 +30,6 @@ use crate::ts::PACKET_SIZE;
 /// A jump in program date-time larger than this between two segments is a
 /// time hole (content that was never recorded).
 const HOLE_TOLERANCE_MS: i64 = 500;
-
-/// Reads of one segment that may fail in a row (one per poll interval)
-/// before the segment is given up and skipped.
-pub const READ_RETRIES: u32 = 3;
 
 /// Where playback starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,13 +221,6 @@ impl RingReader {
             }
             Err(_) => {}
         }
-    }
-
-    fn read_failure(&mut self, path: &Path, error: &io::Error) {
-        self.events.push(ReaderEvent::ReadFailure {
-            path: path.to_owned(),
-            error: error.to_string(),
-        });
     }
 
     fn oldest(&self) -> Option<u64> {
@@ -489,61 +480,6 @@ impl RingReader {
         Ok(ReadOutcome::Eos)
     }
 
-    /// A read of the segment at `path` failed: reported, retried at the next
-    /// call (the element waits a poll interval), and after [`READ_RETRIES`]
-    /// failures in a row the segment is skipped with a time hole for what
-    /// was left of it.
-    fn failed_read(&mut self, path: &Path, error: &io::Error) -> ReadOutcome {
-        self.read_failure(path, error);
-        self.failures += 1;
-        if self.failures < READ_RETRIES {
-            return ReadOutcome::Wait;
-        }
-        if let Some(cur) = self.current.take() {
-            let rest = self.position_after(&cur);
-            self.skip_unreadable(cur.sequence, rest);
-        }
-        ReadOutcome::Wait
-    }
-
-    /// Content time left of `cur` from where it was being read: (from, size).
-    fn position_after(&self, cur: &Open) -> (u64, u64) {
-        let duration = self
-            .spans
-            .get(&cur.sequence)
-            .map_or_else(|| self.estimate_ns(cur.sequence), |s| s.duration_ns);
-        let len = cur.file.metadata().map_or(0, |m| m.len()).max(1);
-        let done = scale(cur.offset.min(len), duration, len);
-        (cur.start_ns.saturating_add(done), duration.saturating_sub(done))
-    }
-
-    /// Gives up segment `seq`, of which content time `(from, size)` is lost.
-    fn skip_unreadable(&mut self, seq: u64, (from, size): (u64, u64)) {
-        self.events.push(ReaderEvent::TimeHole {
-            offset_ms: from / 1_000_000,
-            size_ms: size / 1_000_000,
-        });
-        self.failures = 0;
-        self.skipped_unreadable = true;
-        self.last_opened = Some(seq);
-        self.discont = true;
-        self.continue_at_ns = Some(from.saturating_add(size));
-        self.next = Some(self.after(seq));
-    }
-
-    /// The writer deleted (or reused) the segment being read: the reader is
-    /// too slow. Goes on with the oldest segment still there.
-    fn lost_current(&mut self) {
-        let Some(cur) = self.current.take() else {
-            return;
-        };
-        let seq = cur.sequence;
-        self.push_stale(seq, seq);
-        self.refresh_playing();
-        self.next = Some(self.after(seq).max(self.oldest().unwrap_or(0)));
-        self.discont = true;
-    }
-
     /// Opens the next segment; `Some` is an outcome to return instead.
     fn open_next(&mut self) -> io::Result<Option<ReadOutcome>> {
         let seq = match self.next {
@@ -617,38 +553,6 @@ impl RingReader {
                 Ok(None)
             }
         }
-    }
-
-    /// Reports segments `first..=last` as gone, as one run with any run
-    /// just reported that it touches or overlaps.
-    fn push_stale(&mut self, first: u64, last: u64) {
-        if let Some(ReaderEvent::StaleFileDeleted { first: f, last: l }) = self.events.last_mut()
-            && first <= l.saturating_add(1)
-            && last.saturating_add(1) >= *f
-        {
-            *f = (*f).min(first);
-            *l = (*l).max(last);
-            return;
-        }
-        self.events.push(ReaderEvent::StaleFileDeleted { first, last });
-    }
-
-    /// Segment `first` is gone: skips it and every missing one after it,
-    /// up to the next segment whose file exists, with one event for the run.
-    fn skip_missing(&mut self, first: u64) {
-        let exists = |seq: u64| std::fs::symlink_metadata(self.dir.join(segment_file_name(seq))).is_ok();
-        let mut last = first;
-        let mut next = self.successor(first).map(|s| s.max(self.oldest().unwrap_or(0)));
-        while let Some(n) = next
-            && self.spans.contains_key(&n)
-            && !exists(n)
-        {
-            last = n;
-            next = self.successor(n);
-        }
-        self.push_stale(first, last);
-        self.next = Some(next.unwrap_or(last.saturating_add(1)));
-        self.discont = true;
     }
 }
 

@@ -5,8 +5,8 @@
 //! The names and record formats in the directory are [`crate::layout`]'s.
 //! What lives where:
 //!
-//! - here: opening (lock, adoption), the open segment, rotation, the window
-//!   of completed segments, journal and playlist updates;
+//! - here: opening (lock, adoption), the open segment, rotation;
+//! - `publish`: the window of completed segments, journal and playlist updates;
 //! - [`segment`]: the buffered writer of one segment file;
 //! - [`retention`]: which segments are evicted, and evicting them;
 //! - `recovery`: adoption of what an earlier writer left;
@@ -22,6 +22,7 @@
 
 pub mod failure;
 mod journal;
+mod publish;
 mod recovery;
 pub mod retention;
 mod reuse;
@@ -40,8 +41,7 @@ use reuse::Reuse;
 pub use segment::{Chunk, CloseError, PendingWrites, SegmentWriter, SharedBytes};
 
 pub use crate::layout::SegmentInfo;
-use crate::layout::playlist::{self, PlaylistHeader};
-use crate::layout::{LOCK_NAME, MAX_SEQUENCE, PLAYLIST_NAME, SPARE_NAME, segment_file_name};
+use crate::layout::{LOCK_NAME, MAX_SEQUENCE, SPARE_NAME, segment_file_name};
 use crate::platform::DirHandle;
 
 /// Free space is checked at every rotation and after this many bytes.
@@ -542,77 +542,6 @@ impl Ring {
         if !self.entries.is_empty() && self.write_playlist(true).is_err() {
             self.stats.metadata_write_errors += 1;
         }
-        Ok(())
-    }
-
-    fn commit_segment(&mut self, sequence: u64, duration_ns: u64, start: SegmentStart, bytes: u64) {
-        let info = SegmentInfo {
-            sequence,
-            duration_ns,
-            bytes,
-            program_date_time_ms: start.program_date_time_ms,
-            discontinuity: start.discontinuity,
-        };
-        // The journal and the playlist are metadata: failing to update them
-        // loses no media, and both are rewritten whole at the next chance.
-        if self.journal_dirty || self.journal.append(&info).is_err() {
-            self.journal_dirty = true;
-        }
-        self.push_entry(info);
-        self.enforce_retention_at_rotation();
-        self.bytes_since_space_check = 0;
-        if self.journal_dirty {
-            match Journal::rewrite(&self.handle, self.entries.iter().map(|e| &e.info)) {
-                Ok(j) => {
-                    self.journal = j;
-                    self.journal_dirty = false;
-                }
-                Err(_) => self.stats.metadata_write_errors += 1,
-            }
-        }
-        self.playlist_after_change();
-    }
-
-    fn playlist_after_change(&mut self) {
-        if self.write_playlist(false).is_err() {
-            self.stats.metadata_write_errors += 1;
-        }
-    }
-
-    fn push_entry(&mut self, info: SegmentInfo) {
-        let base = self
-            .entries
-            .back()
-            .map_or(self.evicted_discontinuity_sequence, |e| e.discontinuity_sequence);
-        let discontinuity_sequence = base + u64::from(info.discontinuity);
-        self.window.duration_ns += info.duration_ns;
-        self.window.bytes += info.bytes;
-        let rounded = (info.duration_ns + 500_000_000) / 1_000_000_000;
-        self.target_duration_s = self.target_duration_s.max(rounded);
-        self.entries.push_back(Entry {
-            info,
-            discontinuity_sequence,
-        });
-    }
-
-    fn write_playlist(&mut self, ended: bool) -> io::Result<()> {
-        let skip = match self.config.playlist_length {
-            0 => 0,
-            n => self.entries.len().saturating_sub(n as usize),
-        };
-        let Some(first) = self.entries.get(skip) else {
-            return Ok(());
-        };
-        let header = PlaylistHeader {
-            target_duration_s: self.target_duration_s,
-            discontinuity_sequence: first.discontinuity_sequence - u64::from(first.info.discontinuity),
-            ended,
-            vod: false,
-        };
-        playlist::render(&mut self.playlist, header, self.entries.range(skip..).map(|e| &e.info));
-        self.handle
-            .replace_atomically(PLAYLIST_NAME, self.playlist.as_bytes(), self.config.sync_on_rotate)?;
-        self.stats.playlist_writes += 1;
         Ok(())
     }
 }

@@ -1,8 +1,8 @@
 //! Tests of the ring as a whole; the helpers are shared with the reader's tests.
 
 use super::*;
-use crate::layout::PROGRESS_NAME;
 use crate::layout::progress::Progress;
+use crate::layout::{PLAYLIST_NAME, PROGRESS_NAME};
 
 pub(crate) const SECOND: u64 = 1_000_000_000;
 

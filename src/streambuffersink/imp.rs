@@ -1,4 +1,4 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -10,8 +10,9 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use super::RecordingKind;
 use super::report::{SinkHost, stats_structure};
-use super::{RecordingKind, WriteFailureMode};
+use super::settings::{self, Settings};
 use crate::element_sync::{FlushGate, lock};
 use crate::recorder::{PushError, Recorder, RecorderConfig, Snapshot};
 use crate::ring::{Retention, Ring, RingConfig, RingError};
@@ -23,51 +24,6 @@ pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         Some("Stream buffer ring sink"),
     )
 });
-
-const SECOND: u64 = 1_000_000_000;
-const DEFAULT_SEGMENT_DURATION: u64 = 6 * SECOND;
-const MIN_SEGMENT_DURATION: u64 = SECOND / 10;
-const MAX_SEGMENT_DURATION: u64 = 3600 * SECOND;
-const DEFAULT_MAX_DURATION: u64 = 30 * 60 * SECOND;
-/// One year: anything longer is a typo, not a retention policy.
-const MAX_MAX_DURATION: u64 = 366 * 24 * 3600 * SECOND;
-const MAX_PLAYLIST_LENGTH: u32 = 1_000_000;
-const DEFAULT_RETRY_INTERVAL: u64 = SECOND;
-const MIN_RETRY_INTERVAL: u64 = SECOND / 100;
-const MAX_RETRY_INTERVAL: u64 = 3600 * SECOND;
-
-#[derive(Debug, Clone)]
-struct Settings {
-    location: Option<PathBuf>,
-    segment_duration: u64,
-    max_duration: u64,
-    max_size: u64,
-    min_free_space: u64,
-    playlist_length: u32,
-    program_number: i32,
-    sync_on_rotate: bool,
-    reuse_files: bool,
-    write_failure_mode: WriteFailureMode,
-    retry_interval: u64,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            location: None,
-            segment_duration: DEFAULT_SEGMENT_DURATION,
-            max_duration: DEFAULT_MAX_DURATION,
-            max_size: 0,
-            min_free_space: 0,
-            playlist_length: 0,
-            program_number: -1,
-            sync_on_rotate: false,
-            reuse_files: true,
-            write_failure_mode: WriteFailureMode::Drop,
-            retry_interval: DEFAULT_RETRY_INTERVAL,
-        }
-    }
-}
 
 /// Buffers between two refreshes of the `stats` copy while streaming.
 const SNAPSHOT_EVERY: u32 = 16;
@@ -141,87 +97,7 @@ impl ObjectSubclass for StreamBufferSink {
 
 impl ObjectImpl for StreamBufferSink {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            vec![
-                glib::ParamSpecString::builder("location")
-                    .nick("Location")
-                    .blurb("Directory of the ring: segment files, ring.journal and index.m3u8 (created if missing)")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt64::builder("segment-duration")
-                    .nick("Segment duration")
-                    .blurb("Target segment length in ns; a segment ends at the first random-access point after it")
-                    .minimum(MIN_SEGMENT_DURATION)
-                    .maximum(MAX_SEGMENT_DURATION)
-                    .default_value(DEFAULT_SEGMENT_DURATION)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt64::builder("max-duration")
-                    .nick("Maximum duration")
-                    .blurb("Time-shift window in ns: oldest segments are deleted beyond it (0 = unlimited)")
-                    .maximum(MAX_MAX_DURATION)
-                    .default_value(DEFAULT_MAX_DURATION)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt64::builder("max-size")
-                    .nick("Maximum size")
-                    .blurb("Bytes the ring may occupy, the segment being written included (0 = unlimited)")
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt64::builder("min-free-space")
-                    .nick("Minimum free space")
-                    .blurb("Delete oldest segments to keep at least this many bytes free on the filesystem (0 = off)")
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("playlist-length")
-                    .nick("Playlist length")
-                    .blurb("Newest segments listed in index.m3u8 (0 = the whole window)")
-                    .maximum(MAX_PLAYLIST_LENGTH)
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecInt::builder("program-number")
-                    .nick("Program number")
-                    .blurb("MPEG-TS program whose PMT and video define the cut points (-1 = first program in the PAT)")
-                    .minimum(-1)
-                    .maximum(65535)
-                    .default_value(-1)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("sync-on-rotate")
-                    .nick("Sync on rotate")
-                    .blurb("fsync each finished segment, the journal and the playlist (survives power loss; costs I/O)")
-                    .default_value(false)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("reuse-files")
-                    .nick("Reuse files")
-                    .blurb("Write new segments over the files of segments evicted for max-duration instead of deleting them (spares the kernel freeing and reallocating their pages; not done with sync-on-rotate)")
-                    .default_value(true)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecEnum::builder_with_default("write-failure-mode", WriteFailureMode::Drop)
-                    .nick("Write failure mode")
-                    .blurb("What a write error does: drop data and keep running, block until it can be written, or stop with an error")
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt64::builder("retry-interval")
-                    .nick("Retry interval")
-                    .blurb("Minimum time in ns between two write attempts while writes fail")
-                    .minimum(MIN_RETRY_INTERVAL)
-                    .maximum(MAX_RETRY_INTERVAL)
-                    .default_value(DEFAULT_RETRY_INTERVAL)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
-                    .nick("Statistics")
-                    .blurb("Counters of the recording (bytes, packets, segments, sync losses, write failures, window), like SBE's IStreamBufferDataCounters")
-                    .read_only()
-                    .build(),
-            ]
-        });
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(settings::param_specs);
         PROPERTIES.as_ref()
     }
 
@@ -293,48 +169,14 @@ impl ObjectImpl for StreamBufferSink {
             );
             return;
         }
-        match pspec.name() {
-            "location" => {
-                let location = value.get::<Option<String>>().ok().flatten();
-                match location {
-                    Some(ref s) if s.is_empty() => {
-                        gst::error!(CAT, imp = self, "Refusing an empty location");
-                    }
-                    _ => settings.location = location.map(PathBuf::from),
-                }
-            }
-            "segment-duration" => settings.segment_duration = value.get().unwrap_or(settings.segment_duration),
-            "max-duration" => settings.max_duration = value.get().unwrap_or(settings.max_duration),
-            "max-size" => settings.max_size = value.get().unwrap_or(settings.max_size),
-            "min-free-space" => settings.min_free_space = value.get().unwrap_or(settings.min_free_space),
-            "playlist-length" => settings.playlist_length = value.get().unwrap_or(settings.playlist_length),
-            "program-number" => settings.program_number = value.get().unwrap_or(settings.program_number),
-            "sync-on-rotate" => settings.sync_on_rotate = value.get().unwrap_or(settings.sync_on_rotate),
-            "reuse-files" => settings.reuse_files = value.get().unwrap_or(settings.reuse_files),
-            "write-failure-mode" => settings.write_failure_mode = value.get().unwrap_or(settings.write_failure_mode),
-            "retry-interval" => settings.retry_interval = value.get().unwrap_or(settings.retry_interval),
-            other => gst::warning!(CAT, imp = self, "Unknown property '{other}'"),
+        if let Err(why) = settings.set(pspec.name(), value) {
+            gst::warning!(CAT, imp = self, "{why}");
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let settings = lock(&self.settings);
         match pspec.name() {
-            "location" => settings
-                .location
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned())
-                .to_value(),
-            "segment-duration" => settings.segment_duration.to_value(),
-            "max-duration" => settings.max_duration.to_value(),
-            "max-size" => settings.max_size.to_value(),
-            "min-free-space" => settings.min_free_space.to_value(),
-            "playlist-length" => settings.playlist_length.to_value(),
-            "program-number" => settings.program_number.to_value(),
-            "sync-on-rotate" => settings.sync_on_rotate.to_value(),
-            "reuse-files" => settings.reuse_files.to_value(),
-            "write-failure-mode" => settings.write_failure_mode.to_value(),
-            "retry-interval" => settings.retry_interval.to_value(),
             "stats" => {
                 let dir = settings.location.clone();
                 drop(settings);
@@ -355,10 +197,10 @@ impl ObjectImpl for StreamBufferSink {
                 }
                 .to_value()
             }
-            other => {
-                gst::warning!(CAT, imp = self, "Unknown property '{other}'");
+            name => settings.get(name).unwrap_or_else(|| {
+                gst::warning!(CAT, imp = self, "Unknown property '{name}'");
                 None::<String>.to_value()
-            }
+            }),
         }
     }
 }

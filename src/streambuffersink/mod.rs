@@ -11,6 +11,7 @@ use crate::ring::FailureKind;
 
 mod imp;
 mod report;
+mod settings;
 
 glib::wrapper! {
     /// The time-shift buffer sink. See the crate README for its properties.

@@ -1,0 +1,83 @@
+//! Publishing completed segments: each joins the window (with its place in
+//! the discontinuity sequence), is appended to the journal, and the
+//! playlist is rewritten, atomically, for readers and HLS clients.
+
+use std::io;
+
+use super::journal::Journal;
+use super::{Entry, Ring, SegmentStart};
+use crate::layout::playlist::{self, PlaylistHeader};
+use crate::layout::{PLAYLIST_NAME, SegmentInfo};
+
+impl Ring {
+    pub(super) fn commit_segment(&mut self, sequence: u64, duration_ns: u64, start: SegmentStart, bytes: u64) {
+        let info = SegmentInfo {
+            sequence,
+            duration_ns,
+            bytes,
+            program_date_time_ms: start.program_date_time_ms,
+            discontinuity: start.discontinuity,
+        };
+        // The journal and the playlist are metadata: failing to update them
+        // loses no media, and both are rewritten whole at the next chance.
+        if self.journal_dirty || self.journal.append(&info).is_err() {
+            self.journal_dirty = true;
+        }
+        self.push_entry(info);
+        self.enforce_retention_at_rotation();
+        self.bytes_since_space_check = 0;
+        if self.journal_dirty {
+            match Journal::rewrite(&self.handle, self.entries.iter().map(|e| &e.info)) {
+                Ok(j) => {
+                    self.journal = j;
+                    self.journal_dirty = false;
+                }
+                Err(_) => self.stats.metadata_write_errors += 1,
+            }
+        }
+        self.playlist_after_change();
+    }
+
+    pub(super) fn playlist_after_change(&mut self) {
+        if self.write_playlist(false).is_err() {
+            self.stats.metadata_write_errors += 1;
+        }
+    }
+
+    pub(super) fn push_entry(&mut self, info: SegmentInfo) {
+        let base = self
+            .entries
+            .back()
+            .map_or(self.evicted_discontinuity_sequence, |e| e.discontinuity_sequence);
+        let discontinuity_sequence = base + u64::from(info.discontinuity);
+        self.window.duration_ns += info.duration_ns;
+        self.window.bytes += info.bytes;
+        let rounded = (info.duration_ns + 500_000_000) / 1_000_000_000;
+        self.target_duration_s = self.target_duration_s.max(rounded);
+        self.entries.push_back(Entry {
+            info,
+            discontinuity_sequence,
+        });
+    }
+
+    pub(super) fn write_playlist(&mut self, ended: bool) -> io::Result<()> {
+        let skip = match self.config.playlist_length {
+            0 => 0,
+            n => self.entries.len().saturating_sub(n as usize),
+        };
+        let Some(first) = self.entries.get(skip) else {
+            return Ok(());
+        };
+        let header = PlaylistHeader {
+            target_duration_s: self.target_duration_s,
+            discontinuity_sequence: first.discontinuity_sequence - u64::from(first.info.discontinuity),
+            ended,
+            vod: false,
+        };
+        playlist::render(&mut self.playlist, header, self.entries.range(skip..).map(|e| &e.info));
+        self.handle
+            .replace_atomically(PLAYLIST_NAME, self.playlist.as_bytes(), self.config.sync_on_rotate)?;
+        self.stats.playlist_writes += 1;
+        Ok(())
+    }
+}

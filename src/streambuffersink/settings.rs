@@ -1,0 +1,184 @@
+//! The properties of `streambuffersink`: their specifications (limits,
+//! defaults, documentation for `gst-inspect-1.0`) and the [`Settings`] they
+//! set. Values outside a property's range are refused by GLib itself.
+
+use std::path::PathBuf;
+
+use gst::glib;
+use gst::prelude::*;
+
+use super::WriteFailureMode;
+
+const SECOND: u64 = 1_000_000_000;
+const DEFAULT_SEGMENT_DURATION: u64 = 6 * SECOND;
+const MIN_SEGMENT_DURATION: u64 = SECOND / 10;
+const MAX_SEGMENT_DURATION: u64 = 3600 * SECOND;
+const DEFAULT_MAX_DURATION: u64 = 30 * 60 * SECOND;
+/// One year: anything longer is a typo, not a retention policy.
+const MAX_MAX_DURATION: u64 = 366 * 24 * 3600 * SECOND;
+const MAX_PLAYLIST_LENGTH: u32 = 1_000_000;
+const DEFAULT_RETRY_INTERVAL: u64 = SECOND;
+const MIN_RETRY_INTERVAL: u64 = SECOND / 100;
+const MAX_RETRY_INTERVAL: u64 = 3600 * SECOND;
+
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    pub(super) location: Option<PathBuf>,
+    pub(super) segment_duration: u64,
+    pub(super) max_duration: u64,
+    pub(super) max_size: u64,
+    pub(super) min_free_space: u64,
+    pub(super) playlist_length: u32,
+    pub(super) program_number: i32,
+    pub(super) sync_on_rotate: bool,
+    pub(super) reuse_files: bool,
+    pub(super) write_failure_mode: WriteFailureMode,
+    pub(super) retry_interval: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            location: None,
+            segment_duration: DEFAULT_SEGMENT_DURATION,
+            max_duration: DEFAULT_MAX_DURATION,
+            max_size: 0,
+            min_free_space: 0,
+            playlist_length: 0,
+            program_number: -1,
+            sync_on_rotate: false,
+            reuse_files: true,
+            write_failure_mode: WriteFailureMode::Drop,
+            retry_interval: DEFAULT_RETRY_INTERVAL,
+        }
+    }
+}
+
+/// Every property's specification, in the order `gst-inspect-1.0` lists them.
+pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
+    vec![
+        glib::ParamSpecString::builder("location")
+            .nick("Location")
+            .blurb("Directory of the ring: segment files, ring.journal and index.m3u8 (created if missing)")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt64::builder("segment-duration")
+            .nick("Segment duration")
+            .blurb("Target segment length in ns; a segment ends at the first random-access point after it")
+            .minimum(MIN_SEGMENT_DURATION)
+            .maximum(MAX_SEGMENT_DURATION)
+            .default_value(DEFAULT_SEGMENT_DURATION)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt64::builder("max-duration")
+            .nick("Maximum duration")
+            .blurb("Time-shift window in ns: oldest segments are deleted beyond it (0 = unlimited)")
+            .maximum(MAX_MAX_DURATION)
+            .default_value(DEFAULT_MAX_DURATION)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt64::builder("max-size")
+            .nick("Maximum size")
+            .blurb("Bytes the ring may occupy, the segment being written included (0 = unlimited)")
+            .default_value(0)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt64::builder("min-free-space")
+            .nick("Minimum free space")
+            .blurb("Delete oldest segments to keep at least this many bytes free on the filesystem (0 = off)")
+            .default_value(0)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("playlist-length")
+            .nick("Playlist length")
+            .blurb("Newest segments listed in index.m3u8 (0 = the whole window)")
+            .maximum(MAX_PLAYLIST_LENGTH)
+            .default_value(0)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecInt::builder("program-number")
+            .nick("Program number")
+            .blurb("MPEG-TS program whose PMT and video define the cut points (-1 = first program in the PAT)")
+            .minimum(-1)
+            .maximum(65535)
+            .default_value(-1)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder("sync-on-rotate")
+            .nick("Sync on rotate")
+            .blurb("fsync each finished segment, the journal and the playlist (survives power loss; costs I/O)")
+            .default_value(false)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder("reuse-files")
+            .nick("Reuse files")
+            .blurb("Write new segments over the files of segments evicted for max-duration instead of deleting them (spares the kernel freeing and reallocating their pages; not done with sync-on-rotate)")
+            .default_value(true)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default("write-failure-mode", WriteFailureMode::Drop)
+            .nick("Write failure mode")
+            .blurb("What a write error does: drop data and keep running, block until it can be written, or stop with an error")
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt64::builder("retry-interval")
+            .nick("Retry interval")
+            .blurb("Minimum time in ns between two write attempts while writes fail")
+            .minimum(MIN_RETRY_INTERVAL)
+            .maximum(MAX_RETRY_INTERVAL)
+            .default_value(DEFAULT_RETRY_INTERVAL)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+            .nick("Statistics")
+            .blurb("Counters of the recording (bytes, packets, segments, sync losses, write failures, window), like SBE's IStreamBufferDataCounters")
+            .read_only()
+            .build(),
+    ]
+}
+
+impl Settings {
+    /// Sets property `name` from `value`; `Err` says why it was refused.
+    pub(super) fn set(&mut self, name: &str, value: &glib::Value) -> Result<(), String> {
+        match name {
+            "location" => match value.get::<Option<String>>().ok().flatten() {
+                Some(s) if s.is_empty() => return Err("Refusing an empty location".into()),
+                location => self.location = location.map(PathBuf::from),
+            },
+            "segment-duration" => self.segment_duration = value.get().unwrap_or(self.segment_duration),
+            "max-duration" => self.max_duration = value.get().unwrap_or(self.max_duration),
+            "max-size" => self.max_size = value.get().unwrap_or(self.max_size),
+            "min-free-space" => self.min_free_space = value.get().unwrap_or(self.min_free_space),
+            "playlist-length" => self.playlist_length = value.get().unwrap_or(self.playlist_length),
+            "program-number" => self.program_number = value.get().unwrap_or(self.program_number),
+            "sync-on-rotate" => self.sync_on_rotate = value.get().unwrap_or(self.sync_on_rotate),
+            "reuse-files" => self.reuse_files = value.get().unwrap_or(self.reuse_files),
+            "write-failure-mode" => self.write_failure_mode = value.get().unwrap_or(self.write_failure_mode),
+            "retry-interval" => self.retry_interval = value.get().unwrap_or(self.retry_interval),
+            other => return Err(format!("Unknown property '{other}'")),
+        }
+        Ok(())
+    }
+
+    /// The value of property `name`; `None` for one that is not a setting.
+    pub(super) fn get(&self, name: &str) -> Option<glib::Value> {
+        Some(match name {
+            "location" => self
+                .location
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .to_value(),
+            "segment-duration" => self.segment_duration.to_value(),
+            "max-duration" => self.max_duration.to_value(),
+            "max-size" => self.max_size.to_value(),
+            "min-free-space" => self.min_free_space.to_value(),
+            "playlist-length" => self.playlist_length.to_value(),
+            "program-number" => self.program_number.to_value(),
+            "sync-on-rotate" => self.sync_on_rotate.to_value(),
+            "reuse-files" => self.reuse_files.to_value(),
+            "write-failure-mode" => self.write_failure_mode.to_value(),
+            "retry-interval" => self.retry_interval.to_value(),
+            _ => return None,
+        })
+    }
+}
