@@ -557,3 +557,41 @@ fn error_mode_closes_its_ring() {
         ffmpeg_decode(&s).unwrap_or_else(|e| panic!("{}: {e}", s.display()));
     }
 }
+
+/// A segment no one may read (`chmod 000`), played by an unprivileged
+/// reader (root would read it anyway): reported with the OS error, skipped,
+/// and the rest plays.
+#[test]
+fn a_segment_the_reader_may_not_read_is_skipped() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let segs = finished_ring(&ring, 12);
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir(&scratch).expect("mkdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    std::fs::set_permissions(&segs[2], std::fs::Permissions::from_mode(0o000)).expect("chmod 000");
+    let out = scratch.join("out.ts");
+    let (exited, ok, text) = run_bounded(
+        "setpriv",
+        &format!(
+            "--reuid=65534 --regid=65534 --clear-groups -- gst-launch-1.0 -m streambuffersrc location={} \
+             start-position=oldest ! filesink location={}",
+            ring.display(),
+            out.display()
+        ),
+        &[
+            ("GST_REGISTRY", scratch.join("registry.bin").to_str().expect("path")),
+            ("HOME", scratch.to_str().expect("path")),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(exited && ok, "no hang, no ERROR: {text}");
+    assert!(
+        text.contains("streambuffer-read-failure") && text.contains("Permission\\ denied"),
+        "{text}"
+    );
+    let rest: Vec<PathBuf> = segs.iter().filter(|s| s != &&segs[2]).cloned().collect();
+    assert!(std::fs::read(&out).expect("output") == concat(&rest));
+}

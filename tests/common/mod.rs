@@ -574,7 +574,14 @@ pub fn element_messages(bus: &gst::Bus, name: &str) -> Vec<gst::Structure> {
 /// and `env`, killed after `timeout`; returns (exited in time, success,
 /// stdout + stderr).
 pub fn gst_launch(args: &str, env: &[(&str, &str)], timeout: Duration) -> (bool, bool, String) {
-    let mut cmd = Command::new("gst-launch-1.0");
+    run_bounded("gst-launch-1.0", args, env, timeout)
+}
+
+/// Runs `program ARGS` with this build's plugin on `GST_PLUGIN_PATH` and
+/// `env`, killed after `timeout`; returns (exited in time, success,
+/// stdout + stderr).
+pub fn run_bounded(program: &str, args: &str, env: &[(&str, &str)], timeout: Duration) -> (bool, bool, String) {
+    let mut cmd = Command::new(program);
     cmd.env("GST_PLUGIN_PATH", plugin_dir())
         .args(args.split_whitespace())
         .stdout(std::process::Stdio::piped())
