@@ -671,3 +671,50 @@ fn a_failing_link_falls_back_to_a_new_file() {
         ffmpeg_decode(&s).unwrap_or_else(|e| panic!("{}: {e}", s.display()));
     }
 }
+
+/// RLIMIT_NOFILE (with `prlimit`): at the lowest limit where the pipeline
+/// still starts, the sink cannot create its segments (EMFILE). One
+/// failure, no ERROR in drop mode, no crash, and nothing torn or unlisted
+/// left in the ring. The limit is searched for, since how many descriptors
+/// GStreamer itself holds differs between machines.
+#[test]
+fn too_many_open_files_is_one_failure_and_no_error() {
+    let input = test_stream(12);
+    for limit in 8..64 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ring = dir.path().join("ring");
+        let (exited, ok, text) = run_bounded(
+            "prlimit",
+            &format!(
+                "--nofile={limit}:{limit} gst-launch-1.0 -m filesrc location={} ! streambuffersink location={} \
+                 segment-duration={SECOND} max-duration=0",
+                input.display(),
+                ring.display()
+            ),
+            &[],
+            Duration::from_secs(60),
+        );
+        assert!(exited, "hung with {limit} descriptors: {text}");
+        let failures = text.matches("streambuffer-write-failure, ").count();
+        if !ok || failures == 0 {
+            // Too few for GStreamer to start at all, or enough for everything.
+            assert!(failures == 0 || ok, "{text}");
+            continue;
+        }
+        assert_eq!(failures, 1, "one episode: {text}");
+        assert!(text.contains("Too\\ many\\ open\\ files"), "{text}");
+        assert!(!text.contains("ERROR"), "{text}");
+        let listed: Vec<String> = if ring.join("index.m3u8").exists() {
+            playlist(&ring).segments.iter().map(|s| s.uri.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        for s in segments(&ring) {
+            let name = s.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            assert!(listed.contains(&name), "{name} on disk but not listed");
+            assert_segment_well_formed(&s);
+        }
+        return;
+    }
+    panic!("no descriptor limit made segment creation fail");
+}
