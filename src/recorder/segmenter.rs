@@ -18,10 +18,17 @@ use crate::ts::timeline::Step;
 use crate::ts::{PACKET_SIZE, Packet, StreamAnalyzer, Timeline};
 
 /// A segment is cut at the next packet, random-access point or not, once it
-/// is this many times longer than `segment-duration`. This bounds segments
-/// of streams whose keyframes cannot be found (scrambled video without
-/// random_access_indicator, an unknown codec).
+/// is this many times longer than `segment-duration` and than the longest
+/// GOP seen. This bounds segments of streams whose keyframes cannot be found
+/// (scrambled video without random_access_indicator, an unknown codec),
+/// while a stream that has random-access points is only ever cut at one,
+/// however long its GOPs: a segment starting inside a GOP does not decode.
 pub const FORCED_CUT_FACTOR: u64 = 3;
+
+/// The GOP assumed, for the forced cut, while only one random-access point
+/// has been seen: long enough for the longest GOPs encoders make (x264's
+/// default is 250 frames, 10 s at 25 fps; 20 s at 12.5 fps).
+const FIRST_GOP_ALLOWANCE_NS: u64 = 20_000_000_000;
 
 /// Packets held while the verdict on an access unit is pending; past this the
 /// unit is taken as not random-access.
@@ -86,6 +93,13 @@ pub(super) struct Segmenter {
     pub(super) run_offset: Option<usize>,
     /// Timeline position from which a forced cut is due (see FORCED_CUT_FACTOR).
     pub(super) forced_cut_at_ns: u64,
+    /// Timeline position of the last random-access point on the cut PID
+    /// (forgotten at a timeline jump).
+    pub(super) last_random_access_ns: Option<u64>,
+    /// Longest time seen between two random-access points; 0 until two were.
+    pub(super) longest_gop_ns: u64,
+    /// A random-access point was seen at all: the stream has them.
+    pub(super) random_access_seen: bool,
     /// Timeline position of the last time-based flush.
     pub(super) flushed_at_ns: u64,
     /// Whether packets are held back while a due access unit's verdict is pending.
@@ -123,6 +137,9 @@ impl Segmenter {
             input: None,
             run_offset: None,
             forced_cut_at_ns: u64::MAX,
+            last_random_access_ns: None,
+            longest_gop_ns: 0,
+            random_access_seen: false,
             flushed_at_ns: 0,
             hold: Hold::Passing,
             cut_asap: false,
@@ -175,6 +192,7 @@ impl Segmenter {
     }
 
     pub(super) fn on_jump(&mut self) {
+        self.last_random_access_ns = None;
         self.stats.discontinuities += 1;
         self.pending_discontinuity = true;
         self.cut_asap = true;
@@ -235,6 +253,12 @@ impl Segmenter {
             && self.timeline.on_pcr(pcr, discontinuity) == Step::Jump
         {
             self.on_jump();
+        }
+        if matches!(
+            class.unit,
+            Unit::Start(Verdict::RandomAccess) | Unit::Resolved(Verdict::RandomAccess)
+        ) {
+            self.on_random_access();
         }
         if let Some(scrambled) = class.scrambling_changed {
             host.event(RecorderEvent::Scrambling(scrambled));
@@ -354,9 +378,39 @@ impl Segmenter {
         self.cut_asap || elapsed + cut_tolerance(self.config.segment_duration_ns) >= self.config.segment_duration_ns
     }
 
-    /// No random-access point came for too long: cut anyway.
+    /// No random-access point came for too long: cut anyway. "Too long" is
+    /// [`FORCED_CUT_FACTOR`] times the segment duration for a stream that
+    /// has shown no random-access point, and at least as many times its
+    /// longest GOP for one that has.
     pub(super) fn forced_limit(&self) -> u64 {
-        self.config.segment_duration_ns.saturating_mul(FORCED_CUT_FACTOR)
+        let gop = match (self.random_access_seen, self.longest_gop_ns) {
+            (false, _) => 0,
+            (true, 0) => FIRST_GOP_ALLOWANCE_NS,
+            (true, gop) => gop,
+        };
+        self.config
+            .segment_duration_ns
+            .max(gop)
+            .saturating_mul(FORCED_CUT_FACTOR)
+    }
+
+    /// A random-access point on the cut PID: the GOP it ends is measured,
+    /// and the forced-cut deadline moves with the limit.
+    fn on_random_access(&mut self) {
+        let now = self.timeline.position_ns();
+        if let Some(previous) = self.last_random_access_ns {
+            self.longest_gop_ns = self.longest_gop_ns.max(now.saturating_sub(previous));
+        }
+        self.last_random_access_ns = Some(now);
+        self.random_access_seen = true;
+        let since = if self.ring.is_segment_open() {
+            Some(self.segment_start_ns)
+        } else {
+            self.closed_since_ns
+        };
+        if let Some(since) = since {
+            self.forced_cut_at_ns = since.saturating_add(self.forced_limit());
+        }
     }
 
     fn forced_cut_due(&self) -> bool {

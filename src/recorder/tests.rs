@@ -225,6 +225,45 @@ fn pcr_jump_starts_a_discontinuous_segment() {
     assert_segments_start_decodable(&segment_files(dir.path()));
 }
 
+/// A GOP five times longer than the segment duration (x264's default of 250
+/// frames with 2 s segments): every segment is one whole GOP, starts on its
+/// keyframe, and none is forced.
+#[test]
+fn long_gops_are_never_cut_inside() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rec = recorder(dir.path(), 2 * SECOND);
+    let mut host = TestHost::new();
+    let mut s = Stream::new(250); // 10 s GOP
+    rec.push(&s.frames(1000), None, &mut host).expect("push"); // 40 s
+    rec.finish(&mut host, true).expect("finish");
+    assert_eq!(rec.stats().forced_cuts, 0, "{:?}", rec.stats());
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 4, "one segment per GOP");
+    assert_segments_start_decodable(&files);
+    let durations: Vec<u64> = rec.ring().segments().map(|s| s.duration_ns).collect();
+    assert_eq!(&durations[..3], &[10 * SECOND; 3]);
+}
+
+/// Keyframes that stop being found (scrambled from the middle on): segments
+/// stay bounded, at a few times the longest GOP seen.
+#[test]
+fn keyframes_that_vanish_still_give_bounded_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rec = recorder(dir.path(), SECOND);
+    let mut host = TestHost::new();
+    let mut s = Stream::new(50); // 2 s GOP
+    rec.push(&s.frames(250), None, &mut host).expect("push"); // 10 s in the clear
+    s.scrambled = true;
+    rec.push(&s.frames(1000), None, &mut host).expect("push"); // 40 s scrambled
+    rec.finish(&mut host, true).expect("finish");
+    assert!(rec.stats().forced_cuts >= 5, "{:?}", rec.stats());
+    let longest = rec.ring().segments().map(|s| s.duration_ns).max().unwrap_or(0);
+    assert!(
+        longest <= FORCED_CUT_FACTOR * 2 * SECOND + SECOND / 25,
+        "segment of {longest} ns"
+    );
+}
+
 #[test]
 fn unparseable_keyframes_still_give_bounded_segments() {
     let dir = tempfile::tempdir().expect("tempdir");

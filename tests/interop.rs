@@ -1,0 +1,78 @@
+//! Streams made by a muxer we did not write (ffmpeg's), recorded by the
+//! sink: every segment starts where a player can start.
+// Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):
+// these tests run on Unix.
+#![cfg(unix)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// Encodes `seconds` of ffmpeg's test pattern and a tone with `video_args`
+/// into MPEG-TS with ffmpeg's own muxer, once per name and test binary.
+fn ffmpeg_stream(name: &str, seconds: u32, video_args: &str) -> PathBuf {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("tempdir"));
+    let path = dir.path().join(format!("{name}.ts"));
+    if path.exists() {
+        return path;
+    }
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size=320x240:rate=25:duration={seconds}"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("sine=duration={seconds}"))
+        .args(video_args.split_whitespace())
+        .args(["-c:a", "aac", "-f", "mpegts"])
+        .arg(&path)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {name}");
+    path
+}
+
+fn record(input: &Path, ring: &Path, props: &str) -> gst::Structure {
+    record_file(input, 65536, ring, props)
+}
+
+/// x264's default keyframe interval (250 frames: 10 s) with 2 s segments:
+/// segments are as long as the GOPs, each starts on a keyframe (ffprobe)
+/// and none is forced.
+#[test]
+fn long_gops_make_long_segments_that_start_on_keyframes() {
+    let input = ffmpeg_stream(
+        "longgop",
+        40,
+        "-c:v libx264 -g 250 -keyint_min 250 -sc_threshold 0 -preset ultrafast",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stats = record(
+        &input,
+        dir.path(),
+        &format!("segment-duration={} max-duration=0", 2 * SECOND),
+    );
+    assert_eq!(stat_u64(&stats, "forced-cuts"), 0);
+    let segs = segments(dir.path());
+    assert_eq!(segs.len(), 4, "one segment per GOP: {segs:?}");
+    for s in &segs {
+        assert_segment_well_formed(s);
+        assert_eq!(
+            ffprobe_key_frames(s, 1),
+            vec![true],
+            "{} does not start on a keyframe",
+            s.display()
+        );
+    }
+    let pl = playlist(dir.path());
+    for s in &pl.segments {
+        assert!(
+            f64::from(s.duration).round() <= pl.target_duration as f64,
+            "EXTINF {} over the target {}",
+            s.duration,
+            pl.target_duration
+        );
+    }
+}
