@@ -76,3 +76,81 @@ fn long_gops_make_long_segments_that_start_on_keyframes() {
         );
     }
 }
+
+/// The PMT PIDs a PAT packet lists (program 0, the network PID, left out).
+fn pmt_pids(pat: &[u8]) -> Vec<u16> {
+    assert_eq!(pid(pat), 0, "not a PAT");
+    let pointer = usize::from(pat[4]);
+    let section = &pat[5 + pointer..];
+    let length = usize::from(u16::from(section[1] & 0x0F) << 8 | u16::from(section[2]));
+    let entries = &section[8..3 + length - 4];
+    entries
+        .chunks_exact(4)
+        .filter(|e| u16::from(e[0]) << 8 | u16::from(e[1]) != 0)
+        .map(|e| u16::from(e[2] & 0x1F) << 8 | u16::from(e[3]))
+        .collect()
+}
+
+/// Two programs in one multiplex (ffmpeg's muxer): every segment starts
+/// with the PAT and then both programs' PMTs, before any media packet.
+#[test]
+fn every_program_has_its_pmt_at_each_segment_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("two-programs.ts");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=12",
+        ])
+        .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=12"])
+        .args([
+            "-map",
+            "0:v",
+            "-map",
+            "1:v",
+            "-c:v",
+            "libx264",
+            "-g",
+            "25",
+            "-preset",
+            "ultrafast",
+        ])
+        .args([
+            "-program",
+            "title=one:st=0",
+            "-program",
+            "title=two:st=1",
+            "-f",
+            "mpegts",
+        ])
+        .arg(&input)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make two programs");
+    let ring = dir.path().join("ring");
+    record(&input, &ring, &format!("segment-duration={SECOND} max-duration=0"));
+    let segs = segments(&ring);
+    assert!(segs.len() >= 5, "{segs:?}");
+    for s in &segs {
+        let data = std::fs::read(s).expect("read");
+        let pmts = pmt_pids(&data[..PACKET]);
+        assert_eq!(pmts.len(), 2, "{}: {pmts:?}", s.display());
+        let head: Vec<u16> = data
+            .chunks(PACKET)
+            .map(pid)
+            .take_while(|p| *p == 0 || pmts.contains(p))
+            .collect();
+        for p in &pmts {
+            assert!(
+                head.contains(p),
+                "{}: PMT {p:#x} not at the head {head:x?}",
+                s.display()
+            );
+        }
+    }
+}

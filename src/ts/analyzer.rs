@@ -42,6 +42,14 @@ pub struct AnalyzerStats {
     pub random_access_points: u64,
 }
 
+/// Another program's PMT: its PID, the section being assembled there and
+/// the packets of the latest complete one.
+struct OtherPmt {
+    pid: u16,
+    asm: SectionAssembler,
+    packets: Vec<[u8; PACKET_SIZE]>,
+}
+
 /// See the module documentation.
 pub struct StreamAnalyzer {
     program: Option<u16>,
@@ -53,6 +61,11 @@ pub struct StreamAnalyzer {
     pat_packets: Vec<[u8; PACKET_SIZE]>,
     pmt_packets: Vec<[u8; PACKET_SIZE]>,
     pcr_pid: Option<u16>,
+    /// The other programs' PMTs, in PAT order: each segment head carries
+    /// them too, so that every program of a multiplex starts with its table.
+    other_pmts: Vec<OtherPmt>,
+    /// Bit per PID: the PMT PID of another program (for `skip_plain`).
+    other_pmt_pids: Box<[u64; 128]>,
     /// PID whose unit starts are cut points, with its detector if it is video.
     cut_pid: Option<u16>,
     detector: Option<RandomAccessDetector>,
@@ -77,6 +90,8 @@ impl StreamAnalyzer {
             pat_packets: Vec::new(),
             pmt_packets: Vec::new(),
             pcr_pid: None,
+            other_pmts: Vec::new(),
+            other_pmt_pids: Box::new([0; 128]),
             cut_pid: None,
             detector: None,
             last_cc: Box::new([0xFF; 8192]),
@@ -101,10 +116,18 @@ impl StreamAnalyzer {
         self.scrambled
     }
 
-    /// The latest PAT and PMT packets, verbatim, to start a segment with.
-    /// Empty until the tables have been seen.
+    /// The latest PAT and PMT packets, verbatim, to start a segment with:
+    /// the PAT, the followed program's PMT, then every other program's
+    /// latest PMT in PAT order. Empty until the tables have been seen.
     pub fn table_packets(&self) -> impl Iterator<Item = &[u8; PACKET_SIZE]> {
-        self.pat_packets.iter().chain(self.pmt_packets.iter())
+        self.pat_packets
+            .iter()
+            .chain(self.pmt_packets.iter())
+            .chain(self.other_pmts.iter().flat_map(|o| o.packets.iter()))
+    }
+
+    fn is_other_pmt_pid(&self, pid: u16) -> bool {
+        self.other_pmt_pids[usize::from(pid / 64)] & (1 << (pid % 64)) != 0
     }
 
     /// Forgets continuity state (after a flush or a gap in the input), so the
@@ -113,6 +136,9 @@ impl StreamAnalyzer {
         self.last_cc.fill(0xFF);
         self.pat_asm.reset();
         self.pmt_asm.reset();
+        for other in &mut self.other_pmts {
+            other.asm.reset();
+        }
     }
 
     /// Analyzes one packet.
@@ -148,6 +174,16 @@ impl StreamAnalyzer {
         }
         if Some(pid) == self.pmt_pid {
             self.on_pmt_packet(p);
+            return class;
+        }
+        if self.is_other_pmt_pid(pid) {
+            if let Some(other) = self.other_pmts.iter_mut().find(|o| o.pid == pid)
+                && let Some(section) = other.asm.push(p)
+                && parse_pmt(section.bytes).is_some()
+            {
+                other.packets.clear();
+                other.packets.extend_from_slice(section.packets);
+            }
             return class;
         }
         if p.has_payload() && pid >= 0x20 {
@@ -223,7 +259,11 @@ impl StreamAnalyzer {
             if packet_pid == u32::from(NULL_PID) {
                 continue;
             }
-            if packet_pid == u32::from(PAT_PID) || packet_pid == pmt_pid || packet_pid == scanning_pid {
+            if packet_pid == u32::from(PAT_PID)
+                || packet_pid == pmt_pid
+                || packet_pid == scanning_pid
+                || self.other_pmt_pids[(packet_pid / 64) as usize] & (1 << (packet_pid % 64)) != 0
+            {
                 left = packets.len() + 1;
                 break;
             }
@@ -351,6 +391,29 @@ impl StreamAnalyzer {
             self.pmt = None;
             self.pmt_packets.clear();
             self.pmt_asm = SectionAssembler::default();
+        }
+        // The other programs, in PAT order; a PMT already seen is kept.
+        let others: Vec<u16> = pat
+            .programs
+            .iter()
+            .map(|e| e.pmt_pid)
+            .filter(|&pid| Some(pid) != new_pid && pid != PAT_PID && pid != NULL_PID)
+            .collect();
+        if others.iter().ne(self.other_pmts.iter().map(|o| &o.pid)) {
+            let mut previous = std::mem::take(&mut self.other_pmts);
+            self.other_pmt_pids.fill(0);
+            for pid in others {
+                let kept = previous
+                    .iter()
+                    .position(|o| o.pid == pid)
+                    .map(|i| previous.swap_remove(i));
+                self.other_pmts.push(kept.unwrap_or(OtherPmt {
+                    pid,
+                    asm: SectionAssembler::default(),
+                    packets: Vec::new(),
+                }));
+                self.other_pmt_pids[usize::from(pid / 64)] |= 1 << (pid % 64);
+            }
         }
         self.pat = Some(pat);
     }
