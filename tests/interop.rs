@@ -154,3 +154,23 @@ fn every_program_has_its_pmt_at_each_segment_head() {
         }
     }
 }
+
+/// HEVC with open GOPs (x265, 2 s keyframe interval) into 2 s segments:
+/// each segment starts on a keyframe and the target duration stays 2.
+#[test]
+fn hevc_open_gop_keeps_the_target_duration() {
+    let input = ffmpeg_stream("hevc", 20, "-c:v libx265 -preset ultrafast -g 50");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stats = record(
+        &input,
+        dir.path(),
+        &format!("segment-duration={} max-duration=0", 2 * SECOND),
+    );
+    assert_eq!(stat_u64(&stats, "forced-cuts"), 0);
+    let pl = playlist(dir.path());
+    assert_eq!(pl.target_duration, 2, "{pl:?}");
+    for s in segments(dir.path()) {
+        assert_segment_well_formed(&s);
+        assert_eq!(ffprobe_key_frames(&s, 1), vec![true], "{}", s.display());
+    }
+}

@@ -98,6 +98,8 @@ pub(super) struct Segmenter {
     pub(super) last_random_access_ns: Option<u64>,
     /// Longest time seen between two random-access points; 0 until two were.
     pub(super) longest_gop_ns: u64,
+    /// Time between the last two random-access points; 0 until two were.
+    pub(super) last_gop_ns: u64,
     /// A random-access point was seen at all: the stream has them.
     pub(super) random_access_seen: bool,
     /// Timeline position of the last time-based flush.
@@ -139,6 +141,7 @@ impl Segmenter {
             forced_cut_at_ns: u64::MAX,
             last_random_access_ns: None,
             longest_gop_ns: 0,
+            last_gop_ns: 0,
             random_access_seen: false,
             flushed_at_ns: 0,
             hold: Hold::Passing,
@@ -375,7 +378,24 @@ impl Segmenter {
             return true;
         }
         let elapsed = self.timeline.position_ns() - self.segment_start_ns;
-        self.cut_asap || elapsed + cut_tolerance(self.config.segment_duration_ns) >= self.config.segment_duration_ns
+        let duration = self.config.segment_duration_ns;
+        self.cut_asap || elapsed + cut_tolerance(duration) >= duration || self.waiting_overshoots_target(elapsed)
+    }
+
+    /// Whether waiting one more GOP (as long as the last one) for the next
+    /// random-access point would make this segment's EXTINF round above the
+    /// target duration `segment-duration` sets, though this one is at least
+    /// half way there. Then this point cuts: otherwise one short GOP (an
+    /// encoder's first, an open GOP) makes one long segment that raises
+    /// `EXT-X-TARGETDURATION` for the life of the ring.
+    fn waiting_overshoots_target(&self, elapsed_ns: u64) -> bool {
+        const SECOND: u64 = 1_000_000_000;
+        let duration = self.config.segment_duration_ns;
+        let target_s = duration.div_ceil(SECOND).max(1);
+        let rounded_s = |ns: u64| ns.saturating_add(SECOND / 2) / SECOND;
+        self.last_gop_ns > 0
+            && elapsed_ns.saturating_mul(2) >= duration
+            && rounded_s(elapsed_ns.saturating_add(self.last_gop_ns)) > target_s
     }
 
     /// No random-access point came for too long: cut anyway. "Too long" is
@@ -399,7 +419,8 @@ impl Segmenter {
     fn on_random_access(&mut self) {
         let now = self.timeline.position_ns();
         if let Some(previous) = self.last_random_access_ns {
-            self.longest_gop_ns = self.longest_gop_ns.max(now.saturating_sub(previous));
+            self.last_gop_ns = now.saturating_sub(previous);
+            self.longest_gop_ns = self.longest_gop_ns.max(self.last_gop_ns);
         }
         self.last_random_access_ns = Some(now);
         self.random_access_seen = true;

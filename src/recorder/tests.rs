@@ -57,6 +57,9 @@ struct Stream {
     split_keyframe: bool,
     scrambled: bool,
     with_pcr: bool,
+    /// Keyframes come this many frames earlier than every `gop` after the
+    /// first (a short first GOP, as open-GOP encoders make).
+    key_offset: u32,
 }
 
 impl Stream {
@@ -69,6 +72,7 @@ impl Stream {
             split_keyframe: false,
             scrambled: false,
             with_pcr: true,
+            key_offset: 0,
         }
     }
 
@@ -80,7 +84,7 @@ impl Stream {
             self.cc[0] = (self.cc[0] + 1) & 0xF;
             self.cc[1] = (self.cc[1] + 1) & 0xF;
         }
-        let key = self.frame.is_multiple_of(self.gop);
+        let key = self.frame == 0 || (self.frame + self.key_offset).is_multiple_of(self.gop);
         let es = pes(if key { H264_IDR } else { H264_P });
         let cut = if key && self.split_keyframe { 16 } else { es.len() };
         let mut first = es[..cut].to_vec();
@@ -222,6 +226,26 @@ fn pcr_jump_starts_a_discontinuous_segment() {
     // The hour is not counted as recorded time.
     let total: u64 = segs.iter().map(|s| s.duration_ns).sum();
     assert!(total < 11 * SECOND, "window of {total} ns");
+    assert_segments_start_decodable(&segment_files(dir.path()));
+}
+
+/// A first GOP a little shorter than the rest (1.84 s, then 2 s, with 2 s
+/// segments, as x265's open GOP makes): it gets a segment of its own rather
+/// than a 3.84 s one, and `EXT-X-TARGETDURATION` stays 2.
+#[test]
+fn a_short_first_gop_does_not_raise_the_target_duration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rec = recorder(dir.path(), 2 * SECOND);
+    let mut host = TestHost::new();
+    let mut s = Stream::new(50);
+    s.key_offset = 4; // keyframes at frames 0, 46, 96, 146, ...
+    rec.push(&s.frames(500), None, &mut host).expect("push"); // 20 s
+    rec.finish(&mut host, true).expect("finish");
+    let durations: Vec<u64> = rec.ring().segments().map(|s| s.duration_ns).collect();
+    assert_eq!(durations[0], 46 * SECOND / 25, "{durations:?}");
+    assert!(durations.iter().all(|&d| d <= 2 * SECOND), "{durations:?}");
+    let text = std::fs::read_to_string(dir.path().join(crate::layout::PLAYLIST_NAME)).expect("playlist");
+    assert!(text.contains("#EXT-X-TARGETDURATION:2\n"), "{text}");
     assert_segments_start_decodable(&segment_files(dir.path()));
 }
 
