@@ -38,6 +38,30 @@ fn record(input: &Path, ring: &Path, props: &str) -> gst::Structure {
     record_file(input, 65536, ring, props)
 }
 
+/// Records `input` into 2 s segments with no window; checks no cut was
+/// forced and that every segment is well formed and starts on a keyframe
+/// (ffprobe). Returns the ring's directory and its segments.
+fn record_in_2s_segments(input: &Path) -> (tempfile::TempDir, Vec<PathBuf>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stats = record(
+        input,
+        dir.path(),
+        &format!("segment-duration={} max-duration=0", 2 * SECOND),
+    );
+    assert_eq!(stat_u64(&stats, "forced-cuts"), 0);
+    let segs = segments(dir.path());
+    for s in &segs {
+        assert_segment_well_formed(s);
+        assert_eq!(
+            ffprobe_key_frames(s, 1),
+            vec![true],
+            "{} does not start on a keyframe",
+            s.display()
+        );
+    }
+    (dir, segs)
+}
+
 /// x264's default keyframe interval (250 frames: 10 s) with 2 s segments:
 /// segments are as long as the GOPs, each starts on a keyframe (ffprobe)
 /// and none is forced.
@@ -48,24 +72,8 @@ fn long_gops_make_long_segments_that_start_on_keyframes() {
         40,
         "-c:v libx264 -g 250 -keyint_min 250 -sc_threshold 0 -preset ultrafast",
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let stats = record(
-        &input,
-        dir.path(),
-        &format!("segment-duration={} max-duration=0", 2 * SECOND),
-    );
-    assert_eq!(stat_u64(&stats, "forced-cuts"), 0);
-    let segs = segments(dir.path());
+    let (dir, segs) = record_in_2s_segments(&input);
     assert_eq!(segs.len(), 4, "one segment per GOP: {segs:?}");
-    for s in &segs {
-        assert_segment_well_formed(s);
-        assert_eq!(
-            ffprobe_key_frames(s, 1),
-            vec![true],
-            "{} does not start on a keyframe",
-            s.display()
-        );
-    }
     let pl = playlist(dir.path());
     for s in &pl.segments {
         assert!(
@@ -160,17 +168,7 @@ fn every_program_has_its_pmt_at_each_segment_head() {
 #[test]
 fn hevc_open_gop_keeps_the_target_duration() {
     let input = ffmpeg_stream("hevc", 20, "-c:v libx265 -preset ultrafast -g 50");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let stats = record(
-        &input,
-        dir.path(),
-        &format!("segment-duration={} max-duration=0", 2 * SECOND),
-    );
-    assert_eq!(stat_u64(&stats, "forced-cuts"), 0);
+    let (dir, _) = record_in_2s_segments(&input);
     let pl = playlist(dir.path());
     assert_eq!(pl.target_duration, 2, "{pl:?}");
-    for s in segments(dir.path()) {
-        assert_segment_well_formed(&s);
-        assert_eq!(ffprobe_key_frames(&s, 1), vec![true], "{}", s.display());
-    }
 }
