@@ -572,6 +572,15 @@ fn a_segment_the_reader_may_not_read_is_skipped() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::set_permissions(&scratch, std::fs::Permissions::from_mode(0o777)).expect("chmod");
     std::fs::set_permissions(&segs[2], std::fs::Permissions::from_mode(0o000)).expect("chmod 000");
+    // The plugin as built may sit where `nobody` cannot read it: a copy.
+    let plugins = scratch.join("plugins");
+    std::fs::create_dir(&plugins).expect("mkdir");
+    std::fs::copy(
+        plugin_dir().join("libgststreambuffer.so"),
+        plugins.join("libgststreambuffer.so"),
+    )
+    .expect("copy the plugin");
+    std::fs::set_permissions(&plugins, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let out = scratch.join("out.ts");
     let (exited, ok, text) = run_bounded(
         "setpriv",
@@ -582,6 +591,7 @@ fn a_segment_the_reader_may_not_read_is_skipped() {
             out.display()
         ),
         &[
+            ("GST_PLUGIN_PATH", plugins.to_str().expect("path")),
             ("GST_REGISTRY", scratch.join("registry.bin").to_str().expect("path")),
             ("HOME", scratch.to_str().expect("path")),
         ],
