@@ -56,26 +56,13 @@ fn play(ring: &Path) -> Played {
         "streambuffersrc name=src location={} start-position=oldest poll-interval=20000000 ! appsink name=out sync=false",
         ring.display()
     ));
-    let sink = pipeline
-        .by_name("out")
-        .expect("appsink")
-        .downcast::<gst_app::AppSink>()
-        .expect("appsink");
     let bytes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let b = bytes.clone();
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
-                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
-                b.lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .extend_from_slice(&map);
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
+    on_each_buffer(&pipeline, "out", move |_, data| {
+        b.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(data);
+    });
     let bus = pipeline.bus().expect("bus");
     let result = match pipeline.set_state(gst::State::Playing) {
         Err(_) => (

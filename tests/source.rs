@@ -48,31 +48,18 @@ fn collector(props: &str) -> Collector {
     let pipeline = launch(&format!(
         "streambuffersrc name=src {props} ! appsink name=out sync=false"
     ));
-    let sink = pipeline
-        .by_name("out")
-        .expect("appsink")
-        .downcast::<gst_app::AppSink>()
-        .expect("appsink");
     let bytes: Arc<Mutex<Vec<u8>>> = Default::default();
     let buffers: BufferLog = Default::default();
     let (b, f) = (bytes.clone(), buffers.clone());
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
-                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
-                b.lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .extend_from_slice(&map);
-                f.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((
-                    buffer.pts().map(gst::ClockTime::nseconds),
-                    buffer.flags().contains(gst::BufferFlags::DISCONT),
-                ));
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
+    on_each_buffer(&pipeline, "out", move |buffer, data| {
+        b.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(data);
+        f.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((
+            buffer.pts().map(gst::ClockTime::nseconds),
+            buffer.flags().contains(gst::BufferFlags::DISCONT),
+        ));
+    });
     Collector {
         pipeline,
         bytes,

@@ -166,8 +166,18 @@ mod imp {
             }
         }
 
-        /// Puts `tmp` in place of `target` atomically: exchanged where the
-        /// system can (see [`crate::platform::replace`] for why), else renamed.
+        /// Puts the complete file `tmp` in place of `target`, atomically: a
+        /// reader of `target` sees the old file or the new one, never a mix
+        /// or nothing.
+        ///
+        /// On Linux the two are exchanged (`renameat2` with
+        /// `RENAME_EXCHANGE`) and the old one, now at `tmp`, is deleted. A
+        /// plain rename over an existing file makes ext4 start writing the
+        /// new file back at once, from the calling thread, and frees (and
+        /// discards) the blocks the old one got that way: half the cost of a
+        /// segment rotation was that. Only a file is swapped out (a directory
+        /// planted at `target` makes the rename fail instead); where
+        /// exchanging is not possible this renames.
         pub fn replace(&self, tmp: &str, target: &str) -> io::Result<()> {
             #[cfg(target_os = "linux")]
             if self.entry(target).is_ok_and(|e| e.is_file) {

@@ -10,7 +10,7 @@ mod dir;
 pub use dir::DirHandle;
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write as _};
+use std::io;
 use std::path::Path;
 
 /// Permission bits for files the sink creates, before the umask applies.
@@ -33,66 +33,18 @@ pub fn create_new(path: &Path) -> io::Result<File> {
     opts.open(path)
 }
 
-/// Puts the complete file `tmp` in place of `target`, atomically: a reader
-/// of `target` sees the old file or the new one, never a mix or nothing.
-///
-/// On Linux the two are exchanged (`renameat2` with `RENAME_EXCHANGE`) and
-/// the old one, now at `tmp`, is deleted. A plain rename over an existing
-/// file makes ext4 start writing the new file back at once, from the calling
-/// thread, and frees (and discards) the blocks the old one got that way:
-/// half the cost of a segment rotation was that. Where exchanging is not
-/// possible (no `target` yet, a filesystem without it) this renames.
+/// Puts the complete file `tmp` in place of `target` where there is no
+/// directory handle to do it with ([`DirHandle::replace`] does it on Unix).
+#[cfg(not(unix))]
 pub fn replace(tmp: &Path, target: &Path) -> io::Result<()> {
-    // Only a file (or a link) is swapped out: a directory planted at
-    // `target` must not end up at `tmp`, it makes the rename fail instead.
-    #[cfg(target_os = "linux")]
-    if std::fs::symlink_metadata(target).is_ok_and(|m| !m.is_dir()) {
-        use std::ffi::CString;
-        use std::os::unix::ffi::OsStrExt;
-        let from = CString::new(tmp.as_os_str().as_bytes()).map_err(io::Error::other)?;
-        let to = CString::new(target.as_os_str().as_bytes()).map_err(io::Error::other)?;
-        // SAFETY: both are NUL-terminated paths that outlive the call.
-        let rc = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                from.as_ptr(),
-                libc::AT_FDCWD,
-                to.as_ptr(),
-                libc::RENAME_EXCHANGE,
-            )
-        };
-        if rc == 0 {
-            // `tmp` now names the old file; a failure to delete it leaves a
-            // stale temporary that the next replace removes first.
-            let _ = std::fs::remove_file(tmp);
-            return Ok(());
-        }
-    }
     std::fs::rename(tmp, target)
 }
 
 /// Replaces `dir/name` with `contents` so that a concurrent reader sees either
-/// the old or the new file, never a mix: write a temporary file beside it,
-/// then put it in place of the original ([`replace`]).
+/// the old or the new file, never a mix: [`DirHandle::replace_atomically`]
+/// for a directory known by its path (a recording's).
 pub fn replace_atomically(dir: &Path, name: &str, contents: &[u8], sync: bool) -> io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    // A leftover from a crash is ours; a symbolic link planted there is
-    // removed as a link, never followed.
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut f = create_new(&tmp)?;
-    f.write_all(contents)?;
-    if sync {
-        f.sync_data()?;
-    }
-    drop(f);
-    replace(&tmp, &dir.join(name))?;
-    if sync {
-        sync_dir(dir)?;
-    }
-    Ok(())
+    DirHandle::open(dir)?.replace_atomically(name, contents, sync)
 }
 
 /// Opens an existing regular file for reading and writing without following
@@ -250,6 +202,7 @@ pub fn is_still_named(file: &File, path: &Path) -> bool {
 }
 
 /// Makes a rename or a file creation in `dir` durable.
+#[cfg(not(unix))]
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {

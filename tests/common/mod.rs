@@ -633,3 +633,28 @@ pub fn record_in_process(ring: &Path, seconds: u32, props: &str, env: &[(&str, &
     assert!(exited, "the sink hung: {text}");
     (ok, text)
 }
+
+/// Calls `f` with every buffer (and its mapped bytes) the appsink `name` of
+/// `pipeline` receives, on the streaming thread.
+pub fn on_each_buffer(
+    pipeline: &gst::Pipeline,
+    name: &str,
+    mut f: impl FnMut(&gst::BufferRef, &[u8]) + Send + 'static,
+) {
+    let sink = pipeline
+        .by_name(name)
+        .expect("appsink")
+        .downcast::<gst_app::AppSink>()
+        .expect("appsink");
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                f(buffer, &map);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}
