@@ -99,47 +99,77 @@ fn pmt_pids(pat: &[u8]) -> Vec<u16> {
         .collect()
 }
 
-/// Two programs in one multiplex (ffmpeg's muxer): every segment starts
-/// with the PAT and then both programs' PMTs, before any media packet.
-#[test]
-fn every_program_has_its_pmt_at_each_segment_head() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// Two programs (numbers 101 and 102, H.264 at 1 s GOPs) in one multiplex
+/// made by ffmpeg's muxer, once per test binary.
+fn two_programs() -> PathBuf {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("tempdir"));
     let input = dir.path().join("two-programs.ts");
+    if input.exists() {
+        return input;
+    }
     let status = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25:duration=12",
-        ])
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=320x240:rate=25:duration=12")
         .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=12"])
+        .args(["-f", "lavfi", "-i", "sine=duration=12"])
         .args([
-            "-map",
-            "0:v",
-            "-map",
-            "1:v",
-            "-c:v",
-            "libx264",
-            "-g",
-            "25",
-            "-preset",
-            "ultrafast",
+            "-map", "0:v", "-map", "1:v", "-map", "2:a", "-c:v", "libx264", "-g", "25",
         ])
-        .args([
-            "-program",
-            "title=one:st=0",
-            "-program",
-            "title=two:st=1",
-            "-f",
-            "mpegts",
-        ])
+        .args(["-preset", "ultrafast", "-c:a", "aac"])
+        .args(["-program", "program_num=101:title=one:st=0:st=2"])
+        .args(["-program", "program_num=102:title=two:st=1", "-f", "mpegts"])
         .arg(&input)
         .status()
         .expect("run ffmpeg");
     assert!(status.success(), "ffmpeg could not make two programs");
+    input
+}
+
+/// ffprobe's view of a transport stream's programs: (program number, PMT
+/// PID, elementary-stream PIDs).
+fn ffprobe_programs(path: &Path) -> Vec<(u64, u16, Vec<u16>)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries"])
+        .args(["program=program_num,pmt_pid:program_stream=id", "-of", "flat"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    // Lines like `programs.program.0.pmt_pid=4096` and
+    // `programs.program.0.streams.stream.1.id="0x102"`.
+    let mut programs: Vec<(u64, u16, Vec<u16>)> = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(rest) = line.strip_prefix("programs.program.") else {
+            continue;
+        };
+        let (index, rest) = rest.split_once('.').expect("index");
+        let index: usize = index.parse().expect("program index");
+        if programs.len() <= index {
+            programs.resize(index + 1, (0, 0, Vec::new()));
+        }
+        let (key, value) = rest.split_once('=').expect("key=value");
+        let value = value.trim_matches('"');
+        let program = &mut programs[index];
+        if key == "program_num" {
+            program.0 = value.parse().expect("program_num");
+        } else if key == "pmt_pid" {
+            program.1 = value.parse().expect("pmt_pid");
+        } else if key.ends_with(".id") {
+            program
+                .2
+                .push(u16::from_str_radix(value.trim_start_matches("0x"), 16).expect("hex pid"));
+        }
+    }
+    programs.sort();
+    programs
+}
+
+/// Two programs in one multiplex (ffmpeg's muxer): every segment starts
+/// with the PAT and then both programs' PMTs, before any media packet.
+#[test]
+fn every_program_has_its_pmt_at_each_segment_head() {
+    let input = two_programs();
+    let dir = tempfile::tempdir().expect("tempdir");
     let ring = dir.path().join("ring");
     record(&input, &ring, &format!("segment-duration={SECOND} max-duration=0"));
     let segs = segments(&ring);
@@ -161,6 +191,80 @@ fn every_program_has_its_pmt_at_each_segment_head() {
             );
         }
     }
+}
+
+/// `programs=102` on the two-program multiplex: each segment holds program
+/// 102 alone (ffprobe sees one program with its video), starts with a PAT
+/// that lists only it (valid CRC, or ffprobe would not see the program)
+/// followed by its PMT, and carries no packet of program 101.
+#[test]
+fn programs_keeps_only_the_listed_program() {
+    let input = two_programs();
+    let source = ffprobe_programs(&input);
+    assert_eq!(
+        source.iter().map(|p| p.0).collect::<Vec<_>>(),
+        vec![101, 102],
+        "{source:?}"
+    );
+    let (kept, dropped) = (&source[1], &source[0]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let stats = record(
+        &input,
+        &ring,
+        &format!("segment-duration={SECOND} max-duration=0 programs=102"),
+    );
+    assert!(stat_u64(&stats, "filtered-packets") > 0, "{stats:?}");
+    let segs = segments(&ring);
+    assert!(segs.len() >= 5, "{segs:?}");
+    for s in &segs {
+        assert_segment_well_formed(s);
+        let data = std::fs::read(s).expect("read");
+        assert_eq!(
+            pmt_pids(&data[..PACKET]),
+            vec![kept.1],
+            "{}: the PAT at the head",
+            s.display()
+        );
+        assert_eq!(
+            pid(&data[PACKET..2 * PACKET]),
+            kept.1,
+            "{}: PMT after the PAT",
+            s.display()
+        );
+        let foreign: Vec<u16> = data
+            .chunks(PACKET)
+            .map(pid)
+            .filter(|p| *p == dropped.1 || dropped.2.contains(p))
+            .collect();
+        assert!(foreign.is_empty(), "{}: program 101's PIDs {foreign:x?}", s.display());
+        // ffprobe also lists, without a PMT, what the SDT (shared service
+        // information, kept) still describes.
+        let programs: Vec<_> = ffprobe_programs(s).into_iter().filter(|p| p.1 != 0).collect();
+        assert_eq!(programs.len(), 1, "{}: {programs:?}", s.display());
+        assert_eq!((programs[0].0, programs[0].1), (102, kept.1), "{}", s.display());
+        assert_eq!(ffprobe_key_frames(s, 1), vec![true], "{}", s.display());
+    }
+}
+
+/// A program `programs` asks for that the multiplex lacks is a WARNING
+/// that names it; the others are recorded.
+#[test]
+fn a_missing_program_is_a_warning() {
+    let input = two_programs();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (exited, ok, out) = gst_launch(
+        &format!(
+            "-m filesrc location={} ! streambuffersink location={} programs=101,999",
+            input.display(),
+            dir.path().display()
+        ),
+        &[],
+        std::time::Duration::from_secs(60),
+    );
+    assert!(exited && ok, "{out}");
+    assert!(out.contains("WARNING") && out.contains("program(s) 999"), "{out}");
+    assert!(segments(dir.path()).len() >= 2, "program 101 recorded");
 }
 
 /// HEVC with open GOPs (x265, 2 s keyframe interval) into 2 s segments:

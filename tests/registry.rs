@@ -106,6 +106,27 @@ fn out_of_range_values_are_refused_with_a_message() {
     }
 }
 
+/// A `programs` list that is not one is refused, on stderr, and the sink
+/// records every program as if it had not been set.
+#[test]
+fn bad_program_lists_are_refused_with_a_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for value in ["abc", "1,1", "0", "70000"] {
+        let out = Command::new("gst-launch-1.0")
+            .env("GST_PLUGIN_PATH", common::plugin_dir())
+            .args(["fakesrc", "num-buffers=1", "!", "streambuffersink"])
+            .arg(format!("location={}", dir.path().join("ring").display()))
+            .arg(format!("programs={value}"))
+            .output()
+            .expect("run gst-launch-1.0");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("Refusing programs"),
+            "programs={value} was not refused: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn empty_location_is_refused() {
     common::init();

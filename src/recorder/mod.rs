@@ -28,6 +28,7 @@ use segmenter::{Halt, Segmenter};
 
 use crate::ring::{FailureKind, Ring, SharedBytes, WriteFailure};
 use crate::ts::analyzer::AnalyzerStats;
+use crate::ts::program_filter::{ProgramFilter, ProgramFilterStats};
 use crate::ts::timeline::{ClockSource, Step};
 use crate::ts::{AlignerStats, PacketAligner};
 
@@ -77,6 +78,9 @@ pub enum RecorderEvent {
     },
     /// A recording ended, with its final status.
     RecordingStopped(RecordingSummary),
+    /// Programs `programs` asks for that the multiplex's PAT does not list
+    /// (once per PAT change): nothing of them is recorded.
+    ProgramsMissing(Vec<u16>),
 }
 
 /// What the recorder needs from its environment.
@@ -117,6 +121,8 @@ pub struct Snapshot {
     pub recorder: RecorderStats,
     pub aligner: AlignerStats,
     pub analyzer: AnalyzerStats,
+    /// What `programs` dropped, when it is set.
+    pub program_filter: Option<ProgramFilterStats>,
     /// Failure counters; `failing_time` excludes the running episode, which
     /// started at `failing_since`.
     pub failure: FailureStats,
@@ -137,17 +143,50 @@ pub struct Snapshot {
 /// Accumulates packets and segment decisions; see the module documentation.
 pub struct Recorder {
     aligner: PacketAligner,
+    /// Keeps only the configured programs, between the aligner and the
+    /// segmenter; `None` keeps everything (and costs nothing).
+    filter: Option<ProgramFilter>,
+    /// What the filter kept of the current run.
+    filtered: Vec<u8>,
     segmenter: Segmenter,
 }
 
 impl Recorder {
-    /// A recorder writing into `ring`. If the ring already holds segments
-    /// (adopted after a restart), the first new segment is a discontinuity.
+    /// A recorder writing into `ring`, keeping only `programs` (program
+    /// numbers; empty keeps every program). If the ring already holds
+    /// segments (adopted after a restart), the first new segment is a
+    /// discontinuity.
     #[must_use]
-    pub fn new(ring: Ring, config: RecorderConfig) -> Self {
+    pub fn new(ring: Ring, config: RecorderConfig, programs: &[u16]) -> Self {
         Recorder {
             aligner: PacketAligner::new(),
+            filter: ProgramFilter::new(programs),
+            filtered: Vec::new(),
             segmenter: Segmenter::new(ring, config),
+        }
+    }
+
+    /// Feeds the packets of the aligner's runs of `data` (or of what is
+    /// held, at the end: `data` empty and `finish`) through the filter, if
+    /// any, to the segmenter.
+    fn feed(&mut self, data: &[u8], finish: bool, host: &mut dyn Host) {
+        let s = &mut self.segmenter;
+        let (filter, filtered) = (&mut self.filter, &mut self.filtered);
+        let mut emit = |run: &[u8], offset: Option<usize>| match filter {
+            Some(f) => {
+                filtered.clear();
+                f.filter(run, filtered);
+                s.consume(filtered, None, host);
+            }
+            None => s.consume(run, offset, host),
+        };
+        if finish {
+            self.aligner.finish(emit);
+        } else {
+            self.aligner.push(data, &mut emit);
+        }
+        if let Some(missing) = self.filter.as_mut().and_then(ProgramFilter::take_missing) {
+            host.event(RecorderEvent::ProgramsMissing(missing));
         }
     }
 
@@ -204,6 +243,7 @@ impl Recorder {
             recorder: self.segmenter.stats,
             aligner: self.aligner.stats(),
             analyzer: self.segmenter.analyzer.stats(),
+            program_filter: self.filter.as_ref().map(ProgramFilter::stats),
             failure,
             failing_since,
             ring: ring.stats(),
@@ -235,8 +275,8 @@ impl Recorder {
             Some(_) => {}
             None => s.timeline.on_untimed_buffer(),
         }
-        self.aligner.push(data, |run, offset| s.consume(run, offset, host));
-        s.end_call()
+        self.feed(data, false, host);
+        self.segmenter.end_call()
     }
 
     /// Like [`Self::push`], for input the ring may keep a reference to
@@ -259,6 +299,9 @@ impl Recorder {
     /// before. Held-back bytes are dropped (and counted by the aligner).
     pub fn flush(&mut self, host: &mut dyn Host) -> Result<(), PushError> {
         self.aligner.reset();
+        if let Some(f) = &mut self.filter {
+            f.reset();
+        }
         let s = &mut self.segmenter;
         s.begin_call(host)?;
         s.release_hold(host);
@@ -281,7 +324,8 @@ impl Recorder {
         if !may_block && s.config.failure_mode == FailureMode::Block {
             s.config.failure_mode = FailureMode::Drop;
         }
-        self.aligner.finish(|run, offset| s.consume(run, offset, host));
+        self.feed(&[], true, host);
+        let s = &mut self.segmenter;
         s.release_hold(host);
         if matches!(s.halt, Halt::Running) {
             let duration = s.timeline.end_position_ns().saturating_sub(s.segment_start_ns);

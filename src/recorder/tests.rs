@@ -133,6 +133,7 @@ fn recorder(dir: &std::path::Path, segment: u64) -> Recorder {
             failure_mode: FailureMode::Drop,
             retry_interval: Duration::from_secs(1),
         },
+        &[],
     )
 }
 

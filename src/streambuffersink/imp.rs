@@ -170,7 +170,9 @@ impl ObjectImpl for StreamBufferSink {
             return;
         }
         if let Err(why) = settings.set(pspec.name(), value) {
+            // On stderr too, as GLib reports a value out of a property's range.
             gst::warning!(CAT, imp = self, "{why}");
+            glib::g_warning!("streambuffersink", "{why}");
         }
     }
 
@@ -307,6 +309,18 @@ impl StreamBufferSink {
                 ("No location set: set 'location' to the ring directory")
             ));
         };
+        if let Ok(n) = u16::try_from(settings.program_number)
+            && !settings.programs.is_empty()
+            && !settings.programs.contains(&n)
+        {
+            return Err(gst::error_msg!(
+                gst::CoreError::Failed,
+                (
+                    "program-number {n} is not one of the programs kept ('programs' is {:?})",
+                    settings.programs
+                )
+            ));
+        }
         let ring = Ring::open(RingConfig {
             dir: dir.clone(),
             retention: Retention {
@@ -349,6 +363,7 @@ impl StreamBufferSink {
                 failure_mode: settings.write_failure_mode.into(),
                 retry_interval: Duration::from_nanos(settings.retry_interval),
             },
+            &settings.programs,
         );
         *lock(&self.snapshot) = Some((recorder.snapshot(), true));
         *lock(&self.state) = State::Started(Box::new(recorder));

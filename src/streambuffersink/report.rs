@@ -107,6 +107,15 @@ impl StreamBufferSink {
                     .field("error", r.error.unwrap_or_default())
                     .build()
             }
+            RecorderEvent::ProgramsMissing(missing) => {
+                let list = missing.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Demux,
+                    ("The stream's PAT does not list program(s) {list} of the 'programs' property: nothing of them is recorded")
+                );
+                return;
+            }
             RecorderEvent::EvictedUnderPressure { segments, bytes } => {
                 gst::info!(
                     CAT,
@@ -192,6 +201,7 @@ pub(super) fn stats_structure(snap: &Snapshot, running: bool, dir: Option<&Path>
         .field("packets-before-random-access", rec.packets_before_random_access)
         .field("discontinuities", rec.discontinuities)
         .field("forced-cuts", rec.forced_cuts)
+        .field("filtered-packets", snap.program_filter.map_or(0, |f| f.dropped_packets))
         .field("scrambled", snap.scrambled)
         .field("scrambled-packets", an.scrambled_packets)
         .field("clock-source", snap.clock_source.map_or("none", |c| c.as_str()))

@@ -30,6 +30,8 @@ pub(super) struct Settings {
     pub(super) min_free_space: u64,
     pub(super) playlist_length: u32,
     pub(super) program_number: i32,
+    /// Program numbers to keep; empty keeps every program.
+    pub(super) programs: Vec<u16>,
     pub(super) sync_on_rotate: bool,
     pub(super) reuse_files: bool,
     pub(super) write_failure_mode: WriteFailureMode,
@@ -46,6 +48,7 @@ impl Default for Settings {
             min_free_space: 0,
             playlist_length: 0,
             program_number: -1,
+            programs: Vec::new(),
             sync_on_rotate: false,
             reuse_files: true,
             write_failure_mode: WriteFailureMode::Drop,
@@ -104,6 +107,12 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .default_value(-1)
             .mutable_ready()
             .build(),
+        glib::ParamSpecString::builder("programs")
+            .nick("Programs")
+            .blurb("Comma-separated program numbers to keep from a multiplex (e.g. \"101,102\"; empty = all): other programs' packets and null packets are dropped (counted in stats) and the PAT is rewritten to list only these; service information (PIDs below 0x20) and PIDs a kept program shares are kept")
+            .default_value(Some(""))
+            .mutable_ready()
+            .build(),
         glib::ParamSpecBoolean::builder("sync-on-rotate")
             .nick("Sync on rotate")
             .blurb("fsync each finished segment, the journal and the playlist (survives power loss; costs I/O)")
@@ -151,6 +160,7 @@ impl Settings {
             "min-free-space" => self.min_free_space = value.get().unwrap_or(self.min_free_space),
             "playlist-length" => self.playlist_length = value.get().unwrap_or(self.playlist_length),
             "program-number" => self.program_number = value.get().unwrap_or(self.program_number),
+            "programs" => self.programs = parse_programs(value.get::<Option<String>>().ok().flatten().as_deref())?,
             "sync-on-rotate" => self.sync_on_rotate = value.get().unwrap_or(self.sync_on_rotate),
             "reuse-files" => self.reuse_files = value.get().unwrap_or(self.reuse_files),
             "write-failure-mode" => self.write_failure_mode = value.get().unwrap_or(self.write_failure_mode),
@@ -174,11 +184,55 @@ impl Settings {
             "min-free-space" => self.min_free_space.to_value(),
             "playlist-length" => self.playlist_length.to_value(),
             "program-number" => self.program_number.to_value(),
+            "programs" => self
+                .programs
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+                .to_value(),
             "sync-on-rotate" => self.sync_on_rotate.to_value(),
             "reuse-files" => self.reuse_files.to_value(),
             "write-failure-mode" => self.write_failure_mode.to_value(),
             "retry-interval" => self.retry_interval.to_value(),
             _ => return None,
         })
+    }
+}
+
+/// Parses the `programs` property: program numbers 1-65535 separated by
+/// commas (spaces allowed), in any order, each once; empty or `None` keeps
+/// every program.
+fn parse_programs(text: Option<&str>) -> Result<Vec<u16>, String> {
+    let mut programs = Vec::new();
+    for item in text.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.parse::<u16>() {
+            Ok(0) => return Err("Refusing programs: 0 is the network information PID, not a program".into()),
+            Ok(n) if programs.contains(&n) => return Err(format!("Refusing programs: {n} is listed twice")),
+            Ok(n) => programs.push(n),
+            Err(_) => {
+                return Err(format!(
+                    "Refusing programs '{}': '{item}' is not a program number (1-65535)",
+                    text.unwrap_or("")
+                ));
+            }
+        }
+    }
+    Ok(programs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_programs;
+
+    #[test]
+    fn programs_are_parsed_and_bad_lists_refused() {
+        assert_eq!(parse_programs(None), Ok(vec![]));
+        assert_eq!(parse_programs(Some("")), Ok(vec![]));
+        assert_eq!(parse_programs(Some(" 101, 7 ,")), Ok(vec![101, 7]));
+        for bad in ["0", "1,1", "x", "65536", "-3", "1;2"] {
+            let e = parse_programs(Some(bad)).expect_err(bad);
+            assert!(e.starts_with("Refusing programs"), "{e}");
+        }
     }
 }

@@ -3,12 +3,15 @@
 //! The sink only ever looks at transport-level structure: packet headers, the
 //! adaptation field (PCR, random-access flag), the PAT/PMT sections and the first
 //! bytes of each video PES. It never demuxes or rewrites payloads, which is what
-//! keeps it as cheap as a plain file sink.
+//! keeps it as cheap as a plain file sink; the one exception is opt-in: with
+//! `programs` set, [`program_filter`] drops other programs' packets and
+//! rewrites the PAT.
 
 pub mod aligner;
 pub mod analyzer;
 pub mod crc;
 pub mod packet;
+pub mod program_filter;
 pub mod psi;
 pub mod random_access;
 pub mod timeline;

@@ -76,6 +76,9 @@ pub struct Pmt {
     pub version: u8,
     pub pcr_pid: u16,
     pub streams: Vec<ElementaryStream>,
+    /// PIDs named by CA descriptors (the ECM streams of a scrambled
+    /// program), from the program and the elementary-stream loops.
+    pub ca_pids: Vec<u16>,
 }
 
 impl Pmt {
@@ -137,6 +140,7 @@ pub fn parse_pmt(section: &[u8]) -> Option<Pmt> {
     }
     let pcr_pid = u16::from_be_bytes([body[0], body[1]]) & 0x1FFF;
     let info_len = usize::from(u16::from_be_bytes([body[2], body[3]]) & 0x0FFF);
+    let mut ca_pids: Vec<u16> = ca_descriptor_pids(body.get(4..4 + info_len)?).collect();
     let mut rest = body.get(4 + info_len..)?;
     let mut streams = Vec::new();
     while rest.len() >= 5 {
@@ -144,6 +148,7 @@ pub fn parse_pmt(section: &[u8]) -> Option<Pmt> {
         let pid = u16::from_be_bytes([rest[1], rest[2]]) & 0x1FFF;
         let es_len = usize::from(u16::from_be_bytes([rest[3], rest[4]]) & 0x0FFF);
         streams.push(ElementaryStream { stream_type, pid });
+        ca_pids.extend(ca_descriptor_pids(rest.get(5..5 + es_len)?));
         rest = rest.get(5 + es_len..)?;
     }
     Some(Pmt {
@@ -151,6 +156,31 @@ pub fn parse_pmt(section: &[u8]) -> Option<Pmt> {
         version,
         pcr_pid,
         streams,
+        ca_pids,
+    })
+}
+
+/// Parses a complete CAT section (table_id 1, on PID 1): the PIDs its CA
+/// descriptors name (the EMM streams a descrambler needs).
+#[must_use]
+pub fn parse_cat(section: &[u8]) -> Option<Vec<u16>> {
+    let (_, _, body) = long_section(section, 0x01)?;
+    Some(ca_descriptor_pids(body).collect())
+}
+
+/// The CA_PID of every CA descriptor (tag 9: CA_system_ID, then 3 reserved
+/// bits and 13 bits of PID) in a descriptor loop; a truncated descriptor
+/// ends the loop.
+fn ca_descriptor_pids(mut descriptors: &[u8]) -> impl Iterator<Item = u16> + '_ {
+    std::iter::from_fn(move || {
+        loop {
+            let (&[tag, len], rest) = descriptors.split_first_chunk::<2>()?;
+            let body = rest.get(..usize::from(len))?;
+            descriptors = &rest[usize::from(len)..];
+            if tag == 0x09 && body.len() >= 4 {
+                return Some(u16::from_be_bytes([body[2], body[3]]) & 0x1FFF);
+            }
+        }
     })
 }
 
@@ -318,6 +348,7 @@ mod properties {
         fn parsers_never_panic(data in prop::collection::vec(any::<u8>(), 0..1100)) {
             let _ = parse_pat(&data);
             let _ = parse_pmt(&data);
+            let _ = parse_cat(&data);
         }
 
         /// Nor does the assembler, fed arbitrary packets of one PID.
