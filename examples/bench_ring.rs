@@ -43,12 +43,15 @@ fn main() -> anyhow::Result<()> {
         sync_on_rotate: false,
         // As the sink does by default: each rotation reuses the evicted file.
         reuse_evicted: true,
+        // And keeps one evicted file a rotation longer, as the sink's default.
+        extra_segments: 1,
     })?;
     let mut packet = [0u8; 188];
     packet[0] = 0x47;
     let start = SegmentStart {
         program_date_time_ms: 1_795_833_785_007,
         discontinuity: false,
+        independent: true,
     };
     let rotate = |ring: &mut Ring| -> anyhow::Result<()> {
         ring.begin_segment(start).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -1,6 +1,9 @@
 //! The journal's text format: a header line, then one line per completed
 //! segment, `sequence duration_ns bytes pdt_ms discontinuity`, in decimal,
-//! separated by single spaces. Lines starting with `#` are comments.
+//! separated by single spaces, with a sixth field `forced` for a segment
+//! that does not start at a random-access point (lines of earlier versions
+//! have five fields: every segment was then independent). Lines starting
+//! with `#` are comments.
 //!
 //! Lines are appended, so after a crash the last one may be torn; and the
 //! file may be anything at all. A line that does not parse, or whose values
@@ -19,23 +22,24 @@ pub struct JournalContents {
 }
 
 /// First line of every journal: says what the file is and its version.
-pub const HEADER: &str = "# streambuffer ring journal v1: sequence duration_ns bytes pdt_ms discontinuity\n";
+pub const HEADER: &str = "# streambuffer ring journal v1: sequence duration_ns bytes pdt_ms discontinuity [forced]\n";
 
 /// The journal line for a completed segment, newline included.
 #[must_use]
 pub fn format_line(s: &SegmentInfo) -> String {
     format!(
-        "{} {} {} {} {}\n",
+        "{} {} {} {} {}{}\n",
         s.sequence,
         s.duration_ns,
         s.bytes,
         s.program_date_time_ms,
-        u8::from(s.discontinuity)
+        u8::from(s.discontinuity),
+        if s.independent { "" } else { " forced" }
     )
 }
 
-/// Parses one line; `None` for anything but exactly five fields holding
-/// plausible values.
+/// Parses one line; `None` for anything but five fields holding plausible
+/// values, optionally followed by `forced`.
 #[must_use]
 pub fn parse_line(line: &str) -> Option<SegmentInfo> {
     let mut f = line.split_ascii_whitespace();
@@ -45,6 +49,15 @@ pub fn parse_line(line: &str) -> Option<SegmentInfo> {
         bytes: f.next()?.parse().ok()?,
         program_date_time_ms: f.next()?.parse().ok()?,
         discontinuity: f.next()? == "1",
+        independent: true,
+    };
+    let info = match f.next() {
+        None => info,
+        Some("forced") => SegmentInfo {
+            independent: false,
+            ..info
+        },
+        Some(_) => return None,
     };
     (f.next().is_none() && info.is_plausible()).then_some(info)
 }

@@ -91,6 +91,10 @@ pub struct SegmentInfo {
     pub program_date_time_ms: i64,
     /// The timeline jumped between the previous segment and this one.
     pub discontinuity: bool,
+    /// It starts at a random-access point (and so decodes on its own).
+    /// False only for a forced cut in a stream where none was found in
+    /// time: readers and the playlist do not offer it as a place to start.
+    pub independent: bool,
 }
 
 impl SegmentInfo {
@@ -140,6 +144,7 @@ mod tests {
             bytes: 188 * 1000,
             program_date_time_ms: 1_795_833_785_007,
             discontinuity: false,
+            independent: true,
         };
         assert!(good.is_plausible());
         for bad in [

@@ -10,6 +10,12 @@ use super::{
     MAX_PROGRAM_DATE_TIME_MS, MAX_SEGMENT_DURATION_NS, SegmentInfo, parse_segment_file_name, segment_file_name,
 };
 
+/// A comment (not a tag: HLS clients ignore it) before each segment that
+/// does not start at a random-access point. The writer never lists such a
+/// segment first; readers do not start at one.
+pub const FORCED_CUT_COMMENT: &str =
+    "# streambuffer: forced cut, no random-access point at the start of the next segment";
+
 /// What goes into the header of the playlist.
 #[derive(Debug, Clone, Copy)]
 pub struct PlaylistHeader {
@@ -46,6 +52,10 @@ pub fn render<'a>(out: &mut String, header: PlaylistHeader, entries: impl Iterat
         if s.discontinuity {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
+        if !s.independent {
+            out.push_str(FORCED_CUT_COMMENT);
+            out.push('\n');
+        }
         // Date-time on the first entry and wherever the wall clock does not
         // simply continue from the previous segment.
         let duration_ms = i64::try_from(s.duration_ns / 1_000_000).unwrap_or(i64::MAX);
@@ -78,6 +88,8 @@ pub struct Entry {
     /// Explicit `EXT-X-PROGRAM-DATE-TIME`, milliseconds since the epoch.
     pub program_date_time_ms: Option<i64>,
     pub discontinuity: bool,
+    /// Not marked as a forced cut: it starts at a random-access point.
+    pub independent: bool,
 }
 
 /// What the playlist says.
@@ -99,6 +111,7 @@ pub fn parse(text: &str) -> Listing {
     let mut duration_ns = None;
     let mut pdt = None;
     let mut discontinuity = false;
+    let mut independent = true;
     for line in text.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("#EXTINF:") {
             duration_ns = parse_seconds(rest.split(',').next().unwrap_or("")).filter(|&d| d <= MAX_SEGMENT_DURATION_NS);
@@ -106,6 +119,8 @@ pub fn parse(text: &str) -> Listing {
             pdt = parse_rfc3339_ms(rest).filter(|ms| (0..=MAX_PROGRAM_DATE_TIME_MS).contains(ms));
         } else if line == "#EXT-X-DISCONTINUITY" {
             discontinuity = true;
+        } else if line == FORCED_CUT_COMMENT {
+            independent = false;
         } else if line == "#EXT-X-ENDLIST" {
             listing.ended = true;
         } else if !line.is_empty() && !line.starts_with('#') {
@@ -116,11 +131,13 @@ pub fn parse(text: &str) -> Listing {
                     duration_ns,
                     program_date_time_ms: pdt.take(),
                     discontinuity: std::mem::take(&mut discontinuity),
+                    independent: std::mem::replace(&mut independent, true),
                 }),
                 _ => {
                     listing.rejected += 1;
                     pdt = None;
                     discontinuity = false;
+                    independent = true;
                 }
             }
         }
@@ -246,7 +263,42 @@ mod tests {
             bytes: 188,
             program_date_time_ms: pdt,
             discontinuity,
+            independent: true,
         }
+    }
+
+    /// A forced cut is marked by a comment m3u8-rs ignores, and the parser
+    /// gives it back; so does the journal line.
+    #[test]
+    fn forced_cuts_are_marked_for_readers() {
+        let t0 = 1_700_000_000_000;
+        let mut forced = seg(8, 2 * 1_000_000_000, t0 + 2000, false);
+        forced.independent = false;
+        let segs = [
+            seg(7, 2_000_000_000, t0, false),
+            forced.clone(),
+            seg(9, 2_000_000_000, t0 + 4000, false),
+        ];
+        let mut out = String::new();
+        let header = PlaylistHeader {
+            target_duration_s: 2,
+            discontinuity_sequence: 0,
+            ended: false,
+            vod: false,
+        };
+        render(&mut out, header, segs.iter());
+        let oracle = m3u8_rs::parse_media_playlist_res(out.as_bytes()).expect("parses");
+        assert_eq!(oracle.segments.len(), 3);
+        let listing = parse(&out);
+        let independent: Vec<bool> = listing.entries.iter().map(|e| e.independent).collect();
+        assert_eq!(independent, vec![true, false, true]);
+        let line = crate::layout::journal::format_line(&forced);
+        assert!(line.ends_with(" forced\n"), "{line}");
+        assert_eq!(crate::layout::journal::parse_line(&line), Some(forced));
+        assert_eq!(
+            crate::layout::journal::parse_line("8 2000000000 188 1700000002000 0 other"),
+            None
+        );
     }
 
     #[test]
@@ -317,6 +369,7 @@ mod tests {
                 bytes: 1,
                 program_date_time_ms: 1_795_833_785_007 + (i as i64 - 5) * 6006,
                 discontinuity: i == 7,
+                independent: true,
             })
             .collect();
         let mut text = String::new();

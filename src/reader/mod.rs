@@ -81,6 +81,8 @@ struct Span {
     /// Gap before this segment, milliseconds, if any.
     hole_ms: Option<u64>,
     discontinuity: bool,
+    /// Starts at a random-access point (see `playlist::FORCED_CUT_COMMENT`).
+    independent: bool,
 }
 
 struct Open {
@@ -199,6 +201,7 @@ impl RingReader {
                         duration_ns: e.duration_ns,
                         hole_ms,
                         discontinuity: e.discontinuity,
+                        independent: e.independent,
                     },
                 );
             }
@@ -355,13 +358,19 @@ impl RingReader {
         let in_progress = self.in_progress();
         let candidate = match in_progress {
             Some((seq, start)) if target_ns >= start => Some((seq, start)),
-            _ => self
-                .spans
-                .iter()
-                .rev()
-                .find(|(_, s)| s.start_ns <= target_ns)
-                .or_else(|| self.spans.iter().next())
-                .map(|(&seq, s)| (seq, s.start_ns)),
+            // The segment holding the target, or before it the nearest one
+            // that starts at a random-access point: a forced cut's segment
+            // starts inside a GOP and would not decode until the next one.
+            _ => {
+                let starts = || self.spans.iter().filter(|(_, s)| s.independent);
+                starts()
+                    .rev()
+                    .find(|(_, s)| s.start_ns <= target_ns)
+                    .or_else(|| starts().next())
+                    .or_else(|| self.spans.iter().rev().find(|(_, s)| s.start_ns <= target_ns))
+                    .or_else(|| self.spans.iter().next())
+                    .map(|(&seq, s)| (seq, s.start_ns))
+            }
         };
         let Some((seq, start)) = candidate.or(in_progress) else {
             return Ok(None);

@@ -313,17 +313,18 @@ impl Segmenter {
                     self.hold = Hold::Deciding(bytes.to_vec());
                     *from = at + PACKET_SIZE;
                 } else {
-                    if forced && v != Verdict::RandomAccess {
+                    let independent = v == Verdict::RandomAccess;
+                    if !independent {
                         self.stats.forced_cuts += 1;
                     }
-                    self.cut(host);
+                    self.cut(independent, host);
                 }
             }
             _ if forced => {
                 self.write_run(run, *from..at, host);
                 *from = at;
                 self.stats.forced_cuts += 1;
-                self.cut(host);
+                self.cut(false, host);
             }
             _ => {}
         }
@@ -346,7 +347,7 @@ impl Segmenter {
                 self.hold = Hold::Deciding(bytes.to_vec());
                 return;
             }
-            self.cut(host);
+            self.cut(true, host);
         }
         self.write_run(run, at..at + PACKET_SIZE, host);
     }
@@ -358,7 +359,7 @@ impl Segmenter {
             return;
         };
         if random_access {
-            self.cut(host);
+            self.cut(true, host);
         }
         self.write(Chunk::borrowed(&held), host);
     }
@@ -448,9 +449,10 @@ impl Segmenter {
     }
 
     /// Closes the open segment (if any) and opens the next one, starting
-    /// with the latest PAT and PMT. While failing in `drop` mode this is the
-    /// retry: the new segment is flushed at once to find out if writing works.
-    fn cut(&mut self, host: &mut dyn Host) {
+    /// with the latest PAT and PMT; `independent`: at a random-access point,
+    /// not forced. While failing in `drop` mode this is the retry: the new
+    /// segment is flushed at once to find out if writing works.
+    fn cut(&mut self, independent: bool, host: &mut dyn Host) {
         let now = self.timeline.position_ns();
         if self.ring.is_segment_open() {
             let duration = now - self.segment_start_ns;
@@ -471,6 +473,7 @@ impl Segmenter {
         let start = SegmentStart {
             program_date_time_ms: anchor_ms + i64::try_from((now - anchor_ns) / 1_000_000).unwrap_or(0),
             discontinuity: self.pending_discontinuity,
+            independent,
         };
         if let Err(f) = self.ring.begin_segment(start) {
             self.on_failure(f, host, |r| r.begin_segment(start));

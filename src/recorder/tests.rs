@@ -123,6 +123,7 @@ fn recorder(dir: &std::path::Path, segment: u64) -> Recorder {
         segment_duration_ns: segment,
         sync_on_rotate: false,
         reuse_evicted: true,
+        extra_segments: 0,
     })
     .expect("open ring");
     Recorder::new(
@@ -287,6 +288,13 @@ fn keyframes_that_vanish_still_give_bounded_segments() {
         longest <= FORCED_CUT_FACTOR * 2 * SECOND + SECOND / 25,
         "segment of {longest} ns"
     );
+    // Each forced cut's segment is marked, and only those: the segments
+    // of the clear part start at keyframes.
+    let forced = rec.ring().segments().filter(|s| !s.independent).count() as u64;
+    assert_eq!(forced, rec.stats().forced_cuts);
+    assert!(rec.ring().segments().next().is_some_and(|s| s.independent));
+    let journal = std::fs::read_to_string(dir.path().join(crate::layout::JOURNAL_NAME)).expect("journal");
+    assert_eq!(journal.matches(" forced\n").count() as u64, forced, "{journal}");
 }
 
 #[test]

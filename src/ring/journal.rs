@@ -84,10 +84,12 @@ mod tests {
             bytes: 1880,
             program_date_time_ms: 1_700_000_000_000,
             discontinuity: true,
+            independent: true,
         };
         let b = SegmentInfo {
             sequence: 2,
             discontinuity: false,
+            independent: true,
             ..a.clone()
         };
         let handle = DirHandle::open(dir.path()).expect("open dir");

@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 pub use failure::{FailureKind, RingError, WriteFailure};
 use journal::Journal;
 use recovery::{Adoption, adopt, highest_sequence_on_disk};
+use retention::Retired;
 pub use retention::{Evicted, Retention, Window};
 use reuse::Reuse;
 pub use segment::{Chunk, CloseError, PendingWrites, SegmentWriter, SharedBytes};
@@ -67,6 +68,10 @@ pub struct RingConfig {
     /// with old packets where the new ones had not reached the disk, and
     /// that setting promises whole segments.
     pub reuse_evicted: bool,
+    /// Rotations a segment's file outlives its place in the playlist (see
+    /// [`retention`]): an HLS client that loaded the playlist just before
+    /// can still fetch its oldest entry.
+    pub extra_segments: u32,
 }
 
 /// Where a new segment starts in time.
@@ -74,6 +79,8 @@ pub struct RingConfig {
 pub struct SegmentStart {
     pub program_date_time_ms: i64,
     pub discontinuity: bool,
+    /// It starts at a random-access point (not a forced cut).
+    pub independent: bool,
 }
 
 /// What the ring has done, for the `stats` property.
@@ -150,6 +157,9 @@ pub struct Ring {
     /// Files of the ring that could not be deleted (a failing disk), with
     /// their size: counted in the window until a later try deletes them.
     undeleted: Vec<(String, u64)>,
+    /// Segments out of the window whose files are kept for
+    /// `extra_segments` rotations, oldest first.
+    retired: VecDeque<Retired>,
 }
 
 impl Ring {
@@ -218,6 +228,7 @@ impl Ring {
             stats,
             left_out,
             undeleted: Vec::new(),
+            retired: VecDeque::new(),
         };
         for info in adopted {
             ring.push_entry(info);
@@ -268,7 +279,8 @@ impl Ring {
             // long as the old segment until the new one outgrows it.
             bytes: self.window.bytes
                 + self.current.as_ref().map_or(0, |c| c.writer.disk_len())
-                + self.undeleted.iter().map(|(_, bytes)| bytes).sum::<u64>(),
+                + self.undeleted.iter().map(|(_, bytes)| bytes).sum::<u64>()
+                + self.retired.iter().map(|r| r.bytes).sum::<u64>(),
         }
     }
 
@@ -538,6 +550,8 @@ impl Ring {
     /// Finishes the open segment (if any) and marks the playlist as ended.
     pub fn close(&mut self, duration_ns: u64) -> Result<(), WriteFailure> {
         self.finish_segment(duration_ns)?;
+        // No client loads the playlist again to find them missing.
+        self.release_retired(0);
         self.reuse.discard_spare(&self.handle);
         if !self.entries.is_empty() && self.write_playlist(true).is_err() {
             self.stats.metadata_write_errors += 1;

@@ -17,6 +17,7 @@ impl Ring {
             bytes,
             program_date_time_ms: start.program_date_time_ms,
             discontinuity: start.discontinuity,
+            independent: start.independent,
         };
         // The journal and the playlist are metadata: failing to update them
         // loses no media, and both are rewritten whole at the next chance.
@@ -61,10 +62,16 @@ impl Ring {
     }
 
     pub(super) fn write_playlist(&mut self, ended: bool) -> io::Result<()> {
-        let skip = match self.config.playlist_length {
+        let mut skip = match self.config.playlist_length {
             0 => 0,
             n => self.entries.len().saturating_sub(n as usize),
         };
+        // The first entry is where a client that starts at the oldest
+        // content starts: never a forced cut if a segment after it starts
+        // at a random-access point. This only ever moves the head forward.
+        if let Some(first) = self.entries.range(skip..).position(|e| e.info.independent) {
+            skip += first;
+        }
         let Some(first) = self.entries.get(skip) else {
             return Ok(());
         };

@@ -324,6 +324,7 @@ fn recover_unjournaled(
                 bytes: r.bytes,
                 program_date_time_ms: mtime_ms.saturating_sub(duration_ms).clamp(0, MAX_PROGRAM_DATE_TIME_MS),
                 discontinuity: true,
+                independent: true,
             }))
         }
         Recovery::Empty => {

@@ -3,6 +3,13 @@
 //! without files, and the ring's side of applying it (at rotations, every
 //! few megabytes, and under the pressure of a write that failed for lack of
 //! space).
+//!
+//! An evicted segment leaves the window (playlist, journal) at once, but
+//! its file is *retired*: kept for `extra_segments` more rotations before
+//! it is deleted or reused. An HLS client that loaded the playlist a moment
+//! before may still fetch its oldest entry, as with ffmpeg's
+//! `hls_delete_threshold`. Retired files count against `max-size` and are
+//! the first to go under the pressure of a full disk.
 
 use super::Ring;
 use super::journal::Journal;
@@ -47,6 +54,16 @@ pub struct Evicted {
     pub bytes: u64,
 }
 
+/// A segment out of the window whose file is kept a while (see the module
+/// documentation).
+#[derive(Debug)]
+pub(super) struct Retired {
+    sequence: u64,
+    pub(super) bytes: u64,
+    /// Its file may become the next segment's when it is released.
+    reusable: bool,
+}
+
 /// The totals the policy is applied to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Window {
@@ -71,6 +88,14 @@ impl Retention {
             return Some(EvictReason::MinFreeSpace);
         }
         None
+    }
+
+    /// Whether the ring needs more room than the window alone can give
+    /// (`max-size` or `min-free-space`, not `max-duration`).
+    #[must_use]
+    fn short_of_space(&self, window: Window, free_space: Option<u64>) -> bool {
+        self.max_size > 0 && window.bytes > self.max_size
+            || self.min_free_space > 0 && free_space.is_some_and(|free| free < self.min_free_space)
     }
 }
 
@@ -116,7 +141,9 @@ impl Ring {
         if !self.pressure_eviction_allowed {
             return 0;
         }
-        let mut freed = 0;
+        let retired: u64 = self.retired.iter().map(|r| r.bytes).sum();
+        self.release_retired(0);
+        let mut freed = retired;
         while freed < needed {
             let Some(oldest) = self.entries.front() else { break };
             freed += oldest.info.bytes;
@@ -143,16 +170,23 @@ impl Ring {
     fn evict_while_due(&mut self, may_reuse: bool) {
         let retention = self.config.retention;
         let mut evicted = false;
-        while let Some(oldest) = self.entries.front() {
+        loop {
             let free = (retention.min_free_space > 0)
                 .then(|| platform::free_space(&self.config.dir))
                 .flatten();
-            let Some(reason) = retention.must_evict(self.window(), &oldest.info, free) else {
+            if let Some(oldest) = self.entries.front() {
+                let Some(reason) = retention.must_evict(self.window(), &oldest.info, free) else {
+                    break;
+                };
+                let reuse = may_reuse && reason == EvictReason::MaxDuration;
+                self.evict_oldest(Some(reason), reuse);
+                evicted = true;
+            } else if !self.retired.is_empty() && retention.short_of_space(self.window(), free) {
+                // Only retired files are left to make room with.
+                self.release_retired(self.retired.len() - 1);
+            } else {
                 break;
-            };
-            let reuse = may_reuse && reason == EvictReason::MaxDuration;
-            self.evict_oldest(Some(reason), reuse);
-            evicted = true;
+            }
         }
         if evicted && self.journal.lines() > 2 * self.entries.len() + 64 {
             // Dead lines outnumber live ones: compact. Failing to is harmless,
@@ -170,10 +204,17 @@ impl Ring {
         self.window.duration_ns -= e.info.duration_ns;
         self.window.bytes -= e.info.bytes;
         self.evicted_discontinuity_sequence = e.discontinuity_sequence;
-        let name = segment_file_name(e.info.sequence);
-        if !(reuse && self.reuse.set_aside(&self.handle, &name)) {
-            self.delete_file(&name);
-        }
+        self.retired.push_back(Retired {
+            sequence: e.info.sequence,
+            bytes: e.info.bytes,
+            reusable: reuse,
+        });
+        // Under pressure the file goes at once: room is what is missing.
+        self.release_retired(if reason.is_some() {
+            self.config.extra_segments as usize
+        } else {
+            0
+        });
         self.stats.segments_deleted += 1;
         match reason {
             Some(EvictReason::MaxDuration) => self.stats.evicted_max_duration += 1,
@@ -184,6 +225,20 @@ impl Ring {
                 self.stats.evicted_under_pressure_bytes += e.info.bytes;
                 self.pressure_evicted.segments += 1;
                 self.pressure_evicted.bytes += e.info.bytes;
+            }
+        }
+    }
+}
+
+impl Ring {
+    /// Deletes (or sets aside for reuse) the oldest retired files until at
+    /// most `keep` are left.
+    pub(super) fn release_retired(&mut self, keep: usize) {
+        while self.retired.len() > keep {
+            let Some(r) = self.retired.pop_front() else { break };
+            let name = segment_file_name(r.sequence);
+            if !(r.reusable && self.reuse.set_aside(&self.handle, &name)) {
+                self.delete_file(&name);
             }
         }
     }
@@ -200,6 +255,7 @@ mod tests {
             bytes,
             program_date_time_ms: 0,
             discontinuity: false,
+            independent: true,
         }
     }
 

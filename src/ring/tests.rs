@@ -17,6 +17,7 @@ pub(crate) fn config(dir: &Path) -> RingConfig {
         segment_duration_ns: 2 * SECOND,
         sync_on_rotate: false,
         reuse_evicted: true,
+        extra_segments: 0,
     }
 }
 
@@ -24,6 +25,7 @@ pub(crate) fn start(discontinuity: bool) -> SegmentStart {
     SegmentStart {
         program_date_time_ms: 1_700_000_000_000,
         discontinuity,
+        independent: true,
     }
 }
 
@@ -51,6 +53,96 @@ fn rotates_evicts_and_publishes() {
     let pl = m3u8_rs::parse_media_playlist_res(text.as_bytes()).expect("parses");
     assert_eq!(pl.media_sequence, 3);
     assert_eq!(pl.segments.len(), 5);
+}
+
+/// The playlist never starts with a forced cut's segment while a later
+/// one starts at a random-access point; with none, it lists what it has.
+#[test]
+fn the_playlist_does_not_start_at_a_forced_cut() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ring = Ring::open(config(dir.path())).expect("open");
+    let listed = || {
+        let text = std::fs::read_to_string(dir.path().join(PLAYLIST_NAME)).expect("playlist");
+        let pl = m3u8_rs::parse_media_playlist_res(text.as_bytes()).expect("parses");
+        (pl.media_sequence, pl.segments.len())
+    };
+    for independent in [false, false] {
+        ring.begin_segment(SegmentStart {
+            independent,
+            ..start(false)
+        })
+        .expect("begin");
+        ring.write(&PKT).expect("write");
+        ring.finish_segment(SECOND).expect("finish");
+    }
+    assert_eq!(listed(), (0, 2), "nothing better to offer");
+    for independent in [true, false] {
+        ring.begin_segment(SegmentStart {
+            independent,
+            ..start(false)
+        })
+        .expect("begin");
+        ring.write(&PKT).expect("write");
+        ring.finish_segment(SECOND).expect("finish");
+    }
+    assert_eq!(listed(), (2, 2), "starts at the first random-access point");
+    assert_eq!(ring.segments().len(), 4, "the forced ones stay in the ring");
+}
+
+/// With `extra_segments` 1 an evicted segment leaves the playlist at once
+/// and its file one rotation later; the kept file counts in `max-size`
+/// (so the window holds one segment fewer), and closing the ring deletes it.
+#[test]
+fn evicted_files_outlive_the_playlist_by_extra_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = config(dir.path());
+    config.extra_segments = 1;
+    config.reuse_evicted = false;
+    let mut ring = Ring::open(config).expect("open");
+    let listed = || {
+        let text = std::fs::read_to_string(dir.path().join(PLAYLIST_NAME)).expect("playlist");
+        m3u8_rs::parse_media_playlist_res(text.as_bytes())
+            .expect("parses")
+            .media_sequence
+    };
+    for _ in 0..7 {
+        ring.begin_segment(start(false)).expect("begin");
+        ring.write(&PKT).expect("write");
+        ring.finish_segment(2 * SECOND).expect("finish");
+    }
+    // 10 s of 2 s segments: 0 and 1 were evicted; 1 is kept one rotation.
+    assert_eq!(listed(), 2);
+    assert!(!dir.path().join(segment_file_name(0)).exists());
+    assert!(dir.path().join(segment_file_name(1)).exists());
+    assert_eq!(ring.window().bytes, 6 * 188, "the kept file counts");
+    ring.close(0).expect("close");
+    assert!(!dir.path().join(segment_file_name(1)).exists());
+
+    // max-size of 6 packets: five listed segments and the kept one.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = super::tests::config(dir.path());
+    config.retention = Retention {
+        max_size: 6 * 188,
+        ..Default::default()
+    };
+    config.extra_segments = 1;
+    let mut ring = Ring::open(config).expect("open");
+    for _ in 0..9 {
+        ring.begin_segment(start(false)).expect("begin");
+        ring.write(&PKT).expect("write");
+        ring.finish_segment(2 * SECOND).expect("finish");
+        assert!(ring.window().bytes <= 6 * 188, "{:?}", ring.window());
+    }
+    let files = (0..9)
+        .filter(|n| dir.path().join(segment_file_name(*n)).exists())
+        .count();
+    assert_eq!(files, 6);
+    assert_eq!(ring.segments().len(), 5);
+
+    // A failed write for lack of space frees the kept file first.
+    let freed = ring.evict_under_pressure(1);
+    assert_eq!(freed, 188);
+    assert_eq!(ring.segments().len(), 5, "the window is untouched");
 }
 
 /// Whole packets whose every byte after the sync byte is `marker`, so
@@ -123,6 +215,7 @@ fn no_reuse_when_disabled_or_syncing() {
             dir.path(),
             RingConfig {
                 reuse_evicted,
+                extra_segments: 0,
                 sync_on_rotate,
                 ..config(dir.path())
             },
@@ -260,6 +353,7 @@ fn undeletable_segments_count_until_deleted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut ring = Ring::open(RingConfig {
         reuse_evicted: false,
+        extra_segments: 0,
         ..config(dir.path())
     })
     .expect("open");

@@ -332,6 +332,7 @@ impl StreamBufferSink {
             segment_duration_ns: settings.segment_duration,
             sync_on_rotate: settings.sync_on_rotate,
             reuse_evicted: settings.reuse_files,
+            extra_segments: settings.extra_segments,
         })
         .map_err(|e| match e {
             RingError::Locked(_) => gst::error_msg!(gst::ResourceError::Busy, ("{}", e)),

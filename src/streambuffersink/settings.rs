@@ -17,6 +17,10 @@ const DEFAULT_MAX_DURATION: u64 = 30 * 60 * SECOND;
 /// One year: anything longer is a typo, not a retention policy.
 const MAX_MAX_DURATION: u64 = 366 * 24 * 3600 * SECOND;
 const MAX_PLAYLIST_LENGTH: u32 = 1_000_000;
+/// As ffmpeg's `hls_delete_threshold`: one rotation of grace is what a
+/// client that just loaded the playlist needs.
+const DEFAULT_EXTRA_SEGMENTS: u32 = 1;
+const MAX_EXTRA_SEGMENTS: u32 = 1000;
 const DEFAULT_RETRY_INTERVAL: u64 = SECOND;
 const MIN_RETRY_INTERVAL: u64 = SECOND / 100;
 const MAX_RETRY_INTERVAL: u64 = 3600 * SECOND;
@@ -29,6 +33,7 @@ pub(super) struct Settings {
     pub(super) max_size: u64,
     pub(super) min_free_space: u64,
     pub(super) playlist_length: u32,
+    pub(super) extra_segments: u32,
     pub(super) program_number: i32,
     /// Program numbers to keep; empty keeps every program.
     pub(super) programs: Vec<u16>,
@@ -47,6 +52,7 @@ impl Default for Settings {
             max_size: 0,
             min_free_space: 0,
             playlist_length: 0,
+            extra_segments: DEFAULT_EXTRA_SEGMENTS,
             program_number: -1,
             programs: Vec::new(),
             sync_on_rotate: false,
@@ -97,6 +103,13 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .blurb("Newest segments listed in index.m3u8 (0 = the whole window)")
             .maximum(MAX_PLAYLIST_LENGTH)
             .default_value(0)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("extra-segments")
+            .nick("Extra segments")
+            .blurb("Rotations a segment's file is kept after it left the playlist (evicted), so that an HLS client that loaded the playlist just before can still fetch it; kept files count in max-size and go first when the disk is full")
+            .maximum(MAX_EXTRA_SEGMENTS)
+            .default_value(DEFAULT_EXTRA_SEGMENTS)
             .mutable_ready()
             .build(),
         glib::ParamSpecInt::builder("program-number")
@@ -159,6 +172,7 @@ impl Settings {
             "max-size" => self.max_size = value.get().unwrap_or(self.max_size),
             "min-free-space" => self.min_free_space = value.get().unwrap_or(self.min_free_space),
             "playlist-length" => self.playlist_length = value.get().unwrap_or(self.playlist_length),
+            "extra-segments" => self.extra_segments = value.get().unwrap_or(self.extra_segments),
             "program-number" => self.program_number = value.get().unwrap_or(self.program_number),
             "programs" => self.programs = parse_programs(value.get::<Option<String>>().ok().flatten().as_deref())?,
             "sync-on-rotate" => self.sync_on_rotate = value.get().unwrap_or(self.sync_on_rotate),
@@ -183,6 +197,7 @@ impl Settings {
             "max-size" => self.max_size.to_value(),
             "min-free-space" => self.min_free_space.to_value(),
             "playlist-length" => self.playlist_length.to_value(),
+            "extra-segments" => self.extra_segments.to_value(),
             "program-number" => self.program_number.to_value(),
             "programs" => self
                 .programs
