@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing streambuffer needs, if it is missing:
 # GStreamer 1.x development files and plugins, ffmpeg (independent checks),
-# and a Rust toolchain. Safe to run repeatedly; does nothing when all is there.
+# Chromium and Node.js with the test-only npm packages of tests/web (hls.js,
+# a DevTools protocol client), and a Rust toolchain. Safe to run repeatedly;
+# does nothing when all is there.
 set -euo pipefail
 
 packages=(
@@ -10,10 +12,16 @@ packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-x
   gstreamer1.0-libav ffmpeg python3-gi gir1.2-gstreamer-1.0
+  chromium nodejs npm
 )
 
 missing=()
 for p in "${packages[@]}"; do
+  case "$p" in
+    # Node.js may come from elsewhere (nodesource, nvm): any node and npm do.
+    nodejs) command -v node >/dev/null 2>&1 && continue ;;
+    npm) command -v npm >/dev/null 2>&1 && continue ;;
+  esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
@@ -32,4 +40,12 @@ if ! command -v cargo >/dev/null 2>&1; then
     curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
   }
   echo "setup: add \$HOME/.cargo/bin to PATH (or run: source \$HOME/.cargo/env)"
+fi
+
+# The web player tests' npm packages, exactly as package-lock.json pins them.
+web="$(cd "$(dirname "$0")/.." && pwd)/tests/web"
+if [ ! -d "$web/node_modules/hls.js" ] || [ ! -d "$web/node_modules/chrome-remote-interface" ] \
+    || [ "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]; then
+  echo "setup: installing the npm packages of tests/web"
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi

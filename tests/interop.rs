@@ -9,30 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::inputs::Input;
 use common::*;
-
-/// Encodes `seconds` of ffmpeg's test pattern and a tone with `video_args`
-/// into MPEG-TS with ffmpeg's own muxer, once per name and test binary.
-fn ffmpeg_stream(name: &str, seconds: u32, video_args: &str) -> PathBuf {
-    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("tempdir"));
-    let path = dir.path().join(format!("{name}.ts"));
-    if path.exists() {
-        return path;
-    }
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size=320x240:rate=25:duration={seconds}"))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!("sine=duration={seconds}"))
-        .args(video_args.split_whitespace())
-        .args(["-c:a", "aac", "-f", "mpegts"])
-        .arg(&path)
-        .status()
-        .expect("run ffmpeg");
-    assert!(status.success(), "ffmpeg could not make {name}");
-    path
-}
 
 fn record(input: &Path, ring: &Path, props: &str) -> gst::Structure {
     record_file(input, 65536, ring, props)
@@ -67,13 +45,8 @@ fn record_in_2s_segments(input: &Path) -> (tempfile::TempDir, Vec<PathBuf>) {
 /// and none is forced.
 #[test]
 fn long_gops_make_long_segments_that_start_on_keyframes() {
-    let input = ffmpeg_stream(
-        "longgop",
-        40,
-        "-c:v libx264 -g 250 -keyint_min 250 -sc_threshold 0 -preset ultrafast",
-    );
-    let (dir, segs) = record_in_2s_segments(&input);
-    assert_eq!(segs.len(), 4, "one segment per GOP: {segs:?}");
+    let (dir, segs) = record_in_2s_segments(&Input::LongGop.path());
+    assert_eq!(segs.len(), 3, "one segment per GOP: {segs:?}");
     let pl = playlist(dir.path());
     for s in &pl.segments {
         assert!(
@@ -271,8 +244,139 @@ fn a_missing_program_is_a_warning() {
 /// each segment starts on a keyframe and the target duration stays 2.
 #[test]
 fn hevc_open_gop_keeps_the_target_duration() {
-    let input = ffmpeg_stream("hevc", 20, "-c:v libx265 -preset ultrafast -g 50");
-    let (dir, _) = record_in_2s_segments(&input);
+    let (dir, _) = record_in_2s_segments(&Input::HevcAac.path());
     let pl = playlist(dir.path());
     assert_eq!(pl.target_duration, 2, "{pl:?}");
+}
+
+/// The checks every input of the matrix passes, finished: recorded into
+/// 2 s segments with no cut forced, every segment is whole packets and
+/// starts with the PAT and then a PMT it lists, decodes on its own
+/// (ffprobe counts its frames; video starts on a keyframe), and the ring
+/// plays to the end in ffmpeg and playbin (through index.m3u8),
+/// `streambuffersrc ! decodebin` and `streambuffersrc ! tsdemux ! parser !
+/// decoder`, audio and video.
+fn check_finished(input: Input) {
+    let name = input.name();
+    let (dir, segs) = {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stats = record(
+            &input.path(),
+            dir.path(),
+            &format!("segment-duration={} max-duration=0", 2 * SECOND),
+        );
+        assert_eq!(stat_u64(&stats, "forced-cuts"), 0, "{name}: {stats:?}");
+        let segs = segments(dir.path());
+        (dir, segs)
+    };
+    assert!(segs.len() >= 3, "{name}: {segs:?}");
+    for s in &segs {
+        assert_segment_well_formed(s);
+        let data = std::fs::read(s).expect("read");
+        let pmts = pmt_pids(&data[..PACKET]);
+        assert_eq!(pmts.len(), 1, "{name}: {}: PAT lists {pmts:x?}", s.display());
+        assert_eq!(
+            pid(&data[PACKET..2 * PACKET]),
+            pmts[0],
+            "{name}: {}: PMT second",
+            s.display()
+        );
+        let audio = ffprobe_frame_count(s, "a:0");
+        assert!(audio > 0, "{name}: {} decodes no audio frame on its own", s.display());
+        if input.has_video() {
+            let video = ffprobe_frame_count(s, "v:0");
+            assert!(video > 0, "{name}: {} decodes no video frame on its own", s.display());
+            assert_eq!(
+                ffprobe_key_frames(s, 1),
+                vec![true],
+                "{name}: {} starts without a keyframe",
+                s.display()
+            );
+        }
+    }
+    let index = dir.path().join("index.m3u8");
+    ffmpeg_decode(&index).unwrap_or_else(|e| panic!("{name}: ffmpeg on index.m3u8: {e}"));
+    let uri = format!("file://{}", index.display());
+    let (video, audio) =
+        playbin_buffers(&uri, std::time::Duration::from_secs(60)).unwrap_or_else(|e| panic!("{name}: playbin: {e}"));
+    assert!(
+        audio > 0 && (video > 0) == input.has_video(),
+        "{name}: playbin gave {video} video, {audio} audio buffers"
+    );
+
+    let src = format!(
+        "streambuffersrc location={} start-position=oldest",
+        dir.path().display()
+    );
+    let timeout = std::time::Duration::from_secs(60);
+    let (desc, sinks): (String, &[&str]) = if input.has_video() {
+        (
+            format!(
+                "{src} ! decodebin name=d d. ! video/x-raw ! queue ! fakesink name=v sync=false d. ! audio/x-raw ! queue ! fakesink name=a sync=false"
+            ),
+            &["v", "a"],
+        )
+    } else {
+        (
+            format!("{src} ! decodebin ! audio/x-raw ! fakesink name=a sync=false"),
+            &["a"],
+        )
+    };
+    let counts = launch_counting(&desc, sinks, timeout).unwrap_or_else(|e| panic!("{name}: decodebin: {e}"));
+    assert!(
+        counts.iter().all(|&n| n > 0),
+        "{name}: decodebin gave {counts:?} buffers to {sinks:?}"
+    );
+    let audio_branch = format!("t. ! queue ! {} ! fakesink name=a sync=false", input.audio_decoder());
+    let desc = match input.video_decoder() {
+        Some(video) => {
+            format!("{src} ! tsdemux name=t t. ! queue ! {video} ! fakesink name=v sync=false {audio_branch}")
+        }
+        None => format!("{src} ! tsdemux name=t {audio_branch}"),
+    };
+    let counts = launch_counting(&desc, sinks, timeout).unwrap_or_else(|e| panic!("{name}: tsdemux: {e}"));
+    assert!(
+        counts.iter().all(|&n| n > 0),
+        "{name}: tsdemux gave {counts:?} buffers to {sinks:?}"
+    );
+}
+
+#[test]
+fn interop_h264_aac() {
+    check_finished(Input::H264Aac);
+}
+
+#[test]
+fn interop_hevc_aac() {
+    check_finished(Input::HevcAac);
+}
+
+#[test]
+fn interop_mpeg2_mp2() {
+    check_finished(Input::Mpeg2Mp2);
+}
+
+#[test]
+fn interop_h264_ac3() {
+    check_finished(Input::H264Ac3);
+}
+
+#[test]
+fn interop_aac_radio() {
+    check_finished(Input::AacRadio);
+}
+
+#[test]
+fn interop_mp2_radio() {
+    check_finished(Input::Mp2Radio);
+}
+
+#[test]
+fn interop_open_gop_with_b_frames() {
+    check_finished(Input::OpenGop);
+}
+
+#[test]
+fn interop_long_gop() {
+    check_finished(Input::LongGop);
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use gst::prelude::*;
 
+pub mod inputs;
+
 pub const SECOND: u64 = 1_000_000_000;
 pub const PACKET: usize = 188;
 
@@ -657,4 +659,79 @@ pub fn on_each_buffer(
             })
             .build(),
     );
+}
+
+/// Counts the buffers reaching each sink element of `pipeline` named in
+/// `sinks`, playing it to EOS (bounded by `timeout`).
+pub fn count_to_eos(pipeline: &gst::Pipeline, sinks: &[gst::Element], timeout: Duration) -> Result<Vec<u64>, String> {
+    let counts: Vec<std::sync::Arc<std::sync::atomic::AtomicU64>> = sinks.iter().map(|_| Default::default()).collect();
+    for (sink, count) in sinks.iter().zip(&counts) {
+        let count = count.clone();
+        sink.static_pad("sink").ok_or("sink without pad")?.add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+            move |_, _| {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
+    run_pipeline_to_eos(pipeline, timeout)?;
+    Ok(counts
+        .iter()
+        .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        .collect())
+}
+
+/// Like [`count_to_eos`] for a pipeline description whose sinks are named
+/// `names`.
+pub fn launch_counting(desc: &str, names: &[&str], timeout: Duration) -> Result<Vec<u64>, String> {
+    init();
+    let pipeline = gst::parse::launch(desc)
+        .map_err(|e| format!("parse '{desc}': {e}"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline".to_string())?;
+    let sinks: Vec<gst::Element> = names
+        .iter()
+        .map(|n| pipeline.by_name(n).ok_or(format!("no element {n}")))
+        .collect::<Result<_, _>>()?;
+    count_to_eos(&pipeline, &sinks, timeout)
+}
+
+/// Plays `uri` with playbin into fakesinks (not synchronised) to EOS;
+/// returns the (video, audio) buffers they received.
+pub fn playbin_buffers(uri: &str, timeout: Duration) -> Result<(u64, u64), String> {
+    init();
+    let sink = || {
+        gst::ElementFactory::make("fakesink")
+            .property("sync", false)
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    let (video, audio) = (sink()?, sink()?);
+    let playbin = gst::ElementFactory::make("playbin")
+        .property("uri", uri)
+        .property("video-sink", &video)
+        .property("audio-sink", &audio)
+        .build()
+        .map_err(|e| e.to_string())?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "playbin is not a pipeline")?;
+    let counts = count_to_eos(&playbin, &[video, audio], timeout)?;
+    Ok((counts[0], counts[1]))
+}
+
+/// Frames ffprobe decodes from stream `selector` ("v:0", "a:0") of `path`.
+pub fn ffprobe_frame_count(path: &Path, selector: &str) -> u64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", selector, "-count_frames"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    // One line per program the stream is in, and one for the stream.
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(',').next().and_then(|n| n.trim().parse().ok()))
+        .max()
+        .unwrap_or(0)
 }
