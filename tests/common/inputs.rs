@@ -1,5 +1,6 @@
 //! Streams made by ffmpeg's MPEG-TS muxer (not by us, not by GStreamer),
-//! 320x240 at 25 fps, for the interoperability tests, and what a player
+//! 320x240 at 25 fps (MPEG audio as broadcast radio sends it: stereo Layer
+//! II at 192 kb/s), for the interoperability tests, and what a player
 //! needs to decode each.
 
 use std::path::PathBuf;
@@ -43,10 +44,10 @@ impl Input {
         match self {
             Input::H264Aac => "-c:v libx264 -preset ultrafast -g 25 -c:a aac",
             Input::HevcAac => "-c:v libx265 -preset ultrafast -g 50 -x265-params log-level=error -c:a aac",
-            Input::Mpeg2Mp2 => "-c:v mpeg2video -g 12 -b:v 1M -c:a mp2",
+            Input::Mpeg2Mp2 => "-c:v mpeg2video -g 12 -b:v 1M -c:a mp2 -ac 2 -b:a 192k",
             Input::H264Ac3 => "-c:v libx264 -preset ultrafast -g 25 -c:a ac3",
             Input::AacRadio => "-vn -c:a aac",
-            Input::Mp2Radio => "-vn -c:a mp2",
+            Input::Mp2Radio => "-vn -c:a mp2 -ac 2 -b:a 192k",
             Input::OpenGop => "-c:v libx264 -preset fast -bf 3 -g 50 -x264-params open-gop=1 -c:a aac",
             Input::LongGop => "-c:v libx264 -preset ultrafast -g 250 -keyint_min 250 -sc_threshold 0 -c:a aac",
         }

@@ -1,0 +1,354 @@
+//! Third-party players on rings the sink writes from ffmpeg-made input:
+//! hls.js in headless Chromium (finished rings and a live one whose window
+//! slides), and a live ring fed over UDP by ffmpeg, played while it is
+//! written by ffmpeg, playbin (hlsdemux), `streambuffersrc` and hls.js.
+//! Inputs Chromium cannot decode are ignored tests, with the reason: cargo
+//! reports them as ignored (skipped), never as passed, and
+//! `browser_codec_support_is_as_the_skips_say` fails once that changes.
+#![cfg(unix)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::inputs::Input;
+use common::*;
+
+/// What `tests/web/hlsjs-play.mjs` printed: its `key=value` lines (errors
+/// under `error`, joined).
+struct PageReport(HashMap<String, String>);
+
+impl PageReport {
+    fn get(&self, key: &str) -> &str {
+        self.0.get(key).map_or("", String::as_str)
+    }
+    fn number(&self, key: &str) -> f64 {
+        self.get(key).parse().unwrap_or(f64::NAN)
+    }
+}
+
+impl std::fmt::Debug for PageReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut keys: Vec<_> = self.0.iter().collect();
+        keys.sort();
+        f.debug_map().entries(keys).finish()
+    }
+}
+
+/// Plays `playlist` (a path inside `root`) with hls.js for up to `seconds`.
+fn hlsjs_play(root: &Path, playlist: &str, seconds: u32) -> PageReport {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web/hlsjs-play.mjs");
+    let (exited, ok, out) = run_bounded(
+        "node",
+        &format!("{} {} {playlist} {seconds}", script.display(), root.display()),
+        &[],
+        Duration::from_secs(u64::from(seconds) + 90),
+    );
+    assert!(exited && ok, "hls.js driver failed (run scripts/setup.sh?): {out}");
+    let mut map = HashMap::new();
+    for line in out.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            map.entry(k.to_owned())
+                .and_modify(|old: &mut String| {
+                    old.push_str("; ");
+                    old.push_str(v);
+                })
+                .or_insert_with(|| v.to_owned());
+        }
+    }
+    PageReport(map)
+}
+
+/// No hls.js error at all, time advancing by at least `min_advance` s and
+/// never backwards, and decoded frames (video) or audio bytes.
+fn assert_played(what: &str, r: &PageReport, min_advance: f64, video: bool) {
+    assert_eq!(r.get("errors"), "0", "{what}: hls.js errors: {r:?}");
+    assert_eq!(r.get("media-error"), "", "{what}: {r:?}");
+    let advance = r.number("max-time") - r.number("first-time");
+    assert!(advance >= min_advance, "{what}: played {advance} s: {r:?}");
+    assert_eq!(r.get("time-decreased"), "false", "{what}: {r:?}");
+    if video {
+        assert!(r.number("video-frames") >= 25.0 * min_advance * 0.8, "{what}: {r:?}");
+    } else {
+        assert!(r.number("audio-bytes") > 0.0, "{what}: {r:?}");
+    }
+}
+
+/// Records `input` into 2 s segments and plays the finished ring with
+/// hls.js, from its start, to its end or for 8 s.
+fn hlsjs_finished(input: Input) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    record_file(
+        &input.path(),
+        65536,
+        &ring,
+        &format!("segment-duration={} max-duration=0", 2 * SECOND),
+    );
+    let r = hlsjs_play(dir.path(), "ring/index.m3u8", 8);
+    assert_played(input.name(), &r, 5.0, input.has_video());
+}
+
+#[test]
+fn hlsjs_plays_h264_aac() {
+    hlsjs_finished(Input::H264Aac);
+}
+
+#[test]
+fn hlsjs_plays_open_gop_with_b_frames() {
+    hlsjs_finished(Input::OpenGop);
+}
+
+#[test]
+fn hlsjs_plays_a_long_gop() {
+    hlsjs_finished(Input::LongGop);
+}
+
+#[test]
+fn hlsjs_plays_aac_radio() {
+    hlsjs_finished(Input::AacRadio);
+}
+
+#[test]
+fn hlsjs_plays_mp2_radio() {
+    hlsjs_finished(Input::Mp2Radio);
+}
+
+#[test]
+#[ignore = "Chromium here has no HEVC decoder (MediaSource rejects hvc1)"]
+fn hlsjs_plays_hevc_aac() {
+    hlsjs_finished(Input::HevcAac);
+}
+
+#[test]
+#[ignore = "Chromium has no AC-3 decoder (MediaSource rejects ac-3)"]
+fn hlsjs_plays_h264_ac3() {
+    hlsjs_finished(Input::H264Ac3);
+}
+
+#[test]
+#[ignore = "hls.js does not transmux MPEG-2 video"]
+fn hlsjs_plays_mpeg2_mp2() {
+    hlsjs_finished(Input::Mpeg2Mp2);
+}
+
+/// The ignored tests above say why; this checks the browser still agrees
+/// (MediaSource.isTypeSupported), so a skip cannot outlive its reason.
+#[test]
+fn browser_codec_support_is_as_the_skips_say() {
+    for input in [Input::HevcAac, Input::H264Ac3, Input::Mpeg2Mp2] {
+        assert!(input.browser_cannot_play().is_some(), "{input:?}");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    record_file(&Input::H264Aac.path(), 65536, &ring, "");
+    let r = hlsjs_play(dir.path(), "ring/index.m3u8", 1);
+    let supports = r.get("supports");
+    for expected in ["avc1:true", "mp4a:true", "hvc1:false", "ac-3:false"] {
+        assert!(supports.contains(expected), "Chromium's codecs changed: {supports}");
+    }
+}
+
+/// A free UDP port on loopback (bound, then released for the receiver).
+fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("addr").port()
+}
+
+/// Kills a child process when dropped: a failing test leaves none behind.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The live case: ffmpeg sends the H.264+AAC input in real time, looped,
+/// over UDP (loopback, 1316-byte datagrams) to `udpsrc ! streambuffersink`
+/// with a 10 s window of 2 s segments. While it records, the ring is played
+/// live by ffmpeg and playbin through index.m3u8, by `streambuffersrc
+/// start-position=live ! tsdemux` with decoders, and by hls.js, while the
+/// window slides; then every segment left decodes on its own.
+#[test]
+fn a_live_ring_fed_over_udp_plays_everywhere_while_it_slides() {
+    init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let port = free_udp_port();
+    let recorder = gst::parse::launch(&format!(
+        "udpsrc address=127.0.0.1 port={port} caps=video/mpegts,systemstream=true ! streambuffersink name=sink location={} segment-duration={} max-duration={}",
+        ring.display(),
+        2 * SECOND,
+        10 * SECOND
+    ))
+    .expect("parse")
+    .downcast::<gst::Pipeline>()
+    .expect("pipeline");
+    use gst::prelude::*;
+    recorder.set_state(gst::State::Playing).expect("record");
+    let sender = Reaped(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-re", "-stream_loop", "-1", "-i"])
+            .arg(Input::H264Aac.path())
+            .args(["-t", "45", "-c", "copy", "-f", "mpegts"])
+            .arg(format!("udp://127.0.0.1:{port}?pkt_size=1316"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ffmpeg"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || playlist_entries(&ring) >= 3),
+        "no live playlist"
+    );
+    let first_sequence = playlist(&ring).media_sequence;
+
+    // Live players, side by side, each bounded.
+    let index = ring.join("index.m3u8");
+    let ffmpeg = std::thread::spawn({
+        let index = index.clone();
+        move || {
+            Command::new("ffmpeg")
+                .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+                .arg(index)
+                .args(["-t", "10", "-f", "null", "-"])
+                .output()
+                .expect("run ffmpeg")
+        }
+    });
+    let playbin = std::thread::spawn({
+        let uri = format!("file://{}", index.display());
+        move || playbin_live_buffers(&uri, Duration::from_secs(10))
+    });
+    let reader = std::thread::spawn({
+        let ring = ring.clone();
+        move || {
+            let desc = format!(
+                "streambuffersrc location={} start-position=live ! tsdemux name=t t. ! queue ! {} ! fakesink name=v t. ! queue ! {} ! fakesink name=a",
+                ring.display(),
+                Input::H264Aac.video_decoder().unwrap_or_default(),
+                Input::H264Aac.audio_decoder()
+            );
+            count_for(&desc, &["v", "a"], Duration::from_secs(10))
+        }
+    });
+    let page = hlsjs_play(dir.path(), "ring/index.m3u8", 14);
+
+    let out = ffmpeg.join().expect("ffmpeg thread");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "live ffmpeg: {stderr}"
+    );
+    let (video, audio) = playbin
+        .join()
+        .expect("playbin thread")
+        .unwrap_or_else(|e| panic!("live playbin: {e}"));
+    assert!(
+        video > 100 && audio > 100,
+        "live playbin: {video} video, {audio} audio buffers"
+    );
+    let counts = reader
+        .join()
+        .expect("reader thread")
+        .unwrap_or_else(|e| panic!("live streambuffersrc: {e}"));
+    assert!(counts.iter().all(|&n| n > 100), "live streambuffersrc: {counts:?}");
+    assert_played("live hls.js", &page, 9.0, true);
+
+    let slid_to = playlist(&ring).media_sequence;
+    assert!(
+        slid_to >= first_sequence + 3,
+        "the window did not slide: {first_sequence} -> {slid_to}"
+    );
+    drop(sender);
+    assert!(eos_and_wait(&recorder, Duration::from_secs(20)).is_ok(), "recorder EOS");
+    let _ = recorder.set_state(gst::State::Null);
+    let segs = segments(&ring);
+    for s in &segs {
+        assert_segment_well_formed(s);
+        assert!(ffprobe_frame_count(s, "v:0") > 0, "{}", s.display());
+        assert_eq!(ffprobe_key_frames(s, 1), vec![true], "{}", s.display());
+    }
+}
+
+/// Plays `pipeline` description for `duration` (a live source never
+/// ends); returns the buffers each named fakesink received.
+fn count_for(desc: &str, names: &[&str], duration: Duration) -> Result<Vec<u64>, String> {
+    use gst::prelude::*;
+    let pipeline = gst::parse::launch(desc)
+        .map_err(|e| e.to_string())?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline")?;
+    let sinks: Vec<gst::Element> = names
+        .iter()
+        .map(|n| pipeline.by_name(n).ok_or(format!("no {n}")))
+        .collect::<Result<_, _>>()?;
+    count_while_playing(&pipeline, &sinks, duration)
+}
+
+/// Counts buffers reaching `sinks` while `pipeline` plays for `duration`;
+/// an ERROR fails it.
+fn count_while_playing(
+    pipeline: &gst::Pipeline,
+    sinks: &[gst::Element],
+    duration: Duration,
+) -> Result<Vec<u64>, String> {
+    use gst::prelude::*;
+    let counts: Vec<std::sync::Arc<std::sync::atomic::AtomicU64>> = sinks.iter().map(|_| Default::default()).collect();
+    for (sink, count) in sinks.iter().zip(&counts) {
+        let count = count.clone();
+        sink.static_pad("sink")
+            .ok_or("no pad")?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+    }
+    pipeline.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
+    let bus = pipeline.bus().ok_or("no bus")?;
+    let deadline = std::time::Instant::now() + duration;
+    let mut result = Ok(());
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64)) else {
+            break;
+        };
+        match msg.view() {
+            gst::MessageView::Error(e) => {
+                result = Err(format!("{} ({:?})", e.error(), e.debug()));
+                break;
+            }
+            gst::MessageView::Eos(_) => break,
+            _ => {}
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    result.map(|()| {
+        counts
+            .iter()
+            .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+            .collect()
+    })
+}
+
+/// playbin on a live playlist, played in real time for `duration`;
+/// returns (video, audio) buffers.
+fn playbin_live_buffers(uri: &str, duration: Duration) -> Result<(u64, u64), String> {
+    use gst::prelude::*;
+    let sink = || gst::ElementFactory::make("fakesink").build().map_err(|e| e.to_string());
+    let (video, audio) = (sink()?, sink()?);
+    let playbin = gst::ElementFactory::make("playbin")
+        .property("uri", uri)
+        .property("video-sink", &video)
+        .property("audio-sink", &audio)
+        .build()
+        .map_err(|e| e.to_string())?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline")?;
+    let counts = count_while_playing(&playbin, &[video, audio], duration)?;
+    Ok((counts[0], counts[1]))
+}
