@@ -266,6 +266,7 @@ fn check_finished(input: Input) {
             &format!("segment-duration={} max-duration=0", 2 * SECOND),
         );
         assert_eq!(stat_u64(&stats, "forced-cuts"), 0, "{name}: {stats:?}");
+        assert_eq!(stat_u64(&stats, "target-duration-raises"), 0, "{name}: {stats:?}");
         let segs = segments(dir.path());
         (dir, segs)
     };

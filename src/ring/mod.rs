@@ -102,6 +102,10 @@ pub struct RingStats {
     /// Files of the ring that could not be deleted yet (retried at every
     /// new segment, counted against `max-size` meanwhile).
     pub undeleted_files: u64,
+    /// Times EXT-X-TARGETDURATION had to rise after the playlist was first
+    /// published (RFC 8216 wants it fixed): a segment came out longer than
+    /// any before, which only a forced cut or a stream whose GOPs grew makes.
+    pub target_duration_raises: u64,
     /// Journal lines refused at adoption (malformed or implausible values).
     pub journal_lines_rejected: u64,
     pub playlist_writes: u64,

@@ -53,7 +53,15 @@ impl Ring {
         let discontinuity_sequence = base + u64::from(info.discontinuity);
         self.window.duration_ns += info.duration_ns;
         self.window.bytes += info.bytes;
+        // EXT-X-TARGETDURATION: fixed when the playlist is first published
+        // (after the first segment, so a stream's long GOPs set it), never
+        // lowered, and raised only when an EXTINF would round above it,
+        // which RFC 8216 forbids outright while a changed target is only
+        // discouraged.
         let rounded = (info.duration_ns + 500_000_000) / 1_000_000_000;
+        if rounded > self.target_duration_s && self.stats.playlist_writes > 0 {
+            self.stats.target_duration_raises += 1;
+        }
         self.target_duration_s = self.target_duration_s.max(rounded);
         self.entries.push_back(Entry {
             info,

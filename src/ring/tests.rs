@@ -55,6 +55,29 @@ fn rotates_evicts_and_publishes() {
     assert_eq!(pl.segments.len(), 5);
 }
 
+/// The target duration is set by the first published playlist and raised
+/// (counted) only for a segment that would round above it.
+#[test]
+fn target_duration_rises_only_when_it_must_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ring = Ring::open(config(dir.path())).expect("open");
+    let target = || playlist_target(dir.path());
+    for (duration, expected, raises) in [(10 * SECOND, 10, 0), (2 * SECOND, 10, 0), (12 * SECOND, 12, 1)] {
+        ring.begin_segment(start(false)).expect("begin");
+        ring.write(&PKT).expect("write");
+        ring.finish_segment(duration).expect("finish");
+        assert_eq!(target(), expected);
+        assert_eq!(ring.stats().target_duration_raises, raises);
+    }
+}
+
+fn playlist_target(dir: &Path) -> u64 {
+    let text = std::fs::read_to_string(dir.join(PLAYLIST_NAME)).expect("playlist");
+    m3u8_rs::parse_media_playlist_res(text.as_bytes())
+        .expect("parses")
+        .target_duration
+}
+
 /// The playlist never starts with a forced cut's segment while a later
 /// one starts at a random-access point; with none, it lists what it has.
 #[test]

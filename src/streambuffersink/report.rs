@@ -218,6 +218,7 @@ pub(super) fn stats_structure(snap: &Snapshot, running: bool, dir: Option<&Path>
         .field("metadata-write-errors", rs.metadata_write_errors)
         .field("directory-recreated", rs.directory_recreated)
         .field("undeleted-files", rs.undeleted_files)
+        .field("target-duration-raises", rs.target_duration_raises)
         .field("write-failing", fail.failing)
         .field("write-failures", fail.write_failures)
         .field("failure-episodes", fail.episodes)
