@@ -13,7 +13,8 @@ cargo build --all-targets
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --lib --tests -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee "$log" || status=$?
+# --no-fail-fast: every test binary runs, so the closing line counts them all.
+cargo test --no-fail-fast --lib --tests -- --test-threads="${TEST_THREADS:-2}" 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run.
 awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log"
 exit "$status"

@@ -381,3 +381,42 @@ fn interop_open_gop_with_b_frames() {
 fn interop_long_gop() {
     check_finished(Input::LongGop);
 }
+
+/// The two-program multiplex, with every program and with `programs=102`
+/// (one video, no audio): the finished ring plays in ffmpeg and playbin
+/// through index.m3u8 and in `streambuffersrc ! decodebin` and
+/// `! tsdemux ! h264parse ! avdec_h264`, and every segment decodes on its own.
+#[test]
+fn interop_two_programs_with_and_without_programs() {
+    for props in ["", "programs=102"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        record(
+            &two_programs(),
+            dir.path(),
+            &format!("segment-duration={} max-duration=0 {props}", 2 * SECOND),
+        );
+        for s in &segments(dir.path()) {
+            assert!(ffprobe_frame_count(s, "v:0") > 0, "{props}: {}", s.display());
+        }
+        let index = dir.path().join("index.m3u8");
+        ffmpeg_decode(&index).unwrap_or_else(|e| panic!("{props}: ffmpeg on index.m3u8: {e}"));
+        let (video, _) = playbin_buffers(
+            &format!("file://{}", index.display()),
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap_or_else(|e| panic!("{props}: playbin: {e}"));
+        assert!(video > 0, "{props}: playbin gave no video");
+        let src = format!(
+            "streambuffersrc location={} start-position=oldest",
+            dir.path().display()
+        );
+        for desc in [
+            format!("{src} ! decodebin ! video/x-raw ! fakesink name=v sync=false"),
+            format!("{src} ! tsdemux ! h264parse ! avdec_h264 ! fakesink name=v sync=false"),
+        ] {
+            let counts = launch_counting(&desc, &["v"], std::time::Duration::from_secs(60))
+                .unwrap_or_else(|e| panic!("{props}: {desc}: {e}"));
+            assert!(counts[0] > 100, "{props}: {desc}: {counts:?}");
+        }
+    }
+}

@@ -46,7 +46,7 @@ const page = `<!doctype html><html><body>
   } else {
     const hls = new Hls();
     hls.on(Hls.Events.ERROR, (_, d) => {
-      window.report.errors.push({ type: d.type, details: d.details, fatal: d.fatal });
+      window.report.errors.push({ type: d.type, details: d.details, fatal: d.fatal, t: video.currentTime });
     });
     hls.loadSource('/media/${encodeURI(playlist)}');
     hls.attachMedia(video);
@@ -163,5 +163,8 @@ console.log(`media-error=${last.mediaError}`);
 console.log(`supports=${Object.entries(report.supports).map(([k, v]) => `${k}:${v}`).join(',')}`);
 console.log(`errors=${report.errors.length}`);
 console.log(`fatal-errors=${report.errors.filter((e) => e.fatal).length}`);
-for (const e of report.errors) console.log(`error=${e.fatal ? 'fatal ' : ''}${e.type} ${e.details}`);
+for (const e of report.errors) {
+  const at = typeof e.t === 'number' ? ` at ${e.t.toFixed(3)}` : '';
+  console.log(`error=${e.fatal ? 'fatal ' : ''}${e.type} ${e.details}${at}`);
+}
 finish(0);
