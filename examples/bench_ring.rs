@@ -49,6 +49,7 @@ fn main() -> anyhow::Result<()> {
     let mut packet = [0u8; 188];
     packet[0] = 0x47;
     let start = SegmentStart {
+        ring_time_ns: 0,
         program_date_time_ms: 1_795_833_785_007,
         discontinuity: false,
         independent: true,

@@ -14,12 +14,14 @@
 //!   segment-000000000041.ts    segment_file_name(41): oldest segment in the window
 //!   ...
 //!   segment-000000000047.ts    segment being written
+//!   segment-000000000047.idx   segment_index_name(47): its keyframe index (index)
 //!   ring.progress              PROGRESS_NAME: how much of a reused file is new (progress)
 //! ```
 //!
 //! Everything read from such a directory is untrusted: the parsers here
 //! refuse what they do not recognise rather than guess.
 
+pub mod index;
 pub mod journal;
 pub mod playlist;
 pub mod progress;
@@ -60,6 +62,7 @@ pub const MAX_PROGRAM_DATE_TIME_MS: i64 = 253_402_300_799_999;
 
 const SEGMENT_PREFIX: &str = "segment-";
 const SEGMENT_SUFFIX: &str = ".ts";
+const INDEX_SUFFIX: &str = ".idx";
 /// Digits in a segment file name: enough for a 1 s segment every second for
 /// thirty thousand years, and names still sort in sequence order.
 const SEGMENT_DIGITS: usize = 12;
@@ -68,6 +71,12 @@ const SEGMENT_DIGITS: usize = 12;
 #[must_use]
 pub fn segment_file_name(sequence: u64) -> String {
     format!("{SEGMENT_PREFIX}{sequence:0SEGMENT_DIGITS$}{SEGMENT_SUFFIX}")
+}
+
+/// File name of the keyframe index of the segment with this sequence number.
+#[must_use]
+pub fn segment_index_name(sequence: u64) -> String {
+    format!("{SEGMENT_PREFIX}{sequence:0SEGMENT_DIGITS$}{INDEX_SUFFIX}")
 }
 
 /// The sequence number in a segment file name, if it is one of ours:

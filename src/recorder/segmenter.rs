@@ -11,6 +11,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::health::WriteHealth;
 use super::recording::{Recordings, StreamPosition};
 use super::{Host, PushError, RecorderConfig, RecorderEvent, RecorderStats};
+use crate::layout::index::Keyframe;
 use crate::ring::{Chunk, Ring, SegmentStart, SharedBytes, WriteFailure};
 use crate::ts::analyzer::Unit;
 use crate::ts::random_access::Verdict;
@@ -52,6 +53,17 @@ fn cut_tolerance(segment_duration_ns: u64) -> u64 {
 /// to a complete frame. More than the frames one write block can hold at
 /// ordinary bitrates; beyond it the segment is cut back less precisely.
 const MAX_UNIT_STARTS: usize = 512;
+
+/// The access unit being received on the cut stream, for the keyframe
+/// index: a keyframe's record is written once the next unit starts, when
+/// its size is known.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct UnitStart {
+    offset: u64,
+    ring_time_ns: u64,
+    wall_ms: i64,
+    keyframe: bool,
+}
 
 /// Whether the segmenter holds packets back.
 #[derive(Debug, PartialEq, Eq)]
@@ -122,6 +134,12 @@ pub(super) struct Segmenter {
     pub(super) now: Instant,
     pub(super) stats: RecorderStats,
     pub(super) recordings: Recordings,
+    /// Ring time where the open segment starts: where the ring's completed
+    /// segments end, so that ring time is their durations summed and holes
+    /// (write failures, restarts) are left out of it.
+    pub(super) segment_ring_start_ns: u64,
+    /// The access unit being received on the cut stream, in the open segment.
+    pub(super) unit: Option<UnitStart>,
 }
 
 impl Segmenter {
@@ -129,6 +147,7 @@ impl Segmenter {
     /// (adopted after a restart), the first new segment is a discontinuity.
     pub(super) fn new(ring: Ring, config: RecorderConfig) -> Self {
         let adopted = ring.segments().len() > 0;
+        let segment_ring_start_ns = ring.ring_time_end();
         Segmenter {
             config,
             ring,
@@ -154,6 +173,54 @@ impl Segmenter {
             now: Instant::now(),
             stats: RecorderStats::default(),
             recordings: Recordings::default(),
+            segment_ring_start_ns,
+            unit: None,
+        }
+    }
+
+    /// Ring time of timeline position `position_ns` in the open segment.
+    fn ring_time(&self, position_ns: u64) -> u64 {
+        self.segment_ring_start_ns
+            .saturating_add(position_ns.saturating_sub(self.segment_start_ns))
+    }
+
+    /// Wall-clock time at timeline position `position_ns`, from the anchor
+    /// taken at the first segment after a jump.
+    fn wall_ms(&self, position_ns: u64) -> i64 {
+        match self.anchor {
+            Some((anchor_ms, anchor_ns)) => anchor_ms.saturating_add(
+                i64::try_from(position_ns.saturating_sub(anchor_ns) / 1_000_000).unwrap_or(0),
+            ),
+            None => wall_clock_ms(),
+        }
+    }
+
+    /// An access unit starts at `offset` of the open segment: the previous
+    /// one, if a keyframe, goes into the index with its size.
+    fn unit_started(&mut self, offset: u64, keyframe: bool) {
+        self.finish_unit(offset);
+        let now = self.timeline.position_ns();
+        self.unit = Some(UnitStart {
+            offset,
+            ring_time_ns: self.ring_time(now),
+            wall_ms: self.wall_ms(now),
+            keyframe,
+        });
+    }
+
+    /// The unit being received ends at `end` (the next unit's start, or the
+    /// segment's end): indexed if it is a keyframe.
+    pub(super) fn finish_unit(&mut self, end: u64) {
+        if let Some(u) = self.unit.take()
+            && u.keyframe
+            && end > u.offset
+        {
+            self.ring.add_keyframe(&Keyframe {
+                offset: u.offset,
+                ring_time_ns: u.ring_time_ns,
+                wall_ms: u.wall_ms,
+                size: u32::try_from(end - u.offset).unwrap_or(u32::MAX),
+            });
         }
     }
 
@@ -329,12 +396,16 @@ impl Segmenter {
             _ => {}
         }
         // A unit start inside the open segment (a cut records its own).
-        if is_start
-            && self.hold == Hold::Passing
-            && self.ring.segments_created() == segments_before
-            && self.ring.is_segment_open()
-        {
+        let same_segment = self.ring.segments_created() == segments_before && self.ring.is_segment_open();
+        if is_start && self.hold == Hold::Passing && same_segment {
             self.note_unit_start(offset_here);
+            self.unit_started(offset_here, class.unit == Unit::Start(Verdict::RandomAccess));
+        } else if class.unit == Unit::Resolved(Verdict::RandomAccess)
+            && same_segment
+            && let Some(unit) = &mut self.unit
+        {
+            // The unit that started earlier in this segment is a keyframe.
+            unit.keyframe = true;
         }
     }
 
@@ -455,6 +526,10 @@ impl Segmenter {
     fn cut(&mut self, independent: bool, host: &mut dyn Host) {
         let now = self.timeline.position_ns();
         if self.ring.is_segment_open() {
+            self.finish_unit(self.ring.segment_len());
+        }
+        self.unit = None;
+        if self.ring.is_segment_open() {
             let duration = now - self.segment_start_ns;
             let started = self.segment_start_ns;
             match self.ring.finish_segment(duration) {
@@ -471,6 +546,7 @@ impl Segmenter {
         let wall_now = wall_clock_ms();
         let &mut (anchor_ms, anchor_ns) = self.anchor.get_or_insert((wall_now, now));
         let start = SegmentStart {
+            ring_time_ns: self.ring.ring_time_end(),
             program_date_time_ms: anchor_ms + i64::try_from((now - anchor_ns) / 1_000_000).unwrap_or(0),
             discontinuity: self.pending_discontinuity,
             independent,
@@ -482,6 +558,7 @@ impl Segmenter {
             }
         }
         self.segment_start_ns = now;
+        self.segment_ring_start_ns = start.ring_time_ns;
         self.closed_since_ns = None;
         self.forced_cut_at_ns = now.saturating_add(self.forced_limit());
         self.unit_starts.clear();
@@ -490,6 +567,12 @@ impl Segmenter {
         let tables: Vec<u8> = self.analyzer.table_packets().flatten().copied().collect();
         // The random-access point follows the tables.
         self.note_unit_start(tables.len() as u64);
+        self.unit = Some(UnitStart {
+            offset: tables.len() as u64,
+            ring_time_ns: start.ring_time_ns,
+            wall_ms: start.program_date_time_ms,
+            keyframe: independent,
+        });
         let result = if self.health.is_failing() {
             // Retrying after a failure: find out now whether writing works.
             self.ring.write(&tables).and_then(|()| self.ring.flush())

@@ -335,3 +335,57 @@ fn without_any_clock_the_byte_count_drives_segments() {
     assert!(total.abs_diff(expected) < SECOND / 100, "{total} vs {expected}");
     assert_segments_start_decodable(&segment_files(dir.path()));
 }
+
+/// The keyframe index of each segment: a start record at the segment's
+/// ring time, then one record per keyframe, pointing at the keyframe's
+/// first packet, timed 1 s apart, sized to the next frame; ring time is
+/// one timeline across segments and goes on after a restart.
+#[test]
+fn every_keyframe_is_indexed_and_ring_time_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let check = |expected_start: u64| -> u64 {
+        let mut ring_time = expected_start;
+        let mut seqs: Vec<u64> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .filter_map(|e| crate::layout::parse_segment_file_name(e.ok()?.file_name().to_str()?))
+            .collect();
+        seqs.sort_unstable();
+        let listed: Vec<(u64, u64)> = Ring::open(crate::ring::tests::config(dir.path()))
+            .map(|r| r.segments().map(|s| (s.sequence, s.duration_ns)).collect())
+            .expect("reopen");
+        for (seq, duration) in listed {
+            let data = std::fs::read(dir.path().join(crate::layout::segment_file_name(seq))).expect("segment");
+            let file = crate::platform::open_read_only(&dir.path().join(crate::layout::segment_index_name(seq)));
+            let index = crate::layout::index::read_opened(file, data.len() as u64).expect("index");
+            if index.start.ring_time_ns < expected_start {
+                continue; // from the run before
+            }
+            assert_eq!(index.start.ring_time_ns, ring_time, "segment {seq}");
+            assert!(!index.keyframes.is_empty(), "segment {seq}");
+            for (i, k) in index.keyframes.iter().enumerate() {
+                let p = &data[k.offset as usize..k.offset as usize + 188];
+                assert_eq!((p[1] & 0x40, crate::ts::Packet::new(p).map(|p| p.pid())), (0x40, Some(0x101)));
+                assert_eq!(k.size, 3 * 188, "segment {seq}: {k:?}");
+                assert_eq!(k.ring_time_ns, index.start.ring_time_ns + i as u64 * SECOND, "segment {seq}");
+            }
+            ring_time += duration;
+        }
+        ring_time
+    };
+    let mut host = TestHost::new();
+    let mut rec = recorder(dir.path(), 2 * SECOND);
+    let mut s = Stream::new(25); // a keyframe every second
+    rec.push(&s.frames(25 * 10), None, &mut host).expect("push");
+    rec.finish(&mut host, true).expect("finish");
+    drop(rec);
+    let end = check(0);
+    assert!(end >= 8 * SECOND, "{end}");
+    assert!(end <= 10 * SECOND, "{end}");
+    // A restart: ring time goes on from the adopted segments' end.
+    let mut rec = recorder(dir.path(), 2 * SECOND);
+    let mut s = Stream::new(25);
+    rec.push(&s.frames(25 * 6), None, &mut host).expect("push");
+    rec.finish(&mut host, true).expect("finish");
+    drop(rec);
+    check(end);
+}

@@ -21,6 +21,7 @@
 //! segments start is the recorder's job.
 
 pub mod failure;
+mod index;
 mod journal;
 mod publish;
 mod recovery;
@@ -37,6 +38,8 @@ pub use failure::{FailureKind, RingError, WriteFailure};
 use journal::Journal;
 use recovery::{Adoption, adopt, highest_sequence_on_disk};
 use retention::Retired;
+use index::IndexWriter;
+use crate::layout::index::Keyframe;
 pub use retention::{Evicted, Retention, Window};
 use reuse::Reuse;
 pub use segment::{Chunk, CloseError, PendingWrites, SegmentWriter, SharedBytes};
@@ -77,6 +80,9 @@ pub struct RingConfig {
 /// Where a new segment starts in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentStart {
+    /// Ring time of its first packet: where it sits on the ring's one
+    /// timeline, the same for every reader (see [`Ring::ring_time_end`]).
+    pub ring_time_ns: u64,
     pub program_date_time_ms: i64,
     pub discontinuity: bool,
     /// It starts at a random-access point (not a forced cut).
@@ -126,6 +132,7 @@ struct Entry {
 struct Current {
     writer: SegmentWriter,
     start: SegmentStart,
+    index: IndexWriter,
 }
 
 /// See the module documentation.
@@ -164,6 +171,8 @@ pub struct Ring {
     /// Segments out of the window whose files are kept for
     /// `extra_segments` rotations, oldest first.
     retired: VecDeque<Retired>,
+    /// Ring time at the end of the newest completed segment.
+    ring_time_end_ns: u64,
 }
 
 impl Ring {
@@ -233,8 +242,13 @@ impl Ring {
             left_out,
             undeleted: Vec::new(),
             retired: VecDeque::new(),
+            ring_time_end_ns: 0,
         };
         for info in adopted {
+            // Each adopted segment's index is made to agree with its data;
+            // ring time goes on from where the adopted segments end.
+            let start = index::adopt_index(&ring.handle, &info, ring.ring_time_end_ns);
+            ring.ring_time_end_ns = start.saturating_add(info.duration_ns);
             ring.push_entry(info);
         }
         if !ring.entries.is_empty() {
@@ -366,8 +380,37 @@ impl Ring {
             self.reuse.announce(&self.handle, sequence, &mut self.stats);
         }
         self.stats.segments_created += 1;
-        self.current = Some(Current { writer, start });
+        let mut index = IndexWriter::create(&self.handle, sequence).unwrap_or_else(|_| IndexWriter::none());
+        let first = Keyframe {
+            offset: 0,
+            ring_time_ns: start.ring_time_ns,
+            wall_ms: start.program_date_time_ms,
+            size: 0,
+        };
+        if index.append(&first).is_err() {
+            self.stats.metadata_write_errors += 1;
+        }
+        self.current = Some(Current { writer, start, index });
         Ok(())
+    }
+
+    /// Appends a random-access point of the open segment to its keyframe
+    /// index. The index is metadata: a record that cannot be written is
+    /// counted in `metadata_write_errors` and lost, the media goes on.
+    pub fn add_keyframe(&mut self, keyframe: &Keyframe) {
+        if let Some(cur) = self.current.as_mut()
+            && cur.index.append(keyframe).is_err()
+        {
+            self.stats.metadata_write_errors += 1;
+        }
+    }
+
+    /// Ring time at the end of the newest completed segment: after a
+    /// restart, where new content goes on (the outage is left out, as a
+    /// hole between the two segments' date-times).
+    #[must_use]
+    pub fn ring_time_end(&self) -> u64 {
+        self.ring_time_end_ns
     }
 
     /// Accounts for what a write or flush of the open segment put in the
@@ -476,7 +519,7 @@ impl Ring {
         {
             return Err(WriteFailure::new(cur.writer.path().to_owned(), e, false));
         }
-        let Some(Current { mut writer, start }) = self.current.take() else {
+        let Some(Current { mut writer, start, .. }) = self.current.take() else {
             return Ok(());
         };
         self.spare_buffers = writer.take_buffers();
@@ -525,7 +568,7 @@ impl Ring {
     /// `kept_duration_ns`. Nothing kept, or a file deleted under us, removes
     /// the segment. Returns the bytes dropped.
     pub fn abandon_segment(&mut self, keep_bytes: u64, kept_duration_ns: u64) -> u64 {
-        let Some(Current { mut writer, start }) = self.current.take() else {
+        let Some(Current { mut writer, start, .. }) = self.current.take() else {
             return 0;
         };
         let pending = writer.discard_pending();

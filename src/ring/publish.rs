@@ -19,6 +19,7 @@ impl Ring {
             discontinuity: start.discontinuity,
             independent: start.independent,
         };
+        self.ring_time_end_ns = start.ring_time_ns.saturating_add(duration_ns);
         // The journal and the playlist are metadata: failing to update them
         // loses no media, and both are rewritten whole at the next chance.
         if self.journal_dirty || self.journal.append(&info).is_err() {

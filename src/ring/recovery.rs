@@ -328,6 +328,7 @@ fn recover_unjournaled(
             }))
         }
         Recovery::Empty => {
+            let _ = dir.remove(&crate::layout::segment_index_name(seq));
             let _ = dir.remove(name);
             Ok(None)
         }

@@ -13,7 +13,7 @@
 
 use super::Ring;
 use super::journal::Journal;
-use crate::layout::{SegmentInfo, segment_file_name};
+use crate::layout::{SegmentInfo, parse_segment_file_name, segment_file_name, segment_index_name};
 use crate::platform;
 
 /// Limits on the ring. Zero means "no limit" for each of them.
@@ -105,6 +105,11 @@ impl Ring {
     /// later try ([`Self::retry_deletions`]); one someone else already
     /// removed is as good as deleted.
     pub(super) fn delete_file(&mut self, name: &str) {
+        // A segment's keyframe index goes with it (a small file: one that
+        // cannot be deleted is left, readers check it against the data).
+        if let Some(sequence) = parse_segment_file_name(name) {
+            let _ = self.handle.remove(&segment_index_name(sequence));
+        }
         match self.handle.remove(name) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 let bytes = self.handle.entry(name).map_or(0, |e| e.len);
@@ -237,7 +242,9 @@ impl Ring {
         while self.retired.len() > keep {
             let Some(r) = self.retired.pop_front() else { break };
             let name = segment_file_name(r.sequence);
-            if !(r.reusable && self.reuse.set_aside(&self.handle, &name)) {
+            if r.reusable && self.reuse.set_aside(&self.handle, &name) {
+                let _ = self.handle.remove(&segment_index_name(r.sequence));
+            } else {
                 self.delete_file(&name);
             }
         }

@@ -23,6 +23,7 @@ pub(crate) fn config(dir: &Path) -> RingConfig {
 
 pub(crate) fn start(discontinuity: bool) -> SegmentStart {
     SegmentStart {
+        ring_time_ns: 0,
         program_date_time_ms: 1_700_000_000_000,
         discontinuity,
         independent: true,

@@ -1,0 +1,220 @@
+//! The keyframe index: one file per segment, `segment-NNNNNNNNNNNN.idx`
+//! next to `segment-NNNNNNNNNNNN.ts`. The first record is the segment's
+//! start: offset 0, the ring time and wall-clock time of its first packet,
+//! and as size the bytes of the tables (PAT, PMTs) at its head. Each later
+//! record is a random-access point of the segment's cut stream, in stream
+//! order (a segment that starts at one has it right after the tables).
+//!
+//! A record is 32 bytes, little-endian:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 0..8 | byte offset of the access unit's first packet in the segment |
+//! | 8..16 | ring time in ns: the same for every reader, across restarts |
+//! | 16..24 | wall-clock time, ms since the Unix epoch |
+//! | 24..28 | bytes from this access unit to the next one on the cut stream (0: unknown) |
+//! | 28..32 | CRC-32/MPEG-2 of bytes 0..28 |
+//!
+//! The writer appends a record once the access unit after the keyframe has
+//! started (so its size is known), and the last one when the segment ends.
+//! Appends are not synchronised with the segment's data: a record may
+//! describe bytes not yet on disk, and after a crash the file may end in a
+//! torn record. So readers take records only while each is whole, checks
+//! out, and moves forward (offset and ring time) and lies within the data
+//! they can read; the sink's adoption cuts the file to those records.
+
+use std::fs::File;
+use std::io;
+
+use crate::platform;
+use crate::ts::crc::crc32_mpeg2;
+
+/// Size of one record.
+pub const RECORD_SIZE: usize = 32;
+
+/// An index larger than this is not one the sink wrote: a keyframe every
+/// 40 ms for the longest segment (a day) is 2.16 million records, 69 MB.
+pub const INDEX_MAX_BYTES: u64 = 96 * 1024 * 1024;
+
+/// One random-access point of a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keyframe {
+    /// Byte offset of its first packet in the segment file.
+    pub offset: u64,
+    /// Ring time, ns: position of the content on the ring's one timeline.
+    pub ring_time_ns: u64,
+    /// Wall-clock time when the sink received it, ms since the epoch.
+    pub wall_ms: i64,
+    /// Bytes from its first packet to the next access unit's on the cut
+    /// stream (the keyframe and what is multiplexed with it); 0 = unknown.
+    pub size: u32,
+}
+
+impl Keyframe {
+    /// The record's 32 bytes.
+    #[must_use]
+    pub fn to_record(&self) -> [u8; RECORD_SIZE] {
+        let mut r = [0u8; RECORD_SIZE];
+        r[0..8].copy_from_slice(&self.offset.to_le_bytes());
+        r[8..16].copy_from_slice(&self.ring_time_ns.to_le_bytes());
+        r[16..24].copy_from_slice(&self.wall_ms.to_le_bytes());
+        r[24..28].copy_from_slice(&self.size.to_le_bytes());
+        let check = crc32_mpeg2(&r[..28]);
+        r[28..32].copy_from_slice(&check.to_le_bytes());
+        r
+    }
+
+    /// Decodes one record; `None` if its check fails.
+    #[must_use]
+    pub fn from_record(r: &[u8; RECORD_SIZE]) -> Option<Keyframe> {
+        let word = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().unwrap_or([0; 8]));
+        let check = u32::from_le_bytes([r[28], r[29], r[30], r[31]]);
+        (crc32_mpeg2(&r[..28]) == check).then(|| Keyframe {
+            offset: word(0),
+            ring_time_ns: word(8),
+            wall_ms: i64::from_le_bytes(r[16..24].try_into().unwrap_or([0; 8])),
+            size: u32::from_le_bytes([r[24], r[25], r[26], r[27]]),
+        })
+    }
+}
+
+/// What an index file says about its segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentIndex {
+    /// The first record: offset 0, the segment's ring time and wall clock.
+    pub start: Keyframe,
+    /// Its random-access points, in order.
+    pub keyframes: Vec<Keyframe>,
+}
+
+impl SegmentIndex {
+    /// Records it holds, the start included.
+    #[must_use]
+    pub fn records(&self) -> usize {
+        1 + self.keyframes.len()
+    }
+}
+
+/// What an index file's bytes describe, for a segment of which `data_len`
+/// bytes can be read: `None` without a valid start record (offset 0),
+/// else the records up to the first that is torn, fails its check, does
+/// not move forward (offset and ring time) or points past the data.
+#[must_use]
+pub fn parse(raw: &[u8], data_len: u64) -> Option<SegmentIndex> {
+    let mut records = raw
+        .chunks_exact(RECORD_SIZE)
+        .map(|c| c.try_into().ok().and_then(Keyframe::from_record));
+    let start = records.next().flatten().filter(|s| s.offset == 0)?;
+    let mut keyframes: Vec<Keyframe> = Vec::new();
+    for record in records {
+        let Some(record) = record else { break };
+        let previous = keyframes.last().unwrap_or(&start);
+        // A keyframe may share the start's offset: a segment without tables.
+        let forward = (record.offset > previous.offset || keyframes.is_empty())
+            && record.ring_time_ns >= previous.ring_time_ns;
+        if !forward || record.offset >= data_len {
+            break;
+        }
+        keyframes.push(record);
+    }
+    Some(SegmentIndex { start, keyframes })
+}
+
+/// Reads the index file `file` (opened by the caller, no link followed) of
+/// a segment of which `data_len` bytes can be read; `None` if it cannot be
+/// read, is larger than [`INDEX_MAX_BYTES`] or has no valid start record.
+#[must_use]
+pub fn read_opened(file: io::Result<File>, data_len: u64) -> Option<SegmentIndex> {
+    let raw = platform::read_to_end_bounded(file.ok()?, INDEX_MAX_BYTES).ok()?;
+    parse(&raw, data_len)
+}
+
+/// The keyframe at or before ring time `t` (the first if `t` is before it).
+#[must_use]
+pub fn at_or_before(keyframes: &[Keyframe], t: u64) -> Option<&Keyframe> {
+    let after = keyframes.partition_point(|k| k.ring_time_ns <= t);
+    keyframes.get(after.saturating_sub(1))
+}
+
+/// The first keyframe at or after ring time `t`.
+#[must_use]
+pub fn at_or_after(keyframes: &[Keyframe], t: u64) -> Option<&Keyframe> {
+    let at = keyframes.partition_point(|k| k.ring_time_ns < t);
+    keyframes.get(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kf(offset: u64, t: u64) -> Keyframe {
+        Keyframe {
+            offset,
+            ring_time_ns: t,
+            wall_ms: 1_700_000_000_000 + i64::try_from(t / 1_000_000).unwrap_or(0),
+            size: 4 * 188,
+        }
+    }
+
+    fn keyframes(raw: &[u8], len: u64) -> Vec<Keyframe> {
+        parse(raw, len).expect("start record").keyframes
+    }
+
+    #[test]
+    fn records_round_trip_and_bad_ones_end_the_index() {
+        let start = kf(0, 10);
+        let frames = [kf(376, 10), kf(940, 20), kf(1880, 30)];
+        let mut raw: Vec<u8> = std::iter::once(&start).chain(&frames).flat_map(|k| k.to_record()).collect();
+        let index = parse(&raw, 10_000).expect("index");
+        assert_eq!((index.start, index.keyframes.as_slice()), (start, &frames[..]));
+        // Past the data that can be read.
+        assert_eq!(keyframes(&raw, 1880), frames[..2].to_vec());
+        // A torn last record.
+        assert_eq!(keyframes(&raw[..RECORD_SIZE * 4 - 5], 10_000), frames[..2].to_vec());
+        // A flipped bit.
+        raw[2 * RECORD_SIZE + 3] ^= 1;
+        assert_eq!(keyframes(&raw, 10_000), frames[..1].to_vec());
+        // Going backwards.
+        let back: Vec<u8> = [kf(0, 10), kf(376, 20), kf(376, 30)].iter().flat_map(|k| k.to_record()).collect();
+        assert_eq!(keyframes(&back, 10_000).len(), 1);
+        // No start record: not an index.
+        assert_eq!(parse(&frames[0].to_record(), 10_000), None);
+        assert_eq!(parse(&[], 10_000), None);
+        // A keyframe at offset 0 (no tables) follows the start.
+        let bare: Vec<u8> = [kf(0, 10), kf(0, 10)].iter().flat_map(|k| k.to_record()).collect();
+        assert_eq!(keyframes(&bare, 10_000).len(), 1);
+    }
+
+    #[test]
+    fn lookups_pick_the_keyframe_before_or_after() {
+        let frames = [kf(0, 10), kf(940, 20), kf(1880, 30)];
+        assert_eq!(at_or_before(&frames, 5).map(|k| k.offset), Some(0));
+        assert_eq!(at_or_before(&frames, 20).map(|k| k.offset), Some(940));
+        assert_eq!(at_or_before(&frames, 29).map(|k| k.offset), Some(940));
+        assert_eq!(at_or_before(&frames, 99).map(|k| k.offset), Some(1880));
+        assert_eq!(at_or_after(&frames, 11).map(|k| k.offset), Some(940));
+        assert_eq!(at_or_after(&frames, 30).map(|k| k.offset), Some(1880));
+        assert_eq!(at_or_after(&frames, 31), None);
+        assert_eq!(at_or_before(&[], 1), None);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes parse without panicking into records that move forward
+        /// and lie within the data.
+        #[test]
+        fn parse_never_panics(raw in prop::collection::vec(any::<u8>(), 0..400), len in any::<u64>()) {
+            if let Some(index) = parse(&raw, len) {
+                for w in index.keyframes.windows(2) {
+                    prop_assert!(w[1].offset > w[0].offset);
+                }
+                prop_assert!(index.keyframes.iter().all(|k| k.offset < len));
+            }
+        }
+    }
+}

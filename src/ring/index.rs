@@ -1,0 +1,147 @@
+//! The ring's side of the keyframe index (the format is in
+//! [`crate::layout::index`]): writing each segment's index as the segment
+//! is written, and after a restart making every adopted segment's index
+//! agree with its data, recovering a missing one by scanning the segment.
+
+use std::fs::File;
+use std::io;
+
+use crate::layout::index::{self, Keyframe, RECORD_SIZE, SegmentIndex};
+use crate::layout::{SegmentInfo, segment_file_name, segment_index_name};
+use crate::platform::{self, DirHandle};
+use crate::ts::analyzer::Unit;
+use crate::ts::random_access::Verdict;
+use crate::ts::timeline::{PCR_HZ, Pcr};
+use crate::ts::{PACKET_SIZE, Packet, StreamAnalyzer};
+
+/// Appends the records of the open segment's index. A record that cannot be
+/// written is lost (the next one goes where it would have gone); the media
+/// is never held up for the index.
+#[derive(Debug)]
+pub(super) struct IndexWriter {
+    file: Option<File>,
+    len: u64,
+}
+
+impl IndexWriter {
+    /// Creates (or empties) the index of segment `sequence`.
+    pub(super) fn create(dir: &DirHandle, sequence: u64) -> io::Result<IndexWriter> {
+        let file = dir.open_or_create(&segment_index_name(sequence))?;
+        file.set_len(0)?;
+        Ok(IndexWriter { file: Some(file), len: 0 })
+    }
+
+    /// A writer that writes nothing: the index could not be created.
+    pub(super) fn none() -> IndexWriter {
+        IndexWriter { file: None, len: 0 }
+    }
+
+    /// Appends one record.
+    pub(super) fn append(&mut self, keyframe: &Keyframe) -> io::Result<()> {
+        let Some(file) = &self.file else {
+            return Err(io::Error::other("no index file"));
+        };
+        platform::write_all_at(file, &keyframe.to_record(), self.len)?;
+        self.len += RECORD_SIZE as u64;
+        Ok(())
+    }
+}
+
+/// Reads the index of segment `sequence` (`data_len` bytes of data), if it
+/// has a valid one.
+fn read(dir: &DirHandle, sequence: u64, data_len: u64) -> Option<SegmentIndex> {
+    index::read_opened(dir.open_read_only(&segment_index_name(sequence)), data_len)
+}
+
+/// Makes the index of an adopted segment agree with its data: cut to its
+/// valid records, or made anew by scanning the segment when it has none or
+/// one whose start does not follow `ring_end_ns` (the previous segment's
+/// end). Returns the segment's start in ring time.
+pub(super) fn adopt_index(dir: &DirHandle, info: &SegmentInfo, ring_end_ns: u64) -> u64 {
+    if let Some(index) = read(dir, info.sequence, info.bytes)
+        && index.start.ring_time_ns >= ring_end_ns
+    {
+        let valid = (index.records() * RECORD_SIZE) as u64;
+        if dir.entry(&segment_index_name(info.sequence)).is_ok_and(|e| e.len != valid)
+            && let Ok(file) = dir.open_existing(&segment_index_name(info.sequence))
+        {
+            let _ = file.set_len(valid);
+        }
+        return index.start.ring_time_ns;
+    }
+    let start = Keyframe {
+        offset: 0,
+        ring_time_ns: ring_end_ns,
+        wall_ms: info.program_date_time_ms,
+        size: 0,
+    };
+    let keyframes = dir
+        .open_read_only(&segment_file_name(info.sequence))
+        .and_then(|f| scan_keyframes(&f, info.bytes, &start))
+        .unwrap_or_default();
+    if let Ok(mut writer) = IndexWriter::create(dir, info.sequence) {
+        for k in std::iter::once(&start).chain(&keyframes) {
+            if writer.append(k).is_err() {
+                break;
+            }
+        }
+    }
+    ring_end_ns
+}
+
+/// The random-access points of a segment's first `len` bytes, found the way
+/// the recorder finds them, timed by the PCR from `start`'s ring and wall
+/// time. Sizes run to the next access unit on the cut stream.
+pub(super) fn scan_keyframes(file: &File, len: u64, start: &Keyframe) -> io::Result<Vec<Keyframe>> {
+    let mut analyzer = StreamAnalyzer::new(None);
+    let mut keyframes: Vec<Keyframe> = Vec::new();
+    let mut first_pcr: Option<Pcr> = None;
+    let mut now_ns = 0u64;
+    // The unit being received: its offset, time, and whether it is a keyframe.
+    let mut unit: Option<(u64, u64, bool)> = None;
+    let finish = |unit: Option<(u64, u64, bool)>, end: u64, keyframes: &mut Vec<Keyframe>| {
+        if let Some((offset, t, true)) = unit {
+            keyframes.push(Keyframe {
+                offset,
+                ring_time_ns: start.ring_time_ns.saturating_add(t),
+                wall_ms: start.wall_ms.saturating_add(i64::try_from(t / 1_000_000).unwrap_or(0)),
+                size: u32::try_from(end - offset).unwrap_or(u32::MAX),
+            });
+        }
+    };
+    let mut buf = vec![0u8; 1024 * PACKET_SIZE];
+    let mut at = 0u64;
+    while at < len {
+        let want = usize::try_from((len - at).min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = platform::read_at(file, &mut buf[..want], at)?;
+        if n < PACKET_SIZE {
+            break;
+        }
+        for (i, bytes) in buf[..n - n % PACKET_SIZE].chunks_exact(PACKET_SIZE).enumerate() {
+            let offset = at + (i * PACKET_SIZE) as u64;
+            let Some(packet) = Packet::new(bytes) else { continue };
+            let class = analyzer.analyze(&packet);
+            if let Some((pcr, _)) = class.pcr {
+                let first = *first_pcr.get_or_insert(pcr);
+                now_ns = pcr.ticks_since(first).saturating_mul(1_000_000_000) / PCR_HZ;
+            }
+            match class.unit {
+                Unit::Start(v) => {
+                    finish(unit.take(), offset, &mut keyframes);
+                    unit = Some((offset, now_ns, v == Verdict::RandomAccess));
+                }
+                Unit::Resolved(Verdict::RandomAccess) => {
+                    if let Some(u) = &mut unit {
+                        u.2 = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        at += (n - n % PACKET_SIZE) as u64;
+    }
+    finish(unit.take(), at, &mut keyframes);
+    // The same rules a reader applies.
+    keyframes.dedup_by(|b, a| b.offset <= a.offset);
+    Ok(keyframes)
+}
