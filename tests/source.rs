@@ -105,31 +105,40 @@ fn follows_a_live_writer_to_the_end_byte_for_byte() {
     assert_eq!(stamped, segments(&ring).len());
 }
 
-/// A seek lands on the random-access point (segment start) at or before the
-/// target; the output from there is byte-identical to the segments.
+/// A seek lands on the keyframe presented at or before the target (the
+/// index says where): the output is the segment's head (PAT, PMT), then
+/// the segment from that keyframe on and every later segment, byte for
+/// byte; the first buffer carries the keyframe's ring time.
 #[test]
-fn seeks_land_on_random_access_points() {
+fn seeks_land_on_keyframes() {
     let input = test_stream(20);
     let dir = tempfile::tempdir().expect("tempdir");
     let ring = dir.path().join("ring");
-    record_file(&input, 65536, &ring, &format!("segment-duration={}", 2 * SECOND));
-    let pl = playlist(&ring);
-    let starts: Vec<u64> = pl
-        .segments
+    record_file(&input, 65536, &ring, &format!("segment-duration={}", 4 * SECOND));
+    let files = ring_files(&ring);
+    assert!(files.len() >= 4, "{}", files.len());
+    // (sequence index, head size, keyframe) for every keyframe of the ring.
+    let keyframes: Vec<(usize, u64, IndexRecord)> = files
         .iter()
-        .scan(0u64, |t, s| {
-            let start = *t;
-            *t += (f64::from(s.duration) * 1e9).round() as u64;
-            Some(start)
+        .enumerate()
+        .flat_map(|(i, (name, _))| {
+            let seq: u64 = name[8..20].parse().expect("sequence");
+            let records = index_records(&ring, seq);
+            let head = u64::from(records[0].size);
+            records.into_iter().skip(1).map(move |k| (i, head, k))
         })
         .collect();
-    let end: u64 = starts.last().copied().unwrap_or(0);
-    for (target, expect_index) in [
-        (0u64, 0usize),                    // oldest
-        (starts[3] + SECOND / 2, 3),       // middle, inside segment 3
-        (starts[5], 5),                    // exactly on a boundary
-        (3600 * SECOND, starts.len() - 1), // past the live edge: clamped
-    ] {
+    assert!(keyframes.len() >= 8, "{keyframes:?}");
+    let pick = |target: u64| {
+        *keyframes
+            .iter()
+            .rev()
+            .find(|(_, _, k)| k.presentation_ns() <= target)
+            .unwrap_or(&keyframes[0])
+    };
+    let third = keyframes[keyframes.len() / 3].2.presentation_ns();
+    for target in [0, third, third + SECOND / 3, 3600 * SECOND] {
+        let (segment, head, keyframe) = pick(target);
         let c = collector(&format!("location={} start-position=oldest", ring.display()));
         c.pipeline.set_state(gst::State::Paused).expect("pause");
         let _ = c.pipeline.state(gst::ClockTime::from_seconds(10));
@@ -142,7 +151,10 @@ fn seeks_land_on_random_access_points() {
         wait_for_eos(&c.pipeline, Duration::from_secs(30)).expect("EOS");
         c.pipeline.set_state(gst::State::Null).expect("stop");
         let played = c.bytes.lock().expect("bytes").clone();
-        let expected = ring_bytes_from(&ring, expect_index);
+        let data = &files[segment].1;
+        let mut expected = data[..head as usize].to_vec();
+        expected.extend_from_slice(&data[keyframe.offset as usize..]);
+        expected.extend(files[segment + 1..].iter().flat_map(|(_, d)| d.iter().copied()));
         assert!(
             played == expected,
             "seek to {target}: {} bytes played, {} expected",
@@ -150,9 +162,8 @@ fn seeks_land_on_random_access_points() {
             expected.len()
         );
         let first = c.buffers.lock().expect("buffers").first().copied();
-        assert_eq!(first, Some((Some(starts[expect_index]), true)), "seek to {target}");
+        assert_eq!(first, Some((Some(keyframe.ring_time_ns), true)), "seek to {target}");
     }
-    assert!(end > 10 * SECOND);
 }
 
 /// SEEKING, DURATION and POSITION queries answer in TIME.

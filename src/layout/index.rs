@@ -5,15 +5,22 @@
 //! record is a random-access point of the segment's cut stream, in stream
 //! order (a segment that starts at one has it right after the tables).
 //!
-//! A record is 32 bytes, little-endian:
+//! A record is 40 bytes, little-endian:
 //!
 //! | bytes | field |
 //! |---|---|
 //! | 0..8 | byte offset of the access unit's first packet in the segment |
-//! | 8..16 | ring time in ns: the same for every reader, across restarts |
+//! | 8..16 | ring time in ns (the program clock's): the same for every reader, across restarts |
 //! | 16..24 | wall-clock time, ms since the Unix epoch |
 //! | 24..28 | bytes from this access unit to the next one on the cut stream (0: unknown) |
-//! | 28..32 | CRC-32/MPEG-2 of bytes 0..28 |
+//! | 28..32 | presentation delay: the access unit's PTS minus the program clock at it, 90 kHz ticks, signed |
+//! | 32..36 | reserved, zero |
+//! | 36..40 | CRC-32/MPEG-2 of bytes 0..36 |
+//!
+//! Ring time runs on the program clock (PCR), on which a multiplexer sends
+//! a frame some time before it is presented (ffmpeg: 0.7 s). A player
+//! fed from a keyframe's ring time shows it at ring time plus that delay:
+//! its *presentation time*, which is what a seek aims at.
 //!
 //! The writer appends a record once the access unit after the keyframe has
 //! started (so its size is known), and the last one when the segment ends.
@@ -30,7 +37,7 @@ use crate::platform;
 use crate::ts::crc::crc32_mpeg2;
 
 /// Size of one record.
-pub const RECORD_SIZE: usize = 32;
+pub const RECORD_SIZE: usize = 40;
 
 /// An index larger than this is not one the sink wrote: a keyframe every
 /// 40 ms for the longest segment (a day) is 2.16 million records, 69 MB.
@@ -48,32 +55,43 @@ pub struct Keyframe {
     /// Bytes from its first packet to the next access unit's on the cut
     /// stream (the keyframe and what is multiplexed with it); 0 = unknown.
     pub size: u32,
+    /// Its PTS minus the program clock at it, in 90 kHz ticks.
+    pub presentation_delay_90k: i32,
 }
 
 impl Keyframe {
     /// The record's 32 bytes.
     #[must_use]
-    pub fn to_record(&self) -> [u8; RECORD_SIZE] {
+    pub fn to_record(self) -> [u8; RECORD_SIZE] {
         let mut r = [0u8; RECORD_SIZE];
         r[0..8].copy_from_slice(&self.offset.to_le_bytes());
         r[8..16].copy_from_slice(&self.ring_time_ns.to_le_bytes());
         r[16..24].copy_from_slice(&self.wall_ms.to_le_bytes());
         r[24..28].copy_from_slice(&self.size.to_le_bytes());
-        let check = crc32_mpeg2(&r[..28]);
-        r[28..32].copy_from_slice(&check.to_le_bytes());
+        r[28..32].copy_from_slice(&self.presentation_delay_90k.to_le_bytes());
+        let check = crc32_mpeg2(&r[..36]);
+        r[36..40].copy_from_slice(&check.to_le_bytes());
         r
+    }
+
+    /// When a player fed from this keyframe's ring time shows it.
+    #[must_use]
+    pub fn presentation_ns(&self) -> u64 {
+        let delay_ns = i64::from(self.presentation_delay_90k) * 100_000 / 9;
+        self.ring_time_ns.saturating_add_signed(delay_ns)
     }
 
     /// Decodes one record; `None` if its check fails.
     #[must_use]
     pub fn from_record(r: &[u8; RECORD_SIZE]) -> Option<Keyframe> {
         let word = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().unwrap_or([0; 8]));
-        let check = u32::from_le_bytes([r[28], r[29], r[30], r[31]]);
-        (crc32_mpeg2(&r[..28]) == check).then(|| Keyframe {
+        let check = u32::from_le_bytes([r[36], r[37], r[38], r[39]]);
+        (crc32_mpeg2(&r[..36]) == check).then(|| Keyframe {
             offset: word(0),
             ring_time_ns: word(8),
             wall_ms: i64::from_le_bytes(r[16..24].try_into().unwrap_or([0; 8])),
             size: u32::from_le_bytes([r[24], r[25], r[26], r[27]]),
+            presentation_delay_90k: i32::from_le_bytes([r[28], r[29], r[30], r[31]]),
         })
     }
 }
@@ -111,7 +129,10 @@ pub fn parse(raw: &[u8], data_len: u64) -> Option<SegmentIndex> {
         let previous = keyframes.last().unwrap_or(&start);
         // A keyframe may share the start's offset: a segment without tables.
         let forward = (record.offset > previous.offset || keyframes.is_empty())
-            && record.ring_time_ns >= previous.ring_time_ns;
+            && record.ring_time_ns >= previous.ring_time_ns
+            && keyframes
+                .last()
+                .is_none_or(|p| record.presentation_ns() > p.presentation_ns());
         if !forward || record.offset >= data_len {
             break;
         }
@@ -129,17 +150,18 @@ pub fn read_opened(file: io::Result<File>, data_len: u64) -> Option<SegmentIndex
     parse(&raw, data_len)
 }
 
-/// The keyframe at or before ring time `t` (the first if `t` is before it).
+/// The last keyframe presented at or before `t` (a binary search: the
+/// presentation times of a valid index only grow).
 #[must_use]
 pub fn at_or_before(keyframes: &[Keyframe], t: u64) -> Option<&Keyframe> {
-    let after = keyframes.partition_point(|k| k.ring_time_ns <= t);
-    keyframes.get(after.saturating_sub(1))
+    let after = keyframes.partition_point(|k| k.presentation_ns() <= t);
+    after.checked_sub(1).and_then(|i| keyframes.get(i))
 }
 
-/// The first keyframe at or after ring time `t`.
+/// The first keyframe presented at or after `t` (a binary search).
 #[must_use]
 pub fn at_or_after(keyframes: &[Keyframe], t: u64) -> Option<&Keyframe> {
-    let at = keyframes.partition_point(|k| k.ring_time_ns < t);
+    let at = keyframes.partition_point(|k| k.presentation_ns() < t);
     keyframes.get(at)
 }
 
@@ -153,6 +175,7 @@ mod tests {
             ring_time_ns: t,
             wall_ms: 1_700_000_000_000 + i64::try_from(t / 1_000_000).unwrap_or(0),
             size: 4 * 188,
+            presentation_delay_90k: 0,
         }
     }
 
@@ -164,7 +187,10 @@ mod tests {
     fn records_round_trip_and_bad_ones_end_the_index() {
         let start = kf(0, 10);
         let frames = [kf(376, 10), kf(940, 20), kf(1880, 30)];
-        let mut raw: Vec<u8> = std::iter::once(&start).chain(&frames).flat_map(|k| k.to_record()).collect();
+        let mut raw: Vec<u8> = std::iter::once(&start)
+            .chain(&frames)
+            .flat_map(|k| k.to_record())
+            .collect();
         let index = parse(&raw, 10_000).expect("index");
         assert_eq!((index.start, index.keyframes.as_slice()), (start, &frames[..]));
         // Past the data that can be read.
@@ -175,7 +201,10 @@ mod tests {
         raw[2 * RECORD_SIZE + 3] ^= 1;
         assert_eq!(keyframes(&raw, 10_000), frames[..1].to_vec());
         // Going backwards.
-        let back: Vec<u8> = [kf(0, 10), kf(376, 20), kf(376, 30)].iter().flat_map(|k| k.to_record()).collect();
+        let back: Vec<u8> = [kf(0, 10), kf(376, 20), kf(376, 30)]
+            .iter()
+            .flat_map(|k| k.to_record())
+            .collect();
         assert_eq!(keyframes(&back, 10_000).len(), 1);
         // No start record: not an index.
         assert_eq!(parse(&frames[0].to_record(), 10_000), None);
@@ -188,7 +217,8 @@ mod tests {
     #[test]
     fn lookups_pick_the_keyframe_before_or_after() {
         let frames = [kf(0, 10), kf(940, 20), kf(1880, 30)];
-        assert_eq!(at_or_before(&frames, 5).map(|k| k.offset), Some(0));
+        assert_eq!(at_or_before(&frames, 5), None);
+        assert_eq!(at_or_before(&frames, 10).map(|k| k.offset), Some(0));
         assert_eq!(at_or_before(&frames, 20).map(|k| k.offset), Some(940));
         assert_eq!(at_or_before(&frames, 29).map(|k| k.offset), Some(940));
         assert_eq!(at_or_before(&frames, 99).map(|k| k.offset), Some(1880));

@@ -16,6 +16,10 @@
 //! which nothing at all can be read ends in an error.
 
 mod gaps;
+mod seek;
+
+use seek::Landing;
+pub use seek::Snap;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -23,7 +27,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::layout::progress::Progress;
-use crate::layout::{PLAYLIST_MAX_BYTES, PLAYLIST_NAME, playlist, segment_file_name};
+use crate::layout::{PLAYLIST_MAX_BYTES, PLAYLIST_NAME, playlist, segment_file_name, segment_index_name};
 use crate::platform;
 use crate::ts::PACKET_SIZE;
 
@@ -91,6 +95,11 @@ struct Open {
     offset: u64,
     /// Content time of the segment's start, fixed when it was opened.
     start_ns: u64,
+    /// Entered at a keyframe: after the head's tables (up to the first
+    /// offset), reading goes on at the second.
+    jump: Option<(u64, u64)>,
+    /// Timestamp of the first buffer read from it, until it is sent.
+    timestamp: Option<u64>,
 }
 
 /// See the module documentation.
@@ -119,6 +128,8 @@ pub struct RingReader {
     playlist_error: Option<String>,
     /// The segment opened last, since the last seek.
     last_opened: Option<u64>,
+    /// Where the next segment opened is entered, after a keyframe seek.
+    landing: Option<Landing>,
 }
 
 impl RingReader {
@@ -142,6 +153,7 @@ impl RingReader {
             skipped_unreadable: false,
             playlist_error: None,
             last_opened: None,
+            landing: None,
         }
     }
 
@@ -179,9 +191,16 @@ impl RingReader {
             let explicit = e.program_date_time_ms;
             let start_pdt = explicit.or(pdt_ms);
             if !self.spans.contains_key(&e.sequence) {
-                let start_ns = match self.spans.range(..e.sequence).next_back() {
-                    Some((_, prev)) => prev.start_ns.saturating_add(prev.duration_ns),
-                    None => self
+                // Ring time from the segment's index when it has one (the
+                // same for every reader); else content time from the
+                // segments before it.
+                let start_ns = match (
+                    index_start(&self.dir, e.sequence),
+                    self.spans.range(..e.sequence).next_back(),
+                ) {
+                    (Some(indexed), _) => indexed,
+                    (None, Some((_, prev))) => prev.start_ns.saturating_add(prev.duration_ns),
+                    (None, None) => self
                         .spans
                         .values()
                         .next()
@@ -375,6 +394,7 @@ impl RingReader {
         let Some((seq, start)) = candidate.or(in_progress) else {
             return Ok(None);
         };
+        self.landing = None;
         self.current = None;
         self.next = Some(seq);
         self.discont = true;
@@ -384,12 +404,36 @@ impl RingReader {
         Ok(Some(start))
     }
 
+    /// Positions the reader at the keyframe `snap` picks for presentation
+    /// time `target_ns` (see [`Snap`] and `layout::index`); where the ring
+    /// has no index, at the start of the segment holding it. Returns the
+    /// presentation time of where data starts.
+    pub fn seek_to(&mut self, target_ns: u64, snap: Snap) -> io::Result<Option<u64>> {
+        self.refresh()?;
+        match self.seek_keyframe(target_ns, snap) {
+            Some(t) => Ok(Some(t)),
+            None => self.seek(target_ns),
+        }
+    }
+
     /// Positions the reader at the live edge (minus `delay_ns`) or the oldest
-    /// content (`delay_ns` does not apply there).
+    /// content (`delay_ns` does not apply there). The live edge is the
+    /// newest keyframe in the index, else the start of the segment being
+    /// written.
     pub fn start(&mut self, position: StartPosition, delay_ns: u64) -> io::Result<Option<u64>> {
         self.refresh()?;
         match position {
-            StartPosition::Oldest => self.seek(0),
+            StartPosition::Oldest => self.seek_to(0, Snap::After),
+            StartPosition::Live if self.newest_keyframe().is_some() => {
+                let Some((seq, index, edge)) = self.newest_keyframe() else {
+                    return Ok(None);
+                };
+                if delay_ns == 0 {
+                    self.land(seq, &index, &edge);
+                    return Ok(Some(edge.presentation_ns()));
+                }
+                self.seek_to(edge.presentation_ns().saturating_sub(delay_ns), Snap::Before)
+            }
             StartPosition::Live => {
                 let Some((_, end)) = self.window() else {
                     // Nothing listed yet: start at the first segment written.
@@ -423,7 +467,17 @@ impl RingReader {
                 Err(e) => return Ok(self.failed_read(&path, &e)),
             };
             let Some(cur) = self.current.as_mut() else { continue };
-            let avail = len.saturating_sub(cur.offset) / PACKET_SIZE as u64 * PACKET_SIZE as u64;
+            // Entered at a keyframe: the head's tables, then the keyframe.
+            let mut until = len;
+            if let Some((head_end, keyframe)) = cur.jump {
+                if cur.offset >= head_end {
+                    cur.offset = keyframe;
+                    cur.jump = None;
+                } else {
+                    until = head_end.min(len);
+                }
+            }
+            let avail = until.saturating_sub(cur.offset) / PACKET_SIZE as u64 * PACKET_SIZE as u64;
             let n = usize::try_from(avail).unwrap_or(usize::MAX).min(want);
             if n > 0 {
                 if let Err(e) = read_exact_at(&cur.file, &mut buf[..n], cur.offset) {
@@ -436,9 +490,8 @@ impl RingReader {
                     self.lost_current();
                     continue;
                 }
-                let first = cur.offset == 0;
                 cur.offset += n as u64;
-                let timestamp = first.then_some(cur.start_ns);
+                let timestamp = cur.timestamp.take();
                 self.failures = 0;
                 self.delivered += n as u64;
                 return Ok(ReadOutcome::Data {
@@ -527,12 +580,22 @@ impl RingReader {
                     self.stale_reported = Some(seq);
                     self.events.push(ReaderEvent::ContentBecomingStale { sequence: seq });
                 }
-                let start_ns = self.start_of(seq).or(self.continue_at_ns).unwrap_or(0);
+                let start_ns = index_start(&self.dir, seq)
+                    .or_else(|| self.start_of(seq))
+                    .or(self.continue_at_ns)
+                    .unwrap_or(0);
+                let (offset, jump, timestamp) = match self.landing.take() {
+                    Some(l) if l.sequence == seq && l.head_end == 0 => (l.keyframe_offset, None, l.timestamp_ns),
+                    Some(l) if l.sequence == seq => (0, Some((l.head_end, l.keyframe_offset)), l.timestamp_ns),
+                    _ => (0, None, start_ns),
+                };
                 self.current = Some(Open {
                     sequence: seq,
                     file,
-                    offset: 0,
+                    offset,
                     start_ns,
+                    jump,
+                    timestamp: Some(timestamp),
                 });
                 Ok(None)
             }
@@ -563,6 +626,12 @@ impl RingReader {
             }
         }
     }
+}
+
+/// Ring time of segment `seq`'s start, from its index, if it has one.
+fn index_start(dir: &Path, seq: u64) -> Option<u64> {
+    let file = platform::open_read_only(&dir.join(segment_index_name(seq)));
+    crate::layout::index::read_opened(file, u64::MAX).map(|i| i.start.ring_time_ns)
 }
 
 /// `value * numerator / denominator` without overflow, saturating.

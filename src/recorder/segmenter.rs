@@ -12,6 +12,7 @@ use super::health::WriteHealth;
 use super::recording::{Recordings, StreamPosition};
 use super::{Host, PushError, RecorderConfig, RecorderEvent, RecorderStats};
 use crate::layout::index::Keyframe;
+use crate::ring::presentation_delay;
 use crate::ring::{Chunk, Ring, SegmentStart, SharedBytes, WriteFailure};
 use crate::ts::analyzer::Unit;
 use crate::ts::random_access::Verdict;
@@ -62,6 +63,7 @@ pub(super) struct UnitStart {
     offset: u64,
     ring_time_ns: u64,
     wall_ms: i64,
+    presentation_delay_90k: i32,
     keyframe: bool,
 }
 
@@ -140,6 +142,8 @@ pub(super) struct Segmenter {
     pub(super) segment_ring_start_ns: u64,
     /// The access unit being received on the cut stream, in the open segment.
     pub(super) unit: Option<UnitStart>,
+    /// PTS of the last access unit that started on the cut stream.
+    pub(super) unit_pts: Option<u64>,
 }
 
 impl Segmenter {
@@ -175,6 +179,7 @@ impl Segmenter {
             recordings: Recordings::default(),
             segment_ring_start_ns,
             unit: None,
+            unit_pts: None,
         }
     }
 
@@ -188,9 +193,9 @@ impl Segmenter {
     /// taken at the first segment after a jump.
     fn wall_ms(&self, position_ns: u64) -> i64 {
         match self.anchor {
-            Some((anchor_ms, anchor_ns)) => anchor_ms.saturating_add(
-                i64::try_from(position_ns.saturating_sub(anchor_ns) / 1_000_000).unwrap_or(0),
-            ),
+            Some((anchor_ms, anchor_ns)) => {
+                anchor_ms.saturating_add(i64::try_from(position_ns.saturating_sub(anchor_ns) / 1_000_000).unwrap_or(0))
+            }
             None => wall_clock_ms(),
         }
     }
@@ -204,6 +209,7 @@ impl Segmenter {
             offset,
             ring_time_ns: self.ring_time(now),
             wall_ms: self.wall_ms(now),
+            presentation_delay_90k: presentation_delay(self.unit_pts, self.timeline.last_pcr()),
             keyframe,
         });
     }
@@ -220,6 +226,7 @@ impl Segmenter {
                 ring_time_ns: u.ring_time_ns,
                 wall_ms: u.wall_ms,
                 size: u32::try_from(end - u.offset).unwrap_or(u32::MAX),
+                presentation_delay_90k: u.presentation_delay_90k,
             });
         }
     }
@@ -329,6 +336,9 @@ impl Segmenter {
             Unit::Start(Verdict::RandomAccess) | Unit::Resolved(Verdict::RandomAccess)
         ) {
             self.on_random_access();
+        }
+        if matches!(class.unit, Unit::Start(_)) {
+            self.unit_pts = packet.pes_pts();
         }
         if let Some(scrambled) = class.scrambling_changed {
             host.event(RecorderEvent::Scrambling(scrambled));
@@ -565,12 +575,23 @@ impl Segmenter {
         self.pending_discontinuity = false;
         self.cut_asap = false;
         let tables: Vec<u8> = self.analyzer.table_packets().flatten().copied().collect();
+        // The index starts with the segment's start: its ring time and wall
+        // clock, and the bytes of the tables a reader starting at a later
+        // keyframe sends first.
+        self.ring.add_keyframe(&Keyframe {
+            offset: 0,
+            ring_time_ns: start.ring_time_ns,
+            wall_ms: start.program_date_time_ms,
+            size: u32::try_from(tables.len()).unwrap_or(u32::MAX),
+            presentation_delay_90k: 0,
+        });
         // The random-access point follows the tables.
         self.note_unit_start(tables.len() as u64);
         self.unit = Some(UnitStart {
             offset: tables.len() as u64,
             ring_time_ns: start.ring_time_ns,
             wall_ms: start.program_date_time_ms,
+            presentation_delay_90k: presentation_delay(self.unit_pts, self.timeline.last_pcr()),
             keyframe: independent,
         });
         let result = if self.health.is_failing() {

@@ -364,9 +364,16 @@ fn every_keyframe_is_indexed_and_ring_time_survives_a_restart() {
             assert!(!index.keyframes.is_empty(), "segment {seq}");
             for (i, k) in index.keyframes.iter().enumerate() {
                 let p = &data[k.offset as usize..k.offset as usize + 188];
-                assert_eq!((p[1] & 0x40, crate::ts::Packet::new(p).map(|p| p.pid())), (0x40, Some(0x101)));
+                assert_eq!(
+                    (p[1] & 0x40, crate::ts::Packet::new(p).map(|p| p.pid())),
+                    (0x40, Some(0x101))
+                );
                 assert_eq!(k.size, 3 * 188, "segment {seq}: {k:?}");
-                assert_eq!(k.ring_time_ns, index.start.ring_time_ns + i as u64 * SECOND, "segment {seq}");
+                assert_eq!(
+                    k.ring_time_ns,
+                    index.start.ring_time_ns + i as u64 * SECOND,
+                    "segment {seq}"
+                );
             }
             ring_time += duration;
         }

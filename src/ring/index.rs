@@ -28,7 +28,10 @@ impl IndexWriter {
     pub(super) fn create(dir: &DirHandle, sequence: u64) -> io::Result<IndexWriter> {
         let file = dir.open_or_create(&segment_index_name(sequence))?;
         file.set_len(0)?;
-        Ok(IndexWriter { file: Some(file), len: 0 })
+        Ok(IndexWriter {
+            file: Some(file),
+            len: 0,
+        })
     }
 
     /// A writer that writes nothing: the index could not be created.
@@ -62,23 +65,29 @@ pub(super) fn adopt_index(dir: &DirHandle, info: &SegmentInfo, ring_end_ns: u64)
         && index.start.ring_time_ns >= ring_end_ns
     {
         let valid = (index.records() * RECORD_SIZE) as u64;
-        if dir.entry(&segment_index_name(info.sequence)).is_ok_and(|e| e.len != valid)
+        if dir
+            .entry(&segment_index_name(info.sequence))
+            .is_ok_and(|e| e.len != valid)
             && let Ok(file) = dir.open_existing(&segment_index_name(info.sequence))
         {
             let _ = file.set_len(valid);
         }
         return index.start.ring_time_ns;
     }
-    let start = Keyframe {
+    let mut start = Keyframe {
         offset: 0,
         ring_time_ns: ring_end_ns,
         wall_ms: info.program_date_time_ms,
         size: 0,
+        presentation_delay_90k: 0,
     };
     let keyframes = dir
         .open_read_only(&segment_file_name(info.sequence))
         .and_then(|f| scan_keyframes(&f, info.bytes, &start))
         .unwrap_or_default();
+    // The head before the first keyframe: the tables, in a segment that
+    // starts at one.
+    start.size = keyframes.first().map_or(0, |k| u32::try_from(k.offset).unwrap_or(0));
     if let Ok(mut writer) = IndexWriter::create(dir, info.sequence) {
         for k in std::iter::once(&start).chain(&keyframes) {
             if writer.append(k).is_err() {
@@ -97,15 +106,18 @@ pub(super) fn scan_keyframes(file: &File, len: u64, start: &Keyframe) -> io::Res
     let mut keyframes: Vec<Keyframe> = Vec::new();
     let mut first_pcr: Option<Pcr> = None;
     let mut now_ns = 0u64;
-    // The unit being received: its offset, time, and whether it is a keyframe.
-    let mut unit: Option<(u64, u64, bool)> = None;
-    let finish = |unit: Option<(u64, u64, bool)>, end: u64, keyframes: &mut Vec<Keyframe>| {
-        if let Some((offset, t, true)) = unit {
+    let mut last_pcr: Option<Pcr> = None;
+    // The unit being received: its offset, time, presentation delay, and
+    // whether it is a keyframe.
+    let mut unit: Option<(u64, u64, i32, bool)> = None;
+    let finish = |unit: Option<(u64, u64, i32, bool)>, end: u64, keyframes: &mut Vec<Keyframe>| {
+        if let Some((offset, t, delay, true)) = unit {
             keyframes.push(Keyframe {
                 offset,
                 ring_time_ns: start.ring_time_ns.saturating_add(t),
                 wall_ms: start.wall_ms.saturating_add(i64::try_from(t / 1_000_000).unwrap_or(0)),
                 size: u32::try_from(end - offset).unwrap_or(u32::MAX),
+                presentation_delay_90k: delay,
             });
         }
     };
@@ -124,15 +136,17 @@ pub(super) fn scan_keyframes(file: &File, len: u64, start: &Keyframe) -> io::Res
             if let Some((pcr, _)) = class.pcr {
                 let first = *first_pcr.get_or_insert(pcr);
                 now_ns = pcr.ticks_since(first).saturating_mul(1_000_000_000) / PCR_HZ;
+                last_pcr = Some(pcr);
             }
             match class.unit {
                 Unit::Start(v) => {
                     finish(unit.take(), offset, &mut keyframes);
-                    unit = Some((offset, now_ns, v == Verdict::RandomAccess));
+                    let delay = presentation_delay(packet.pes_pts(), last_pcr);
+                    unit = Some((offset, now_ns, delay, v == Verdict::RandomAccess));
                 }
                 Unit::Resolved(Verdict::RandomAccess) => {
                     if let Some(u) = &mut unit {
-                        u.2 = true;
+                        u.3 = true;
                     }
                 }
                 _ => {}
@@ -144,4 +158,34 @@ pub(super) fn scan_keyframes(file: &File, len: u64, start: &Keyframe) -> io::Res
     // The same rules a reader applies.
     keyframes.dedup_by(|b, a| b.offset <= a.offset);
     Ok(keyframes)
+}
+
+/// A PES packet's PTS minus the program clock `pcr` (both 33-bit 90 kHz
+/// values, so the difference is taken across the wrap and read as signed),
+/// clamped to what a record holds; 0 when either is missing.
+#[must_use]
+pub(crate) fn presentation_delay(pts: Option<u64>, pcr: Option<Pcr>) -> i32 {
+    const WRAP: i64 = 1 << 33;
+    let (Some(pts), Some(pcr)) = (pts, pcr) else {
+        return 0;
+    };
+    let pts = i64::try_from(pts).unwrap_or(0);
+    let clock = i64::try_from(pcr.base_90k()).unwrap_or(0);
+    let diff = (pts - clock).rem_euclid(WRAP);
+    let signed = if diff >= WRAP / 2 { diff - WRAP } else { diff };
+    i32::try_from(signed).unwrap_or(if signed < 0 { i32::MIN } else { i32::MAX })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presentation_delay_is_signed_across_the_wrap() {
+        let pcr = |base: u64| Some(Pcr::from_ticks(base * 300));
+        assert_eq!(presentation_delay(Some(90_000 + 63_000), pcr(90_000)), 63_000);
+        assert_eq!(presentation_delay(Some(90_000), pcr(90_000 + 9_000)), -9_000);
+        assert_eq!(presentation_delay(Some(100), pcr((1 << 33) - 900)), 1000);
+        assert_eq!(presentation_delay(None, pcr(1)), 0);
+    }
 }

@@ -34,12 +34,13 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::layout::index::Keyframe;
 pub use failure::{FailureKind, RingError, WriteFailure};
+use index::IndexWriter;
+pub(crate) use index::presentation_delay;
 use journal::Journal;
 use recovery::{Adoption, adopt, highest_sequence_on_disk};
 use retention::Retired;
-use index::IndexWriter;
-use crate::layout::index::Keyframe;
 pub use retention::{Evicted, Retention, Window};
 use reuse::Reuse;
 pub use segment::{Chunk, CloseError, PendingWrites, SegmentWriter, SharedBytes};
@@ -380,23 +381,18 @@ impl Ring {
             self.reuse.announce(&self.handle, sequence, &mut self.stats);
         }
         self.stats.segments_created += 1;
-        let mut index = IndexWriter::create(&self.handle, sequence).unwrap_or_else(|_| IndexWriter::none());
-        let first = Keyframe {
-            offset: 0,
-            ring_time_ns: start.ring_time_ns,
-            wall_ms: start.program_date_time_ms,
-            size: 0,
-        };
-        if index.append(&first).is_err() {
+        let index = IndexWriter::create(&self.handle, sequence).unwrap_or_else(|_| {
             self.stats.metadata_write_errors += 1;
-        }
+            IndexWriter::none()
+        });
         self.current = Some(Current { writer, start, index });
         Ok(())
     }
 
-    /// Appends a random-access point of the open segment to its keyframe
-    /// index. The index is metadata: a record that cannot be written is
-    /// counted in `metadata_write_errors` and lost, the media goes on.
+    /// Appends a record to the open segment's keyframe index: first its
+    /// start (offset 0), then each random-access point. The index is
+    /// metadata: a record that cannot be written is counted in
+    /// `metadata_write_errors` and lost, the media goes on.
     pub fn add_keyframe(&mut self, keyframe: &Keyframe) {
         if let Some(cur) = self.current.as_mut()
             && cur.index.append(keyframe).is_err()

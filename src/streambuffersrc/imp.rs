@@ -11,7 +11,7 @@ use gst_base::subclass::prelude::*;
 
 use super::StartPosition;
 use crate::element_sync::{FlushGate, lock};
-use crate::reader::{ReadOutcome, ReaderEvent, RingReader};
+use crate::reader::{ReadOutcome, ReaderEvent, RingReader, Snap};
 use crate::ts::PACKET_SIZE;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -58,6 +58,9 @@ pub struct StreamBufferSrc {
     settings: Mutex<Settings>,
     state: Mutex<State>,
     flush_gate: FlushGate,
+    /// Flags of the seek event being handled: `do_seek` gets only the
+    /// segment, which does not carry KEY_UNIT and SNAP_*.
+    seek_flags: Mutex<gst::SeekFlags>,
 }
 
 impl Default for StreamBufferSrc {
@@ -66,6 +69,7 @@ impl Default for StreamBufferSrc {
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(State::Stopped),
             flush_gate: FlushGate::default(),
+            seek_flags: Mutex::new(gst::SeekFlags::empty()),
         }
     }
 }
@@ -227,6 +231,25 @@ impl BaseSrcImpl for StreamBufferSrc {
         true
     }
 
+    fn event(&self, event: &gst::Event) -> bool {
+        if let gst::EventView::Seek(seek) = event.view() {
+            let (rate, flags, _, start, ..) = seek.get();
+            let format = start.format();
+            // Refused before the base class flushes anything: playback
+            // goes on unchanged.
+            if rate != 1.0 || format != gst::Format::Time {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "Refusing a seek at rate {rate} in {format:?}: only TIME at rate 1.0"
+                );
+                return false;
+            }
+            *lock(&self.seek_flags) = flags;
+        }
+        self.parent_event(event)
+    }
+
     fn do_seek(&self, segment: &mut gst::Segment) -> bool {
         let Some(segment) = segment.downcast_mut::<gst::ClockTime>() else {
             return false;
@@ -235,6 +258,20 @@ impl BaseSrcImpl for StreamBufferSrc {
             gst::warning!(CAT, imp = self, "Only rate 1.0 is supported");
             return false;
         }
+        // KEY_UNIT lands on the keyframe SNAP_* picks and starts the segment
+        // there; otherwise data starts at the keyframe at or before the
+        // target and the segment at the target, so downstream clips what
+        // comes before and the first frame shown is the target's.
+        let flags = std::mem::replace(&mut *lock(&self.seek_flags), gst::SeekFlags::empty());
+        let key_unit = flags.contains(gst::SeekFlags::KEY_UNIT);
+        let snap = match (
+            flags.contains(gst::SeekFlags::SNAP_BEFORE),
+            flags.contains(gst::SeekFlags::SNAP_AFTER),
+        ) {
+            (true, true) => Snap::Nearest,
+            (false, true) if key_unit => Snap::After,
+            _ => Snap::Before,
+        };
         let mut state = lock(&self.state);
         let State::Started { reader, positioned } = &mut *state else {
             // Before start: base class default segment; nothing to do.
@@ -242,20 +279,31 @@ impl BaseSrcImpl for StreamBufferSrc {
         };
         let target = segment.start().map_or(0, gst::ClockTime::nseconds);
         // The initial seek of BaseSrc (to 0) means "the configured start position".
-        let landed = if !*positioned && target == 0 {
+        let initial = !*positioned && target == 0;
+        let landed = if initial {
             let settings = lock(&self.settings).clone();
             reader.start(settings.start_position.into(), settings.start_delay)
         } else {
-            reader.seek(target)
+            reader.seek_to(target, snap)
         };
         match landed {
             Ok(landed) => {
                 *positioned = true;
-                let t = clock_time(landed.unwrap_or(0));
+                let landed = landed.unwrap_or(0);
+                let start = if initial || key_unit {
+                    landed
+                } else {
+                    target.max(landed)
+                };
+                let t = clock_time(start);
                 segment.set_start(t);
                 segment.set_time(t);
                 segment.set_position(t);
-                gst::debug!(CAT, imp = self, "Seek to {target} ns landed at {t}");
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "Seek to {target} ns: data from {landed}, segment from {t}"
+                );
                 true
             }
             Err(e) => {

@@ -107,6 +107,23 @@ impl<'a> Packet<'a> {
         Some(base * 300 + ext)
     }
 
+    /// The PTS (90 kHz, 33 bits) of the PES packet that starts here, if
+    /// this packet starts one that has a PTS.
+    #[must_use]
+    pub fn pes_pts(&self) -> Option<u64> {
+        if !self.payload_unit_start() {
+            return None;
+        }
+        let p = self.payload();
+        // packet_start_code_prefix, stream_id, length, flags, header length,
+        // then the PTS if PTS_DTS_flags has its high bit.
+        if p.len() < 14 || p[..3] != [0, 0, 1] || p[7] & 0x80 == 0 {
+            return None;
+        }
+        let b = |i: usize| u64::from(p[i]);
+        Some((b(9) >> 1 & 0x07) << 30 | b(10) << 22 | (b(11) >> 1) << 15 | b(12) << 7 | b(13) >> 1)
+    }
+
     /// The payload bytes, or an empty slice if there are none (or the
     /// adaptation field claims to fill more than the packet).
     #[must_use]

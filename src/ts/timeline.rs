@@ -31,6 +31,12 @@ impl Pcr {
         Pcr(ticks % PCR_MODULUS)
     }
 
+    /// The 90 kHz base of the PCR, the clock PTS values count in.
+    #[must_use]
+    pub fn base_90k(self) -> u64 {
+        self.0 / 300
+    }
+
     /// Forward distance from `earlier` to `self`, across the 33-bit wrap.
     #[must_use]
     pub fn ticks_since(self, earlier: Pcr) -> u64 {
@@ -109,6 +115,13 @@ impl Timeline {
     #[must_use]
     pub fn position_ns(&self) -> u64 {
         self.position_ns
+    }
+
+    /// The last PCR, which [`Self::position_ns`] is the time of, while
+    /// the PCR drives the timeline.
+    #[must_use]
+    pub fn last_pcr(&self) -> Option<Pcr> {
+        self.last_pcr.filter(|_| self.source == ClockSource::Pcr)
     }
 
     #[must_use]

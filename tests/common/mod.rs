@@ -735,3 +735,60 @@ pub fn ffprobe_frame_count(path: &Path, selector: &str) -> u64 {
         .max()
         .unwrap_or(0)
 }
+
+/// One record of a segment's keyframe index, decoded here independently
+/// of the crate (the format the README documents: 40-byte little-endian
+/// records, CRC-32/MPEG-2 of the first 36 bytes last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexRecord {
+    pub offset: u64,
+    pub ring_time_ns: u64,
+    pub wall_ms: i64,
+    pub size: u32,
+    pub presentation_delay_90k: i32,
+}
+
+impl IndexRecord {
+    /// Ring time plus the presentation delay: when a player shows it.
+    pub fn presentation_ns(&self) -> u64 {
+        self.ring_time_ns
+            .saturating_add_signed(i64::from(self.presentation_delay_90k) * 100_000 / 9)
+    }
+}
+
+/// The records of `segment-N.idx` in `ring` (the start record first); the
+/// test fails on a record whose check does not hold.
+pub fn index_records(ring: &Path, sequence: u64) -> Vec<IndexRecord> {
+    let raw = std::fs::read(ring.join(format!("segment-{sequence:012}.idx"))).expect("read index");
+    assert_eq!(raw.len() % 40, 0, "index of {sequence} is not whole records");
+    raw.chunks_exact(40)
+        .map(|r| {
+            let crc = crc32_mpeg2(&r[..36]);
+            assert_eq!(crc.to_le_bytes(), r[36..40], "index of {sequence}: bad check");
+            let u64_at = |i: usize| u64::from_le_bytes(r[i..i + 8].try_into().expect("8 bytes"));
+            IndexRecord {
+                offset: u64_at(0),
+                ring_time_ns: u64_at(8),
+                wall_ms: i64::from_le_bytes(r[16..24].try_into().expect("8 bytes")),
+                size: u32::from_le_bytes(r[24..28].try_into().expect("4 bytes")),
+                presentation_delay_90k: i32::from_le_bytes(r[28..32].try_into().expect("4 bytes")),
+            }
+        })
+        .collect()
+}
+
+/// CRC-32/MPEG-2 (polynomial 0x04C11DB7, no reflection, initial all ones).
+pub fn crc32_mpeg2(data: &[u8]) -> u32 {
+    let mut crc = u32::MAX;
+    for &b in data {
+        crc ^= u32::from(b) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}

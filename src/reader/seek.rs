@@ -1,0 +1,140 @@
+//! Seeking on the keyframe index: where a seek or a live start lands.
+//!
+//! A segment with an index (everything the sink writes since it has one)
+//! is entered at a random-access point: the reader sends the tables at the
+//! segment's head (PAT, PMTs) and then jumps to the keyframe, whose ring
+//! time stamps the first buffer. Segments without an index (recordings,
+//! rings from before the index) are entered at their start, as a segment
+//! start is a random-access point too.
+
+use super::{RingReader, Span};
+use crate::layout::index::{self, Keyframe, SegmentIndex};
+use crate::layout::segment_index_name;
+use crate::platform;
+
+/// Which keyframe a seek lands on, as `GST_SEEK_FLAG_SNAP_*` say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snap {
+    /// The keyframe at or before the target (the default).
+    Before,
+    /// The first keyframe at or after the target.
+    After,
+    /// Whichever of the two is closer.
+    Nearest,
+}
+
+/// Segments looked at on either side of the target's for a keyframe: a
+/// forced cut's segment may hold none.
+const NEIGHBOURS: usize = 3;
+
+/// Where the next segment opened is entered, after a seek.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Landing {
+    pub(super) sequence: u64,
+    /// Bytes at the head of the segment (its tables) sent first.
+    pub(super) head_end: u64,
+    /// Where reading goes on after them: the keyframe's first packet.
+    pub(super) keyframe_offset: u64,
+    /// Ring time of the keyframe: the first buffer's timestamp.
+    pub(super) timestamp_ns: u64,
+}
+
+impl RingReader {
+    /// The index of segment `seq`, cut to the bytes of it that can be read.
+    pub(super) fn segment_index(&self, seq: u64) -> Option<SegmentIndex> {
+        let data = platform::open_read_only(&self.dir.join(crate::layout::segment_file_name(seq))).ok()?;
+        let len = self.content_len(&data, seq).ok()?;
+        let file = platform::open_read_only(&self.dir.join(segment_index_name(seq)));
+        index::read_opened(file, len)
+    }
+
+    /// Every segment there is, oldest first, with its start: the listed
+    /// ones and the one being written.
+    fn candidates(&self) -> Vec<(u64, u64)> {
+        let mut v: Vec<(u64, u64)> = self
+            .spans
+            .iter()
+            .map(|(&seq, s): (&u64, &Span)| (seq, s.start_ns))
+            .collect();
+        if let Some((seq, start)) = self.in_progress()
+            && v.last().is_none_or(|&(last, _)| seq > last)
+        {
+            v.push((seq, start));
+        }
+        v
+    }
+
+    /// Positions the reader at the keyframe `snap` picks for presentation
+    /// time `target` and returns the keyframe's presentation time. `None`
+    /// when no segment has an index with a keyframe near it: the caller
+    /// then seeks to a segment start.
+    pub(super) fn seek_keyframe(&mut self, target: u64, snap: Snap) -> Option<u64> {
+        let candidates = self.candidates();
+        let at = candidates.iter().rposition(|&(_, start)| start <= target).unwrap_or(0);
+        let before = || {
+            candidates[at.saturating_sub(NEIGHBOURS)..=at.min(candidates.len().checked_sub(1)?)]
+                .iter()
+                .rev()
+                .find_map(|&(seq, _)| {
+                    let index = self.segment_index(seq)?;
+                    let k = *index::at_or_before(&index.keyframes, target)?;
+                    Some((seq, index, k))
+                })
+        };
+        let after = || {
+            candidates.iter().skip(at).take(NEIGHBOURS + 1).find_map(|&(seq, _)| {
+                let index = self.segment_index(seq)?;
+                let k = *index::at_or_after(&index.keyframes, target)?;
+                Some((seq, index, k))
+            })
+        };
+        let chosen = match snap {
+            Snap::Before => before().or_else(after),
+            Snap::After => after().or_else(before),
+            Snap::Nearest => match (before(), after()) {
+                (Some(b), Some(a)) => {
+                    if target.saturating_sub(b.2.presentation_ns()) <= a.2.presentation_ns().saturating_sub(target) {
+                        Some(b)
+                    } else {
+                        Some(a)
+                    }
+                }
+                (b, a) => b.or(a),
+            },
+        };
+        let (seq, index, keyframe) = chosen?;
+        self.land(seq, &index, &keyframe);
+        Some(keyframe.presentation_ns())
+    }
+
+    /// The newest keyframe of the ring: in the segment being written, else
+    /// in the newest segment that has one.
+    pub(super) fn newest_keyframe(&self) -> Option<(u64, SegmentIndex, Keyframe)> {
+        self.candidates()
+            .iter()
+            .rev()
+            .take(NEIGHBOURS + 1)
+            .find_map(|&(seq, _)| {
+                let index = self.segment_index(seq)?;
+                let k = *index.keyframes.last()?;
+                Some((seq, index, k))
+            })
+    }
+
+    /// Makes segment `seq` the next one read, entered at `keyframe`.
+    pub(super) fn land(&mut self, seq: u64, index: &SegmentIndex, keyframe: &Keyframe) {
+        self.current = None;
+        self.next = Some(seq);
+        self.discont = true;
+        self.failures = 0;
+        self.last_opened = None;
+        self.continue_at_ns = Some(index.start.ring_time_ns);
+        let head_end = u64::from(index.start.size).min(keyframe.offset);
+        self.landing = Some(Landing {
+            sequence: seq,
+            head_end,
+            keyframe_offset: keyframe.offset,
+            timestamp_ns: keyframe.ring_time_ns,
+        });
+    }
+}
