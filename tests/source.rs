@@ -5,33 +5,12 @@
 
 mod common;
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use gst::prelude::*;
-
-/// Starts `gst-launch-1.0` recording a live test stream into `ring` for
-/// `seconds`, in another process.
-fn spawn_writer(ring: &std::path::Path, seconds: u32, extra: &str) -> Child {
-    Command::new("gst-launch-1.0")
-        .env("GST_PLUGIN_PATH", plugin_dir())
-        .args(["-q", "-e"])
-        .args(
-            format!(
-                "videotestsrc is-live=true num-buffers={} pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
-                 x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=800 ! mpegtsmux ! \
-                 streambuffersink segment-duration={} {extra}",
-                seconds * 25,
-                SECOND
-            )
-            .split_whitespace(),
-        )
-        .arg(format!("location={}", ring.display()))
-        .spawn()
-        .expect("spawn writer")
-}
 
 /// (pts, discont) of every buffer a reader produced.
 type BufferLog = Arc<Mutex<Vec<(Option<u64>, bool)>>>;
@@ -78,7 +57,7 @@ fn ring_bytes_from(ring: &std::path::Path, from: usize) -> Vec<u8> {
 fn follows_a_live_writer_to_the_end_byte_for_byte() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ring = dir.path().join("ring");
-    let mut writer = spawn_writer(&ring, 10, "max-duration=0");
+    let mut writer = spawn_live_writer(&ring, SECOND, 10, "max-duration=0");
     assert!(
         wait_until(Duration::from_secs(30), || playlist_entries(&ring) >= 2),
         "writer did not start"
@@ -197,7 +176,7 @@ fn answers_seeking_duration_and_position_queries() {
 fn pause_and_resume_is_time_shift() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ring = dir.path().join("ring");
-    let mut writer = spawn_writer(&ring, 25, "max-duration=0");
+    let mut writer = spawn_live_writer(&ring, SECOND, 25, "max-duration=0");
     assert!(
         wait_until(Duration::from_secs(30), || playlist_entries(&ring) >= 2),
         "writer did not start"
@@ -241,7 +220,7 @@ fn pause_and_resume_is_time_shift() {
 fn reader_parked_on_evicted_content_jumps_forward() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ring = dir.path().join("ring");
-    let mut writer = spawn_writer(&ring, 30, &format!("max-duration={}", 3 * SECOND));
+    let mut writer = spawn_live_writer(&ring, SECOND, 30, &format!("max-duration={}", 3 * SECOND));
     assert!(
         wait_until(Duration::from_secs(30), || playlist_entries(&ring) >= 3),
         "writer did not start"

@@ -792,3 +792,24 @@ pub fn crc32_mpeg2(data: &[u8]) -> u32 {
     }
     crc
 }
+
+/// A writer in another process: `seconds` of a live 25 fps H.264 test
+/// pattern (x264, a keyframe every second) through mpegtsmux into a ring of
+/// `segment_ns` segments at `ring`, with `extra` sink properties.
+pub fn spawn_live_writer(ring: &Path, segment_ns: u64, seconds: u32, extra: &str) -> std::process::Child {
+    Command::new("gst-launch-1.0")
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .args(["-q", "-e"])
+        .args(
+            format!(
+                "videotestsrc is-live=true num-buffers={} pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+                 x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=800 ! mpegtsmux ! \
+                 streambuffersink segment-duration={segment_ns} {extra}",
+                seconds * 25,
+            )
+            .split_whitespace(),
+        )
+        .arg(format!("location={}", ring.display()))
+        .spawn()
+        .expect("spawn writer")
+}
