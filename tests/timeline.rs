@@ -308,3 +308,105 @@ fn a_live_start_begins_at_the_newest_keyframe() {
 fn keyframes_now(ring: &Path) -> Vec<IndexRecord> {
     keyframes(ring)
 }
+
+/// The date-time of a position and the position of a date-time, through
+/// the action signals of a started source.
+fn position_of(src: &gst::Element, ms: i64) -> i64 {
+    let date = gst::glib::DateTime::from_unix_utc(ms.div_euclid(1000))
+        .and_then(|d| d.add(gst::glib::TimeSpan::from_milliseconds(ms.rem_euclid(1000))))
+        .expect("date");
+    src.emit_by_name::<i64>("date-time-to-position", &[&date])
+}
+
+fn date_of(src: &gst::Element, position: i64) -> Option<i64> {
+    let date = src.emit_by_name::<Option<gst::glib::DateTime>>("position-to-date-time", &[&position])?;
+    Some(date.to_unix() * 1000 + i64::from(date.microsecond() / 1000))
+}
+
+/// `date-time-to-position` and `position-to-date-time` round-trip, agree
+/// with the playlist's EXT-X-PROGRAM-DATE-TIME at every segment start (the
+/// content received then is presented after its keyframe's delay), and
+/// answer -1 / NULL outside the window.
+#[test]
+fn wall_clock_addressing_round_trips_and_agrees_with_the_playlist() {
+    let ring = ring_of_6s_segments();
+    let pipeline = launch(&format!(
+        "streambuffersrc name=src location={} start-position=oldest ! fakesink",
+        ring.display()
+    ));
+    pipeline.set_state(gst::State::Paused).expect("pause");
+    let _ = pipeline.state(gst::ClockTime::from_seconds(10));
+    let src = pipeline.by_name("src").expect("src");
+    let pl = playlist(&ring);
+    let first_pdt = pl.segments[0].program_date_time.expect("PDT").timestamp_millis();
+    let mut pdt = first_pdt;
+    for (i, s) in pl.segments.iter().enumerate() {
+        let records = index_records(&ring, i as u64);
+        let start = records[0];
+        assert_eq!(
+            start.wall_ms, pdt,
+            "segment {i}: index and playlist disagree on its date-time"
+        );
+        let delay = records[1].presentation_ns() - records[1].ring_time_ns;
+        let position = position_of(&src, pdt + 1);
+        let expected = (start.ring_time_ns + delay + 1_000_000) as i64;
+        assert!(
+            position.abs_diff(expected) <= 1_000_000,
+            "segment {i}: {position} for {expected}"
+        );
+        pdt += (f64::from(s.duration) * 1000.0).round() as i64;
+    }
+    let keys = keyframes(&ring);
+    for k in keys.iter().step_by(5) {
+        for extra in [0, 123_000_000] {
+            let position = (k.presentation_ns() + extra) as i64;
+            let date = date_of(&src, position).expect("a date inside the window");
+            assert_eq!(date, k.wall_ms + extra as i64 / 1_000_000, "date of {position}");
+            let back = position_of(&src, date);
+            assert!(back.abs_diff(position) <= 1_000_000, "{position} -> {date} -> {back}");
+        }
+    }
+    assert_eq!(position_of(&src, first_pdt - 60_000), -1, "before the window");
+    assert_eq!(position_of(&src, pdt + 60_000), -1, "after the window");
+    assert_eq!(date_of(&src, -5), None);
+    let _ = pipeline.set_state(gst::State::Null);
+}
+
+/// On a live ring, the live edge (the end of the SEEKING range) has the
+/// wall clock's date-time, within a second.
+#[test]
+fn the_live_edge_is_now() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let mut writer = spawn_live_writer(&ring, 2 * SECOND, 20, "max-duration=0");
+    assert!(
+        wait_until(Duration::from_secs(30), || playlist_entries(&ring) >= 2),
+        "writer did not start"
+    );
+    let pipeline = launch(&format!(
+        "streambuffersrc name=src location={} start-position=live ! fakesink",
+        ring.display()
+    ));
+    pipeline.set_state(gst::State::Paused).expect("pause");
+    let _ = pipeline.state(gst::ClockTime::from_seconds(10));
+    let src = pipeline.by_name("src").expect("src");
+    let mut seeking = gst::query::Seeking::new(gst::Format::Time);
+    assert!(src.query(&mut seeking), "SEEKING answered");
+    let (_, _, edge) = seeking.result();
+    let edge = match edge {
+        gst::GenericFormattedValue::Time(Some(t)) => t.nseconds(),
+        other => panic!("live edge {other:?}"),
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let date = date_of(&src, edge as i64).expect("date of the live edge");
+    let _ = pipeline.set_state(gst::State::Null);
+    let _ = writer.kill();
+    let _ = writer.wait();
+    assert!(
+        (now_ms - date).abs() <= 1000,
+        "live edge received at {date}, now {now_ms}"
+    );
+}

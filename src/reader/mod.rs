@@ -17,6 +17,7 @@
 
 mod gaps;
 mod seek;
+mod wall_clock;
 
 use seek::Landing;
 pub use seek::Snap;
@@ -130,6 +131,10 @@ pub struct RingReader {
     last_opened: Option<u64>,
     /// Where the next segment opened is entered, after a keyframe seek.
     landing: Option<Landing>,
+    /// How long after its ring time the stream's content is presented
+    /// (the multiplexer's delay, `layout::index`), from the index; the
+    /// window and positions are given in presentation time, as seeks take.
+    presentation_delay_ns: Option<u64>,
 }
 
 impl RingReader {
@@ -154,6 +159,7 @@ impl RingReader {
             playlist_error: None,
             last_opened: None,
             landing: None,
+            presentation_delay_ns: None,
         }
     }
 
@@ -318,7 +324,22 @@ impl RingReader {
         {
             end = end.saturating_add(self.estimate_ns(seq));
         }
-        Some((start, end))
+        let delay = self.presentation_delay();
+        Some((start.saturating_add(delay), end.saturating_add(delay)))
+    }
+
+    /// The stream's presentation delay: learnt from the first indexed
+    /// segment looked at, 0 for a ring without an index.
+    fn presentation_delay(&mut self) -> u64 {
+        if self.presentation_delay_ns.is_none() {
+            let newest = self.spans.keys().next_back().copied();
+            self.presentation_delay_ns = newest.and_then(|seq| self.segment_index(seq)).and_then(|i| {
+                i.keyframes
+                    .first()
+                    .map(|k| k.presentation_ns().saturating_sub(k.ring_time_ns))
+            });
+        }
+        self.presentation_delay_ns.unwrap_or(0)
     }
 
     /// Bytes of segment `seq`'s file, open as `file`, that are its own
@@ -351,7 +372,7 @@ impl RingReader {
         rate.map_or(0, |(ns, len)| scale(bytes, ns, len))
     }
 
-    /// The content time being read now.
+    /// The presentation time being read now.
     #[must_use]
     pub fn position(&self) -> Option<u64> {
         let cur = self.current.as_ref()?;
@@ -366,7 +387,11 @@ impl RingReader {
                 scale(cur.offset, self.estimate_ns(cur.sequence), len)
             }
         };
-        Some(cur.start_ns.saturating_add(fraction))
+        Some(
+            cur.start_ns
+                .saturating_add(fraction)
+                .saturating_add(self.presentation_delay_ns.unwrap_or(0)),
+        )
     }
 
     /// Positions the reader; returns the content time it landed on: the

@@ -50,7 +50,7 @@ impl RingReader {
 
     /// Every segment there is, oldest first, with its start: the listed
     /// ones and the one being written.
-    fn candidates(&self) -> Vec<(u64, u64)> {
+    pub(super) fn candidates(&self) -> Vec<(u64, u64)> {
         let mut v: Vec<(u64, u64)> = self
             .spans
             .iter()
@@ -130,6 +130,7 @@ impl RingReader {
         self.last_opened = None;
         self.continue_at_ns = Some(index.start.ring_time_ns);
         let head_end = u64::from(index.start.size).min(keyframe.offset);
+        self.presentation_delay_ns = Some(keyframe.presentation_ns().saturating_sub(keyframe.ring_time_ns));
         self.landing = Some(Landing {
             sequence: seq,
             head_end,

@@ -115,6 +115,47 @@ impl ObjectImpl for StreamBufferSrc {
         PROPERTIES.as_ref()
     }
 
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
+            vec![
+                // The presentation time (ns, ring time: what a TIME seek takes)
+                // of the content received at a date-time; -1 outside the window.
+                glib::subclass::Signal::builder("date-time-to-position")
+                    .param_types([glib::DateTime::static_type()])
+                    .return_type::<i64>()
+                    .action()
+                    .class_handler(|args| {
+                        let position = (|| {
+                            let obj = args.first()?.get::<super::StreamBufferSrc>().ok()?;
+                            let date = args.get(1)?.get::<glib::DateTime>().ok()?;
+                            let ms = date.to_unix().checked_mul(1000)? + i64::from(date.microsecond() / 1000);
+                            obj.imp().with_reader(|r| r.position_at_date(ms)).flatten()
+                        })();
+                        Some(position.and_then(|p| i64::try_from(p).ok()).unwrap_or(-1).to_value())
+                    })
+                    .build(),
+                // The date-time at which the content presented at a position
+                // (ns) was received; NULL where unknown.
+                glib::subclass::Signal::builder("position-to-date-time")
+                    .param_types([i64::static_type()])
+                    .return_type::<Option<glib::DateTime>>()
+                    .action()
+                    .class_handler(|args| {
+                        let date = (|| {
+                            let obj = args.first()?.get::<super::StreamBufferSrc>().ok()?;
+                            let position = u64::try_from(args.get(1)?.get::<i64>().ok()?).ok()?;
+                            let ms = obj.imp().with_reader(|r| r.date_at_position(position)).flatten()?;
+                            let utc = glib::DateTime::from_unix_utc(ms.div_euclid(1000)).ok()?;
+                            utc.add(glib::TimeSpan::from_milliseconds(ms.rem_euclid(1000))).ok()
+                        })();
+                        Some(date.to_value())
+                    })
+                    .build(),
+            ]
+        });
+        SIGNALS.as_ref()
+    }
+
     fn constructed(&self) {
         self.parent_constructed();
         let obj = self.obj();
@@ -414,6 +455,14 @@ impl PushSrcImpl for StreamBufferSrc {
 }
 
 impl StreamBufferSrc {
+    /// Runs `f` on the reader while the element is started.
+    fn with_reader<R>(&self, f: impl FnOnce(&mut RingReader) -> R) -> Option<R> {
+        match &mut *lock(&self.state) {
+            State::Started { reader, .. } => Some(f(reader)),
+            State::Stopped => None,
+        }
+    }
+
     fn post_events(&self, events: Vec<ReaderEvent>) {
         let obj = self.obj();
         for event in events {

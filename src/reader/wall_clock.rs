@@ -1,0 +1,100 @@
+//! Wall-clock addressing: which presentation time the content received at
+//! a date-time has, and the other way round, from the keyframe index (the
+//! wall clock the sink read as each keyframe arrived, which stays right
+//! across restarts and crashes, unlike file times).
+//!
+//! Within a segment the wall clock runs with ring time from its start
+//! record or the keyframe before; a frame is presented its keyframe's
+//! presentation delay after it arrived (see `layout::index`).
+
+use super::RingReader;
+use crate::layout::index::{self, Keyframe, SegmentIndex};
+
+impl RingReader {
+    /// A segment's index and its duration (for the one being written, as
+    /// much as is written), oldest first, restricted to those with an
+    /// index.
+    fn indexed(&self, seq: u64) -> Option<(SegmentIndex, u64)> {
+        let index = self.segment_index(seq)?;
+        let duration = match self.spans.get(&seq) {
+            Some(span) => span.duration_ns,
+            None => self.estimate_ns(seq),
+        };
+        Some((index, duration))
+    }
+
+    /// The presentation time of the content received at `date_ms` (ms since
+    /// the epoch), if the window holds it.
+    #[must_use]
+    pub fn position_at_date(&mut self, date_ms: i64) -> Option<u64> {
+        self.refresh_playing();
+        let candidates = self.candidates();
+        // Segments start later in wall-clock as in ring time: the last one
+        // starting at or before the date holds it, if anything does.
+        let starts_before =
+            |&(seq, _): &(u64, u64)| self.segment_index(seq).is_some_and(|i| i.start.wall_ms <= date_ms);
+        let at = candidates.partition_point(starts_before).checked_sub(1)?;
+        let (index, duration) = self.indexed(candidates[at].0)?;
+        let into_ms = u64::try_from(date_ms - index.start.wall_ms).ok()?;
+        let into_ns = into_ms.checked_mul(1_000_000)?;
+        if into_ns > duration {
+            return None; // in a hole after this segment, or past the live edge
+        }
+        let ring_time = index.start.ring_time_ns.saturating_add(into_ns);
+        let delay_from = index
+            .keyframes
+            .iter()
+            .rev()
+            .find(|k| k.ring_time_ns <= ring_time)
+            .or(index.keyframes.first());
+        Some(match delay_from {
+            Some(k) => ring_time.saturating_add(k.presentation_ns() - k.ring_time_ns.min(k.presentation_ns())),
+            None => ring_time,
+        })
+    }
+
+    /// The date-time (ms since the epoch) at which the content presented at
+    /// `position_ns` was received, if the window holds it.
+    #[must_use]
+    pub fn date_at_position(&mut self, position_ns: u64) -> Option<i64> {
+        self.refresh_playing();
+        let candidates = self.candidates();
+        let window_start = candidates.first()?.1;
+        if position_ns < window_start {
+            return None;
+        }
+        // Presentation runs after ring time: the segment holding the
+        // position is this one or the one before it.
+        let at = candidates
+            .partition_point(|&(_, start)| start <= position_ns)
+            .checked_sub(1)?;
+        for &(seq, _) in candidates[at.saturating_sub(1)..=at].iter().rev() {
+            let Some((index, duration)) = self.indexed(seq) else {
+                continue;
+            };
+            let keyframe: Option<&Keyframe> = index::at_or_before(&index.keyframes, position_ns);
+            let (ring_time, wall_ms) = match keyframe {
+                Some(k) => (
+                    k.ring_time_ns.saturating_add(position_ns - k.presentation_ns()),
+                    k.wall_ms,
+                ),
+                None if position_ns >= index.start.ring_time_ns => (position_ns, index.start.wall_ms),
+                None => continue,
+            };
+            // Past the end of what the segment holds; for the one being
+            // written its length is an estimate: a second of slack.
+            let slack = if self.spans.contains_key(&seq) {
+                0
+            } else {
+                1_000_000_000
+            };
+            if ring_time > index.start.ring_time_ns.saturating_add(duration).saturating_add(slack) {
+                return None;
+            }
+            let from = keyframe.map_or(index.start.ring_time_ns, |k| k.ring_time_ns);
+            let since_ms = i64::try_from((ring_time - from) / 1_000_000).ok()?;
+            return Some(wall_ms.saturating_add(since_ms));
+        }
+        None
+    }
+}
