@@ -228,3 +228,69 @@ fn files_respect_the_umask() {
         assert_eq!(mode, 0o640, "{}", entry.path().display());
     }
 }
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+}
+
+/// A writer killed (SIGKILL) in the middle of a segment and restarted 3 s
+/// later: the recovered segment's EXT-X-PROGRAM-DATE-TIME comes from its
+/// index (when it was recorded, not when the file was last touched), so
+/// it and the first new segment's bracket the outage; a reader following
+/// the ring live meanwhile reports the outage as a time hole.
+#[test]
+fn after_a_crash_the_date_times_bracket_the_outage() {
+    use gst::prelude::*;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let mut first = spawn_live_writer(&ring, 2 * SECOND, 60, "max-duration=0");
+    assert!(
+        wait_until(Duration::from_secs(30), || playlist_entries(&ring) >= 2),
+        "writer did not start"
+    );
+    let reader = launch(&format!(
+        "streambuffersrc location={} start-position=live ! fakesink",
+        ring.display()
+    ));
+    let bus = reader.bus().expect("bus");
+    reader.set_state(gst::State::Playing).expect("play");
+    std::thread::sleep(Duration::from_millis(3000));
+    first.kill().expect("SIGKILL");
+    let killed_ms = now_ms();
+    let _ = first.wait();
+    std::thread::sleep(Duration::from_secs(3));
+    let restarted_ms = now_ms();
+    let mut second = spawn_live_writer(&ring, 2 * SECOND, 6, "max-duration=0");
+    assert!(second.wait().expect("second writer").success());
+    let holes = element_messages(&bus, "streambuffer-time-hole");
+    let _ = reader.set_state(gst::State::Null);
+
+    let pl = playlist(&ring);
+    let new = pl
+        .segments
+        .iter()
+        .rposition(|s| s.discontinuity)
+        .expect("the restart's discontinuity");
+    let (recovered, first_new) = (&pl.segments[new - 1], &pl.segments[new]);
+    let pdt = |s: &m3u8_rs::MediaSegment| s.program_date_time.expect("PDT").timestamp_millis();
+    let recovered_end = pdt(recovered) + (f64::from(recovered.duration) * 1000.0) as i64;
+    assert!(
+        recovered_end <= killed_ms + 500 && recovered_end >= killed_ms - 3000,
+        "recovered segment ends at {recovered_end}, killed at {killed_ms}"
+    );
+    assert!(
+        pdt(first_new) >= restarted_ms && pdt(first_new) <= restarted_ms + 5000,
+        "first new segment at {}, restarted at {restarted_ms}",
+        pdt(first_new)
+    );
+    let outage = pdt(first_new) - recovered_end;
+    assert!(outage >= 2500, "outage of {outage} ms");
+    let sizes: Vec<u64> = holes.iter().filter_map(|s| s.get::<u64>("size-ms").ok()).collect();
+    assert!(
+        sizes.iter().any(|&ms| (ms as i64 - outage).abs() <= 200),
+        "time holes {sizes:?} for an outage of {outage} ms"
+    );
+}

@@ -229,6 +229,17 @@ impl RingReader {
                         independent: e.independent,
                     },
                 );
+                // Listed only once it was complete: a segment already being
+                // read when its hole became known (a live reader going on
+                // into the first segment after a writer's restart).
+                if let Some(size_ms) = hole_ms
+                    && self.last_opened.is_some_and(|last| last >= e.sequence)
+                {
+                    self.events.push(ReaderEvent::TimeHole {
+                        offset_ms: start_ns / 1_000_000,
+                        size_ms,
+                    });
+                }
             }
             let dur_ms = i64::try_from(e.duration_ns / 1_000_000).unwrap_or(0);
             pdt_ms = start_pdt.map(|p| p.saturating_add(dur_ms));

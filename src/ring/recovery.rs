@@ -310,6 +310,12 @@ fn recover_unjournaled(
         stats.adopted_trimmed_bytes += len - new_content;
     }
     let modified = file.metadata().and_then(|m| m.modified());
+    // The wall clock the writer read at the segment's start, from its
+    // index; the file's time is when it was last written, which after a
+    // crash (trimmed, or written on after) says little about its start.
+    let indexed_start_ms =
+        crate::layout::index::read_opened(dir.open_read_only(&crate::layout::segment_index_name(seq)), u64::MAX)
+            .map(|i| i.start.wall_ms);
     match recover_segment(file).map_err(cannot_write)? {
         Recovery::Usable(r) => {
             stats.adopted_trimmed_bytes += r.trimmed;
@@ -318,11 +324,12 @@ fn recover_unjournaled(
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
             let duration_ms = i64::try_from(r.duration_ns / 1_000_000).unwrap_or(0);
+            let start_ms = indexed_start_ms.unwrap_or(mtime_ms.saturating_sub(duration_ms));
             Ok(Some(SegmentInfo {
                 sequence: seq,
                 duration_ns: r.duration_ns.min(MAX_SEGMENT_DURATION_NS),
                 bytes: r.bytes,
-                program_date_time_ms: mtime_ms.saturating_sub(duration_ms).clamp(0, MAX_PROGRAM_DATE_TIME_MS),
+                program_date_time_ms: start_ms.clamp(0, MAX_PROGRAM_DATE_TIME_MS),
                 discontinuity: true,
                 independent: true,
             }))
