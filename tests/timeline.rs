@@ -214,7 +214,7 @@ type Stamps = std::sync::Arc<std::sync::Mutex<Vec<(u64, Vec<u8>)>>>;
 
 fn stamping_reader(ring: &Path, props: &str) -> (gst::Pipeline, Stamps) {
     let pipeline = launch(&format!(
-        "streambuffersrc location={} {props} ! appsink name=out sync=false",
+        "streambuffersrc name=src location={} {props} ! appsink name=out sync=false",
         ring.display()
     ));
     let stamps: Stamps = Default::default();
@@ -286,7 +286,14 @@ fn a_live_start_begins_at_the_newest_keyframe() {
         "no buffer"
     );
     let newest_after = keyframes_now(&ring).last().copied().expect("keyframes");
+    let stats = reader.by_name("src").expect("src").property::<gst::Structure>("stats");
     let _ = reader.set_state(gst::State::Null);
+    let lag = stats.get::<i64>("lag").expect("lag");
+    assert!(
+        (0..3_000_000_000).contains(&lag),
+        "lag behind the live edge {lag}: {stats:?}"
+    );
+    assert_eq!(stats.get::<i64>("current-segment").expect("current"), 1, "{stats:?}");
     let _ = writer.kill();
     let _ = writer.wait();
     let first = stamps.lock().expect("stamps")[0].0;
@@ -409,4 +416,40 @@ fn the_live_edge_is_now() {
         (now_ms - date).abs() <= 1000,
         "live edge received at {date}, now {now_ms}"
     );
+}
+
+/// A finished ring (ENDLIST) has no live edge: with the default
+/// `start-position=live` it plays from its first keyframe to the end.
+#[test]
+fn a_finished_ring_plays_from_its_start_by_default() {
+    let ring = ring_of_6s_segments();
+    let (pipeline, stamps) = stamping_reader(&ring, "");
+    pipeline.set_state(gst::State::Playing).expect("play");
+    wait_for_eos(&pipeline, Duration::from_secs(30)).expect("EOS");
+    // The source's counters at the end: every byte and segment.
+    let src = pipeline.by_name("src").expect("src");
+    let stats = src.property::<gst::Structure>("stats");
+    let _ = pipeline.set_state(gst::State::Null);
+    let stamps = stamps.lock().expect("stamps");
+    assert_eq!(stamps[0].0, keyframes(&ring)[0].ring_time_ns, "started elsewhere");
+    assert_eq!(stamps.len(), segments(&ring).len(), "every segment played");
+    let on_disk: u64 = segments(&ring)
+        .iter()
+        .map(|p| std::fs::metadata(p).expect("size").len())
+        .sum();
+    let first_head = index_records(&ring, 0)[1].offset - u64::from(index_records(&ring, 0)[0].size);
+    assert_eq!(
+        stats.get::<u64>("bytes-out").expect("bytes-out"),
+        on_disk - first_head,
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.get::<u64>("segments-read").expect("segments-read"),
+        segments(&ring).len() as u64
+    );
+    assert!(stats.get::<u64>("buffers-out").expect("buffers-out") >= stamps.len() as u64);
+    assert_eq!(stats.get::<u64>("time-holes").expect("holes"), 0);
+    // Nothing is being read any more: no segment, no position, no lag.
+    assert_eq!(stats.get::<i64>("current-segment").expect("current"), -1, "{stats:?}");
+    assert_eq!(stats.get::<i64>("lag").expect("lag"), -1, "{stats:?}");
 }

@@ -62,6 +62,17 @@ pub enum ReaderEvent {
     ReadFailure { path: PathBuf, error: String },
 }
 
+/// What a reader has done, for `streambuffersrc`'s `stats`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReaderStats {
+    pub bytes: u64,
+    pub segments_opened: u64,
+    pub time_holes: u64,
+    /// Stale-file events (each a run of deleted segments).
+    pub stale_deletions: u64,
+    pub read_failures: u64,
+}
+
 /// The result of [`RingReader::read`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadOutcome {
@@ -135,6 +146,7 @@ pub struct RingReader {
     /// (the multiplexer's delay, `layout::index`), from the index; the
     /// window and positions are given in presentation time, as seeks take.
     presentation_delay_ns: Option<u64>,
+    stats: ReaderStats,
 }
 
 impl RingReader {
@@ -160,12 +172,36 @@ impl RingReader {
             last_opened: None,
             landing: None,
             presentation_delay_ns: None,
+            stats: ReaderStats::default(),
         }
     }
 
     /// Events since the last call.
     pub fn take_events(&mut self) -> Vec<ReaderEvent> {
+        for event in &self.events {
+            match event {
+                ReaderEvent::TimeHole { .. } => self.stats.time_holes += 1,
+                ReaderEvent::StaleFileDeleted { .. } => self.stats.stale_deletions += 1,
+                ReaderEvent::ReadFailure { .. } => self.stats.read_failures += 1,
+                ReaderEvent::ContentBecomingStale { .. } => {}
+            }
+        }
         std::mem::take(&mut self.events)
+    }
+
+    /// Counters so far (events counted as they are taken).
+    #[must_use]
+    pub fn stats(&self) -> ReaderStats {
+        ReaderStats {
+            bytes: self.delivered,
+            ..self.stats
+        }
+    }
+
+    /// Sequence number of the segment being read, if any.
+    #[must_use]
+    pub fn current_sequence(&self) -> Option<u64> {
+        self.current.as_ref().map(|c| c.sequence)
     }
 
     /// Re-reads the playlist if it changed. Returns whether there is one.
@@ -455,10 +491,14 @@ impl RingReader {
     /// Positions the reader at the live edge (minus `delay_ns`) or the oldest
     /// content (`delay_ns` does not apply there). The live edge is the
     /// newest keyframe in the index, else the start of the segment being
-    /// written.
+    /// written. A finished ring (or a recording) has no live edge: without
+    /// a delay it plays from its start.
     pub fn start(&mut self, position: StartPosition, delay_ns: u64) -> io::Result<Option<u64>> {
         self.refresh()?;
         match position {
+            // A finished ring or a recording (ENDLIST): there is no live
+            // edge to follow, it plays from its start.
+            StartPosition::Oldest | StartPosition::Live if self.ended && delay_ns == 0 => self.seek_to(0, Snap::After),
             StartPosition::Oldest => self.seek_to(0, Snap::After),
             StartPosition::Live if self.newest_keyframe().is_some() => {
                 let Some((seq, index, edge)) = self.newest_keyframe() else {
@@ -625,6 +665,7 @@ impl RingReader {
                     Some(l) if l.sequence == seq => (0, Some((l.head_end, l.keyframe_offset)), l.timestamp_ns),
                     _ => (0, None, start_ns),
                 };
+                self.stats.segments_opened += 1;
                 self.current = Some(Open {
                     sequence: seq,
                     file,

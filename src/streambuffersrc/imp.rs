@@ -58,6 +58,8 @@ pub struct StreamBufferSrc {
     settings: Mutex<Settings>,
     state: Mutex<State>,
     flush_gate: FlushGate,
+    /// Buffers pushed since the element started.
+    buffers_out: std::sync::atomic::AtomicU64,
     /// Flags of the seek event being handled: `do_seek` gets only the
     /// segment, which does not carry KEY_UNIT and SNAP_*.
     seek_flags: Mutex<gst::SeekFlags>,
@@ -70,6 +72,7 @@ impl Default for StreamBufferSrc {
             state: Mutex::new(State::Stopped),
             flush_gate: FlushGate::default(),
             seek_flags: Mutex::new(gst::SeekFlags::empty()),
+            buffers_out: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -101,6 +104,11 @@ impl ObjectImpl for StreamBufferSrc {
                     .maximum(366 * 24 * 3600 * 1_000_000_000)
                     .default_value(0)
                     .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("Counters of the playback (bytes and buffers out, segments read, time holes, stale deletions and read failures met, current segment, presentation position and lag behind the live edge in ns), like SBE's counters on its source")
+                    .read_only()
                     .build(),
                 glib::ParamSpecUInt64::builder("poll-interval")
                     .nick("Poll interval")
@@ -187,6 +195,9 @@ impl ObjectImpl for StreamBufferSrc {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "stats" {
+            return self.stats().to_value();
+        }
         let s = lock(&self.settings);
         match pspec.name() {
             "location" => s.location.as_ref().map(|p| p.to_string_lossy().into_owned()).to_value(),
@@ -260,6 +271,7 @@ impl BaseSrcImpl for StreamBufferSrc {
             reader: Box::new(reader),
             positioned: false,
         };
+        self.buffers_out.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -437,6 +449,7 @@ impl PushSrcImpl for StreamBufferSrc {
                             b.set_flags(gst::BufferFlags::DISCONT);
                         }
                     }
+                    self.buffers_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return Ok(CreateSuccess::NewBuffer(buffer));
                 }
                 Ok(ReadOutcome::Eos) => return Err(gst::FlowError::Eos),
@@ -455,6 +468,34 @@ impl PushSrcImpl for StreamBufferSrc {
 }
 
 impl StreamBufferSrc {
+    /// The `stats` structure: counters of the reader, -1 where there is
+    /// nothing to say (not started, nothing read yet).
+    fn stats(&self) -> gst::Structure {
+        let signed = |v: Option<u64>| v.and_then(|v| i64::try_from(v).ok()).unwrap_or(-1);
+        let (stats, current, position, lag) = self
+            .with_reader(|r| {
+                let position = r.position();
+                let edge = r.window().map(|(_, end)| end);
+                let lag = position.zip(edge).map(|(p, e)| e.saturating_sub(p));
+                (r.stats(), r.current_sequence(), position, lag)
+            })
+            .unwrap_or_default();
+        gst::Structure::builder("streambuffer-source-stats")
+            .field("bytes-out", stats.bytes)
+            .field(
+                "buffers-out",
+                self.buffers_out.load(std::sync::atomic::Ordering::Relaxed),
+            )
+            .field("segments-read", stats.segments_opened)
+            .field("time-holes", stats.time_holes)
+            .field("stale-deletions", stats.stale_deletions)
+            .field("read-failures", stats.read_failures)
+            .field("current-segment", signed(current))
+            .field("position", signed(position))
+            .field("lag", signed(lag))
+            .build()
+    }
+
     /// Runs `f` on the reader while the element is started.
     fn with_reader<R>(&self, f: impl FnOnce(&mut RingReader) -> R) -> Option<R> {
         match &mut *lock(&self.state) {
