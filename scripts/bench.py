@@ -175,6 +175,18 @@ def ring_table(bench_ring):
     return "\n".join(lines)
 
 
+def live_lag_table(live_lag):
+    """A reader at the live edge: time from the sink receiving each packet
+    to the reader producing it (same process, real-time input)."""
+    lines = ["| input | packets | lag median ms | lag p95 ms |", "|---|---|---|---|"]
+    for kbit in (2000, 20000):
+        out = subprocess.run([live_lag, os.path.join(OUT, "live-lag"), "20", str(kbit)],
+                             check=True, capture_output=True, text=True).stdout.strip()
+        f = dict(kv.split("=") for kv in out.split())
+        lines.append(f"| {kbit // 1000} Mbit/s | {f['packets']} | {f['lag-median-ms']} | {f['lag-p95-ms']} |")
+    return "\n".join(lines)
+
+
 def main():
     make_input()
     bench_ring = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/release/examples/bench_ring")
@@ -189,6 +201,8 @@ def main():
     print("\n### Many channels in one process (tee to N sinks, 52 MB each)\n\n" + fanout_table())
     print("\n### Memory against window length\n\n" + window_rss_table())
     print("\n### Rotation cost against window length (library, no pipeline)\n\n" + ring_table(bench_ring))
+    live_lag = os.path.join(os.path.dirname(bench_ring), "live_lag")
+    print("\n### Live-edge lag (streambuffersrc following the sink)\n\n" + live_lag_table(live_lag))
     shutil.rmtree(OUT, ignore_errors=True)
 
 

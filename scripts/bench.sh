@@ -11,5 +11,5 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
 source "$root/scripts/env.sh"
-(cd "$root" && cargo build --release --quiet --example bench_ring)
+(cd "$root" && cargo build --release --quiet --example bench_ring --example live_lag)
 exec python3 "$root/scripts/bench.py" "$root/target/release/examples/bench_ring"

@@ -38,8 +38,12 @@ const MAX_HOLD: usize = 1024 * PACKET_SIZE;
 
 /// Media time after which buffered data is handed to the OS even if the
 /// write block is not full: the bound on how far a live reader lags the
-/// writer, and on what a crash of the process can lose.
-const FLUSH_INTERVAL_NS: u64 = 500_000_000;
+/// writer, and on what a crash of the process can lose. 200 ms keeps a
+/// reader at the live edge within about 250 ms of the sink (the source
+/// polls every 50 ms); at broadcast bitrates the write block fills sooner
+/// anyway, so it adds no write at all, and at low ones a few small writes
+/// a second.
+const FLUSH_INTERVAL_NS: u64 = 200_000_000;
 
 /// How much earlier than `segment-duration` a random-access point may cut.
 /// The PCR in a keyframe's packet jitters around the frame time (a live

@@ -24,7 +24,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 /// 348 packets: about 64 KiB per buffer.
 const DEFAULT_BLOCKSIZE: u32 = 348 * PACKET_SIZE as u32;
-const DEFAULT_POLL_INTERVAL: u64 = 100_000_000;
+const DEFAULT_POLL_INTERVAL: u64 = 50_000_000;
 
 #[derive(Debug, Clone)]
 struct Settings {
