@@ -59,7 +59,7 @@ fn psi_packet(pid: u16, table_id: u8, ext: u16, body: &[u8]) -> [u8; PACKET] {
 /// start every 10th (an IDR every 250th), the packet's number in its last
 /// 8 bytes.
 fn packet(n: u64, packets_per_second: u64) -> [u8; PACKET] {
-    if n % 25 == 0 {
+    if n.is_multiple_of(25) {
         return psi_packet(0, 0, 1, &[0, 1, 0xE0 | (0x1000u16 >> 8) as u8, 0x00]);
     }
     if n % 25 == 1 {
