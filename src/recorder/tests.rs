@@ -85,7 +85,16 @@ impl Stream {
             self.cc[1] = (self.cc[1] + 1) & 0xF;
         }
         let key = self.frame == 0 || (self.frame + self.key_offset).is_multiple_of(self.gop);
-        let es = pes(if key { H264_IDR } else { H264_P });
+        let mut es = pes(if key { H264_IDR } else { H264_P });
+        // A PTS 0.1 s after the frame's PCR, as a multiplexer sends it.
+        let pts = self.pcr_base / 300 + u64::from(self.frame) * 3600 + 9000;
+        es[9..14].copy_from_slice(&[
+            0x21 | ((pts >> 29) & 0x0E) as u8,
+            (pts >> 22) as u8,
+            0x01 | ((pts >> 14) & 0xFE) as u8,
+            (pts >> 7) as u8,
+            0x01 | ((pts << 1) & 0xFE) as u8,
+        ]);
         let cut = if key && self.split_keyframe { 16 } else { es.len() };
         let mut first = es[..cut].to_vec();
         first.resize(if cut < es.len() { cut } else { 150 }, 0x11);
@@ -362,6 +371,12 @@ fn every_keyframe_is_indexed_and_ring_time_survives_a_restart() {
             }
             assert_eq!(index.start.ring_time_ns, ring_time, "segment {seq}");
             assert!(!index.keyframes.is_empty(), "segment {seq}");
+            assert_eq!(
+                index.keyframes.len() as u64,
+                duration.div_ceil(SECOND),
+                "segment {seq}: a keyframe a second: {:?}",
+                index.keyframes
+            );
             for (i, k) in index.keyframes.iter().enumerate() {
                 let p = &data[k.offset as usize..k.offset as usize + 188];
                 assert_eq!(

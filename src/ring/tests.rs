@@ -460,3 +460,108 @@ fn a_ring_directory_swapped_for_a_link_is_never_written_through() {
     assert_eq!(ring.stats().directory_recreated, 1);
     assert!(path.is_dir() && !path.is_symlink());
 }
+
+/// Adoption makes every index agree with its segment: one with a torn or
+/// garbage tail is cut to its valid records, a missing one is rebuilt by
+/// scanning the segment (the same keyframes at the same offsets, ring time
+/// from the segment before), and ring time goes on from the adopted end.
+#[test]
+fn adoption_repairs_and_rebuilds_keyframe_indexes() {
+    use crate::layout::index::{RECORD_SIZE, read_opened};
+    use crate::layout::segment_index_name;
+    use crate::ts::packet::tests::PacketBuilder;
+    use crate::ts::psi::tests::{pat_section, pmt_section, psi_packet};
+    use crate::ts::random_access::tests::{H264_IDR, H264_P};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Two segments of 2 s, a keyframe every second, PCR on every frame.
+    let frame = |n: u64, key: bool, cc: &mut u8| {
+        let mut out = Vec::new();
+        let mut b = PacketBuilder::new(0x101);
+        b.pusi = true;
+        b.cc = *cc;
+        *cc = (*cc + 1) & 0xF;
+        b.pcr = Some(27_000_000 + n * 27_000_000 / 25);
+        // PES with a PTS 0.1 s after the PCR.
+        let pts = 90_000 + n * 90_000 / 25 + 9_000;
+        b.payload = vec![
+            0,
+            0,
+            1,
+            0xE0,
+            0,
+            0,
+            0x80,
+            0x80,
+            5,
+            0x21 | ((pts >> 29) & 0x0E) as u8,
+            (pts >> 22) as u8,
+            0x01 | ((pts >> 14) & 0xFE) as u8,
+            (pts >> 7) as u8,
+            0x01 | ((pts << 1) & 0xFE) as u8,
+        ];
+        b.payload.extend_from_slice(if key { H264_IDR } else { H264_P });
+        b.payload.resize(150, 0x11);
+        out.extend_from_slice(&b.build());
+        out
+    };
+    let mut ring = Ring::open(config(dir.path())).expect("open");
+    let mut cc = 0;
+    let mut ring_time = 0;
+    for seg in 0..2u64 {
+        ring.begin_segment(SegmentStart {
+            ring_time_ns: ring_time,
+            ..start(false)
+        })
+        .expect("begin");
+        let mut data = psi_packet(0, &pat_section(1, 0x100), 0).to_vec();
+        data.extend_from_slice(&psi_packet(0x100, &pmt_section(1, 0x101, &[(0x1B, 0x101)]), 0));
+        for f in 0..50 {
+            data.extend(frame(seg * 50 + f, f % 25 == 0, &mut cc));
+        }
+        ring.write(&data).expect("write");
+        ring.finish_segment(2 * SECOND).expect("finish");
+        ring_time += 2 * SECOND;
+    }
+    drop(ring);
+    let idx = |seq: u64| dir.path().join(segment_index_name(seq));
+    // Segment 0 had no index written (the ring API alone writes none):
+    // adoption builds both; then damage one and delete the other.
+    drop(Ring::open(config(dir.path())).expect("adopt"));
+    let read = |seq: u64| read_opened(crate::platform::open_read_only(&idx(seq)), u64::MAX).expect("an index");
+    let (built0, built1) = (read(0), read(1));
+    assert_eq!(built0.start.ring_time_ns, 0);
+    assert_eq!(
+        built1.start.ring_time_ns,
+        2 * SECOND,
+        "ring time from the segment before"
+    );
+    let offsets: Vec<u64> = built0.keyframes.iter().map(|k| k.offset).collect();
+    assert_eq!(
+        offsets,
+        vec![2 * 188, (2 + 25) * 188],
+        "the keyframes, after the tables"
+    );
+    assert_eq!(built0.start.size, 2 * 188, "the head before the first keyframe");
+    assert_eq!(
+        built0.keyframes[1].ring_time_ns - built0.keyframes[0].ring_time_ns,
+        SECOND
+    );
+    assert_eq!(
+        built0.keyframes[0].presentation_delay_90k, 9_000,
+        "PTS 0.1 s after the PCR"
+    );
+    let mut damaged = std::fs::read(idx(0)).expect("read");
+    damaged.extend_from_slice(&[0xAB; RECORD_SIZE + 7]);
+    std::fs::write(idx(0), &damaged).expect("damage");
+    std::fs::remove_file(idx(1)).expect("delete");
+    let ring = Ring::open(config(dir.path())).expect("adopt again");
+    assert_eq!(
+        std::fs::read(idx(0)).expect("read").len(),
+        3 * RECORD_SIZE,
+        "cut to its records"
+    );
+    assert_eq!(read(0), built0);
+    assert_eq!(read(1), built1, "rebuilt the same");
+    assert_eq!(ring.ring_time_end(), 4 * SECOND);
+}
