@@ -128,11 +128,11 @@ pub fn parse(raw: &[u8], data_len: u64) -> Option<SegmentIndex> {
         let Some(record) = record else { break };
         let previous = keyframes.last().unwrap_or(&start);
         // A keyframe may share the start's offset: a segment without tables.
-        let forward = (record.offset > previous.offset || keyframes.is_empty())
-            && record.ring_time_ns >= previous.ring_time_ns
-            && keyframes
-                .last()
-                .is_none_or(|p| record.presentation_ns() > p.presentation_ns());
+        // Presentation times are not checked: a stream with odd PTS values
+        // still has its keyframes where they are, and lookups by
+        // presentation time then pick some keyframe near the target.
+        let forward =
+            (record.offset > previous.offset || keyframes.is_empty()) && record.ring_time_ns >= previous.ring_time_ns;
         if !forward || record.offset >= data_len {
             break;
         }
