@@ -63,6 +63,14 @@ def sinks(out):
                     f"location={out}/seg%05d.ts playlist-location={out}/p.m3u8",
         "streambuffersink": f"streambuffersink location={out}/ring segment-duration=6000000000 "
                             f"max-duration=30000000000",
+        # What a user would reach for instead, outside GStreamer: ffmpeg's
+        # own HLS and segment muxers with the same 6 s segments and 30 s
+        # window, copying the stream (they read the file themselves, so the
+        # blocksize does not apply to them).
+        "ffmpeg -f hls": f"ffmpeg -v error -nostdin -i {INPUT} -c copy -f hls -hls_time 6 -hls_list_size 5 "
+                         f"-hls_flags delete_segments {out}/p.m3u8",
+        "ffmpeg -f segment": f"ffmpeg -v error -nostdin -i {INPUT} -c copy -f segment -segment_time 6 -segment_wrap 5 "
+                             f"{out}/seg%03d.ts",
         # The same without retention: the difference is what deleting the
         # evicted segments costs (the kernel frees their page cache in unlink;
         # filesink deletes nothing).
@@ -79,7 +87,10 @@ def run_once(pipeline):
     # hlssink2 leave hundreds of MB): its writeback would otherwise compete
     # with whichever sink runs next.
     os.sync()
-    argv = ["timeout", str(HANG_TIMEOUT), "gst-launch-1.0", "-q"] + pipeline.split()
+    if pipeline.startswith("ffmpeg "):
+        argv = ["timeout", str(HANG_TIMEOUT)] + pipeline.split()
+    else:
+        argv = ["timeout", str(HANG_TIMEOUT), "gst-launch-1.0", "-q"] + pipeline.split()
     t0 = time.perf_counter()
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     _, status, ru = os.wait4(p.pid, 0)
@@ -110,7 +121,8 @@ def throughput_table():
             # Rotated each round, so that no sink always follows the same one.
             for n in names[r % len(names):] + names[:r % len(names)]:
                 tail = sinks(OUT)[n]
-                results[n].append(run_once(f"filesrc location={INPUT} blocksize={bs} ! {tail}"))
+                command = tail if tail.startswith("ffmpeg ") else f"filesrc location={INPUT} blocksize={bs} ! {tail}"
+                results[n].append(run_once(command))
         hung = {n: sum(r is None for r in results[n]) for n in names}
         ok = {n: [r for r in results[n] if r is not None] for n in names}
         med = {n: tuple(statistics.median(r[i] for r in ok[n]) for i in range(3)) if ok[n] else None for n in names}
@@ -128,7 +140,7 @@ def throughput_table():
             note = f" ({hung[n]} of {RUNS} runs hung, left out)" if hung[n] else ""
             lines.append(f"| `{n}`{note} | {w:.3f} | {c:.3f} | {size_mb / w:.0f} | {r:.1f} | {w / fw:.2f} | {c / fc:.2f} "
                          f"| {rc:.2f} |")
-        for other in ("splitmuxsink", "hlssink2"):
+        for other in ("splitmuxsink", "hlssink2", "ffmpeg -f hls", "ffmpeg -f segment"):
             if med.get(other) is None or med.get("streambuffersink") is None:
                 continue
             sw, sc, _ = med["streambuffersink"]
