@@ -592,3 +592,42 @@ fn a_segment_the_reader_may_not_read_is_skipped() {
     let rest: Vec<PathBuf> = segs.iter().filter(|s| s != &&segs[2]).cloned().collect();
     assert!(std::fs::read(&out).expect("output") == concat(&rest));
 }
+
+/// Planted or damaged keyframe indexes: garbage, a FIFO, a link to
+/// `/dev/zero`, records with a valid check pointing past the data, and a
+/// deleted one. None hangs, crashes or misleads the source: it plays the
+/// whole ring from its oldest segment, byte for byte, entering segments
+/// without a usable index at their start.
+#[test]
+fn planted_and_damaged_indexes_are_ignored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let segs = finished_ring(&ring, 14);
+    let idx = |i: usize| segs[i].with_extension("idx");
+    std::fs::write(idx(0), vec![0x5A; 4000]).expect("garbage");
+    std::fs::remove_file(idx(1)).expect("rm");
+    mkfifo(&idx(1));
+    std::fs::remove_file(idx(2)).expect("rm");
+    std::os::unix::fs::symlink("/dev/zero", idx(2)).expect("symlink");
+    // A start record and a keyframe 1 GB in: checks hold, offsets do not.
+    let record = |offset: u64| {
+        let mut r = [0u8; 40];
+        r[0..8].copy_from_slice(&offset.to_le_bytes());
+        r[16..24].copy_from_slice(&1_700_000_000_000i64.to_le_bytes());
+        let crc = crc32_mpeg2(&r[..36]);
+        r[36..40].copy_from_slice(&crc.to_le_bytes());
+        r
+    };
+    let planted: Vec<u8> = [record(0), record(1 << 30)].concat();
+    std::fs::write(idx(3), planted).expect("plant");
+    std::fs::remove_file(idx(4)).expect("rm");
+    let played = play(&ring);
+    assert!(played.result.is_ok(), "{:?}", played.result);
+    let expected = concat(&segs);
+    assert!(
+        played.bytes == expected,
+        "{} bytes played, {} in the ring",
+        played.bytes.len(),
+        expected.len()
+    );
+}

@@ -28,13 +28,20 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::layout::progress::Progress;
-use crate::layout::{PLAYLIST_MAX_BYTES, PLAYLIST_NAME, playlist, segment_file_name, segment_index_name};
+use crate::layout::{
+    MAX_SEGMENT_DURATION_NS, PLAYLIST_MAX_BYTES, PLAYLIST_NAME, playlist, segment_file_name, segment_index_name,
+};
 use crate::platform;
 use crate::ts::PACKET_SIZE;
 
 /// A jump in program date-time larger than this between two segments is a
 /// time hole (content that was never recorded).
 const HOLE_TOLERANCE_MS: i64 = 500;
+
+/// How far a segment's start in its index may be from where the segments
+/// before it put it (the playlist's millisecond durations add up to a
+/// little drift) before the index is not believed.
+const INDEX_TOLERANCE_NS: u64 = 1_000_000_000;
 
 /// Where playback starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,10 +243,17 @@ impl RingReader {
                 // Ring time from the segment's index when it has one (the
                 // same for every reader); else content time from the
                 // segments before it.
-                let start_ns = match (
-                    index_start(&self.dir, e.sequence),
-                    self.spans.range(..e.sequence).next_back(),
-                ) {
+                let previous = self.spans.range(..e.sequence).next_back().map(|(_, p)| *p);
+                // An index's start is taken only where it follows the
+                // segment before (a planted or stale index must not move a
+                // segment elsewhere on the timeline).
+                let indexed = index_start(&self.dir, e.sequence).filter(|&t| {
+                    previous.is_none_or(|p| {
+                        let end = p.start_ns.saturating_add(p.duration_ns);
+                        t.saturating_add(INDEX_TOLERANCE_NS) >= end && t <= end.saturating_add(MAX_SEGMENT_DURATION_NS)
+                    })
+                });
+                let start_ns = match (indexed, self.spans.range(..e.sequence).next_back()) {
                     (Some(indexed), _) => indexed,
                     (None, Some((_, prev))) => prev.start_ns.saturating_add(prev.duration_ns),
                     (None, None) => self
@@ -656,10 +670,16 @@ impl RingReader {
                     self.stale_reported = Some(seq);
                     self.events.push(ReaderEvent::ContentBecomingStale { sequence: seq });
                 }
-                let start_ns = index_start(&self.dir, seq)
-                    .or_else(|| self.start_of(seq))
-                    .or(self.continue_at_ns)
-                    .unwrap_or(0);
+                // A listed segment's start was settled when it was listed;
+                // the one being written takes its index's if that agrees
+                // with where the segments before it end.
+                let computed = self.start_of(seq).or(self.continue_at_ns);
+                let start_ns = match (self.spans.get(&seq), index_start(&self.dir, seq), computed) {
+                    (Some(span), _, _) => span.start_ns,
+                    (None, Some(t), Some(c)) if t.abs_diff(c) <= INDEX_TOLERANCE_NS => t,
+                    (None, Some(t), None) => t,
+                    (None, _, c) => c.unwrap_or(0),
+                };
                 let (offset, jump, timestamp) = match self.landing.take() {
                     Some(l) if l.sequence == seq && l.head_end == 0 => (l.keyframe_offset, None, l.timestamp_ns),
                     Some(l) if l.sequence == seq => (0, Some((l.head_end, l.keyframe_offset)), l.timestamp_ns),

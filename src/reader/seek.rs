@@ -48,6 +48,35 @@ impl RingReader {
         index::read_opened(file, len)
     }
 
+    /// The keyframes a seek may land on in segment `seq` (starting at
+    /// `start_ns`): its index's, or, for a segment without a usable index
+    /// (a recording, an older ring, a damaged or planted index file) that
+    /// starts at a random-access point, its start.
+    fn landing_points(&self, seq: u64, start_ns: u64) -> Option<SegmentIndex> {
+        // An index whose start is not the segment's (planted, stale) is
+        // not believed.
+        if let Some(index) = self
+            .segment_index(seq)
+            .filter(|i| !i.keyframes.is_empty() && i.start.ring_time_ns.abs_diff(start_ns) <= super::INDEX_TOLERANCE_NS)
+        {
+            return Some(index);
+        }
+        if self.spans.get(&seq).is_some_and(|s| !s.independent) {
+            return None;
+        }
+        let start = Keyframe {
+            offset: 0,
+            ring_time_ns: start_ns,
+            wall_ms: 0,
+            size: 0,
+            presentation_delay_90k: 0,
+        };
+        Some(SegmentIndex {
+            start,
+            keyframes: vec![start],
+        })
+    }
+
     /// Every segment there is, oldest first, with its start: the listed
     /// ones and the one being written.
     pub(super) fn candidates(&self) -> Vec<(u64, u64)> {
@@ -75,8 +104,8 @@ impl RingReader {
             candidates[at.saturating_sub(NEIGHBOURS)..=at.min(candidates.len().checked_sub(1)?)]
                 .iter()
                 .rev()
-                .find_map(|&(seq, _)| {
-                    let index = self.segment_index(seq)?;
+                .find_map(|&(seq, start)| {
+                    let index = self.landing_points(seq, start)?;
                     let k = *index::at_or_before(&index.keyframes, target)?;
                     Some((seq, index, k))
                 })
@@ -121,7 +150,8 @@ impl RingReader {
             })
     }
 
-    /// Makes segment `seq` the next one read, entered at `keyframe`.
+    /// Makes segment `seq` the next one read, entered at `keyframe` (at its
+    /// start when that is offset 0).
     pub(super) fn land(&mut self, seq: u64, index: &SegmentIndex, keyframe: &Keyframe) {
         self.current = None;
         self.next = Some(seq);
@@ -130,7 +160,11 @@ impl RingReader {
         self.last_opened = None;
         self.continue_at_ns = Some(index.start.ring_time_ns);
         let head_end = u64::from(index.start.size).min(keyframe.offset);
-        self.presentation_delay_ns = Some(keyframe.presentation_ns().saturating_sub(keyframe.ring_time_ns));
+        // A segment's start standing in for a missing index says nothing
+        // about the stream's delay (it has no wall clock either).
+        if keyframe.wall_ms != 0 {
+            self.presentation_delay_ns = Some(keyframe.presentation_ns().saturating_sub(keyframe.ring_time_ns));
+        }
         self.landing = Some(Landing {
             sequence: seq,
             head_end,
