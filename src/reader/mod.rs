@@ -243,17 +243,10 @@ impl RingReader {
                 // Ring time from the segment's index when it has one (the
                 // same for every reader); else content time from the
                 // segments before it.
-                let previous = self.spans.range(..e.sequence).next_back().map(|(_, p)| *p);
-                // An index's start is taken only where it follows the
-                // segment before (a planted or stale index must not move a
-                // segment elsewhere on the timeline).
-                let indexed = index_start(&self.dir, e.sequence).filter(|&t| {
-                    previous.is_none_or(|p| {
-                        let end = p.start_ns.saturating_add(p.duration_ns);
-                        t.saturating_add(INDEX_TOLERANCE_NS) >= end && t <= end.saturating_add(MAX_SEGMENT_DURATION_NS)
-                    })
-                });
-                let start_ns = match (indexed, self.spans.range(..e.sequence).next_back()) {
+                let start_ns = match (
+                    self.indexed_start(e.sequence),
+                    self.spans.range(..e.sequence).next_back(),
+                ) {
                     (Some(indexed), _) => indexed,
                     (None, Some((_, prev))) => prev.start_ns.saturating_add(prev.duration_ns),
                     (None, None) => self
@@ -296,6 +289,21 @@ impl RingReader {
         }
         self.last_end_pdt_ms = pdt_ms;
         Ok(true)
+    }
+
+    /// Ring time of segment `seq`'s start from its index, if it has one
+    /// that follows the listed segment before it (within
+    /// [`INDEX_TOLERANCE_NS`] of its end, at most a segment's longest
+    /// duration after): a planted or stale index must not move a segment
+    /// elsewhere on the timeline.
+    fn indexed_start(&self, seq: u64) -> Option<u64> {
+        let previous = self.spans.range(..seq).next_back().map(|(_, p)| *p);
+        index_start(&self.dir, seq).filter(|&t| {
+            previous.is_none_or(|p| {
+                let end = p.start_ns.saturating_add(p.duration_ns);
+                t.saturating_add(INDEX_TOLERANCE_NS) >= end && t <= end.saturating_add(MAX_SEGMENT_DURATION_NS)
+            })
+        })
     }
 
     /// [`Self::refresh`] while playing: a playlist that cannot be read now
@@ -673,12 +681,13 @@ impl RingReader {
                 // A listed segment's start was settled when it was listed;
                 // the one being written takes its index's if that agrees
                 // with where the segments before it end.
-                let computed = self.start_of(seq).or(self.continue_at_ns);
-                let start_ns = match (self.spans.get(&seq), index_start(&self.dir, seq), computed) {
-                    (Some(span), _, _) => span.start_ns,
-                    (None, Some(t), Some(c)) if t.abs_diff(c) <= INDEX_TOLERANCE_NS => t,
-                    (None, Some(t), None) => t,
-                    (None, _, c) => c.unwrap_or(0),
+                let start_ns = match self.spans.get(&seq) {
+                    Some(span) => span.start_ns,
+                    None => self
+                        .indexed_start(seq)
+                        .or_else(|| self.start_of(seq))
+                        .or(self.continue_at_ns)
+                        .unwrap_or(0),
                 };
                 let (offset, jump, timestamp) = match self.landing.take() {
                     Some(l) if l.sequence == seq && l.head_end == 0 => (l.keyframe_offset, None, l.timestamp_ns),
