@@ -14,25 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
+use gststreambuffer::bench::crc32_mpeg2;
 
 const PACKET: usize = 188;
 const VIDEO_PID: u16 = 0x100;
-
-/// CRC-32/MPEG-2 for the PSI sections.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = u32::MAX;
-    for &b in data {
-        crc ^= u32::from(b) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
 
 fn psi_packet(pid: u16, table_id: u8, ext: u16, body: &[u8]) -> [u8; PACKET] {
     let len = 5 + body.len() + 4;
@@ -47,7 +32,7 @@ fn psi_packet(pid: u16, table_id: u8, ext: u16, body: &[u8]) -> [u8; PACKET] {
         0,
     ];
     section.extend_from_slice(body);
-    let crc = crc32(&section);
+    let crc = crc32_mpeg2(&section);
     section.extend_from_slice(&crc.to_be_bytes());
     let mut p = [0xFFu8; PACKET];
     p[..5].copy_from_slice(&[0x47, 0x40 | (pid >> 8) as u8, pid as u8, 0x10, 0]);

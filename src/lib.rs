@@ -34,6 +34,7 @@ mod ts;
 #[doc(hidden)]
 pub mod bench {
     pub use crate::ring::{Retention, Ring, RingConfig, SegmentStart};
+    pub use crate::ts::crc::crc32_mpeg2;
 }
 
 use gst::glib;

@@ -298,8 +298,8 @@ fn check_finished(input: Input) {
     let index = dir.path().join("index.m3u8");
     ffmpeg_decode(&index).unwrap_or_else(|e| panic!("{name}: ffmpeg on index.m3u8: {e}"));
     let uri = format!("file://{}", index.display());
-    let (video, audio) =
-        playbin_buffers(&uri, std::time::Duration::from_secs(60)).unwrap_or_else(|e| panic!("{name}: playbin: {e}"));
+    let (video, audio) = playbin_buffers(&uri, PlayFor::Eos(std::time::Duration::from_secs(60)))
+        .unwrap_or_else(|e| panic!("{name}: playbin: {e}"));
     assert!(
         audio > 0 && (video > 0) == input.has_video(),
         "{name}: playbin gave {video} video, {audio} audio buffers"
@@ -323,7 +323,8 @@ fn check_finished(input: Input) {
             &["a"],
         )
     };
-    let counts = launch_counting(&desc, sinks, timeout).unwrap_or_else(|e| panic!("{name}: decodebin: {e}"));
+    let counts =
+        launch_counting(&desc, sinks, PlayFor::Eos(timeout)).unwrap_or_else(|e| panic!("{name}: decodebin: {e}"));
     assert!(
         counts.iter().all(|&n| n > 0),
         "{name}: decodebin gave {counts:?} buffers to {sinks:?}"
@@ -335,7 +336,8 @@ fn check_finished(input: Input) {
         }
         None => format!("{src} ! tsdemux name=t {audio_branch}"),
     };
-    let counts = launch_counting(&desc, sinks, timeout).unwrap_or_else(|e| panic!("{name}: tsdemux: {e}"));
+    let counts =
+        launch_counting(&desc, sinks, PlayFor::Eos(timeout)).unwrap_or_else(|e| panic!("{name}: tsdemux: {e}"));
     assert!(
         counts.iter().all(|&n| n > 0),
         "{name}: tsdemux gave {counts:?} buffers to {sinks:?}"
@@ -402,7 +404,7 @@ fn interop_two_programs_with_and_without_programs() {
         ffmpeg_decode(&index).unwrap_or_else(|e| panic!("{props}: ffmpeg on index.m3u8: {e}"));
         let (video, _) = playbin_buffers(
             &format!("file://{}", index.display()),
-            std::time::Duration::from_secs(60),
+            PlayFor::Eos(std::time::Duration::from_secs(60)),
         )
         .unwrap_or_else(|e| panic!("{props}: playbin: {e}"));
         assert!(video > 0, "{props}: playbin gave no video");
@@ -414,7 +416,7 @@ fn interop_two_programs_with_and_without_programs() {
             format!("{src} ! decodebin ! video/x-raw ! fakesink name=v sync=false"),
             format!("{src} ! tsdemux ! h264parse ! avdec_h264 ! fakesink name=v sync=false"),
         ] {
-            let counts = launch_counting(&desc, &["v"], std::time::Duration::from_secs(60))
+            let counts = launch_counting(&desc, &["v"], PlayFor::Eos(std::time::Duration::from_secs(60)))
                 .unwrap_or_else(|e| panic!("{props}: {desc}: {e}"));
             assert!(counts[0] > 100, "{props}: {desc}: {counts:?}");
         }

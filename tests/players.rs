@@ -249,7 +249,7 @@ fn check_live(input: Input, hlsjs: bool) {
     });
     let playbin = std::thread::spawn({
         let uri = format!("file://{}", index.display());
-        move || playbin_live_buffers(&uri, play)
+        move || playbin_buffers(&uri, PlayFor::Time(play))
     });
     let reader = std::thread::spawn({
         let ring = ring.clone();
@@ -257,12 +257,12 @@ fn check_live(input: Input, hlsjs: bool) {
             let src = format!("streambuffersrc location={} start-position=live", ring.display());
             let audio = format!("t. ! queue ! {} ! fakesink name=a", input.audio_decoder());
             match input.video_decoder() {
-                Some(video) => count_for(
+                Some(video) => launch_counting(
                     &format!("{src} ! tsdemux name=t t. ! queue ! {video} ! fakesink name=v {audio}"),
                     &["v", "a"],
-                    play,
+                    PlayFor::Time(play),
                 ),
-                None => count_for(&format!("{src} ! tsdemux name=t {audio}"), &["a"], play),
+                None => launch_counting(&format!("{src} ! tsdemux name=t {audio}"), &["a"], PlayFor::Time(play)),
             }
         }
     });
@@ -364,81 +364,4 @@ fn live_over_udp_open_gop_with_b_frames() {
 #[test]
 fn live_over_udp_long_gop() {
     check_live(Input::LongGop, false);
-}
-
-/// Plays `pipeline` description for `duration` (a live source never
-/// ends); returns the buffers each named fakesink received.
-fn count_for(desc: &str, names: &[&str], duration: Duration) -> Result<Vec<u64>, String> {
-    use gst::prelude::*;
-    let pipeline = gst::parse::launch(desc)
-        .map_err(|e| e.to_string())?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| "not a pipeline")?;
-    let sinks: Vec<gst::Element> = names
-        .iter()
-        .map(|n| pipeline.by_name(n).ok_or(format!("no {n}")))
-        .collect::<Result<_, _>>()?;
-    count_while_playing(&pipeline, &sinks, duration)
-}
-
-/// Counts buffers reaching `sinks` while `pipeline` plays for `duration`;
-/// an ERROR fails it.
-fn count_while_playing(
-    pipeline: &gst::Pipeline,
-    sinks: &[gst::Element],
-    duration: Duration,
-) -> Result<Vec<u64>, String> {
-    use gst::prelude::*;
-    let counts: Vec<std::sync::Arc<std::sync::atomic::AtomicU64>> = sinks.iter().map(|_| Default::default()).collect();
-    for (sink, count) in sinks.iter().zip(&counts) {
-        let count = count.clone();
-        sink.static_pad("sink")
-            .ok_or("no pad")?
-            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                gst::PadProbeReturn::Ok
-            });
-    }
-    pipeline.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
-    let bus = pipeline.bus().ok_or("no bus")?;
-    let deadline = std::time::Instant::now() + duration;
-    let mut result = Ok(());
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64)) else {
-            break;
-        };
-        match msg.view() {
-            gst::MessageView::Error(e) => {
-                result = Err(format!("{} ({:?})", e.error(), e.debug()));
-                break;
-            }
-            gst::MessageView::Eos(_) => break,
-            _ => {}
-        }
-    }
-    let _ = pipeline.set_state(gst::State::Null);
-    result.map(|()| {
-        counts
-            .iter()
-            .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
-            .collect()
-    })
-}
-
-/// playbin on a live playlist, played in real time for `duration`;
-/// returns (video, audio) buffers.
-fn playbin_live_buffers(uri: &str, duration: Duration) -> Result<(u64, u64), String> {
-    use gst::prelude::*;
-    let sink = || gst::ElementFactory::make("fakesink").build().map_err(|e| e.to_string());
-    let (video, audio) = (sink()?, sink()?);
-    let playbin = gst::ElementFactory::make("playbin")
-        .property("uri", uri)
-        .property("video-sink", &video)
-        .property("audio-sink", &audio)
-        .build()
-        .map_err(|e| e.to_string())?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| "not a pipeline")?;
-    let counts = count_while_playing(&playbin, &[video, audio], duration)?;
-    Ok((counts[0], counts[1]))
 }

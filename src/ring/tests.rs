@@ -72,6 +72,13 @@ fn target_duration_rises_only_when_it_must_and_says_so() {
     }
 }
 
+/// The playlist's media sequence and number of entries (m3u8-rs).
+fn playlist_head(dir: &Path) -> (u64, usize) {
+    let text = std::fs::read_to_string(dir.join(PLAYLIST_NAME)).expect("playlist");
+    let pl = m3u8_rs::parse_media_playlist_res(text.as_bytes()).expect("parses");
+    (pl.media_sequence, pl.segments.len())
+}
+
 fn playlist_target(dir: &Path) -> u64 {
     let text = std::fs::read_to_string(dir.join(PLAYLIST_NAME)).expect("playlist");
     m3u8_rs::parse_media_playlist_res(text.as_bytes())
@@ -85,31 +92,25 @@ fn playlist_target(dir: &Path) -> u64 {
 fn the_playlist_does_not_start_at_a_forced_cut() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut ring = Ring::open(config(dir.path())).expect("open");
-    let listed = || {
-        let text = std::fs::read_to_string(dir.path().join(PLAYLIST_NAME)).expect("playlist");
-        let pl = m3u8_rs::parse_media_playlist_res(text.as_bytes()).expect("parses");
-        (pl.media_sequence, pl.segments.len())
+    let mut add = |independent: bool| {
+        ring.begin_segment(SegmentStart {
+            independent,
+            ..start(false)
+        })
+        .expect("begin");
+        ring.write(&PKT).expect("write");
+        ring.finish_segment(SECOND).expect("finish");
     };
-    for independent in [false, false] {
-        ring.begin_segment(SegmentStart {
-            independent,
-            ..start(false)
-        })
-        .expect("begin");
-        ring.write(&PKT).expect("write");
-        ring.finish_segment(SECOND).expect("finish");
-    }
-    assert_eq!(listed(), (0, 2), "nothing better to offer");
-    for independent in [true, false] {
-        ring.begin_segment(SegmentStart {
-            independent,
-            ..start(false)
-        })
-        .expect("begin");
-        ring.write(&PKT).expect("write");
-        ring.finish_segment(SECOND).expect("finish");
-    }
-    assert_eq!(listed(), (2, 2), "starts at the first random-access point");
+    add(false);
+    add(false);
+    assert_eq!(playlist_head(dir.path()), (0, 2), "nothing better to offer");
+    add(true);
+    add(false);
+    assert_eq!(
+        playlist_head(dir.path()),
+        (2, 2),
+        "starts at the first random-access point"
+    );
     assert_eq!(ring.segments().len(), 4, "the forced ones stay in the ring");
 }
 

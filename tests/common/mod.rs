@@ -661,9 +661,18 @@ pub fn on_each_buffer(
     );
 }
 
-/// Counts the buffers reaching each sink element of `pipeline` named in
-/// `sinks`, playing it to EOS (bounded by `timeout`).
-pub fn count_to_eos(pipeline: &gst::Pipeline, sinks: &[gst::Element], timeout: Duration) -> Result<Vec<u64>, String> {
+/// How long a pipeline plays while its buffers are counted.
+#[derive(Debug, Clone, Copy)]
+pub enum PlayFor {
+    /// To EOS, failing after this long.
+    Eos(Duration),
+    /// This long (a live source never ends); EOS before is fine.
+    Time(Duration),
+}
+
+/// Counts the buffers reaching each of `sinks` while `pipeline` plays as
+/// `play` says; an ERROR fails it.
+pub fn count_buffers(pipeline: &gst::Pipeline, sinks: &[gst::Element], play: PlayFor) -> Result<Vec<u64>, String> {
     let counts: Vec<std::sync::Arc<std::sync::atomic::AtomicU64>> = sinks.iter().map(|_| Default::default()).collect();
     for (sink, count) in sinks.iter().zip(&counts) {
         let count = count.clone();
@@ -675,16 +684,39 @@ pub fn count_to_eos(pipeline: &gst::Pipeline, sinks: &[gst::Element], timeout: D
             },
         );
     }
-    run_pipeline_to_eos(pipeline, timeout)?;
+    match play {
+        PlayFor::Eos(timeout) => run_pipeline_to_eos(pipeline, timeout)?,
+        PlayFor::Time(duration) => {
+            pipeline.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
+            let bus = pipeline.bus().ok_or("no bus")?;
+            let deadline = std::time::Instant::now() + duration;
+            let mut result = Ok(());
+            while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+                let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64)) else {
+                    break;
+                };
+                match msg.view() {
+                    gst::MessageView::Error(e) => {
+                        result = Err(format!("{} ({:?})", e.error(), e.debug()));
+                        break;
+                    }
+                    gst::MessageView::Eos(_) => break,
+                    _ => {}
+                }
+            }
+            let _ = pipeline.set_state(gst::State::Null);
+            result?;
+        }
+    }
     Ok(counts
         .iter()
         .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
         .collect())
 }
 
-/// Like [`count_to_eos`] for a pipeline description whose sinks are named
+/// Like [`count_buffers`] for a pipeline description whose sinks are named
 /// `names`.
-pub fn launch_counting(desc: &str, names: &[&str], timeout: Duration) -> Result<Vec<u64>, String> {
+pub fn launch_counting(desc: &str, names: &[&str], play: PlayFor) -> Result<Vec<u64>, String> {
     init();
     let pipeline = gst::parse::launch(desc)
         .map_err(|e| format!("parse '{desc}': {e}"))?
@@ -694,16 +726,17 @@ pub fn launch_counting(desc: &str, names: &[&str], timeout: Duration) -> Result<
         .iter()
         .map(|n| pipeline.by_name(n).ok_or(format!("no element {n}")))
         .collect::<Result<_, _>>()?;
-    count_to_eos(&pipeline, &sinks, timeout)
+    count_buffers(&pipeline, &sinks, play)
 }
 
-/// Plays `uri` with playbin into fakesinks (not synchronised) to EOS;
-/// returns the (video, audio) buffers they received.
-pub fn playbin_buffers(uri: &str, timeout: Duration) -> Result<(u64, u64), String> {
+/// Plays `uri` with playbin into fakesinks as `play` says (to EOS as fast
+/// as it goes, or for a while in real time); returns the (video, audio)
+/// buffers they received.
+pub fn playbin_buffers(uri: &str, play: PlayFor) -> Result<(u64, u64), String> {
     init();
     let sink = || {
         gst::ElementFactory::make("fakesink")
-            .property("sync", false)
+            .property("sync", matches!(play, PlayFor::Time(_)))
             .build()
             .map_err(|e| e.to_string())
     };
@@ -716,7 +749,7 @@ pub fn playbin_buffers(uri: &str, timeout: Duration) -> Result<(u64, u64), Strin
         .map_err(|e| e.to_string())?
         .downcast::<gst::Pipeline>()
         .map_err(|_| "playbin is not a pipeline")?;
-    let counts = count_to_eos(&playbin, &[video, audio], timeout)?;
+    let counts = count_buffers(&playbin, &[video, audio], play)?;
     Ok((counts[0], counts[1]))
 }
 
