@@ -355,3 +355,49 @@ fn stop_offset_in_the_past() {
         .sum();
     assert!((18.0..=22.5).contains(&r), "reference: {r} s");
 }
+
+/// Content recordings start at the keyframe at or before their start, not
+/// at a segment start: with 6 s segments and a keyframe a second (ffmpeg's
+/// H.264+AAC, 12 s), a recording started at 10.5 s reaching back 3 s holds
+/// 7 s .. 12 s, and one started "now" at 10.5 s holds 10 s .. 12 s instead
+/// of waiting for the next segment; each starts with PAT, PMT and a
+/// keyframe and decodes.
+#[test]
+fn content_recordings_start_at_a_keyframe() {
+    let data = std::fs::read(common::inputs::Input::H264Aac.path()).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let mut f = Feeder::new(&ring, "segment-duration=6000000000 max-duration=0");
+    // Half a second past the keyframe at 10 s.
+    let first = data.chunks(PACKET).find_map(pcr_of).expect("a PCR");
+    let cut = data
+        .chunks(PACKET)
+        .position(|p| pcr_of(p).is_some_and(|v| v - first >= 10 * 27_000_000 + 27_000_000 / 2))
+        .expect("long enough")
+        * PACKET;
+    f.feed(&data[..cut]);
+    let back = dir.path().join("back.ts");
+    let now = dir.path().join("now.ts");
+    let back_id = f.start(&back, "content", -3);
+    let now_id = f.start(&now, "content", 0);
+    f.feed(&data[cut..]);
+    assert!(f.stop(back_id, 0) && f.stop(now_id, 0));
+    f.finish();
+    for (path, seconds) in [(&back, 5.0), (&now, 2.0)] {
+        let recorded = std::fs::read(path).expect("recording");
+        assert_eq!(pid(&recorded), 0, "{}: starts with a PAT", path.display());
+        assert_eq!(
+            ffprobe_key_frames(path, 1),
+            vec![true],
+            "{}: starts with a keyframe",
+            path.display()
+        );
+        ffmpeg_decode(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let duration = ffprobe_duration(path);
+        assert!(
+            (duration - seconds).abs() <= 0.6,
+            "{}: {duration} s recorded, {seconds} s expected",
+            path.display()
+        );
+    }
+}

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::health::{Probe, WriteHealth};
 use super::{Host, RecorderEvent};
 use crate::layout::playlist::{PlaylistHeader, render};
-use crate::layout::{PLAYLIST_NAME, SegmentInfo, segment_file_name};
+use crate::layout::{PLAYLIST_NAME, SegmentInfo, segment_file_name, segment_index_name};
 use crate::platform;
 use crate::ring::{Ring, WriteFailure};
 
@@ -90,10 +90,12 @@ impl Recordings {
         self.active.iter().map(|r| r.recording.id).collect()
     }
 
-    /// Starts a recording at `location`. A negative `start_offset_ns` reaches
-    /// back into the ring (clamped to the oldest content, rounded down to the
-    /// segment start, a random-access point, at or before it); 0 starts at
-    /// the next random-access point that begins a segment. Returns the id.
+    /// Starts a recording at `location`. A content recording starts at the
+    /// keyframe at or before now less `start_offset_ns` (reaching back into
+    /// the ring, clamped to the oldest content), from the keyframe index,
+    /// with the segment's PAT and PMT in front; a reference recording at the
+    /// segment start at or before it, or with 0 at the next segment.
+    /// Returns the id.
     pub fn start(
         &mut self,
         ring: &mut Ring,
@@ -121,15 +123,19 @@ impl Recordings {
             })
             .collect();
         history.reverse();
-        let back = start_offset_ns < 0;
+        // A content recording starts at a keyframe at or before its start,
+        // "now" included: it never waits for the next segment. A reference
+        // recording keeps whole segments: "now" is the next one.
+        let back = start_offset_ns < 0 || start_offset_ns == 0 && kind == RecordingKind::Content;
         let target = now.saturating_sub(start_offset_ns.unsigned_abs());
-        let from = if back {
+        let in_open = back && ring.is_segment_open() && target >= at.segment_start_ns;
+        let from = if back && !in_open {
             history.iter().rposition(|(_, start)| *start <= target).unwrap_or(0)
         } else {
             history.len()
         };
         let current_from = ring.is_segment_open() && back;
-        let start_ns = history
+        let segment_start_ns = history
             .get(from)
             .map_or(if current_from { at.segment_start_ns } else { now }, |(_, s)| *s);
         let first_sequence = history
@@ -137,25 +143,47 @@ impl Recordings {
             .map(|(s, _)| s.sequence)
             .or(ring.current_sequence().filter(|_| back));
         let first_sequence = first_sequence.unwrap_or_else(|| ring.current_sequence().map_or(0, |s| s + 1));
+        // Where in the first segment a content recording starts: the
+        // keyframe at or before the target, from the segment's index.
+        let dir = ring.dir().to_owned();
+        if back {
+            let _ = ring.flush();
+        }
+        let first_len = history.get(from).map_or(ring.flushed_bytes(), |(info, _)| info.bytes);
+        let entry = (kind == RecordingKind::Content && back)
+            .then(|| keyframe_entry(&dir, first_sequence, first_len, target.saturating_sub(segment_start_ns)))
+            .flatten();
+        let start_ns = segment_start_ns + entry.map_or(0, |e| e.since_start_ns);
         let mut recording = Recording::create(id, kind, location, start_ns, first_sequence)
             .map_err(|e| format!("cannot create '{}': {e}", location.display()))?;
         if back {
-            let dir = ring.dir().to_owned();
             match kind {
                 RecordingKind::Content => {
-                    // Everything already written, then the live stream.
-                    let _ = ring.flush();
-                    for (info, start) in &history[from..] {
-                        recording.mark_boundary(*start, at.wall);
-                        recording
-                            .append_file(&dir.join(segment_file_name(info.sequence)), info.bytes)
-                            .map_err(|e| e.to_string())?;
-                    }
-                    if let Some(seq) = ring.current_sequence() {
-                        recording.mark_boundary(at.segment_start_ns, at.wall);
-                        recording
-                            .append_file(&dir.join(segment_file_name(seq)), ring.flushed_bytes())
-                            .map_err(|e| e.to_string())?;
+                    // Everything already written, then the live stream; the
+                    // first segment from its tables and the keyframe.
+                    let mut skip = entry;
+                    let segments = history[from..]
+                        .iter()
+                        .map(|(info, start)| (info.sequence, info.bytes, *start))
+                        .chain(
+                            ring.current_sequence()
+                                .map(|seq| (seq, ring.flushed_bytes(), at.segment_start_ns)),
+                        );
+                    for (sequence, bytes, start) in segments {
+                        let path = dir.join(segment_file_name(sequence));
+                        match skip.take() {
+                            Some(e) => {
+                                recording.mark_boundary(start_ns, at.wall);
+                                recording.append_range(&path, 0..e.head).map_err(|e| e.to_string())?;
+                                recording
+                                    .append_range(&path, e.offset..bytes)
+                                    .map_err(|e| e.to_string())?;
+                            }
+                            None => {
+                                recording.mark_boundary(start, at.wall);
+                                recording.append_range(&path, 0..bytes).map_err(|e| e.to_string())?;
+                            }
+                        }
                     }
                 }
                 RecordingKind::Reference => {
@@ -274,6 +302,32 @@ impl Recordings {
             host.event(RecorderEvent::RecordingStopped(active.recording.finish(end_ns, None)));
         }
     }
+}
+
+/// Where a content recording enters its first segment: after the tables
+/// at its head (`..head`), at the keyframe at `offset`, `since_start_ns`
+/// into the segment.
+#[derive(Debug, Clone, Copy)]
+struct KeyframeEntry {
+    head: u64,
+    offset: u64,
+    since_start_ns: u64,
+}
+
+/// The keyframe at or before `into_ns` of segment `sequence` (`len` bytes
+/// of it written), from its index; `None` without one, or when it is the
+/// segment's first (the whole segment is then taken).
+fn keyframe_entry(dir: &Path, sequence: u64, len: u64, into_ns: u64) -> Option<KeyframeEntry> {
+    let file = platform::open_read_only(&dir.join(segment_index_name(sequence)));
+    let index = crate::layout::index::read_opened(file, len)?;
+    let target = index.start.ring_time_ns.saturating_add(into_ns);
+    let keyframe = index.keyframes.iter().rev().find(|k| k.ring_time_ns <= target)?;
+    let head = u64::from(index.start.size).min(keyframe.offset);
+    (keyframe.offset > head).then(|| KeyframeEntry {
+        head,
+        offset: keyframe.offset,
+        since_start_ns: keyframe.ring_time_ns - index.start.ring_time_ns,
+    })
 }
 
 enum Target {
@@ -405,12 +459,17 @@ impl Recording {
         }
     }
 
-    /// Content: copies the first `len` bytes of a ring segment (history)
-    /// into the recording. Only those: a reused segment file still holds
-    /// old packets past what the open segment has written.
-    fn append_file(&mut self, path: &Path, len: u64) -> io::Result<()> {
+    /// Content: copies bytes `range` of a ring segment (history) into the
+    /// recording. Only those: a reused segment file still holds old packets
+    /// past what the open segment has written.
+    fn append_range(&mut self, path: &Path, range: std::ops::Range<u64>) -> io::Result<()> {
+        if range.is_empty() {
+            return Ok(());
+        }
+        let mut file = platform::open_read_only(path)?;
+        file.seek(SeekFrom::Start(range.start))?;
         let mut data = Vec::new();
-        platform::open_read_only(path)?.take(len).read_to_end(&mut data)?;
+        file.take(range.end - range.start).read_to_end(&mut data)?;
         self.append(&data).map(|_| ())
     }
 
