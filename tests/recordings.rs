@@ -401,3 +401,29 @@ fn content_recordings_start_at_a_keyframe() {
         );
     }
 }
+
+/// A content recording stopped in the past ends just before the first
+/// keyframe at or after the stop (6 s segments, a keyframe a second): from
+/// 7 s, stopped at 12 s less 1.5 s, it holds 7 s .. 11 s.
+#[test]
+fn content_recordings_stop_before_a_keyframe() {
+    let data = std::fs::read(common::inputs::Input::H264Aac.path()).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let mut f = Feeder::new(&ring, "segment-duration=6000000000 max-duration=0");
+    let first = data.chunks(PACKET).find_map(pcr_of).expect("a PCR");
+    let cut = data
+        .chunks(PACKET)
+        .position(|p| pcr_of(p).is_some_and(|v| v - first >= 10 * 27_000_000 + 27_000_000 / 2))
+        .expect("long enough")
+        * PACKET;
+    f.feed(&data[..cut]);
+    let path = dir.path().join("rec.ts");
+    let id = f.start(&path, "content", -3);
+    f.feed(&data[cut..]);
+    assert!(f.stop(id, -1));
+    f.finish();
+    ffmpeg_decode(&path).expect("decodes");
+    let duration = ffprobe_duration(&path);
+    assert!((duration - 4.0).abs() <= 0.6, "{duration} s recorded, 4 s expected");
+}

@@ -215,8 +215,9 @@ impl Recorder {
     pub fn stop_recording(&mut self, id: u32, stop_offset_ns: i64, host: &mut dyn Host) -> bool {
         let s = &mut self.segmenter;
         let now = s.timeline.position_ns();
+        let ring_dir = s.ring.dir().to_owned();
         s.recordings
-            .stop(id, stop_offset_ns, now, s.ring.is_segment_open(), host)
+            .stop(id, stop_offset_ns, now, s.ring.is_segment_open(), &ring_dir, host)
     }
 
     #[cfg(test)]

@@ -174,6 +174,7 @@ impl Recordings {
                         match skip.take() {
                             Some(e) => {
                                 recording.mark_boundary(start_ns, at.wall);
+                                recording.note_segment(sequence, start, Some(e));
                                 recording.append_range(&path, 0..e.head).map_err(|e| e.to_string())?;
                                 recording
                                     .append_range(&path, e.offset..bytes)
@@ -181,6 +182,7 @@ impl Recordings {
                             }
                             None => {
                                 recording.mark_boundary(start, at.wall);
+                                recording.note_segment(sequence, start, None);
                                 recording.append_range(&path, 0..bytes).map_err(|e| e.to_string())?;
                             }
                         }
@@ -212,7 +214,15 @@ impl Recordings {
     /// A reference recording stopped now ends when the segment being written
     /// completes (`segment_open`), so that it can be linked whole. Returns
     /// false for an unknown id.
-    pub fn stop(&mut self, id: u32, stop_offset_ns: i64, now_ns: u64, segment_open: bool, host: &mut dyn Host) -> bool {
+    pub fn stop(
+        &mut self,
+        id: u32,
+        stop_offset_ns: i64,
+        now_ns: u64,
+        segment_open: bool,
+        ring_dir: &Path,
+        host: &mut dyn Host,
+    ) -> bool {
         let Some(i) = self.active.iter().position(|r| r.recording.id == id) else {
             return false;
         };
@@ -223,18 +233,23 @@ impl Recordings {
         }
         let truncate = (stop_offset_ns < 0).then(|| now_ns.saturating_sub(stop_offset_ns.unsigned_abs()));
         let active = self.active.remove(i);
+        // Content stopped in the past ends before the first keyframe at or
+        // after the stop, when the segments' indexes say where that is.
+        let cut = truncate.and_then(|t| active.recording.keyframe_cut(ring_dir, t));
+        let stop_ns = cut.map_or(truncate.unwrap_or(now_ns), |(_, time)| time);
         host.event(RecorderEvent::RecordingStopped(
-            active.recording.finish(truncate.unwrap_or(now_ns), truncate),
+            active.recording.finish(stop_ns, truncate, cut),
         ));
         true
     }
 
     /// A new ring segment starts at timeline position `start_ns`: recordings
     /// waiting for a cut begin here, content files mark a boundary.
-    pub fn segment_started(&mut self, start_ns: u64, wall: Instant) {
+    pub fn segment_started(&mut self, start_ns: u64, sequence: u64, wall: Instant) {
         for active in &mut self.active {
             active.waiting_for_cut = false;
             active.recording.mark_boundary(start_ns, wall);
+            active.recording.note_segment(sequence, start_ns, None);
         }
     }
 
@@ -289,7 +304,9 @@ impl Recordings {
             if rec.stop_after_current {
                 let active = self.active.remove(i);
                 let end = start_ns + info.duration_ns;
-                host.event(RecorderEvent::RecordingStopped(active.recording.finish(end, None)));
+                host.event(RecorderEvent::RecordingStopped(
+                    active.recording.finish(end, None, None),
+                ));
             } else {
                 i += 1;
             }
@@ -299,9 +316,25 @@ impl Recordings {
     /// The stream ended at `end_ns`: every recording stops.
     pub fn finish_all(&mut self, end_ns: u64, host: &mut dyn Host) {
         for active in std::mem::take(&mut self.active) {
-            host.event(RecorderEvent::RecordingStopped(active.recording.finish(end_ns, None)));
+            host.event(RecorderEvent::RecordingStopped(
+                active.recording.finish(end_ns, None, None),
+            ));
         }
     }
+}
+
+/// A ring segment in a content recording (see `Recording::segments`).
+#[derive(Debug, Clone, Copy)]
+struct SegmentInFile {
+    sequence: u64,
+    /// Timeline position of its start.
+    start_ns: u64,
+    /// Its first byte in the file after its tables: the entry keyframe's
+    /// offset (0 for a whole segment).
+    first_offset: u64,
+    /// Where the segment's byte 0 would be in the file (below zero when
+    /// bytes before an entry keyframe were skipped).
+    file_offset_of_byte_0: i128,
 }
 
 /// Where a content recording enters its first segment: after the tables
@@ -352,6 +385,8 @@ struct Recording {
     copied_segments: u64,
     /// (content time, byte offset) of each segment start in a content file.
     boundaries: Vec<(u64, u64)>,
+    /// Content: the ring segments in the file, for cuts at keyframes.
+    segments: Vec<SegmentInFile>,
     /// First ring sequence a reference recording has not linked yet.
     next_sequence: u64,
     /// Stop once the segment being written completes (reference, stop "now").
@@ -392,12 +427,48 @@ impl Recording {
             bytes: 0,
             copied_segments: 0,
             boundaries: Vec::new(),
+            segments: Vec::new(),
             next_sequence: first_sequence,
             stop_after_current: false,
             error: None,
             health: WriteHealth::default(),
             paused: false,
             written: 0,
+        })
+    }
+
+    /// Content: ring segment `sequence`, starting at `start_ns`, goes on in
+    /// the file from here: whole, or from its tables and the `entry`
+    /// keyframe.
+    fn note_segment(&mut self, sequence: u64, start_ns: u64, entry: Option<KeyframeEntry>) {
+        if self.kind == RecordingKind::Content && !self.paused {
+            let skipped = entry.map_or(0, |e| e.offset - e.head);
+            self.segments.push(SegmentInFile {
+                sequence,
+                start_ns,
+                first_offset: entry.map_or(0, |e| e.offset),
+                file_offset_of_byte_0: i128::from(self.bytes) - i128::from(skipped),
+            });
+        }
+    }
+
+    /// Content: where to cut the file so that it ends before the first
+    /// keyframe at or after timeline position `stop_ns`, and that keyframe's
+    /// position; from the indexes of the segments in the file (`None` when
+    /// they are gone or say nothing).
+    fn keyframe_cut(&self, ring_dir: &Path, stop_ns: u64) -> Option<(u64, u64)> {
+        self.segments.iter().find_map(|seg| {
+            let file = platform::open_read_only(&ring_dir.join(segment_index_name(seg.sequence)));
+            let index = crate::layout::index::read_opened(file, u64::MAX)?;
+            index
+                .keyframes
+                .iter()
+                .filter(|k| k.offset >= seg.first_offset)
+                .find_map(|k| {
+                    let at = seg.start_ns + k.ring_time_ns.checked_sub(index.start.ring_time_ns)?;
+                    let offset = u64::try_from(seg.file_offset_of_byte_0 + i128::from(k.offset)).ok()?;
+                    (at >= stop_ns && offset > 0 && offset <= self.bytes).then_some((offset, at))
+                })
         })
     }
 
@@ -496,9 +567,11 @@ impl Recording {
         Ok(())
     }
 
-    /// Finishes the recording; content is cut back to the last segment start
-    /// at or after `stop_ns` when that lies in the past.
-    fn finish(mut self, stop_ns: u64, truncate_to: Option<u64>) -> RecordingSummary {
+    /// Finishes the recording. Stopped in the past (`truncate_to`), content
+    /// is cut at `keyframe_cut` (file offset) if there is one, else at the
+    /// first segment start at or after the stop; a reference recording
+    /// drops the segments that start after it.
+    fn finish(mut self, stop_ns: u64, truncate_to: Option<u64>, keyframe_cut: Option<(u64, u64)>) -> RecordingSummary {
         let result = match &mut self.target {
             Target::Content { file, buf } => {
                 if self.health.is_failing() {
@@ -506,8 +579,14 @@ impl Recording {
                         .get_or_insert_with(|| "writes were still failing when it stopped".into());
                 }
                 let mut r = file.write_all(buf);
-                if let Some(t) = truncate_to
-                    && let Some(&(_, offset)) = self.boundaries.iter().find(|(start, _)| *start >= t)
+                let cut = keyframe_cut.map(|(offset, _)| offset).or_else(|| {
+                    let t = truncate_to?;
+                    self.boundaries
+                        .iter()
+                        .find(|(start, _)| *start >= t)
+                        .map(|&(_, offset)| offset)
+                });
+                if let Some(offset) = cut
                     && r.is_ok()
                 {
                     r = file.set_len(offset);

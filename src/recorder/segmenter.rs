@@ -607,7 +607,8 @@ impl Segmenter {
         match result {
             Ok(()) => {
                 self.on_success(host);
-                self.recordings.segment_started(now, host.now());
+                let sequence = self.ring.current_sequence().unwrap_or(0);
+                self.recordings.segment_started(now, sequence, host.now());
                 self.tee(&tables, host);
             }
             Err(f) => self.on_failure(f, host, |r| r.flush()),
