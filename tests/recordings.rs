@@ -427,3 +427,57 @@ fn content_recordings_stop_before_a_keyframe() {
     let duration = ffprobe_duration(&path);
     assert!((duration - 4.0).abs() <= 0.6, "{duration} s recorded, 4 s expected");
 }
+
+/// A reference recording keeps whole segments (and their keyframe indexes)
+/// and says where it starts: started at 10.5 s reaching back 3 s, with 6 s
+/// segments, its VOD playlist has EXT-X-START:TIME-OFFSET=1.5,PRECISE=YES
+/// (m3u8-rs reads it), and `streambuffersrc` on the recording shows first
+/// the frame 1.5 s into the first segment, decoded from the keyframe
+/// before it; ffmpeg plays it too.
+#[test]
+fn a_reference_recording_starts_where_it_was_asked_to() {
+    let data = std::fs::read(common::inputs::Input::H264Aac.path()).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let mut f = Feeder::new(&ring, "segment-duration=6000000000 max-duration=0");
+    let first = data.chunks(PACKET).find_map(pcr_of).expect("a PCR");
+    let cut = data
+        .chunks(PACKET)
+        .position(|p| pcr_of(p).is_some_and(|v| v - first >= 10 * 27_000_000 + 27_000_000 / 2))
+        .expect("long enough")
+        * PACKET;
+    f.feed(&data[..cut]);
+    let rec = dir.path().join("rec");
+    let id = f.start(&rec, "reference", -3);
+    f.feed(&data[cut..]);
+    assert!(f.stop(id, 0));
+    f.finish();
+    let pl = playlist(&rec);
+    let start = pl.start.expect("EXT-X-START");
+    assert!((start.time_offset - 1.5).abs() < 0.05, "{start:?}");
+    assert_eq!(start.precise, Some(true));
+    ffmpeg_decode(&rec.join("index.m3u8")).expect("ffmpeg plays it");
+
+    let name = pl.segments[0].uri.clone();
+    let seq: u64 = name[8..20].parse().expect("sequence");
+    let records = index_records(&rec, seq);
+    let expected = records[1].presentation_ns() + 1_500_000_000;
+    let pipeline = launch(&format!(
+        "streambuffersrc location={} ! tsdemux ! h264parse ! avdec_h264 ! appsink name=out sync=false",
+        rec.display()
+    ));
+    let sink = pipeline
+        .by_name("out")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .expect("appsink");
+    pipeline.set_state(gst::State::Paused).expect("pause");
+    let sample = sink
+        .try_pull_preroll(gst::ClockTime::from_seconds(10))
+        .expect("a frame");
+    let pts = sample.buffer().and_then(|b| b.pts()).expect("pts").nseconds();
+    let _ = pipeline.set_state(gst::State::Null);
+    assert!(
+        pts.abs_diff(expected) < 40_000_000,
+        "first frame at {pts}, expected {expected}"
+    );
+}

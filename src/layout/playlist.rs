@@ -25,6 +25,9 @@ pub struct PlaylistHeader {
     pub discontinuity_sequence: u64,
     /// Write EXT-X-ENDLIST: no segment will be added any more.
     pub ended: bool,
+    /// `EXT-X-START:TIME-OFFSET=...,PRECISE=YES`: where in the first
+    /// segment playback starts (a reference recording's start).
+    pub start_offset_ns: Option<u64>,
     /// Write EXT-X-PLAYLIST-TYPE:VOD: the list will never change (recordings).
     pub vod: bool,
 }
@@ -41,6 +44,14 @@ pub fn render<'a>(out: &mut String, header: PlaylistHeader, entries: impl Iterat
     out.push_str("#EXTM3U\n#EXT-X-VERSION:3\n");
     if header.vod {
         out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n");
+    }
+    if let Some(ns) = header.start_offset_ns {
+        let _ = writeln!(
+            out,
+            "#EXT-X-START:TIME-OFFSET={}.{:03},PRECISE=YES",
+            ns / 1_000_000_000,
+            ns / 1_000_000 % 1000
+        );
     }
     let _ = write!(
         out,
@@ -98,6 +109,9 @@ pub struct Listing {
     pub entries: Vec<Entry>,
     /// `EXT-X-ENDLIST`: the writer has finished.
     pub ended: bool,
+    /// A non-negative `EXT-X-START` TIME-OFFSET (at most a day): where
+    /// playback of a finished list starts.
+    pub start_offset_ns: Option<u64>,
     /// Entries refused: a URI that is not a ring segment, a sequence number
     /// not after the previous entry's, no duration or an absurd one (over a
     /// day). A date-time outside years 1970-9999 is ignored.
@@ -121,6 +135,12 @@ pub fn parse(text: &str) -> Listing {
             discontinuity = true;
         } else if line == FORCED_CUT_COMMENT {
             independent = false;
+        } else if let Some(rest) = line.strip_prefix("#EXT-X-START:") {
+            listing.start_offset_ns = rest
+                .split(',')
+                .find_map(|a| a.strip_prefix("TIME-OFFSET="))
+                .and_then(parse_seconds)
+                .filter(|&ns| ns <= MAX_SEGMENT_DURATION_NS);
         } else if line == "#EXT-X-ENDLIST" {
             listing.ended = true;
         } else if !line.is_empty() && !line.starts_with('#') {
@@ -285,6 +305,7 @@ mod tests {
             discontinuity_sequence: 0,
             ended: false,
             vod: false,
+            start_offset_ns: None,
         };
         render(&mut out, header, segs.iter());
         let oracle = m3u8_rs::parse_media_playlist_res(out.as_bytes()).expect("parses");
@@ -325,6 +346,7 @@ mod tests {
                 discontinuity_sequence: 3,
                 ended: false,
                 vod: false,
+                start_offset_ns: None,
             },
             segs.iter(),
         );
@@ -350,6 +372,7 @@ mod tests {
                 discontinuity_sequence: 0,
                 ended: true,
                 vod: false,
+                start_offset_ns: None,
             },
             segs.iter(),
         );
@@ -380,6 +403,7 @@ mod tests {
                 discontinuity_sequence: 0,
                 ended: true,
                 vod: false,
+                start_offset_ns: None,
             },
             segs.iter(),
         );

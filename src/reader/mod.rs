@@ -154,6 +154,12 @@ pub struct RingReader {
     /// window and positions are given in presentation time, as seeks take.
     presentation_delay_ns: Option<u64>,
     stats: ReaderStats,
+    /// A finished list's `EXT-X-START` offset (a reference recording's
+    /// start in its first segment).
+    start_offset_ns: Option<u64>,
+    /// Where the start applied last begins precisely (EXT-X-START with
+    /// PRECISE=YES): data comes from the keyframe before it.
+    precise_start_ns: Option<u64>,
 }
 
 impl RingReader {
@@ -180,6 +186,8 @@ impl RingReader {
             landing: None,
             presentation_delay_ns: None,
             stats: ReaderStats::default(),
+            start_offset_ns: None,
+            precise_start_ns: None,
         }
     }
 
@@ -194,6 +202,14 @@ impl RingReader {
             }
         }
         std::mem::take(&mut self.events)
+    }
+
+    /// Where the last start begins precisely, if the list asked for it
+    /// (`EXT-X-START`): the element starts its segment there, so that what
+    /// comes before, from the keyframe before, is not shown.
+    #[must_use]
+    pub fn precise_start(&self) -> Option<u64> {
+        self.precise_start_ns
     }
 
     /// Counters so far (events counted as they are taken).
@@ -230,6 +246,7 @@ impl RingReader {
         self.playlist_stamp = Some(stamp);
         let listing = playlist::parse(&String::from_utf8_lossy(&raw));
         self.ended = listing.ended;
+        self.start_offset_ns = listing.start_offset_ns.filter(|_| listing.ended);
         let Some(oldest) = listing.entries.first().map(|e| e.sequence) else {
             return Ok(true);
         };
@@ -520,7 +537,16 @@ impl RingReader {
         match position {
             // A finished ring or a recording (ENDLIST): there is no live
             // edge to follow, it plays from its start.
-            StartPosition::Oldest | StartPosition::Live if self.ended && delay_ns == 0 => self.seek_to(0, Snap::After),
+            StartPosition::Oldest | StartPosition::Live if self.ended && delay_ns == 0 => {
+                match (self.start_offset_ns, self.spans.values().next().map(|s| s.start_ns)) {
+                    (Some(offset), Some(first)) => {
+                        let target = first.saturating_add(offset).saturating_add(self.presentation_delay());
+                        self.precise_start_ns = Some(target);
+                        self.seek_to(target, Snap::Before)
+                    }
+                    _ => self.seek_to(0, Snap::After),
+                }
+            }
             StartPosition::Oldest => self.seek_to(0, Snap::After),
             StartPosition::Live if self.newest_keyframe().is_some() => {
                 let Some((seq, index, edge)) = self.newest_keyframe() else {

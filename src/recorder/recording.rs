@@ -153,9 +153,16 @@ impl Recordings {
         let entry = (kind == RecordingKind::Content && back)
             .then(|| keyframe_entry(&dir, first_sequence, first_len, target.saturating_sub(segment_start_ns)))
             .flatten();
-        let start_ns = segment_start_ns + entry.map_or(0, |e| e.since_start_ns);
+        // A reference recording keeps whole segments; its playlist says
+        // where in the first one it starts (EXT-X-START), and so does its
+        // start-time.
+        let reference_offset = (kind == RecordingKind::Reference && back)
+            .then(|| target.saturating_sub(segment_start_ns))
+            .filter(|&ns| ns > 0);
+        let start_ns = segment_start_ns + entry.map_or(0, |e| e.since_start_ns) + reference_offset.unwrap_or(0);
         let mut recording = Recording::create(id, kind, location, start_ns, first_sequence)
             .map_err(|e| format!("cannot create '{}': {e}", location.display()))?;
+        recording.start_offset_ns = reference_offset;
         if back {
             match kind {
                 RecordingKind::Content => {
@@ -387,6 +394,8 @@ struct Recording {
     boundaries: Vec<(u64, u64)>,
     /// Content: the ring segments in the file, for cuts at keyframes.
     segments: Vec<SegmentInFile>,
+    /// Reference: where in the first segment the recording starts.
+    start_offset_ns: Option<u64>,
     /// First ring sequence a reference recording has not linked yet.
     next_sequence: u64,
     /// Stop once the segment being written completes (reference, stop "now").
@@ -428,6 +437,7 @@ impl Recording {
             copied_segments: 0,
             boundaries: Vec::new(),
             segments: Vec::new(),
+            start_offset_ns: None,
             next_sequence: first_sequence,
             stop_after_current: false,
             error: None,
@@ -561,6 +571,11 @@ impl Recording {
             out.write_all(&std::fs::read(&from)?)?;
             self.copied_segments += 1;
         }
+        // Its keyframe index too, so that the recording is played and
+        // sought in it as in the ring (a recording without it plays from
+        // segment starts).
+        let index = segment_index_name(info.sequence);
+        let _ = std::fs::hard_link(ring_dir.join(&index), self.location.join(&index));
         self.bytes += info.bytes;
         linked.push((start_ns, info.clone()));
         self.next_sequence = info.sequence + 1;
@@ -600,6 +615,7 @@ impl Recording {
                 if let Some(t) = truncate_to {
                     while linked.len() > 1 && linked.last().is_some_and(|(start, _)| *start >= t) {
                         if let Some((_, s)) = linked.pop() {
+                            let _ = std::fs::remove_file(self.location.join(segment_index_name(s.sequence)));
                             let _ = std::fs::remove_file(self.location.join(segment_file_name(s.sequence)));
                             self.bytes -= s.bytes;
                         }
@@ -617,6 +633,7 @@ impl Recording {
                     discontinuity_sequence: 0,
                     ended: true,
                     vod: true,
+                    start_offset_ns: self.start_offset_ns,
                 };
                 render(&mut text, header, linked.iter().map(|(_, s)| s));
                 platform::replace_atomically(&self.location, PLAYLIST_NAME, text.as_bytes(), true)

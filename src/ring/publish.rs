@@ -89,6 +89,7 @@ impl Ring {
             discontinuity_sequence: first.discontinuity_sequence - u64::from(first.info.discontinuity),
             ended,
             vod: false,
+            start_offset_ns: None,
         };
         playlist::render(&mut self.playlist, header, self.entries.range(skip..).map(|e| &e.info));
         self.handle

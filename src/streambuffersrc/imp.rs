@@ -343,10 +343,10 @@ impl BaseSrcImpl for StreamBufferSrc {
             Ok(landed) => {
                 *positioned = true;
                 let landed = landed.unwrap_or(0);
-                let start = if initial || key_unit {
-                    landed
-                } else {
-                    target.max(landed)
+                let start = match reader.precise_start() {
+                    Some(precise) if initial => precise.max(landed),
+                    _ if initial || key_unit => landed,
+                    _ => target.max(landed),
                 };
                 let t = clock_time(start);
                 segment.set_start(t);
