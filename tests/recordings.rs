@@ -481,3 +481,81 @@ fn a_reference_recording_starts_where_it_was_asked_to() {
         "first frame at {pts}, expected {expected}"
     );
 }
+
+/// `start-recording-at` and `stop-recording-at` take date-times on the
+/// recorder's wall clock (the one in the keyframe index): started at the
+/// date of 7.5 s and stopped at the date of 10.5 s, a content recording
+/// holds 7 s .. 11 s. A start or stop in the future is refused (0 /
+/// FALSE, with a WARNING), never taken as "now".
+#[test]
+fn recordings_by_date_time_and_future_refusals() {
+    let data = std::fs::read(common::inputs::Input::H264Aac.path()).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let mut f = Feeder::new(&ring, "segment-duration=6000000000 max-duration=0");
+    let first = data.chunks(PACKET).find_map(pcr_of).expect("a PCR");
+    let at = |s: f64| {
+        data.chunks(PACKET)
+            .position(|p| pcr_of(p).is_some_and(|v| (v - first) as f64 >= s * 27e6))
+            .expect("long enough")
+            * PACKET
+    };
+    let cut = at(10.5);
+    f.feed(&data[..cut]);
+    // The wall clock of the keyframe at 10 s, from the open segment's index.
+    let k10 = *index_records(&ring, 1).last().expect("keyframe");
+    let wall_of = |seconds: f64| k10.wall_ms + ((seconds - 10.0) * 1000.0) as i64;
+    let date = |ms: i64| {
+        gst::glib::DateTime::from_unix_utc(ms.div_euclid(1000))
+            .and_then(|d| d.add(gst::glib::TimeSpan::from_milliseconds(ms.rem_euclid(1000))))
+            .expect("date")
+    };
+    let path = dir.path().join("by-date.ts");
+    let kind = recording_kind("content");
+    let id = f.sink.emit_by_name::<u32>(
+        "start-recording-at",
+        &[&path.display().to_string(), &kind, &date(wall_of(7.5))],
+    );
+    assert_ne!(id, 0, "refused");
+    let bus = f.pipeline.bus().expect("bus");
+    let future = f.sink.emit_by_name::<u32>(
+        "start-recording-at",
+        &[
+            &dir.path().join("future.ts").display().to_string(),
+            &kind,
+            &date(wall_of(70.0)),
+        ],
+    );
+    assert_eq!(future, 0, "a start in the future was taken");
+    assert_eq!(
+        f.start(&dir.path().join("plus.ts"), "content", 5),
+        0,
+        "a positive offset was taken"
+    );
+    assert!(!dir.path().join("future.ts").exists() && !dir.path().join("plus.ts").exists());
+    f.feed(&data[cut..at(11.9)]);
+    assert!(
+        !f.sink
+            .emit_by_name::<bool>("stop-recording-at", &[&id, &date(wall_of(70.0))]),
+        "a stop in the future"
+    );
+    assert!(
+        f.sink
+            .emit_by_name::<bool>("stop-recording-at", &[&id, &date(wall_of(10.5))])
+    );
+    let warnings: Vec<String> = std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(w.error().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        warnings.iter().filter(|w| w.contains("future")).count() >= 3,
+        "{warnings:?}"
+    );
+    f.feed(&data[at(11.9)..]);
+    f.finish();
+    ffmpeg_decode(&path).expect("decodes");
+    let duration = ffprobe_duration(&path);
+    assert!((duration - 4.0).abs() <= 0.6, "{duration} s recorded, 4 s expected");
+}

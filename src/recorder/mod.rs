@@ -196,7 +196,9 @@ impl Recorder {
         self.segmenter.recordings.ids()
     }
 
-    /// Starts a recording; see [`Recordings::start`]. Returns its id.
+    /// Starts a recording; see [`Recordings::start`]. Returns its id. A
+    /// start in the future is refused: recordings are not scheduled (yet),
+    /// and starting one now instead would not be what was asked.
     pub fn start_recording(
         &mut self,
         location: &std::path::Path,
@@ -204,10 +206,25 @@ impl Recorder {
         start_offset_ns: i64,
         host: &mut dyn Host,
     ) -> Result<u32, String> {
+        if start_offset_ns > 0 {
+            return Err(format!(
+                "a start {} ms in the future cannot be scheduled; start it then, or with an offset of 0 or less",
+                start_offset_ns / 1_000_000
+            ));
+        }
         let s = &mut self.segmenter;
         let at = s.stream_position();
         s.recordings
             .start(&mut s.ring, at, location, kind, start_offset_ns, host)
+    }
+
+    /// The offset from now, in ns, of wall-clock time `date_ms` (ms since
+    /// the epoch) on the recorder's timeline: negative in the past.
+    #[must_use]
+    pub fn offset_of_date(&self, date_ms: i64) -> i64 {
+        let s = &self.segmenter;
+        let now_ms = s.wall_ms(s.timeline.position_ns());
+        date_ms.saturating_sub(now_ms).saturating_mul(1_000_000)
     }
 
     /// Stops recording `id`; see [`Recordings::stop`]. Returns false for an

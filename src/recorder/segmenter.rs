@@ -195,7 +195,7 @@ impl Segmenter {
 
     /// Wall-clock time at timeline position `position_ns`, from the anchor
     /// taken at the first segment after a jump.
-    fn wall_ms(&self, position_ns: u64) -> i64 {
+    pub(super) fn wall_ms(&self, position_ns: u64) -> i64 {
         match self.anchor {
             Some((anchor_ms, anchor_ns)) => {
                 anchor_ms.saturating_add(i64::try_from(position_ns.saturating_sub(anchor_ns) / 1_000_000).unwrap_or(0))

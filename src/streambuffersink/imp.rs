@@ -132,6 +132,41 @@ impl ObjectImpl for StreamBufferSink {
                         Some(id.unwrap_or(0).to_value())
                     })
                     .build(),
+                // start-recording with a date-time: (location, kind, start) -> id, 0 if refused.
+                glib::subclass::Signal::builder("start-recording-at")
+                    .param_types([
+                        String::static_type(),
+                        RecordingKind::static_type(),
+                        glib::DateTime::static_type(),
+                    ])
+                    .return_type::<u32>()
+                    .action()
+                    .class_handler(|args| {
+                        let id = (|| {
+                            let obj = args.first()?.get::<super::StreamBufferSink>().ok()?;
+                            let location = args.get(1)?.get::<String>().ok()?;
+                            let kind = args.get(2)?.get::<RecordingKind>().ok()?;
+                            let date = args.get(3)?.get::<glib::DateTime>().ok()?;
+                            Some(obj.imp().start_recording_at(&location, kind, date_ms(&date)?))
+                        })();
+                        Some(id.unwrap_or(0).to_value())
+                    })
+                    .build(),
+                // stop-recording with a date-time: (id, stop) -> known id.
+                glib::subclass::Signal::builder("stop-recording-at")
+                    .param_types([u32::static_type(), glib::DateTime::static_type()])
+                    .return_type::<bool>()
+                    .action()
+                    .class_handler(|args| {
+                        let stopped = (|| {
+                            let obj = args.first()?.get::<super::StreamBufferSink>().ok()?;
+                            let id = args.get(1)?.get::<u32>().ok()?;
+                            let date = args.get(2)?.get::<glib::DateTime>().ok()?;
+                            Some(obj.imp().stop_recording_at(id, date_ms(&date)?))
+                        })();
+                        Some(stopped.unwrap_or(false).to_value())
+                    })
+                    .build(),
                 // IStreamBufferRecordControl::Stop: (id, stop offset in ns) -> known id.
                 glib::subclass::Signal::builder("stop-recording")
                     .param_types([u32::static_type(), i64::static_type()])
@@ -528,7 +563,47 @@ impl StreamBufferSink {
         }
     }
 
+    /// The offset from now of a date-time on the recorder's wall clock;
+    /// `None` after a WARNING saying why there is none.
+    fn offset_of_date(&self, date_ms: i64, what: &str) -> Option<i64> {
+        match self.with_recorder_promptly(|recorder, _| recorder.offset_of_date(date_ms)) {
+            Ok(Some(offset)) => Some(offset),
+            Ok(None) => {
+                gst::element_imp_warning!(self, gst::CoreError::StateChange, ("{}: the sink is not running", what));
+                None
+            }
+            Err(why) => {
+                gst::element_imp_warning!(self, gst::ResourceError::Busy, ("{}: {}", what, why));
+                None
+            }
+        }
+    }
+
+    /// `start-recording-at`: `start-recording` with the date-time's offset.
+    fn start_recording_at(&self, location: &str, kind: RecordingKind, date_ms: i64) -> u32 {
+        self.offset_of_date(date_ms, "Recording refused")
+            .map_or(0, |offset| self.start_recording(location, kind, offset))
+    }
+
+    /// `stop-recording-at`: `stop-recording` with the date-time's offset.
+    fn stop_recording_at(&self, id: u32, date_ms: i64) -> bool {
+        self.offset_of_date(date_ms, &format!("Recording {id} not stopped"))
+            .is_some_and(|offset| self.stop_recording(id, offset))
+    }
+
     fn stop_recording(&self, id: u32, stop_offset: i64) -> bool {
+        if stop_offset > 0 {
+            gst::element_imp_warning!(
+                self,
+                gst::CoreError::Failed,
+                (
+                    "Recording {} not stopped: a stop {} ms in the future cannot be scheduled; stop it then",
+                    id,
+                    stop_offset / 1_000_000
+                )
+            );
+            return false;
+        }
         let known = match self.with_recorder_promptly(|recorder, host| recorder.stop_recording(id, stop_offset, host)) {
             Ok(Some(known)) => known,
             Ok(None) => return false,
@@ -546,4 +621,11 @@ impl StreamBufferSink {
         }
         known
     }
+}
+
+/// A `GDateTime` as ms since the Unix epoch.
+fn date_ms(date: &glib::DateTime) -> Option<i64> {
+    date.to_unix()
+        .checked_mul(1000)?
+        .checked_add(i64::from(date.microsecond() / 1000))
 }
