@@ -356,6 +356,44 @@ fn stop_offset_in_the_past() {
     assert!((18.0..=22.5).contains(&r), "reference: {r} s");
 }
 
+/// ffmpeg's H.264+AAC (a keyframe a second, 12 s) fed up to 10.5 s into a
+/// ring of 6 s segments: the second segment is open, half a second past
+/// its fifth keyframe.
+struct Fed10s {
+    data: Vec<u8>,
+    dir: tempfile::TempDir,
+    ring: std::path::PathBuf,
+    f: Feeder,
+    /// Where in `data` feeding stopped.
+    cut: usize,
+}
+
+/// Byte offset in `data` of the first packet whose PCR is `seconds` past
+/// the first.
+fn offset_at(data: &[u8], seconds: f64) -> usize {
+    let first = data.chunks(PACKET).find_map(pcr_of).expect("a PCR");
+    data.chunks(PACKET)
+        .position(|p| pcr_of(p).is_some_and(|v| (v - first) as f64 >= seconds * 27e6))
+        .expect("long enough")
+        * PACKET
+}
+
+fn fed_10_5_seconds() -> Fed10s {
+    let data = std::fs::read(common::inputs::Input::H264Aac.path()).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let mut f = Feeder::new(&ring, "segment-duration=6000000000 max-duration=0");
+    let cut = offset_at(&data, 10.5);
+    f.feed(&data[..cut]);
+    Fed10s {
+        data,
+        dir,
+        ring,
+        f,
+        cut,
+    }
+}
+
 /// Content recordings start at the keyframe at or before their start, not
 /// at a segment start: with 6 s segments and a keyframe a second (ffmpeg's
 /// H.264+AAC, 12 s), a recording started at 10.5 s reaching back 3 s holds
@@ -364,25 +402,14 @@ fn stop_offset_in_the_past() {
 /// keyframe and decodes.
 #[test]
 fn content_recordings_start_at_a_keyframe() {
-    let data = std::fs::read(common::inputs::Input::H264Aac.path()).expect("read");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ring = dir.path().join("ring");
-    let mut f = Feeder::new(&ring, "segment-duration=6000000000 max-duration=0");
-    // Half a second past the keyframe at 10 s.
-    let first = data.chunks(PACKET).find_map(pcr_of).expect("a PCR");
-    let cut = data
-        .chunks(PACKET)
-        .position(|p| pcr_of(p).is_some_and(|v| v - first >= 10 * 27_000_000 + 27_000_000 / 2))
-        .expect("long enough")
-        * PACKET;
-    f.feed(&data[..cut]);
-    let back = dir.path().join("back.ts");
-    let now = dir.path().join("now.ts");
-    let back_id = f.start(&back, "content", -3);
-    let now_id = f.start(&now, "content", 0);
-    f.feed(&data[cut..]);
-    assert!(f.stop(back_id, 0) && f.stop(now_id, 0));
-    f.finish();
+    let mut fed = fed_10_5_seconds();
+    let back = fed.dir.path().join("back.ts");
+    let now = fed.dir.path().join("now.ts");
+    let back_id = fed.f.start(&back, "content", -3);
+    let now_id = fed.f.start(&now, "content", 0);
+    fed.f.feed(&fed.data[fed.cut..]);
+    assert!(fed.f.stop(back_id, 0) && fed.f.stop(now_id, 0));
+    fed.f.finish();
     for (path, seconds) in [(&back, 5.0), (&now, 2.0)] {
         let recorded = std::fs::read(path).expect("recording");
         assert_eq!(pid(&recorded), 0, "{}: starts with a PAT", path.display());
@@ -407,22 +434,12 @@ fn content_recordings_start_at_a_keyframe() {
 /// 7 s, stopped at 12 s less 1.5 s, it holds 7 s .. 11 s.
 #[test]
 fn content_recordings_stop_before_a_keyframe() {
-    let data = std::fs::read(common::inputs::Input::H264Aac.path()).expect("read");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ring = dir.path().join("ring");
-    let mut f = Feeder::new(&ring, "segment-duration=6000000000 max-duration=0");
-    let first = data.chunks(PACKET).find_map(pcr_of).expect("a PCR");
-    let cut = data
-        .chunks(PACKET)
-        .position(|p| pcr_of(p).is_some_and(|v| v - first >= 10 * 27_000_000 + 27_000_000 / 2))
-        .expect("long enough")
-        * PACKET;
-    f.feed(&data[..cut]);
-    let path = dir.path().join("rec.ts");
-    let id = f.start(&path, "content", -3);
-    f.feed(&data[cut..]);
-    assert!(f.stop(id, -1));
-    f.finish();
+    let mut fed = fed_10_5_seconds();
+    let path = fed.dir.path().join("rec.ts");
+    let id = fed.f.start(&path, "content", -3);
+    fed.f.feed(&fed.data[fed.cut..]);
+    assert!(fed.f.stop(id, -1));
+    fed.f.finish();
     ffmpeg_decode(&path).expect("decodes");
     let duration = ffprobe_duration(&path);
     assert!((duration - 4.0).abs() <= 0.6, "{duration} s recorded, 4 s expected");
@@ -436,22 +453,12 @@ fn content_recordings_stop_before_a_keyframe() {
 /// before it; ffmpeg plays it too.
 #[test]
 fn a_reference_recording_starts_where_it_was_asked_to() {
-    let data = std::fs::read(common::inputs::Input::H264Aac.path()).expect("read");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ring = dir.path().join("ring");
-    let mut f = Feeder::new(&ring, "segment-duration=6000000000 max-duration=0");
-    let first = data.chunks(PACKET).find_map(pcr_of).expect("a PCR");
-    let cut = data
-        .chunks(PACKET)
-        .position(|p| pcr_of(p).is_some_and(|v| v - first >= 10 * 27_000_000 + 27_000_000 / 2))
-        .expect("long enough")
-        * PACKET;
-    f.feed(&data[..cut]);
-    let rec = dir.path().join("rec");
-    let id = f.start(&rec, "reference", -3);
-    f.feed(&data[cut..]);
-    assert!(f.stop(id, 0));
-    f.finish();
+    let mut fed = fed_10_5_seconds();
+    let rec = fed.dir.path().join("rec");
+    let id = fed.f.start(&rec, "reference", -3);
+    fed.f.feed(&fed.data[fed.cut..]);
+    assert!(fed.f.stop(id, 0));
+    fed.f.finish();
     let pl = playlist(&rec);
     let start = pl.start.expect("EXT-X-START");
     assert!((start.time_offset - 1.5).abs() < 0.05, "{start:?}");
@@ -489,58 +496,49 @@ fn a_reference_recording_starts_where_it_was_asked_to() {
 /// FALSE, with a WARNING), never taken as "now".
 #[test]
 fn recordings_by_date_time_and_future_refusals() {
-    let data = std::fs::read(common::inputs::Input::H264Aac.path()).expect("read");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ring = dir.path().join("ring");
-    let mut f = Feeder::new(&ring, "segment-duration=6000000000 max-duration=0");
-    let first = data.chunks(PACKET).find_map(pcr_of).expect("a PCR");
-    let at = |s: f64| {
-        data.chunks(PACKET)
-            .position(|p| pcr_of(p).is_some_and(|v| (v - first) as f64 >= s * 27e6))
-            .expect("long enough")
-            * PACKET
-    };
-    let cut = at(10.5);
-    f.feed(&data[..cut]);
+    let mut fed = fed_10_5_seconds();
+    let at = |seconds: f64| offset_at(&fed.data, seconds);
     // The wall clock of the keyframe at 10 s, from the open segment's index.
-    let k10 = *index_records(&ring, 1).last().expect("keyframe");
+    let k10 = *index_records(&fed.ring, 1).last().expect("keyframe");
     let wall_of = |seconds: f64| k10.wall_ms + ((seconds - 10.0) * 1000.0) as i64;
     let date = |ms: i64| {
         gst::glib::DateTime::from_unix_utc(ms.div_euclid(1000))
             .and_then(|d| d.add(gst::glib::TimeSpan::from_milliseconds(ms.rem_euclid(1000))))
             .expect("date")
     };
-    let path = dir.path().join("by-date.ts");
+    let path = fed.dir.path().join("by-date.ts");
     let kind = recording_kind("content");
-    let id = f.sink.emit_by_name::<u32>(
+    let id = fed.f.sink.emit_by_name::<u32>(
         "start-recording-at",
         &[&path.display().to_string(), &kind, &date(wall_of(7.5))],
     );
     assert_ne!(id, 0, "refused");
-    let bus = f.pipeline.bus().expect("bus");
-    let future = f.sink.emit_by_name::<u32>(
+    let bus = fed.f.pipeline.bus().expect("bus");
+    let future = fed.f.sink.emit_by_name::<u32>(
         "start-recording-at",
         &[
-            &dir.path().join("future.ts").display().to_string(),
+            &fed.dir.path().join("future.ts").display().to_string(),
             &kind,
             &date(wall_of(70.0)),
         ],
     );
     assert_eq!(future, 0, "a start in the future was taken");
     assert_eq!(
-        f.start(&dir.path().join("plus.ts"), "content", 5),
+        fed.f.start(&fed.dir.path().join("plus.ts"), "content", 5),
         0,
         "a positive offset was taken"
     );
-    assert!(!dir.path().join("future.ts").exists() && !dir.path().join("plus.ts").exists());
-    f.feed(&data[cut..at(11.9)]);
+    assert!(!fed.dir.path().join("future.ts").exists() && !fed.dir.path().join("plus.ts").exists());
+    fed.f.feed(&fed.data[fed.cut..at(11.9)]);
     assert!(
-        !f.sink
+        !fed.f
+            .sink
             .emit_by_name::<bool>("stop-recording-at", &[&id, &date(wall_of(70.0))]),
         "a stop in the future"
     );
     assert!(
-        f.sink
+        fed.f
+            .sink
             .emit_by_name::<bool>("stop-recording-at", &[&id, &date(wall_of(10.5))])
     );
     let warnings: Vec<String> = std::iter::from_fn(|| bus.pop())
@@ -553,8 +551,8 @@ fn recordings_by_date_time_and_future_refusals() {
         warnings.iter().filter(|w| w.contains("future")).count() >= 3,
         "{warnings:?}"
     );
-    f.feed(&data[at(11.9)..]);
-    f.finish();
+    fed.f.feed(&fed.data[at(11.9)..]);
+    fed.f.finish();
     ffmpeg_decode(&path).expect("decodes");
     let duration = ffprobe_duration(&path);
     assert!((duration - 4.0).abs() <= 0.6, "{duration} s recorded, 4 s expected");

@@ -123,11 +123,11 @@ impl ObjectImpl for StreamBufferSink {
                     .action()
                     .class_handler(|args| {
                         let id = (|| {
-                            let obj = args.first()?.get::<super::StreamBufferSink>().ok()?;
-                            let location = args.get(1)?.get::<String>().ok()?;
-                            let kind = args.get(2)?.get::<RecordingKind>().ok()?;
-                            let offset = args.get(3)?.get::<i64>().ok()?;
-                            Some(obj.imp().start_recording(&location, kind, offset))
+                            let obj: super::StreamBufferSink = arg(args, 0)?;
+                            Some(
+                                obj.imp()
+                                    .start_recording(&arg::<String>(args, 1)?, arg(args, 2)?, arg(args, 3)?),
+                            )
                         })();
                         Some(id.unwrap_or(0).to_value())
                     })
@@ -143,11 +143,12 @@ impl ObjectImpl for StreamBufferSink {
                     .action()
                     .class_handler(|args| {
                         let id = (|| {
-                            let obj = args.first()?.get::<super::StreamBufferSink>().ok()?;
-                            let location = args.get(1)?.get::<String>().ok()?;
-                            let kind = args.get(2)?.get::<RecordingKind>().ok()?;
-                            let date = args.get(3)?.get::<glib::DateTime>().ok()?;
-                            Some(obj.imp().start_recording_at(&location, kind, date_ms(&date)?))
+                            let obj: super::StreamBufferSink = arg(args, 0)?;
+                            let date = date_ms(&arg(args, 3)?)?;
+                            Some(
+                                obj.imp()
+                                    .start_recording_at(&arg::<String>(args, 1)?, arg(args, 2)?, date),
+                            )
                         })();
                         Some(id.unwrap_or(0).to_value())
                     })
@@ -159,10 +160,8 @@ impl ObjectImpl for StreamBufferSink {
                     .action()
                     .class_handler(|args| {
                         let stopped = (|| {
-                            let obj = args.first()?.get::<super::StreamBufferSink>().ok()?;
-                            let id = args.get(1)?.get::<u32>().ok()?;
-                            let date = args.get(2)?.get::<glib::DateTime>().ok()?;
-                            Some(obj.imp().stop_recording_at(id, date_ms(&date)?))
+                            let obj: super::StreamBufferSink = arg(args, 0)?;
+                            Some(obj.imp().stop_recording_at(arg(args, 1)?, date_ms(&arg(args, 2)?)?))
                         })();
                         Some(stopped.unwrap_or(false).to_value())
                     })
@@ -174,10 +173,8 @@ impl ObjectImpl for StreamBufferSink {
                     .action()
                     .class_handler(|args| {
                         let stopped = (|| {
-                            let obj = args.first()?.get::<super::StreamBufferSink>().ok()?;
-                            let id = args.get(1)?.get::<u32>().ok()?;
-                            let offset = args.get(2)?.get::<i64>().ok()?;
-                            Some(obj.imp().stop_recording(id, offset))
+                            let obj: super::StreamBufferSink = arg(args, 0)?;
+                            Some(obj.imp().stop_recording(arg(args, 1)?, arg(args, 2)?))
                         })();
                         Some(stopped.unwrap_or(false).to_value())
                     })
@@ -628,4 +625,9 @@ fn date_ms(date: &glib::DateTime) -> Option<i64> {
     date.to_unix()
         .checked_mul(1000)?
         .checked_add(i64::from(date.microsecond() / 1000))
+}
+
+/// Argument `i` of an action signal, if it has the expected type.
+fn arg<T: for<'a> glib::value::FromValue<'a> + 'static>(args: &[glib::Value], i: usize) -> Option<T> {
+    args.get(i)?.get::<T>().ok()
 }
