@@ -53,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         program_date_time_ms: 1_795_833_785_007,
         discontinuity: false,
         independent: true,
+        head_bytes: 0,
     };
     let rotate = |ring: &mut Ring| -> anyhow::Result<()> {
         ring.begin_segment(start).map_err(|e| anyhow::anyhow!("{e}"))?;

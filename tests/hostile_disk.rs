@@ -318,17 +318,15 @@ fn a_long_run_of_missing_segments_is_one_message() {
 fn read_errors_are_retried_then_skipped() {
     let dir = tempfile::tempdir().expect("tempdir");
     let segs = finished_ring(dir.path(), 12);
-    let shim = fault_shim();
     let out = tempfile::tempdir().expect("tempdir");
     for (count, lost) in [("2", false), ("1000000", true)] {
         let file = out.path().join(format!("out-{count}.ts"));
-        let env = [
-            ("LD_PRELOAD", shim.to_str().expect("path")),
-            ("FAULT_DIR", dir.path().to_str().expect("path")),
-            ("FAULT_MATCH", "segment-000000000002.ts"),
-            ("FAULT_CALLS", "pread,read"),
-            ("FAULT_COUNT", count),
-        ];
+        let env = fault_env(
+            dir.path(),
+            "segment-000000000002.ts",
+            "pread,read",
+            &[("FAULT_COUNT", count)],
+        );
         let (exited, ok, text) = gst_launch(
             &format!(
                 "-m streambuffersrc location={} start-position=oldest ! filesink location={}",
@@ -371,7 +369,7 @@ fn fifos_at_the_journal_and_progress_record_do_not_hang_the_sink() {
         dir.path(),
         12,
         &format!("segment-duration={SEG} max-duration=4000000000"),
-        &[],
+        NO_ENV,
     );
     assert!(ok, "{text}");
     assert!(is_regular(&dir.path().join("ring.journal")));
@@ -422,7 +420,7 @@ fn the_last_sequence_number_planted_refuses_to_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let planted = dir.path().join("segment-999999999999.ts");
     std::fs::write(&planted, [0x47u8; 188]).expect("plant");
-    let (ok, text) = record_in_process(dir.path(), 4, "", &[]);
+    let (ok, text) = record_in_process(dir.path(), 4, "", NO_ENV);
     assert!(!ok, "must not start: {text}");
     assert!(text.contains("segment-999999999999.ts"), "{text}");
     for s in segments(dir.path()) {
@@ -467,7 +465,7 @@ fn foreign_and_immutable_files_are_left_out_with_a_warning() {
     let Some(_guard) = Immutable::set(&locked) else {
         panic!("chattr +i is not available here: the test cannot run")
     };
-    let (ok, text) = record_in_process(dir.path(), 6, &format!("segment-duration={SEG} max-duration=0"), &[]);
+    let (ok, text) = record_in_process(dir.path(), 6, &format!("segment-duration={SEG} max-duration=0"), NO_ENV);
     assert!(ok, "{text}");
     for f in [&foreign, &locked] {
         assert!(
@@ -518,13 +516,7 @@ fn a_hard_link_at_the_progress_record_is_not_written_through() {
 #[test]
 fn error_mode_closes_its_ring() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let shim = fault_shim();
-    let env = [
-        ("LD_PRELOAD", shim.to_str().expect("path")),
-        ("FAULT_DIR", dir.path().to_str().expect("path")),
-        ("FAULT_MATCH", "segment-000000000003.ts"),
-        ("FAULT_CALLS", "write,writev"),
-    ];
+    let env = fault_env(dir.path(), "segment-000000000003.ts", "write,writev", &[]);
     let (ok, text) = record_in_process(
         dir.path(),
         12,

@@ -232,7 +232,7 @@ fn a_missing_program_is_a_warning() {
             input.display(),
             dir.path().display()
         ),
-        &[],
+        NO_ENV,
         std::time::Duration::from_secs(60),
     );
     assert!(exited && ok, "{out}");

@@ -45,7 +45,7 @@ fn hlsjs_play(root: &Path, playlist: &str, seconds: u32) -> PageReport {
     let (exited, ok, out) = run_bounded(
         "node",
         &format!("{} {} {playlist} {seconds}", script.display(), root.display()),
-        &[],
+        NO_ENV,
         Duration::from_secs(u64::from(seconds) + 90),
     );
     assert!(exited && ok, "hls.js driver failed (run scripts/setup.sh?): {out}");

@@ -524,16 +524,9 @@ fn python_script_prints_the_events() {
 /// clear with nothing dropped.
 #[test]
 fn failing_sync_is_one_episode_and_drops_nothing() {
-    let shim = fault_shim();
     for (count, clears) in [("1000000", 0), ("1", 1)] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let env = [
-            ("LD_PRELOAD", shim.to_str().expect("path")),
-            ("FAULT_DIR", dir.path().to_str().expect("path")),
-            ("FAULT_MATCH", "segment-"),
-            ("FAULT_CALLS", "fdatasync"),
-            ("FAULT_COUNT", count),
-        ];
+        let env = fault_env(dir.path(), "segment-", "fdatasync", &[("FAULT_COUNT", count)]);
         let (ok, text) = record_in_process(
             dir.path(),
             16,
@@ -554,8 +547,7 @@ fn failing_sync_is_one_episode_and_drops_nothing() {
         if clears == 1 {
             assert!(text.contains("dropped-bytes=(guint64)0"), "{text}");
         }
-        let recorded: Vec<u8> = ring_files(dir.path()).into_iter().flat_map(|(_, d)| d).collect();
-        assert_input_in_ring(&std::fs::read(test_stream(16)).expect("input"), &recorded);
+        assert_ring_holds_test_stream(dir.path(), 16);
     }
 }
 
@@ -566,17 +558,14 @@ fn failing_sync_is_one_episode_and_drops_nothing() {
 #[test]
 fn files_that_cannot_be_deleted_are_deleted_later() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let shim = fault_shim();
     let log = dir.path().join("faults.log");
     let ring = dir.path().join("ring");
-    let env = [
-        ("LD_PRELOAD", shim.to_str().expect("path")),
-        ("FAULT_DIR", ring.to_str().expect("path")),
-        ("FAULT_MATCH", "segment-000000000002.ts"),
-        ("FAULT_CALLS", "writev,ftruncate,unlink"),
-        ("FAULT_COUNT", "2"),
-        ("FAULT_LOG", log.to_str().expect("path")),
-    ];
+    let env = fault_env(
+        &ring,
+        "segment-000000000002.ts",
+        "writev,ftruncate,unlink",
+        &[("FAULT_COUNT", "2"), ("FAULT_LOG", &log.display().to_string())],
+    );
     // Paced (2 ms a 4 KiB buffer), so that the retry interval passes while
     // the stream still runs.
     let (exited, ok, text) = gst_launch(
@@ -612,17 +601,14 @@ fn files_that_cannot_be_deleted_are_deleted_later() {
 #[test]
 fn short_writes_lose_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let shim = fault_shim();
     let log = dir.path().join("faults.log");
     let ring = dir.path().join("ring");
-    let env = [
-        ("LD_PRELOAD", shim.to_str().expect("path")),
-        ("FAULT_DIR", ring.to_str().expect("path")),
-        ("FAULT_MATCH", "segment-"),
-        ("FAULT_CALLS", "write,writev"),
-        ("FAULT_SHORT", "1"),
-        ("FAULT_LOG", log.to_str().expect("path")),
-    ];
+    let env = fault_env(
+        &ring,
+        "segment-",
+        "write,writev",
+        &[("FAULT_SHORT", "1"), ("FAULT_LOG", &log.display().to_string())],
+    );
     let (ok, text) = record_in_process(&ring, 12, &format!("segment-duration={SECOND} max-duration=0"), &env);
     assert!(ok, "{text}");
     assert!(
@@ -630,8 +616,7 @@ fn short_writes_lose_nothing() {
         "short writes were made"
     );
     assert!(!text.contains("streambuffer-write-failure"), "{text}");
-    let recorded: Vec<u8> = ring_files(&ring).into_iter().flat_map(|(_, d)| d).collect();
-    assert_input_in_ring(&std::fs::read(test_stream(12)).expect("input"), &recorded);
+    assert_ring_holds_test_stream(&ring, 12);
 }
 
 /// Linking an evicted file to its new segment name fails (EIO from the
@@ -640,16 +625,14 @@ fn short_writes_lose_nothing() {
 #[test]
 fn a_failing_link_falls_back_to_a_new_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let shim = fault_shim();
     let log = dir.path().join("faults.log");
     let ring = dir.path().join("ring");
-    let env = [
-        ("LD_PRELOAD", shim.to_str().expect("path")),
-        ("FAULT_DIR", ring.to_str().expect("path")),
-        ("FAULT_MATCH", "segment-"),
-        ("FAULT_CALLS", "linkat"),
-        ("FAULT_LOG", log.to_str().expect("path")),
-    ];
+    let env = fault_env(
+        &ring,
+        "segment-",
+        "linkat",
+        &[("FAULT_LOG", &log.display().to_string())],
+    );
     let (ok, text) = record_in_process(
         &ring,
         20,
@@ -691,7 +674,7 @@ fn too_many_open_files_is_one_failure_and_no_error() {
                 input.display(),
                 ring.display()
             ),
-            &[],
+            NO_ENV,
             Duration::from_secs(60),
         );
         assert!(exited, "hung with {limit} descriptors: {text}");

@@ -150,6 +150,16 @@ pub fn read_opened(file: io::Result<File>, data_len: u64) -> Option<SegmentIndex
     parse(&raw, data_len)
 }
 
+/// The start record of the index file `file` (opened by the caller, no
+/// link followed): a segment's ring time and wall clock, reading one
+/// record instead of the whole index.
+#[must_use]
+pub fn read_start(file: io::Result<File>) -> Option<Keyframe> {
+    let mut record = [0u8; RECORD_SIZE];
+    io::Read::read_exact(&mut file.ok()?, &mut record).ok()?;
+    Keyframe::from_record(&record).filter(|k| k.offset == 0)
+}
+
 /// The last keyframe presented at or before `t` (a binary search: the
 /// presentation times of a valid index only grow).
 #[must_use]

@@ -276,6 +276,17 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
 
+    /// A live or ended (not VOD) playlist's header.
+    fn header(target_duration_s: u64, discontinuity_sequence: u64, ended: bool) -> PlaylistHeader {
+        PlaylistHeader {
+            target_duration_s,
+            discontinuity_sequence,
+            ended,
+            vod: false,
+            start_offset_ns: None,
+        }
+    }
+
     fn seg(sequence: u64, duration_ns: u64, pdt: i64, discontinuity: bool) -> SegmentInfo {
         SegmentInfo {
             sequence,
@@ -300,13 +311,7 @@ mod tests {
             seg(9, 2_000_000_000, t0 + 4000, false),
         ];
         let mut out = String::new();
-        let header = PlaylistHeader {
-            target_duration_s: 2,
-            discontinuity_sequence: 0,
-            ended: false,
-            vod: false,
-            start_offset_ns: None,
-        };
+        let header = header(2, 0, false);
         render(&mut out, header, segs.iter());
         let oracle = m3u8_rs::parse_media_playlist_res(out.as_bytes()).expect("parses");
         assert_eq!(oracle.segments.len(), 3);
@@ -339,17 +344,7 @@ mod tests {
             seg(9, 2_000_000_000, t0 + 99_000, true),
         ];
         let mut out = String::new();
-        render(
-            &mut out,
-            PlaylistHeader {
-                target_duration_s: 7,
-                discontinuity_sequence: 3,
-                ended: false,
-                vod: false,
-                start_offset_ns: None,
-            },
-            segs.iter(),
-        );
+        render(&mut out, header(7, 3, false), segs.iter());
         let parsed = m3u8_rs::parse_media_playlist_res(out.as_bytes()).expect("parses");
         assert_eq!(parsed.media_sequence, 7);
         assert_eq!(parsed.discontinuity_sequence, 3);
@@ -365,17 +360,7 @@ mod tests {
             "continuous wall clock needs no tag"
         );
         assert!(parsed.segments[2].program_date_time.is_some());
-        render(
-            &mut out,
-            PlaylistHeader {
-                target_duration_s: 7,
-                discontinuity_sequence: 0,
-                ended: true,
-                vod: false,
-                start_offset_ns: None,
-            },
-            segs.iter(),
-        );
+        render(&mut out, header(7, 0, true), segs.iter());
         assert!(
             m3u8_rs::parse_media_playlist_res(out.as_bytes())
                 .expect("parses")
@@ -396,17 +381,7 @@ mod tests {
             })
             .collect();
         let mut text = String::new();
-        render(
-            &mut text,
-            PlaylistHeader {
-                target_duration_s: 7,
-                discontinuity_sequence: 0,
-                ended: true,
-                vod: false,
-                start_offset_ns: None,
-            },
-            segs.iter(),
-        );
+        render(&mut text, header(7, 0, true), segs.iter());
         let l = parse(&text);
         assert!(l.ended);
         assert_eq!(l.rejected, 0);

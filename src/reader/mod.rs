@@ -763,7 +763,7 @@ impl RingReader {
 /// Ring time of segment `seq`'s start, from its index, if it has one.
 fn index_start(dir: &Path, seq: u64) -> Option<u64> {
     let file = platform::open_read_only(&dir.join(segment_index_name(seq)));
-    crate::layout::index::read_opened(file, u64::MAX).map(|i| i.start.ring_time_ns)
+    crate::layout::index::read_start(file).map(|start| start.ring_time_ns)
 }
 
 /// `value * numerator / denominator` without overflow, saturating.

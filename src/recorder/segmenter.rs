@@ -12,11 +12,10 @@ use super::health::WriteHealth;
 use super::recording::{Recordings, StreamPosition};
 use super::{Host, PushError, RecorderConfig, RecorderEvent, RecorderStats};
 use crate::layout::index::Keyframe;
-use crate::ring::presentation_delay;
 use crate::ring::{Chunk, Ring, SegmentStart, SharedBytes, WriteFailure};
 use crate::ts::analyzer::Unit;
 use crate::ts::random_access::Verdict;
-use crate::ts::timeline::Step;
+use crate::ts::timeline::{Step, presentation_delay};
 use crate::ts::{PACKET_SIZE, Packet, StreamAnalyzer, Timeline};
 
 /// A segment is cut at the next packet, random-access point or not, once it
@@ -559,11 +558,13 @@ impl Segmenter {
         }
         let wall_now = wall_clock_ms();
         let &mut (anchor_ms, anchor_ns) = self.anchor.get_or_insert((wall_now, now));
+        let tables: Vec<u8> = self.analyzer.table_packets().flatten().copied().collect();
         let start = SegmentStart {
             ring_time_ns: self.ring.ring_time_end(),
             program_date_time_ms: anchor_ms + i64::try_from((now - anchor_ns) / 1_000_000).unwrap_or(0),
             discontinuity: self.pending_discontinuity,
             independent,
+            head_bytes: u32::try_from(tables.len()).unwrap_or(u32::MAX),
         };
         if let Err(f) = self.ring.begin_segment(start) {
             self.on_failure(f, host, |r| r.begin_segment(start));
@@ -578,17 +579,6 @@ impl Segmenter {
         self.unit_starts.clear();
         self.pending_discontinuity = false;
         self.cut_asap = false;
-        let tables: Vec<u8> = self.analyzer.table_packets().flatten().copied().collect();
-        // The index starts with the segment's start: its ring time and wall
-        // clock, and the bytes of the tables a reader starting at a later
-        // keyframe sends first.
-        self.ring.add_keyframe(&Keyframe {
-            offset: 0,
-            ring_time_ns: start.ring_time_ns,
-            wall_ms: start.program_date_time_ms,
-            size: u32::try_from(tables.len()).unwrap_or(u32::MAX),
-            presentation_delay_90k: 0,
-        });
         // The random-access point follows the tables.
         self.note_unit_start(tables.len() as u64);
         self.unit = Some(UnitStart {

@@ -11,7 +11,7 @@ use crate::layout::{SegmentInfo, segment_file_name, segment_index_name};
 use crate::platform::{self, DirHandle};
 use crate::ts::analyzer::Unit;
 use crate::ts::random_access::Verdict;
-use crate::ts::timeline::{PCR_HZ, Pcr};
+use crate::ts::timeline::{PCR_HZ, Pcr, presentation_delay};
 use crate::ts::{PACKET_SIZE, Packet, StreamAnalyzer};
 
 /// Appends the records of the open segment's index. A record that cannot be
@@ -61,9 +61,12 @@ fn read(dir: &DirHandle, sequence: u64, data_len: u64) -> Option<SegmentIndex> {
 /// one whose start does not follow `ring_end_ns` (the previous segment's
 /// end). Returns the segment's start in ring time.
 pub(super) fn adopt_index(dir: &DirHandle, info: &SegmentInfo, ring_end_ns: u64) -> u64 {
-    if let Some(index) = read(dir, info.sequence, info.bytes)
-        && index.start.ring_time_ns >= ring_end_ns
-    {
+    let existing = read(dir, info.sequence, info.bytes).filter(|i| i.start.ring_time_ns >= ring_end_ns);
+    // An index with keyframes is kept, cut to them. One with only its start
+    // record (the writer died before the first keyframe's record, which is
+    // written when the next access unit starts) keeps its start and has its
+    // keyframes found again.
+    if let Some(index) = existing.as_ref().filter(|i| !i.keyframes.is_empty()) {
         let valid = (index.records() * RECORD_SIZE) as u64;
         if dir
             .entry(&segment_index_name(info.sequence))
@@ -74,20 +77,25 @@ pub(super) fn adopt_index(dir: &DirHandle, info: &SegmentInfo, ring_end_ns: u64)
         }
         return index.start.ring_time_ns;
     }
-    let mut start = Keyframe {
-        offset: 0,
-        ring_time_ns: ring_end_ns,
-        wall_ms: info.program_date_time_ms,
-        size: 0,
-        presentation_delay_90k: 0,
-    };
+    let mut start = existing.map_or(
+        Keyframe {
+            offset: 0,
+            ring_time_ns: ring_end_ns,
+            wall_ms: info.program_date_time_ms,
+            size: 0,
+            presentation_delay_90k: 0,
+        },
+        |i| i.start,
+    );
     let keyframes = dir
         .open_read_only(&segment_file_name(info.sequence))
         .and_then(|f| scan_keyframes(&f, info.bytes, &start))
         .unwrap_or_default();
     // The head before the first keyframe: the tables, in a segment that
-    // starts at one.
-    start.size = keyframes.first().map_or(0, |k| u32::try_from(k.offset).unwrap_or(0));
+    // starts at one (unless the start record said).
+    if start.size == 0 {
+        start.size = keyframes.first().map_or(0, |k| u32::try_from(k.offset).unwrap_or(0));
+    }
     if let Ok(mut writer) = IndexWriter::create(dir, info.sequence) {
         for k in std::iter::once(&start).chain(&keyframes) {
             if writer.append(k).is_err() {
@@ -95,7 +103,7 @@ pub(super) fn adopt_index(dir: &DirHandle, info: &SegmentInfo, ring_end_ns: u64)
             }
         }
     }
-    ring_end_ns
+    start.ring_time_ns
 }
 
 /// The random-access points of a segment's first `len` bytes, found the way
@@ -158,34 +166,4 @@ pub(super) fn scan_keyframes(file: &File, len: u64, start: &Keyframe) -> io::Res
     // The same rules a reader applies.
     keyframes.dedup_by(|b, a| b.offset <= a.offset);
     Ok(keyframes)
-}
-
-/// A PES packet's PTS minus the program clock `pcr` (both 33-bit 90 kHz
-/// values, so the difference is taken across the wrap and read as signed),
-/// clamped to what a record holds; 0 when either is missing.
-#[must_use]
-pub(crate) fn presentation_delay(pts: Option<u64>, pcr: Option<Pcr>) -> i32 {
-    const WRAP: i64 = 1 << 33;
-    let (Some(pts), Some(pcr)) = (pts, pcr) else {
-        return 0;
-    };
-    let pts = i64::try_from(pts).unwrap_or(0);
-    let clock = i64::try_from(pcr.base_90k()).unwrap_or(0);
-    let diff = (pts - clock).rem_euclid(WRAP);
-    let signed = if diff >= WRAP / 2 { diff - WRAP } else { diff };
-    i32::try_from(signed).unwrap_or(if signed < 0 { i32::MIN } else { i32::MAX })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn presentation_delay_is_signed_across_the_wrap() {
-        let pcr = |base: u64| Some(Pcr::from_ticks(base * 300));
-        assert_eq!(presentation_delay(Some(90_000 + 63_000), pcr(90_000)), 63_000);
-        assert_eq!(presentation_delay(Some(90_000), pcr(90_000 + 9_000)), -9_000);
-        assert_eq!(presentation_delay(Some(100), pcr((1 << 33) - 900)), 1000);
-        assert_eq!(presentation_delay(None, pcr(1)), 0);
-    }
 }

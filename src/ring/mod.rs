@@ -37,7 +37,6 @@ use std::path::{Path, PathBuf};
 use crate::layout::index::Keyframe;
 pub use failure::{FailureKind, RingError, WriteFailure};
 use index::IndexWriter;
-pub(crate) use index::presentation_delay;
 use journal::Journal;
 use recovery::{Adoption, adopt, highest_sequence_on_disk};
 use retention::Retired;
@@ -46,7 +45,7 @@ use reuse::Reuse;
 pub use segment::{Chunk, CloseError, PendingWrites, SegmentWriter, SharedBytes};
 
 pub use crate::layout::SegmentInfo;
-use crate::layout::{LOCK_NAME, MAX_SEQUENCE, SPARE_NAME, segment_file_name};
+use crate::layout::{LOCK_NAME, MAX_SEQUENCE, SPARE_NAME, segment_file_name, segment_index_name};
 use crate::platform::DirHandle;
 
 /// Free space is checked at every rotation and after this many bytes.
@@ -88,6 +87,9 @@ pub struct SegmentStart {
     pub discontinuity: bool,
     /// It starts at a random-access point (not a forced cut).
     pub independent: bool,
+    /// Bytes of the tables (PAT, PMTs) it starts with, which a reader
+    /// entering it at a later keyframe sends first.
+    pub head_bytes: u32,
 }
 
 /// What the ring has done, for the `stats` property.
@@ -355,6 +357,19 @@ impl Ring {
             self.recreate_directory()
                 .map_err(|e| WriteFailure::new(self.config.dir.clone(), e, true))?;
         }
+        // The index, with its start record, comes before the segment's
+        // file: a reader that finds the file finds where it starts.
+        let mut index = IndexWriter::create(&self.handle, sequence).unwrap_or_else(|_| IndexWriter::none());
+        let first = Keyframe {
+            offset: 0,
+            ring_time_ns: start.ring_time_ns,
+            wall_ms: start.program_date_time_ms,
+            size: start.head_bytes,
+            presentation_delay_90k: 0,
+        };
+        if index.append(&first).is_err() {
+            self.stats.metadata_write_errors += 1;
+        }
         let reused = self.reuse.has_spare();
         let spare = self
             .reuse
@@ -369,7 +384,14 @@ impl Ring {
         {
             result = SegmentWriter::create(&self.handle, sequence, &mut self.spare_buffers);
         }
-        let writer = result.map_err(|e| WriteFailure::new(path, e, true))?;
+        let writer = match result {
+            Ok(writer) => writer,
+            Err(e) => {
+                // No segment, no index.
+                let _ = self.handle.remove(&segment_index_name(sequence));
+                return Err(WriteFailure::new(path, e, true));
+            }
+        };
         // Writing works again: what could not be deleted before goes now.
         self.retry_deletions();
         // Readers look for the segment being written after the newest one
@@ -381,10 +403,6 @@ impl Ring {
             self.reuse.announce(&self.handle, sequence, &mut self.stats);
         }
         self.stats.segments_created += 1;
-        let index = IndexWriter::create(&self.handle, sequence).unwrap_or_else(|_| {
-            self.stats.metadata_write_errors += 1;
-            IndexWriter::none()
-        });
         self.current = Some(Current { writer, start, index });
         Ok(())
     }

@@ -314,8 +314,8 @@ fn recover_unjournaled(
     // index; the file's time is when it was last written, which after a
     // crash (trimmed, or written on after) says little about its start.
     let indexed_start_ms =
-        crate::layout::index::read_opened(dir.open_read_only(&crate::layout::segment_index_name(seq)), u64::MAX)
-            .map(|i| i.start.wall_ms);
+        crate::layout::index::read_start(dir.open_read_only(&crate::layout::segment_index_name(seq)))
+            .map(|start| start.wall_ms);
     match recover_segment(file).map_err(cannot_write)? {
         Recovery::Usable(r) => {
             stats.adopted_trimmed_bytes += r.trimmed;

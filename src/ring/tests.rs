@@ -27,6 +27,7 @@ pub(crate) fn start(discontinuity: bool) -> SegmentStart {
         program_date_time_ms: 1_700_000_000_000,
         discontinuity,
         independent: true,
+        head_bytes: 0,
     }
 }
 

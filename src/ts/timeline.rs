@@ -280,9 +280,34 @@ fn ticks_to_ns(ticks: u64) -> u64 {
     u64::try_from(u128::from(ticks) * u128::from(NS) / u128::from(PCR_HZ)).unwrap_or(u64::MAX)
 }
 
+/// A PES packet's PTS minus the program clock `pcr` (both 33-bit 90 kHz
+/// values, so the difference is taken across the wrap and read as signed),
+/// clamped to what a record holds; 0 when either is missing.
+#[must_use]
+pub fn presentation_delay(pts: Option<u64>, pcr: Option<Pcr>) -> i32 {
+    const WRAP: i64 = 1 << 33;
+    let (Some(pts), Some(pcr)) = (pts, pcr) else {
+        return 0;
+    };
+    let pts = i64::try_from(pts).unwrap_or(0);
+    let clock = i64::try_from(pcr.base_90k()).unwrap_or(0);
+    let diff = (pts - clock).rem_euclid(WRAP);
+    let signed = if diff >= WRAP / 2 { diff - WRAP } else { diff };
+    i32::try_from(signed).unwrap_or(if signed < 0 { i32::MIN } else { i32::MAX })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presentation_delay_is_signed_across_the_wrap() {
+        let pcr = |base: u64| Some(Pcr::from_ticks(base * 300));
+        assert_eq!(presentation_delay(Some(90_000 + 63_000), pcr(90_000)), 63_000);
+        assert_eq!(presentation_delay(Some(90_000), pcr(90_000 + 9_000)), -9_000);
+        assert_eq!(presentation_delay(Some(100), pcr((1 << 33) - 900)), 1000);
+        assert_eq!(presentation_delay(None, pcr(1)), 0);
+    }
 
     const TICKS_PER_MS: u64 = PCR_HZ / 1000;
 

@@ -538,6 +538,35 @@ pub fn appsrc_sink(ring: &Path, props: &str) -> (gst::Pipeline, gst_app::AppSrc)
     (pipeline, src)
 }
 
+/// No extra environment for [`gst_launch`], [`run_bounded`], [`record_in_process`].
+pub const NO_ENV: &[(&str, &str)] = &[];
+
+/// The environment that makes the fault shim fail `calls` on files of
+/// `dir` whose name contains `matching`, plus `extra` settings
+/// (`FAULT_COUNT`, `FAULT_SHORT`, `FAULT_LOG`, ...; see the C file).
+pub fn fault_env(
+    dir: &Path,
+    matching: &str,
+    calls: &str,
+    extra: &[(&'static str, &str)],
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("LD_PRELOAD", fault_shim().display().to_string()),
+        ("FAULT_DIR", dir.display().to_string()),
+        ("FAULT_MATCH", matching.to_owned()),
+        ("FAULT_CALLS", calls.to_owned()),
+    ];
+    env.extend(extra.iter().map(|&(k, v)| (k, v.to_owned())));
+    env
+}
+
+/// Asserts that the ring at `ring` holds every packet of the test stream
+/// of `seconds` (see [`assert_input_in_ring`]).
+pub fn assert_ring_holds_test_stream(ring: &Path, seconds: u32) {
+    let recorded: Vec<u8> = ring_files(ring).into_iter().flat_map(|(_, d)| d).collect();
+    assert_input_in_ring(&std::fs::read(test_stream(seconds)).expect("input"), &recorded);
+}
+
 /// The `LD_PRELOAD` fault shim (`tests/shim/faults.c`), built once per test
 /// binary with `cc`. See the C file for the environment it reads.
 pub fn fault_shim() -> PathBuf {
@@ -575,14 +604,19 @@ pub fn element_messages(bus: &gst::Bus, name: &str) -> Vec<gst::Structure> {
 /// Runs `gst-launch-1.0 ARGS` in another process with this build's plugin
 /// and `env`, killed after `timeout`; returns (exited in time, success,
 /// stdout + stderr).
-pub fn gst_launch(args: &str, env: &[(&str, &str)], timeout: Duration) -> (bool, bool, String) {
+pub fn gst_launch<V: AsRef<std::ffi::OsStr>>(args: &str, env: &[(&str, V)], timeout: Duration) -> (bool, bool, String) {
     run_bounded("gst-launch-1.0", args, env, timeout)
 }
 
 /// Runs `program ARGS` with this build's plugin on `GST_PLUGIN_PATH` and
 /// `env`, killed after `timeout`; returns (exited in time, success,
 /// stdout + stderr).
-pub fn run_bounded(program: &str, args: &str, env: &[(&str, &str)], timeout: Duration) -> (bool, bool, String) {
+pub fn run_bounded<V: AsRef<std::ffi::OsStr>>(
+    program: &str,
+    args: &str,
+    env: &[(&str, V)],
+    timeout: Duration,
+) -> (bool, bool, String) {
     let mut cmd = Command::new(program);
     cmd.env("GST_PLUGIN_PATH", plugin_dir())
         .args(args.split_whitespace())
@@ -622,7 +656,12 @@ pub fn recording_kind(nick: &str) -> gst::glib::Value {
 /// Records `seconds` of the test stream into `ring` with `gst-launch-1.0 -m`
 /// in another process (bounded: a hang fails the test); returns (success,
 /// output with every message).
-pub fn record_in_process(ring: &Path, seconds: u32, props: &str, env: &[(&str, &str)]) -> (bool, String) {
+pub fn record_in_process<V: AsRef<std::ffi::OsStr>>(
+    ring: &Path,
+    seconds: u32,
+    props: &str,
+    env: &[(&str, V)],
+) -> (bool, String) {
     let (exited, ok, text) = gst_launch(
         &format!(
             "-m filesrc location={} ! streambuffersink location={} {props}",
