@@ -362,7 +362,6 @@ fn stop_offset_in_the_past() {
 struct Fed10s {
     data: Vec<u8>,
     dir: tempfile::TempDir,
-    ring: std::path::PathBuf,
     f: Feeder,
     /// Where in `data` feeding stopped.
     cut: usize,
@@ -385,13 +384,7 @@ fn fed_10_5_seconds() -> Fed10s {
     let mut f = Feeder::new(&ring, "segment-duration=6000000000 max-duration=0");
     let cut = offset_at(&data, 10.5);
     f.feed(&data[..cut]);
-    Fed10s {
-        data,
-        dir,
-        ring,
-        f,
-        cut,
-    }
+    Fed10s { data, dir, f, cut }
 }
 
 /// Content recordings start at the keyframe at or before their start, not
@@ -489,71 +482,234 @@ fn a_reference_recording_starts_where_it_was_asked_to() {
     );
 }
 
-/// `start-recording-at` and `stop-recording-at` take date-times on the
-/// recorder's wall clock (the one in the keyframe index): started at the
-/// date of 7.5 s and stopped at the date of 10.5 s, a content recording
-/// holds 7 s .. 11 s. A start or stop in the future is refused (0 /
-/// FALSE, with a WARNING), never taken as "now".
+/// A 30 s H.264 test pattern, 25 fps, a keyframe every second (no B-frames).
+fn one_second_gops(dir: &std::path::Path) -> Vec<u8> {
+    let path = dir.join("input.ts");
+    run_to_eos(
+        &format!(
+            "videotestsrc num-buffers=750 pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+             x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=600 ! \
+             mpegtsmux ! filesink location={}",
+            path.display()
+        ),
+        Duration::from_secs(120),
+    )
+    .expect("generate input");
+    std::fs::read(path).expect("read input")
+}
+
+/// The sink's recording messages, as they are posted.
+fn recording_messages(pipeline: &gst::Pipeline) -> std::sync::Arc<std::sync::Mutex<Vec<gst::Structure>>> {
+    let found: std::sync::Arc<std::sync::Mutex<Vec<gst::Structure>>> = Default::default();
+    let sink = found.clone();
+    pipeline.bus().expect("bus").set_sync_handler(move |_, msg| {
+        if let gst::MessageView::Element(e) = msg.view()
+            && let Some(s) = e.structure()
+            && s.name().starts_with("streambuffer-recording-")
+        {
+            sink.lock().expect("lock").push(s.to_owned());
+        }
+        gst::BusSyncReply::Pass
+    });
+    found
+}
+
+/// A GDateTime for ms since the epoch (UTC).
+fn date(ms: i64) -> gst::glib::DateTime {
+    gst::glib::DateTime::from_unix_utc(ms.div_euclid(1000))
+        .and_then(|d| d.add(gst::glib::TimeSpan::from_milliseconds(ms.rem_euclid(1000))))
+        .expect("date")
+}
+
+/// A message's date-time field in ms since the epoch.
+fn field_ms(s: &gst::Structure, field: &str) -> i64 {
+    let d = s
+        .get::<gst::DateTime>(field)
+        .unwrap_or_else(|e| panic!("{field} in {s}: {e}"))
+        .to_g_date_time()
+        .expect("a full date-time");
+    d.to_unix() * 1000 + i64::from(d.microsecond() / 1000)
+}
+
+/// Presentation times of the video frames `path` holds, in ns of its PTS,
+/// as ffprobe decodes them.
+fn frame_pts_ns(path: &std::path::Path) -> Vec<u64> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
+        .map(|s| (s * 1e9).round() as u64)
+        .collect()
+}
+
+/// Recordings started and stopped in the past, now and in the future, by
+/// offset and by date-time, hold exactly the range their messages report:
+/// a content recording starts at the keyframe at or before its start and
+/// ends just before the first keyframe at or after its stop; its
+/// `start-time` / `stop-time` are those keyframes' positions on the
+/// ring's timeline (as `streambuffersrc` reports them) and its date-times
+/// their dates in the keyframe index; its decoded frames run from the
+/// first to the frame before the second, none missing. Future starts are
+/// scheduled (a `-scheduled` message now, `-started` when it comes); a
+/// scheduled reference recording keeps whole segments and says where it
+/// starts and stops.
 #[test]
-fn recordings_by_date_time_and_future_refusals() {
-    let mut fed = fed_10_5_seconds();
-    let at = |seconds: f64| offset_at(&fed.data, seconds);
-    // The wall clock of the keyframe at 10 s, from the open segment's index.
-    let k10 = *index_records(&fed.ring, 1).last().expect("keyframe");
-    let wall_of = |seconds: f64| k10.wall_ms + ((seconds - 10.0) * 1000.0) as i64;
-    let date = |ms: i64| {
-        gst::glib::DateTime::from_unix_utc(ms.div_euclid(1000))
-            .and_then(|d| d.add(gst::glib::TimeSpan::from_milliseconds(ms.rem_euclid(1000))))
-            .expect("date")
+fn recordings_hold_the_range_they_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = one_second_gops(dir.path());
+    let ring = dir.path().join("ring");
+    let mut f = Feeder::new(&ring, "segment-duration=6000000000 max-duration=0");
+    let messages = recording_messages(&f.pipeline);
+    let at = |seconds: f64| offset_at(&data, seconds);
+    f.feed(&data[..at(10.5)]);
+    // The recorder's wall clock at a second of the stream, from an index
+    // record (ring time 0 is the first keyframe, at the stream's start).
+    let k = index_records(&ring, 1)[1];
+    let wall_of = |seconds: f64| k.wall_ms + ((seconds * 1e9 - k.ring_time_ns as f64) / 1e6) as i64;
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let content = recording_kind("content");
+    let start_at = |name: &str, seconds: f64| {
+        f.sink
+            .emit_by_name::<u32>("start-recording-at", &[&path(name), &content, &date(wall_of(seconds))])
     };
-    let path = fed.dir.path().join("by-date.ts");
-    let kind = recording_kind("content");
-    let id = fed.f.sink.emit_by_name::<u32>(
-        "start-recording-at",
-        &[&path.display().to_string(), &kind, &date(wall_of(7.5))],
-    );
-    assert_ne!(id, 0, "refused");
-    let bus = fed.f.pipeline.bus().expect("bus");
-    let future = fed.f.sink.emit_by_name::<u32>(
-        "start-recording-at",
-        &[
-            &fed.dir.path().join("future.ts").display().to_string(),
-            &kind,
-            &date(wall_of(70.0)),
-        ],
-    );
-    assert_eq!(future, 0, "a start in the future was taken");
-    assert_eq!(
-        fed.f.start(&fed.dir.path().join("plus.ts"), "content", 5),
-        0,
-        "a positive offset was taken"
-    );
-    assert!(!fed.dir.path().join("future.ts").exists() && !fed.dir.path().join("plus.ts").exists());
-    fed.f.feed(&fed.data[fed.cut..at(11.9)]);
+    // (name, requested start and stop in stream seconds)
+    let a = start_at("a.ts", 7.4); // past, by date
+    let b = f.start(std::path::Path::new(&path("b.ts")), "content", 0); // now
+    let c = f
+        .sink
+        .emit_by_name::<u32>("start-recording", &[&path("c.ts"), &content, &2_300_000_000i64]); // future, by offset
+    let d = start_at("d.ts", 14.6); // future, by date
+    let e = f.sink.emit_by_name::<u32>(
+        "start-recording",
+        &[&path("e"), &recording_kind("reference"), &3_700_000_000i64],
+    ); // reference, future
     assert!(
-        !fed.f
-            .sink
-            .emit_by_name::<bool>("stop-recording-at", &[&id, &date(wall_of(70.0))]),
-        "a stop in the future"
+        [a, b, c, d, e].iter().all(|&id| id != 0),
+        "refused: {a} {b} {c} {d} {e}"
     );
+    let names = |kind: &str| -> Vec<u32> {
+        let m = messages.lock().expect("lock");
+        m.iter()
+            .filter(|s| s.name().as_str() == format!("streambuffer-recording-{kind}"))
+            .map(|s| s.get::<u32>("id").expect("id"))
+            .collect()
+    };
+    assert_eq!(names("scheduled"), vec![c, d, e]);
+    assert_eq!(names("started"), vec![a, b], "only the past and present began");
+    f.feed(&data[at(10.5)..at(16.5)]);
+    assert_eq!(names("started"), vec![a, b, c, d, e], "the scheduled recordings began");
+    assert!(f.sink.emit_by_name::<bool>("stop-recording", &[&a, &-1_300_000_000i64])); // past, by offset (15.2)
+    assert!(f.stop(b, 0)); // now (16.5)
     assert!(
-        fed.f
-            .sink
-            .emit_by_name::<bool>("stop-recording-at", &[&id, &date(wall_of(10.5))])
-    );
-    let warnings: Vec<String> = std::iter::from_fn(|| bus.pop())
-        .filter_map(|m| match m.view() {
-            gst::MessageView::Warning(w) => Some(w.error().to_string()),
-            _ => None,
-        })
+        f.sink
+            .emit_by_name::<bool>("stop-recording-at", &[&c, &date(wall_of(21.4))])
+    ); // future, by date
+    assert!(f.sink.emit_by_name::<bool>("stop-recording", &[&d, &2_300_000_000i64])); // future, by offset (18.8)
+    assert!(f.sink.emit_by_name::<bool>("stop-recording", &[&e, &9_000_000_000i64])); // future (25.5)
+    f.feed(&data[at(16.5)..]);
+    f.finish();
+
+    // Every keyframe the ring indexed, in order.
+    let keyframes: Vec<IndexRecord> = (0..5)
+        .flat_map(|seq| index_records(&ring, seq).into_iter().skip(1))
         .collect();
+    let at_or_before = |ms: i64| {
+        *keyframes
+            .iter()
+            .rev()
+            .find(|k| k.wall_ms <= ms)
+            .expect("keyframe before")
+    };
+    let at_or_after = |ms: i64| *keyframes.iter().find(|k| k.wall_ms >= ms).expect("keyframe after");
+    // Stream PTS to ring presentation time: the first keyframe of the ring.
+    let pts_offset =
+        frame_pts_ns(&ring.join("segment-000000000000.ts"))[0] as i64 - keyframes[0].presentation_ns() as i64;
+    let m = messages.lock().expect("lock").clone();
+    let stopped = |id: u32| {
+        m.iter()
+            .find(|s| s.name() == "streambuffer-recording-stopped" && s.get::<u32>("id") == Ok(id))
+            .unwrap_or_else(|| panic!("no stop message for {id}"))
+            .clone()
+    };
+    for (id, name, from, to) in [
+        (a, "a.ts", 7.4, 15.2),
+        (b, "b.ts", 10.5, 16.5),
+        (c, "c.ts", 12.8, 21.4),
+        (d, "d.ts", 14.6, 18.8),
+    ] {
+        let s = stopped(id);
+        assert_eq!(s.get::<&str>("status"), Ok("ok"), "{s}");
+        let (first, last) = (at_or_before(wall_of(from)), at_or_after(wall_of(to)));
+        let (start, stop) = (
+            s.get::<u64>("start-time").expect("start"),
+            s.get::<u64>("stop-time").expect("stop"),
+        );
+        assert!(
+            start.abs_diff(first.presentation_ns()) < 1_000_000,
+            "{name}: starts at {start}, keyframe {first:?}"
+        );
+        assert!(
+            stop.abs_diff(last.presentation_ns()) < 1_000_000,
+            "{name}: stops at {stop}, keyframe {last:?}"
+        );
+        assert_eq!(field_ms(&s, "start-date-time"), first.wall_ms, "{name}");
+        assert_eq!(field_ms(&s, "stop-date-time"), last.wall_ms, "{name}");
+        let frames = frame_pts_ns(&dir.path().join(name));
+        let shown = |pts: u64| (pts as i64 - pts_offset) as u64;
+        let (lo, hi) = (
+            shown(*frames.iter().min().expect("frames")),
+            shown(*frames.iter().max().expect("frames")),
+        );
+        assert!(
+            lo.abs_diff(start) < 2_000_000,
+            "{name}: first frame at {lo}, reported {start}"
+        );
+        assert!(
+            (hi + 40_000_000).abs_diff(stop) < 2_000_000,
+            "{name}: last frame at {hi}, reported stop {stop}"
+        );
+        assert_eq!(
+            frames.len() as u64,
+            (stop - start + 20_000_000) / 40_000_000,
+            "{name}: frames missing"
+        );
+        ffmpeg_decode(&dir.path().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // The reference recording: whole segments 2 to 4 (12 s .. 30 s), its
+    // playlist starting where it was asked to (14.2 s).
+    let s = stopped(e);
+    let pl = playlist(&dir.path().join("e"));
+    let first_seq: u64 = pl.segments[0].uri[8..20].parse().expect("sequence");
+    assert_eq!((first_seq, pl.segments.len()), (2, 3), "{pl:?}");
+    let seg_start = index_records(&ring, 2)[0];
+    let offset = pl.start.expect("EXT-X-START").time_offset as f64;
+    let start = s.get::<u64>("start-time").expect("start");
+    // Positions are presentation times: ring time plus the stream's delay.
+    let delay = (keyframes[0].presentation_ns() - keyframes[0].ring_time_ns) as f64;
+    let reported_offset = (start as f64 - delay - seg_start.ring_time_ns as f64) / 1e9;
     assert!(
-        warnings.iter().filter(|w| w.contains("future")).count() >= 3,
-        "{warnings:?}"
+        (offset - reported_offset).abs() < 0.05,
+        "EXT-X-START {offset} s, reported {reported_offset} s"
     );
-    fed.f.feed(&fed.data[at(11.9)..]);
-    fed.f.finish();
-    ffmpeg_decode(&path).expect("decodes");
-    let duration = ffprobe_duration(&path);
-    assert!((duration - 4.0).abs() <= 0.6, "{duration} s recorded, 4 s expected");
+    assert!((offset - 2.2).abs() < 0.3, "EXT-X-START {offset} s");
+    let end: f64 = pl.segments.iter().map(|s| f64::from(s.duration)).sum::<f64>() + seg_start.ring_time_ns as f64 / 1e9;
+    let stop = (s.get::<u64>("stop-time").expect("stop") as f64 - delay) / 1e9;
+    assert!(
+        (stop - end).abs() < 0.05,
+        "reference stops at {stop} s, its segments end at {end} s"
+    );
+    ffmpeg_decode(&dir.path().join("e").join("index.m3u8")).expect("reference plays");
 }

@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use health::{EpisodeSummary, FailureStats};
-pub use recording::{RecordingKind, RecordingSummary};
+pub use recording::{RecordingKind, RecordingPoint, RecordingSummary};
+
 use segmenter::{Halt, Segmenter};
 
 use crate::ring::{FailureKind, Ring, SharedBytes, WriteFailure};
@@ -69,12 +70,18 @@ pub enum RecorderEvent {
     WriteFailureClear(EpisodeSummary),
     /// Oldest segments were deleted to make room for a write that failed for lack of space.
     EvictedUnderPressure { segments: u64, bytes: u64 },
+    /// A recording was scheduled: it begins when its start comes.
+    RecordingScheduled {
+        id: u32,
+        location: PathBuf,
+        kind: RecordingKind,
+    },
     /// A recording began (its history, if any, is already in place).
     RecordingStarted {
         id: u32,
         location: PathBuf,
         kind: RecordingKind,
-        start_ns: u64,
+        start: RecordingPoint,
     },
     /// A recording ended, with its final status.
     RecordingStopped(RecordingSummary),
@@ -92,6 +99,18 @@ pub trait Host {
     fn wait(&mut self, timeout: Duration) -> bool;
     /// Delivers an event to the application.
     fn event(&mut self, event: RecorderEvent);
+}
+
+/// When a recording is to start or stop, as an application asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingRequest {
+    /// Nanoseconds from now: negative in the past (reaching back into the
+    /// ring), 0 now, positive in the future (scheduled).
+    Offset(i64),
+    /// A wall-clock date-time, ms since the epoch, on the clock the keyframe
+    /// index and the playlist's date-times use: in the past, the content
+    /// received then; in the future, scheduled.
+    Date(i64),
 }
 
 /// Why [`Recorder::push`] (or flush, finish) did not complete normally.
@@ -196,45 +215,28 @@ impl Recorder {
         self.segmenter.recordings.ids()
     }
 
-    /// Starts a recording; see [`Recordings::start`]. Returns its id. A
-    /// start in the future is refused: recordings are not scheduled (yet),
-    /// and starting one now instead would not be what was asked.
+    /// Starts a recording `when` asked; see [`Recordings::start`]. Returns
+    /// its id.
     pub fn start_recording(
         &mut self,
         location: &std::path::Path,
         kind: RecordingKind,
-        start_offset_ns: i64,
+        when: RecordingRequest,
         host: &mut dyn Host,
     ) -> Result<u32, String> {
-        if start_offset_ns > 0 {
-            return Err(format!(
-                "a start {} ms in the future cannot be scheduled; start it then, or with an offset of 0 or less",
-                start_offset_ns / 1_000_000
-            ));
-        }
         let s = &mut self.segmenter;
+        let when = s.resolve(when);
         let at = s.stream_position();
-        s.recordings
-            .start(&mut s.ring, at, location, kind, start_offset_ns, host)
+        s.recordings.start(&mut s.ring, at, location, kind, when, host)
     }
 
-    /// The offset from now, in ns, of wall-clock time `date_ms` (ms since
-    /// the epoch) on the recorder's timeline: negative in the past.
-    #[must_use]
-    pub fn offset_of_date(&self, date_ms: i64) -> i64 {
-        let s = &self.segmenter;
-        let now_ms = s.wall_ms(s.timeline.position_ns());
-        date_ms.saturating_sub(now_ms).saturating_mul(1_000_000)
-    }
-
-    /// Stops recording `id`; see [`Recordings::stop`]. Returns false for an
-    /// unknown id.
-    pub fn stop_recording(&mut self, id: u32, stop_offset_ns: i64, host: &mut dyn Host) -> bool {
+    /// Stops recording `id` `when` asked; see [`Recordings::stop`].
+    /// Returns false for an unknown id.
+    pub fn stop_recording(&mut self, id: u32, when: RecordingRequest, host: &mut dyn Host) -> bool {
         let s = &mut self.segmenter;
-        let now = s.timeline.position_ns();
-        let ring_dir = s.ring.dir().to_owned();
-        s.recordings
-            .stop(id, stop_offset_ns, now, s.ring.is_segment_open(), &ring_dir, host)
+        let when = s.resolve(when);
+        let at = s.stream_position();
+        s.recordings.stop(id, when, &s.ring, at, host)
     }
 
     #[cfg(test)]
@@ -294,6 +296,7 @@ impl Recorder {
             None => s.timeline.on_untimed_buffer(),
         }
         self.feed(data, false, host);
+        self.segmenter.poll_recordings(host);
         self.segmenter.end_call()
     }
 
@@ -336,7 +339,7 @@ impl Recorder {
         let s = &mut self.segmenter;
         if let Err(e) = s.begin_call(host) {
             s.close_after_fatal();
-            s.recordings.finish_all(s.timeline.end_position_ns(), host);
+            s.finish_recordings(host);
             return Err(e);
         }
         if !may_block && s.config.failure_mode == FailureMode::Block {
@@ -352,7 +355,7 @@ impl Recorder {
                 match s.ring.finish_segment(duration) {
                     Ok(()) => {
                         s.on_finished(host);
-                        s.on_segment_completed(s.segment_start_ns, host);
+                        s.on_segment_completed(host);
                     }
                     Err(f) => s.on_failure(f, host, |r| r.finish_segment(duration)),
                 }
@@ -360,7 +363,7 @@ impl Recorder {
             // Nothing is open any more: this only publishes the ended playlist.
             let _ = s.ring.close(0);
         }
-        s.recordings.finish_all(s.timeline.end_position_ns(), host);
+        s.finish_recordings(host);
         s.end_call()
     }
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::health::{Probe, WriteHealth};
 use super::{Host, RecorderEvent};
+use crate::layout::index::Keyframe;
 use crate::layout::playlist::{PlaylistHeader, render};
 use crate::layout::{PLAYLIST_NAME, SegmentInfo, segment_file_name, segment_index_name};
 use crate::platform;
@@ -37,14 +38,29 @@ impl RecordingKind {
     }
 }
 
+/// Where a recording starts or stops, as reported: on the timeline every
+/// reader of the ring shares, and on the wall clock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordingPoint {
+    /// Presentation time on the ring's timeline: ring time plus the
+    /// stream's presentation delay, the position `streambuffersrc` reports
+    /// and seeks to for the same content.
+    pub position_ns: u64,
+    /// When the content there was received (ms since the epoch), the date
+    /// the keyframe index and the playlist give it; `None` if unknown.
+    pub date_ms: Option<i64>,
+}
+
 /// The final report of a recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordingSummary {
     pub id: u32,
     pub location: PathBuf,
     pub kind: RecordingKind,
-    pub start_ns: u64,
-    pub stop_ns: u64,
+    /// Where the recording's content starts and ends (its first keyframe;
+    /// the keyframe it ends before, or the end of its last segment).
+    pub start: RecordingPoint,
+    pub stop: RecordingPoint,
     pub bytes: u64,
     /// Reference recordings: segments that had to be copied (no hard link).
     pub copied_segments: u64,
@@ -54,24 +70,77 @@ pub struct RecordingSummary {
 /// Where the recorder is in its stream, for starting and stopping recordings.
 #[derive(Debug, Clone, Copy)]
 pub struct StreamPosition {
-    /// Timeline position now.
-    pub now_ns: u64,
-    /// Timeline position where the open segment started (if one is open).
-    pub segment_start_ns: u64,
+    /// The recorder's timeline position now (the stream's clock, which
+    /// scheduled starts and stops wait for).
+    pub position_ns: u64,
+    /// Ring time now.
+    pub ring_ns: u64,
+    /// The stream's presentation delay now (see [`RecordingPoint`]).
+    pub delay_ns: u64,
     /// Host time at the start of the current call.
     pub wall: Instant,
+}
+
+impl StreamPosition {
+    /// The reported point of ring time `ring_ns`.
+    fn point(&self, ring: &Ring, ring_ns: u64) -> RecordingPoint {
+        RecordingPoint {
+            position_ns: ring_ns.saturating_add(self.delay_ns),
+            date_ms: ring.date_at(ring_ns),
+        }
+    }
+}
+
+/// When a recording starts or stops, resolved against the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingTime {
+    /// Now: content from the keyframe at or before now; a reference
+    /// recording, which keeps whole segments, from the next segment.
+    Now,
+    /// At this ring time, already received (clamped to the oldest content).
+    Past(u64),
+    /// When the recorder's timeline reaches this position.
+    Scheduled(u64),
 }
 
 /// The running recordings of one recorder, fed from the ring's writes.
 pub struct Recordings {
     active: Vec<ActiveRecording>,
     next_id: u32,
+    /// The earliest timeline position at which a scheduled start or stop is
+    /// due (`u64::MAX` if none): the only check the common path pays.
+    next_due_ns: u64,
+    /// A content recording waits for the keyframe it is to end before.
+    awaiting_keyframe: bool,
+    /// Keyframes indexed when the pending stops were last tried.
+    keyframes_seen: u64,
 }
 
-/// A running recording and whether it still waits for the next cut to begin.
+/// Where a recording is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Begins when the recorder's timeline reaches this position.
+    Scheduled(u64),
+    /// A reference recording started "now": begins with the next segment.
+    WaitingForCut,
+    Running,
+}
+
+/// When a running recording is to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// When the recorder's timeline reaches this position.
+    Scheduled(u64),
+    /// At this ring time: content before the first keyframe at or after
+    /// it (once indexed), a reference recording with the segment holding it.
+    At(u64),
+}
+
+/// A recording, where it is in its life and when it stops.
 struct ActiveRecording {
     recording: Recording,
-    waiting_for_cut: bool,
+    phase: Phase,
+    stop: Option<Stop>,
 }
 
 impl Default for Recordings {
@@ -79,184 +148,231 @@ impl Default for Recordings {
         Recordings {
             active: Vec::new(),
             next_id: 1,
+            next_due_ns: u64::MAX,
+            awaiting_keyframe: false,
+            keyframes_seen: 0,
         }
     }
 }
 
 impl Recordings {
-    /// Ids of the running recordings.
+    /// Ids of the recordings that are running or scheduled.
     #[must_use]
     pub fn ids(&self) -> Vec<u32> {
         self.active.iter().map(|r| r.recording.id).collect()
     }
 
-    /// Starts a recording at `location`. A content recording starts at the
-    /// keyframe at or before now less `start_offset_ns` (reaching back into
-    /// the ring, clamped to the oldest content), from the keyframe index,
-    /// with the segment's PAT and PMT in front; a reference recording at the
-    /// segment start at or before it, or with 0 at the next segment.
-    /// Returns the id.
+    /// Whether something is due: a scheduled start or stop at timeline
+    /// position `position_ns`, or a stop waiting for a keyframe when
+    /// `keyframes_indexed` says new ones were indexed.
+    #[must_use]
+    pub fn needs_poll(&self, position_ns: u64, keyframes_indexed: u64) -> bool {
+        position_ns >= self.next_due_ns || self.awaiting_keyframe && keyframes_indexed != self.keyframes_seen
+    }
+
+    /// Starts a recording at `location` (created now, so that a bad location
+    /// is refused at once) `when` asked. A content recording starts at the
+    /// keyframe at or before its start (reaching back into the ring, clamped
+    /// to the oldest content), with its segment's PAT and PMT in front; a
+    /// reference recording with the segment holding its start, its playlist
+    /// saying where in it the recording starts. Returns the id.
     pub fn start(
         &mut self,
         ring: &mut Ring,
         at: StreamPosition,
         location: &Path,
         kind: RecordingKind,
-        start_offset_ns: i64,
+        when: RecordingTime,
         host: &mut dyn Host,
     ) -> Result<u32, String> {
         let id = self.next_id;
-        let now = at.now_ns;
-        // Start times of the completed segments, oldest first, counted back
-        // from the start of the segment being written.
-        let mut t = if ring.is_segment_open() {
-            at.segment_start_ns
-        } else {
-            now
-        };
-        let mut history: Vec<(SegmentInfo, u64)> = ring
-            .segments()
-            .rev()
-            .map(|s| {
-                t = t.saturating_sub(s.duration_ns);
-                (s.clone(), t)
-            })
-            .collect();
-        history.reverse();
-        // A content recording starts at a keyframe at or before its start,
-        // "now" included: it never waits for the next segment. A reference
-        // recording keeps whole segments: "now" is the next one.
-        let back = start_offset_ns < 0 || start_offset_ns == 0 && kind == RecordingKind::Content;
-        let target = now.saturating_sub(start_offset_ns.unsigned_abs());
-        let in_open = back && ring.is_segment_open() && target >= at.segment_start_ns;
-        let from = if back && !in_open {
-            history.iter().rposition(|(_, start)| *start <= target).unwrap_or(0)
-        } else {
-            history.len()
-        };
-        let current_from = ring.is_segment_open() && back;
-        let segment_start_ns = history
-            .get(from)
-            .map_or(if current_from { at.segment_start_ns } else { now }, |(_, s)| *s);
-        let first_sequence = history
-            .get(from)
-            .map(|(s, _)| s.sequence)
-            .or(ring.current_sequence().filter(|_| back));
-        let first_sequence = first_sequence.unwrap_or_else(|| ring.current_sequence().map_or(0, |s| s + 1));
-        // Where in the first segment a content recording starts: the
-        // keyframe at or before the target, from the segment's index.
-        let dir = ring.dir().to_owned();
-        if back {
-            let _ = ring.flush();
-        }
-        let first_len = history.get(from).map_or(ring.flushed_bytes(), |(info, _)| info.bytes);
-        let entry = (kind == RecordingKind::Content && back)
-            .then(|| keyframe_entry(&dir, first_sequence, first_len, target.saturating_sub(segment_start_ns)))
-            .flatten();
-        // A reference recording keeps whole segments; its playlist says
-        // where in the first one it starts (EXT-X-START), and so does its
-        // start-time.
-        let reference_offset = (kind == RecordingKind::Reference && back)
-            .then(|| target.saturating_sub(segment_start_ns))
-            .filter(|&ns| ns > 0);
-        let start_ns = segment_start_ns + entry.map_or(0, |e| e.since_start_ns) + reference_offset.unwrap_or(0);
-        let mut recording = Recording::create(id, kind, location, start_ns, first_sequence)
+        let mut recording = Recording::create(id, kind, location)
             .map_err(|e| format!("cannot create '{}': {e}", location.display()))?;
-        recording.start_offset_ns = reference_offset;
-        if back {
-            match kind {
-                RecordingKind::Content => {
-                    // Everything already written, then the live stream; the
-                    // first segment from its tables and the keyframe.
-                    let mut skip = entry;
-                    let segments = history[from..]
-                        .iter()
-                        .map(|(info, start)| (info.sequence, info.bytes, *start))
-                        .chain(
-                            ring.current_sequence()
-                                .map(|seq| (seq, ring.flushed_bytes(), at.segment_start_ns)),
-                        );
-                    for (sequence, bytes, start) in segments {
-                        let path = dir.join(segment_file_name(sequence));
-                        match skip.take() {
-                            Some(e) => {
-                                recording.mark_boundary(start_ns, at.wall);
-                                recording.note_segment(sequence, start, Some(e));
-                                recording.append_range(&path, 0..e.head).map_err(|e| e.to_string())?;
-                                recording
-                                    .append_range(&path, e.offset..bytes)
-                                    .map_err(|e| e.to_string())?;
-                            }
-                            None => {
-                                recording.mark_boundary(start, at.wall);
-                                recording.note_segment(sequence, start, None);
-                                recording.append_range(&path, 0..bytes).map_err(|e| e.to_string())?;
-                            }
-                        }
-                    }
-                }
-                RecordingKind::Reference => {
-                    for (info, start) in &history[from..] {
-                        recording.link(&dir, info, *start).map_err(|e| e.to_string())?;
-                    }
-                }
+        self.next_id += 1;
+        let target = match when {
+            RecordingTime::Scheduled(due) => {
+                host.event(RecorderEvent::RecordingScheduled {
+                    id,
+                    location: location.to_owned(),
+                    kind,
+                });
+                self.active.push(ActiveRecording {
+                    recording,
+                    phase: Phase::Scheduled(due),
+                    stop: None,
+                });
+                self.refresh();
+                return Ok(id);
+            }
+            RecordingTime::Now if kind == RecordingKind::Reference => None,
+            RecordingTime::Now => Some(at.ring_ns),
+            RecordingTime::Past(t) => Some(t.min(at.ring_ns)),
+        };
+        match recording.begin(ring, at, target, host) {
+            Ok(phase) => {
+                self.active.push(ActiveRecording {
+                    recording,
+                    phase,
+                    stop: None,
+                });
+                Ok(id)
+            }
+            Err(e) => {
+                recording.discard();
+                Err(e)
             }
         }
-        self.next_id += 1;
-        host.event(RecorderEvent::RecordingStarted {
-            id,
-            location: location.to_owned(),
-            kind,
-            start_ns,
-        });
-        self.active.push(ActiveRecording {
-            recording,
-            waiting_for_cut: !back,
-        });
-        Ok(id)
     }
 
-    /// Stops recording `id`: now (0), or in the past (negative offset: the
-    /// recording ends at the first segment start at or after that point).
-    /// A reference recording stopped now ends when the segment being written
-    /// completes (`segment_open`), so that it can be linked whole. Returns
-    /// false for an unknown id.
-    pub fn stop(
-        &mut self,
-        id: u32,
-        stop_offset_ns: i64,
-        now_ns: u64,
-        segment_open: bool,
-        ring_dir: &Path,
-        host: &mut dyn Host,
-    ) -> bool {
+    /// Stops recording `id` `when` asked: content ends before the first
+    /// keyframe at or after the stop (so "now" ends with the current GOP,
+    /// and the report comes when its keyframe is indexed), a reference
+    /// recording with the segment holding the stop. A recording stopped
+    /// before it began is removed. Returns false for an unknown id.
+    pub fn stop(&mut self, id: u32, when: RecordingTime, ring: &Ring, at: StreamPosition, host: &mut dyn Host) -> bool {
         let Some(i) = self.active.iter().position(|r| r.recording.id == id) else {
             return false;
         };
         let active = &mut self.active[i];
-        if stop_offset_ns >= 0 && active.recording.kind == RecordingKind::Reference && segment_open {
-            active.recording.stop_after_current = true;
+        if active.phase != Phase::Running {
+            if let RecordingTime::Scheduled(due) = when {
+                active.stop = Some(Stop::Scheduled(due));
+                self.refresh();
+                return true;
+            }
+            let active = self.active.remove(i);
+            host.event(RecorderEvent::RecordingStopped(
+                active.recording.abort("stopped before it began".into()),
+            ));
+            self.refresh();
             return true;
         }
-        let truncate = (stop_offset_ns < 0).then(|| now_ns.saturating_sub(stop_offset_ns.unsigned_abs()));
-        let active = self.active.remove(i);
-        // Content stopped in the past ends before the first keyframe at or
-        // after the stop, when the segments' indexes say where that is.
-        let cut = truncate.and_then(|t| active.recording.keyframe_cut(ring_dir, t));
-        let stop_ns = cut.map_or(truncate.unwrap_or(now_ns), |(_, time)| time);
-        host.event(RecorderEvent::RecordingStopped(
-            active.recording.finish(stop_ns, truncate, cut),
-        ));
+        active.stop = Some(match when {
+            RecordingTime::Scheduled(due) => Stop::Scheduled(due),
+            RecordingTime::Now => Stop::At(at.ring_ns),
+            RecordingTime::Past(t) => Stop::At(t),
+        });
+        self.refresh();
+        self.settle(ring, at, host);
         true
     }
 
-    /// A new ring segment starts at timeline position `start_ns`: recordings
-    /// waiting for a cut begin here, content files mark a boundary.
-    pub fn segment_started(&mut self, start_ns: u64, sequence: u64, wall: Instant) {
+    /// Does what is due (see [`Self::needs_poll`]): scheduled recordings
+    /// begin, scheduled stops take effect, stops waiting for a keyframe
+    /// end where one was indexed.
+    pub fn poll(&mut self, ring: &mut Ring, at: StreamPosition, keyframes_indexed: u64, host: &mut dyn Host) {
+        self.keyframes_seen = keyframes_indexed;
+        // Due a little before now (within the buffer that made it due):
+        // that much back in ring time.
+        let ring_at = |due: u64| at.ring_ns.saturating_sub(at.position_ns.saturating_sub(due));
+        let mut i = 0;
+        while i < self.active.len() {
+            let active = &mut self.active[i];
+            if let Phase::Scheduled(due) = active.phase
+                && due <= at.position_ns
+            {
+                match active.recording.begin(ring, at, Some(ring_at(due)), host) {
+                    Ok(phase) => active.phase = phase,
+                    Err(e) => {
+                        let active = self.active.remove(i);
+                        host.event(RecorderEvent::RecordingStopped(active.recording.abort(e)));
+                        continue;
+                    }
+                }
+            }
+            if active.phase == Phase::Running
+                && let Some(Stop::Scheduled(due)) = active.stop
+                && due <= at.position_ns
+            {
+                active.stop = Some(Stop::At(ring_at(due)));
+            }
+            i += 1;
+        }
+        self.refresh();
+        self.settle(ring, at, host);
+    }
+
+    /// Ends the recordings whose stop can be placed now.
+    fn settle(&mut self, ring: &Ring, at: StreamPosition, host: &mut dyn Host) {
+        let open_start = ring.is_segment_open().then(|| ring.ring_time_end());
+        let mut i = 0;
+        while i < self.active.len() {
+            let active = &mut self.active[i];
+            let Some(Stop::At(t)) = active.stop else {
+                i += 1;
+                continue;
+            };
+            let rec = &mut active.recording;
+            let finished = match rec.kind {
+                RecordingKind::Content => rec
+                    .keyframe_cut(ring.dir(), t)
+                    .map(|(offset, keyframe)| (Some(offset), keyframe_point(&keyframe))),
+                // The segment holding the stop is complete: keep what
+                // starts before it; else end when it completes.
+                RecordingKind::Reference if open_start.is_none_or(|s| t < s) => Some((None, RecordingPoint::default())),
+                RecordingKind::Reference => {
+                    rec.stop_after_current = true;
+                    active.stop = None;
+                    None
+                }
+            };
+            match finished {
+                Some((cut, stop)) => {
+                    let active = self.active.remove(i);
+                    let summary = match cut {
+                        Some(offset) => active.recording.finish(stop, Some(offset)),
+                        None => active.recording.finish_reference_before(t, at.delay_ns),
+                    };
+                    host.event(RecorderEvent::RecordingStopped(summary));
+                }
+                None => i += 1,
+            }
+        }
+        self.refresh();
+    }
+
+    /// Recomputes what [`Self::needs_poll`] checks.
+    fn refresh(&mut self) {
+        self.next_due_ns = self
+            .active
+            .iter()
+            .filter_map(|a| match (a.phase, a.stop) {
+                (Phase::Scheduled(due), _) | (Phase::Running, Some(Stop::Scheduled(due))) => Some(due),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(u64::MAX);
+        self.awaiting_keyframe = self
+            .active
+            .iter()
+            .any(|a| a.recording.kind == RecordingKind::Content && matches!(a.stop, Some(Stop::At(_))));
+    }
+
+    /// A new ring segment `sequence` starts at `point` (ring time
+    /// `ring_ns`): recordings waiting for a cut begin here, content files
+    /// mark a boundary.
+    pub fn segment_started(
+        &mut self,
+        ring_ns: u64,
+        point: RecordingPoint,
+        sequence: u64,
+        wall: Instant,
+        host: &mut dyn Host,
+    ) {
         for active in &mut self.active {
-            active.waiting_for_cut = false;
-            active.recording.mark_boundary(start_ns, wall);
-            active.recording.note_segment(sequence, start_ns, None);
+            let rec = &mut active.recording;
+            match active.phase {
+                Phase::Scheduled(_) => continue,
+                Phase::WaitingForCut => {
+                    active.phase = Phase::Running;
+                    rec.start = point;
+                    rec.next_sequence = sequence;
+                    host.event(rec.started_event());
+                }
+                Phase::Running => {}
+            }
+            rec.mark_boundary(ring_ns, wall);
+            rec.note_segment(sequence, None);
         }
     }
 
@@ -265,7 +381,7 @@ impl Recordings {
     /// drop and retry at the next segment start after the retry interval)
     /// with its id in the message, and never disturb the ring.
     pub fn tee(&mut self, data: &[u8], position_ns: u64, retry: Duration, host: &mut dyn Host) {
-        for active in self.active.iter_mut().filter(|a| !a.waiting_for_cut) {
+        for active in self.active.iter_mut().filter(|a| a.phase == Phase::Running) {
             let rec = &mut active.recording;
             if rec.kind != RecordingKind::Content {
                 continue;
@@ -292,16 +408,28 @@ impl Recordings {
         }
     }
 
-    /// Ring segment `info` of `ring_dir`, which started at `start_ns`, was
-    /// completed: reference recordings link it; those stopping with it end.
-    pub fn segment_completed(&mut self, ring_dir: &Path, info: &SegmentInfo, start_ns: u64, host: &mut dyn Host) {
+    /// The ring's newest segment, `info`, starting at ring time
+    /// `ring_ns`, was completed: reference recordings link it; those
+    /// stopping with it end.
+    pub fn segment_completed(
+        &mut self,
+        ring: &Ring,
+        at: StreamPosition,
+        info: &SegmentInfo,
+        ring_ns: u64,
+        host: &mut dyn Host,
+    ) {
         let mut i = 0;
         while i < self.active.len() {
+            if self.active[i].phase != Phase::Running {
+                i += 1;
+                continue;
+            }
             let rec = &mut self.active[i].recording;
             if rec.kind == RecordingKind::Reference
                 && rec.next_sequence <= info.sequence
                 && rec.error.is_none()
-                && let Err(e) = rec.link(ring_dir, info, start_ns)
+                && let Err(e) = rec.link(ring.dir(), info, ring_ns)
             {
                 rec.error = Some(format!(
                     "recording {}: cannot link segment {}: {e}",
@@ -310,23 +438,46 @@ impl Recordings {
             }
             if rec.stop_after_current {
                 let active = self.active.remove(i);
-                let end = start_ns + info.duration_ns;
-                host.event(RecorderEvent::RecordingStopped(
-                    active.recording.finish(end, None, None),
-                ));
+                let end = ring_ns.saturating_add(info.duration_ns);
+                let stop = RecordingPoint {
+                    position_ns: end.saturating_add(at.delay_ns),
+                    date_ms: Some(info.program_date_time_ms.saturating_add(ms(info.duration_ns))),
+                };
+                host.event(RecorderEvent::RecordingStopped(active.recording.finish(stop, None)));
             } else {
                 i += 1;
             }
         }
     }
 
-    /// The stream ended at `end_ns`: every recording stops.
-    pub fn finish_all(&mut self, end_ns: u64, host: &mut dyn Host) {
+    /// The stream ended at ring time `end_ns`: every recording stops there
+    /// (those that never began are removed).
+    pub fn finish_all(&mut self, ring: &Ring, at: StreamPosition, end_ns: u64, host: &mut dyn Host) {
+        let end = at.point(ring, end_ns);
+        let end = RecordingPoint {
+            date_ms: end.date_ms.or_else(|| ring.date_at(end_ns.saturating_sub(1))),
+            ..end
+        };
         for active in std::mem::take(&mut self.active) {
-            host.event(RecorderEvent::RecordingStopped(
-                active.recording.finish(end_ns, None, None),
-            ));
+            let summary = match active.phase {
+                Phase::Running => active.recording.finish(end, None),
+                _ => active.recording.abort("the stream ended before it began".into()),
+            };
+            host.event(RecorderEvent::RecordingStopped(summary));
         }
+        self.refresh();
+    }
+}
+
+fn ms(ns: u64) -> i64 {
+    i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// The reported point of an indexed keyframe.
+fn keyframe_point(k: &Keyframe) -> RecordingPoint {
+    RecordingPoint {
+        position_ns: k.presentation_ns(),
+        date_ms: Some(k.wall_ms),
     }
 }
 
@@ -334,8 +485,6 @@ impl Recordings {
 #[derive(Debug, Clone, Copy)]
 struct SegmentInFile {
     sequence: u64,
-    /// Timeline position of its start.
-    start_ns: u64,
     /// Its first byte in the file after its tables: the entry keyframe's
     /// offset (0 for a whole segment).
     first_offset: u64,
@@ -344,29 +493,31 @@ struct SegmentInFile {
     file_offset_of_byte_0: i128,
 }
 
-/// Where a content recording enters its first segment: after the tables
-/// at its head (`..head`), at the keyframe at `offset`, `since_start_ns`
-/// into the segment.
+/// Where a content recording enters its first segment: the keyframe, and
+/// the tables at the segment's head (`..head`) that go in front of it.
 #[derive(Debug, Clone, Copy)]
 struct KeyframeEntry {
     head: u64,
-    offset: u64,
-    since_start_ns: u64,
+    keyframe: Keyframe,
 }
 
-/// The keyframe at or before `into_ns` of segment `sequence` (`len` bytes
-/// of it written), from its index; `None` without one, or when it is the
-/// segment's first (the whole segment is then taken).
-fn keyframe_entry(dir: &Path, sequence: u64, len: u64, into_ns: u64) -> Option<KeyframeEntry> {
+impl KeyframeEntry {
+    /// Whether bytes between the tables and the keyframe are left out (not
+    /// when it is the segment's first keyframe).
+    fn skips(&self) -> bool {
+        self.keyframe.offset > self.head
+    }
+}
+
+/// The keyframe at or before ring time `target` in segment `sequence`
+/// (`len` bytes of it written), from its index; `None` without one.
+fn keyframe_entry(dir: &Path, sequence: u64, len: u64, target: u64) -> Option<KeyframeEntry> {
     let file = platform::open_read_only(&dir.join(segment_index_name(sequence)));
     let index = crate::layout::index::read_opened(file, len)?;
-    let target = index.start.ring_time_ns.saturating_add(into_ns);
-    let keyframe = index.keyframes.iter().rev().find(|k| k.ring_time_ns <= target)?;
-    let head = u64::from(index.start.size).min(keyframe.offset);
-    (keyframe.offset > head).then(|| KeyframeEntry {
-        head,
-        offset: keyframe.offset,
-        since_start_ns: keyframe.ring_time_ns - index.start.ring_time_ns,
+    let keyframe = *index.keyframes.iter().rev().find(|k| k.ring_time_ns <= target)?;
+    Some(KeyframeEntry {
+        head: u64::from(index.start.size).min(keyframe.offset),
+        keyframe,
     })
 }
 
@@ -375,22 +526,23 @@ enum Target {
         file: File,
         buf: Vec<u8>,
     },
-    /// Linked segments with their content start time.
+    /// Linked segments with their ring time.
     Reference {
         linked: Vec<(u64, SegmentInfo)>,
     },
 }
 
-/// One running recording.
+/// One recording.
 struct Recording {
     id: u32,
     kind: RecordingKind,
     location: PathBuf,
-    start_ns: u64,
+    /// Where its content starts (known once it began).
+    start: RecordingPoint,
     target: Target,
     bytes: u64,
     copied_segments: u64,
-    /// (content time, byte offset) of each segment start in a content file.
+    /// (ring time, byte offset) of each segment start in a content file.
     boundaries: Vec<(u64, u64)>,
     /// Content: the ring segments in the file, for cuts at keyframes.
     segments: Vec<SegmentInFile>,
@@ -398,7 +550,7 @@ struct Recording {
     start_offset_ns: Option<u64>,
     /// First ring sequence a reference recording has not linked yet.
     next_sequence: u64,
-    /// Stop once the segment being written completes (reference, stop "now").
+    /// Stop once the segment being written completes (reference).
     stop_after_current: bool,
     error: Option<String>,
     /// Content: write-failure episodes, as for the ring itself.
@@ -416,7 +568,7 @@ const CONTENT_BLOCK: usize = 256 * 1024;
 
 impl Recording {
     /// Creates the recording's file or directory; never overwrites anything.
-    fn create(id: u32, kind: RecordingKind, location: &Path, start_ns: u64, first_sequence: u64) -> io::Result<Self> {
+    fn create(id: u32, kind: RecordingKind, location: &Path) -> io::Result<Self> {
         let target = match kind {
             RecordingKind::Content => Target::Content {
                 file: platform::create_new(location)?,
@@ -431,14 +583,14 @@ impl Recording {
             id,
             kind,
             location: location.to_owned(),
-            start_ns,
+            start: RecordingPoint::default(),
             target,
             bytes: 0,
             copied_segments: 0,
             boundaries: Vec::new(),
             segments: Vec::new(),
             start_offset_ns: None,
-            next_sequence: first_sequence,
+            next_sequence: 0,
             stop_after_current: false,
             error: None,
             health: WriteHealth::default(),
@@ -447,42 +599,160 @@ impl Recording {
         })
     }
 
-    /// Content: ring segment `sequence`, starting at `start_ns`, goes on in
-    /// the file from here: whole, or from its tables and the `entry`
-    /// keyframe.
-    fn note_segment(&mut self, sequence: u64, start_ns: u64, entry: Option<KeyframeEntry>) {
+    /// Begins the recording at ring time `target` (`None`: a reference
+    /// recording started now, which begins with the next segment): takes
+    /// what the ring holds from there and reports the start. Returns the
+    /// phase it is in.
+    fn begin(
+        &mut self,
+        ring: &mut Ring,
+        at: StreamPosition,
+        target: Option<u64>,
+        host: &mut dyn Host,
+    ) -> Result<Phase, String> {
+        let Some(target) = target else {
+            self.next_sequence = ring.current_sequence().map_or(0, |s| s + 1);
+            return Ok(Phase::WaitingForCut);
+        };
+        let history: Vec<(SegmentInfo, u64)> = ring
+            .segments_in_time()
+            .map(|(info, start)| (info.clone(), start))
+            .collect();
+        let open_start = ring.is_segment_open().then(|| ring.ring_time_end());
+        let from = if open_start.is_some_and(|s| target >= s) {
+            history.len()
+        } else {
+            history.iter().rposition(|(_, start)| *start <= target).unwrap_or(0)
+        };
+        let dir = ring.dir().to_owned();
+        let _ = ring.flush();
+        // The segments from `from` on, the open one last: (sequence, bytes
+        // in the file, ring time of its start).
+        let segments: Vec<(u64, u64, u64)> = history[from..]
+            .iter()
+            .map(|(info, start)| (info.sequence, info.bytes, *start))
+            .chain(
+                ring.current_sequence()
+                    .zip(open_start)
+                    .map(|(seq, start)| (seq, ring.flushed_bytes(), start)),
+            )
+            .collect();
+        let first_start = segments.first().map_or(at.ring_ns, |s| s.2);
+        self.next_sequence = segments
+            .first()
+            .map_or_else(|| ring.current_sequence().map_or(0, |s| s + 1), |s| s.0);
+        match self.kind {
+            RecordingKind::Content => {
+                let entry = segments
+                    .first()
+                    .and_then(|&(seq, len, _)| keyframe_entry(&dir, seq, len, target));
+                self.start = entry.map_or_else(|| at.point(ring, first_start), |e| keyframe_point(&e.keyframe));
+                let mut skip = entry.filter(KeyframeEntry::skips);
+                for (sequence, bytes, start) in segments {
+                    let path = dir.join(segment_file_name(sequence));
+                    self.mark_boundary(start, at.wall);
+                    match skip.take() {
+                        Some(e) => {
+                            self.note_segment(sequence, Some(e));
+                            self.append_range(&path, 0..e.head).map_err(|e| e.to_string())?;
+                            self.append_range(&path, e.keyframe.offset..bytes)
+                                .map_err(|e| e.to_string())?;
+                        }
+                        None => {
+                            self.note_segment(sequence, None);
+                            self.append_range(&path, 0..bytes).map_err(|e| e.to_string())?;
+                        }
+                    }
+                }
+            }
+            RecordingKind::Reference => {
+                // Whole segments; the playlist says where in the first one
+                // the recording starts (EXT-X-START), and so does the report.
+                let target = target.max(first_start);
+                self.start_offset_ns = Some(target - first_start).filter(|&ns| ns > 0);
+                self.start = at.point(ring, target);
+                for (info, start) in &history[from..] {
+                    self.link(&dir, info, *start).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        host.event(self.started_event());
+        Ok(Phase::Running)
+    }
+
+    fn started_event(&self) -> RecorderEvent {
+        RecorderEvent::RecordingStarted {
+            id: self.id,
+            location: self.location.clone(),
+            kind: self.kind,
+            start: self.start,
+        }
+    }
+
+    /// Removes what the recording created (it never began, or beginning
+    /// failed): no partial file is left behind.
+    fn discard(&self) {
+        let _ = match self.kind {
+            RecordingKind::Content => std::fs::remove_file(&self.location),
+            RecordingKind::Reference => std::fs::remove_dir_all(&self.location),
+        };
+    }
+
+    /// The report of a recording that never began (removed), with `error`.
+    fn abort(self, error: String) -> RecordingSummary {
+        self.discard();
+        RecordingSummary {
+            id: self.id,
+            location: self.location,
+            kind: self.kind,
+            start: RecordingPoint::default(),
+            stop: RecordingPoint::default(),
+            bytes: 0,
+            copied_segments: 0,
+            error: Some(error),
+        }
+    }
+
+    /// Content: ring segment `sequence` goes on in the file from here:
+    /// whole, or from its tables and the `entry` keyframe.
+    fn note_segment(&mut self, sequence: u64, entry: Option<KeyframeEntry>) {
         if self.kind == RecordingKind::Content && !self.paused {
-            let skipped = entry.map_or(0, |e| e.offset - e.head);
+            let skipped = entry.map_or(0, |e| e.keyframe.offset - e.head);
             self.segments.push(SegmentInFile {
                 sequence,
-                start_ns,
-                first_offset: entry.map_or(0, |e| e.offset),
+                first_offset: entry.map_or(0, |e| e.keyframe.offset),
                 file_offset_of_byte_0: i128::from(self.bytes) - i128::from(skipped),
             });
         }
     }
 
     /// Content: where to cut the file so that it ends before the first
-    /// keyframe at or after timeline position `stop_ns`, and that keyframe's
-    /// position; from the indexes of the segments in the file (`None` when
-    /// they are gone or say nothing).
-    fn keyframe_cut(&self, ring_dir: &Path, stop_ns: u64) -> Option<(u64, u64)> {
+    /// keyframe at or after ring time `stop_ns`, and that keyframe; from
+    /// the indexes of the segments in the file (`None` when they are gone
+    /// or index no such keyframe yet). A segment's first keyframe is cut
+    /// before with its tables.
+    fn keyframe_cut(&self, ring_dir: &Path, stop_ns: u64) -> Option<(u64, Keyframe)> {
         self.segments.iter().find_map(|seg| {
             let file = platform::open_read_only(&ring_dir.join(segment_index_name(seg.sequence)));
             let index = crate::layout::index::read_opened(file, u64::MAX)?;
             index
                 .keyframes
                 .iter()
-                .filter(|k| k.offset >= seg.first_offset)
-                .find_map(|k| {
-                    let at = seg.start_ns + k.ring_time_ns.checked_sub(index.start.ring_time_ns)?;
-                    let offset = u64::try_from(seg.file_offset_of_byte_0 + i128::from(k.offset)).ok()?;
-                    (at >= stop_ns && offset > 0 && offset <= self.bytes).then_some((offset, at))
+                .enumerate()
+                .filter(|(_, k)| k.offset >= seg.first_offset && k.ring_time_ns >= stop_ns)
+                .find_map(|(n, k)| {
+                    let at = if n == 0 && seg.file_offset_of_byte_0 >= 0 {
+                        0
+                    } else {
+                        k.offset
+                    };
+                    let offset = u64::try_from(seg.file_offset_of_byte_0 + i128::from(at)).ok()?;
+                    (offset > 0 && offset <= self.bytes).then_some((offset, *k))
                 })
         })
     }
 
-    /// Content: a ring segment starts here (at content time `start_ns`). A
+    /// Content: a ring segment starts here (at ring time `start_ns`). A
     /// paused recording resumes here once its retry interval has passed.
     fn mark_boundary(&mut self, start_ns: u64, now: Instant) {
         if self.paused && self.health.retry_due(now) {
@@ -555,7 +825,7 @@ impl Recording {
     }
 
     /// Reference: links (or, across filesystems, copies) a completed segment
-    /// that started at content time `start_ns`.
+    /// that starts at ring time `start_ns`.
     fn link(&mut self, ring_dir: &Path, info: &SegmentInfo, start_ns: u64) -> io::Result<()> {
         let Target::Reference { linked } = &mut self.target else {
             return Ok(());
@@ -582,11 +852,34 @@ impl Recording {
         Ok(())
     }
 
-    /// Finishes the recording. Stopped in the past (`truncate_to`), content
-    /// is cut at `keyframe_cut` (file offset) if there is one, else at the
-    /// first segment start at or after the stop; a reference recording
-    /// drops the segments that start after it.
-    fn finish(mut self, stop_ns: u64, truncate_to: Option<u64>, keyframe_cut: Option<(u64, u64)>) -> RecordingSummary {
+    /// Reference: finishes the recording stopped at ring time `stop_ns` in
+    /// a completed segment: the segments that start at or after it are
+    /// dropped (the first one always stays), and the recording ends with
+    /// the last one kept (`delay_ns`: the presentation delay to report).
+    fn finish_reference_before(mut self, stop_ns: u64, delay_ns: u64) -> RecordingSummary {
+        let mut stop = RecordingPoint::default();
+        if let Target::Reference { linked } = &mut self.target {
+            while linked.len() > 1 && linked.last().is_some_and(|(start, _)| *start >= stop_ns) {
+                if let Some((_, s)) = linked.pop() {
+                    let _ = std::fs::remove_file(self.location.join(segment_index_name(s.sequence)));
+                    let _ = std::fs::remove_file(self.location.join(segment_file_name(s.sequence)));
+                    self.bytes -= s.bytes;
+                }
+            }
+            if let Some((start, info)) = linked.last() {
+                stop = RecordingPoint {
+                    position_ns: start.saturating_add(info.duration_ns).saturating_add(delay_ns),
+                    date_ms: Some(info.program_date_time_ms.saturating_add(ms(info.duration_ns))),
+                };
+            }
+        }
+        self.finish(stop, None)
+    }
+
+    /// Finishes the recording at `stop`: content is cut at file offset
+    /// `cut` (a keyframe) if given; a reference recording writes its VOD
+    /// playlist.
+    fn finish(mut self, stop: RecordingPoint, cut: Option<u64>) -> RecordingSummary {
         let result = match &mut self.target {
             Target::Content { file, buf } => {
                 if self.health.is_failing() {
@@ -594,13 +887,6 @@ impl Recording {
                         .get_or_insert_with(|| "writes were still failing when it stopped".into());
                 }
                 let mut r = file.write_all(buf);
-                let cut = keyframe_cut.map(|(offset, _)| offset).or_else(|| {
-                    let t = truncate_to?;
-                    self.boundaries
-                        .iter()
-                        .find(|(start, _)| *start >= t)
-                        .map(|&(_, offset)| offset)
-                });
                 if let Some(offset) = cut
                     && r.is_ok()
                 {
@@ -610,17 +896,6 @@ impl Recording {
                 r.and_then(|()| file.sync_data())
             }
             Target::Reference { linked } => {
-                // Stopping in the past: drop the segments that start after
-                // the stop point (the first one always stays).
-                if let Some(t) = truncate_to {
-                    while linked.len() > 1 && linked.last().is_some_and(|(start, _)| *start >= t) {
-                        if let Some((_, s)) = linked.pop() {
-                            let _ = std::fs::remove_file(self.location.join(segment_index_name(s.sequence)));
-                            let _ = std::fs::remove_file(self.location.join(segment_file_name(s.sequence)));
-                            self.bytes -= s.bytes;
-                        }
-                    }
-                }
                 let mut text = String::new();
                 let target = linked
                     .iter()
@@ -646,8 +921,8 @@ impl Recording {
             id: self.id,
             location: self.location,
             kind: self.kind,
-            start_ns: self.start_ns,
-            stop_ns,
+            start: self.start,
+            stop,
             bytes: self.bytes,
             copied_segments: self.copied_segments,
             error: self.error,

@@ -9,8 +9,8 @@ use std::collections::VecDeque;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::health::WriteHealth;
-use super::recording::{Recordings, StreamPosition};
-use super::{Host, PushError, RecorderConfig, RecorderEvent, RecorderStats};
+use super::recording::{RecordingPoint, RecordingTime, Recordings, StreamPosition};
+use super::{Host, PushError, RecorderConfig, RecorderEvent, RecorderStats, RecordingRequest};
 use crate::layout::index::Keyframe;
 use crate::ring::{Chunk, Ring, SegmentStart, SharedBytes, WriteFailure};
 use crate::ts::analyzer::Unit;
@@ -147,6 +147,8 @@ pub(super) struct Segmenter {
     pub(super) unit: Option<UnitStart>,
     /// PTS of the last access unit that started on the cut stream.
     pub(super) unit_pts: Option<u64>,
+    /// Keyframes indexed so far (for recordings that end before one).
+    pub(super) keyframes_indexed: u64,
 }
 
 impl Segmenter {
@@ -183,6 +185,7 @@ impl Segmenter {
             segment_ring_start_ns,
             unit: None,
             unit_pts: None,
+            keyframes_indexed: 0,
         }
     }
 
@@ -231,15 +234,70 @@ impl Segmenter {
                 size: u32::try_from(end - u.offset).unwrap_or(u32::MAX),
                 presentation_delay_90k: u.presentation_delay_90k,
             });
+            self.keyframes_indexed += 1;
+        }
+    }
+
+    /// Ring time now: in the open segment, or where the next one starts.
+    fn ring_now(&self) -> u64 {
+        if self.ring.is_segment_open() {
+            self.ring_time(self.timeline.position_ns())
+        } else {
+            self.ring.ring_time_end()
         }
     }
 
     pub(super) fn stream_position(&self) -> StreamPosition {
+        let delay_90k = presentation_delay(self.unit_pts, self.timeline.last_pcr());
         StreamPosition {
-            now_ns: self.timeline.position_ns(),
-            segment_start_ns: self.segment_start_ns,
+            position_ns: self.timeline.position_ns(),
+            ring_ns: self.ring_now(),
+            delay_ns: u64::try_from(delay_90k).map_or(0, |d| d * 100_000 / 9),
             wall: self.now,
         }
+    }
+
+    /// When `request` is on the stream: a past date-time is found in the
+    /// segments' date-times (so a hole in between does not shift it), an
+    /// offset counts back in ring time, and the future is a timeline
+    /// position to wait for.
+    pub(super) fn resolve(&self, request: RecordingRequest) -> RecordingTime {
+        let position = self.timeline.position_ns();
+        match request {
+            RecordingRequest::Offset(0) => RecordingTime::Now,
+            RecordingRequest::Offset(ns) if ns > 0 => {
+                RecordingTime::Scheduled(position.saturating_add(ns.unsigned_abs()))
+            }
+            RecordingRequest::Offset(ns) => RecordingTime::Past(self.ring_now().saturating_sub(ns.unsigned_abs())),
+            RecordingRequest::Date(date_ms) => {
+                let now_ms = self.wall_ms(position);
+                match u64::try_from(date_ms.saturating_sub(now_ms)) {
+                    Ok(ahead_ms) if ahead_ms > 0 => {
+                        RecordingTime::Scheduled(position.saturating_add(ahead_ms.saturating_mul(1_000_000)))
+                    }
+                    _ => RecordingTime::Past(self.ring.ring_time_at(date_ms).min(self.ring_now())),
+                }
+            }
+        }
+    }
+
+    /// Starts and stops what is due in the recordings (cheap when nothing is).
+    pub(super) fn poll_recordings(&mut self, host: &mut dyn Host) {
+        if self
+            .recordings
+            .needs_poll(self.timeline.position_ns(), self.keyframes_indexed)
+        {
+            let at = self.stream_position();
+            self.recordings.poll(&mut self.ring, at, self.keyframes_indexed, host);
+        }
+    }
+
+    /// The stream ended (or the recorder stopped for good): every recording
+    /// stops at the end of what the ring holds.
+    pub(super) fn finish_recordings(&mut self, host: &mut dyn Host) {
+        let at = self.stream_position();
+        let end = self.ring_now();
+        self.recordings.finish_all(&self.ring, at, end, host);
     }
 
     pub(super) fn begin_call(&mut self, host: &mut dyn Host) -> Result<(), PushError> {
@@ -544,7 +602,6 @@ impl Segmenter {
         self.unit = None;
         if self.ring.is_segment_open() {
             let duration = now - self.segment_start_ns;
-            let started = self.segment_start_ns;
             match self.ring.finish_segment(duration) {
                 Ok(()) => self.on_finished(host),
                 Err(f) => {
@@ -554,7 +611,7 @@ impl Segmenter {
                     }
                 }
             }
-            self.on_segment_completed(started, host);
+            self.on_segment_completed(host);
         }
         let wall_now = wall_clock_ms();
         let &mut (anchor_ms, anchor_ns) = self.anchor.get_or_insert((wall_now, now));
@@ -598,7 +655,12 @@ impl Segmenter {
             Ok(()) => {
                 self.on_success(host);
                 let sequence = self.ring.current_sequence().unwrap_or(0);
-                self.recordings.segment_started(now, sequence, host.now());
+                let point = RecordingPoint {
+                    position_ns: start.ring_time_ns.saturating_add(self.stream_position().delay_ns),
+                    date_ms: Some(start.program_date_time_ms),
+                };
+                self.recordings
+                    .segment_started(start.ring_time_ns, point, sequence, host.now(), host);
                 self.tee(&tables, host);
             }
             Err(f) => self.on_failure(f, host, |r| r.flush()),
@@ -651,10 +713,12 @@ impl Segmenter {
         self.recordings.tee(data, position, self.config.retry_interval, host);
     }
 
-    /// A ring segment that started at `start_ns` was completed.
-    pub(super) fn on_segment_completed(&mut self, start_ns: u64, host: &mut dyn Host) {
+    /// The ring's newest segment was completed.
+    pub(super) fn on_segment_completed(&mut self, host: &mut dyn Host) {
+        let at = self.stream_position();
         if let Some(info) = self.ring.segments().next_back() {
-            self.recordings.segment_completed(self.ring.dir(), info, start_ns, host);
+            let start = self.ring.ring_time_end().saturating_sub(info.duration_ns);
+            self.recordings.segment_completed(&self.ring, at, info, start, host);
         }
     }
 

@@ -567,3 +567,35 @@ fn adoption_repairs_and_rebuilds_keyframe_indexes() {
     assert_eq!(read(1), built1, "rebuilt the same");
     assert_eq!(ring.ring_time_end(), 4 * SECOND);
 }
+
+/// Ring time and date-times map both ways across a hole: three 2 s
+/// segments, the third received 60 s after the second ended (a restart).
+/// Dates in the hole go to the next segment's start; dates before the
+/// oldest to its start; times in the open segment follow its date-time.
+#[test]
+fn ring_time_and_dates_map_across_a_hole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ring = Ring::open(config(dir.path())).expect("open");
+    let t0 = 1_700_000_000_000;
+    for (n, date) in [(0u64, t0), (1, t0 + 2_000), (2, t0 + 64_000), (3, t0 + 66_000)] {
+        let s = SegmentStart {
+            ring_time_ns: n * 2 * SECOND,
+            program_date_time_ms: date,
+            ..start(false)
+        };
+        ring.begin_segment(s).expect("begin");
+        ring.write(&PKT).expect("write");
+        if n < 3 {
+            ring.finish_segment(2 * SECOND).expect("finish");
+        }
+    }
+    let starts: Vec<u64> = ring.segments_in_time().map(|(_, s)| s).collect();
+    assert_eq!(starts, vec![0, 2 * SECOND, 4 * SECOND]);
+    assert_eq!(ring.date_at(SECOND), Some(t0 + 1_000));
+    assert_eq!(ring.date_at(5 * SECOND), Some(t0 + 65_000));
+    assert_eq!(ring.date_at(7 * SECOND), Some(t0 + 67_000), "in the open segment");
+    assert_eq!(ring.ring_time_at(t0 + 3_500), 3_500_000_000);
+    assert_eq!(ring.ring_time_at(t0 + 30_000), 4 * SECOND, "in the hole");
+    assert_eq!(ring.ring_time_at(t0 - 5_000), 0, "before the oldest");
+    assert_eq!(ring.ring_time_at(t0 + 66_500), 6_500_000_000, "in the open segment");
+}

@@ -14,7 +14,7 @@ use super::RecordingKind;
 use super::report::{SinkHost, stats_structure};
 use super::settings::{self, Settings};
 use crate::element_sync::{FlushGate, lock};
-use crate::recorder::{PushError, Recorder, RecorderConfig, Snapshot};
+use crate::recorder::{PushError, Recorder, RecorderConfig, RecordingRequest, Snapshot};
 use crate::ring::{Retention, Ring, RingConfig, RingError};
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -116,7 +116,8 @@ impl ObjectImpl for StreamBufferSink {
                     .build(),
                 glib::subclass::Signal::builder("encryption-on").run_last().build(),
                 glib::subclass::Signal::builder("encryption-off").run_last().build(),
-                // IStreamBufferRecordControl::Start: (location, kind, start offset in ns) -> id, 0 if refused.
+                // IStreamBufferRecordControl::Start: (location, kind, start offset in ns from
+                // now: below 0 reaches back into the ring, above 0 is scheduled) -> id, 0 if refused.
                 glib::subclass::Signal::builder("start-recording")
                     .param_types([String::static_type(), RecordingKind::static_type(), i64::static_type()])
                     .return_type::<u32>()
@@ -124,15 +125,17 @@ impl ObjectImpl for StreamBufferSink {
                     .class_handler(|args| {
                         let id = (|| {
                             let obj: super::StreamBufferSink = arg(args, 0)?;
-                            Some(
-                                obj.imp()
-                                    .start_recording(&arg::<String>(args, 1)?, arg(args, 2)?, arg(args, 3)?),
-                            )
+                            Some(obj.imp().start_recording(
+                                &arg::<String>(args, 1)?,
+                                arg(args, 2)?,
+                                RecordingRequest::Offset(arg(args, 3)?),
+                            ))
                         })();
                         Some(id.unwrap_or(0).to_value())
                     })
                     .build(),
-                // start-recording with a date-time: (location, kind, start) -> id, 0 if refused.
+                // start-recording with a date-time (past: reaches back; future: scheduled):
+                // (location, kind, start) -> id, 0 if refused.
                 glib::subclass::Signal::builder("start-recording-at")
                     .param_types([
                         String::static_type(),
@@ -145,15 +148,16 @@ impl ObjectImpl for StreamBufferSink {
                         let id = (|| {
                             let obj: super::StreamBufferSink = arg(args, 0)?;
                             let date = date_ms(&arg(args, 3)?)?;
-                            Some(
-                                obj.imp()
-                                    .start_recording_at(&arg::<String>(args, 1)?, arg(args, 2)?, date),
-                            )
+                            Some(obj.imp().start_recording(
+                                &arg::<String>(args, 1)?,
+                                arg(args, 2)?,
+                                RecordingRequest::Date(date),
+                            ))
                         })();
                         Some(id.unwrap_or(0).to_value())
                     })
                     .build(),
-                // stop-recording with a date-time: (id, stop) -> known id.
+                // stop-recording with a date-time (past or future): (id, stop) -> known id.
                 glib::subclass::Signal::builder("stop-recording-at")
                     .param_types([u32::static_type(), glib::DateTime::static_type()])
                     .return_type::<bool>()
@@ -161,12 +165,16 @@ impl ObjectImpl for StreamBufferSink {
                     .class_handler(|args| {
                         let stopped = (|| {
                             let obj: super::StreamBufferSink = arg(args, 0)?;
-                            Some(obj.imp().stop_recording_at(arg(args, 1)?, date_ms(&arg(args, 2)?)?))
+                            Some(
+                                obj.imp()
+                                    .stop_recording(arg(args, 1)?, RecordingRequest::Date(date_ms(&arg(args, 2)?)?)),
+                            )
                         })();
                         Some(stopped.unwrap_or(false).to_value())
                     })
                     .build(),
-                // IStreamBufferRecordControl::Stop: (id, stop offset in ns) -> known id.
+                // IStreamBufferRecordControl::Stop: (id, stop offset in ns from now; past,
+                // now or future: content ends before the first keyframe at or after it) -> known id.
                 glib::subclass::Signal::builder("stop-recording")
                     .param_types([u32::static_type(), i64::static_type()])
                     .return_type::<bool>()
@@ -174,7 +182,10 @@ impl ObjectImpl for StreamBufferSink {
                     .class_handler(|args| {
                         let stopped = (|| {
                             let obj: super::StreamBufferSink = arg(args, 0)?;
-                            Some(obj.imp().stop_recording(arg(args, 1)?, arg(args, 2)?))
+                            Some(
+                                obj.imp()
+                                    .stop_recording(arg(args, 1)?, RecordingRequest::Offset(arg(args, 2)?)),
+                            )
                         })();
                         Some(stopped.unwrap_or(false).to_value())
                     })
@@ -535,9 +546,11 @@ impl StreamBufferSink {
         Some(result)
     }
 
-    fn start_recording(&self, location: &str, kind: RecordingKind, start_offset: i64) -> u32 {
+    /// `start-recording` (an offset from now) and `start-recording-at` (a
+    /// date-time): the id, or 0 after a WARNING saying why not.
+    fn start_recording(&self, location: &str, kind: RecordingKind, when: RecordingRequest) -> u32 {
         let result = self.with_recorder_promptly(|recorder, host| {
-            recorder.start_recording(Path::new(location), kind.into(), start_offset, host)
+            recorder.start_recording(Path::new(location), kind.into(), when, host)
         });
         match result {
             Err(why) => {
@@ -560,48 +573,10 @@ impl StreamBufferSink {
         }
     }
 
-    /// The offset from now of a date-time on the recorder's wall clock;
-    /// `None` after a WARNING saying why there is none.
-    fn offset_of_date(&self, date_ms: i64, what: &str) -> Option<i64> {
-        match self.with_recorder_promptly(|recorder, _| recorder.offset_of_date(date_ms)) {
-            Ok(Some(offset)) => Some(offset),
-            Ok(None) => {
-                gst::element_imp_warning!(self, gst::CoreError::StateChange, ("{}: the sink is not running", what));
-                None
-            }
-            Err(why) => {
-                gst::element_imp_warning!(self, gst::ResourceError::Busy, ("{}: {}", what, why));
-                None
-            }
-        }
-    }
-
-    /// `start-recording-at`: `start-recording` with the date-time's offset.
-    fn start_recording_at(&self, location: &str, kind: RecordingKind, date_ms: i64) -> u32 {
-        self.offset_of_date(date_ms, "Recording refused")
-            .map_or(0, |offset| self.start_recording(location, kind, offset))
-    }
-
-    /// `stop-recording-at`: `stop-recording` with the date-time's offset.
-    fn stop_recording_at(&self, id: u32, date_ms: i64) -> bool {
-        self.offset_of_date(date_ms, &format!("Recording {id} not stopped"))
-            .is_some_and(|offset| self.stop_recording(id, offset))
-    }
-
-    fn stop_recording(&self, id: u32, stop_offset: i64) -> bool {
-        if stop_offset > 0 {
-            gst::element_imp_warning!(
-                self,
-                gst::CoreError::Failed,
-                (
-                    "Recording {} not stopped: a stop {} ms in the future cannot be scheduled; stop it then",
-                    id,
-                    stop_offset / 1_000_000
-                )
-            );
-            return false;
-        }
-        let known = match self.with_recorder_promptly(|recorder, host| recorder.stop_recording(id, stop_offset, host)) {
+    /// `stop-recording` and `stop-recording-at`: whether `id` is a
+    /// recording that runs or is scheduled (a WARNING if not).
+    fn stop_recording(&self, id: u32, when: RecordingRequest) -> bool {
+        let known = match self.with_recorder_promptly(|recorder, host| recorder.stop_recording(id, when, host)) {
             Ok(Some(known)) => known,
             Ok(None) => return false,
             Err(why) => {

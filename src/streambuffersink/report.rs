@@ -79,18 +79,27 @@ impl StreamBufferSink {
                     .field("running-time", running_time)
                     .build()
             }
+            RecorderEvent::RecordingScheduled { id, location, kind } => {
+                gst::info!(CAT, imp = self, "recording {id} scheduled: {}", location.display());
+                gst::Structure::builder("streambuffer-recording-scheduled")
+                    .field("id", id)
+                    .field("location", location.display().to_string())
+                    .field("kind", kind.as_str())
+                    .build()
+            }
             RecorderEvent::RecordingStarted {
                 id,
                 location,
                 kind,
-                start_ns,
+                start,
             } => {
                 gst::info!(CAT, imp = self, "recording {id} started: {}", location.display());
                 gst::Structure::builder("streambuffer-recording-started")
                     .field("id", id)
                     .field("location", location.display().to_string())
                     .field("kind", kind.as_str())
-                    .field("start-time", start_ns)
+                    .field("start-time", start.position_ns)
+                    .field_if_some("start-date-time", start.date_ms.and_then(gst_date_time))
                     .build()
             }
             RecorderEvent::RecordingStopped(r) => {
@@ -99,8 +108,10 @@ impl StreamBufferSink {
                     .field("id", r.id)
                     .field("location", r.location.display().to_string())
                     .field("kind", r.kind.as_str())
-                    .field("start-time", r.start_ns)
-                    .field("stop-time", r.stop_ns)
+                    .field("start-time", r.start.position_ns)
+                    .field_if_some("start-date-time", r.start.date_ms.and_then(gst_date_time))
+                    .field("stop-time", r.stop.position_ns)
+                    .field_if_some("stop-date-time", r.stop.date_ms.and_then(gst_date_time))
                     .field("bytes", r.bytes)
                     .field("copied-segments", r.copied_segments)
                     .field("status", if r.error.is_some() { "error" } else { "ok" })
@@ -240,4 +251,9 @@ pub(super) fn stats_structure(snap: &Snapshot, running: bool, dir: Option<&Path>
             snap.recordings.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
         )
         .build()
+}
+
+/// A date-time in ms since the epoch as a `GstDateTime` (UTC, to the ms).
+fn gst_date_time(ms: i64) -> Option<gst::DateTime> {
+    gst::DateTime::from_unix_epoch_utc_usecs(ms.checked_mul(1000)?).ok()
 }
