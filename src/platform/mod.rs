@@ -182,6 +182,47 @@ pub fn link_count(meta: &std::fs::Metadata) -> Option<u64> {
     }
 }
 
+/// What identifies an open file on its filesystem (device and inode on
+/// Unix): while the file is open its inode cannot be given to another, so
+/// a path whose entry has the same identity names this very file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    #[cfg(unix)]
+    dev: u64,
+    #[cfg(unix)]
+    ino: u64,
+}
+
+/// The identity of the open `file`, where the platform has one.
+#[must_use]
+pub fn file_id(file: &File) -> Option<FileId> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        file.metadata().ok().map(|m| FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        None
+    }
+}
+
+/// [`is_still_named`] for a file whose identity `id` was taken when it was
+/// opened: one look at the path instead of two, for readers that ask often.
+#[must_use]
+pub fn still_names(path: &Path, file: &File, id: Option<FileId>) -> bool {
+    #[cfg(unix)]
+    if let Some(id) = id {
+        use std::os::unix::fs::MetadataExt;
+        return std::fs::symlink_metadata(path).is_ok_and(|m| m.dev() == id.dev && m.ino() == id.ino);
+    }
+    is_still_named(file, path)
+}
+
 /// Whether `path` still names the open `file`: false once the file was
 /// deleted, renamed away or replaced (say, reused for another segment).
 /// Where the platform cannot compare files, whether it was deleted.

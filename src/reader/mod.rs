@@ -119,6 +119,15 @@ struct Open {
     jump: Option<(u64, u64)>,
     /// Timestamp of the first buffer read from it, until it is sent.
     timestamp: Option<u64>,
+    /// Bytes known to be readable (whole, written content), from the last
+    /// look at the file and the progress record: reads within it need no
+    /// look again, as a segment only grows while it is the same file (a
+    /// file reused meanwhile is caught after the read, by its name).
+    readable: u64,
+    /// Its identity, to check cheaply that its name still names it.
+    id: Option<platform::FileId>,
+    /// Its name in the ring.
+    path: PathBuf,
 }
 
 /// See the module documentation.
@@ -581,16 +590,27 @@ impl RingReader {
                 }
             }
             let Some(cur) = self.current.as_ref() else { continue };
-            let path = self.dir.join(segment_file_name(cur.sequence));
-            if !platform::is_still_named(&cur.file, &path) {
-                self.lost_current();
-                continue;
-            }
-            let len = match self.content_len(&cur.file, cur.sequence) {
-                Ok(len) => len,
-                Err(e) => return Ok(self.failed_read(&path, &e)),
+            let path = cur.path.clone();
+            // Where the next read starts, after a jump past the head.
+            let next = match cur.jump {
+                Some((head_end, keyframe)) if cur.offset >= head_end => keyframe,
+                _ => cur.offset,
+            };
+            let len = if next.saturating_add(PACKET_SIZE as u64) <= cur.readable {
+                cur.readable
+            } else {
+                // Everything known was read: look at the file again.
+                if !platform::is_still_named(&cur.file, &path) {
+                    self.lost_current();
+                    continue;
+                }
+                match self.content_len(&cur.file, cur.sequence) {
+                    Ok(len) => len,
+                    Err(e) => return Ok(self.failed_read(&path, &e)),
+                }
             };
             let Some(cur) = self.current.as_mut() else { continue };
+            cur.readable = len;
             // Entered at a keyframe: the head's tables, then the keyframe.
             let mut until = len;
             if let Some((head_end, keyframe)) = cur.jump {
@@ -605,12 +625,17 @@ impl RingReader {
             let n = usize::try_from(avail).unwrap_or(usize::MAX).min(want);
             if n > 0 {
                 if let Err(e) = read_exact_at(&cur.file, &mut buf[..n], cur.offset) {
+                    // Cut short because the file was reused meanwhile?
+                    if !platform::still_names(&path, &cur.file, cur.id) {
+                        self.lost_current();
+                        continue;
+                    }
                     return Ok(self.failed_read(&path, &e));
                 }
                 // Had the writer reused the file meanwhile, what was read
                 // may be part new content: checked after the read, as the
                 // writer only overwrites a file once it has renamed it.
-                if !platform::is_still_named(&cur.file, &path) {
+                if !platform::still_names(&path, &cur.file, cur.id) {
                     self.lost_current();
                     continue;
                 }
@@ -721,6 +746,7 @@ impl RingReader {
                     _ => (0, None, start_ns),
                 };
                 self.stats.segments_opened += 1;
+                let id = platform::file_id(&file);
                 self.current = Some(Open {
                     sequence: seq,
                     file,
@@ -728,6 +754,9 @@ impl RingReader {
                     start_ns,
                     jump,
                     timestamp: Some(timestamp),
+                    readable: 0,
+                    id,
+                    path: self.dir.join(segment_file_name(seq)),
                 });
                 Ok(None)
             }

@@ -424,13 +424,20 @@ impl PushSrcImpl for StreamBufferSrc {
     fn create(&self, _buffer: Option<&mut gst::BufferRef>) -> Result<CreateSuccess, gst::FlowError> {
         let blocksize = (self.obj().blocksize() as usize).max(PACKET_SIZE);
         let poll = Duration::from_nanos(lock(&self.settings).poll_interval);
-        let mut data = vec![0u8; blocksize / PACKET_SIZE * PACKET_SIZE];
+        // Not zeroed first (a fresh allocation, every byte of which the
+        // reader writes before it is sent).
+        let mut buffer =
+            gst::Buffer::with_size(blocksize / PACKET_SIZE * PACKET_SIZE).map_err(|_| gst::FlowError::Error)?;
         loop {
             let mut state = lock(&self.state);
             let State::Started { reader, .. } = &mut *state else {
                 return Err(gst::FlowError::Flushing);
             };
-            let outcome = reader.read(&mut data);
+            let outcome = {
+                let b = buffer.get_mut().ok_or(gst::FlowError::Error)?;
+                let mut map = b.map_writable().map_err(|_| gst::FlowError::Error)?;
+                reader.read(map.as_mut_slice())
+            };
             let events = reader.take_events();
             drop(state);
             self.post_events(events);
@@ -440,10 +447,9 @@ impl PushSrcImpl for StreamBufferSrc {
                     timestamp,
                     discont,
                 }) => {
-                    data.truncate(len);
-                    let mut buffer = gst::Buffer::from_mut_slice(data);
                     {
                         let b = buffer.get_mut().ok_or(gst::FlowError::Error)?;
+                        b.set_size(len);
                         b.set_pts(timestamp.map(clock_time));
                         if discont {
                             b.set_flags(gst::BufferFlags::DISCONT);
