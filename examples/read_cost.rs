@@ -14,6 +14,7 @@ use std::time::Duration;
 use gst::prelude::*;
 
 /// User plus system CPU time this process has used.
+#[cfg(unix)]
 fn cpu_time() -> Duration {
     // SAFETY: getrusage only writes the struct it is given.
     let usage = unsafe {
@@ -26,6 +27,12 @@ fn cpu_time() -> Duration {
             + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
     };
     tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Only measured where `getrusage` exists.
+#[cfg(not(unix))]
+fn cpu_time() -> Duration {
+    Duration::ZERO
 }
 
 /// Runs `desc` to EOS; returns the CPU time it took.

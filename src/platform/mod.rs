@@ -220,6 +220,8 @@ pub fn still_names(path: &Path, file: &File, id: Option<FileId>) -> bool {
         use std::os::unix::fs::MetadataExt;
         return std::fs::symlink_metadata(path).is_ok_and(|m| m.dev() == id.dev && m.ino() == id.ino);
     }
+    #[cfg(not(unix))]
+    let _ = id;
     is_still_named(file, path)
 }
 
