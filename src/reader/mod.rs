@@ -17,10 +17,12 @@
 
 mod gaps;
 mod seek;
+mod trick;
 mod wall_clock;
 
 use seek::Landing;
 pub use seek::Snap;
+pub use trick::{Direction, MAX_ALL_FRAMES_RATE, Playback, TrickOutcome};
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -169,6 +171,9 @@ pub struct RingReader {
     /// Where the start applied last begins precisely (EXT-X-START with
     /// PRECISE=YES): data comes from the keyframe before it.
     precise_start_ns: Option<u64>,
+    /// Presentation time of the last keyframe trick play read (the
+    /// position while it runs).
+    trick_position_ns: Option<u64>,
 }
 
 impl RingReader {
@@ -197,6 +202,7 @@ impl RingReader {
             stats: ReaderStats::default(),
             start_offset_ns: None,
             precise_start_ns: None,
+            trick_position_ns: None,
         }
     }
 
@@ -228,6 +234,13 @@ impl RingReader {
             bytes: self.delivered,
             ..self.stats
         }
+    }
+
+    /// Whether the ring is finished (its playlist has ENDLIST): nothing
+    /// more will be written to it.
+    #[must_use]
+    pub fn is_ended(&self) -> bool {
+        self.ended
     }
 
     /// Sequence number of the segment being read, if any.
@@ -470,6 +483,9 @@ impl RingReader {
     /// The presentation time being read now.
     #[must_use]
     pub fn position(&self) -> Option<u64> {
+        if let Some(p) = self.trick_position_ns {
+            return Some(p);
+        }
         let cur = self.current.as_ref()?;
         let fraction = match self.spans.get(&cur.sequence) {
             Some(span) => {
@@ -515,6 +531,7 @@ impl RingReader {
             return Ok(None);
         };
         self.landing = None;
+        self.trick_position_ns = None;
         self.current = None;
         self.next = Some(seq);
         self.discont = true;

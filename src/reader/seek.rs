@@ -153,6 +153,7 @@ impl RingReader {
     /// Makes segment `seq` the next one read, entered at `keyframe` (at its
     /// start when that is offset 0).
     pub(super) fn land(&mut self, seq: u64, index: &SegmentIndex, keyframe: &Keyframe) {
+        self.trick_position_ns = None;
         self.current = None;
         self.next = Some(seq);
         self.discont = true;

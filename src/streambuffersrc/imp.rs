@@ -11,7 +11,9 @@ use gst_base::subclass::prelude::*;
 
 use super::StartPosition;
 use crate::element_sync::{FlushGate, lock};
-use crate::reader::{ReadOutcome, ReaderEvent, RingReader, Snap};
+use crate::reader::{
+    Direction, MAX_ALL_FRAMES_RATE, Playback, ReadOutcome, ReaderEvent, RingReader, Snap, TrickOutcome,
+};
 use crate::ts::PACKET_SIZE;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -25,6 +27,9 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 /// 348 packets: about 64 KiB per buffer.
 const DEFAULT_BLOCKSIZE: u32 = 348 * PACKET_SIZE as u32;
 const DEFAULT_POLL_INTERVAL: u64 = 50_000_000;
+/// Keyframes shown per second in fast trick play (the Windows engine's
+/// `SetRateEx` frames per second).
+const DEFAULT_TRICK_FRAME_RATE: u32 = 8;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -32,6 +37,7 @@ struct Settings {
     start_position: StartPosition,
     start_delay: u64,
     poll_interval: u64,
+    trick_frame_rate: u32,
 }
 
 impl Default for Settings {
@@ -41,6 +47,7 @@ impl Default for Settings {
             start_position: StartPosition::Live,
             start_delay: 0,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            trick_frame_rate: DEFAULT_TRICK_FRAME_RATE,
         }
     }
 }
@@ -51,7 +58,32 @@ enum State {
     Started {
         reader: Box<RingReader>,
         positioned: bool,
+        trick: Trick,
     },
+}
+
+/// How data is being produced since the last seek.
+#[derive(Debug, Clone, Copy)]
+struct Trick {
+    playback: Playback,
+    /// Keyframes only: the presentation time of the last keyframe sent,
+    /// or where the first is looked for (`first`).
+    cursor_ns: u64,
+    first: bool,
+    /// The live edge was reached going forward: back to 1.0 (a seek) is
+    /// under way.
+    leaving: bool,
+}
+
+impl Default for Trick {
+    fn default() -> Self {
+        Trick {
+            playback: Playback::AllFrames { rate: 1.0 },
+            cursor_ns: 0,
+            first: true,
+            leaving: false,
+        }
+    }
 }
 
 pub struct StreamBufferSrc {
@@ -63,6 +95,9 @@ pub struct StreamBufferSrc {
     /// Flags of the seek event being handled: `do_seek` gets only the
     /// segment, which does not carry KEY_UNIT and SNAP_*.
     seek_flags: Mutex<gst::SeekFlags>,
+    /// The seek being handled is the element's own, back to 1.0 at the
+    /// live edge (for the rate-changed message's reason).
+    live_edge_seek: std::sync::atomic::AtomicBool,
 }
 
 impl Default for StreamBufferSrc {
@@ -73,6 +108,7 @@ impl Default for StreamBufferSrc {
             flush_gate: FlushGate::default(),
             seek_flags: Mutex::new(gst::SeekFlags::empty()),
             buffers_out: std::sync::atomic::AtomicU64::new(0),
+            live_edge_seek: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -109,6 +145,13 @@ impl ObjectImpl for StreamBufferSrc {
                     .nick("Statistics")
                     .blurb("Counters of the playback (bytes and buffers out, segments read, time holes, stale deletions and read failures met, current segment, presentation position and lag behind the live edge in ns), like SBE's counters on its source")
                     .read_only()
+                    .build(),
+                glib::ParamSpecUInt::builder("trick-frame-rate")
+                    .nick("Trick frame rate")
+                    .blurb("Keyframes shown per second when playing faster than 6x either way: the others are skipped, not read (0 = every keyframe, as up to 6x)")
+                    .maximum(1000)
+                    .default_value(DEFAULT_TRICK_FRAME_RATE)
+                    .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt64::builder("poll-interval")
                     .nick("Poll interval")
@@ -190,6 +233,7 @@ impl ObjectImpl for StreamBufferSrc {
             "start-position" => s.start_position = value.get().unwrap_or(s.start_position),
             "start-delay" => s.start_delay = value.get().unwrap_or(s.start_delay),
             "poll-interval" => s.poll_interval = value.get().unwrap_or(s.poll_interval),
+            "trick-frame-rate" => s.trick_frame_rate = value.get().unwrap_or(s.trick_frame_rate),
             other => gst::warning!(CAT, imp = self, "Unknown property '{other}'"),
         }
     }
@@ -204,6 +248,7 @@ impl ObjectImpl for StreamBufferSrc {
             "start-position" => s.start_position.to_value(),
             "start-delay" => s.start_delay.to_value(),
             "poll-interval" => s.poll_interval.to_value(),
+            "trick-frame-rate" => s.trick_frame_rate.to_value(),
             other => {
                 gst::warning!(CAT, imp = self, "Unknown property '{other}'");
                 None::<String>.to_value()
@@ -270,6 +315,7 @@ impl BaseSrcImpl for StreamBufferSrc {
         *lock(&self.state) = State::Started {
             reader: Box::new(reader),
             positioned: false,
+            trick: Trick::default(),
         };
         self.buffers_out.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(())
@@ -290,12 +336,17 @@ impl BaseSrcImpl for StreamBufferSrc {
             let format = start.format();
             // Refused before the base class flushes anything: playback
             // goes on unchanged.
-            if rate != 1.0 || format != gst::Format::Time {
-                gst::warning!(
-                    CAT,
-                    imp = self,
-                    "Refusing a seek at rate {rate} in {format:?}: only TIME at rate 1.0"
-                );
+            if format != gst::Format::Time {
+                gst::warning!(CAT, imp = self, "Refusing a seek in {format:?}: only TIME");
+                return false;
+            }
+            if flags.contains(gst::SeekFlags::INSTANT_RATE_CHANGE) {
+                return self.instant_rate_change(rate, flags);
+            }
+            let frame_rate = lock(&self.settings).trick_frame_rate;
+            let key_units = flags.contains(gst::SeekFlags::TRICKMODE_KEY_UNITS);
+            if let Err(why) = Playback::choose(rate, key_units, frame_rate) {
+                gst::warning!(CAT, imp = self, "Refusing a seek: {why}");
                 return false;
             }
             *lock(&self.seek_flags) = flags;
@@ -307,65 +358,79 @@ impl BaseSrcImpl for StreamBufferSrc {
         let Some(segment) = segment.downcast_mut::<gst::ClockTime>() else {
             return false;
         };
-        if segment.rate() != 1.0 {
-            gst::warning!(CAT, imp = self, "Only rate 1.0 is supported");
-            return false;
-        }
-        // KEY_UNIT lands on the keyframe SNAP_* picks and starts the segment
-        // there; otherwise data starts at the keyframe at or before the
-        // target and the segment at the target, so downstream clips what
-        // comes before and the first frame shown is the target's.
         let flags = std::mem::replace(&mut *lock(&self.seek_flags), gst::SeekFlags::empty());
-        let key_unit = flags.contains(gst::SeekFlags::KEY_UNIT);
-        let snap = match (
-            flags.contains(gst::SeekFlags::SNAP_BEFORE),
-            flags.contains(gst::SeekFlags::SNAP_AFTER),
-        ) {
-            (true, true) => Snap::Nearest,
-            (false, true) if key_unit => Snap::After,
-            _ => Snap::Before,
+        let frame_rate = lock(&self.settings).trick_frame_rate;
+        let key_units = flags.contains(gst::SeekFlags::TRICKMODE_KEY_UNITS);
+        let Ok(playback) = Playback::choose(segment.rate(), key_units, frame_rate) else {
+            return false;
         };
         let mut state = lock(&self.state);
-        let State::Started { reader, positioned } = &mut *state else {
+        let State::Started {
+            reader,
+            positioned,
+            trick,
+        } = &mut *state
+        else {
             // Before start: base class default segment; nothing to do.
             return true;
         };
-        let target = segment.start().map_or(0, gst::ClockTime::nseconds);
-        // The initial seek of BaseSrc (to 0) means "the configured start position".
-        let initial = !*positioned && target == 0;
-        let landed = if initial {
-            let settings = lock(&self.settings).clone();
-            reader.start(settings.start_position.into(), settings.start_delay)
-        } else {
-            reader.seek_to(target, snap)
-        };
-        match landed {
-            Ok(landed) => {
-                *positioned = true;
-                let landed = landed.unwrap_or(0);
-                let start = match reader.precise_start() {
-                    Some(precise) if initial => precise.max(landed),
-                    _ if initial || key_unit => landed,
-                    _ => target.max(landed),
+        let old_rate = trick.playback.rate();
+        let seeked = match playback {
+            Playback::AllFrames { .. } => self.seek_all_frames(reader, positioned, segment, flags),
+            Playback::Keyframes { direction, .. } => {
+                // Where the walk starts: forward at the segment's start,
+                // backward at its stop (or where playback is now).
+                let target = match direction {
+                    Direction::Forward => segment.start().map_or(0, gst::ClockTime::nseconds),
+                    Direction::Backward => segment
+                        .stop()
+                        .map(gst::ClockTime::nseconds)
+                        .or_else(|| reader.position())
+                        .or_else(|| reader.window().map(|(_, end)| end))
+                        .unwrap_or(0),
                 };
-                let t = clock_time(start);
-                segment.set_start(t);
-                segment.set_time(t);
+                *positioned = true;
+                *trick = Trick {
+                    playback,
+                    cursor_ns: target,
+                    first: true,
+                    leaving: false,
+                };
+                let t = clock_time(target);
+                match direction {
+                    Direction::Forward => {
+                        segment.set_start(t);
+                        segment.set_time(t);
+                    }
+                    Direction::Backward => {
+                        segment.set_stop(t);
+                        segment.set_time(segment.start());
+                    }
+                }
                 segment.set_position(t);
+                segment.set_flags(
+                    segment.flags() | gst::SegmentFlags::TRICKMODE_KEY_UNITS | gst::SegmentFlags::TRICKMODE_NO_AUDIO,
+                );
                 gst::debug!(
                     CAT,
                     imp = self,
-                    "Seek to {target} ns: data from {landed}, segment from {t}"
+                    "Keyframes only at rate {}, from {target} ns",
+                    playback.rate()
                 );
                 true
             }
-            Err(e) => {
-                gst::warning!(CAT, imp = self, "Seek failed: {e}");
-                false
-            }
+        };
+        if seeked {
+            trick.playback = playback;
+            trick.leaving = false;
         }
+        drop(state);
+        let own = self.live_edge_seek.swap(false, std::sync::atomic::Ordering::SeqCst);
+        if seeked && old_rate != playback.rate() {
+            self.post_rate_changed(old_rate, playback.rate(), if own { "live-edge" } else { "seek" });
+        }
+        seeked
     }
-
     fn query(&self, query: &mut gst::QueryRef) -> bool {
         match query.view_mut() {
             gst::QueryViewMut::Seeking(q) if q.format() == gst::Format::Time => {
@@ -430,15 +495,67 @@ impl PushSrcImpl for StreamBufferSrc {
             gst::Buffer::with_size(blocksize / PACKET_SIZE * PACKET_SIZE).map_err(|_| gst::FlowError::Error)?;
         loop {
             let mut state = lock(&self.state);
-            let State::Started { reader, .. } = &mut *state else {
+            let State::Started { reader, trick, .. } = &mut *state else {
                 return Err(gst::FlowError::Flushing);
             };
+            if let Playback::Keyframes { direction, step_ns, .. } = trick.playback {
+                let (from, step) = match (trick.first, direction) {
+                    (true, Direction::Forward) => (trick.cursor_ns.saturating_sub(1), 0),
+                    (true, Direction::Backward) => (trick.cursor_ns.saturating_add(1), 0),
+                    (false, _) => (trick.cursor_ns, step_ns),
+                };
+                let outcome = reader.read_keyframe(from, direction, step);
+                let events = reader.take_events();
+                let ended = reader.is_ended();
+                match outcome {
+                    Ok(TrickOutcome::Keyframe(piece)) => {
+                        trick.cursor_ns = piece.presentation_ns;
+                        trick.first = false;
+                        drop(state);
+                        self.post_events(events);
+                        let mut buffer = gst::Buffer::from_mut_slice(piece.data);
+                        if let Some(b) = buffer.get_mut() {
+                            b.set_pts(clock_time(piece.ring_time_ns));
+                            b.set_flags(gst::BufferFlags::DISCONT);
+                        }
+                        self.buffers_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        return Ok(CreateSuccess::NewBuffer(buffer));
+                    }
+                    // Fast-forward reached the live edge: playback goes on
+                    // from there at 1.0, as the Windows engine does.
+                    Ok(TrickOutcome::Edge) if direction == Direction::Forward && !ended => {
+                        let (at, rate, leaving) = (trick.cursor_ns, trick.playback.rate(), trick.leaving);
+                        trick.leaving = true;
+                        drop(state);
+                        self.post_events(events);
+                        if !leaving {
+                            self.continue_at_rate_1(at, rate, false);
+                        }
+                        if !self.flush_gate.wait(poll) {
+                            return Err(gst::FlowError::Flushing);
+                        }
+                        continue;
+                    }
+                    Ok(TrickOutcome::Edge) => {
+                        drop(state);
+                        self.post_events(events);
+                        return Err(gst::FlowError::Eos);
+                    }
+                    Err(e) => {
+                        drop(state);
+                        gst::element_imp_error!(self, gst::ResourceError::Read, ("Cannot read the ring: {}", e));
+                        return Err(gst::FlowError::Error);
+                    }
+                }
+            }
             let outcome = {
                 let b = buffer.get_mut().ok_or(gst::FlowError::Error)?;
                 let mut map = b.map_writable().map_err(|_| gst::FlowError::Error)?;
                 reader.read(map.as_mut_slice())
             };
             let events = reader.take_events();
+            let fast = trick.playback.rate() > 1.0;
+            let position = reader.position();
             drop(state);
             self.post_events(events);
             match outcome {
@@ -460,6 +577,12 @@ impl PushSrcImpl for StreamBufferSrc {
                 }
                 Ok(ReadOutcome::Eos) => return Err(gst::FlowError::Eos),
                 Ok(ReadOutcome::Wait) => {
+                    // Faster than real time, the live edge is reached:
+                    // go on at 1.0 from here.
+                    if fast {
+                        let old_rate = self.reset_rate();
+                        self.continue_at_rate_1(position.unwrap_or(0), old_rate, true);
+                    }
                     if !self.flush_gate.wait(poll) {
                         return Err(gst::FlowError::Flushing);
                     }
@@ -474,6 +597,156 @@ impl PushSrcImpl for StreamBufferSrc {
 }
 
 impl StreamBufferSrc {
+    /// A seek played at every frame (rate 1.0, slow or fast motion):
+    /// KEY_UNIT lands on the keyframe SNAP_* picks and starts the segment
+    /// there; otherwise data starts at the keyframe at or before the
+    /// target and the segment at the target, so downstream clips what
+    /// comes before and the first frame shown is the target's.
+    fn seek_all_frames(
+        &self,
+        reader: &mut RingReader,
+        positioned: &mut bool,
+        segment: &mut gst::FormattedSegment<gst::ClockTime>,
+        flags: gst::SeekFlags,
+    ) -> bool {
+        let key_unit = flags.contains(gst::SeekFlags::KEY_UNIT);
+        let snap = match (
+            flags.contains(gst::SeekFlags::SNAP_BEFORE),
+            flags.contains(gst::SeekFlags::SNAP_AFTER),
+        ) {
+            (true, true) => Snap::Nearest,
+            (false, true) if key_unit => Snap::After,
+            _ => Snap::Before,
+        };
+        let target = segment.start().map_or(0, gst::ClockTime::nseconds);
+        // The initial seek of BaseSrc (to 0) means "the configured start position".
+        let initial = !*positioned && target == 0;
+        let landed = if initial {
+            let settings = lock(&self.settings).clone();
+            reader.start(settings.start_position.into(), settings.start_delay)
+        } else {
+            reader.seek_to(target, snap)
+        };
+        match landed {
+            Ok(landed) => {
+                *positioned = true;
+                let landed = landed.unwrap_or(0);
+                let start = match reader.precise_start() {
+                    Some(precise) if initial => precise.max(landed),
+                    _ if initial || key_unit => landed,
+                    _ => target.max(landed),
+                };
+                let t = clock_time(start);
+                segment.set_start(t);
+                segment.set_time(t);
+                segment.set_position(t);
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "Seek to {target} ns: data from {landed}, segment from {t}"
+                );
+                true
+            }
+            Err(e) => {
+                gst::warning!(CAT, imp = self, "Seek failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// An instant rate change (no flush, no new position): taken when both
+    /// the current and the new rate play every frame, forward; the sinks
+    /// apply it.
+    fn instant_rate_change(&self, rate: f64, flags: gst::SeekFlags) -> bool {
+        let frame_rate = lock(&self.settings).trick_frame_rate;
+        let key_units = flags.contains(gst::SeekFlags::TRICKMODE_KEY_UNITS);
+        let old_rate = {
+            let mut state = lock(&self.state);
+            let State::Started { trick, .. } = &mut *state else {
+                return false;
+            };
+            let (Playback::AllFrames { rate: old }, Ok(new @ Playback::AllFrames { .. })) =
+                (trick.playback, Playback::choose(rate, key_units, frame_rate))
+            else {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "Refusing an instant rate change to {rate}: only between rates that play every frame forward (0.1 to {MAX_ALL_FRAMES_RATE}); seek with a flush"
+                );
+                return false;
+            };
+            trick.playback = new;
+            old
+        };
+        let event = gst::event::InstantRateChange::new(rate / old_rate, gst::SegmentFlags::empty());
+        if !self.obj().src_pads().iter().all(|pad| pad.push_event(event.clone())) {
+            gst::warning!(CAT, imp = self, "Downstream refused the instant rate change");
+        }
+        self.post_rate_changed(old_rate, rate, "seek");
+        true
+    }
+
+    /// Back to rate 1.0 (the live edge was reached); returns the old rate.
+    fn reset_rate(&self) -> f64 {
+        let mut state = lock(&self.state);
+        match &mut *state {
+            State::Started { trick, .. } => std::mem::take(trick).playback.rate(),
+            State::Stopped => 1.0,
+        }
+    }
+
+    /// Fast playback reached the live edge at presentation time `at_ns`:
+    /// playback goes on from there at 1.0, as the Windows engine does, and
+    /// an element message says so. Every frame was being sent: the sinks
+    /// are told to play at 1.0 at once (an instant rate change, no flush).
+    /// Keyframes only: a flushing seek to there at 1.0, from another
+    /// thread (this one streams); until it comes nothing more is sent.
+    fn continue_at_rate_1(&self, at_ns: u64, old_rate: f64, all_frames: bool) {
+        gst::info!(
+            CAT,
+            imp = self,
+            "Live edge reached at rate {old_rate}: playing on at 1.0"
+        );
+        if all_frames {
+            let event = gst::event::InstantRateChange::new(1.0 / old_rate, gst::SegmentFlags::empty());
+            if !self.obj().src_pad().push_event(event) {
+                gst::warning!(CAT, imp = self, "Downstream refused the instant rate change to 1.0");
+            }
+            self.post_rate_changed(old_rate, 1.0, "live-edge");
+            return;
+        }
+        self.live_edge_seek.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.obj().call_async(move |src| {
+            let flags = gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE;
+            if src
+                .seek(
+                    1.0,
+                    flags,
+                    gst::SeekType::Set,
+                    clock_time(at_ns),
+                    gst::SeekType::None,
+                    gst::ClockTime::NONE,
+                )
+                .is_err()
+            {
+                gst::warning!(CAT, obj = src, "Could not go on at 1.0 at the live edge");
+            }
+        });
+    }
+
+    /// `streambuffer-rate-changed`: the rate changed from `old` to `new`,
+    /// because of a seek or by itself (`reason`: `live-edge`), as the
+    /// Windows engine's `STREAMBUFFER_EC_RATE_CHANGED`.
+    fn post_rate_changed(&self, old: f64, new: f64, reason: &str) {
+        let obj = self.obj();
+        let s = gst::Structure::builder("streambuffer-rate-changed")
+            .field("old-rate", old)
+            .field("new-rate", new)
+            .field("reason", reason)
+            .build();
+        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+    }
+
     /// The `stats` structure: counters of the reader, -1 where there is
     /// nothing to say (not started, nothing read yet).
     fn stats(&self) -> gst::Structure {

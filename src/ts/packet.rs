@@ -140,9 +140,41 @@ impl<'a> Packet<'a> {
     }
 }
 
+/// A packet that only carries a program clock reference: PID `pid`, PCR
+/// base `base_90k` (33 bits, extension 0), flagged as a discontinuity (the
+/// clock restarts here) and without payload, so it takes no continuity
+/// count. Used where data is sent out of its order (trick play) and the
+/// receiver must learn the clock again.
+#[must_use]
+pub fn pcr_packet(pid: u16, base_90k: u64) -> [u8; PACKET_SIZE] {
+    let mut p = [0xFFu8; PACKET_SIZE];
+    let base = base_90k & ((1 << 33) - 1);
+    p[..4].copy_from_slice(&[SYNC_BYTE, (pid >> 8) as u8 & 0x1F, pid as u8, 0x20]);
+    // adaptation_field_length: the rest of the packet; flags:
+    // discontinuity_indicator and PCR_flag.
+    p[4] = 183;
+    p[5] = 0x80 | 0x10;
+    p[6] = (base >> 25) as u8;
+    p[7] = (base >> 17) as u8;
+    p[8] = (base >> 9) as u8;
+    p[9] = (base >> 1) as u8;
+    p[10] = ((base & 1) << 7) as u8 | 0x7E;
+    p[11] = 0;
+    p
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn a_pcr_packet_reads_back() {
+        let bytes = pcr_packet(0x100, (1 << 33) - 3);
+        let p = Packet::new(&bytes).expect("packet");
+        assert_eq!(p.pid(), 0x100);
+        assert!(p.discontinuity_indicator() && !p.has_payload() && !p.payload_unit_start());
+        assert_eq!(p.pcr(), Some(((1 << 33) - 3) * 300));
+    }
 
     /// Builds a packet for tests: header fields, optional PCR/RAI, payload.
     pub(crate) struct PacketBuilder {
