@@ -45,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         reuse_evicted: true,
         // And keeps one evicted file a rotation longer, as the sink's default.
         extra_segments: 1,
+        iframe_playlist: false,
     })?;
     let mut packet = [0u8; 188];
     packet[0] = 0x47;

@@ -14,7 +14,7 @@
 //! | 16..24 | wall-clock time, ms since the Unix epoch |
 //! | 24..28 | bytes from this access unit to the next one on the cut stream (0: unknown) |
 //! | 28..32 | presentation delay: the access unit's PTS minus the program clock at it, 90 kHz ticks, signed |
-//! | 32..36 | reserved, zero |
+//! | 32..36 | the keyframe's number: keyframes the ring indexed before it (the start record: before the segment's first), which numbers the I-frame playlist's entries across restarts |
 //! | 36..40 | CRC-32/MPEG-2 of bytes 0..36 |
 //!
 //! Ring time runs on the program clock (PCR), on which a multiplexer sends
@@ -57,6 +57,10 @@ pub struct Keyframe {
     pub size: u32,
     /// Its PTS minus the program clock at it, in 90 kHz ticks.
     pub presentation_delay_90k: i32,
+    /// Keyframes the ring indexed before it (the start record: before the
+    /// segment's first keyframe); counts on from the newest adopted
+    /// segment's after a restart, wrapping at 2^32.
+    pub number: u32,
 }
 
 impl Keyframe {
@@ -69,6 +73,7 @@ impl Keyframe {
         r[16..24].copy_from_slice(&self.wall_ms.to_le_bytes());
         r[24..28].copy_from_slice(&self.size.to_le_bytes());
         r[28..32].copy_from_slice(&self.presentation_delay_90k.to_le_bytes());
+        r[32..36].copy_from_slice(&self.number.to_le_bytes());
         let check = crc32_mpeg2(&r[..36]);
         r[36..40].copy_from_slice(&check.to_le_bytes());
         r
@@ -92,6 +97,7 @@ impl Keyframe {
             wall_ms: i64::from_le_bytes(r[16..24].try_into().unwrap_or([0; 8])),
             size: u32::from_le_bytes([r[24], r[25], r[26], r[27]]),
             presentation_delay_90k: i32::from_le_bytes([r[28], r[29], r[30], r[31]]),
+            number: u32::from_le_bytes([r[32], r[33], r[34], r[35]]),
         })
     }
 }
@@ -186,6 +192,7 @@ mod tests {
             wall_ms: 1_700_000_000_000 + i64::try_from(t / 1_000_000).unwrap_or(0),
             size: 4 * 188,
             presentation_delay_90k: 0,
+            number: 0,
         }
     }
 

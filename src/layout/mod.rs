@@ -10,6 +10,8 @@
 //!   .reusable-segment          SPARE_NAME: an evicted segment's file, for a moment
 //!   ring.journal               JOURNAL_NAME: one line per completed segment (journal)
 //!   index.m3u8                 PLAYLIST_NAME: HLS media playlist (playlist)
+//!   iframes.m3u8               IFRAME_PLAYLIST_NAME: its keyframes, EXT-X-I-FRAMES-ONLY (playlist)
+//!   master.m3u8                MULTIVARIANT_PLAYLIST_NAME: names both (playlist)
 //!   .index.m3u8.tmp            the next playlist, before it replaces the current one
 //!   segment-000000000041.ts    segment_file_name(41): oldest segment in the window
 //!   ...
@@ -34,6 +36,11 @@ pub const SPARE_NAME: &str = ".reusable-segment";
 pub const JOURNAL_NAME: &str = "ring.journal";
 /// The HLS media playlist, in the ring and in reference recordings.
 pub const PLAYLIST_NAME: &str = "index.m3u8";
+/// The I-frame playlist of the keyframes (`iframe-playlist`).
+pub const IFRAME_PLAYLIST_NAME: &str = "iframes.m3u8";
+/// The multivariant playlist naming [`PLAYLIST_NAME`] and
+/// [`IFRAME_PLAYLIST_NAME`].
+pub const MULTIVARIANT_PLAYLIST_NAME: &str = "master.m3u8";
 /// Where the writer publishes how much of a reused file is new.
 pub const PROGRESS_NAME: &str = "ring.progress";
 

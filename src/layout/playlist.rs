@@ -6,6 +6,7 @@
 
 use std::fmt::Write as _;
 
+use super::index::Keyframe;
 use super::{
     MAX_PROGRAM_DATE_TIME_MS, MAX_SEGMENT_DURATION_NS, SegmentInfo, parse_segment_file_name, segment_file_name,
 };
@@ -89,6 +90,99 @@ pub fn render<'a>(out: &mut String, header: PlaylistHeader, entries: impl Iterat
     if header.ended {
         out.push_str("#EXT-X-ENDLIST\n");
     }
+}
+
+/// One segment's keyframes, for the I-frame playlist.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentKeyframes<'a> {
+    pub info: &'a SegmentInfo,
+    /// Ring time of the segment's start.
+    pub start_ns: u64,
+    /// Bytes of the tables (PAT, PMTs) at its head: the EXT-X-MAP.
+    pub head_bytes: u32,
+    /// Its keyframes, in order (offset, size and ring time are used).
+    pub keyframes: &'a [Keyframe],
+    /// The number of its first keyframe: the I-frame playlist's media
+    /// sequence numbers are keyframe numbers.
+    pub first_number: u64,
+}
+
+/// Renders the I-frame playlist (RFC 8216 4.3.3.6, EXT-X-I-FRAMES-ONLY) of
+/// `segments` (oldest first) into `out`: each keyframe is a media segment,
+/// the byte range of its access unit in its segment file, lasting until the
+/// next keyframe (or the segment's end); each segment file's tables are its
+/// EXT-X-MAP, so that any keyframe decodes on its own. Segments without a
+/// keyframe (or with keyframes of unknown size) add nothing.
+pub fn render_iframes<'a>(
+    out: &mut String,
+    header: PlaylistHeader,
+    segments: impl Iterator<Item = SegmentKeyframes<'a>>,
+) {
+    out.clear();
+    let mut segments = segments
+        .filter(|s| s.keyframes.iter().any(|k| k.size > 0 && k.offset > 0))
+        .peekable();
+    let media_sequence = segments.peek().map_or(0, |s| s.first_number);
+    // Version 5: EXT-X-MAP in an I-frames-only playlist (4: byte ranges).
+    out.push_str("#EXTM3U\n#EXT-X-VERSION:5\n");
+    let _ = write!(
+        out,
+        "#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n#EXT-X-I-FRAMES-ONLY\n",
+        header.target_duration_s, media_sequence, header.discontinuity_sequence
+    );
+    let mut first = true;
+    for s in segments {
+        let name = segment_file_name(s.info.sequence);
+        let end_ns = s.start_ns.saturating_add(s.info.duration_ns);
+        if s.info.discontinuity && !first {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        first = false;
+        let _ = writeln!(out, "#EXT-X-MAP:URI=\"{name}\",BYTERANGE=\"{}@0\"", s.head_bytes);
+        // Every keyframe gets an entry, so that numbers stay those of the
+        // keyframes; one whose size is unknown spans to the next.
+        for (i, k) in s.keyframes.iter().enumerate() {
+            let next = s.keyframes.get(i + 1);
+            let until = next.map_or(end_ns, |n| n.ring_time_ns).max(k.ring_time_ns);
+            let duration_ns = until - k.ring_time_ns;
+            let size = match k.size {
+                0 => next.map_or(s.info.bytes, |n| n.offset).saturating_sub(k.offset),
+                size => u64::from(size),
+            };
+            if i == 0 {
+                let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", Rfc3339Millis(k.wall_ms));
+            }
+            let _ = write!(
+                out,
+                "#EXTINF:{}.{:03},\n#EXT-X-BYTERANGE:{size}@{}\n{name}\n",
+                duration_ns / 1_000_000_000,
+                (duration_ns / 1_000_000) % 1000,
+                k.offset
+            );
+        }
+    }
+    if header.ended {
+        out.push_str("#EXT-X-ENDLIST\n");
+    }
+}
+
+/// Renders the multivariant playlist naming the media playlist
+/// `media_uri` (peak segment bit rate `bandwidth`, bits/s) and the I-frame
+/// playlist `iframes_uri` (its peak, `iframe_bandwidth`).
+pub fn render_multivariant(
+    out: &mut String,
+    media_uri: &str,
+    bandwidth: u64,
+    iframes_uri: &str,
+    iframe_bandwidth: u64,
+) {
+    out.clear();
+    let _ = write!(
+        out,
+        "#EXTM3U\n#EXT-X-VERSION:5\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-STREAM-INF:BANDWIDTH={}\n{media_uri}\n#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},URI=\"{iframes_uri}\"\n",
+        bandwidth.max(1),
+        iframe_bandwidth.max(1)
+    );
 }
 
 /// One accepted playlist entry.

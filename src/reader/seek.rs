@@ -70,6 +70,7 @@ impl RingReader {
             wall_ms: 0,
             size: 0,
             presentation_delay_90k: 0,
+            number: 0,
         };
         Some(SegmentIndex {
             start,

@@ -52,14 +52,19 @@ pub enum TrickOutcome {
     Edge,
 }
 
+/// A keyframe found: its segment, the segment's start record, the keyframe.
+type Found = (u64, Keyframe, Keyframe);
+
 /// Most bytes one keyframe may take: an index record with a larger size
 /// is not believed.
 const MAX_KEYFRAME_BYTES: u64 = 64 * 1024 * 1024;
 
 impl RingReader {
     /// Reads the keyframe nearest presentation time `from` going
-    /// `direction`, about `min_step_ns` away from it at least (strictly
-    /// beyond it when 0), from the keyframe index. Segments without a usable index
+    /// `direction`, about `min_step_ns` beyond it at least (0: `from`
+    /// itself may be the one), from the keyframe index. When a step of
+    /// more than 1 ns goes past the newest (oldest) keyframe, that one is
+    /// read, so that a walk ends on it. Segments without a usable index
     /// are passed over. Going forward, a keyframe whose bytes are not all
     /// in the file yet is not there yet.
     pub fn read_keyframe(&mut self, from: u64, direction: Direction, min_step_ns: u64) -> io::Result<TrickOutcome> {
@@ -67,37 +72,28 @@ impl RingReader {
         // Keyframes a GOP apart are not exactly a GOP apart in presentation
         // time: a step is taken with a tenth's slack, so that "every
         // second" does not become "every other second".
-        let min_step_ns = min_step_ns - min_step_ns / 10;
-        let candidates = self.candidates();
+        let step = if min_step_ns > 1 {
+            min_step_ns - min_step_ns / 10
+        } else {
+            min_step_ns
+        };
         let found = match direction {
-            Direction::Forward => {
-                let target = from.saturating_add(min_step_ns.max(1));
-                let at = candidates.iter().rposition(|&(_, start)| start <= target).unwrap_or(0);
-                candidates[at..].iter().find_map(|&(seq, _)| {
-                    let index = self.segment_index(seq)?;
-                    let k = *index::at_or_after(&index.keyframes, target)?;
-                    Some((seq, index.start, k))
-                })
-            }
-            Direction::Backward => {
-                let target = from.saturating_sub(min_step_ns.max(1));
-                let at = candidates.iter().rposition(|&(_, start)| start <= target);
-                let Some(at) = at else { return Ok(TrickOutcome::Edge) };
-                candidates[..=at].iter().rev().find_map(|&(seq, _)| {
-                    let index = self.segment_index(seq)?;
-                    let k = *index::at_or_before(&index.keyframes, target)?;
-                    Some((seq, index.start, k))
-                })
-            }
+            Direction::Forward => self.keyframe_at_or_after(from.saturating_add(step)).or_else(|| {
+                // A step past the newest keyframe: the newest, if beyond `from`.
+                let newest = self.keyframe_at_or_before(u64::MAX)?;
+                (step > 1 && newest.2.presentation_ns() > from).then_some(newest)
+            }),
+            Direction::Backward => from
+                .checked_sub(step)
+                .and_then(|t| self.keyframe_at_or_before(t))
+                .or_else(|| {
+                    // A step past the oldest keyframe: the oldest, if before `from`.
+                    let oldest = self.keyframe_at_or_after(0)?;
+                    (step > 1 && oldest.2.presentation_ns() < from).then_some(oldest)
+                }),
         };
         let Some((seq, start, keyframe)) = found else {
-            // A skipping step went past the end: the keyframe at the end
-            // is still shown, so that the walk ends there.
-            return if min_step_ns > 1 {
-                self.read_keyframe(from, direction, 0)
-            } else {
-                Ok(TrickOutcome::Edge)
-            };
+            return Ok(TrickOutcome::Edge);
         };
         match self.keyframe_piece(seq, &start, &keyframe) {
             Ok(Some(piece)) => {
@@ -116,6 +112,28 @@ impl RingReader {
                 Ok(TrickOutcome::Edge)
             }
         }
+    }
+
+    /// The first keyframe presented at or after `target`.
+    fn keyframe_at_or_after(&self, target: u64) -> Option<Found> {
+        let candidates = self.candidates();
+        let at = candidates.iter().rposition(|&(_, start)| start <= target).unwrap_or(0);
+        candidates[at..].iter().find_map(|&(seq, _)| {
+            let index = self.segment_index(seq)?;
+            let k = *index::at_or_after(&index.keyframes, target)?;
+            Some((seq, index.start, k))
+        })
+    }
+
+    /// The last keyframe presented at or before `target`.
+    fn keyframe_at_or_before(&self, target: u64) -> Option<Found> {
+        let candidates = self.candidates();
+        let at = candidates.iter().rposition(|&(_, start)| start <= target)?;
+        candidates[..=at].iter().rev().find_map(|&(seq, _)| {
+            let index = self.segment_index(seq)?;
+            let k = *index::at_or_before(&index.keyframes, target)?;
+            Some((seq, index.start, k))
+        })
     }
 
     /// The piece for `keyframe` of segment `seq` (whose index starts with
@@ -251,6 +269,81 @@ impl Playback {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ring::tests::{SECOND, config, marked, start};
+    use crate::ring::{Ring, SegmentStart};
+
+    /// Three 2 s segments of 40 packets, a keyframe every 10 packets
+    /// (0.5 s), 10 packets long; segment n's packets are marked 10 + n.
+    fn indexed_ring(dir: &std::path::Path) -> Ring {
+        let mut ring = Ring::open(config(dir)).expect("open");
+        for n in 0..3u64 {
+            ring.begin_segment(SegmentStart {
+                ring_time_ns: n * 2 * SECOND,
+                ..start(false)
+            })
+            .expect("begin");
+            ring.write(&marked(10 + n as u8, 40)).expect("write");
+            for i in 0..4u64 {
+                ring.add_keyframe(&Keyframe {
+                    offset: i * 10 * PACKET_SIZE as u64,
+                    ring_time_ns: n * 2 * SECOND + i * SECOND / 2,
+                    wall_ms: 1_700_000_000_000,
+                    size: 10 * PACKET_SIZE as u32,
+                    presentation_delay_90k: 0,
+                    number: 0,
+                });
+            }
+            ring.finish_segment(2 * SECOND).expect("finish");
+        }
+        ring
+    }
+
+    /// Walks `direction` from `from` in steps of `step`; the keyframes'
+    /// presentation times in ms and the bytes read.
+    fn walk(dir: &std::path::Path, from: u64, direction: Direction, step: u64) -> (Vec<u64>, u64) {
+        let mut reader = RingReader::new(dir);
+        let (mut at, mut first, mut shown, mut bytes) = (from, true, Vec::new(), 0);
+        while let TrickOutcome::Keyframe(piece) = reader
+            .read_keyframe(at, direction, if first { 0 } else { step.max(1) })
+            .expect("read")
+        {
+            assert_eq!(
+                piece.data.len(),
+                10 * PACKET_SIZE,
+                "the keyframe's packets, nothing else"
+            );
+            assert!(piece.data.chunks(PACKET_SIZE).all(|p| p[1] == piece.data[1]));
+            shown.push(piece.presentation_ns / 1_000_000);
+            bytes += piece.bytes_read;
+            at = piece.presentation_ns;
+            first = false;
+        }
+        (shown, bytes)
+    }
+
+    #[test]
+    fn walks_keyframes_both_ways_and_ends_on_the_last() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _ring = indexed_ring(dir.path());
+        let every: Vec<u64> = (0..12).map(|i| i * 500).collect();
+        let (forward, bytes) = walk(dir.path(), 0, Direction::Forward, 0);
+        assert_eq!(forward, every);
+        assert_eq!(bytes, 12 * 10 * PACKET_SIZE as u64, "only the keyframes were read");
+        let (backward, _) = walk(dir.path(), 6 * SECOND, Direction::Backward, 0);
+        assert_eq!(backward, every.iter().rev().copied().collect::<Vec<_>>());
+        // Skipping 1.5 s at a time: the walk still ends on the last keyframe.
+        assert_eq!(
+            walk(dir.path(), 0, Direction::Forward, 3 * SECOND / 2).0,
+            vec![0, 1500, 3000, 4500, 5500]
+        );
+        assert_eq!(
+            walk(dir.path(), 5_700_000_000, Direction::Backward, 3 * SECOND / 2).0,
+            vec![5500, 4000, 2500, 1000, 0]
+        );
+        // From between keyframes: the next one that way.
+        assert_eq!(walk(dir.path(), 1_200_000_000, Direction::Forward, 0).0[0], 1500);
+        assert_eq!(walk(dir.path(), 1_200_000_000, Direction::Backward, 0).0[0], 1000);
+    }
 
     #[test]
     fn rates_choose_the_way_frames_are_sent() {

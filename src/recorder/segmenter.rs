@@ -233,6 +233,8 @@ impl Segmenter {
                 wall_ms: u.wall_ms,
                 size: u32::try_from(end - u.offset).unwrap_or(u32::MAX),
                 presentation_delay_90k: u.presentation_delay_90k,
+                // The ring numbers it.
+                number: 0,
             });
             self.keyframes_indexed += 1;
         }

@@ -133,6 +133,7 @@ fn recorder(dir: &std::path::Path, segment: u64) -> Recorder {
         sync_on_rotate: false,
         reuse_evicted: true,
         extra_segments: 0,
+        iframe_playlist: false,
     })
     .expect("open ring");
     Recorder::new(

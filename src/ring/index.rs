@@ -59,8 +59,9 @@ fn read(dir: &DirHandle, sequence: u64, data_len: u64) -> Option<SegmentIndex> {
 /// Makes the index of an adopted segment agree with its data: cut to its
 /// valid records, or made anew by scanning the segment when it has none or
 /// one whose start does not follow `ring_end_ns` (the previous segment's
-/// end). Returns the segment's start in ring time.
-pub(super) fn adopt_index(dir: &DirHandle, info: &SegmentInfo, ring_end_ns: u64) -> u64 {
+/// end); a new one numbers its keyframes from `next_number`. Returns the
+/// index (its start: the segment's start in ring time).
+pub(super) fn adopt_index(dir: &DirHandle, info: &SegmentInfo, ring_end_ns: u64, next_number: u32) -> SegmentIndex {
     let existing = read(dir, info.sequence, info.bytes).filter(|i| i.start.ring_time_ns >= ring_end_ns);
     // An index with keyframes is kept, cut to them. One with only its start
     // record (the writer died before the first keyframe's record, which is
@@ -75,7 +76,7 @@ pub(super) fn adopt_index(dir: &DirHandle, info: &SegmentInfo, ring_end_ns: u64)
         {
             let _ = file.set_len(valid);
         }
-        return index.start.ring_time_ns;
+        return index.clone();
     }
     let mut start = existing.map_or(
         Keyframe {
@@ -84,9 +85,13 @@ pub(super) fn adopt_index(dir: &DirHandle, info: &SegmentInfo, ring_end_ns: u64)
             wall_ms: info.program_date_time_ms,
             size: 0,
             presentation_delay_90k: 0,
+            number: next_number,
         },
         |i| i.start,
     );
+    // Numbers go on from the segments before (a start record written
+    // before they were adopted may say less).
+    start.number = start.number.max(next_number);
     let keyframes = dir
         .open_read_only(&segment_file_name(info.sequence))
         .and_then(|f| scan_keyframes(&f, info.bytes, &start))
@@ -103,7 +108,7 @@ pub(super) fn adopt_index(dir: &DirHandle, info: &SegmentInfo, ring_end_ns: u64)
             }
         }
     }
-    start.ring_time_ns
+    SegmentIndex { start, keyframes }
 }
 
 /// The random-access points of a segment's first `len` bytes, found the way
@@ -126,6 +131,7 @@ pub(super) fn scan_keyframes(file: &File, len: u64, start: &Keyframe) -> io::Res
                 wall_ms: start.wall_ms.saturating_add(i64::try_from(t / 1_000_000).unwrap_or(0)),
                 size: u32::try_from(end - offset).unwrap_or(u32::MAX),
                 presentation_delay_90k: delay,
+                number: start.number.wrapping_add(u32::try_from(keyframes.len()).unwrap_or(0)),
             });
         }
     };

@@ -75,6 +75,9 @@ pub struct RingConfig {
     /// [`retention`]): an HLS client that loaded the playlist just before
     /// can still fetch its oldest entry.
     pub extra_segments: u32,
+    /// Also publish an I-frame playlist of the keyframes and a
+    /// multivariant playlist naming both (see `layout::playlist`).
+    pub iframe_playlist: bool,
 }
 
 /// Where a new segment starts in time.
@@ -130,12 +133,22 @@ struct Entry {
     info: SegmentInfo,
     /// Discontinuities up to and including this segment (RFC 8216 6.2.1).
     discontinuity_sequence: u64,
+    /// Its keyframes (kept for the I-frame playlist only).
+    keyframes: Vec<Keyframe>,
+    /// The number of its first keyframe (see [`Keyframe::number`]).
+    first_keyframe: u64,
+    /// Bytes of the tables at its head.
+    head_bytes: u32,
 }
 
 struct Current {
     writer: SegmentWriter,
     start: SegmentStart,
     index: IndexWriter,
+    /// Its keyframes so far (for the I-frame playlist), and the number of
+    /// its first.
+    keyframes: Vec<Keyframe>,
+    first_keyframe: u64,
 }
 
 /// See the module documentation.
@@ -176,6 +189,11 @@ pub struct Ring {
     retired: VecDeque<Retired>,
     /// Ring time at the end of the newest completed segment.
     ring_time_end_ns: u64,
+    /// Keyframes indexed so far (the next one's number), counting on from
+    /// the adopted segments'.
+    keyframes_total: u64,
+    /// The multivariant playlist as last written.
+    multivariant: String,
 }
 
 impl Ring {
@@ -246,13 +264,28 @@ impl Ring {
             undeleted: Vec::new(),
             retired: VecDeque::new(),
             ring_time_end_ns: 0,
+            keyframes_total: 0,
+            multivariant: String::new(),
         };
         for info in adopted {
             // Each adopted segment's index is made to agree with its data;
-            // ring time goes on from where the adopted segments end.
-            let start = index::adopt_index(&ring.handle, &info, ring.ring_time_end_ns);
-            ring.ring_time_end_ns = start.saturating_add(info.duration_ns);
-            ring.push_entry(info);
+            // ring time goes on from where the adopted segments end, and
+            // keyframe numbers from where they left off.
+            let index = index::adopt_index(&ring.handle, &info, ring.ring_time_end_ns, ring.keyframes_total as u32);
+            ring.ring_time_end_ns = index.start.ring_time_ns.saturating_add(info.duration_ns);
+            let numbered = u64::from(index.start.number);
+            let first = if numbered >= ring.keyframes_total {
+                numbered
+            } else {
+                ring.keyframes_total
+            };
+            ring.keyframes_total = first + index.keyframes.len() as u64;
+            let keyframes = if ring.config.iframe_playlist {
+                index.keyframes
+            } else {
+                Vec::new()
+            };
+            ring.push_entry(info, keyframes, first, index.start.size);
         }
         if !ring.entries.is_empty() {
             ring.enforce_retention();
@@ -366,6 +399,7 @@ impl Ring {
             wall_ms: start.program_date_time_ms,
             size: start.head_bytes,
             presentation_delay_90k: 0,
+            number: self.keyframes_total as u32,
         };
         if index.append(&first).is_err() {
             self.stats.metadata_write_errors += 1;
@@ -403,7 +437,13 @@ impl Ring {
             self.reuse.announce(&self.handle, sequence, &mut self.stats);
         }
         self.stats.segments_created += 1;
-        self.current = Some(Current { writer, start, index });
+        self.current = Some(Current {
+            writer,
+            start,
+            index,
+            keyframes: Vec::new(),
+            first_keyframe: self.keyframes_total,
+        });
         Ok(())
     }
 
@@ -412,10 +452,17 @@ impl Ring {
     /// metadata: a record that cannot be written is counted in
     /// `metadata_write_errors` and lost, the media goes on.
     pub fn add_keyframe(&mut self, keyframe: &Keyframe) {
-        if let Some(cur) = self.current.as_mut()
-            && cur.index.append(keyframe).is_err()
-        {
+        let Some(cur) = self.current.as_mut() else { return };
+        let keyframe = Keyframe {
+            number: self.keyframes_total as u32,
+            ..*keyframe
+        };
+        self.keyframes_total += 1;
+        if cur.index.append(&keyframe).is_err() {
             self.stats.metadata_write_errors += 1;
+        }
+        if self.config.iframe_playlist {
+            cur.keyframes.push(keyframe);
         }
     }
 
@@ -592,9 +639,17 @@ impl Ring {
         {
             return Err(WriteFailure::new(cur.writer.path().to_owned(), e, false));
         }
-        let Some(Current { mut writer, start, .. }) = self.current.take() else {
+        let Some(Current {
+            mut writer,
+            start,
+            keyframes,
+            first_keyframe,
+            ..
+        }) = self.current.take()
+        else {
             return Ok(());
         };
+        let indexed = (keyframes, first_keyframe);
         self.spare_buffers = writer.take_buffers();
         let sequence = writer.sequence();
         let path = writer.path().to_owned();
@@ -606,7 +661,7 @@ impl Ring {
                 // reused file, the old content could not be cut off, and
                 // the progress record goes on hiding it); it stays in the
                 // ring, the failure is still reported.
-                self.commit_segment(sequence, duration_ns, start, flushed);
+                self.commit_segment(sequence, duration_ns, start, flushed, indexed);
                 return Err(match e {
                     CloseError::Sync(e) => WriteFailure::unsynced(path, e),
                     CloseError::CutToLength(e) => WriteFailure::new(path, e, false),
@@ -618,7 +673,7 @@ impl Ring {
             self.delete_file(&segment_file_name(sequence));
             return Ok(());
         }
-        self.commit_segment(sequence, duration_ns, start, bytes);
+        self.commit_segment(sequence, duration_ns, start, bytes, indexed);
         Ok(())
     }
 
@@ -641,7 +696,14 @@ impl Ring {
     /// `kept_duration_ns`. Nothing kept, or a file deleted under us, removes
     /// the segment. Returns the bytes dropped.
     pub fn abandon_segment(&mut self, keep_bytes: u64, kept_duration_ns: u64) -> u64 {
-        let Some(Current { mut writer, start, .. }) = self.current.take() else {
+        let Some(Current {
+            mut writer,
+            start,
+            keyframes,
+            first_keyframe,
+            ..
+        }) = self.current.take()
+        else {
             return 0;
         };
         let pending = writer.discard_pending();
@@ -663,7 +725,12 @@ impl Ring {
             self.delete_file(&name);
             return pending + flushed;
         }
-        self.commit_segment(sequence, kept_duration_ns, start, keep);
+        // The keyframes whose bytes were kept.
+        let kept: Vec<Keyframe> = keyframes
+            .into_iter()
+            .filter(|k| k.offset.saturating_add(u64::from(k.size)) <= keep)
+            .collect();
+        self.commit_segment(sequence, kept_duration_ns, start, keep, (kept, first_keyframe));
         pending + flushed - keep
     }
 

@@ -6,11 +6,21 @@ use std::io;
 
 use super::journal::Journal;
 use super::{Entry, Ring, SegmentStart};
-use crate::layout::playlist::{self, PlaylistHeader};
-use crate::layout::{PLAYLIST_NAME, SegmentInfo};
+use crate::layout::index::Keyframe;
+use crate::layout::playlist::{self, PlaylistHeader, SegmentKeyframes};
+use crate::layout::{IFRAME_PLAYLIST_NAME, MULTIVARIANT_PLAYLIST_NAME, PLAYLIST_NAME, SegmentInfo};
 
 impl Ring {
-    pub(super) fn commit_segment(&mut self, sequence: u64, duration_ns: u64, start: SegmentStart, bytes: u64) {
+    /// Publishes segment `sequence` (`indexed`: its keyframes and the
+    /// number of its first).
+    pub(super) fn commit_segment(
+        &mut self,
+        sequence: u64,
+        duration_ns: u64,
+        start: SegmentStart,
+        bytes: u64,
+        indexed: (Vec<Keyframe>, u64),
+    ) {
         let info = SegmentInfo {
             sequence,
             duration_ns,
@@ -25,7 +35,7 @@ impl Ring {
         if self.journal_dirty || self.journal.append(&info).is_err() {
             self.journal_dirty = true;
         }
-        self.push_entry(info);
+        self.push_entry(info, indexed.0, indexed.1, start.head_bytes);
         self.enforce_retention_at_rotation();
         self.bytes_since_space_check = 0;
         if self.journal_dirty {
@@ -46,7 +56,13 @@ impl Ring {
         }
     }
 
-    pub(super) fn push_entry(&mut self, info: SegmentInfo) {
+    pub(super) fn push_entry(
+        &mut self,
+        info: SegmentInfo,
+        keyframes: Vec<Keyframe>,
+        first_keyframe: u64,
+        head_bytes: u32,
+    ) {
         let base = self
             .entries
             .back()
@@ -67,6 +83,9 @@ impl Ring {
         self.entries.push_back(Entry {
             info,
             discontinuity_sequence,
+            keyframes,
+            first_keyframe,
+            head_bytes,
         });
     }
 
@@ -95,6 +114,65 @@ impl Ring {
         self.handle
             .replace_atomically(PLAYLIST_NAME, self.playlist.as_bytes(), self.config.sync_on_rotate)?;
         self.stats.playlist_writes += 1;
+        if self.config.iframe_playlist {
+            self.write_iframe_playlists(skip, header)?;
+        }
+        Ok(())
+    }
+
+    /// The I-frame playlist of the entries from `skip` on, and the
+    /// multivariant playlist when what it says changed.
+    fn write_iframe_playlists(&mut self, skip: usize, header: PlaylistHeader) -> io::Result<()> {
+        let starts: Vec<u64> = self.segments_in_time().map(|(_, start)| start).collect();
+        let listed = self
+            .entries
+            .range(skip..)
+            .zip(&starts[skip..])
+            .map(|(e, &start_ns)| SegmentKeyframes {
+                info: &e.info,
+                start_ns,
+                head_bytes: e.head_bytes,
+                keyframes: &e.keyframes,
+                first_number: e.first_keyframe,
+            });
+        playlist::render_iframes(&mut self.playlist, header, listed);
+        self.handle.replace_atomically(
+            IFRAME_PLAYLIST_NAME,
+            self.playlist.as_bytes(),
+            self.config.sync_on_rotate,
+        )?;
+        // Peak bit rates: of a segment, and of one keyframe over its time.
+        let rate = |bytes: u64, ns: u64| bytes.saturating_mul(8_000_000_000) / ns.max(1);
+        let window = self.entries.range(skip..);
+        let bandwidth = window
+            .clone()
+            .map(|e| rate(e.info.bytes, e.info.duration_ns))
+            .max()
+            .unwrap_or(0);
+        let iframe_bandwidth = window
+            .flat_map(|e| {
+                e.keyframes.windows(2).map(|w| {
+                    rate(
+                        u64::from(w[0].size),
+                        w[1].ring_time_ns.saturating_sub(w[0].ring_time_ns),
+                    )
+                })
+            })
+            .max()
+            .unwrap_or(bandwidth);
+        let mut text = String::new();
+        playlist::render_multivariant(
+            &mut text,
+            PLAYLIST_NAME,
+            bandwidth,
+            IFRAME_PLAYLIST_NAME,
+            iframe_bandwidth,
+        );
+        if text != self.multivariant {
+            self.handle
+                .replace_atomically(MULTIVARIANT_PLAYLIST_NAME, text.as_bytes(), self.config.sync_on_rotate)?;
+            self.multivariant = text;
+        }
         Ok(())
     }
 }

@@ -18,6 +18,7 @@ pub(crate) fn config(dir: &Path) -> RingConfig {
         sync_on_rotate: false,
         reuse_evicted: true,
         extra_segments: 0,
+        iframe_playlist: false,
     }
 }
 
@@ -242,6 +243,7 @@ fn no_reuse_when_disabled_or_syncing() {
             RingConfig {
                 reuse_evicted,
                 extra_segments: 0,
+                iframe_playlist: false,
                 sync_on_rotate,
                 ..config(dir.path())
             },
@@ -380,6 +382,7 @@ fn undeletable_segments_count_until_deleted() {
     let mut ring = Ring::open(RingConfig {
         reuse_evicted: false,
         extra_segments: 0,
+        iframe_playlist: false,
         ..config(dir.path())
     })
     .expect("open");
@@ -598,4 +601,95 @@ fn ring_time_and_dates_map_across_a_hole() {
     assert_eq!(ring.ring_time_at(t0 + 30_000), 4 * SECOND, "in the hole");
     assert_eq!(ring.ring_time_at(t0 - 5_000), 0, "before the oldest");
     assert_eq!(ring.ring_time_at(t0 + 66_500), 6_500_000_000, "in the open segment");
+}
+
+/// With `iframe_playlist`, each rotation publishes iframes.m3u8 (a byte
+/// range per keyframe after the segment's tables, the tables as
+/// EXT-X-MAP, durations to the next keyframe, numbered by keyframe so
+/// that the numbers stay as the window slides) and master.m3u8 naming it
+/// and index.m3u8; m3u8-rs reads both.
+#[test]
+fn iframe_and_multivariant_playlists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ring = Ring::open(RingConfig {
+        iframe_playlist: true,
+        retention: Retention {
+            max_duration_ns: 4 * SECOND,
+            ..Default::default()
+        },
+        ..config(dir.path())
+    })
+    .expect("open");
+    for n in 0..4u64 {
+        ring.begin_segment(SegmentStart {
+            ring_time_ns: n * 2 * SECOND,
+            head_bytes: 2 * 188,
+            ..start(false)
+        })
+        .expect("begin");
+        ring.write(&marked(n as u8, 42)).expect("write");
+        for i in 0..2u64 {
+            ring.add_keyframe(&crate::layout::index::Keyframe {
+                offset: (2 + 20 * i) * 188,
+                ring_time_ns: n * 2 * SECOND + i * SECOND,
+                wall_ms: 1_700_000_000_000,
+                size: 5 * 188,
+                presentation_delay_90k: 0,
+                number: 0,
+            });
+        }
+        ring.finish_segment(2 * SECOND).expect("finish");
+    }
+    let text = std::fs::read_to_string(dir.path().join("iframes.m3u8")).expect("iframes.m3u8");
+    let iframes = m3u8_rs::parse_media_playlist_res(text.as_bytes()).expect("parses");
+    assert!(iframes.i_frames_only, "{text}");
+    // Segments 2 and 3 in the window: keyframes 4 to 7.
+    assert_eq!(iframes.media_sequence, 4, "{text}");
+    let ranges: Vec<(String, u64, Option<u64>)> = iframes
+        .segments
+        .iter()
+        .map(|s| {
+            let r = s.byte_range.as_ref().expect("byte range");
+            (s.uri.clone(), r.length, r.offset)
+        })
+        .collect();
+    assert_eq!(
+        ranges,
+        vec![
+            (segment_file_name(2), 940, Some(376)),
+            (segment_file_name(2), 940, Some(4136)),
+            (segment_file_name(3), 940, Some(376)),
+            (segment_file_name(3), 940, Some(4136)),
+        ]
+    );
+    assert!(iframes.segments.iter().all(|s| (s.duration - 1.0).abs() < 0.001));
+    let maps: Vec<String> = iframes
+        .segments
+        .iter()
+        .filter_map(|s| s.map.as_ref())
+        .map(|m| format!("{}@{:?}", m.uri, m.byte_range.as_ref().map(|r| (r.length, r.offset))))
+        .collect();
+    assert_eq!(
+        maps,
+        vec![
+            format!("{}@Some((376, Some(0)))", segment_file_name(2)),
+            format!("{}@Some((376, Some(0)))", segment_file_name(3)),
+        ]
+    );
+    let text = std::fs::read_to_string(dir.path().join("master.m3u8")).expect("master.m3u8");
+    let master = m3u8_rs::parse_master_playlist_res(text.as_bytes()).expect("parses");
+    let normal: Vec<&str> = master
+        .variants
+        .iter()
+        .filter(|v| !v.is_i_frame)
+        .map(|v| v.uri.as_str())
+        .collect();
+    let trick: Vec<&str> = master
+        .variants
+        .iter()
+        .filter(|v| v.is_i_frame)
+        .map(|v| v.uri.as_str())
+        .collect();
+    assert_eq!((normal, trick), (vec!["index.m3u8"], vec!["iframes.m3u8"]), "{text}");
+    assert!(master.variants.iter().all(|v| v.bandwidth > 0));
 }

@@ -376,6 +376,7 @@ impl StreamBufferSink {
             sync_on_rotate: settings.sync_on_rotate,
             reuse_evicted: settings.reuse_files,
             extra_segments: settings.extra_segments,
+            iframe_playlist: settings.iframe_playlist,
         })
         .map_err(|e| match e {
             RingError::Locked(_) => gst::error_msg!(gst::ResourceError::Busy, ("{}", e)),

@@ -34,6 +34,7 @@ pub(super) struct Settings {
     pub(super) min_free_space: u64,
     pub(super) playlist_length: u32,
     pub(super) extra_segments: u32,
+    pub(super) iframe_playlist: bool,
     pub(super) program_number: i32,
     /// Program numbers to keep; empty keeps every program.
     pub(super) programs: Vec<u16>,
@@ -53,6 +54,7 @@ impl Default for Settings {
             min_free_space: 0,
             playlist_length: 0,
             extra_segments: DEFAULT_EXTRA_SEGMENTS,
+            iframe_playlist: true,
             program_number: -1,
             programs: Vec::new(),
             sync_on_rotate: false,
@@ -126,6 +128,12 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .default_value(Some(""))
             .mutable_ready()
             .build(),
+        glib::ParamSpecBoolean::builder("iframe-playlist")
+            .nick("I-frame playlist")
+            .blurb("Also write iframes.m3u8 (EXT-X-I-FRAMES-ONLY: a byte range per keyframe, the segment's PAT/PMT as EXT-X-MAP) and master.m3u8 naming it and index.m3u8, for HLS players' fast-forward, rewind and scrubbing; updated atomically at each rotation")
+            .default_value(true)
+            .mutable_ready()
+            .build(),
         glib::ParamSpecBoolean::builder("sync-on-rotate")
             .nick("Sync on rotate")
             .blurb("fsync each finished segment, the journal and the playlist (survives power loss; costs I/O)")
@@ -173,6 +181,7 @@ impl Settings {
             "min-free-space" => self.min_free_space = value.get().unwrap_or(self.min_free_space),
             "playlist-length" => self.playlist_length = value.get().unwrap_or(self.playlist_length),
             "extra-segments" => self.extra_segments = value.get().unwrap_or(self.extra_segments),
+            "iframe-playlist" => self.iframe_playlist = value.get().unwrap_or(self.iframe_playlist),
             "program-number" => self.program_number = value.get().unwrap_or(self.program_number),
             "programs" => self.programs = parse_programs(value.get::<Option<String>>().ok().flatten().as_deref())?,
             "sync-on-rotate" => self.sync_on_rotate = value.get().unwrap_or(self.sync_on_rotate),
@@ -198,6 +207,7 @@ impl Settings {
             "min-free-space" => self.min_free_space.to_value(),
             "playlist-length" => self.playlist_length.to_value(),
             "extra-segments" => self.extra_segments.to_value(),
+            "iframe-playlist" => self.iframe_playlist.to_value(),
             "program-number" => self.program_number.to_value(),
             "programs" => self
                 .programs

@@ -403,6 +403,13 @@ impl BaseSrcImpl for StreamBufferSrc {
                         segment.set_time(t);
                     }
                     Direction::Backward => {
+                        // Back to the oldest content: the window's start is
+                        // estimated with the stream's usual delay, and its
+                        // oldest keyframe may be presented a little before.
+                        let window_start = reader.window().map(|(start, _)| start);
+                        if window_start.is_none_or(|w| segment.start().is_none_or(|s| s.nseconds() <= w)) {
+                            segment.set_start(gst::ClockTime::ZERO);
+                        }
                         segment.set_stop(t);
                         segment.set_time(segment.start());
                     }
@@ -499,12 +506,10 @@ impl PushSrcImpl for StreamBufferSrc {
                 return Err(gst::FlowError::Flushing);
             };
             if let Playback::Keyframes { direction, step_ns, .. } = trick.playback {
-                let (from, step) = match (trick.first, direction) {
-                    (true, Direction::Forward) => (trick.cursor_ns.saturating_sub(1), 0),
-                    (true, Direction::Backward) => (trick.cursor_ns.saturating_add(1), 0),
-                    (false, _) => (trick.cursor_ns, step_ns),
-                };
-                let outcome = reader.read_keyframe(from, direction, step);
+                // The first keyframe at the seek's target or beyond it,
+                // then one a step further each time.
+                let step = if trick.first { 0 } else { step_ns.max(1) };
+                let outcome = reader.read_keyframe(trick.cursor_ns, direction, step);
                 let events = reader.take_events();
                 let ended = reader.is_ended();
                 match outcome {

@@ -19,6 +19,8 @@ pub enum Input {
     OpenGop,
     /// x264's default keyframe interval: 250 frames, 10 s.
     LongGop,
+    /// H.264 (a keyframe a second) and AAC, 90 s: trick play's window.
+    Minutes,
 }
 
 impl Input {
@@ -32,17 +34,22 @@ impl Input {
             Input::Mp2Radio => "mp2-radio",
             Input::OpenGop => "open-gop",
             Input::LongGop => "long-gop",
+            Input::Minutes => "h264-aac-90s",
         }
     }
 
     pub fn seconds(self) -> u32 {
-        if self == Input::LongGop { 30 } else { 12 }
+        match self {
+            Input::LongGop => 30,
+            Input::Minutes => 90,
+            _ => 12,
+        }
     }
 
     /// ffmpeg's encoding arguments.
     fn codec_args(self) -> &'static str {
         match self {
-            Input::H264Aac => "-c:v libx264 -preset ultrafast -g 25 -c:a aac",
+            Input::H264Aac | Input::Minutes => "-c:v libx264 -preset ultrafast -g 25 -c:a aac",
             Input::HevcAac => "-c:v libx265 -preset ultrafast -g 50 -x265-params log-level=error -c:a aac",
             Input::Mpeg2Mp2 => "-c:v mpeg2video -g 12 -b:v 1M -c:a mp2 -ac 2 -b:a 192k",
             Input::H264Ac3 => "-c:v libx264 -preset ultrafast -g 25 -c:a ac3",
@@ -60,7 +67,9 @@ impl Input {
     /// GStreamer parser and decoder of the video, if any.
     pub fn video_decoder(self) -> Option<&'static str> {
         match self {
-            Input::H264Aac | Input::H264Ac3 | Input::OpenGop | Input::LongGop => Some("h264parse ! avdec_h264"),
+            Input::H264Aac | Input::H264Ac3 | Input::OpenGop | Input::LongGop | Input::Minutes => {
+                Some("h264parse ! avdec_h264")
+            }
             Input::HevcAac => Some("h265parse ! avdec_h265"),
             Input::Mpeg2Mp2 => Some("mpegvideoparse ! avdec_mpeg2video"),
             Input::AacRadio | Input::Mp2Radio => None,
