@@ -687,3 +687,179 @@ fn iframe_playlist_entries_decode_to_one_frame_each() {
     assert!(off.join("index.m3u8").exists());
     assert!(!off.join("iframes.m3u8").exists() && !off.join("master.m3u8").exists());
 }
+
+/// `pipelines/dvr.py` (PyGObject), headless, driven through stdin: it
+/// records a test pattern and plays it time-shifted; each command does what
+/// it says, and what it prints says so: positions, rates, date-times and
+/// the elements' messages.
+#[test]
+fn dvr_app_follows_its_commands() {
+    let _serial = one_at_a_time();
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/dvr.py");
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .arg(&script)
+        .args(["--headless", "--ring"])
+        .arg(dir.path().join("ring"))
+        .arg("--recordings")
+        .arg(dir.path())
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("dvr.py");
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let out = child.stdout.take().expect("stdout");
+    let l = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            l.lock().expect("lock").push(line);
+        }
+    });
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut send = |command: &str| {
+        writeln!(stdin, "{command}").expect("send");
+        stdin.flush().expect("flush");
+    };
+    // The index of the first line from `from` on that `f` accepts.
+    let expect = |from: usize, what: &str, f: &dyn Fn(&str) -> bool| -> usize {
+        let mut found = None;
+        wait_until(Duration::from_secs(20), || {
+            found = lines
+                .lock()
+                .expect("lock")
+                .iter()
+                .skip(from)
+                .position(|l| f(l))
+                .map(|i| i + from);
+            found.is_some()
+        });
+        found.unwrap_or_else(|| panic!("no line {what}:\n{}", lines.lock().expect("lock").join("\n")))
+    };
+    let now = || lines.lock().expect("lock").len();
+    // position=<s> rate=<r> date-time=<ISO>, from status lines after `from`.
+    let status = |from: usize| -> Vec<(f64, f64, String)> {
+        lines
+            .lock()
+            .expect("lock")
+            .iter()
+            .skip(from)
+            .filter_map(|l| {
+                let mut f = l.strip_prefix("position=")?.split(' ');
+                let position = f.next()?.parse().ok()?;
+                let rate = f.next()?.strip_prefix("rate=")?.parse().ok()?;
+                Some((position, rate, f.next()?.strip_prefix("date-time=")?.to_owned()))
+            })
+            .collect()
+    };
+    expect(0, "playing", &|l| l == "playing");
+    let at = expect(0, "with a position", &|l| l.starts_with("position="));
+    std::thread::sleep(Duration::from_secs(8));
+
+    send("w");
+    let at = expect(at, "rewinding", &|l| {
+        l.contains("streambuffer-rate-changed") && l.contains("new-rate=(double)-2")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let back: Vec<f64> = status(at).iter().filter(|s| s.1 == -2.0).map(|s| s.0).collect();
+    assert!(
+        back.len() >= 2 && back.windows(2).all(|w| w[1] < w[0]),
+        "rewinding: {back:?}"
+    );
+
+    send("s");
+    let at = expect(at, "slow motion", &|l| l.contains("new-rate=(double)0.5"));
+    std::thread::sleep(Duration::from_secs(3));
+    let slow: Vec<f64> = status(at).iter().filter(|s| s.1 == 0.5).map(|s| s.0).collect();
+    assert!(slow.len() >= 2, "slow motion: {slow:?}");
+    let pace = (slow[slow.len() - 1] - slow[0]) / (slow.len() - 1) as f64;
+    assert!((0.3..=0.7).contains(&pace), "slow motion moves {pace:.2} s a second");
+
+    send("F");
+    let at = expect(at, "fast-forward", &|l| l.contains("new-rate=(double)2"));
+    // Behind live, 2x catches up, then plays on at 1x at the live edge.
+    let at = expect(at, "the live edge", &|l| l.contains("reason=(string)live-edge"));
+
+    send("b");
+    let at = expect(at, "back 10 s", &|l| {
+        l.starts_with("seek rate=1 ") && l.ends_with(" ok")
+    });
+    // A wall-clock time 5 s ago: playback goes there (the date-time shown
+    // is that of the content received then).
+    let target = chrono_like_utc(std::time::SystemTime::now() - Duration::from_secs(5));
+    send(&format!("t {}", target.0));
+    let at = expect(at, "jump to a date-time", &|l| {
+        l.starts_with("seek rate=1 ") && l.ends_with(" ok")
+    });
+    let after = status(at);
+    let shown = after.first().map(|s| s.2.clone()).unwrap_or_else(|| {
+        std::thread::sleep(Duration::from_secs(2));
+        status(at).first().map(|s| s.2.clone()).unwrap_or_default()
+    });
+    // (Across midnight too.)
+    let off_by = (seconds_of_day(&shown) - target.1 + 43_200.0).rem_euclid(86_400.0) - 43_200.0;
+    assert!(off_by.abs() <= 3.0, "jumped to {} (content of {shown})", target.0);
+
+    send("r");
+    expect(at, "recording started", &|l| {
+        l.contains("streambuffer-recording-started")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    send("x");
+    let stopped = expect(at, "recording stopped", &|l| {
+        l.contains("streambuffer-recording-stopped") && l.contains("status=(string)ok")
+    });
+    let line = lines.lock().expect("lock")[stopped].clone();
+    let location = line
+        .split("location=(string)")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .expect("location");
+    ffmpeg_decode(Path::new(location)).expect("the recording decodes");
+
+    send("p");
+    let at = expect(at, "paused", &|l| l == "paused");
+    std::thread::sleep(Duration::from_secs(3));
+    let held: Vec<f64> = status(at + 1).iter().map(|s| s.0).collect();
+    assert!(
+        held.windows(2).all(|w| (w[1] - w[0]).abs() < 0.05),
+        "paused, positions moved: {held:?}"
+    );
+    send("p");
+    expect(at, "playing again", &|l| l == "playing");
+    send("q");
+    let exited = wait_until(Duration::from_secs(15), || matches!(child.try_wait(), Ok(Some(_))));
+    if !exited {
+        let _ = child.kill();
+    }
+    let status_code = child.wait().expect("wait");
+    let _ = reader.join();
+    assert!(exited && status_code.success(), "dvr.py did not quit cleanly");
+    assert_eq!(lines.lock().expect("lock").last().map(String::as_str), Some("bye"));
+}
+
+/// `time` as HH:MM:SS (UTC) and as seconds of the day.
+fn chrono_like_utc(time: std::time::SystemTime) -> (String, f64) {
+    let secs = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let of_day = secs % 86_400;
+    (
+        format!("{:02}:{:02}:{:02}", of_day / 3600, of_day / 60 % 60, of_day % 60),
+        of_day as f64,
+    )
+}
+
+/// Seconds of the day of an ISO 8601 date-time in UTC (`...THH:MM:SS.fffZ`).
+fn seconds_of_day(iso: &str) -> f64 {
+    let time = iso.split('T').nth(1).unwrap_or("").trim_end_matches('Z');
+    let mut parts = time.split(':').map(|p| p.parse::<f64>().unwrap_or(f64::NAN));
+    let (h, m, s) = (
+        parts.next().unwrap_or(f64::NAN),
+        parts.next().unwrap_or(f64::NAN),
+        parts.next().unwrap_or(f64::NAN),
+    );
+    h * 3600.0 + m * 60.0 + s
+}
