@@ -737,7 +737,6 @@ fn dvr_app_follows_its_commands() {
         });
         found.unwrap_or_else(|| panic!("no line {what}:\n{}", lines.lock().expect("lock").join("\n")))
     };
-    let now = || lines.lock().expect("lock").len();
     // position=<s> rate=<r> date-time=<ISO>, from status lines after `from`.
     let status = |from: usize| -> Vec<(f64, f64, String)> {
         lines
