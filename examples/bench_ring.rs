@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Ring-level costs that must not grow with the window, measured on the
 //! library directly (no pipeline): one rotation (close a segment, append the
 //! journal, apply retention, republish the playlist, open the next one) with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! How far behind the sink a reader following the live edge is: a stream
 //! of numbered packets is pushed in real time into `streambuffersink`
 //! (appsrc, PCR every 40 ms, a "keyframe" every second), while

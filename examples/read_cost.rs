@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! What reading a ring costs against reading the same bytes from one file:
 //! `streambuffersrc location=RING ! fakesink` against `filesrc
 //! location=FILE blocksize=65536 ! fakesink`, each to EOS, in one process

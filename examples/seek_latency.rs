@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! How long a flushing seek in a ring takes to produce data: a finished ring
 //! played by `streambuffersrc ! tsdemux ! h264parse ! fakesink`, paused, is
 //! sought to spread-out positions of its window, and for each seek the time

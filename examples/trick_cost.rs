@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! What trick play costs: a finished ring played by `streambuffersrc !
 //! fakesink sync=false` (as fast as it goes: the cost, not the pacing) at
 //! 1x, 8x and -8x across its whole window, in one process, alternating;
@@ -55,11 +56,21 @@ fn play(ring: &str, rate: f64) -> anyhow::Result<(f64, Duration, u64)> {
     let bytes_before = src.property::<gst::Structure>("stats").get::<u64>("bytes-out")?;
     let before = cpu_time();
     // The whole window: forward from its start, backward from its end.
-    pipeline.seek(rate, gst::SeekFlags::FLUSH, gst::SeekType::Set, start, gst::SeekType::Set, end)?;
+    pipeline.seek(
+        rate,
+        gst::SeekFlags::FLUSH,
+        gst::SeekType::Set,
+        start,
+        gst::SeekType::Set,
+        end,
+    )?;
     pipeline.set_state(gst::State::Playing)?;
     let bus = pipeline.bus().ok_or_else(|| anyhow::anyhow!("no bus"))?;
     let msg = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(120), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(120),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
         .ok_or_else(|| anyhow::anyhow!("no EOS at rate {rate}"))?;
     if let gst::MessageView::Error(e) = msg.view() {
         anyhow::bail!("rate {rate}: {}", e.error());

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Records a test stream with `streambuffersink` and prints every event the
 //! sink reports: the signals (`write-failure`, `write-failure-clear`,
 //! `encryption-on`, `encryption-off`) and the element messages on the bus.

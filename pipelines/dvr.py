@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MPL-2.0
 """A small DVR: records a source into a ring with streambuffersink and plays it
 back through streambuffersrc, time-shifted, with trick play, driven by
 one-letter commands on stdin.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MPL-2.0
 # Shows: the ring is plain HLS. Plays DIR/index.m3u8 with playbin, live while
 # it is being recorded (from the live edge) or finished (from the start).
 #   pipelines/play.sh [DIR]

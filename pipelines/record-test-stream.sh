@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MPL-2.0
 # Shows: the basic use. Records a live test stream (real time) into a ring.
 #   pipelines/record-test-stream.sh [DIR] [SECONDS]
 # DIR (default /tmp/streambuffer/ch1) gets 6 s segments, a 30 min window and

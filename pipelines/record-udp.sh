@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MPL-2.0
 # Shows: recording raw TS from the network, as a set-top box or logger would:
 # 1316-byte datagrams, no timestamps, no caps beyond "this is MPEG-TS".
 #   pipelines/record-udp.sh [DIR] [ADDRESS] [PORT]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MPL-2.0
 # Shows: time-shift. One process records a live test stream (with the clock
 # burnt in) into a ring; a second process watches it N seconds behind live.
 # Pause/seek in the second one without disturbing the recording.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MPL-2.0
 # Shows: an application (Python, PyGObject) hearing the sink's COM-style
 # events: write-failure (a GError) and write-failure-clear (bytes and ns
 # dropped), encryption-on/off, and the same events as bus messages.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MPL-2.0
 """Benchmarks streambuffersink against filesink, multifilesink, splitmuxsink
 and hlssink2 on the same input, interleaved, and prints Markdown tables.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MPL-2.0
 # Benchmarks streambuffersink against filesink, multifilesink, splitmuxsink,
 # hlssink2, and ffmpeg's hls and segment muxers (same input, same filesystem,
 # interleaved runs), and measures the live-edge lag of streambuffersrc; prints
@@ -13,4 +14,4 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
 source "$root/scripts/env.sh"
 (cd "$root" && cargo build --release --quiet --example bench_ring --example live_lag --example seek_latency --example read_cost --example trick_cost)
-exec python3 "$root/scripts/bench.py" "$root/target/release/examples/bench_ring"
+exec python3 "$root/scripts/bench.py" "${CARGO_TARGET_DIR:-$root/target}/release/examples/bench_ring"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MPL-2.0
 # The main job in one command: records a test stream into a ring and shows it.
 #
 #   scripts/demo.sh [DIR]
@@ -25,4 +26,4 @@ echo "== index.m3u8"
 cat "$dir/index.m3u8"
 echo "== ffprobe on the playlist"
 ffprobe -v error -show_entries format=duration:stream=codec_name,width,height -of default=nw=1 "$dir/index.m3u8"
-echo "== Play it with: GST_PLUGIN_PATH=$root/target/release gst-play-1.0 $dir/index.m3u8  (or ffplay $dir/index.m3u8)"
+echo "== Play it with: GST_PLUGIN_PATH=${CARGO_TARGET_DIR:-$root/target}/release gst-play-1.0 $dir/index.m3u8  (or ffplay $dir/index.m3u8)"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MPL-2.0
 # Installs what building and testing streambuffer needs, if it is missing:
 # GStreamer 1.x development files and plugins, ffmpeg (independent checks),
 # Chromium and Node.js with the test-only npm packages of tests/web (hls.js,
-# a DevTools protocol client), and a Rust toolchain. Safe to run repeatedly;
+# a DevTools protocol client), a Rust toolchain and cargo-c. Safe to run repeatedly;
 # does nothing when all is there.
 set -euo pipefail
 
@@ -12,7 +13,7 @@ packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-x
   gstreamer1.0-libav ffmpeg python3-gi gir1.2-gstreamer-1.0
-  chromium nodejs npm
+  chromium nodejs npm libssl-dev
 )
 
 missing=()
@@ -40,6 +41,16 @@ if ! command -v cargo >/dev/null 2>&1; then
     curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
   }
   echo "setup: add \$HOME/.cargo/bin to PATH (or run: source \$HOME/.cargo/env)"
+fi
+
+# cargo-c (`cargo cinstall`), with which the packaging test installs the
+# plugin as gst-plugins-rs plugins are installed. 0.10.24: Debian's is too
+# old for edition 2024 and newer ones need a newer rustc than ours. About 11
+# minutes on 2 cores, once per machine.
+[ -d "$HOME/.cargo/bin" ] && PATH="$HOME/.cargo/bin:$PATH"
+if command -v cargo >/dev/null 2>&1 && ! cargo cinstall --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-c 0.10.24 (about 11 minutes, once)"
+  cargo install --locked --quiet cargo-c --version 0.10.24
 fi
 
 # The web player tests' npm packages, exactly as package-lock.json pins them.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Locking helpers shared by the elements.
 
 use std::sync::{Condvar, Mutex, MutexGuard};

@@ -1,10 +1,14 @@
+// SPDX-License-Identifier: MPL-2.0
 //! streambuffer: a time-shift stream buffer for GStreamer.
 //!
 //! The plugin `streambuffer` provides `streambuffersink`, which records a live
 //! MPEG-TS stream into an on-disk ring of independently decodable segment files
 //! plus an HLS playlist, and `streambuffersrc`, which plays a ring back
-//! time-shifted. The library's public surface is the two elements and their
-//! enums; everything else is the plugin's own. The crate is laid out by
+//! time-shifted. The library's public surface is the two elements, their
+//! enums and typed access to their signals
+//! ([`streambuffersink::StreamBufferSinkExt`],
+//! [`streambuffersrc::StreamBufferSrcExt`]); everything else is the
+//! plugin's own. The crate is laid out by
 //! concern, and data flows from top to bottom:
 //!
 //! - `ts`: transport-stream handling (packet alignment, PSI, random-access
@@ -16,7 +20,9 @@
 //! - `reader`: reads a ring back, following the writer;
 //! - `platform`: the only code that touches the operating system directly;
 //! - [`streambuffersink`] and [`streambuffersrc`]: the GStreamer elements,
-//!   thin glue over the above.
+//!   thin glue over the above;
+//! - `tool`: the `streambuffer` command-line tool (info, export, check),
+//!   over `reader` and `layout`.
 
 mod element_sync;
 mod layout;
@@ -27,6 +33,11 @@ mod ring;
 pub mod streambuffersink;
 pub mod streambuffersrc;
 mod ts;
+
+/// The `streambuffer` command-line tool's implementation (its `main` is
+/// `src/bin/streambuffer.rs`). Not part of the library's API.
+#[doc(hidden)]
+pub mod tool;
 
 /// What `examples/bench_ring.rs` measures (the ring's rotation cost without
 /// a pipeline). Not part of the supported API: hidden from the
@@ -52,6 +63,7 @@ gst::plugin_define!(
     "MPL",
     env!("CARGO_PKG_NAME"),
     env!("CARGO_PKG_NAME"),
-    env!("CARGO_PKG_REPOSITORY"),
+    // No public home yet: GStreamer's own default, not a placeholder URL.
+    "Unknown package origin",
     env!("BUILD_REL_DATE")
 );

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Crashes and hostile directories: SIGKILL at random moments, planted
 //! symbolic links, file modes.
 // Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! What reads the disk treats everything there as hostile: `streambuffersrc`
 //! and the sink's adoption of an existing ring, against FIFOs, links,
 //! hostile playlists and journals, foreign files, immutable files and real

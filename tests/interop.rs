@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Streams made by a muxer we did not write (ffmpeg's), recorded by the
 //! sink: every segment starts where a player can start.
 // Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The playlist is played back, live, while the sink is still recording.
 // Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):
 // these tests run on Unix.

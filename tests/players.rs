@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Third-party players on rings the sink writes from ffmpeg-made input:
 //! hls.js in headless Chromium (finished rings and a live one whose window
 //! slides), and, for every input, a live ring fed over UDP by ffmpeg and

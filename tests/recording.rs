@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! streambuffersink records real encoded video into a ring of playable segments.
 // Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):
 // these tests run on Unix.

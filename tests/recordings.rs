@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Recordings cut out of the ring: content files and reference directories.
 // Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):
 // these tests run on Unix.
@@ -57,21 +58,22 @@ impl Feeder {
         );
     }
 
+    /// Through the typed API (`StreamBufferSinkExt`).
     fn start(&self, location: &std::path::Path, kind: &str, offset_s: i64) -> u32 {
-        let kind_value = recording_kind(kind);
-        self.sink.emit_by_name::<u32>(
-            "start-recording",
-            &[
-                &location.display().to_string(),
-                &kind_value,
-                &(offset_s * 1_000_000_000),
-            ],
-        )
+        use gststreambuffer::streambuffersink::{RecordingKind, StreamBufferSinkExt};
+        let kind = if kind == "content" {
+            RecordingKind::Content
+        } else {
+            RecordingKind::Reference
+        };
+        self.sink
+            .start_recording(location, kind, offset_s * 1_000_000_000)
+            .unwrap_or(0)
     }
 
     fn stop(&self, id: u32, offset_s: i64) -> bool {
-        self.sink
-            .emit_by_name::<bool>("stop-recording", &[&id, &(offset_s * 1_000_000_000)])
+        use gststreambuffer::streambuffersink::StreamBufferSinkExt;
+        self.sink.stop_recording(id, offset_s * 1_000_000_000)
     }
 
     fn finish(self) {

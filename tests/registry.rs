@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The plugin is found through the normal registry, in a separate process.
 // Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):
 // these tests run on Unix.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Hostile input: whatever a multicast group or a tuner sends, the sink
 //! never panics, never posts an ERROR for bad input, never writes a
 //! misaligned packet, and its counters say what happened.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! streambuffersrc: time-shifted playback of a ring, written by another process.
 // Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):
 // these tests run on Unix.
@@ -397,4 +398,101 @@ fn plays_from_a_read_only_mount() {
     wait_for_eos(&c.pipeline, Duration::from_secs(30)).expect("plays to EOS");
     c.pipeline.set_state(gst::State::Null).expect("stop");
     assert!(c.bytes.lock().expect("bytes").clone() == ring_bytes_from(&ring, 0));
+}
+
+/// `playbin uri=streambuffer:///path/to/ring` plays a ring through
+/// `streambuffersrc` (what `gst-play-1.0 streambuffer:///...` does), the
+/// URI's query sets where it starts, and a seek through playbin lands
+/// where asked; the element gives its URI back. A URI it does not
+/// understand is refused.
+#[test]
+fn playbin_plays_streambuffer_uris_and_seeks() {
+    use gststreambuffer::streambuffersrc::StreamBufferSrcExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring with space");
+    run_to_eos(
+        &format!(
+            "filesrc location={} ! streambuffersink segment-duration=4000000000 location=\"{}\"",
+            common::inputs::Input::H264Aac.path().display(),
+            ring.display()
+        ),
+        Duration::from_secs(60),
+    )
+    .expect("record");
+    let uri = format!(
+        "streambuffer://{}?start-position=oldest",
+        ring.display().to_string().replace(' ', "%20")
+    );
+    let playbin = gst::ElementFactory::make("playbin")
+        .property("uri", &uri)
+        .property(
+            "video-sink",
+            gst::ElementFactory::make("fakesink")
+                .property("sync", false)
+                .build()
+                .expect("fakesink"),
+        )
+        .property(
+            "audio-sink",
+            gst::ElementFactory::make("fakesink")
+                .property("sync", false)
+                .build()
+                .expect("fakesink"),
+        )
+        .build()
+        .expect("playbin");
+    playbin.set_state(gst::State::Paused).expect("pause");
+    let (result, ..) = playbin.state(gst::ClockTime::from_seconds(20));
+    result.expect("prerolled");
+    let src = playbin.property::<gst::Element>("source");
+    assert_eq!(
+        src.factory().map(|f| f.name().to_string()).as_deref(),
+        Some("streambuffersrc")
+    );
+    assert_eq!(
+        src.dynamic_cast_ref::<gst::URIHandler>()
+            .and_then(|h| h.uri())
+            .as_deref(),
+        Some(uri.as_str())
+    );
+    // The typed API on the element playbin made.
+    let stats = src.source_stats();
+    assert!(stats.get::<u64>("bytes-out").is_ok_and(|b| b > 0), "{stats}");
+    let position = src.date_time_to_position(
+        &src.position_to_date_time(gst::ClockTime::from_seconds(6))
+            .expect("a date-time at 6 s"),
+    );
+    assert!(
+        position.is_some_and(|p| p.nseconds().abs_diff(6 * SECOND) < 50_000_000),
+        "round trip: {position:?}"
+    );
+    playbin
+        .seek_simple(
+            gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT,
+            gst::ClockTime::from_seconds(8),
+        )
+        .expect("seek through playbin");
+    let (result, ..) = playbin.state(gst::ClockTime::from_seconds(20));
+    result.expect("prerolled after the seek");
+    let at = playbin.query_position::<gst::ClockTime>().expect("position");
+    assert!(
+        at.nseconds().abs_diff(8 * SECOND) < SECOND,
+        "at {at} after a seek to 8 s"
+    );
+    playbin.set_state(gst::State::Playing).expect("play");
+    wait_for_eos(
+        playbin.downcast_ref::<gst::Pipeline>().expect("pipeline"),
+        Duration::from_secs(30),
+    )
+    .expect("EOS");
+    playbin.set_state(gst::State::Null).expect("stop");
+
+    let handler = gst::ElementFactory::make("streambuffersrc").build().expect("src");
+    let handler = handler.dynamic_cast::<gst::URIHandler>().expect("a URI handler");
+    assert!(handler.set_uri("streambuffer:///r?rate=2").is_err());
+    assert!(handler.set_uri("streambuffer:///r?start-delay=30000000000").is_ok());
+    assert_eq!(
+        handler.uri().as_deref(),
+        Some("streambuffer:///r?start-position=live&start-delay=30000000000")
+    );
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Trick play on `streambuffersrc`: slow motion, fast-forward and rewind,
 //! measured on `streambuffersrc ! tsdemux ! h264parse ! avdec_h264 !
 //! fakesink sync=true` (and `decodebin`), on a 60 s window of 1 s GOPs

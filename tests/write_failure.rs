@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The write-failure contract with real kernel errors: ENOSPC on a full
 //! tmpfs, EFBIG from RLIMIT_FSIZE, a ring directory deleted under the sink.
 // Real kernel behaviour (tmpfs, FIFOs, signals, gst-launch-1.0 children):

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The keyframe index: one file per segment, `segment-NNNNNNNNNNNN.idx`
 //! next to `segment-NNNNNNNNNNNN.ts`. The first record is the segment's
 //! start: offset 0, the ring time and wall-clock time of its first packet,

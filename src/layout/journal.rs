@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The journal's text format: a header line, then one line per completed
 //! segment, `sequence duration_ns bytes pdt_ms discontinuity`, in decimal,
 //! separated by single spaces, with a sixth field `forced` for a segment

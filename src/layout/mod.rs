@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The on-disk format of a ring directory: every name in it and every record
 //! written there. The writer ([`crate::ring`], [`crate::recorder`]) and the
 //! readers ([`crate::reader`], adoption after a restart) both use this module

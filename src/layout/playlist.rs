@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The HLS media playlist (RFC 8216): the tags the writer emits, and the
 //! parser readers use on it. The parser treats the file as untrusted input:
 //! only entries naming a segment file of the ring itself (exactly
@@ -275,7 +276,7 @@ fn parse_seconds(s: &str) -> Option<u64> {
 }
 
 /// Parses `YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm)` into milliseconds since the epoch.
-fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+pub(crate) fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let s = s.trim();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let t = s.get(r)?;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The progress record: how much of a reused segment file is new content.
 //!
 //! While a reused file is being written it holds new packets up to what was

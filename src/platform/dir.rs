@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The ring directory as an open handle: every file operation of the writer
 //! is made relative to it (`openat`, `unlinkat`, `renameat2`, `linkat`), so
 //! that a path swapped for a link or another directory mid-recording never

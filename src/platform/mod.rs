@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The only place that knows about operating systems.
 //!
 //! Everything else in the crate is portable Rust. Each function here has a

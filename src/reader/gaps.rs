@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! What the reader does where the ring has gaps: segments deleted before
 //! or while they were read, numbers missing from the listing, files that
 //! cannot be opened or read. Each is reported once (runs of missing

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Reads a ring back, following the writer: the pure-Rust core of
 //! `streambuffersrc`.
 //!
@@ -241,6 +242,17 @@ impl RingReader {
     #[must_use]
     pub fn is_ended(&self) -> bool {
         self.ended
+    }
+
+    /// The segment being read and the offset of its next byte, if any.
+    pub(crate) fn read_location(&self) -> Option<(u64, u64)> {
+        let cur = self.current.as_ref()?;
+        // Entered at a keyframe and past the head: next is the keyframe.
+        let offset = match cur.jump {
+            Some((head_end, keyframe)) if cur.offset >= head_end => keyframe,
+            _ => cur.offset,
+        };
+        Some((cur.sequence, offset))
     }
 
     /// Sequence number of the segment being read, if any.

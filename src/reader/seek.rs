@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Seeking on the keyframe index: where a seek or a live start lands.
 //!
 //! A segment with an index (everything the sink writes since it has one)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Trick play from the keyframe index: fast-forward and rewind read only the
 //! keyframes, one at a time, each as a small self-contained piece of
 //! transport stream.
@@ -112,6 +113,14 @@ impl RingReader {
                 Ok(TrickOutcome::Edge)
             }
         }
+    }
+
+    /// Where (segment, offset) the first keyframe presented at or after
+    /// `t` is, or else the newest keyframe: where an export ends.
+    pub(crate) fn keyframe_location_at_or_after(&self, t: u64) -> Option<(u64, u64)> {
+        self.keyframe_at_or_after(t)
+            .or_else(|| self.keyframe_at_or_before(u64::MAX))
+            .map(|(seq, _, k)| (seq, k.offset))
     }
 
     /// The first keyframe presented at or after `target`.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Wall-clock addressing: which presentation time the content received at
 //! a date-time has, and the other way round, from the keyframe index (the
 //! wall clock the sink read as each keyframe arrived, which stays right

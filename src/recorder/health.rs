@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The write-failure contract: episodes, edge-triggered like the COM events
 //! they mirror (one failure when writes start failing, none while they keep
 //! failing, one clear when a write succeeds again), and what the recorder

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The recorder: turns a byte stream into segments of the ring.
 //!
 //! It aligns packets, analyses each one, keeps the media timeline and decides

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Recordings cut out of the ring (SBE's `IStreamBufferRecordControl`):
 //! [`Recordings`], the set a recorder runs (start, stop, feed, link), and
 //! [`Recording`], one of them.

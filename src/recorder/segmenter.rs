@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The segmenter: the half of the recorder that cuts the stream of whole
 //! packets into segments. It keeps the timeline, decides each cut (at the
 //! first random-access point at or after `segment-duration`, or forced when

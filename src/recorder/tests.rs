@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Tests of the recorder on generated streams, without a pipeline.
 
 use super::segmenter::FORCED_CUT_FACTOR;

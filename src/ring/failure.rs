@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! What can go wrong: opening a ring ([`RingError`]), and write failures
 //! (what went wrong, on which file, classified the way the `write-failure`
 //! signal reports it).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The ring's side of the keyframe index (the format is in
 //! [`crate::layout::index`]): writing each segment's index as the segment
 //! is written, and after a restart making every adopted segment's index

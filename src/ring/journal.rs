@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The ring's own record of its completed segments, so a restart can adopt
 //! the ring with exact durations and dates even when the playlist lists only
 //! the newest entries (`playlist-length`).

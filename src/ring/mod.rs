@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The on-disk ring: a directory of MPEG-TS segment files, a journal of their
 //! metadata and an HLS playlist, with retention, exclusive ownership and
 //! adoption of an earlier ring after a restart or a crash.

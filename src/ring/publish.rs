@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Publishing completed segments: each joins the window (with its place in
 //! the discontinuity sequence), is appended to the journal, and the
 //! playlist is rewritten, atomically, for readers and HLS clients.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Adoption of the ring an earlier writer left in the directory, after a
 //! restart or a crash, and recovery from the directory vanishing under a
 //! running ring.

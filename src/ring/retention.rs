@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Which segments the ring keeps, and eviction of the others: the retention
 //! policy, as a pure function of the window's totals so it can be tested
 //! without files, and the ring's side of applying it (at rotations, every

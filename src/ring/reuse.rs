@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Reuse of evicted segment files, and the progress record that makes it safe.
 //!
 //! Deleting a segment costs the kernel the freeing of its page cache and of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! One segment file of the ring: its name, what is known about it, and the
 //! buffered writer that fills it.
 

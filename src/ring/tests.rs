@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Tests of the ring as a whole; the helpers are shared with the reader's tests.
 
 use super::*;

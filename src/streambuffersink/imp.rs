@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
@@ -74,6 +75,35 @@ impl Default for StreamBufferSink {
     }
 }
 
+/**
+ * SECTION:element-streambuffersink
+ * @see_also: streambuffersrc
+ *
+ * Records a live MPEG-TS stream into an on-disk ring of independently
+ * decodable segment files with an HLS playlist (`index.m3u8`, and with
+ * #GstStreamBufferSink:iframe-playlist an I-frame playlist and a
+ * multivariant playlist), cut at random-access points, each headed by the
+ * PAT and the PMTs; a keyframe index per segment gives every reader one
+ * timeline. The oldest segments are deleted as the window slides. Write
+ * failures never stop recording by default: they are reported once each
+ * with #GstStreamBufferSink::write-failure and their end with
+ * #GstStreamBufferSink::write-failure-clear, as the Windows Stream Buffer
+ * Engine's sink reports them. Recordings can be cut out of the ring, reaching
+ * back into it (#GstStreamBufferSink::start-recording).
+ *
+ * Element messages: `streambuffer-write-failure`,
+ * `streambuffer-write-failure-clear`, `streambuffer-encryption-on`,
+ * `streambuffer-encryption-off`, `streambuffer-evicted-under-pressure`,
+ * `streambuffer-recording-scheduled`, `streambuffer-recording-started`,
+ * `streambuffer-recording-stopped` (fields in the README).
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 udpsrc address=239.1.1.1 port=5000 caps=video/mpegts,systemstream=true ! streambuffersink location=/var/buffer/ch1 max-duration=1800000000000
+ * ]|
+ *
+ * Since: 0.1
+ */
 #[glib::object_subclass]
 impl ObjectSubclass for StreamBufferSink {
     const NAME: &'static str = "GstStreamBufferSink";
@@ -101,23 +131,78 @@ impl ObjectImpl for StreamBufferSink {
         PROPERTIES.as_ref()
     }
 
+    // The comments on each signal are GStreamer's documentation format
+    // (`/** Type::signal: ... */`), which its tooling reads from the source.
+    #[allow(unused_doc_comments)]
     fn signals() -> &'static [glib::subclass::Signal] {
         static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
             vec![
                 // IMSVidStreamBufferSinkEvent::WriteFailure, with the reason.
+                /**
+                 * GstStreamBufferSink::write-failure:
+                 * @sink: the #GstStreamBufferSink
+                 * @error: why writing failed: a %GST_RESOURCE_ERROR (%GST_RESOURCE_ERROR_NO_SPACE_LEFT,
+                 *   %GST_RESOURCE_ERROR_OPEN_WRITE or %GST_RESOURCE_ERROR_WRITE) naming the file and the OS error
+                 *
+                 * Writes started failing: emitted once per episode, from the streaming
+                 * thread (the counterpart of IMSVidStreamBufferSinkEvent::WriteFailure).
+                 *
+                 * Since: 0.1
+                 */
                 glib::subclass::Signal::builder("write-failure")
                     .param_types([glib::Error::static_type()])
                     .run_last()
                     .build(),
                 // IMSVidStreamBufferSinkEvent4::WriteFailureClear: bytes and ns dropped.
+                /**
+                 * GstStreamBufferSink::write-failure-clear:
+                 * @sink: the #GstStreamBufferSink
+                 * @dropped_bytes: bytes dropped during the episode
+                 * @dropped_duration: stream time dropped, in ns (%GST_CLOCK_TIME_NONE if unknown)
+                 *
+                 * A write succeeded again after #GstStreamBufferSink::write-failure: once
+                 * per episode, from the streaming thread.
+                 *
+                 * Since: 0.1
+                 */
                 glib::subclass::Signal::builder("write-failure-clear")
                     .param_types([u64::static_type(), u64::static_type()])
                     .run_last()
                     .build(),
+                /**
+                 * GstStreamBufferSink::encryption-on:
+                 * @sink: the #GstStreamBufferSink
+                 *
+                 * The program's elementary streams became scrambled.
+                 *
+                 * Since: 0.1
+                 */
+                /**
+                 * GstStreamBufferSink::encryption-off:
+                 * @sink: the #GstStreamBufferSink
+                 *
+                 * The program's elementary streams are clear again.
+                 *
+                 * Since: 0.1
+                 */
                 glib::subclass::Signal::builder("encryption-on").run_last().build(),
                 glib::subclass::Signal::builder("encryption-off").run_last().build(),
                 // IStreamBufferRecordControl::Start: (location, kind, start offset in ns from
                 // now: below 0 reaches back into the ring, above 0 is scheduled) -> id, 0 if refused.
+                /**
+                 * GstStreamBufferSink::start-recording:
+                 * @sink: the #GstStreamBufferSink
+                 * @location: the recording's file (content) or directory (reference), which must not exist
+                 * @kind: a #GstStreamBufferRecordingKind
+                 * @start_offset: where it starts, in ns from now: below 0 reaches back into the ring,
+                 *   0 is now, above 0 is scheduled
+                 *
+                 * Action signal: starts a recording (IStreamBufferRecordControl::Start).
+                 *
+                 * Returns: the recording's id, 0 if refused (a WARNING message says why)
+                 *
+                 * Since: 0.1
+                 */
                 glib::subclass::Signal::builder("start-recording")
                     .param_types([String::static_type(), RecordingKind::static_type(), i64::static_type()])
                     .return_type::<u32>()
@@ -136,6 +221,19 @@ impl ObjectImpl for StreamBufferSink {
                     .build(),
                 // start-recording with a date-time (past: reaches back; future: scheduled):
                 // (location, kind, start) -> id, 0 if refused.
+                /**
+                 * GstStreamBufferSink::start-recording-at:
+                 * @sink: the #GstStreamBufferSink
+                 * @location: the recording's file or directory, which must not exist
+                 * @kind: a #GstStreamBufferRecordingKind
+                 * @start: where it starts, a #GDateTime: in the past, the content received then; in the future, scheduled
+                 *
+                 * Action signal: #GstStreamBufferSink::start-recording at a date-time.
+                 *
+                 * Returns: the recording's id, 0 if refused
+                 *
+                 * Since: 0.1
+                 */
                 glib::subclass::Signal::builder("start-recording-at")
                     .param_types([
                         String::static_type(),
@@ -158,6 +256,18 @@ impl ObjectImpl for StreamBufferSink {
                     })
                     .build(),
                 // stop-recording with a date-time (past or future): (id, stop) -> known id.
+                /**
+                 * GstStreamBufferSink::stop-recording-at:
+                 * @sink: the #GstStreamBufferSink
+                 * @id: the recording's id
+                 * @stop: where it stops, a #GDateTime (past, now or future)
+                 *
+                 * Action signal: #GstStreamBufferSink::stop-recording at a date-time.
+                 *
+                 * Returns: %FALSE for an unknown id
+                 *
+                 * Since: 0.1
+                 */
                 glib::subclass::Signal::builder("stop-recording-at")
                     .param_types([u32::static_type(), glib::DateTime::static_type()])
                     .return_type::<bool>()
@@ -175,6 +285,20 @@ impl ObjectImpl for StreamBufferSink {
                     .build(),
                 // IStreamBufferRecordControl::Stop: (id, stop offset in ns from now; past,
                 // now or future: content ends before the first keyframe at or after it) -> known id.
+                /**
+                 * GstStreamBufferSink::stop-recording:
+                 * @sink: the #GstStreamBufferSink
+                 * @id: the recording's id
+                 * @stop_offset: where it stops, in ns from now (past, now or future): content ends
+                 *   before the first keyframe at or after it, a reference recording with the segment holding it
+                 *
+                 * Action signal: stops a recording (IStreamBufferRecordControl::Stop);
+                 * `streambuffer-recording-stopped` reports what it holds.
+                 *
+                 * Returns: %FALSE for an unknown id
+                 *
+                 * Since: 0.1
+                 */
                 glib::subclass::Signal::builder("stop-recording")
                     .param_types([u32::static_type(), i64::static_type()])
                     .return_type::<bool>()
@@ -259,7 +383,7 @@ impl ElementImpl for StreamBufferSink {
                 "Stream Buffer Sink",
                 "Sink/File",
                 "Records a live MPEG-TS stream into an on-disk ring of playable HLS segments (time-shift buffer)",
-                "streambuffer developers",
+                env!("CARGO_PKG_AUTHORS"),
             )
         });
         Some(&*METADATA)

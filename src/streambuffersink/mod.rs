@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `streambuffersink`: records a live MPEG-TS stream into an on-disk ring.
 //!
 //! The element is thin glue: properties and signals here and in `imp.rs`, all
@@ -9,9 +10,12 @@ use gst::prelude::*;
 use crate::recorder;
 use crate::ring::FailureKind;
 
+mod ext;
 mod imp;
 mod report;
 mod settings;
+
+pub use ext::StreamBufferSinkExt;
 
 glib::wrapper! {
     /// The time-shift buffer sink. See the crate README for its properties.

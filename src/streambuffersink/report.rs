@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! What `streambuffersink` reports to the application: the signal and
 //! element message of each recorder event (queued by [`SinkHost`] until no
 //! lock is held), the `GST_ELEMENT_ERROR` of a fatal write failure, and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The properties of `streambuffersink`: their specifications (limits,
 //! defaults, documentation for `gst-inspect-1.0`) and the [`Settings`] they
 //! set. Values outside a property's range are refused by GLib itself.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
 use super::StartPosition;
+use super::uri::{self, RingUri};
 use crate::element_sync::{FlushGate, lock};
 use crate::reader::{
     Direction, MAX_ALL_FRAMES_RATE, Playback, ReadOutcome, ReaderEvent, RingReader, Snap, TrickOutcome,
@@ -113,11 +115,35 @@ impl Default for StreamBufferSrc {
     }
 }
 
+/**
+ * SECTION:element-streambuffersrc
+ * @see_also: streambuffersink
+ *
+ * Plays a #GstStreamBufferSink ring (or a recording directory) back,
+ * time-shifted, following the writer: seekable over the ring's window on
+ * one timeline shared by every reader, by wall-clock time too
+ * (#GstStreamBufferSrc::date-time-to-position), with trick play (rates 0.1
+ * to 4 with every frame, keyframes only faster and backward down to -64).
+ * Also opens `streambuffer:///path/to/ring` URIs.
+ *
+ * Element messages: `streambuffer-stale-file-deleted`,
+ * `streambuffer-read-failure`, `streambuffer-time-hole`,
+ * `streambuffer-content-becoming-stale`, `streambuffer-rate-changed`
+ * (fields in the README).
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 streambuffersrc location=/var/buffer/ch1 start-delay=30000000000 ! decodebin ! autovideosink
+ * ]|
+ *
+ * Since: 0.1
+ */
 #[glib::object_subclass]
 impl ObjectSubclass for StreamBufferSrc {
     const NAME: &'static str = "GstStreamBufferSrc";
     type Type = super::StreamBufferSrc;
     type ParentType = gst_base::PushSrc;
+    type Interfaces = (gst::URIHandler,);
 }
 
 impl ObjectImpl for StreamBufferSrc {
@@ -166,11 +192,27 @@ impl ObjectImpl for StreamBufferSrc {
         PROPERTIES.as_ref()
     }
 
+    // The comments on each signal are GStreamer's documentation format
+    // (`/** Type::signal: ... */`), which its tooling reads from the source.
+    #[allow(unused_doc_comments)]
     fn signals() -> &'static [glib::subclass::Signal] {
         static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
             vec![
                 // The presentation time (ns, ring time: what a TIME seek takes)
                 // of the content received at a date-time; -1 outside the window.
+                /**
+                 * GstStreamBufferSrc::date-time-to-position:
+                 * @src: the #GstStreamBufferSrc
+                 * @date_time: a #GDateTime
+                 *
+                 * Action signal: the position of the content received at @date_time, as
+                 * the keyframe index's wall clock says.
+                 *
+                 * Returns: the presentation time in ns (what a %GST_FORMAT_TIME seek takes),
+                 *   -1 outside the window or in a hole
+                 *
+                 * Since: 0.1
+                 */
                 glib::subclass::Signal::builder("date-time-to-position")
                     .param_types([glib::DateTime::static_type()])
                     .return_type::<i64>()
@@ -187,6 +229,17 @@ impl ObjectImpl for StreamBufferSrc {
                     .build(),
                 // The date-time at which the content presented at a position
                 // (ns) was received; NULL where unknown.
+                /**
+                 * GstStreamBufferSrc::position-to-date-time:
+                 * @src: the #GstStreamBufferSrc
+                 * @position: a presentation time in ns
+                 *
+                 * Action signal: when the content presented at @position was received.
+                 *
+                 * Returns: (nullable): a #GDateTime, %NULL where unknown
+                 *
+                 * Since: 0.1
+                 */
                 glib::subclass::Signal::builder("position-to-date-time")
                     .param_types([i64::static_type()])
                     .return_type::<Option<glib::DateTime>>()
@@ -259,6 +312,44 @@ impl ObjectImpl for StreamBufferSrc {
 
 impl GstObjectImpl for StreamBufferSrc {}
 
+impl URIHandlerImpl for StreamBufferSrc {
+    const URI_TYPE: gst::URIType = gst::URIType::Src;
+
+    fn protocols() -> &'static [&'static str] {
+        &[uri::SCHEME]
+    }
+
+    fn uri(&self) -> Option<String> {
+        let s = lock(&self.settings);
+        let location = s.location.clone()?;
+        Some(
+            RingUri {
+                location,
+                start_position: Some(s.start_position),
+                start_delay_ns: (s.start_delay > 0).then_some(s.start_delay),
+            }
+            .to_uri(),
+        )
+    }
+
+    /// `streambuffer:///path/to/ring[?start-position=live|oldest&start-delay=NS]`:
+    /// sets `location`, and `start-position` and `start-delay` if given.
+    fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
+        if matches!(*lock(&self.state), State::Started { .. }) {
+            return Err(glib::Error::new(
+                gst::URIError::BadState,
+                "The URI cannot be changed while playing",
+            ));
+        }
+        let parsed = RingUri::parse(uri).map_err(|why| glib::Error::new(gst::URIError::BadUri, &why))?;
+        let mut s = lock(&self.settings);
+        s.location = Some(parsed.location);
+        s.start_position = parsed.start_position.unwrap_or(s.start_position);
+        s.start_delay = parsed.start_delay_ns.unwrap_or(s.start_delay);
+        Ok(())
+    }
+}
+
 impl ElementImpl for StreamBufferSrc {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
         static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
@@ -266,7 +357,7 @@ impl ElementImpl for StreamBufferSrc {
                 "Stream Buffer Source",
                 "Source/File",
                 "Plays a streambuffersink ring back, time-shifted, following the writer, with seeking",
-                "streambuffer developers",
+                env!("CARGO_PKG_AUTHORS"),
             )
         });
         Some(&*METADATA)

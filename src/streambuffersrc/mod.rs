@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `streambuffersrc`: plays a ring back, time-shifted, following the writer.
 //!
 //! Thin glue over [`crate::reader`]: properties, seeking and queries here
@@ -8,12 +9,17 @@ use gst::prelude::*;
 
 use crate::reader;
 
+mod ext;
 mod imp;
+pub mod uri;
+
+pub use ext::StreamBufferSrcExt;
 
 glib::wrapper! {
     /// The time-shift playback source. See the crate README.
     pub struct StreamBufferSrc(ObjectSubclass<imp::StreamBufferSrc>)
-        @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object;
+        @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object,
+        @implements gst::URIHandler;
 }
 
 /// The `start-position` property.
@@ -44,7 +50,9 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     gst::Element::register(
         Some(plugin),
         "streambuffersrc",
-        gst::Rank::NONE,
+        // Found by playbin for streambuffer:// URIs (no other element
+        // handles them; decoders are never autoplugged from sources).
+        gst::Rank::PRIMARY,
         StreamBufferSrc::static_type(),
     )
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Recovers whole 188-byte packets from a byte stream cut anywhere.
 //!
 //! Input arrives in buffers of any size (1316 bytes from `udpsrc`, 4096 or 65536

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Per-packet analysis: everything the ring needs to know about a packet,
 //! computed from its header and, for the video stream, the first bytes of each
 //! access unit.

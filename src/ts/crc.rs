@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! CRC-32/MPEG-2, the checksum that ends every PSI section.
 //!
 //! PAT and PMT are checked before they are trusted: a corrupted PMT would make

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! MPEG-TS handling, free of GStreamer so it can be tested on plain byte slices.
 //!
 //! The sink only ever looks at transport-level structure: packet headers, the

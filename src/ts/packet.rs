@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! A read-only view of one 188-byte transport packet (ISO/IEC 13818-1, 2.4.3.2).
 
 /// Every transport packet begins with this byte.

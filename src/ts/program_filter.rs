@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Keeps some programs of a multiplex and drops the others (the sink's
 //! `programs` property): a DVB multiplex carries 5-10 channels, and a ring
 //! per channel is what a DVR keeps.

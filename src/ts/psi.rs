@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Program Specific Information: the PAT and PMT sections (ISO/IEC 13818-1, 2.4.4).
 //!
 //! The sink keeps the latest PAT and PMT *packets* verbatim so that it can put

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Decides whether a video PES starts at a random-access point, from the
 //! elementary stream itself, when the multiplexer did not set the adaptation
 //! field's random_access_indicator.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! A monotonic media timeline for segment durations, built from whatever clock
 //! the input offers.
 //!

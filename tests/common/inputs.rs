@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Streams made by ffmpeg's MPEG-TS muxer (not by us, not by GStreamer),
 //! 320x240 at 25 fps (MPEG audio as broadcast radio sends it: stereo Layer
 //! II at 192 kb/s), for the interoperability tests, and what a player

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Helpers shared by the integration tests: real pipelines, real files.
 #![allow(dead_code)] // each test binary uses a different subset
 

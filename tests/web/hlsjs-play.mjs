@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 // Plays an HLS playlist with hls.js in headless Chromium and prints what the
 // page saw, one `key=value` per line, for tests/hlsjs.rs.
 //
