@@ -147,19 +147,45 @@ impl ObjectSubclass for StreamBufferSrc {
 }
 
 impl ObjectImpl for StreamBufferSrc {
+    // GStreamer's documentation format on each property (`/** Type:property: */`).
+    #[allow(unused_doc_comments)]
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
+                /**
+                 * GstStreamBufferSrc:location:
+                 *
+                 * Ring (or recording) directory to play: the one a streambuffersink
+                 * writes
+                 *
+                 * Since: 0.1
+                 */
                 glib::ParamSpecString::builder("location")
                     .nick("Location")
                     .blurb("Ring (or recording) directory to play: the one a streambuffersink writes")
                     .mutable_ready()
                     .build(),
+                /**
+                 * GstStreamBufferSrc:start-position:
+                 *
+                 * Where playback starts: the live edge (minus start-delay) or the oldest
+                 * content
+                 *
+                 * Since: 0.1
+                 */
                 glib::ParamSpecEnum::builder_with_default("start-position", StartPosition::Live)
                     .nick("Start position")
                     .blurb("Where playback starts: the live edge (minus start-delay) or the oldest content")
                     .mutable_ready()
                     .build(),
+                /**
+                 * GstStreamBufferSrc:start-delay:
+                 *
+                 * With start-position=live, start this many ns behind the live edge
+                 * (time-shift)
+                 *
+                 * Since: 0.1
+                 */
                 glib::ParamSpecUInt64::builder("start-delay")
                     .nick("Start delay")
                     .blurb("With start-position=live, start this many ns behind the live edge (time-shift)")
@@ -167,11 +193,29 @@ impl ObjectImpl for StreamBufferSrc {
                     .default_value(0)
                     .mutable_ready()
                     .build(),
+                /**
+                 * GstStreamBufferSrc:stats:
+                 *
+                 * Counters of the playback (bytes and buffers out, segments read, time
+                 * holes, stale deletions and read failures met, current segment,
+                 * presentation position and lag behind the live edge in ns), like SBE's
+                 * counters on its source
+                 *
+                 * Since: 0.1
+                 */
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb("Counters of the playback (bytes and buffers out, segments read, time holes, stale deletions and read failures met, current segment, presentation position and lag behind the live edge in ns), like SBE's counters on its source")
                     .read_only()
                     .build(),
+                /**
+                 * GstStreamBufferSrc:trick-frame-rate:
+                 *
+                 * Keyframes shown per second when playing faster than 6x either way: the
+                 * others are skipped, not read (0 = every keyframe, as up to 6x)
+                 *
+                 * Since: 0.1
+                 */
                 glib::ParamSpecUInt::builder("trick-frame-rate")
                     .nick("Trick frame rate")
                     .blurb("Keyframes shown per second when playing faster than 6x either way: the others are skipped, not read (0 = every keyframe, as up to 6x)")
@@ -179,6 +223,13 @@ impl ObjectImpl for StreamBufferSrc {
                     .default_value(DEFAULT_TRICK_FRAME_RATE)
                     .mutable_ready()
                     .build(),
+                /**
+                 * GstStreamBufferSrc:poll-interval:
+                 *
+                 * How often (ns) to look for new data at the live edge
+                 *
+                 * Since: 0.1
+                 */
                 glib::ParamSpecUInt64::builder("poll-interval")
                     .nick("Poll interval")
                     .blurb("How often (ns) to look for new data at the live edge")
