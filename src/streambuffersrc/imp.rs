@@ -10,12 +10,15 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
-use super::StartPosition;
+mod settings;
+mod trick;
+
+use settings::{DEFAULT_BLOCKSIZE, Settings};
+use trick::Trick;
+
 use super::uri::{self, RingUri};
 use crate::element_sync::{FlushGate, lock};
-use crate::reader::{
-    Direction, MAX_ALL_FRAMES_RATE, Playback, ReadOutcome, ReaderEvent, RingReader, Snap, TrickOutcome,
-};
+use crate::reader::{Direction, Playback, ReadOutcome, ReaderEvent, RingReader, TrickOutcome};
 use crate::ts::PACKET_SIZE;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -26,34 +29,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// 348 packets: about 64 KiB per buffer.
-const DEFAULT_BLOCKSIZE: u32 = 348 * PACKET_SIZE as u32;
-const DEFAULT_POLL_INTERVAL: u64 = 50_000_000;
-/// Keyframes shown per second in fast trick play (the Windows engine's
-/// `SetRateEx` frames per second).
-const DEFAULT_TRICK_FRAME_RATE: u32 = 8;
-
-#[derive(Debug, Clone)]
-struct Settings {
-    location: Option<PathBuf>,
-    start_position: StartPosition,
-    start_delay: u64,
-    poll_interval: u64,
-    trick_frame_rate: u32,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            location: None,
-            start_position: StartPosition::Live,
-            start_delay: 0,
-            poll_interval: DEFAULT_POLL_INTERVAL,
-            trick_frame_rate: DEFAULT_TRICK_FRAME_RATE,
-        }
-    }
-}
-
 enum State {
     Stopped,
     /// `positioned`: the start position has been applied (or a seek was).
@@ -62,30 +37,6 @@ enum State {
         positioned: bool,
         trick: Trick,
     },
-}
-
-/// How data is being produced since the last seek.
-#[derive(Debug, Clone, Copy)]
-struct Trick {
-    playback: Playback,
-    /// Keyframes only: the presentation time of the last keyframe sent,
-    /// or where the first is looked for (`first`).
-    cursor_ns: u64,
-    first: bool,
-    /// The live edge was reached going forward: back to 1.0 (a seek) is
-    /// under way.
-    leaving: bool,
-}
-
-impl Default for Trick {
-    fn default() -> Self {
-        Trick {
-            playback: Playback::AllFrames { rate: 1.0 },
-            cursor_ns: 0,
-            first: true,
-            leaving: false,
-        }
-    }
 }
 
 pub struct StreamBufferSrc {
@@ -147,99 +98,8 @@ impl ObjectSubclass for StreamBufferSrc {
 }
 
 impl ObjectImpl for StreamBufferSrc {
-    // GStreamer's documentation format on each property (`/** Type:property: */`).
-    #[allow(unused_doc_comments)]
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            vec![
-                /**
-                 * GstStreamBufferSrc:location:
-                 *
-                 * Ring (or recording) directory to play: the one a streambuffersink
-                 * writes
-                 *
-                 * Since: 0.1
-                 */
-                glib::ParamSpecString::builder("location")
-                    .nick("Location")
-                    .blurb("Ring (or recording) directory to play: the one a streambuffersink writes")
-                    .mutable_ready()
-                    .build(),
-                /**
-                 * GstStreamBufferSrc:start-position:
-                 *
-                 * Where playback starts: the live edge (minus start-delay) or the oldest
-                 * content
-                 *
-                 * Since: 0.1
-                 */
-                glib::ParamSpecEnum::builder_with_default("start-position", StartPosition::Live)
-                    .nick("Start position")
-                    .blurb("Where playback starts: the live edge (minus start-delay) or the oldest content")
-                    .mutable_ready()
-                    .build(),
-                /**
-                 * GstStreamBufferSrc:start-delay:
-                 *
-                 * With start-position=live, start this many ns behind the live edge
-                 * (time-shift)
-                 *
-                 * Since: 0.1
-                 */
-                glib::ParamSpecUInt64::builder("start-delay")
-                    .nick("Start delay")
-                    .blurb("With start-position=live, start this many ns behind the live edge (time-shift)")
-                    .maximum(366 * 24 * 3600 * 1_000_000_000)
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-                /**
-                 * GstStreamBufferSrc:stats:
-                 *
-                 * Counters of the playback (bytes and buffers out, segments read, time
-                 * holes, stale deletions and read failures met, current segment,
-                 * presentation position and lag behind the live edge in ns), like SBE's
-                 * counters on its source
-                 *
-                 * Since: 0.1
-                 */
-                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
-                    .nick("Statistics")
-                    .blurb("Counters of the playback (bytes and buffers out, segments read, time holes, stale deletions and read failures met, current segment, presentation position and lag behind the live edge in ns), like SBE's counters on its source")
-                    .read_only()
-                    .build(),
-                /**
-                 * GstStreamBufferSrc:trick-frame-rate:
-                 *
-                 * Keyframes shown per second when playing faster than 6x either way: the
-                 * others are skipped, not read (0 = every keyframe, as up to 6x)
-                 *
-                 * Since: 0.1
-                 */
-                glib::ParamSpecUInt::builder("trick-frame-rate")
-                    .nick("Trick frame rate")
-                    .blurb("Keyframes shown per second when playing faster than 6x either way: the others are skipped, not read (0 = every keyframe, as up to 6x)")
-                    .maximum(1000)
-                    .default_value(DEFAULT_TRICK_FRAME_RATE)
-                    .mutable_ready()
-                    .build(),
-                /**
-                 * GstStreamBufferSrc:poll-interval:
-                 *
-                 * How often (ns) to look for new data at the live edge
-                 *
-                 * Since: 0.1
-                 */
-                glib::ParamSpecUInt64::builder("poll-interval")
-                    .nick("Poll interval")
-                    .blurb("How often (ns) to look for new data at the live edge")
-                    .minimum(1_000_000)
-                    .maximum(10_000_000_000)
-                    .default_value(DEFAULT_POLL_INTERVAL)
-                    .mutable_ready()
-                    .build(),
-            ]
-        });
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(settings::param_specs);
         PROPERTIES.as_ref()
     }
 
@@ -744,156 +604,6 @@ impl PushSrcImpl for StreamBufferSrc {
 }
 
 impl StreamBufferSrc {
-    /// A seek played at every frame (rate 1.0, slow or fast motion):
-    /// KEY_UNIT lands on the keyframe SNAP_* picks and starts the segment
-    /// there; otherwise data starts at the keyframe at or before the
-    /// target and the segment at the target, so downstream clips what
-    /// comes before and the first frame shown is the target's.
-    fn seek_all_frames(
-        &self,
-        reader: &mut RingReader,
-        positioned: &mut bool,
-        segment: &mut gst::FormattedSegment<gst::ClockTime>,
-        flags: gst::SeekFlags,
-    ) -> bool {
-        let key_unit = flags.contains(gst::SeekFlags::KEY_UNIT);
-        let snap = match (
-            flags.contains(gst::SeekFlags::SNAP_BEFORE),
-            flags.contains(gst::SeekFlags::SNAP_AFTER),
-        ) {
-            (true, true) => Snap::Nearest,
-            (false, true) if key_unit => Snap::After,
-            _ => Snap::Before,
-        };
-        let target = segment.start().map_or(0, gst::ClockTime::nseconds);
-        // The initial seek of BaseSrc (to 0) means "the configured start position".
-        let initial = !*positioned && target == 0;
-        let landed = if initial {
-            let settings = lock(&self.settings).clone();
-            reader.start(settings.start_position.into(), settings.start_delay)
-        } else {
-            reader.seek_to(target, snap)
-        };
-        match landed {
-            Ok(landed) => {
-                *positioned = true;
-                let landed = landed.unwrap_or(0);
-                let start = match reader.precise_start() {
-                    Some(precise) if initial => precise.max(landed),
-                    _ if initial || key_unit => landed,
-                    _ => target.max(landed),
-                };
-                let t = clock_time(start);
-                segment.set_start(t);
-                segment.set_time(t);
-                segment.set_position(t);
-                gst::debug!(
-                    CAT,
-                    imp = self,
-                    "Seek to {target} ns: data from {landed}, segment from {t}"
-                );
-                true
-            }
-            Err(e) => {
-                gst::warning!(CAT, imp = self, "Seek failed: {e}");
-                false
-            }
-        }
-    }
-
-    /// An instant rate change (no flush, no new position): taken when both
-    /// the current and the new rate play every frame, forward; the sinks
-    /// apply it.
-    fn instant_rate_change(&self, rate: f64, flags: gst::SeekFlags) -> bool {
-        let frame_rate = lock(&self.settings).trick_frame_rate;
-        let key_units = flags.contains(gst::SeekFlags::TRICKMODE_KEY_UNITS);
-        let old_rate = {
-            let mut state = lock(&self.state);
-            let State::Started { trick, .. } = &mut *state else {
-                return false;
-            };
-            let (Playback::AllFrames { rate: old }, Ok(new @ Playback::AllFrames { .. })) =
-                (trick.playback, Playback::choose(rate, key_units, frame_rate))
-            else {
-                gst::warning!(
-                    CAT,
-                    imp = self,
-                    "Refusing an instant rate change to {rate}: only between rates that play every frame forward (0.1 to {MAX_ALL_FRAMES_RATE}); seek with a flush"
-                );
-                return false;
-            };
-            trick.playback = new;
-            old
-        };
-        let event = gst::event::InstantRateChange::new(rate / old_rate, gst::SegmentFlags::empty());
-        if !self.obj().src_pads().iter().all(|pad| pad.push_event(event.clone())) {
-            gst::warning!(CAT, imp = self, "Downstream refused the instant rate change");
-        }
-        self.post_rate_changed(old_rate, rate, "seek");
-        true
-    }
-
-    /// Back to rate 1.0 (the live edge was reached); returns the old rate.
-    fn reset_rate(&self) -> f64 {
-        let mut state = lock(&self.state);
-        match &mut *state {
-            State::Started { trick, .. } => std::mem::take(trick).playback.rate(),
-            State::Stopped => 1.0,
-        }
-    }
-
-    /// Fast playback reached the live edge at presentation time `at_ns`:
-    /// playback goes on from there at 1.0, as the Windows engine does, and
-    /// an element message says so. Every frame was being sent: the sinks
-    /// are told to play at 1.0 at once (an instant rate change, no flush).
-    /// Keyframes only: a flushing seek to there at 1.0, from another
-    /// thread (this one streams); until it comes nothing more is sent.
-    fn continue_at_rate_1(&self, at_ns: u64, old_rate: f64, all_frames: bool) {
-        gst::info!(
-            CAT,
-            imp = self,
-            "Live edge reached at rate {old_rate}: playing on at 1.0"
-        );
-        if all_frames {
-            let event = gst::event::InstantRateChange::new(1.0 / old_rate, gst::SegmentFlags::empty());
-            if !self.obj().src_pad().push_event(event) {
-                gst::warning!(CAT, imp = self, "Downstream refused the instant rate change to 1.0");
-            }
-            self.post_rate_changed(old_rate, 1.0, "live-edge");
-            return;
-        }
-        self.live_edge_seek.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.obj().call_async(move |src| {
-            let flags = gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE;
-            if src
-                .seek(
-                    1.0,
-                    flags,
-                    gst::SeekType::Set,
-                    clock_time(at_ns),
-                    gst::SeekType::None,
-                    gst::ClockTime::NONE,
-                )
-                .is_err()
-            {
-                gst::warning!(CAT, obj = src, "Could not go on at 1.0 at the live edge");
-            }
-        });
-    }
-
-    /// `streambuffer-rate-changed`: the rate changed from `old` to `new`,
-    /// because of a seek or by itself (`reason`: `live-edge`), as the
-    /// Windows engine's `STREAMBUFFER_EC_RATE_CHANGED`.
-    fn post_rate_changed(&self, old: f64, new: f64, reason: &str) {
-        let obj = self.obj();
-        let s = gst::Structure::builder("streambuffer-rate-changed")
-            .field("old-rate", old)
-            .field("new-rate", new)
-            .field("reason", reason)
-            .build();
-        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
-    }
-
     /// The `stats` structure: counters of the reader, -1 where there is
     /// nothing to say (not started, nothing read yet).
     fn stats(&self) -> gst::Structure {

@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The element's side of seeking and trick play: how a seek that plays
+//! every frame lands, instant rate changes, going back to 1.0 at the live
+//! edge, and the rate-changed message. Which rates send what, and reading
+//! keyframes, is the reader's (`reader::trick`).
+
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+
+use super::{CAT, State, StreamBufferSrc, clock_time};
+use crate::element_sync::lock;
+use crate::reader::{MAX_ALL_FRAMES_RATE, Playback, RingReader, Snap};
+
+/// How data is being produced since the last seek.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Trick {
+    pub(super) playback: Playback,
+    /// Keyframes only: the presentation time of the last keyframe sent,
+    /// or where the first is looked for (`first`).
+    pub(super) cursor_ns: u64,
+    pub(super) first: bool,
+    /// The live edge was reached going forward: back to 1.0 (a seek) is
+    /// under way.
+    pub(super) leaving: bool,
+}
+
+impl Default for Trick {
+    fn default() -> Self {
+        Trick {
+            playback: Playback::AllFrames { rate: 1.0 },
+            cursor_ns: 0,
+            first: true,
+            leaving: false,
+        }
+    }
+}
+
+impl StreamBufferSrc {
+    /// A seek played at every frame (rate 1.0, slow or fast motion):
+    /// KEY_UNIT lands on the keyframe SNAP_* picks and starts the segment
+    /// there; otherwise data starts at the keyframe at or before the
+    /// target and the segment at the target, so downstream clips what
+    /// comes before and the first frame shown is the target's.
+    pub(super) fn seek_all_frames(
+        &self,
+        reader: &mut RingReader,
+        positioned: &mut bool,
+        segment: &mut gst::FormattedSegment<gst::ClockTime>,
+        flags: gst::SeekFlags,
+    ) -> bool {
+        let key_unit = flags.contains(gst::SeekFlags::KEY_UNIT);
+        let snap = match (
+            flags.contains(gst::SeekFlags::SNAP_BEFORE),
+            flags.contains(gst::SeekFlags::SNAP_AFTER),
+        ) {
+            (true, true) => Snap::Nearest,
+            (false, true) if key_unit => Snap::After,
+            _ => Snap::Before,
+        };
+        let target = segment.start().map_or(0, gst::ClockTime::nseconds);
+        // The initial seek of BaseSrc (to 0) means "the configured start position".
+        let initial = !*positioned && target == 0;
+        let landed = if initial {
+            let settings = lock(&self.settings).clone();
+            reader.start(settings.start_position.into(), settings.start_delay)
+        } else {
+            reader.seek_to(target, snap)
+        };
+        match landed {
+            Ok(landed) => {
+                *positioned = true;
+                let landed = landed.unwrap_or(0);
+                let start = match reader.precise_start() {
+                    Some(precise) if initial => precise.max(landed),
+                    _ if initial || key_unit => landed,
+                    _ => target.max(landed),
+                };
+                let t = clock_time(start);
+                segment.set_start(t);
+                segment.set_time(t);
+                segment.set_position(t);
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "Seek to {target} ns: data from {landed}, segment from {t}"
+                );
+                true
+            }
+            Err(e) => {
+                gst::warning!(CAT, imp = self, "Seek failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// An instant rate change (no flush, no new position): taken when both
+    /// the current and the new rate play every frame, forward; the sinks
+    /// apply it.
+    pub(super) fn instant_rate_change(&self, rate: f64, flags: gst::SeekFlags) -> bool {
+        let frame_rate = lock(&self.settings).trick_frame_rate;
+        let key_units = flags.contains(gst::SeekFlags::TRICKMODE_KEY_UNITS);
+        let old_rate = {
+            let mut state = lock(&self.state);
+            let State::Started { trick, .. } = &mut *state else {
+                return false;
+            };
+            let (Playback::AllFrames { rate: old }, Ok(new @ Playback::AllFrames { .. })) =
+                (trick.playback, Playback::choose(rate, key_units, frame_rate))
+            else {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "Refusing an instant rate change to {rate}: only between rates that play every frame forward (0.1 to {MAX_ALL_FRAMES_RATE}); seek with a flush"
+                );
+                return false;
+            };
+            trick.playback = new;
+            old
+        };
+        let event = gst::event::InstantRateChange::new(rate / old_rate, gst::SegmentFlags::empty());
+        if !self.obj().src_pads().iter().all(|pad| pad.push_event(event.clone())) {
+            gst::warning!(CAT, imp = self, "Downstream refused the instant rate change");
+        }
+        self.post_rate_changed(old_rate, rate, "seek");
+        true
+    }
+
+    /// Back to rate 1.0 (the live edge was reached); returns the old rate.
+    pub(super) fn reset_rate(&self) -> f64 {
+        let mut state = lock(&self.state);
+        match &mut *state {
+            State::Started { trick, .. } => std::mem::take(trick).playback.rate(),
+            State::Stopped => 1.0,
+        }
+    }
+
+    /// Fast playback reached the live edge at presentation time `at_ns`:
+    /// playback goes on from there at 1.0, as the Windows engine does, and
+    /// an element message says so. Every frame was being sent: the sinks
+    /// are told to play at 1.0 at once (an instant rate change, no flush).
+    /// Keyframes only: a flushing seek to there at 1.0, from another
+    /// thread (this one streams); until it comes nothing more is sent.
+    pub(super) fn continue_at_rate_1(&self, at_ns: u64, old_rate: f64, all_frames: bool) {
+        gst::info!(
+            CAT,
+            imp = self,
+            "Live edge reached at rate {old_rate}: playing on at 1.0"
+        );
+        if all_frames {
+            let event = gst::event::InstantRateChange::new(1.0 / old_rate, gst::SegmentFlags::empty());
+            if !self.obj().src_pad().push_event(event) {
+                gst::warning!(CAT, imp = self, "Downstream refused the instant rate change to 1.0");
+            }
+            self.post_rate_changed(old_rate, 1.0, "live-edge");
+            return;
+        }
+        self.live_edge_seek.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.obj().call_async(move |src| {
+            let flags = gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE;
+            if src
+                .seek(
+                    1.0,
+                    flags,
+                    gst::SeekType::Set,
+                    clock_time(at_ns),
+                    gst::SeekType::None,
+                    gst::ClockTime::NONE,
+                )
+                .is_err()
+            {
+                gst::warning!(CAT, obj = src, "Could not go on at 1.0 at the live edge");
+            }
+        });
+    }
+
+    /// `streambuffer-rate-changed`: the rate changed from `old` to `new`,
+    /// because of a seek or by itself (`reason`: `live-edge`), as the
+    /// Windows engine's `STREAMBUFFER_EC_RATE_CHANGED`.
+    pub(super) fn post_rate_changed(&self, old: f64, new: f64, reason: &str) {
+        let obj = self.obj();
+        let s = gst::Structure::builder("streambuffer-rate-changed")
+            .field("old-rate", old)
+            .field("new-rate", new)
+            .field("reason", reason)
+            .build();
+        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+    }
+}
