@@ -51,7 +51,7 @@ fi
 installed=()
 if [ -n "$prefix" ] && cargo cinstall --version >/dev/null 2>&1; then
   # cargo-c: the plugin where gst-plugins-rs plugins go, with its .pc file.
-  (cd "$root" && cargo cinstall --release --quiet --prefix="$prefix" --libdir="$prefix/lib")
+  (cd "$root" && cargo cinstall --release --prefix="$prefix" --libdir="$prefix/lib")
   for f in "$plugins"/libgststreambuffer.* "$prefix/lib/pkgconfig/gststreambuffer.pc"; do
     [ -e "$f" ] && installed+=("$f")
   done

@@ -39,7 +39,7 @@ fn target_dir() -> std::path::PathBuf {
 fn cargo_cinstall_into_a_prefix() {
     let prefix = tempfile::tempdir().expect("tempdir");
     let status = Command::new("cargo")
-        .args(["cinstall", "--release", "--quiet"])
+        .args(["cinstall", "--release"])
         .arg(format!("--prefix={}", prefix.path().display()))
         .arg(format!("--libdir={}", prefix.path().join("lib").display()))
         .env("CARGO_TARGET_DIR", target_dir())
