@@ -13,6 +13,10 @@ use gst_base::subclass::prelude::*;
 mod settings;
 mod trick;
 
+/// How long fast-forward waits at the live edge for its own seek back to
+/// 1.0 before asking again.
+const LEAVING_RETRY: Duration = Duration::from_secs(2);
+
 use settings::{DEFAULT_BLOCKSIZE, Settings};
 use trick::Trick;
 
@@ -396,7 +400,7 @@ impl BaseSrcImpl for StreamBufferSrc {
                     playback,
                     cursor_ns: target,
                     first: true,
-                    leaving: false,
+                    leaving: None,
                 };
                 let t = clock_time(target);
                 match direction {
@@ -431,7 +435,7 @@ impl BaseSrcImpl for StreamBufferSrc {
         };
         if seeked {
             trick.playback = playback;
-            trick.leaving = false;
+            trick.leaving = None;
         }
         drop(state);
         let own = self.live_edge_seek.swap(false, std::sync::atomic::Ordering::SeqCst);
@@ -531,11 +535,16 @@ impl PushSrcImpl for StreamBufferSrc {
                     // Fast-forward reached the live edge: playback goes on
                     // from there at 1.0, as the Windows engine does.
                     Ok(TrickOutcome::Edge) if direction == Direction::Forward && !ended => {
-                        let (at, rate, leaving) = (trick.cursor_ns, trick.playback.rate(), trick.leaving);
-                        trick.leaving = true;
+                        let (at, rate) = (trick.cursor_ns, trick.playback.rate());
+                        // The seek back to 1.0 is asked for once, and again
+                        // if it has not come after a while (it was refused).
+                        let ask = trick.leaving.is_none_or(|since| since.elapsed() > LEAVING_RETRY);
+                        if ask {
+                            trick.leaving = Some(std::time::Instant::now());
+                        }
                         drop(state);
                         self.post_events(events);
-                        if !leaving {
+                        if ask {
                             self.continue_at_rate_1(at, rate, false);
                         }
                         if !self.flush_gate.wait(poll) {

@@ -20,9 +20,9 @@ pub(super) struct Trick {
     /// or where the first is looked for (`first`).
     pub(super) cursor_ns: u64,
     pub(super) first: bool,
-    /// The live edge was reached going forward: back to 1.0 (a seek) is
-    /// under way.
-    pub(super) leaving: bool,
+    /// The live edge was reached going forward: since when the seek back
+    /// to 1.0 has been under way.
+    pub(super) leaving: Option<std::time::Instant>,
 }
 
 impl Default for Trick {
@@ -31,7 +31,7 @@ impl Default for Trick {
             playback: Playback::AllFrames { rate: 1.0 },
             cursor_ns: 0,
             first: true,
-            leaving: false,
+            leaving: None,
         }
     }
 }
