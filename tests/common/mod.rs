@@ -574,15 +574,20 @@ pub fn fault_shim() -> PathBuf {
     static SHIM: OnceLock<PathBuf> = OnceLock::new();
     SHIM.get_or_init(|| {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/shim/faults.c");
-        let out = plugin_dir().join(format!("faults-{}.so", std::process::id()));
+        // Built under a name of this process's, then renamed over the one
+        // shim file: test binaries never see a half-written library, and
+        // runs do not leave one file each behind.
+        let out = plugin_dir().join("faults.so");
+        let building = plugin_dir().join(format!(".faults-{}.so", std::process::id()));
         let status = Command::new("cc")
             .args(["-shared", "-fPIC", "-O2", "-Wall", "-o"])
-            .arg(&out)
+            .arg(&building)
             .arg(&src)
             .arg("-ldl")
             .status()
             .expect("run cc");
         assert!(status.success(), "building the fault shim failed");
+        std::fs::rename(&building, &out).expect("install the fault shim");
         out
     })
     .clone()
