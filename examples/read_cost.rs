@@ -13,28 +13,7 @@
 use std::time::Duration;
 
 use gst::prelude::*;
-
-/// User plus system CPU time this process has used.
-#[cfg(unix)]
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage only writes the struct it is given.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
-            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
-    };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-/// Only measured where `getrusage` exists.
-#[cfg(not(unix))]
-fn cpu_time() -> Duration {
-    Duration::ZERO
-}
+use gststreambuffer::bench::cpu_time;
 
 /// Runs `desc` to EOS; returns the CPU time it took.
 fn run(desc: &str) -> anyhow::Result<Duration> {

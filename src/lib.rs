@@ -46,6 +46,32 @@ pub mod tool;
 pub mod bench {
     pub use crate::ring::{Retention, Ring, RingConfig, SegmentStart};
     pub use crate::ts::crc::crc32_mpeg2;
+
+    /// User plus system CPU time this process has used (zero where
+    /// `getrusage` does not exist): what the playback examples measure.
+    #[must_use]
+    pub fn cpu_time() -> std::time::Duration {
+        #[cfg(unix)]
+        {
+            use std::time::Duration;
+            // SAFETY: getrusage only writes the struct it is given, and a
+            // zeroed rusage is a valid value of it.
+            let usage = unsafe {
+                let mut usage = std::mem::zeroed::<libc::rusage>();
+                libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+                usage
+            };
+            let tv = |t: libc::timeval| {
+                Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+                    + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+            };
+            tv(usage.ru_utime) + tv(usage.ru_stime)
+        }
+        #[cfg(not(unix))]
+        {
+            std::time::Duration::ZERO
+        }
+    }
 }
 
 use gst::glib;

@@ -533,30 +533,6 @@ fn field_ms(s: &gst::Structure, field: &str) -> i64 {
     d.to_unix() * 1000 + i64::from(d.microsecond() / 1000)
 }
 
-/// Presentation times of the video frames `path` holds, in ns of its PTS,
-/// as ffprobe decodes them.
-fn frame_pts_ns(path: &std::path::Path) -> Vec<u64> {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "frame=pts_time",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
-        .map(|s| (s * 1e9).round() as u64)
-        .collect()
-}
-
 /// Recordings started and stopped in the past, now and in the future, by
 /// offset and by date-time, hold exactly the range their messages report:
 /// a content recording starts at the keyframe at or before its start and
@@ -638,7 +614,7 @@ fn recordings_hold_the_range_they_report() {
     let at_or_after = |ms: i64| *keyframes.iter().find(|k| k.wall_ms >= ms).expect("keyframe after");
     // Stream PTS to ring presentation time: the first keyframe of the ring.
     let pts_offset =
-        frame_pts_ns(&ring.join("segment-000000000000.ts"))[0] as i64 - keyframes[0].presentation_ns() as i64;
+        ffprobe_frame_pts_ns(&ring.join("segment-000000000000.ts"))[0] as i64 - keyframes[0].presentation_ns() as i64;
     let m = messages.lock().expect("lock").clone();
     let stopped = |id: u32| {
         m.iter()
@@ -669,7 +645,7 @@ fn recordings_hold_the_range_they_report() {
         );
         assert_eq!(field_ms(&s, "start-date-time"), first.wall_ms, "{name}");
         assert_eq!(field_ms(&s, "stop-date-time"), last.wall_ms, "{name}");
-        let frames = frame_pts_ns(&dir.path().join(name));
+        let frames = ffprobe_frame_pts_ns(&dir.path().join(name));
         let shown = |pts: u64| (pts as i64 - pts_offset) as u64;
         let (lo, hi) = (
             shown(*frames.iter().min().expect("frames")),

@@ -60,14 +60,7 @@ fn ring_of_6s_segments() -> PathBuf {
 
 /// Every keyframe of the ring, by its index files, in order.
 fn keyframes(ring: &Path) -> Vec<IndexRecord> {
-    segments(ring)
-        .iter()
-        .flat_map(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).expect("name");
-            let seq: u64 = name[8..20].parse().expect("sequence");
-            index_records(ring, seq).into_iter().skip(1)
-        })
-        .collect()
+    ring_keyframes(ring).into_iter().map(|(_, k)| k).collect()
 }
 
 /// A paused decoding pipeline on `ring` whose appsink prerolls on the

@@ -22,6 +22,19 @@ fn tool(args: &[&str]) -> Output {
         .expect("run streambuffer")
 }
 
+/// `streambuffer export RING --from FROM --to TO OUT`, dates in ms since the epoch.
+fn run_export(ring: &str, from_ms: i64, to_ms: i64, out: &Path) -> Output {
+    tool(&[
+        "export",
+        ring,
+        "--from",
+        &rfc3339(from_ms),
+        "--to",
+        &rfc3339(to_ms),
+        out.to_str().expect("utf-8"),
+    ])
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -73,41 +86,6 @@ fn rfc3339(ms: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{:03}Z", ms.rem_euclid(1000))
 }
 
-/// Presentation times of the video frames of `path` (ns of PTS).
-fn frame_pts_ns(path: &Path) -> Vec<u64> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "frame=pts_time",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
-        .map(|s| (s * 1e9).round() as u64)
-        .collect()
-}
-
-/// Every keyframe of the ring, from its index files.
-fn keyframes(ring: &Path) -> Vec<(u64, IndexRecord)> {
-    let mut seqs: Vec<u64> = segments(ring)
-        .iter()
-        .filter_map(|p| p.file_name()?.to_str()?.get(8..20)?.parse().ok())
-        .collect();
-    seqs.sort_unstable();
-    seqs.iter()
-        .flat_map(|&s| index_records(ring, s).into_iter().skip(1).map(move |k| (s, k)))
-        .collect()
-}
-
 fn finished_ring(dir: &Path) -> PathBuf {
     let ring = dir.join("ring");
     run_to_eos(
@@ -127,7 +105,7 @@ fn finished_ring(dir: &Path) -> PathBuf {
 /// at or before `from` to the frame before the first keyframe at or after
 /// `to`, every frame decoded.
 fn assert_export_holds(ring: &Path, out: &Path, from_ms: i64, to_ms: i64) {
-    let keys = keyframes(ring);
+    let keys = ring_keyframes(ring);
     let first = keys
         .iter()
         .rev()
@@ -141,8 +119,8 @@ fn assert_export_holds(ring: &Path, out: &Path, from_ms: i64, to_ms: i64) {
         .1;
     // Stream PTS to presentation time: the ring's first keyframe.
     let first_segment = ring.join(format!("segment-{:012}.ts", keys[0].0));
-    let offset = frame_pts_ns(&first_segment)[0] as i64 - keys[0].1.presentation_ns() as i64;
-    let frames = frame_pts_ns(out);
+    let offset = ffprobe_frame_pts_ns(&first_segment)[0] as i64 - keys[0].1.presentation_ns() as i64;
+    let frames = ffprobe_frame_pts_ns(out);
     assert!(!frames.is_empty(), "nothing decoded from {}", out.display());
     let shown = |pts: u64| (pts as i64 - offset) as u64;
     let (lo, hi) = (
@@ -191,31 +169,15 @@ fn info_export_and_check_on_a_finished_ring() {
     assert!(check.status.success(), "{}", text(&check));
     assert!(text(&check).contains("3 segment(s) checked, 0 problem(s)"));
 
-    let keys = keyframes(&ring);
+    let keys = ring_keyframes(&ring);
     let (from_ms, to_ms) = (keys[2].1.wall_ms + 500, keys[8].1.wall_ms + 500);
     let out = dir.path().join("export.ts");
-    let export = tool(&[
-        "export",
-        r,
-        "--from",
-        &rfc3339(from_ms),
-        "--to",
-        &rfc3339(to_ms),
-        out.to_str().expect("utf-8"),
-    ]);
+    let export = run_export(r, from_ms, to_ms, &out);
     assert!(export.status.success(), "{}", text(&export));
     assert_export_holds(&ring, &out, from_ms, to_ms);
 
     let outside = dir.path().join("outside.ts");
-    let refused = tool(&[
-        "export",
-        r,
-        "--from",
-        &rfc3339(keys[0].1.wall_ms - 3_600_000),
-        "--to",
-        &rfc3339(from_ms),
-        outside.to_str().expect("utf-8"),
-    ]);
+    let refused = run_export(r, keys[0].1.wall_ms - 3_600_000, from_ms, &outside);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
         text(&refused).contains("outside the ring's window"),
@@ -275,18 +237,10 @@ fn info_export_and_check_while_recording() {
     let check = tool(&["check", r]);
     assert!(check.status.success(), "{}", text(&check));
 
-    let keys = keyframes(&ring);
+    let keys = ring_keyframes(&ring);
     let (from_ms, to_ms) = (keys[1].1.wall_ms + 300, keys[5].1.wall_ms + 300);
     let out = dir.path().join("live-export.ts");
-    let export = tool(&[
-        "export",
-        r,
-        "--from",
-        &rfc3339(from_ms),
-        "--to",
-        &rfc3339(to_ms),
-        out.to_str().expect("utf-8"),
-    ]);
+    let export = run_export(r, from_ms, to_ms, &out);
     assert!(export.status.success(), "{}", text(&export));
     assert_export_holds(&ring, &out, from_ms, to_ms);
     let _ = writer.kill();

@@ -30,6 +30,11 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 const FRAME: u64 = 40_000_000;
 const H264: &str = "tsdemux ! h264parse ! avdec_h264";
 
+/// Every keyframe of the ring's window, from its index files.
+fn keyframes(ring: &Path) -> Vec<IndexRecord> {
+    ring_keyframes(ring).into_iter().map(|(_, k)| k).collect()
+}
+
 /// A finished ring holding the last 60 s of the 90 s input, 6 s segments.
 fn finished_ring() -> &'static Path {
     static RING: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
@@ -51,18 +56,6 @@ fn finished_ring() -> &'static Path {
             (dir, ring)
         })
         .1
-}
-
-/// Every keyframe of the ring's window, from its index files.
-fn keyframes(ring: &Path) -> Vec<IndexRecord> {
-    let mut seqs: Vec<u64> = segments(ring)
-        .iter()
-        .filter_map(|p| p.file_name()?.to_str()?.get(8..20)?.parse().ok())
-        .collect();
-    seqs.sort_unstable();
-    seqs.iter()
-        .flat_map(|&s| index_records(ring, s).into_iter().skip(1))
-        .collect()
 }
 
 /// What a played range showed.
@@ -520,6 +513,13 @@ fn refusals_and_instant_rate_changes_flush_nothing() {
         played.rate_changes,
         vec![(1.0, 2.0, "seek".into())],
         "only the instant rate change changed the rate"
+    );
+    // The flush count above means something: a seek that is taken flushes.
+    let counted = *player.flushes.lock().expect("lock");
+    assert!(player.seek(1.0, gst::SeekFlags::ACCURATE, Some(start + 5 * SECOND), None));
+    assert!(
+        wait_until(Duration::from_secs(5), || *player.flushes.lock().expect("lock") > counted),
+        "a flushing seek was not seen flushing"
     );
 }
 

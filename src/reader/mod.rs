@@ -619,7 +619,6 @@ impl RingReader {
                 }
             }
             let Some(cur) = self.current.as_ref() else { continue };
-            let path = cur.path.clone();
             // Where the next read starts, after a jump past the head.
             let next = match cur.jump {
                 Some((head_end, keyframe)) if cur.offset >= head_end => keyframe,
@@ -629,13 +628,16 @@ impl RingReader {
                 cur.readable
             } else {
                 // Everything known was read: look at the file again.
-                if !platform::is_still_named(&cur.file, &path) {
+                if !platform::is_still_named(&cur.file, &cur.path) {
                     self.lost_current();
                     continue;
                 }
                 match self.content_len(&cur.file, cur.sequence) {
                     Ok(len) => len,
-                    Err(e) => return Ok(self.failed_read(&path, &e)),
+                    Err(e) => {
+                        let path = cur.path.clone();
+                        return Ok(self.failed_read(&path, &e));
+                    }
                 }
             };
             let Some(cur) = self.current.as_mut() else { continue };
@@ -655,16 +657,17 @@ impl RingReader {
             if n > 0 {
                 if let Err(e) = read_exact_at(&cur.file, &mut buf[..n], cur.offset) {
                     // Cut short because the file was reused meanwhile?
-                    if !platform::still_names(&path, &cur.file, cur.id) {
+                    if !platform::still_names(&cur.path, &cur.file, cur.id) {
                         self.lost_current();
                         continue;
                     }
+                    let path = cur.path.clone();
                     return Ok(self.failed_read(&path, &e));
                 }
                 // Had the writer reused the file meanwhile, what was read
                 // may be part new content: checked after the read, as the
                 // writer only overwrites a file once it has renamed it.
-                if !platform::still_names(&path, &cur.file, cur.id) {
+                if !platform::still_names(&cur.path, &cur.file, cur.id) {
                     self.lost_current();
                     continue;
                 }

@@ -17,9 +17,10 @@ use super::RecordingKind;
 /// use gst::prelude::*;
 /// use gststreambuffer::streambuffersink::{RecordingKind, StreamBufferSinkExt};
 ///
-/// gst::init().unwrap();
-/// gststreambuffer::plugin_register_static().unwrap();
-/// let sink = gst::ElementFactory::make("streambuffersink").build().unwrap();
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// gst::init()?;
+/// gststreambuffer::plugin_register_static()?;
+/// let sink = gst::ElementFactory::make("streambuffersink").build()?;
 /// sink.connect_write_failure(|_sink, error| eprintln!("write failure: {error}"));
 /// sink.connect_write_failure_clear(|_sink, bytes, duration| {
 ///     eprintln!("writing again; {bytes} bytes ({duration:?}) were lost")
@@ -27,6 +28,8 @@ use super::RecordingKind;
 /// // Not running: the recording is refused (and a WARNING says why).
 /// assert_eq!(sink.start_recording(std::path::Path::new("/tmp/goal.ts"), RecordingKind::Content, -300 * 1_000_000_000), None);
 /// assert!(sink.sink_stats().get::<bool>("running").is_ok_and(|running| !running));
+/// # Ok(())
+/// # }
 /// ```
 pub trait StreamBufferSinkExt: IsA<gst::Element> + 'static {
     /// `write-failure`: writes started failing (once per episode), with

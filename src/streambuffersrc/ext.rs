@@ -11,13 +11,16 @@ use gst::prelude::*;
 /// use gst::prelude::*;
 /// use gststreambuffer::streambuffersrc::StreamBufferSrcExt;
 ///
-/// gst::init().unwrap();
-/// gststreambuffer::plugin_register_static().unwrap();
-/// let src = gst::ElementFactory::make("streambuffersrc").build().unwrap();
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// gst::init()?;
+/// gststreambuffer::plugin_register_static()?;
+/// let src = gst::ElementFactory::make("streambuffersrc").build()?;
 /// // Not playing a ring: nothing is in its window.
-/// let noon = gst::glib::DateTime::from_utc(2026, 11, 30, 12, 0, 0.0).unwrap();
+/// let noon = gst::glib::DateTime::from_utc(2026, 11, 30, 12, 0, 0.0)?;
 /// assert_eq!(src.date_time_to_position(&noon), None);
 /// assert_eq!(src.position_to_date_time(gst::ClockTime::from_seconds(10)), None);
+/// # Ok(())
+/// # }
 /// ```
 pub trait StreamBufferSrcExt: IsA<gst::Element> + 'static {
     /// `date-time-to-position`: the position (presentation time, what a

@@ -14,6 +14,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 
 use super::date;
+use crate::platform;
 use crate::reader::{ReadOutcome, ReaderEvent, RingReader, Snap};
 use crate::ts::PACKET_SIZE;
 
@@ -88,7 +89,7 @@ fn tempfile_in(dir: &Path, out: &Path) -> Result<(std::path::PathBuf, std::fs::F
         .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
     for n in 0..100 {
         let path = dir.join(format!(".{name}.{}.{n}.partial", std::process::id()));
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        match platform::create_new(&path) {
             Ok(f) => return Ok((path, f)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(format!("cannot create a file in '{}': {e}", dir.display())),

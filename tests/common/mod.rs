@@ -855,6 +855,43 @@ pub fn index_records(ring: &Path, sequence: u64) -> Vec<IndexRecord> {
         .collect()
 }
 
+/// Every keyframe record of the ring's segments (the start records left
+/// out), in order, with its segment's sequence number.
+pub fn ring_keyframes(ring: &Path) -> Vec<(u64, IndexRecord)> {
+    let mut seqs: Vec<u64> = segments(ring)
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str()?.get(8..20)?.parse().ok())
+        .collect();
+    seqs.sort_unstable();
+    seqs.iter()
+        .flat_map(|&s| index_records(ring, s).into_iter().skip(1).map(move |k| (s, k)))
+        .collect()
+}
+
+/// Presentation times (ns of PTS) of the video frames of `path`, in the
+/// order ffprobe decodes them.
+pub fn ffprobe_frame_pts_ns(path: &Path) -> Vec<u64> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
+        .map(|s| (s * 1e9).round() as u64)
+        .collect()
+}
+
 /// CRC-32/MPEG-2 (polynomial 0x04C11DB7, no reflection, initial all ones).
 pub fn crc32_mpeg2(data: &[u8]) -> u32 {
     let mut crc = u32::MAX;
