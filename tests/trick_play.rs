@@ -518,7 +518,8 @@ fn refusals_and_instant_rate_changes_flush_nothing() {
     let counted = *player.flushes.lock().expect("lock");
     assert!(player.seek(1.0, gst::SeekFlags::ACCURATE, Some(start + 5 * SECOND), None));
     assert!(
-        wait_until(Duration::from_secs(5), || *player.flushes.lock().expect("lock") > counted),
+        wait_until(Duration::from_secs(5), || *player.flushes.lock().expect("lock")
+            > counted),
         "a flushing seek was not seen flushing"
     );
 }
