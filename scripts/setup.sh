@@ -1,20 +1,37 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MPL-2.0
-# Installs what building and testing streambuffer needs, if it is missing:
-# GStreamer 1.x development files and plugins, ffmpeg (independent checks),
-# Chromium and Node.js with the test-only npm packages of tests/web (hls.js,
-# a DevTools protocol client), a Rust toolchain and cargo-c. Safe to run repeatedly;
-# does nothing when all is there.
+# Installs what is missing, and only that. Safe to run repeatedly; does
+# nothing when all is there.
+#
+#   scripts/setup.sh           what building and running the plugin needs:
+#                              GStreamer development files and plugins,
+#                              gst-play-1.0, ffprobe (ffmpeg), a Rust
+#                              toolchain. scripts/demo.sh runs this.
+#   scripts/setup.sh --tests   that, and what only the tests use: the fault
+#                              shim's tools, Chromium and Node.js with the
+#                              npm packages of tests/web (hls.js, a DevTools
+#                              protocol client), tmux (gst-play-1.0 driven
+#                              through its keys), cargo-c (the packaging
+#                              test). scripts/test.sh runs this.
 set -euo pipefail
+
+tests=false
+case "${1:-}" in
+  --tests) tests=true ;;
+  "") ;;
+  *) echo "usage: scripts/setup.sh [--tests]" >&2; exit 2 ;;
+esac
 
 packages=(
   build-essential pkg-config
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-x
-  gstreamer1.0-libav ffmpeg python3-gi gir1.2-gstreamer-1.0
-  chromium nodejs npm libssl-dev
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  gstreamer1.0-plugins-base-apps ffmpeg
 )
+if $tests; then
+  packages+=(gstreamer1.0-x python3-gi gir1.2-gstreamer-1.0 tmux e2fsprogs chromium nodejs npm libssl-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -42,6 +59,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   }
   echo "setup: add \$HOME/.cargo/bin to PATH (or run: source \$HOME/.cargo/env)"
 fi
+
+$tests || exit 0
 
 # cargo-c (`cargo cinstall`), with which the packaging test installs the
 # plugin as gst-plugins-rs plugins are installed. 0.10.24: Debian's is too

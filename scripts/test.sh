@@ -6,7 +6,7 @@
 # when run without it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/setup.sh"
+"$root/scripts/setup.sh" --tests
 [ -d "$HOME/.cargo/bin" ] && PATH="$HOME/.cargo/bin:$PATH"
 cd "$root"
 # The integration tests load the cdylib and run the examples from target/debug.

@@ -448,6 +448,15 @@ impl RingReader {
         Some((start.saturating_add(delay), end.saturating_add(delay)))
     }
 
+    /// Where the window begins on the ring's timeline: the oldest listed
+    /// segment's ring time, before the stream's presentation delay. An
+    /// accurate seek between it and the oldest frame starts its segment
+    /// where it was asked (the first frame comes when it comes).
+    pub fn window_ring_start(&mut self) -> Option<u64> {
+        self.refresh_playing();
+        Some(self.spans.values().next()?.start_ns)
+    }
+
     /// The stream's presentation delay: learnt from the first indexed
     /// segment looked at, 0 for a ring without an index.
     fn presentation_delay(&mut self) -> u64 {

@@ -278,6 +278,17 @@ impl ElementImpl for StreamBufferSrc {
         Some(&*METADATA)
     }
 
+    /// A seek sent to the element itself (`gst_element_send_event`,
+    /// `gst_element_seek`) goes where one arriving on the pad goes: the
+    /// base class would otherwise take it straight to `do_seek`, past the
+    /// refusals that must come before anything is flushed.
+    fn send_event(&self, event: gst::Event) -> bool {
+        if matches!(event.view(), gst::EventView::Seek(_)) {
+            return BaseSrcImpl::event(self, &event);
+        }
+        self.parent_send_event(event)
+    }
+
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let caps = gst::Caps::builder("video/mpegts")
@@ -401,6 +412,7 @@ impl BaseSrcImpl for StreamBufferSrc {
                     cursor_ns: target,
                     first: true,
                     leaving: None,
+                    gap_at_ns: None,
                 };
                 let t = clock_time(target);
                 match direction {
@@ -512,6 +524,11 @@ impl PushSrcImpl for StreamBufferSrc {
                 return Err(gst::FlowError::Flushing);
             };
             if let Playback::Keyframes { direction, step_ns, .. } = trick.playback {
+                if let Some(at) = trick.gap_at_ns.take() {
+                    drop(state);
+                    self.push_gap(at);
+                    continue;
+                }
                 // The first keyframe at the seek's target or beyond it,
                 // then one a step further each time.
                 let step = if trick.first { 0 } else { step_ns.max(1) };
@@ -522,6 +539,7 @@ impl PushSrcImpl for StreamBufferSrc {
                     Ok(TrickOutcome::Keyframe(piece)) => {
                         trick.cursor_ns = piece.presentation_ns;
                         trick.first = false;
+                        trick.gap_at_ns = Some(piece.presentation_ns);
                         drop(state);
                         self.post_events(events);
                         let mut buffer = gst::Buffer::from_mut_slice(piece.data);

@@ -23,6 +23,9 @@ pub(super) struct Trick {
     /// The live edge was reached going forward: since when the seek back
     /// to 1.0 has been under way.
     pub(super) leaving: Option<std::time::Instant>,
+    /// Keyframes only: the presentation time of the piece just sent, for
+    /// the GAP that follows it (see [`StreamBufferSrc::push_gap`]).
+    pub(super) gap_at_ns: Option<u64>,
 }
 
 impl Default for Trick {
@@ -32,6 +35,7 @@ impl Default for Trick {
             cursor_ns: 0,
             first: true,
             leaving: None,
+            gap_at_ns: None,
         }
     }
 }
@@ -71,10 +75,14 @@ impl StreamBufferSrc {
             Ok(landed) => {
                 *positioned = true;
                 let landed = landed.unwrap_or(0);
+                // An accurate seek starts its segment at the target, as
+                // GStreamer's seeking contract asks, for every target in
+                // the window, its edges included; a target before the
+                // oldest segment is taken as the window's start.
                 let start = match reader.precise_start() {
                     Some(precise) if initial => precise.max(landed),
                     _ if initial || key_unit => landed,
-                    _ => target.max(landed),
+                    _ => target.max(reader.window_ring_start().unwrap_or(landed).min(landed)),
                 };
                 let t = clock_time(start);
                 segment.set_start(t);
@@ -185,5 +193,21 @@ impl StreamBufferSrc {
             .field("reason", reason)
             .build();
         let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+    }
+}
+
+impl StreamBufferSrc {
+    /// Keyframes only: a GAP at the keyframe just sent, so that every
+    /// stream of the program moves on, not only the video. Trick play
+    /// sends no audio; without it an audio sink would never preroll after
+    /// the flushing seek (the pipeline hangs in PAUSED), and the demuxer
+    /// only fills a starved stream once another has moved two seconds
+    /// forward, which never happens going backward. Sent once the
+    /// keyframe's buffer (and so the segment before it) is out.
+    pub(super) fn push_gap(&self, at_ns: u64) {
+        let gap = gst::event::Gap::builder(clock_time(at_ns)).build();
+        if !self.obj().src_pad().push_event(gap) {
+            gst::debug!(CAT, imp = self, "Downstream did not take the GAP at {at_ns} ns");
+        }
     }
 }
