@@ -29,6 +29,21 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 }
 const FRAME: u64 = 40_000_000;
 const H264: &str = "tsdemux ! h264parse ! avdec_h264";
+/// Audio and video, as every channel has: the audio branch decodes into
+/// a synchronised sink of its own (`aout`), video goes on to `out`.
+const AV_H264: &str = "tsdemux name=d d. ! queue ! aacparse ! avdec_aac ! fakesink name=aout sync=true \
+    d. ! queue ! h264parse ! avdec_h264";
+const AV_DECODEBIN: &str = "tsdemux name=d d. ! queue ! aacparse ! decodebin ! fakesink name=aout sync=true \
+    d. ! queue ! h264parse ! decodebin";
+
+/// The video-only chain of a test, or its audio+video twin.
+fn chain(video_only: &'static str, audio: bool) -> &'static str {
+    match (video_only, audio) {
+        (_, false) => video_only,
+        ("decodebin", true) => AV_DECODEBIN,
+        (_, true) => AV_H264,
+    }
+}
 
 /// Every keyframe of the ring's window, from its index files.
 fn keyframes(ring: &Path) -> Vec<IndexRecord> {
@@ -84,6 +99,8 @@ struct Player {
     bytes_at_seek: std::cell::Cell<u64>,
     frames: Arc<Mutex<Vec<u64>>>,
     flushes: Arc<Mutex<usize>>,
+    /// SEGMENT events that reached the video sink: (rate, start).
+    segments: Arc<Mutex<Vec<(f64, u64)>>>,
     messages: Arc<Mutex<Vec<gst::Structure>>>,
 }
 
@@ -95,18 +112,28 @@ impl Player {
         ));
         let frames: Arc<Mutex<Vec<u64>>> = Arc::default();
         let flushes: Arc<Mutex<usize>> = Arc::default();
+        let segments: Arc<Mutex<Vec<(f64, u64)>>> = Arc::default();
         let pad = pipeline
             .by_name("out")
             .and_then(|s| s.static_pad("sink"))
             .expect("sink pad");
-        let (f, n) = (frames.clone(), flushes.clone());
+        let (f, n, g) = (frames.clone(), flushes.clone(), segments.clone());
         pad.add_probe(
-            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_FLUSH,
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_FLUSH | gst::PadProbeType::EVENT_DOWNSTREAM,
             move |_, info| {
                 if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
                     f.lock().expect("lock").push(pts.nseconds());
-                } else if info.event().is_some_and(|e| e.type_() == gst::EventType::FlushStart) {
-                    *n.lock().expect("lock") += 1;
+                } else if let Some(e) = info.event() {
+                    match e.view() {
+                        gst::EventView::FlushStart(_) => *n.lock().expect("lock") += 1,
+                        gst::EventView::Segment(segment) => {
+                            if let Some(t) = segment.segment().downcast_ref::<gst::ClockTime>() {
+                                let start = t.start().map_or(0, gst::ClockTime::nseconds);
+                                g.lock().expect("lock").push((t.rate(), start));
+                            }
+                        }
+                        _ => {}
+                    }
                 }
                 gst::PadProbeReturn::Ok
             },
@@ -129,6 +156,7 @@ impl Player {
             bytes_at_seek: std::cell::Cell::new(0),
             frames,
             flushes,
+            segments,
             messages,
         }
     }
@@ -317,10 +345,20 @@ fn assert_positions(what: &str, played: &Played, rate: f64) {
 /// message for each.
 #[test]
 fn every_frame_at_slow_and_fast_rates() {
+    every_frame_at_slow_and_fast_rates_in(false);
+}
+
+/// The same with an audio branch beside the video: every channel has audio.
+#[test]
+fn every_frame_at_slow_and_fast_rates_with_audio() {
+    every_frame_at_slow_and_fast_rates_in(true);
+}
+
+fn every_frame_at_slow_and_fast_rates_in(audio: bool) {
     let _serial = one_at_a_time();
     let ring = finished_ring();
     for (rate, seconds) in [(0.25, 2), (0.5, 3), (2.0, 16), (4.0, 24)] {
-        let player = Player::new(ring, H264);
+        let player = Player::new(ring, chain(H264, audio));
         let (start, _) = player.window();
         let (from, to) = (start + 10 * SECOND, start + (10 + seconds) * SECOND);
         assert!(
@@ -345,6 +383,16 @@ fn every_frame_at_slow_and_fast_rates() {
 /// window's. decodebin plays 16x too.
 #[test]
 fn keyframes_only_forward() {
+    keyframes_only_forward_in(false);
+}
+
+/// The same with an audio branch beside the video: every channel has audio.
+#[test]
+fn keyframes_only_forward_with_audio() {
+    keyframes_only_forward_in(true);
+}
+
+fn keyframes_only_forward_in(audio: bool) {
     let _serial = one_at_a_time();
     let ring = finished_ring();
     let index = keyframes(ring);
@@ -359,13 +407,13 @@ fn keyframes_only_forward() {
         (32.0, gst::SeekFlags::empty(), H264, 60),
         (64.0, gst::SeekFlags::empty(), H264, 60),
     ];
-    for (rate, flags, chain, seconds) in cases {
-        let player = Player::new(ring, chain);
+    for (rate, flags, chain_of, seconds) in cases {
+        let player = Player::new(ring, chain(chain_of, audio));
         let (start, end) = player.window();
         let to = (start + seconds * SECOND).min(end);
         assert!(player.seek(rate, flags, Some(start), Some(to)), "seek at {rate}");
         let played = player.play(Duration::from_secs(40), |_, _, _| false);
-        let what = format!("{rate}x keyframes ({chain})");
+        let what = format!("{rate}x keyframes ({})", chain(chain_of, audio));
         assert!(played.eos, "{what}: no EOS");
         assert_paced(&what, played.wall, to - start, rate);
         assert_keyframes_only(&what, &played.frames, &index, rate, rate <= 6.0);
@@ -406,11 +454,21 @@ fn keyframes_only_forward() {
 /// decodebin rewinds too.
 #[test]
 fn rewind_to_the_oldest_content() {
+    rewind_to_the_oldest_content_in(false);
+}
+
+/// The same with an audio branch beside the video: every channel has audio.
+#[test]
+fn rewind_to_the_oldest_content_with_audio() {
+    rewind_to_the_oldest_content_in(true);
+}
+
+fn rewind_to_the_oldest_content_in(audio: bool) {
     let _serial = one_at_a_time();
     let ring = finished_ring();
     let index = keyframes(ring);
     let oldest = index.first().expect("keyframes").presentation_ns();
-    for (rate, chain, seconds) in [
+    for (rate, chain_of, seconds) in [
         (-1.0, H264, 6),
         (-2.0, H264, 16),
         (-4.0, H264, 30),
@@ -419,7 +477,7 @@ fn rewind_to_the_oldest_content() {
         (-32.0, H264, 60),
         (-64.0, H264, 60),
     ] {
-        let player = Player::new(ring, chain);
+        let player = Player::new(ring, chain(chain_of, audio));
         let (start, end) = player.window();
         let from = (start + seconds * SECOND).min(end);
         assert!(
@@ -427,7 +485,7 @@ fn rewind_to_the_oldest_content() {
             "seek at {rate}"
         );
         let played = player.play(Duration::from_secs(40), |_, _, _| false);
-        let what = format!("{rate}x ({chain})");
+        let what = format!("{rate}x ({})", chain(chain_of, audio));
         assert!(played.eos, "{what}: no EOS at the oldest content");
         assert_paced(&what, played.wall, from - start, rate);
         assert_keyframes_only(&what, &played.frames, &index, rate, rate.abs() <= 6.0);
@@ -441,15 +499,26 @@ fn rewind_to_the_oldest_content() {
     }
 }
 
-/// A rate trick play does not take (0.05, 100, -0.01) is refused before
-/// anything is flushed, and playback goes on as it was; an instant rate
+/// A rate trick play does not take (1000, -1000, 0.05, -0.05), sent to the
+/// pipeline or to the source itself, is refused before anything is
+/// flushed, and playback goes on as it was; an instant rate
 /// change between rates that play every frame is taken without a flush
 /// (and its message posted), one into keyframes-only is refused.
 #[test]
 fn refusals_and_instant_rate_changes_flush_nothing() {
+    refusals_and_instant_rate_changes_flush_nothing_in(false);
+}
+
+/// The same with an audio branch beside the video: every channel has audio.
+#[test]
+fn refusals_and_instant_rate_changes_flush_nothing_with_audio() {
+    refusals_and_instant_rate_changes_flush_nothing_in(true);
+}
+
+fn refusals_and_instant_rate_changes_flush_nothing_in(audio: bool) {
     let _serial = one_at_a_time();
     let ring = finished_ring();
-    let player = Player::new(ring, H264);
+    let player = Player::new(ring, chain(H264, audio));
     let (start, _) = player.window();
     assert!(player.seek(1.0, gst::SeekFlags::ACCURATE, Some(start + 5 * SECOND), None));
     let frames = player.frames.clone();
@@ -462,8 +531,15 @@ fn refusals_and_instant_rate_changes_flush_nothing() {
     let played = player.play(Duration::from_secs(20), move |t, shown, _| {
         if t > Duration::from_secs(1) && fb.lock().expect("lock").is_none() {
             *fb.lock().expect("lock") = Some(*flush_count.lock().expect("lock"));
-            for rate in [0.05, 100.0, -0.01] {
-                let ok = pipeline
+            // Sent to the pipeline (through the sinks, upstream) and to
+            // the source element itself.
+            let src = pipeline.by_name("src").expect("src");
+            let targets = [pipeline.clone().upcast::<gst::Element>(), src];
+            for (target, rate) in targets
+                .iter()
+                .flat_map(|t| [1000.0, -1000.0, 0.05, -0.05].map(|r| (t, r)))
+            {
+                let ok = target
                     .seek(
                         rate,
                         gst::SeekFlags::FLUSH,
@@ -494,10 +570,9 @@ fn refusals_and_instant_rate_changes_flush_nothing() {
     });
     let refused = refused.lock().expect("lock").clone();
     let taken: Vec<(f64, bool)> = refused.iter().map(|&(r, ok, _)| (r, ok)).collect();
-    assert_eq!(
-        taken,
-        vec![(0.05, false), (100.0, false), (-0.01, false), (2.0, true), (8.0, false)]
-    );
+    let mut expected: Vec<(f64, bool)> = [1000.0, -1000.0, 0.05, -0.05].repeat(2).into_iter().map(|r| (r, false)).collect();
+    expected.extend([(2.0, true), (8.0, false)]);
+    assert_eq!(taken, expected);
     assert_eq!(
         played.flushes,
         flushes_before.lock().expect("lock").unwrap_or(usize::MAX),
@@ -531,6 +606,16 @@ fn refusals_and_instant_rate_changes_flush_nothing() {
 /// rewind from the live edge ends at the oldest content.
 #[test]
 fn live_ring_fast_forward_reaches_live_and_rewind_reaches_the_start() {
+    live_ring_fast_forward_reaches_live_and_rewind_reaches_the_start_in(false);
+}
+
+/// The same with an audio branch beside the video: every channel has audio.
+#[test]
+fn live_ring_fast_forward_reaches_live_and_rewind_reaches_the_start_with_audio() {
+    live_ring_fast_forward_reaches_live_and_rewind_reaches_the_start_in(true);
+}
+
+fn live_ring_fast_forward_reaches_live_and_rewind_reaches_the_start_in(audio: bool) {
     let _serial = one_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     let ring = dir.path().join("ring");
@@ -559,7 +644,7 @@ fn live_ring_fast_forward_reaches_live_and_rewind_reaches_the_start() {
         (8.0, gst::SeekFlags::empty()),
         (16.0, gst::SeekFlags::TRICKMODE_KEY_UNITS),
     ] {
-        let player = Player::new(&ring, H264);
+        let player = Player::new(&ring, chain(H264, audio));
         let (start, _) = player.window();
         assert!(player.seek(rate, flags, Some(start), None));
         // Until 3 s after the live edge was reached.
@@ -594,7 +679,7 @@ fn live_ring_fast_forward_reaches_live_and_rewind_reaches_the_start() {
         assert!(at < Duration::from_secs(15), "{what}: {at:?} to reach the live edge");
     }
     // Every frame at 2x from 6 s behind: the live edge in about 6 s.
-    let player = Player::new(&ring, H264);
+    let player = Player::new(&ring, chain(H264, audio));
     let (_, end) = player.window();
     assert!(player.seek(2.0, gst::SeekFlags::ACCURATE, Some(end - 6 * SECOND), None));
     let played = player.play(Duration::from_secs(30), move |t, _, messages| {
@@ -612,7 +697,7 @@ fn live_ring_fast_forward_reaches_live_and_rewind_reaches_the_start() {
         *played.frames.last().expect("frames"),
     );
     // Rewind from the live edge at -16x: back to the oldest content, EOS.
-    let player = Player::new(&ring, H264);
+    let player = Player::new(&ring, chain(H264, audio));
     let (start, end) = player.window();
     assert!(player.seek(-16.0, gst::SeekFlags::empty(), Some(start), Some(end)));
     let played = player.play(Duration::from_secs(30), |_, _, _| false);
@@ -688,6 +773,193 @@ fn iframe_playlist_entries_decode_to_one_frame_each() {
     record(&off, "iframe-playlist=false");
     assert!(off.join("index.m3u8").exists());
     assert!(!off.join("iframes.m3u8").exists() && !off.join("master.m3u8").exists());
+}
+
+/// A finished ring recorded from GStreamer's own `mpegtsmux` (H.264 and
+/// AAC, both 12 s, 4 s segments): its first frame is presented a little
+/// after 0. (Audio that went on past the last video frame by more than a
+/// `queue` holds would stall an accurate seek to that frame in any
+/// queue-linked tsdemux pipeline: the decoder gives its last frame at EOS.)
+fn mpegtsmux_ring() -> &'static Path {
+    static RING: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &RING
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let ring = dir.path().join("ring");
+            run_to_eos(
+                &format!(
+                    "videotestsrc num-buffers=300 ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+                     x264enc key-int-max=25 speed-preset=ultrafast ! queue ! mpegtsmux name=m ! \
+                     streambuffersink location={} segment-duration={} \
+                     audiotestsrc num-buffers=300 samplesperbuffer=1920 ! audio/x-raw,rate=48000 ! \
+                     avenc_aac ! queue ! m.",
+                    ring.display(),
+                    4 * SECOND
+                ),
+                Duration::from_secs(60),
+            )
+            .expect("record");
+            (dir, ring)
+        })
+        .1
+}
+
+/// The SEGMENT events that reached the video sink since `from` (an index
+/// into the player's list).
+fn segments_since(player: &Player, from: usize) -> Vec<(f64, u64)> {
+    player.segments.lock().expect("lock")[from..].to_vec()
+}
+
+/// An ACCURATE flushing seek starts its segment exactly where it was asked
+/// (GStreamer's seeking contract; tsdemux and hlsdemux do the same), at the
+/// window's edge (the oldest segment's start: 0 on a ring recorded from
+/// the start, before its first frame is presented), at the first frame, in
+/// the middle and at the last frame, on rings from ffmpeg's muxer and from
+/// `mpegtsmux`, video alone and with audio; the first frame shown is then
+/// the target's (or the first one, at the edge). A target before the
+/// window is taken as its edge.
+#[test]
+fn accurate_seeks_start_their_segment_at_the_target() {
+    let _serial = one_at_a_time();
+    for (ring, name) in [(finished_ring(), "ffmpeg ring"), (mpegtsmux_ring(), "mpegtsmux ring")] {
+        for audio in [false, true] {
+            let player = Player::new(ring, chain(H264, audio));
+            let (start, end) = player.window();
+            let first_frame = *player.frames.lock().expect("lock").first().expect("prerolled");
+            // The window's edge on the ring's timeline: the oldest
+            // segment's start (its first frame is presented a little later).
+            let oldest = segments(ring)
+                .iter()
+                .filter_map(|p| p.file_name()?.to_str()?.get(8..20)?.parse::<u64>().ok())
+                .min()
+                .expect("segments");
+            let edge = index_records(ring, oldest)[0].ring_time_ns;
+            // Before the window (the ffmpeg ring starts 30 s in): taken as
+            // its edge, as documented.
+            if edge > 0 {
+                let seen = player.segments.lock().expect("lock").len();
+                assert!(player.seek(1.0, gst::SeekFlags::ACCURATE, Some(0), None));
+                let (result, ..) = player.pipeline.state(gst::ClockTime::from_seconds(20));
+                result.expect("prerolled");
+                assert_eq!(segments_since(&player, seen), vec![(1.0, edge)], "{name}: before the window");
+            }
+            // The last frame: played from the last keyframe to the end.
+            let last_frame = {
+                let last_keyframe = keyframes(ring).last().expect("keyframes").presentation_ns();
+                let tail = Player::new(ring, chain(H264, audio));
+                assert!(tail.seek(1.0, gst::SeekFlags::ACCURATE, Some(last_keyframe), None));
+                let played = tail.play(Duration::from_secs(20), |_, _, _| false);
+                assert!(played.eos, "{name}: no EOS after the last keyframe");
+                *played.frames.last().expect("frames after the last keyframe")
+            };
+            assert!(last_frame < end, "{name}: the last frame at {last_frame}, the window ends at {end}");
+            for target in [edge, start, (start + end) / 2, last_frame] {
+                let what = format!("{name}, audio {audio}: ACCURATE seek to {target}");
+                let (seen, frames_before) = (
+                    player.segments.lock().expect("lock").len(),
+                    player.frames.lock().expect("lock").len(),
+                );
+                assert!(player.seek(1.0, gst::SeekFlags::ACCURATE, Some(target), None), "{what}");
+                let (result, ..) = player.pipeline.state(gst::ClockTime::from_seconds(20));
+                result.unwrap_or_else(|_| panic!("{what}: no preroll"));
+                let segments = segments_since(&player, seen);
+                assert_eq!(segments, vec![(1.0, target)], "{what}: the new segment");
+                let shown = player.frames.lock().expect("lock")[frames_before..].to_vec();
+                let first = *shown.first().unwrap_or_else(|| panic!("{what}: nothing prerolled; window {start}..{end}, frames {:?}", player.frames.lock().expect("lock")));
+                if target <= start {
+                    assert_eq!(first, first_frame, "{what}: the first frame is the ring's first");
+                } else {
+                    assert!(
+                        first + FRAME > target && first <= target + FRAME,
+                        "{what}: first frame shown at {first}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `streambuffer-rate-changed` is posted exactly once for every change of
+/// rate, whatever made it: flushing seeks (every frame, keyframes only,
+/// backward) and back to 1.0 from each, instant rate changes both ways,
+/// seeks sent to the source element itself; a seek at the same rate posts
+/// nothing. (The live edge's own change is in the live-ring test.)
+#[test]
+fn rate_changed_is_posted_once_for_every_change() {
+    let _serial = one_at_a_time();
+    let ring = finished_ring();
+    for audio in [false, true] {
+        let player = Player::new(ring, chain(H264, audio));
+        let (start, _) = player.window();
+        player.pipeline.set_state(gst::State::Playing).expect("play");
+        let src = player.pipeline.by_name("src").expect("src");
+        let pipeline = player.pipeline.clone().upcast::<gst::Element>();
+        let flushing = |to: &gst::Element, rate: f64, flags: gst::SeekFlags| {
+            let at = player
+                .pipeline
+                .query_position::<gst::ClockTime>()
+                .unwrap_or(gst::ClockTime::from_nseconds(start + 10 * SECOND));
+            let (start_type, start, stop_type, stop) = if rate > 0.0 {
+                (gst::SeekType::Set, at, gst::SeekType::None, gst::ClockTime::NONE)
+            } else {
+                (gst::SeekType::Set, gst::ClockTime::ZERO, gst::SeekType::Set, Some(at))
+            };
+            to.seek(rate, gst::SeekFlags::FLUSH | flags, start_type, start, stop_type, stop)
+                .is_ok()
+        };
+        let instant = |rate: f64| {
+            pipeline
+                .seek(
+                    rate,
+                    gst::SeekFlags::INSTANT_RATE_CHANGE,
+                    gst::SeekType::None,
+                    gst::ClockTime::ZERO,
+                    gst::SeekType::None,
+                    gst::ClockTime::NONE,
+                )
+                .is_ok()
+        };
+        let steps: Vec<(&str, Box<dyn Fn() -> bool + '_>)> = vec![
+            ("flushing 2x", Box::new(|| flushing(&pipeline, 2.0, gst::SeekFlags::empty()))),
+            ("flushing back to 1x", Box::new(|| flushing(&pipeline, 1.0, gst::SeekFlags::ACCURATE))),
+            ("1x again", Box::new(|| flushing(&pipeline, 1.0, gst::SeekFlags::ACCURATE))),
+            ("instant 2x", Box::new(|| instant(2.0))),
+            ("instant back to 1x", Box::new(|| instant(1.0))),
+            ("8x keyframes", Box::new(|| flushing(&pipeline, 8.0, gst::SeekFlags::empty()))),
+            ("back to 1x from 8x", Box::new(|| flushing(&pipeline, 1.0, gst::SeekFlags::ACCURATE))),
+            ("-4x", Box::new(|| flushing(&pipeline, -4.0, gst::SeekFlags::empty()))),
+            ("back to 1x from -4x", Box::new(|| flushing(&pipeline, 1.0, gst::SeekFlags::ACCURATE))),
+            ("2x sent to the source", Box::new(|| flushing(&src, 2.0, gst::SeekFlags::empty()))),
+            ("back to 1x sent to the source", Box::new(|| flushing(&src, 1.0, gst::SeekFlags::ACCURATE))),
+        ];
+        for (what, step) in &steps {
+            std::thread::sleep(Duration::from_millis(700));
+            assert!(step(), "audio {audio}: {what} refused");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let seek = |old: f64, new: f64| (old, new, "seek".to_string());
+        assert_eq!(
+            player.rate_changes(),
+            vec![
+                seek(1.0, 2.0),
+                seek(2.0, 1.0),
+                seek(1.0, 2.0),
+                seek(2.0, 1.0),
+                seek(1.0, 8.0),
+                seek(8.0, 1.0),
+                seek(1.0, -4.0),
+                seek(-4.0, 1.0),
+                seek(1.0, 2.0),
+                seek(2.0, 1.0),
+            ],
+            "audio {audio}"
+        );
+        let bus = player.pipeline.bus().expect("bus");
+        assert!(
+            bus.pop_filtered(&[gst::MessageType::Error]).is_none(),
+            "audio {audio}: an error"
+        );
+    }
 }
 
 /// `pipelines/dvr.py` (PyGObject), headless, driven through stdin: it

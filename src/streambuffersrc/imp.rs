@@ -55,6 +55,10 @@ pub struct StreamBufferSrc {
     /// The seek being handled is the element's own, back to 1.0 at the
     /// live edge (for the rate-changed message's reason).
     live_edge_seek: std::sync::atomic::AtomicBool,
+    /// The last seek handled and its answer. A pipeline sends a seek to
+    /// each of its sinks, and each copy comes upstream through the
+    /// demuxer: the same seek (same seqnum) is done once.
+    last_seek: Mutex<Option<(gst::Seqnum, bool)>>,
 }
 
 impl Default for StreamBufferSrc {
@@ -66,6 +70,7 @@ impl Default for StreamBufferSrc {
             seek_flags: Mutex::new(gst::SeekFlags::empty()),
             buffers_out: std::sync::atomic::AtomicU64::new(0),
             live_edge_seek: std::sync::atomic::AtomicBool::new(false),
+            last_seek: Mutex::new(None),
         }
     }
 }
@@ -348,25 +353,19 @@ impl BaseSrcImpl for StreamBufferSrc {
     }
 
     fn event(&self, event: &gst::Event) -> bool {
-        if let gst::EventView::Seek(seek) = event.view() {
-            let (rate, flags, _, start, ..) = seek.get();
-            let format = start.format();
-            // Refused before the base class flushes anything: playback
-            // goes on unchanged.
-            if format != gst::Format::Time {
-                gst::warning!(CAT, imp = self, "Refusing a seek in {format:?}: only TIME");
-                return false;
+        if let gst::EventView::Seek(_) = event.view() {
+            // Held while the seek is done: a copy arriving meanwhile from
+            // another sink's thread waits and gets the same answer.
+            let mut last = lock(&self.last_seek);
+            if let Some((seqnum, answer)) = *last
+                && seqnum == event.seqnum()
+            {
+                gst::debug!(CAT, imp = self, "Seek {seqnum:?} already handled");
+                return answer;
             }
-            if flags.contains(gst::SeekFlags::INSTANT_RATE_CHANGE) {
-                return self.instant_rate_change(rate, flags);
-            }
-            let frame_rate = lock(&self.settings).trick_frame_rate;
-            let key_units = flags.contains(gst::SeekFlags::TRICKMODE_KEY_UNITS);
-            if let Err(why) = Playback::choose(rate, key_units, frame_rate) {
-                gst::warning!(CAT, imp = self, "Refusing a seek: {why}");
-                return false;
-            }
-            *lock(&self.seek_flags) = flags;
+            let answer = self.seek(event);
+            *last = Some((event.seqnum(), answer));
+            return answer;
         }
         self.parent_event(event)
     }
@@ -409,6 +408,7 @@ impl BaseSrcImpl for StreamBufferSrc {
                 *positioned = true;
                 *trick = Trick {
                     playback,
+                    segment_rate: segment.rate(),
                     cursor_ns: target,
                     first: true,
                     leaving: None,
@@ -447,6 +447,7 @@ impl BaseSrcImpl for StreamBufferSrc {
         };
         if seeked {
             trick.playback = playback;
+            trick.segment_rate = segment.rate();
             trick.leaving = None;
         }
         drop(state);
@@ -563,7 +564,7 @@ impl PushSrcImpl for StreamBufferSrc {
                         drop(state);
                         self.post_events(events);
                         if ask {
-                            self.continue_at_rate_1(at, rate, false);
+                            self.continue_at_rate_1(at, rate, None);
                         }
                         if !self.flush_gate.wait(poll) {
                             return Err(gst::FlowError::Flushing);
@@ -614,8 +615,8 @@ impl PushSrcImpl for StreamBufferSrc {
                     // Faster than real time, the live edge is reached:
                     // go on at 1.0 from here.
                     if fast {
-                        let old_rate = self.reset_rate();
-                        self.continue_at_rate_1(position.unwrap_or(0), old_rate, true);
+                        let (old_rate, segment_rate) = self.reset_rate();
+                        self.continue_at_rate_1(position.unwrap_or(0), old_rate, Some(segment_rate));
                     }
                     if !self.flush_gate.wait(poll) {
                         return Err(gst::FlowError::Flushing);

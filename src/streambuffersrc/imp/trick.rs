@@ -7,6 +7,7 @@
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
+use gst_base::subclass::prelude::*;
 
 use super::{CAT, State, StreamBufferSrc, clock_time};
 use crate::element_sync::lock;
@@ -16,6 +17,9 @@ use crate::reader::{MAX_ALL_FRAMES_RATE, Playback, RingReader, Snap};
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Trick {
     pub(super) playback: Playback,
+    /// The rate of the segment the last flushing seek started: an instant
+    /// rate change's multiplier is relative to it, not to the rate before.
+    pub(super) segment_rate: f64,
     /// Keyframes only: the presentation time of the last keyframe sent,
     /// or where the first is looked for (`first`).
     pub(super) cursor_ns: u64,
@@ -32,6 +36,7 @@ impl Default for Trick {
     fn default() -> Self {
         Trick {
             playback: Playback::AllFrames { rate: 1.0 },
+            segment_rate: 1.0,
             cursor_ns: 0,
             first: true,
             leaving: None,
@@ -41,6 +46,34 @@ impl Default for Trick {
 }
 
 impl StreamBufferSrc {
+    /// A seek event, first seen: refused before the base class flushes
+    /// anything (playback goes on unchanged) when it is not in TIME or at
+    /// a rate trick play does not take; instant rate changes are done
+    /// here; the rest goes to the base class, which flushes and calls
+    /// `do_seek`.
+    pub(super) fn seek(&self, event: &gst::Event) -> bool {
+        let gst::EventView::Seek(seek) = event.view() else {
+            return false;
+        };
+        let (rate, flags, _, start, ..) = seek.get();
+        let format = start.format();
+        if format != gst::Format::Time {
+            gst::warning!(CAT, imp = self, "Refusing a seek in {format:?}: only TIME");
+            return false;
+        }
+        if flags.contains(gst::SeekFlags::INSTANT_RATE_CHANGE) {
+            return self.instant_rate_change(rate, flags);
+        }
+        let frame_rate = lock(&self.settings).trick_frame_rate;
+        let key_units = flags.contains(gst::SeekFlags::TRICKMODE_KEY_UNITS);
+        if let Err(why) = Playback::choose(rate, key_units, frame_rate) {
+            gst::warning!(CAT, imp = self, "Refusing a seek: {why}");
+            return false;
+        }
+        *lock(&self.seek_flags) = flags;
+        self.parent_event(event)
+    }
+
     /// A seek played at every frame (rate 1.0, slow or fast motion):
     /// KEY_UNIT lands on the keyframe SNAP_* picks and starts the segment
     /// there; otherwise data starts at the keyframe at or before the
@@ -108,7 +141,7 @@ impl StreamBufferSrc {
     pub(super) fn instant_rate_change(&self, rate: f64, flags: gst::SeekFlags) -> bool {
         let frame_rate = lock(&self.settings).trick_frame_rate;
         let key_units = flags.contains(gst::SeekFlags::TRICKMODE_KEY_UNITS);
-        let old_rate = {
+        let (old_rate, segment_rate) = {
             let mut state = lock(&self.state);
             let State::Started { trick, .. } = &mut *state else {
                 return false;
@@ -124,9 +157,12 @@ impl StreamBufferSrc {
                 return false;
             };
             trick.playback = new;
-            old
+            (old, trick.segment_rate)
         };
-        let event = gst::event::InstantRateChange::new(rate / old_rate, gst::SegmentFlags::empty());
+        if old_rate == rate {
+            return true;
+        }
+        let event = gst::event::InstantRateChange::new(rate / segment_rate, gst::SegmentFlags::empty());
         if !self.obj().src_pads().iter().all(|pad| pad.push_event(event.clone())) {
             gst::warning!(CAT, imp = self, "Downstream refused the instant rate change");
         }
@@ -134,12 +170,18 @@ impl StreamBufferSrc {
         true
     }
 
-    /// Back to rate 1.0 (the live edge was reached); returns the old rate.
-    pub(super) fn reset_rate(&self) -> f64 {
+    /// Back to rate 1.0 (the live edge was reached); returns the old rate
+    /// and the rate of the segment downstream plays.
+    pub(super) fn reset_rate(&self) -> (f64, f64) {
         let mut state = lock(&self.state);
         match &mut *state {
-            State::Started { trick, .. } => std::mem::take(trick).playback.rate(),
-            State::Stopped => 1.0,
+            State::Started { trick, .. } => {
+                let old = std::mem::take(trick);
+                // Downstream's segment is still the old one.
+                trick.segment_rate = old.segment_rate;
+                (old.playback.rate(), old.segment_rate)
+            }
+            State::Stopped => (1.0, 1.0),
         }
     }
 
@@ -147,16 +189,18 @@ impl StreamBufferSrc {
     /// playback goes on from there at 1.0, as the Windows engine does, and
     /// an element message says so. Every frame was being sent: the sinks
     /// are told to play at 1.0 at once (an instant rate change, no flush).
-    /// Keyframes only: a flushing seek to there at 1.0, from another
-    /// thread (this one streams); until it comes nothing more is sent.
-    pub(super) fn continue_at_rate_1(&self, at_ns: u64, old_rate: f64, all_frames: bool) {
+    /// Keyframes only (`all_frames` is `None`, else the rate of
+    /// downstream's segment): a flushing seek to there at 1.0, from
+    /// another thread (this one streams); until it comes nothing more is
+    /// sent.
+    pub(super) fn continue_at_rate_1(&self, at_ns: u64, old_rate: f64, all_frames: Option<f64>) {
         gst::info!(
             CAT,
             imp = self,
             "Live edge reached at rate {old_rate}: playing on at 1.0"
         );
-        if all_frames {
-            let event = gst::event::InstantRateChange::new(1.0 / old_rate, gst::SegmentFlags::empty());
+        if let Some(segment_rate) = all_frames {
+            let event = gst::event::InstantRateChange::new(1.0 / segment_rate, gst::SegmentFlags::empty());
             if !self.obj().src_pad().push_event(event) {
                 gst::warning!(CAT, imp = self, "Downstream refused the instant rate change to 1.0");
             }
