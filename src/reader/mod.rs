@@ -448,6 +448,12 @@ impl RingReader {
         Some((start.saturating_add(delay), end.saturating_add(delay)))
     }
 
+    /// How many segments the playlist lists now.
+    #[must_use]
+    pub fn listed_segments(&self) -> usize {
+        self.spans.len()
+    }
+
     /// Where the window begins on the ring's timeline: the oldest listed
     /// segment's ring time, before the stream's presentation delay. An
     /// accurate seek between it and the oldest frame starts its segment

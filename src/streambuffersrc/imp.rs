@@ -23,7 +23,8 @@ use trick::Trick;
 use super::uri::{self, RingUri};
 use crate::element_sync::{FlushGate, lock};
 use crate::reader::{Direction, Playback, ReadOutcome, ReaderEvent, RingReader, TrickOutcome};
-use crate::ts::PACKET_SIZE;
+use crate::layout::PLAYLIST_NAME;
+use crate::ts::{PACKET_SIZE, Packet};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -49,6 +50,10 @@ pub struct StreamBufferSrc {
     flush_gate: FlushGate,
     /// Buffers pushed since the element started.
     buffers_out: std::sync::atomic::AtomicU64,
+    /// A PAT was among the packets sent since the element started: a
+    /// demuxer had something it could play. Without one, the end of the
+    /// ring is an error, not an EOS that a demuxer would drop silently.
+    playable: std::sync::atomic::AtomicBool,
     /// Flags of the seek event being handled: `do_seek` gets only the
     /// segment, which does not carry KEY_UNIT and SNAP_*.
     seek_flags: Mutex<gst::SeekFlags>,
@@ -69,6 +74,7 @@ impl Default for StreamBufferSrc {
             flush_gate: FlushGate::default(),
             seek_flags: Mutex::new(gst::SeekFlags::empty()),
             buffers_out: std::sync::atomic::AtomicU64::new(0),
+            playable: std::sync::atomic::AtomicBool::new(false),
             live_edge_seek: std::sync::atomic::AtomicBool::new(false),
             last_seek: Mutex::new(None),
         }
@@ -328,18 +334,35 @@ impl BaseSrcImpl for StreamBufferSrc {
             ));
         }
         let mut reader = RingReader::new(&dir);
-        reader.refresh().map_err(|e| {
+        let listed = reader.refresh().map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenRead,
                 ("Cannot read the playlist in '{}': {}", dir.display(), e)
             )
         })?;
+        // Nothing to wait for: said now, not as a preroll that never ends.
+        if !listed {
+            return Err(gst::error_msg!(
+                gst::ResourceError::NotFound,
+                (
+                    "'{}' holds no {PLAYLIST_NAME}: not a ring, or its writer has not published a segment yet",
+                    dir.display()
+                )
+            ));
+        }
+        if !is_hls_playlist(&dir.join(PLAYLIST_NAME)) {
+            return Err(gst::error_msg!(
+                gst::StreamError::WrongType,
+                ("'{}' is not an HLS playlist", dir.join(PLAYLIST_NAME).display())
+            ));
+        }
         *lock(&self.state) = State::Started {
             reader: Box::new(reader),
             positioned: false,
             trick: Trick::default(),
         };
         self.buffers_out.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.playable.store(false, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -412,6 +435,7 @@ impl BaseSrcImpl for StreamBufferSrc {
                     cursor_ns: target,
                     first: true,
                     leaving: None,
+                    last_piece_ns: None,
                     gap_at_ns: None,
                 };
                 let t = clock_time(target);
@@ -540,9 +564,10 @@ impl PushSrcImpl for StreamBufferSrc {
                     Ok(TrickOutcome::Keyframe(piece)) => {
                         trick.cursor_ns = piece.presentation_ns;
                         trick.first = false;
-                        trick.gap_at_ns = Some(piece.presentation_ns);
+                        trick.gap_at_ns = trick.last_piece_ns.replace(piece.presentation_ns);
                         drop(state);
                         self.post_events(events);
+                        self.note_playable(&piece.data);
                         let mut buffer = gst::Buffer::from_mut_slice(piece.data);
                         if let Some(b) = buffer.get_mut() {
                             b.set_pts(clock_time(piece.ring_time_ns));
@@ -574,7 +599,7 @@ impl PushSrcImpl for StreamBufferSrc {
                     Ok(TrickOutcome::Edge) => {
                         drop(state);
                         self.post_events(events);
-                        return Err(gst::FlowError::Eos);
+                        return Err(self.end_of_stream());
                     }
                     Err(e) => {
                         drop(state);
@@ -602,6 +627,11 @@ impl PushSrcImpl for StreamBufferSrc {
                     {
                         let b = buffer.get_mut().ok_or(gst::FlowError::Error)?;
                         b.set_size(len);
+                        if !self.playable.load(std::sync::atomic::Ordering::Relaxed)
+                            && let Ok(map) = b.map_readable()
+                        {
+                            self.note_playable(&map);
+                        }
                         b.set_pts(timestamp.map(clock_time));
                         if discont {
                             b.set_flags(gst::BufferFlags::DISCONT);
@@ -610,7 +640,7 @@ impl PushSrcImpl for StreamBufferSrc {
                     self.buffers_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return Ok(CreateSuccess::NewBuffer(buffer));
                 }
-                Ok(ReadOutcome::Eos) => return Err(gst::FlowError::Eos),
+                Ok(ReadOutcome::Eos) => return Err(self.end_of_stream()),
                 Ok(ReadOutcome::Wait) => {
                     // Faster than real time, the live edge is reached:
                     // go on at 1.0 from here.
@@ -660,6 +690,41 @@ impl StreamBufferSrc {
             .build()
     }
 
+    /// Notes that `data` (whole packets) holds a PAT: a demuxer can start.
+    fn note_playable(&self, data: &[u8]) {
+        let pat = data
+            .chunks_exact(PACKET_SIZE)
+            .any(|p| Packet::new(p).is_some_and(|p| p.pid() == 0));
+        if pat {
+            self.playable.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The ring ended. An EOS, unless not one packet that a demuxer could
+    /// play was sent since the start: then an error that says why (a
+    /// demuxer that never saw a program drops the EOS, and the pipeline
+    /// would wait for preroll for good).
+    fn end_of_stream(&self) -> gst::FlowError {
+        if self.playable.load(std::sync::atomic::Ordering::Relaxed) {
+            return gst::FlowError::Eos;
+        }
+        let dir = lock(&self.settings).location.clone().unwrap_or_default();
+        let listed = self.with_reader(|r| r.listed_segments()).unwrap_or(0);
+        let why = if !dir.join(PLAYLIST_NAME).is_file() {
+            format!("it holds no {PLAYLIST_NAME}: not a ring, or nothing recorded in it yet")
+        } else if listed == 0 {
+            format!("its {PLAYLIST_NAME} lists no segment")
+        } else {
+            format!("none of the {listed} segments its {PLAYLIST_NAME} lists holds an MPEG-TS program (no PAT)")
+        };
+        gst::element_imp_error!(
+            self,
+            gst::StreamError::TypeNotFound,
+            ("Nothing playable in '{}': {}", dir.display(), why)
+        );
+        gst::FlowError::Error
+    }
+
     /// Runs `f` on the reader while the element is started.
     fn with_reader<R>(&self, f: impl FnOnce(&mut RingReader) -> R) -> Option<R> {
         match &mut *lock(&self.state) {
@@ -703,6 +768,13 @@ impl StreamBufferSrc {
             let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
         }
     }
+}
+
+/// Whether the file at `path` starts with `#EXTM3U`, as an HLS playlist must.
+fn is_hls_playlist(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 7];
+    crate::platform::open_read_only(path).is_ok_and(|mut f| f.read_exact(&mut head).is_ok()) && &head == b"#EXTM3U"
 }
 
 /// Content time as a `GstClockTime`: times read from disk are bounded, but

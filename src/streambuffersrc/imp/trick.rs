@@ -27,8 +27,10 @@ pub(super) struct Trick {
     /// The live edge was reached going forward: since when the seek back
     /// to 1.0 has been under way.
     pub(super) leaving: Option<std::time::Instant>,
-    /// Keyframes only: the presentation time of the piece just sent, for
-    /// the GAP that follows it (see [`StreamBufferSrc::push_gap`]).
+    /// Keyframes only: the presentation time of the piece just sent.
+    pub(super) last_piece_ns: Option<u64>,
+    /// Keyframes only: the GAP to send before the next piece is read (see
+    /// [`StreamBufferSrc::push_gap`]): at the piece before the last one.
     pub(super) gap_at_ns: Option<u64>,
 }
 
@@ -40,6 +42,7 @@ impl Default for Trick {
             cursor_ns: 0,
             first: true,
             leaving: None,
+            last_piece_ns: None,
             gap_at_ns: None,
         }
     }
@@ -241,13 +244,16 @@ impl StreamBufferSrc {
 }
 
 impl StreamBufferSrc {
-    /// Keyframes only: a GAP at the keyframe just sent, so that every
-    /// stream of the program moves on, not only the video. Trick play
-    /// sends no audio; without it an audio sink would never preroll after
-    /// the flushing seek (the pipeline hangs in PAUSED), and the demuxer
-    /// only fills a starved stream once another has moved two seconds
-    /// forward, which never happens going backward. Sent once the
-    /// keyframe's buffer (and so the segment before it) is out.
+    /// Keyframes only: a GAP at a keyframe sent, so that every stream of
+    /// the program moves on, not only the video. Trick play sends no
+    /// audio; without it an audio sink would never preroll after the
+    /// flushing seek (the pipeline hangs in PAUSED), and the demuxer only
+    /// fills a starved stream once another has moved two seconds forward,
+    /// which never happens going backward. The GAP of a keyframe is sent
+    /// once the piece after it is out: the demuxer forwards a GAP at once
+    /// but sends a frame (and the new segment before it) only when the
+    /// next piece starts, and a GAP ahead of the segment would be timed
+    /// on the flushed one.
     pub(super) fn push_gap(&self, at_ns: u64) {
         let gap = gst::event::Gap::builder(clock_time(at_ns)).build();
         if !self.obj().src_pad().push_event(gap) {
