@@ -570,7 +570,11 @@ fn refusals_and_instant_rate_changes_flush_nothing_in(audio: bool) {
     });
     let refused = refused.lock().expect("lock").clone();
     let taken: Vec<(f64, bool)> = refused.iter().map(|&(r, ok, _)| (r, ok)).collect();
-    let mut expected: Vec<(f64, bool)> = [1000.0, -1000.0, 0.05, -0.05].repeat(2).into_iter().map(|r| (r, false)).collect();
+    let mut expected: Vec<(f64, bool)> = [1000.0, -1000.0, 0.05, -0.05]
+        .repeat(2)
+        .into_iter()
+        .map(|r| (r, false))
+        .collect();
     expected.extend([(2.0, true), (8.0, false)]);
     assert_eq!(taken, expected);
     assert_eq!(
@@ -841,7 +845,11 @@ fn accurate_seeks_start_their_segment_at_the_target() {
                 assert!(player.seek(1.0, gst::SeekFlags::ACCURATE, Some(0), None));
                 let (result, ..) = player.pipeline.state(gst::ClockTime::from_seconds(20));
                 result.expect("prerolled");
-                assert_eq!(segments_since(&player, seen), vec![(1.0, edge)], "{name}: before the window");
+                assert_eq!(
+                    segments_since(&player, seen),
+                    vec![(1.0, edge)],
+                    "{name}: before the window"
+                );
             }
             // The last frame: played from the last keyframe to the end.
             let last_frame = {
@@ -852,7 +860,10 @@ fn accurate_seeks_start_their_segment_at_the_target() {
                 assert!(played.eos, "{name}: no EOS after the last keyframe");
                 *played.frames.last().expect("frames after the last keyframe")
             };
-            assert!(last_frame < end, "{name}: the last frame at {last_frame}, the window ends at {end}");
+            assert!(
+                last_frame < end,
+                "{name}: the last frame at {last_frame}, the window ends at {end}"
+            );
             for target in [edge, start, (start + end) / 2, last_frame] {
                 let what = format!("{name}, audio {audio}: ACCURATE seek to {target}");
                 let (seen, frames_before) = (
@@ -865,7 +876,12 @@ fn accurate_seeks_start_their_segment_at_the_target() {
                 let segments = segments_since(&player, seen);
                 assert_eq!(segments, vec![(1.0, target)], "{what}: the new segment");
                 let shown = player.frames.lock().expect("lock")[frames_before..].to_vec();
-                let first = *shown.first().unwrap_or_else(|| panic!("{what}: nothing prerolled; window {start}..{end}, frames {:?}", player.frames.lock().expect("lock")));
+                let first = *shown.first().unwrap_or_else(|| {
+                    panic!(
+                        "{what}: nothing prerolled; window {start}..{end}, frames {:?}",
+                        player.frames.lock().expect("lock")
+                    )
+                });
                 if target <= start {
                     assert_eq!(first, first_frame, "{what}: the first frame is the ring's first");
                 } else {
@@ -920,17 +936,41 @@ fn rate_changed_is_posted_once_for_every_change() {
                 .is_ok()
         };
         let steps: Vec<(&str, Box<dyn Fn() -> bool + '_>)> = vec![
-            ("flushing 2x", Box::new(|| flushing(&pipeline, 2.0, gst::SeekFlags::empty()))),
-            ("flushing back to 1x", Box::new(|| flushing(&pipeline, 1.0, gst::SeekFlags::ACCURATE))),
-            ("1x again", Box::new(|| flushing(&pipeline, 1.0, gst::SeekFlags::ACCURATE))),
+            (
+                "flushing 2x",
+                Box::new(|| flushing(&pipeline, 2.0, gst::SeekFlags::empty())),
+            ),
+            (
+                "flushing back to 1x",
+                Box::new(|| flushing(&pipeline, 1.0, gst::SeekFlags::ACCURATE)),
+            ),
+            (
+                "1x again",
+                Box::new(|| flushing(&pipeline, 1.0, gst::SeekFlags::ACCURATE)),
+            ),
             ("instant 2x", Box::new(|| instant(2.0))),
             ("instant back to 1x", Box::new(|| instant(1.0))),
-            ("8x keyframes", Box::new(|| flushing(&pipeline, 8.0, gst::SeekFlags::empty()))),
-            ("back to 1x from 8x", Box::new(|| flushing(&pipeline, 1.0, gst::SeekFlags::ACCURATE))),
+            (
+                "8x keyframes",
+                Box::new(|| flushing(&pipeline, 8.0, gst::SeekFlags::empty())),
+            ),
+            (
+                "back to 1x from 8x",
+                Box::new(|| flushing(&pipeline, 1.0, gst::SeekFlags::ACCURATE)),
+            ),
             ("-4x", Box::new(|| flushing(&pipeline, -4.0, gst::SeekFlags::empty()))),
-            ("back to 1x from -4x", Box::new(|| flushing(&pipeline, 1.0, gst::SeekFlags::ACCURATE))),
-            ("2x sent to the source", Box::new(|| flushing(&src, 2.0, gst::SeekFlags::empty()))),
-            ("back to 1x sent to the source", Box::new(|| flushing(&src, 1.0, gst::SeekFlags::ACCURATE))),
+            (
+                "back to 1x from -4x",
+                Box::new(|| flushing(&pipeline, 1.0, gst::SeekFlags::ACCURATE)),
+            ),
+            (
+                "2x sent to the source",
+                Box::new(|| flushing(&src, 2.0, gst::SeekFlags::empty())),
+            ),
+            (
+                "back to 1x sent to the source",
+                Box::new(|| flushing(&src, 1.0, gst::SeekFlags::ACCURATE)),
+            ),
         ];
         for (what, step) in &steps {
             std::thread::sleep(Duration::from_millis(700));

@@ -22,8 +22,8 @@ use trick::Trick;
 
 use super::uri::{self, RingUri};
 use crate::element_sync::{FlushGate, lock};
-use crate::reader::{Direction, Playback, ReadOutcome, ReaderEvent, RingReader, TrickOutcome};
 use crate::layout::PLAYLIST_NAME;
+use crate::reader::{Direction, Playback, ReadOutcome, ReaderEvent, RingReader, TrickOutcome};
 use crate::ts::{PACKET_SIZE, Packet};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -64,6 +64,9 @@ pub struct StreamBufferSrc {
     /// each of its sinks, and each copy comes upstream through the
     /// demuxer: the same seek (same seqnum) is done once.
     last_seek: Mutex<Option<(gst::Seqnum, bool)>>,
+    /// Seeks done since the element was made: a seek of the element's own
+    /// asked before another one was done is dropped.
+    seeks_done: std::sync::atomic::AtomicU64,
 }
 
 impl Default for StreamBufferSrc {
@@ -77,6 +80,7 @@ impl Default for StreamBufferSrc {
             playable: std::sync::atomic::AtomicBool::new(false),
             live_edge_seek: std::sync::atomic::AtomicBool::new(false),
             last_seek: Mutex::new(None),
+            seeks_done: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -470,6 +474,7 @@ impl BaseSrcImpl for StreamBufferSrc {
             }
         };
         if seeked {
+            self.seeks_done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             trick.playback = playback;
             trick.segment_rate = segment.rate();
             trick.leaving = None;
@@ -564,9 +569,18 @@ impl PushSrcImpl for StreamBufferSrc {
                     Ok(TrickOutcome::Keyframe(piece)) => {
                         trick.cursor_ns = piece.presentation_ns;
                         trick.first = false;
-                        trick.gap_at_ns = trick.last_piece_ns.replace(piece.presentation_ns);
+                        let previous = trick.last_piece_ns.replace(piece.presentation_ns);
+                        trick.gap_at_ns = previous;
                         drop(state);
                         self.post_events(events);
+                        // The demuxer lets a keyframe out when the next
+                        // piece starts: this piece is what shows the one
+                        // before, and is paced by it.
+                        if let Some(previous) = previous
+                            && !self.pace(previous)
+                        {
+                            return Err(gst::FlowError::Flushing);
+                        }
                         self.note_playable(&piece.data);
                         let mut buffer = gst::Buffer::from_mut_slice(piece.data);
                         if let Some(b) = buffer.get_mut() {
@@ -589,7 +603,7 @@ impl PushSrcImpl for StreamBufferSrc {
                         drop(state);
                         self.post_events(events);
                         if ask {
-                            self.continue_at_rate_1(at, rate, None);
+                            self.continue_at_rate_1(at, rate);
                         }
                         if !self.flush_gate.wait(poll) {
                             return Err(gst::FlowError::Flushing);
@@ -614,10 +628,26 @@ impl PushSrcImpl for StreamBufferSrc {
                 reader.read(map.as_mut_slice())
             };
             let events = reader.take_events();
-            let fast = trick.playback.rate() > 1.0;
+            let rate = trick.playback.rate();
             let position = reader.position();
+            // Faster than real time, the live edge is reached: go on at
+            // 1.0 from there (asked once, and again if it has not come
+            // after a while).
+            let leave = matches!(outcome, Ok(ReadOutcome::Wait))
+                && rate > 1.0
+                && trick.leaving.is_none_or(|since| since.elapsed() > LEAVING_RETRY);
+            if leave {
+                trick.leaving = Some(std::time::Instant::now());
+            }
+            // Deleted segments were skipped (the reader fell out of the
+            // window, paused or slow): a new segment where reading goes
+            // on, so that positions follow the jump.
+            let jumped = events.iter().any(|e| matches!(e, ReaderEvent::StaleFileDeleted { .. }));
             drop(state);
             self.post_events(events);
+            if jumped && let Some(at) = position {
+                self.seek_self(rate, at, "where reading goes on after deleted segments");
+            }
             match outcome {
                 Ok(ReadOutcome::Data {
                     len,
@@ -642,11 +672,8 @@ impl PushSrcImpl for StreamBufferSrc {
                 }
                 Ok(ReadOutcome::Eos) => return Err(self.end_of_stream()),
                 Ok(ReadOutcome::Wait) => {
-                    // Faster than real time, the live edge is reached:
-                    // go on at 1.0 from here.
-                    if fast {
-                        let (old_rate, segment_rate) = self.reset_rate();
-                        self.continue_at_rate_1(position.unwrap_or(0), old_rate, Some(segment_rate));
+                    if leave {
+                        self.continue_at_rate_1(position.unwrap_or(0), rate);
                     }
                     if !self.flush_gate.wait(poll) {
                         return Err(gst::FlowError::Flushing);

@@ -13,6 +13,11 @@ use super::{CAT, State, StreamBufferSrc, clock_time};
 use crate::element_sync::lock;
 use crate::reader::{MAX_ALL_FRAMES_RATE, Playback, RingReader, Snap};
 
+/// How far ahead of its time on the clock a keyframe is sent in trick
+/// play: enough for the demuxer and decoder, little enough that what is
+/// read is what is shown.
+const PACING_LEAD: gst::ClockTime = gst::ClockTime::from_mseconds(300);
+
 /// How data is being produced since the last seek.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Trick {
@@ -173,49 +178,40 @@ impl StreamBufferSrc {
         true
     }
 
-    /// Back to rate 1.0 (the live edge was reached); returns the old rate
-    /// and the rate of the segment downstream plays.
-    pub(super) fn reset_rate(&self) -> (f64, f64) {
-        let mut state = lock(&self.state);
-        match &mut *state {
-            State::Started { trick, .. } => {
-                let old = std::mem::take(trick);
-                // Downstream's segment is still the old one.
-                trick.segment_rate = old.segment_rate;
-                (old.playback.rate(), old.segment_rate)
-            }
-            State::Stopped => (1.0, 1.0),
-        }
-    }
-
     /// Fast playback reached the live edge at presentation time `at_ns`:
     /// playback goes on from there at 1.0, as the Windows engine does, and
-    /// an element message says so. Every frame was being sent: the sinks
-    /// are told to play at 1.0 at once (an instant rate change, no flush).
-    /// Keyframes only (`all_frames` is `None`, else the rate of
-    /// downstream's segment): a flushing seek to there at 1.0, from
-    /// another thread (this one streams); until it comes nothing more is
-    /// sent.
-    pub(super) fn continue_at_rate_1(&self, at_ns: u64, old_rate: f64, all_frames: Option<f64>) {
+    /// a rate-changed message (reason `live-edge`) says so.
+    pub(super) fn continue_at_rate_1(&self, at_ns: u64, old_rate: f64) {
         gst::info!(
             CAT,
             imp = self,
             "Live edge reached at rate {old_rate}: playing on at 1.0"
         );
-        if let Some(segment_rate) = all_frames {
-            let event = gst::event::InstantRateChange::new(1.0 / segment_rate, gst::SegmentFlags::empty());
-            if !self.obj().src_pad().push_event(event) {
-                gst::warning!(CAT, imp = self, "Downstream refused the instant rate change to 1.0");
-            }
-            self.post_rate_changed(old_rate, 1.0, "live-edge");
-            return;
-        }
         self.live_edge_seek.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.seek_self(1.0, at_ns, "go on at 1.0 at the live edge");
+    }
+
+    /// A flushing seek of the element's own, to `at_ns` at `rate`, from
+    /// another thread (the streaming thread cannot wait for its own
+    /// flush). Downstream gets a new segment there, so positions follow;
+    /// the sinks are never sent an instant rate change of the element's
+    /// own, which would race the application's seeks (a sink given its
+    /// sync time after a flush, before the new segment, is a CRITICAL).
+    /// Skipped if any seek was done since it was asked for: the
+    /// application's seek wins.
+    pub(super) fn seek_self(&self, rate: f64, at_ns: u64, what: &'static str) {
+        let asked_after = self.seeks_done.load(std::sync::atomic::Ordering::SeqCst);
         self.obj().call_async(move |src| {
+            let imp = src.imp();
+            if imp.seeks_done.load(std::sync::atomic::Ordering::SeqCst) != asked_after {
+                imp.live_edge_seek.store(false, std::sync::atomic::Ordering::SeqCst);
+                gst::debug!(CAT, obj = src, "Not seeking to {what}: a seek came first");
+                return;
+            }
             let flags = gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE;
             if src
                 .seek(
-                    1.0,
+                    rate,
                     flags,
                     gst::SeekType::Set,
                     clock_time(at_ns),
@@ -224,7 +220,8 @@ impl StreamBufferSrc {
                 )
                 .is_err()
             {
-                gst::warning!(CAT, obj = src, "Could not go on at 1.0 at the live edge");
+                imp.live_edge_seek.store(false, std::sync::atomic::Ordering::SeqCst);
+                gst::warning!(CAT, obj = src, "Could not seek to {what}");
             }
         });
     }
@@ -244,6 +241,50 @@ impl StreamBufferSrc {
 }
 
 impl StreamBufferSrc {
+    /// Keyframes only: waits until the keyframe presented at `at_ns` is
+    /// due within [`PACING_LEAD`] on the pipeline's clock; false if a flush
+    /// came meanwhile. Trick play sends no audio, and a player's queues
+    /// let one stream grow without bound while another is empty
+    /// (multiqueue in playbin does, so as not to stall): unpaced, the
+    /// keyframes of a whole live window are read at once, the live edge is
+    /// "reached" seconds of wall time before it is shown, and fast-forward
+    /// jumps there. Without a clock (not playing yet) nothing waits.
+    pub(super) fn pace(&self, at_ns: u64) -> bool {
+        let obj = self.obj();
+        let Some(clock) = obj.clock() else {
+            return true;
+        };
+        loop {
+            let segment = obj.segment();
+            let running = segment
+                .downcast_ref::<gst::ClockTime>()
+                .and_then(|s| s.to_running_time(clock_time(at_ns)));
+            let now = clock.time();
+            let (Some(running), Some(base)) = (running, obj.base_time()) else {
+                return true;
+            };
+            let due = base.saturating_add(running);
+            let Some(early) = due
+                .checked_sub(now.saturating_add(PACING_LEAD))
+                .filter(|e| !e.is_zero())
+            else {
+                return true;
+            };
+            if obj.current_state() != gst::State::Playing {
+                return true;
+            }
+            gst::trace!(
+                CAT,
+                imp = self,
+                "Keyframe at {at_ns} ns due in {early} (running time {running})"
+            );
+            let step = early.min(gst::ClockTime::from_mseconds(50));
+            if !self.flush_gate.wait(std::time::Duration::from_nanos(step.nseconds())) {
+                return false;
+            }
+        }
+    }
+
     /// Keyframes only: a GAP at a keyframe sent, so that every stream of
     /// the program moves on, not only the video. Trick play sends no
     /// audio; without it an audio sink would never preroll after the
