@@ -8,11 +8,10 @@
 #                              gst-play-1.0, ffprobe (ffmpeg), a Rust
 #                              toolchain. scripts/demo.sh runs this.
 #   scripts/setup.sh --tests   that, and what only the tests use: the fault
-#                              shim's tools, Chromium and Node.js with the
-#                              npm packages of tests/web (hls.js, a DevTools
-#                              protocol client), tmux (gst-play-1.0 driven
-#                              through its keys), cargo-c (the packaging
-#                              test). scripts/test.sh runs this.
+#                              shim's tools, PyGObject, Chromium and Node.js
+#                              with the npm packages of tests/web (hls.js, a
+#                              DevTools protocol client), cargo-c (the
+#                              packaging test). scripts/test.sh runs this.
 set -euo pipefail
 
 tests=false
@@ -30,7 +29,7 @@ packages=(
   gstreamer1.0-plugins-base-apps ffmpeg
 )
 if $tests; then
-  packages+=(gstreamer1.0-x python3-gi gir1.2-gstreamer-1.0 tmux e2fsprogs chromium nodejs npm libssl-dev)
+  packages+=(gstreamer1.0-x python3-gi gir1.2-gstreamer-1.0 e2fsprogs chromium nodejs npm libssl-dev)
 fi
 
 missing=()

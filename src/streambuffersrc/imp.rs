@@ -18,7 +18,7 @@ mod trick;
 const LEAVING_RETRY: Duration = Duration::from_secs(2);
 
 use settings::{DEFAULT_BLOCKSIZE, Settings};
-use trick::Trick;
+use trick::{SeekTarget, Trick};
 
 use super::uri::{self, RingUri};
 use crate::element_sync::{FlushGate, lock};
@@ -646,7 +646,7 @@ impl PushSrcImpl for StreamBufferSrc {
             drop(state);
             self.post_events(events);
             if jumped && let Some(at) = position {
-                self.seek_self(rate, at, "where reading goes on after deleted segments");
+                self.seek_self(rate, SeekTarget::At(at), "where reading goes on after deleted segments");
             }
             match outcome {
                 Ok(ReadOutcome::Data {

@@ -18,6 +18,25 @@ use crate::reader::{MAX_ALL_FRAMES_RATE, Playback, RingReader, Snap};
 /// read is what is shown.
 const PACING_LEAD: gst::ClockTime = gst::ClockTime::from_mseconds(300);
 
+/// Where a seek of the element's own goes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SeekTarget {
+    /// A presentation time.
+    At(u64),
+    /// What the pipeline is showing now, or else a presentation time.
+    Shown { or_else_ns: u64 },
+}
+
+/// The position the pipeline holding `src` shows (what its sinks
+/// present), in presentation time.
+fn shown_position(src: &super::super::StreamBufferSrc) -> Option<u64> {
+    let mut top: gst::Element = src.clone().upcast();
+    while let Some(parent) = top.parent().and_then(|p| p.downcast::<gst::Element>().ok()) {
+        top = parent;
+    }
+    top.query_position::<gst::ClockTime>().map(gst::ClockTime::nseconds)
+}
+
 /// How data is being produced since the last seek.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Trick {
@@ -178,17 +197,19 @@ impl StreamBufferSrc {
         true
     }
 
-    /// Fast playback reached the live edge at presentation time `at_ns`:
-    /// playback goes on from there at 1.0, as the Windows engine does, and
-    /// a rate-changed message (reason `live-edge`) says so.
-    pub(super) fn continue_at_rate_1(&self, at_ns: u64, old_rate: f64) {
+    /// Fast playback read up to the live edge (the last read at
+    /// presentation time `read_ns`): playback goes on at 1.0 from what is
+    /// being shown, as the Windows engine does, and a rate-changed message
+    /// (reason `live-edge`) says so. From what is shown, not from what was
+    /// read: what the queues downstream hold is played, not skipped.
+    pub(super) fn continue_at_rate_1(&self, read_ns: u64, old_rate: f64) {
         gst::info!(
             CAT,
             imp = self,
             "Live edge reached at rate {old_rate}: playing on at 1.0"
         );
         self.live_edge_seek.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.seek_self(1.0, at_ns, "go on at 1.0 at the live edge");
+        self.seek_self(1.0, SeekTarget::Shown { or_else_ns: read_ns }, "go on at 1.0 at the live edge");
     }
 
     /// A flushing seek of the element's own, to `at_ns` at `rate`, from
@@ -199,7 +220,7 @@ impl StreamBufferSrc {
     /// sync time after a flush, before the new segment, is a CRITICAL).
     /// Skipped if any seek was done since it was asked for: the
     /// application's seek wins.
-    pub(super) fn seek_self(&self, rate: f64, at_ns: u64, what: &'static str) {
+    pub(super) fn seek_self(&self, rate: f64, target: SeekTarget, what: &'static str) {
         let asked_after = self.seeks_done.load(std::sync::atomic::Ordering::SeqCst);
         self.obj().call_async(move |src| {
             let imp = src.imp();
@@ -208,6 +229,10 @@ impl StreamBufferSrc {
                 gst::debug!(CAT, obj = src, "Not seeking to {what}: a seek came first");
                 return;
             }
+            let at_ns = match target {
+                SeekTarget::At(at_ns) => at_ns,
+                SeekTarget::Shown { or_else_ns } => shown_position(src).unwrap_or(or_else_ns),
+            };
             let flags = gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE;
             if src
                 .seek(
