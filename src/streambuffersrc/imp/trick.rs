@@ -209,7 +209,11 @@ impl StreamBufferSrc {
             "Live edge reached at rate {old_rate}: playing on at 1.0"
         );
         self.live_edge_seek.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.seek_self(1.0, SeekTarget::Shown { or_else_ns: read_ns }, "go on at 1.0 at the live edge");
+        self.seek_self(
+            1.0,
+            SeekTarget::Shown { or_else_ns: read_ns },
+            "go on at 1.0 at the live edge",
+        );
     }
 
     /// A flushing seek of the element's own, to `at_ns` at `rate`, from
