@@ -465,7 +465,7 @@ impl RingReader {
 
     /// The stream's presentation delay: learnt from the first indexed
     /// segment looked at, 0 for a ring without an index.
-    fn presentation_delay(&mut self) -> u64 {
+    pub fn presentation_delay(&mut self) -> u64 {
         if self.presentation_delay_ns.is_none() {
             let newest = self.spans.keys().next_back().copied();
             self.presentation_delay_ns = newest.and_then(|seq| self.segment_index(seq)).and_then(|i| {

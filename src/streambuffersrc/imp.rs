@@ -643,10 +643,28 @@ impl PushSrcImpl for StreamBufferSrc {
             // window, paused or slow): a new segment where reading goes
             // on, so that positions follow the jump.
             let jumped = events.iter().any(|e| matches!(e, ReaderEvent::StaleFileDeleted { .. }));
+            let jumped_to = match outcome {
+                Ok(ReadOutcome::Data {
+                    timestamp: Some(ring_ns),
+                    ..
+                }) if jumped => Some(ring_ns.saturating_add(reader.presentation_delay())),
+                _ if jumped => position,
+                _ => None,
+            };
             drop(state);
             self.post_events(events);
-            if jumped && let Some(at) = position {
-                self.seek_self(rate, SeekTarget::At(at), "where reading goes on after deleted segments");
+            if let Some(to) = jumped_to {
+                // A new segment there, by a flushing seek of the element's
+                // own (a demuxer passes on no mid-stream segment): this
+                // buffer waits for it, and is read again after it. Should
+                // the seek not come, the buffer goes out after a while.
+                self.seek_self(rate, SeekTarget::At(to), "where reading goes on after deleted segments");
+                let asked = std::time::Instant::now();
+                while asked.elapsed() < LEAVING_RETRY {
+                    if !self.flush_gate.wait(poll) {
+                        return Err(gst::FlowError::Flushing);
+                    }
+                }
             }
             match outcome {
                 Ok(ReadOutcome::Data {

@@ -23,7 +23,7 @@ const PACING_LEAD: gst::ClockTime = gst::ClockTime::from_mseconds(300);
 pub(super) enum SeekTarget {
     /// A presentation time.
     At(u64),
-    /// What the pipeline is showing now, or else a presentation time.
+    /// What the pipeline shows now, or else a presentation time.
     Shown { or_else_ns: u64 },
 }
 
@@ -216,14 +216,13 @@ impl StreamBufferSrc {
         );
     }
 
-    /// A flushing seek of the element's own, to `at_ns` at `rate`, from
+    /// A flushing seek of the element's own at `rate`, to `target`, from
     /// another thread (the streaming thread cannot wait for its own
-    /// flush). Downstream gets a new segment there, so positions follow;
-    /// the sinks are never sent an instant rate change of the element's
-    /// own, which would race the application's seeks (a sink given its
-    /// sync time after a flush, before the new segment, is a CRITICAL).
-    /// Skipped if any seek was done since it was asked for: the
-    /// application's seek wins.
+    /// flush). The new segment starts there, so positions follow. The sinks are never
+    /// sent an instant rate change of the element's own, which would race
+    /// the application's seeks (a sink given its sync time after a flush,
+    /// before the new segment, is a CRITICAL). Skipped if any seek was done
+    /// since it was asked for: the application's seek wins.
     pub(super) fn seek_self(&self, rate: f64, target: SeekTarget, what: &'static str) {
         let asked_after = self.seeks_done.load(std::sync::atomic::Ordering::SeqCst);
         self.obj().call_async(move |src| {
