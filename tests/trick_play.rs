@@ -935,7 +935,8 @@ fn rate_changed_is_posted_once_for_every_change() {
                 )
                 .is_ok()
         };
-        let steps: Vec<(&str, Box<dyn Fn() -> bool + '_>)> = vec![
+        type Step<'a> = (&'static str, Box<dyn Fn() -> bool + 'a>);
+        let steps: Vec<Step<'_>> = vec![
             (
                 "flushing 2x",
                 Box::new(|| flushing(&pipeline, 2.0, gst::SeekFlags::empty())),
