@@ -306,8 +306,9 @@ impl StreamBufferSrc {
                 imp = self,
                 "Keyframe at {at_ns} ns due in {early} (running time {running})"
             );
-            let step = early.min(gst::ClockTime::from_mseconds(50));
-            if !self.flush_gate.wait(std::time::Duration::from_nanos(step.nseconds())) {
+            // One wait (a flush ends it), then a look again: the base time
+            // moves if the pipeline was paused meanwhile.
+            if !self.flush_gate.wait(std::time::Duration::from_nanos(early.nseconds())) {
                 return false;
             }
         }
