@@ -694,12 +694,15 @@ fn live_ring_fast_forward_reaches_live_and_rewind_reaches_the_start_in(audio: bo
         played.rate_changes.last().map(|c| (c.1, c.2.as_str())),
         Some((1.0, "live-edge"))
     );
-    assert_every_frame(
-        "live 2x",
-        &played.frames,
-        played.frames[0],
-        *played.frames.last().expect("frames"),
-    );
+    // The return to 1.0 is a flushing seek to the position shown: the
+    // frame on screen then may be shown once more, never one skipped.
+    let mut frames = played.frames.clone();
+    frames.dedup();
+    let back = frames.windows(2).filter(|w| w[1] < w[0]).count();
+    assert!(back <= 1, "live 2x: frames went back {back} times");
+    frames.sort_unstable();
+    frames.dedup();
+    assert_every_frame("live 2x", &frames, frames[0], *frames.last().expect("frames"));
     // Rewind from the live edge at -16x: back to the oldest content, EOS.
     let player = Player::new(&ring, chain(H264, audio));
     let (start, end) = player.window();
