@@ -11,8 +11,10 @@
 //!
 //! - here: the [`Recorder`] the element drives, its configuration, events
 //!   and counters;
-//! - `segmenter`: cutting the packet stream into segments;
-//! - `health`: write-failure episodes and the failure modes;
+//! - `segmenter`: cutting the packet stream into segments (its GOP rules in
+//!   `gops`, the failure modes in `failure`, the recordings' view in
+//!   `recordings`);
+//! - `health`: write-failure episodes and their counters;
 //! - [`recording`]: recordings cut out of the ring.
 
 mod health;

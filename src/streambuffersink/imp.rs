@@ -12,13 +12,13 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use super::RecordingKind;
-use super::report::{SinkHost, stats_structure};
+use super::report::{Outcome, Reporter, SinkHost, event_signals, report, stats_structure};
 use super::settings::{self, Settings};
 use crate::element_sync::{FlushGate, lock};
-use crate::recorder::{PushError, Recorder, RecorderConfig, RecordingRequest, Snapshot};
-use crate::ring::{Retention, Ring, RingConfig, RingError};
+use crate::recorder::{PushError, Recorder, RecorderEvent, RecordingRequest, Snapshot};
+use crate::ring::{Ring, RingError, WriteFailure};
 
-pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "streambuffersink",
         gst::DebugColorFlags::empty(),
@@ -136,57 +136,8 @@ impl ObjectImpl for StreamBufferSink {
     #[allow(unused_doc_comments)]
     fn signals() -> &'static [glib::subclass::Signal] {
         static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
-            vec![
-                // IMSVidStreamBufferSinkEvent::WriteFailure, with the reason.
-                /**
-                 * GstStreamBufferSink::write-failure:
-                 * @sink: the #GstStreamBufferSink
-                 * @error: why writing failed: a %GST_RESOURCE_ERROR (%GST_RESOURCE_ERROR_NO_SPACE_LEFT,
-                 *   %GST_RESOURCE_ERROR_OPEN_WRITE or %GST_RESOURCE_ERROR_WRITE) naming the file and the OS error
-                 *
-                 * Writes started failing: emitted once per episode, from the streaming
-                 * thread (the counterpart of IMSVidStreamBufferSinkEvent::WriteFailure).
-                 *
-                 * Since: 0.1
-                 */
-                glib::subclass::Signal::builder("write-failure")
-                    .param_types([glib::Error::static_type()])
-                    .run_last()
-                    .build(),
-                // IMSVidStreamBufferSinkEvent4::WriteFailureClear: bytes and ns dropped.
-                /**
-                 * GstStreamBufferSink::write-failure-clear:
-                 * @sink: the #GstStreamBufferSink
-                 * @dropped_bytes: bytes dropped during the episode
-                 * @dropped_duration: stream time dropped, in ns (%GST_CLOCK_TIME_NONE if unknown)
-                 *
-                 * A write succeeded again after #GstStreamBufferSink::write-failure: once
-                 * per episode, from the streaming thread.
-                 *
-                 * Since: 0.1
-                 */
-                glib::subclass::Signal::builder("write-failure-clear")
-                    .param_types([u64::static_type(), u64::static_type()])
-                    .run_last()
-                    .build(),
-                /**
-                 * GstStreamBufferSink::encryption-on:
-                 * @sink: the #GstStreamBufferSink
-                 *
-                 * The program's elementary streams became scrambled.
-                 *
-                 * Since: 0.1
-                 */
-                /**
-                 * GstStreamBufferSink::encryption-off:
-                 * @sink: the #GstStreamBufferSink
-                 *
-                 * The program's elementary streams are clear again.
-                 *
-                 * Since: 0.1
-                 */
-                glib::subclass::Signal::builder("encryption-on").run_last().build(),
-                glib::subclass::Signal::builder("encryption-off").run_last().build(),
+            let mut signals = event_signals();
+            signals.extend([
                 // IStreamBufferRecordControl::Start: (location, kind, start offset in ns from
                 // now: below 0 reaches back into the ring, above 0 is scheduled) -> id, 0 if refused.
                 /**
@@ -314,7 +265,8 @@ impl ObjectImpl for StreamBufferSink {
                         Some(stopped.unwrap_or(false).to_value())
                     })
                     .build(),
-            ]
+            ]);
+            signals
         });
         SIGNALS.as_ref()
     }
@@ -488,21 +440,7 @@ impl StreamBufferSink {
                 )
             ));
         }
-        let ring = Ring::open(RingConfig {
-            dir: dir.clone(),
-            retention: Retention {
-                max_duration_ns: settings.max_duration,
-                max_size: settings.max_size,
-                min_free_space: settings.min_free_space,
-            },
-            playlist_length: settings.playlist_length,
-            segment_duration_ns: settings.segment_duration,
-            sync_on_rotate: settings.sync_on_rotate,
-            reuse_evicted: settings.reuse_files,
-            extra_segments: settings.extra_segments,
-            iframe_playlist: settings.iframe_playlist,
-        })
-        .map_err(|e| match e {
+        let ring = Ring::open(settings.ring_config(dir.clone())).map_err(|e| match e {
             RingError::Locked(_) => gst::error_msg!(gst::ResourceError::Busy, ("{}", e)),
             RingError::NotADirectory(_) | RingError::SequencesExhausted(_) | RingError::Io { .. } => {
                 gst::error_msg!(gst::ResourceError::OpenWrite, ("{}", e))
@@ -524,16 +462,7 @@ impl StreamBufferSink {
                 dir.display()
             );
         }
-        let recorder = Recorder::new(
-            ring,
-            RecorderConfig {
-                segment_duration_ns: settings.segment_duration,
-                program: u16::try_from(settings.program_number).ok(),
-                failure_mode: settings.write_failure_mode.into(),
-                retry_interval: Duration::from_nanos(settings.retry_interval),
-            },
-            &settings.programs,
-        );
+        let recorder = Recorder::new(ring, settings.recorder_config(), &settings.programs);
         *lock(&self.snapshot) = Some((recorder.snapshot(), true));
         *lock(&self.state) = State::Started(Box::new(recorder));
         gst::info!(CAT, imp = self, "Recording into {}", dir.display());
@@ -721,6 +650,43 @@ impl StreamBufferSink {
 }
 
 /// A `GDateTime` as ms since the Unix epoch.
+impl Reporter for StreamBufferSink {
+    fn emit(&self, event: RecorderEvent, pts: Option<gst::ClockTime>) {
+        let obj = self.obj();
+        let running_time = obj
+            .segment()
+            .downcast_ref::<gst::ClockTime>()
+            .and_then(|segment| segment.to_running_time(pts?))
+            .map_or(u64::MAX, gst::ClockTime::nseconds);
+        let report = report(event, running_time);
+        gst::log_with_level!(CAT, report.level, imp = self, "{}", report.log);
+        if let Some((signal, args)) = &report.signal {
+            obj.emit_by_name_with_values(signal, args);
+        }
+        match report.outcome {
+            Outcome::Message(structure) => {
+                let _ = obj.post_message(gst::message::Element::builder(structure).src(&*obj).build());
+            }
+            Outcome::Warning(text) => gst::element_imp_warning!(self, gst::StreamError::Demux, ("{}", text)),
+        }
+    }
+
+    fn wait_blocked(&self, timeout: Duration) -> bool {
+        self.blocked.store(true, Ordering::Release);
+        let waited = self.flush_gate.wait(timeout);
+        self.blocked.store(false, Ordering::Release);
+        waited
+    }
+}
+
+impl StreamBufferSink {
+    /// `error` mode: the GST_ELEMENT_ERROR a `filesink` would post.
+    fn post_write_error(&self, f: &WriteFailure) {
+        let code: gst::ResourceError = f.kind.into();
+        gst::element_imp_error!(self, code, ("{}", f));
+    }
+}
+
 fn date_ms(date: &glib::DateTime) -> Option<i64> {
     date.to_unix()
         .checked_mul(1000)?

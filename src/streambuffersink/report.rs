@@ -9,156 +9,253 @@ use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
-use gst::subclass::prelude::*;
-use gst_base::prelude::*;
 
-use super::imp::{CAT, StreamBufferSink};
 use crate::layout::segment_file_name;
 use crate::recorder::{Host, RecorderEvent, Snapshot};
-use crate::ring::WriteFailure;
 
-impl StreamBufferSink {
-    /// `error` mode: the GST_ELEMENT_ERROR a `filesink` would post.
-    pub(super) fn post_write_error(&self, f: &WriteFailure) {
-        let code: gst::ResourceError = f.kind.into();
-        gst::element_imp_error!(self, code, ("{}", f));
+/// The signals that report recorder events (the action signals are the
+/// element's own). The `/** */` comments are gtk-doc for the generated
+/// documentation, hence the `allow`.
+#[allow(unused_doc_comments)]
+pub(super) fn event_signals() -> Vec<glib::subclass::Signal> {
+    vec![
+        // IMSVidStreamBufferSinkEvent::WriteFailure, with the reason.
+        /**
+         * GstStreamBufferSink::write-failure:
+         * @sink: the #GstStreamBufferSink
+         * @error: why writing failed: a %GST_RESOURCE_ERROR (%GST_RESOURCE_ERROR_NO_SPACE_LEFT,
+         *   %GST_RESOURCE_ERROR_OPEN_WRITE or %GST_RESOURCE_ERROR_WRITE) naming the file and the OS error
+         *
+         * Writes started failing: emitted once per episode, from the streaming
+         * thread (the counterpart of IMSVidStreamBufferSinkEvent::WriteFailure).
+         *
+         * Since: 0.1
+         */
+        glib::subclass::Signal::builder("write-failure")
+            .param_types([glib::Error::static_type()])
+            .run_last()
+            .build(),
+        // IMSVidStreamBufferSinkEvent4::WriteFailureClear: bytes and ns dropped.
+        /**
+         * GstStreamBufferSink::write-failure-clear:
+         * @sink: the #GstStreamBufferSink
+         * @dropped_bytes: bytes dropped during the episode
+         * @dropped_duration: stream time dropped, in ns (%GST_CLOCK_TIME_NONE if unknown)
+         *
+         * A write succeeded again after #GstStreamBufferSink::write-failure: once
+         * per episode, from the streaming thread.
+         *
+         * Since: 0.1
+         */
+        glib::subclass::Signal::builder("write-failure-clear")
+            .param_types([u64::static_type(), u64::static_type()])
+            .run_last()
+            .build(),
+        /**
+         * GstStreamBufferSink::encryption-on:
+         * @sink: the #GstStreamBufferSink
+         *
+         * The program's elementary streams became scrambled.
+         *
+         * Since: 0.1
+         */
+        /**
+         * GstStreamBufferSink::encryption-off:
+         * @sink: the #GstStreamBufferSink
+         *
+         * The program's elementary streams are clear again.
+         *
+         * Since: 0.1
+         */
+        glib::subclass::Signal::builder("encryption-on").run_last().build(),
+        glib::subclass::Signal::builder("encryption-off").run_last().build(),
+    ]
+}
+
+/// What the element does for one recorder event: a debug log line, then
+/// its signal and element message, or (for a configuration problem) a
+/// WARNING message instead.
+pub(super) struct Report {
+    pub(super) level: gst::DebugLevel,
+    pub(super) log: String,
+    /// Signal name and arguments, if the event has a signal.
+    pub(super) signal: Option<(&'static str, Vec<glib::Value>)>,
+    pub(super) outcome: Outcome,
+}
+
+/// Where a [`Report`] ends up on the bus.
+pub(super) enum Outcome {
+    /// An element message with this structure.
+    Message(gst::Structure),
+    /// A `GST_ELEMENT_WARNING` (stream, demux) with this text.
+    Warning(String),
+}
+
+impl Report {
+    fn new(level: gst::DebugLevel, log: String, structure: gst::Structure) -> Self {
+        Report {
+            level,
+            log,
+            signal: None,
+            outcome: Outcome::Message(structure),
+        }
     }
 
-    fn running_time(&self, pts: Option<gst::ClockTime>) -> Option<gst::ClockTime> {
-        let segment = self.obj().segment();
-        segment.downcast_ref::<gst::ClockTime>()?.to_running_time(pts?)
+    fn with_signal(mut self, name: &'static str, args: Vec<glib::Value>) -> Self {
+        self.signal = Some((name, args));
+        self
     }
+}
 
-    /// Emits an event's signal and posts its element message. Called from the
-    /// streaming thread, with no lock of the element held.
-    pub(super) fn emit(&self, event: RecorderEvent, pts: Option<gst::ClockTime>) {
-        let obj = self.obj();
-        let running_time = self.running_time(pts).map_or(u64::MAX, gst::ClockTime::nseconds);
-        let structure = match event {
-            RecorderEvent::Scrambling(scrambled) => {
-                let (signal, name) = if scrambled {
-                    ("encryption-on", "streambuffer-encryption-on")
-                } else {
-                    ("encryption-off", "streambuffer-encryption-off")
-                };
-                gst::info!(CAT, imp = self, "{signal}");
-                obj.emit_by_name::<()>(signal, &[]);
-                gst::Structure::builder(name)
-                    .field("running-time", running_time)
-                    .build()
+/// The signal and element message of a recorder event. `running_time` is
+/// that of the buffer being rendered (`u64::MAX` when unknown).
+pub(super) fn report(event: RecorderEvent, running_time: u64) -> Report {
+    use gst::DebugLevel::{Info, Warning};
+    match event {
+        RecorderEvent::Scrambling(scrambled) => {
+            let (signal, name) = if scrambled {
+                ("encryption-on", "streambuffer-encryption-on")
+            } else {
+                ("encryption-off", "streambuffer-encryption-off")
+            };
+            let structure = gst::Structure::builder(name)
+                .field("running-time", running_time)
+                .build();
+            Report::new(Info, signal.to_owned(), structure).with_signal(signal, Vec::new())
+        }
+        RecorderEvent::WriteFailure { kind, message, path } => {
+            let code: gst::ResourceError = kind.into();
+            let error = glib::Error::new(code, &message);
+            let structure = gst::Structure::builder("streambuffer-write-failure")
+                .field("error", &message)
+                .field("kind", kind.as_str())
+                .field("location", path.display().to_string())
+                .field("running-time", running_time)
+                .build();
+            Report::new(Warning, format!("write-failure: {message}"), structure)
+                .with_signal("write-failure", vec![error.to_value()])
+        }
+        RecorderEvent::WriteFailureClear(s) => {
+            let duration = s.dropped_duration_ns.unwrap_or(u64::MAX);
+            let log = format!(
+                "write-failure-clear: {} bytes, {} dropped in {:?}",
+                s.dropped_bytes,
+                s.dropped_duration_ns.map_or("unknown".into(), |d| format!("{d} ns")),
+                s.failure_duration
+            );
+            let structure = gst::Structure::builder("streambuffer-write-failure-clear")
+                .field("dropped-bytes", s.dropped_bytes)
+                .field("dropped-duration", duration)
+                .field(
+                    "failure-duration",
+                    u64::try_from(s.failure_duration.as_nanos()).unwrap_or(u64::MAX),
+                )
+                .field("running-time", running_time)
+                .build();
+            Report::new(Info, log, structure).with_signal(
+                "write-failure-clear",
+                vec![s.dropped_bytes.to_value(), duration.to_value()],
+            )
+        }
+        RecorderEvent::RecordingScheduled { id, location, kind } => {
+            let structure = gst::Structure::builder("streambuffer-recording-scheduled")
+                .field("id", id)
+                .field("location", location.display().to_string())
+                .field("kind", kind.as_str())
+                .build();
+            Report::new(
+                Info,
+                format!("recording {id} scheduled: {}", location.display()),
+                structure,
+            )
+        }
+        RecorderEvent::RecordingStarted {
+            id,
+            location,
+            kind,
+            start,
+        } => {
+            let structure = gst::Structure::builder("streambuffer-recording-started")
+                .field("id", id)
+                .field("location", location.display().to_string())
+                .field("kind", kind.as_str())
+                .field("start-time", start.position_ns)
+                .field_if_some("start-date-time", start.date_ms.and_then(gst_date_time))
+                .build();
+            Report::new(
+                Info,
+                format!("recording {id} started: {}", location.display()),
+                structure,
+            )
+        }
+        RecorderEvent::RecordingStopped(r) => {
+            let log = format!("recording {} stopped: {} bytes", r.id, r.bytes);
+            let structure = gst::Structure::builder("streambuffer-recording-stopped")
+                .field("id", r.id)
+                .field("location", r.location.display().to_string())
+                .field("kind", r.kind.as_str())
+                .field("start-time", r.start.position_ns)
+                .field_if_some("start-date-time", r.start.date_ms.and_then(gst_date_time))
+                .field("stop-time", r.stop.position_ns)
+                .field_if_some("stop-date-time", r.stop.date_ms.and_then(gst_date_time))
+                .field("bytes", r.bytes)
+                .field("copied-segments", r.copied_segments)
+                .field("status", if r.error.is_some() { "error" } else { "ok" })
+                .field("error", r.error.unwrap_or_default())
+                .build();
+            Report::new(Info, log, structure)
+        }
+        RecorderEvent::ProgramsMissing(missing) => {
+            let list = missing.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+            let text = format!(
+                "The stream's PAT does not list program(s) {list} of the 'programs' property: nothing of them is recorded"
+            );
+            Report {
+                level: Warning,
+                log: text.clone(),
+                signal: None,
+                outcome: Outcome::Warning(text),
             }
-            RecorderEvent::WriteFailure { kind, message, path } => {
-                gst::warning!(CAT, imp = self, "write-failure: {message}");
-                let code: gst::ResourceError = kind.into();
-                let error = glib::Error::new(code, &message);
-                obj.emit_by_name::<()>("write-failure", &[&error]);
-                gst::Structure::builder("streambuffer-write-failure")
-                    .field("error", &message)
-                    .field("kind", kind.as_str())
-                    .field("location", path.display().to_string())
-                    .field("running-time", running_time)
-                    .build()
-            }
-            RecorderEvent::WriteFailureClear(s) => {
-                let duration = s.dropped_duration_ns.unwrap_or(u64::MAX);
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "write-failure-clear: {} bytes, {} dropped in {:?}",
-                    s.dropped_bytes,
-                    s.dropped_duration_ns.map_or("unknown".into(), |d| format!("{d} ns")),
-                    s.failure_duration
-                );
-                obj.emit_by_name::<()>("write-failure-clear", &[&s.dropped_bytes, &duration]);
-                gst::Structure::builder("streambuffer-write-failure-clear")
-                    .field("dropped-bytes", s.dropped_bytes)
-                    .field("dropped-duration", duration)
-                    .field(
-                        "failure-duration",
-                        u64::try_from(s.failure_duration.as_nanos()).unwrap_or(u64::MAX),
-                    )
-                    .field("running-time", running_time)
-                    .build()
-            }
-            RecorderEvent::RecordingScheduled { id, location, kind } => {
-                gst::info!(CAT, imp = self, "recording {id} scheduled: {}", location.display());
-                gst::Structure::builder("streambuffer-recording-scheduled")
-                    .field("id", id)
-                    .field("location", location.display().to_string())
-                    .field("kind", kind.as_str())
-                    .build()
-            }
-            RecorderEvent::RecordingStarted {
-                id,
-                location,
-                kind,
-                start,
-            } => {
-                gst::info!(CAT, imp = self, "recording {id} started: {}", location.display());
-                gst::Structure::builder("streambuffer-recording-started")
-                    .field("id", id)
-                    .field("location", location.display().to_string())
-                    .field("kind", kind.as_str())
-                    .field("start-time", start.position_ns)
-                    .field_if_some("start-date-time", start.date_ms.and_then(gst_date_time))
-                    .build()
-            }
-            RecorderEvent::RecordingStopped(r) => {
-                gst::info!(CAT, imp = self, "recording {} stopped: {} bytes", r.id, r.bytes);
-                gst::Structure::builder("streambuffer-recording-stopped")
-                    .field("id", r.id)
-                    .field("location", r.location.display().to_string())
-                    .field("kind", r.kind.as_str())
-                    .field("start-time", r.start.position_ns)
-                    .field_if_some("start-date-time", r.start.date_ms.and_then(gst_date_time))
-                    .field("stop-time", r.stop.position_ns)
-                    .field_if_some("stop-date-time", r.stop.date_ms.and_then(gst_date_time))
-                    .field("bytes", r.bytes)
-                    .field("copied-segments", r.copied_segments)
-                    .field("status", if r.error.is_some() { "error" } else { "ok" })
-                    .field("error", r.error.unwrap_or_default())
-                    .build()
-            }
-            RecorderEvent::ProgramsMissing(missing) => {
-                let list = missing.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
-                gst::element_imp_warning!(
-                    self,
-                    gst::StreamError::Demux,
-                    ("The stream's PAT does not list program(s) {list} of the 'programs' property: nothing of them is recorded")
-                );
-                return;
-            }
-            RecorderEvent::EvictedUnderPressure { segments, bytes } => {
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "evicted {segments} segments ({bytes} bytes) to make room"
-                );
-                gst::Structure::builder("streambuffer-evicted-under-pressure")
-                    .field("segments", segments)
-                    .field("bytes", bytes)
-                    .field("running-time", running_time)
-                    .build()
-            }
-        };
-        let _ = obj.post_message(gst::message::Element::builder(structure).src(&*obj).build());
+        }
+        RecorderEvent::EvictedUnderPressure { segments, bytes } => {
+            let structure = gst::Structure::builder("streambuffer-evicted-under-pressure")
+                .field("segments", segments)
+                .field("bytes", bytes)
+                .field("running-time", running_time)
+                .build();
+            Report::new(
+                Info,
+                format!("evicted {segments} segments ({bytes} bytes) to make room"),
+                structure,
+            )
+        }
     }
+}
+
+/// What [`SinkHost`] needs of the element: emitting a recorder event (with
+/// no lock held) and a cancellable wait while the sink blocks.
+pub(super) trait Reporter {
+    /// Logs the event, emits its signal and posts its message.
+    fn emit(&self, event: RecorderEvent, pts: Option<gst::ClockTime>);
+    /// Waits up to `timeout` with the sink marked as blocked; false if a
+    /// flush or stop ended the wait.
+    fn wait_blocked(&self, timeout: Duration) -> bool;
 }
 
 /// The recorder's view of the element: real time, cancellable waits, and
 /// events queued until no lock is held (or until a blocking wait begins, so
 /// `write-failure` is heard while the sink blocks).
 pub(super) struct SinkHost<'a> {
-    imp: &'a StreamBufferSink,
+    reporter: &'a dyn Reporter,
     /// Timestamp of the buffer being rendered: the events' running time.
     pub(super) pts: Option<gst::ClockTime>,
     pub(super) queued: Vec<RecorderEvent>,
 }
 
 impl<'a> SinkHost<'a> {
-    pub(super) fn new(imp: &'a StreamBufferSink, pts: Option<gst::ClockTime>) -> Self {
+    pub(super) fn new(reporter: &'a dyn Reporter, pts: Option<gst::ClockTime>) -> Self {
         SinkHost {
-            imp,
+            reporter,
             pts,
             queued: Vec::new(),
         }
@@ -166,7 +263,7 @@ impl<'a> SinkHost<'a> {
 
     pub(super) fn emit_queued(&mut self) {
         for event in self.queued.drain(..) {
-            self.imp.emit(event, self.pts);
+            self.reporter.emit(event, self.pts);
         }
     }
 }
@@ -178,10 +275,7 @@ impl Host for SinkHost<'_> {
 
     fn wait(&mut self, timeout: Duration) -> bool {
         self.emit_queued();
-        self.imp.blocked.store(true, std::sync::atomic::Ordering::Release);
-        let waited = self.imp.flush_gate.wait(timeout);
-        self.imp.blocked.store(false, std::sync::atomic::Ordering::Release);
-        waited
+        self.reporter.wait_blocked(timeout)
     }
 
     fn event(&mut self, event: RecorderEvent) {

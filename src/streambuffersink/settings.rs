@@ -4,11 +4,14 @@
 //! set. Values outside a property's range are refused by GLib itself.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
 
 use super::WriteFailureMode;
+use crate::recorder::RecorderConfig;
+use crate::ring::{Retention, RingConfig};
 
 const SECOND: u64 = 1_000_000_000;
 const DEFAULT_SEGMENT_DURATION: u64 = 6 * SECOND;
@@ -297,6 +300,34 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
 }
 
 impl Settings {
+    /// The ring these settings describe, in `dir`.
+    pub(super) fn ring_config(&self, dir: PathBuf) -> RingConfig {
+        RingConfig {
+            dir,
+            retention: Retention {
+                max_duration_ns: self.max_duration,
+                max_size: self.max_size,
+                min_free_space: self.min_free_space,
+            },
+            playlist_length: self.playlist_length,
+            segment_duration_ns: self.segment_duration,
+            sync_on_rotate: self.sync_on_rotate,
+            reuse_evicted: self.reuse_files,
+            extra_segments: self.extra_segments,
+            iframe_playlist: self.iframe_playlist,
+        }
+    }
+
+    /// How the recorder cuts, filters and meets write failures.
+    pub(super) fn recorder_config(&self) -> RecorderConfig {
+        RecorderConfig {
+            segment_duration_ns: self.segment_duration,
+            program: u16::try_from(self.program_number).ok(),
+            failure_mode: self.write_failure_mode.into(),
+            retry_interval: Duration::from_nanos(self.retry_interval),
+        }
+    }
+
     /// Sets property `name` from `value`; `Err` says why it was refused.
     pub(super) fn set(&mut self, name: &str, value: &glib::Value) -> Result<(), String> {
         match name {

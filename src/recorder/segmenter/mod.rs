@@ -6,31 +6,28 @@
 //! back an access unit while its verdict is pending, and hands what the ring
 //! wrote to the recordings. The write-failure mode is applied in `health`.
 
+mod failure;
+mod gops;
+mod recordings;
+
+pub(super) use failure::Halt;
+
+#[cfg(test)]
+pub(super) use gops::FORCED_CUT_FACTOR;
+
 use std::collections::VecDeque;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::health::WriteHealth;
-use super::recording::{RecordingPoint, RecordingTime, Recordings, StreamPosition};
-use super::{Host, PushError, RecorderConfig, RecorderEvent, RecorderStats, RecordingRequest};
+use super::recording::{RecordingPoint, Recordings};
+use super::{Host, PushError, RecorderConfig, RecorderEvent, RecorderStats};
 use crate::layout::index::Keyframe;
-use crate::ring::{Chunk, Ring, SegmentStart, SharedBytes, WriteFailure};
+use crate::ring::{Chunk, Ring, SegmentStart, SharedBytes};
 use crate::ts::analyzer::Unit;
 use crate::ts::random_access::Verdict;
 use crate::ts::timeline::{Step, presentation_delay};
 use crate::ts::{PACKET_SIZE, Packet, StreamAnalyzer, Timeline};
-
-/// A segment is cut at the next packet, random-access point or not, once it
-/// is this many times longer than `segment-duration` and than the longest
-/// GOP seen. This bounds segments of streams whose keyframes cannot be found
-/// (scrambled video without random_access_indicator, an unknown codec),
-/// while a stream that has random-access points is only ever cut at one,
-/// however long its GOPs: a segment starting inside a GOP does not decode.
-pub const FORCED_CUT_FACTOR: u64 = 3;
-
-/// The GOP assumed, for the forced cut, while only one random-access point
-/// has been seen: long enough for the longest GOPs encoders make (x264's
-/// default is 250 frames, 10 s at 25 fps; 20 s at 12.5 fps).
-const FIRST_GOP_ALLOWANCE_NS: u64 = 20_000_000_000;
+use gops::{Gops, cut_tolerance};
 
 /// Packets held while the verdict on an access unit is pending; past this the
 /// unit is taken as not random-access.
@@ -44,15 +41,6 @@ const MAX_HOLD: usize = 1024 * PACKET_SIZE;
 /// anyway, so it adds no write at all, and at low ones a few small writes
 /// a second.
 const FLUSH_INTERVAL_NS: u64 = 200_000_000;
-
-/// How much earlier than `segment-duration` a random-access point may cut.
-/// The PCR in a keyframe's packet jitters around the frame time (a live
-/// multiplexer stamps it from its clock), so a keyframe exactly one GOP
-/// later can measure a hair short; without this the segment would run a
-/// whole GOP longer than asked.
-fn cut_tolerance(segment_duration_ns: u64) -> u64 {
-    (segment_duration_ns / 20).min(250_000_000)
-}
 
 /// Access-unit starts remembered per segment, to cut a failed segment back
 /// to a complete frame. More than the frames one write block can hold at
@@ -81,16 +69,6 @@ pub(super) enum Hold {
     Deciding(Vec<u8>),
 }
 
-/// Whether the segmenter goes on processing input.
-#[derive(Debug)]
-pub(super) enum Halt {
-    Running,
-    /// A blocked write was cancelled: stop processing the current input.
-    Cancelled,
-    /// `error` mode: the failure that ended the recording, for good.
-    Fatal(WriteFailure),
-}
-
 /// Cuts the stream of whole packets into segments and writes them to the
 /// ring: keeps the timeline, decides cuts, holds back an access unit while
 /// its verdict is pending, applies the write-failure mode and feeds the
@@ -111,15 +89,8 @@ pub(super) struct Segmenter {
     pub(super) run_offset: Option<usize>,
     /// Timeline position from which a forced cut is due (see FORCED_CUT_FACTOR).
     pub(super) forced_cut_at_ns: u64,
-    /// Timeline position of the last random-access point on the cut PID
-    /// (forgotten at a timeline jump).
-    pub(super) last_random_access_ns: Option<u64>,
-    /// Longest time seen between two random-access points; 0 until two were.
-    pub(super) longest_gop_ns: u64,
-    /// Time between the last two random-access points; 0 until two were.
-    pub(super) last_gop_ns: u64,
-    /// A random-access point was seen at all: the stream has them.
-    pub(super) random_access_seen: bool,
+    /// The GOPs seen, for the cut rules.
+    pub(super) gops: Gops,
     /// Timeline position of the last time-based flush.
     pub(super) flushed_at_ns: u64,
     /// Whether packets are held back while a due access unit's verdict is pending.
@@ -168,10 +139,7 @@ impl Segmenter {
             input: None,
             run_offset: None,
             forced_cut_at_ns: u64::MAX,
-            last_random_access_ns: None,
-            longest_gop_ns: 0,
-            last_gop_ns: 0,
-            random_access_seen: false,
+            gops: Gops::default(),
             flushed_at_ns: 0,
             hold: Hold::Passing,
             cut_asap: false,
@@ -194,17 +162,6 @@ impl Segmenter {
     fn ring_time(&self, position_ns: u64) -> u64 {
         self.segment_ring_start_ns
             .saturating_add(position_ns.saturating_sub(self.segment_start_ns))
-    }
-
-    /// Wall-clock time at timeline position `position_ns`, from the anchor
-    /// taken at the first segment after a jump.
-    pub(super) fn wall_ms(&self, position_ns: u64) -> i64 {
-        match self.anchor {
-            Some((anchor_ms, anchor_ns)) => {
-                anchor_ms.saturating_add(i64::try_from(position_ns.saturating_sub(anchor_ns) / 1_000_000).unwrap_or(0))
-            }
-            None => wall_clock_ms(),
-        }
     }
 
     /// An access unit starts at `offset` of the open segment: the previous
@@ -250,59 +207,6 @@ impl Segmenter {
         }
     }
 
-    pub(super) fn stream_position(&self) -> StreamPosition {
-        let delay_90k = presentation_delay(self.unit_pts, self.timeline.last_pcr());
-        StreamPosition {
-            position_ns: self.timeline.position_ns(),
-            ring_ns: self.ring_now(),
-            delay_ns: u64::try_from(delay_90k).map_or(0, |d| d * 100_000 / 9),
-            wall: self.now,
-        }
-    }
-
-    /// When `request` is on the stream: a past date-time is found in the
-    /// segments' date-times (so a hole in between does not shift it), an
-    /// offset counts back in ring time, and the future is a timeline
-    /// position to wait for.
-    pub(super) fn resolve(&self, request: RecordingRequest) -> RecordingTime {
-        let position = self.timeline.position_ns();
-        match request {
-            RecordingRequest::Offset(0) => RecordingTime::Now,
-            RecordingRequest::Offset(ns) if ns > 0 => {
-                RecordingTime::Scheduled(position.saturating_add(ns.unsigned_abs()))
-            }
-            RecordingRequest::Offset(ns) => RecordingTime::Past(self.ring_now().saturating_sub(ns.unsigned_abs())),
-            RecordingRequest::Date(date_ms) => {
-                let now_ms = self.wall_ms(position);
-                match u64::try_from(date_ms.saturating_sub(now_ms)) {
-                    Ok(ahead_ms) if ahead_ms > 0 => {
-                        RecordingTime::Scheduled(position.saturating_add(ahead_ms.saturating_mul(1_000_000)))
-                    }
-                    _ => RecordingTime::Past(self.ring.ring_time_at(date_ms).min(self.ring_now())),
-                }
-            }
-        }
-    }
-
-    /// Starts and stops what is due in the recordings (cheap when nothing is).
-    pub(super) fn poll_recordings(&mut self, host: &mut dyn Host) {
-        if self
-            .recordings
-            .needs_poll(self.timeline.position_ns(), self.keyframes_indexed)
-        {
-            let at = self.stream_position();
-            self.recordings.poll(&mut self.ring, at, self.keyframes_indexed, host);
-        }
-    }
-
-    /// The stream ended (or the recorder stopped for good): every recording
-    /// stops at the end of what the ring holds.
-    pub(super) fn finish_recordings(&mut self, host: &mut dyn Host) {
-        let at = self.stream_position();
-        let end = self.ring_now();
-        self.recordings.finish_all(&self.ring, at, end, host);
-    }
-
     pub(super) fn begin_call(&mut self, host: &mut dyn Host) -> Result<(), PushError> {
         // The time only matters for retries while failing; reading the clock
         // for every 1316-byte buffer showed in profiles.
@@ -312,7 +216,7 @@ impl Segmenter {
         if matches!(self.halt, Halt::Cancelled) {
             self.halt = Halt::Running;
         }
-        self.fatal_result()
+        self.halt.result()
     }
 
     pub(super) fn end_call(&mut self) -> Result<(), PushError> {
@@ -320,20 +224,13 @@ impl Segmenter {
             self.halt = Halt::Running;
             return Err(PushError::Cancelled);
         }
-        self.fatal_result()
+        self.halt.result()
     }
 
     /// The fatal failure, if `error` mode stopped the recorder, for every
     /// call after it too.
-    fn fatal_result(&self) -> Result<(), PushError> {
-        match &self.halt {
-            Halt::Fatal(f) => Err(fatal_error(f)),
-            Halt::Running | Halt::Cancelled => Ok(()),
-        }
-    }
-
     pub(super) fn on_jump(&mut self) {
-        self.last_random_access_ns = None;
+        self.gops.forget_last();
         self.stats.discontinuities += 1;
         self.pending_discontinuity = true;
         self.cut_asap = true;
@@ -525,51 +422,20 @@ impl Segmenter {
         }
         let elapsed = self.timeline.position_ns() - self.segment_start_ns;
         let duration = self.config.segment_duration_ns;
-        self.cut_asap || elapsed + cut_tolerance(duration) >= duration || self.waiting_overshoots_target(elapsed)
+        self.cut_asap
+            || elapsed + cut_tolerance(duration) >= duration
+            || self.gops.waiting_overshoots_target(elapsed, duration)
     }
 
-    /// Whether waiting one more GOP (as long as the last one) for the next
-    /// random-access point would make this segment's EXTINF round above the
-    /// target duration `segment-duration` sets, though this one is at least
-    /// half way there. Then this point cuts: otherwise one short GOP (an
-    /// encoder's first, an open GOP) makes one long segment that raises
-    /// `EXT-X-TARGETDURATION` for the life of the ring.
-    fn waiting_overshoots_target(&self, elapsed_ns: u64) -> bool {
-        const SECOND: u64 = 1_000_000_000;
-        let duration = self.config.segment_duration_ns;
-        let target_s = duration.div_ceil(SECOND).max(1);
-        let rounded_s = |ns: u64| ns.saturating_add(SECOND / 2) / SECOND;
-        self.last_gop_ns > 0
-            && elapsed_ns.saturating_mul(2) >= duration
-            && rounded_s(elapsed_ns.saturating_add(self.last_gop_ns)) > target_s
-    }
-
-    /// No random-access point came for too long: cut anyway. "Too long" is
-    /// [`FORCED_CUT_FACTOR`] times the segment duration for a stream that
-    /// has shown no random-access point, and at least as many times its
-    /// longest GOP for one that has.
+    /// How long a segment may run without a random-access point.
     pub(super) fn forced_limit(&self) -> u64 {
-        let gop = match (self.random_access_seen, self.longest_gop_ns) {
-            (false, _) => 0,
-            (true, 0) => FIRST_GOP_ALLOWANCE_NS,
-            (true, gop) => gop,
-        };
-        self.config
-            .segment_duration_ns
-            .max(gop)
-            .saturating_mul(FORCED_CUT_FACTOR)
+        self.gops.forced_limit(self.config.segment_duration_ns)
     }
 
     /// A random-access point on the cut PID: the GOP it ends is measured,
     /// and the forced-cut deadline moves with the limit.
     fn on_random_access(&mut self) {
-        let now = self.timeline.position_ns();
-        if let Some(previous) = self.last_random_access_ns {
-            self.last_gop_ns = now.saturating_sub(previous);
-            self.longest_gop_ns = self.longest_gop_ns.max(self.last_gop_ns);
-        }
-        self.last_random_access_ns = Some(now);
-        self.random_access_seen = true;
+        self.gops.record(self.timeline.position_ns());
         let since = if self.ring.is_segment_open() {
             Some(self.segment_start_ns)
         } else {
@@ -710,21 +576,6 @@ impl Segmenter {
         }
     }
 
-    /// Gives content recordings what the ring wrote.
-    fn tee(&mut self, data: &[u8], host: &mut dyn Host) {
-        let position = self.timeline.position_ns();
-        self.recordings.tee(data, position, self.config.retry_interval, host);
-    }
-
-    /// The ring's newest segment was completed.
-    pub(super) fn on_segment_completed(&mut self, host: &mut dyn Host) {
-        let at = self.stream_position();
-        if let Some(info) = self.ring.segments().next_back() {
-            let start = self.ring.ring_time_end().saturating_sub(info.duration_ns);
-            self.recordings.segment_completed(&self.ring, at, info, start, host);
-        }
-    }
-
     /// Remembers where an access unit starts in the open segment.
     fn note_unit_start(&mut self, offset: u64) {
         if self.unit_starts.len() == MAX_UNIT_STARTS {
@@ -734,22 +585,7 @@ impl Segmenter {
     }
 }
 
-/// A copy of the failure that stopped the recorder. Out of line: every
-/// call checks for it, and the check alone is what the common path pays.
-#[cold]
-fn fatal_error(f: &WriteFailure) -> PushError {
-    PushError::Fatal(WriteFailure::new(f.path.clone(), clone_io_error(&f.source), false))
-}
-
-/// `io::Error` is not `Clone`; keep the kind, the OS code and the text.
-fn clone_io_error(e: &std::io::Error) -> std::io::Error {
-    match e.raw_os_error() {
-        Some(code) => std::io::Error::from_raw_os_error(code),
-        None => std::io::Error::new(e.kind(), e.to_string()),
-    }
-}
-
-fn wall_clock_ms() -> i64 {
+pub(super) fn wall_clock_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Where the segmenter meets the recordings: what "now" is in stream and
+//! wall-clock time, resolving an application's request to a point in the
+//! ring, and handing the recordings what was written.
+
+use super::{Segmenter, wall_clock_ms};
+use crate::recorder::recording::{RecordingTime, StreamPosition};
+use crate::recorder::{Host, RecordingRequest};
+use crate::ts::timeline::presentation_delay;
+
+impl Segmenter {
+    /// Wall-clock time at timeline position `position_ns`, from the anchor
+    /// taken at the first segment after a jump.
+    pub(in crate::recorder) fn wall_ms(&self, position_ns: u64) -> i64 {
+        match self.anchor {
+            Some((anchor_ms, anchor_ns)) => {
+                anchor_ms.saturating_add(i64::try_from(position_ns.saturating_sub(anchor_ns) / 1_000_000).unwrap_or(0))
+            }
+            None => wall_clock_ms(),
+        }
+    }
+
+    pub(in crate::recorder) fn stream_position(&self) -> StreamPosition {
+        let delay_90k = presentation_delay(self.unit_pts, self.timeline.last_pcr());
+        StreamPosition {
+            position_ns: self.timeline.position_ns(),
+            ring_ns: self.ring_now(),
+            delay_ns: u64::try_from(delay_90k).map_or(0, |d| d * 100_000 / 9),
+            wall: self.now,
+        }
+    }
+
+    /// When `request` is on the stream: a past date-time is found in the
+    /// segments' date-times (so a hole in between does not shift it), an
+    /// offset counts back in ring time, and the future is a timeline
+    /// position to wait for.
+    pub(in crate::recorder) fn resolve(&self, request: RecordingRequest) -> RecordingTime {
+        let position = self.timeline.position_ns();
+        match request {
+            RecordingRequest::Offset(0) => RecordingTime::Now,
+            RecordingRequest::Offset(ns) if ns > 0 => {
+                RecordingTime::Scheduled(position.saturating_add(ns.unsigned_abs()))
+            }
+            RecordingRequest::Offset(ns) => RecordingTime::Past(self.ring_now().saturating_sub(ns.unsigned_abs())),
+            RecordingRequest::Date(date_ms) => {
+                let now_ms = self.wall_ms(position);
+                match u64::try_from(date_ms.saturating_sub(now_ms)) {
+                    Ok(ahead_ms) if ahead_ms > 0 => {
+                        RecordingTime::Scheduled(position.saturating_add(ahead_ms.saturating_mul(1_000_000)))
+                    }
+                    _ => RecordingTime::Past(self.ring.ring_time_at(date_ms).min(self.ring_now())),
+                }
+            }
+        }
+    }
+
+    /// Starts and stops what is due in the recordings (cheap when nothing is).
+    pub(in crate::recorder) fn poll_recordings(&mut self, host: &mut dyn Host) {
+        if self
+            .recordings
+            .needs_poll(self.timeline.position_ns(), self.keyframes_indexed)
+        {
+            let at = self.stream_position();
+            self.recordings.poll(&mut self.ring, at, self.keyframes_indexed, host);
+        }
+    }
+
+    /// The stream ended (or the recorder stopped for good): every recording
+    /// stops at the end of what the ring holds.
+    pub(in crate::recorder) fn finish_recordings(&mut self, host: &mut dyn Host) {
+        let at = self.stream_position();
+        let end = self.ring_now();
+        self.recordings.finish_all(&self.ring, at, end, host);
+    }
+
+    /// Gives content recordings what the ring wrote.
+    pub(super) fn tee(&mut self, data: &[u8], host: &mut dyn Host) {
+        let position = self.timeline.position_ns();
+        self.recordings.tee(data, position, self.config.retry_interval, host);
+    }
+
+    /// The ring's newest segment was completed.
+    pub(in crate::recorder) fn on_segment_completed(&mut self, host: &mut dyn Host) {
+        let at = self.stream_position();
+        if let Some(info) = self.ring.segments().next_back() {
+            let start = self.ring.ring_time_end().saturating_sub(info.duration_ns);
+            self.recordings.segment_completed(&self.ring, at, info, start, host);
+        }
+    }
+}
