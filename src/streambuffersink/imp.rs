@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+mod signals;
+
 use gst::glib;
 use gst::glib::translate::from_glib_none;
 use gst::prelude::*;
@@ -133,139 +135,10 @@ impl ObjectImpl for StreamBufferSink {
 
     // The comments on each signal are GStreamer's documentation format
     // (`/** Type::signal: ... */`), which its tooling reads from the source.
-    #[allow(unused_doc_comments)]
     fn signals() -> &'static [glib::subclass::Signal] {
         static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
             let mut signals = event_signals();
-            signals.extend([
-                // IStreamBufferRecordControl::Start: (location, kind, start offset in ns from
-                // now: below 0 reaches back into the ring, above 0 is scheduled) -> id, 0 if refused.
-                /**
-                 * GstStreamBufferSink::start-recording:
-                 * @sink: the #GstStreamBufferSink
-                 * @location: the recording's file (content) or directory (reference), which must not exist
-                 * @kind: a #GstStreamBufferRecordingKind
-                 * @start_offset: where it starts, in ns from now: below 0 reaches back into the ring,
-                 *   0 is now, above 0 is scheduled
-                 *
-                 * Action signal: starts a recording (IStreamBufferRecordControl::Start).
-                 *
-                 * Returns: the recording's id, 0 if refused (a WARNING message says why)
-                 *
-                 * Since: 0.1
-                 */
-                glib::subclass::Signal::builder("start-recording")
-                    .param_types([String::static_type(), RecordingKind::static_type(), i64::static_type()])
-                    .return_type::<u32>()
-                    .action()
-                    .class_handler(|args| {
-                        let id = (|| {
-                            let obj: super::StreamBufferSink = arg(args, 0)?;
-                            Some(obj.imp().start_recording(
-                                &arg::<String>(args, 1)?,
-                                arg(args, 2)?,
-                                RecordingRequest::Offset(arg(args, 3)?),
-                            ))
-                        })();
-                        Some(id.unwrap_or(0).to_value())
-                    })
-                    .build(),
-                // start-recording with a date-time (past: reaches back; future: scheduled):
-                // (location, kind, start) -> id, 0 if refused.
-                /**
-                 * GstStreamBufferSink::start-recording-at:
-                 * @sink: the #GstStreamBufferSink
-                 * @location: the recording's file or directory, which must not exist
-                 * @kind: a #GstStreamBufferRecordingKind
-                 * @start: where it starts, a #GDateTime: in the past, the content received then; in the future, scheduled
-                 *
-                 * Action signal: #GstStreamBufferSink::start-recording at a date-time.
-                 *
-                 * Returns: the recording's id, 0 if refused
-                 *
-                 * Since: 0.1
-                 */
-                glib::subclass::Signal::builder("start-recording-at")
-                    .param_types([
-                        String::static_type(),
-                        RecordingKind::static_type(),
-                        glib::DateTime::static_type(),
-                    ])
-                    .return_type::<u32>()
-                    .action()
-                    .class_handler(|args| {
-                        let id = (|| {
-                            let obj: super::StreamBufferSink = arg(args, 0)?;
-                            let date = date_ms(&arg(args, 3)?)?;
-                            Some(obj.imp().start_recording(
-                                &arg::<String>(args, 1)?,
-                                arg(args, 2)?,
-                                RecordingRequest::Date(date),
-                            ))
-                        })();
-                        Some(id.unwrap_or(0).to_value())
-                    })
-                    .build(),
-                // stop-recording with a date-time (past or future): (id, stop) -> known id.
-                /**
-                 * GstStreamBufferSink::stop-recording-at:
-                 * @sink: the #GstStreamBufferSink
-                 * @id: the recording's id
-                 * @stop: where it stops, a #GDateTime (past, now or future)
-                 *
-                 * Action signal: #GstStreamBufferSink::stop-recording at a date-time.
-                 *
-                 * Returns: %FALSE for an unknown id
-                 *
-                 * Since: 0.1
-                 */
-                glib::subclass::Signal::builder("stop-recording-at")
-                    .param_types([u32::static_type(), glib::DateTime::static_type()])
-                    .return_type::<bool>()
-                    .action()
-                    .class_handler(|args| {
-                        let stopped = (|| {
-                            let obj: super::StreamBufferSink = arg(args, 0)?;
-                            Some(
-                                obj.imp()
-                                    .stop_recording(arg(args, 1)?, RecordingRequest::Date(date_ms(&arg(args, 2)?)?)),
-                            )
-                        })();
-                        Some(stopped.unwrap_or(false).to_value())
-                    })
-                    .build(),
-                // IStreamBufferRecordControl::Stop: (id, stop offset in ns from now; past,
-                // now or future: content ends before the first keyframe at or after it) -> known id.
-                /**
-                 * GstStreamBufferSink::stop-recording:
-                 * @sink: the #GstStreamBufferSink
-                 * @id: the recording's id
-                 * @stop_offset: where it stops, in ns from now (past, now or future): content ends
-                 *   before the first keyframe at or after it, a reference recording with the segment holding it
-                 *
-                 * Action signal: stops a recording (IStreamBufferRecordControl::Stop);
-                 * `streambuffer-recording-stopped` reports what it holds.
-                 *
-                 * Returns: %FALSE for an unknown id
-                 *
-                 * Since: 0.1
-                 */
-                glib::subclass::Signal::builder("stop-recording")
-                    .param_types([u32::static_type(), i64::static_type()])
-                    .return_type::<bool>()
-                    .action()
-                    .class_handler(|args| {
-                        let stopped = (|| {
-                            let obj: super::StreamBufferSink = arg(args, 0)?;
-                            Some(
-                                obj.imp()
-                                    .stop_recording(arg(args, 1)?, RecordingRequest::Offset(arg(args, 2)?)),
-                            )
-                        })();
-                        Some(stopped.unwrap_or(false).to_value())
-                    })
-                    .build(),
-            ]);
+            signals.extend(signals::action_signals());
             signals
         });
         SIGNALS.as_ref()
@@ -685,15 +558,4 @@ impl StreamBufferSink {
         let code: gst::ResourceError = f.kind.into();
         gst::element_imp_error!(self, code, ("{}", f));
     }
-}
-
-fn date_ms(date: &glib::DateTime) -> Option<i64> {
-    date.to_unix()
-        .checked_mul(1000)?
-        .checked_add(i64::from(date.microsecond() / 1000))
-}
-
-/// Argument `i` of an action signal, if it has the expected type.
-fn arg<T: for<'a> glib::value::FromValue<'a> + 'static>(args: &[glib::Value], i: usize) -> Option<T> {
-    args.get(i)?.get::<T>().ok()
 }

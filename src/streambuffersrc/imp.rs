@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MPL-2.0
-use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
@@ -10,20 +9,22 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
-mod settings;
+mod read;
+mod signals;
 mod trick;
 
 /// How long fast-forward waits at the live edge for its own seek back to
 /// 1.0 before asking again.
 const LEAVING_RETRY: Duration = Duration::from_secs(2);
 
-use settings::{DEFAULT_BLOCKSIZE, Settings};
-use trick::{SeekTarget, Trick};
+use super::report::{Reading, event_message, nothing_playable, stats_structure};
+use super::settings::{self, DEFAULT_BLOCKSIZE, Settings};
+use trick::Trick;
 
 use super::uri::{self, RingUri};
 use crate::element_sync::{FlushGate, lock};
 use crate::layout::PLAYLIST_NAME;
-use crate::reader::{Direction, Playback, ReadOutcome, ReaderEvent, RingReader, TrickOutcome};
+use crate::reader::{Direction, Playback, ReaderEvent, RingReader};
 use crate::ts::{PACKET_SIZE, Packet};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -122,71 +123,8 @@ impl ObjectImpl for StreamBufferSrc {
         PROPERTIES.as_ref()
     }
 
-    // The comments on each signal are GStreamer's documentation format
-    // (`/** Type::signal: ... */`), which its tooling reads from the source.
-    #[allow(unused_doc_comments)]
     fn signals() -> &'static [glib::subclass::Signal] {
-        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
-            vec![
-                // The presentation time (ns, ring time: what a TIME seek takes)
-                // of the content received at a date-time; -1 outside the window.
-                /**
-                 * GstStreamBufferSrc::date-time-to-position:
-                 * @src: the #GstStreamBufferSrc
-                 * @date_time: a #GDateTime
-                 *
-                 * Action signal: the position of the content received at @date_time, as
-                 * the keyframe index's wall clock says.
-                 *
-                 * Returns: the presentation time in ns (what a %GST_FORMAT_TIME seek takes),
-                 *   -1 outside the window or in a hole
-                 *
-                 * Since: 0.1
-                 */
-                glib::subclass::Signal::builder("date-time-to-position")
-                    .param_types([glib::DateTime::static_type()])
-                    .return_type::<i64>()
-                    .action()
-                    .class_handler(|args| {
-                        let position = (|| {
-                            let obj = args.first()?.get::<super::StreamBufferSrc>().ok()?;
-                            let date = args.get(1)?.get::<glib::DateTime>().ok()?;
-                            let ms = date.to_unix().checked_mul(1000)? + i64::from(date.microsecond() / 1000);
-                            obj.imp().with_reader(|r| r.position_at_date(ms)).flatten()
-                        })();
-                        Some(position.and_then(|p| i64::try_from(p).ok()).unwrap_or(-1).to_value())
-                    })
-                    .build(),
-                // The date-time at which the content presented at a position
-                // (ns) was received; NULL where unknown.
-                /**
-                 * GstStreamBufferSrc::position-to-date-time:
-                 * @src: the #GstStreamBufferSrc
-                 * @position: a presentation time in ns
-                 *
-                 * Action signal: when the content presented at @position was received.
-                 *
-                 * Returns: (nullable): a #GDateTime, %NULL where unknown
-                 *
-                 * Since: 0.1
-                 */
-                glib::subclass::Signal::builder("position-to-date-time")
-                    .param_types([i64::static_type()])
-                    .return_type::<Option<glib::DateTime>>()
-                    .action()
-                    .class_handler(|args| {
-                        let date = (|| {
-                            let obj = args.first()?.get::<super::StreamBufferSrc>().ok()?;
-                            let position = u64::try_from(args.get(1)?.get::<i64>().ok()?).ok()?;
-                            let ms = obj.imp().with_reader(|r| r.date_at_position(position)).flatten()?;
-                            let utc = glib::DateTime::from_unix_utc(ms.div_euclid(1000)).ok()?;
-                            utc.add(glib::TimeSpan::from_milliseconds(ms.rem_euclid(1000))).ok()
-                        })();
-                        Some(date.to_value())
-                    })
-                    .build(),
-            ]
-        });
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(signals::action_signals);
         SIGNALS.as_ref()
     }
 
@@ -207,17 +145,10 @@ impl ObjectImpl for StreamBufferSrc {
             );
             return;
         }
-        let mut s = lock(&self.settings);
-        match pspec.name() {
-            "location" => match value.get::<Option<String>>().ok().flatten() {
-                Some(l) if l.is_empty() => gst::error!(CAT, imp = self, "Refusing an empty location"),
-                l => s.location = l.map(PathBuf::from),
-            },
-            "start-position" => s.start_position = value.get().unwrap_or(s.start_position),
-            "start-delay" => s.start_delay = value.get().unwrap_or(s.start_delay),
-            "poll-interval" => s.poll_interval = value.get().unwrap_or(s.poll_interval),
-            "trick-frame-rate" => s.trick_frame_rate = value.get().unwrap_or(s.trick_frame_rate),
-            other => gst::warning!(CAT, imp = self, "Unknown property '{other}'"),
+        if let Err(why) = lock(&self.settings).set(pspec.name(), value) {
+            // On stderr too, as GLib reports a value out of a property's range.
+            gst::warning!(CAT, imp = self, "{why}");
+            glib::g_warning!("streambuffersrc", "{why}");
         }
     }
 
@@ -225,18 +156,10 @@ impl ObjectImpl for StreamBufferSrc {
         if pspec.name() == "stats" {
             return self.stats().to_value();
         }
-        let s = lock(&self.settings);
-        match pspec.name() {
-            "location" => s.location.as_ref().map(|p| p.to_string_lossy().into_owned()).to_value(),
-            "start-position" => s.start_position.to_value(),
-            "start-delay" => s.start_delay.to_value(),
-            "poll-interval" => s.poll_interval.to_value(),
-            "trick-frame-rate" => s.trick_frame_rate.to_value(),
-            other => {
-                gst::warning!(CAT, imp = self, "Unknown property '{other}'");
-                None::<String>.to_value()
-            }
-        }
+        lock(&self.settings).get(pspec.name()).unwrap_or_else(|| {
+            gst::warning!(CAT, imp = self, "Unknown property '{}'", pspec.name());
+            None::<String>.to_value()
+        })
     }
 }
 
@@ -549,190 +472,40 @@ impl PushSrcImpl for StreamBufferSrc {
         let mut buffer =
             gst::Buffer::with_size(blocksize / PACKET_SIZE * PACKET_SIZE).map_err(|_| gst::FlowError::Error)?;
         loop {
-            let mut state = lock(&self.state);
-            let State::Started { reader, trick, .. } = &mut *state else {
+            let state = lock(&self.state);
+            let State::Started { trick, .. } = &*state else {
                 return Err(gst::FlowError::Flushing);
             };
-            if let Playback::Keyframes { direction, step_ns, .. } = trick.playback {
-                if let Some(at) = trick.gap_at_ns.take() {
-                    drop(state);
-                    self.push_gap(at);
-                    continue;
-                }
-                // The first keyframe at the seek's target or beyond it,
-                // then one a step further each time.
-                let step = if trick.first { 0 } else { step_ns.max(1) };
-                let outcome = reader.read_keyframe(trick.cursor_ns, direction, step);
-                let events = reader.take_events();
-                let ended = reader.is_ended();
-                match outcome {
-                    Ok(TrickOutcome::Keyframe(piece)) => {
-                        trick.cursor_ns = piece.presentation_ns;
-                        trick.first = false;
-                        let previous = trick.last_piece_ns.replace(piece.presentation_ns);
-                        trick.gap_at_ns = previous;
-                        drop(state);
-                        self.post_events(events);
-                        // The demuxer lets a keyframe out when the next
-                        // piece starts: this piece is what shows the one
-                        // before, and is paced by it.
-                        if let Some(previous) = previous
-                            && !self.pace(previous)
-                        {
-                            return Err(gst::FlowError::Flushing);
-                        }
-                        self.note_playable(&piece.data);
-                        let mut buffer = gst::Buffer::from_mut_slice(piece.data);
-                        if let Some(b) = buffer.get_mut() {
-                            b.set_pts(clock_time(piece.ring_time_ns));
-                            b.set_flags(gst::BufferFlags::DISCONT);
-                        }
-                        self.buffers_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        return Ok(CreateSuccess::NewBuffer(buffer));
-                    }
-                    // Fast-forward reached the live edge: playback goes on
-                    // from there at 1.0, as the Windows engine does.
-                    Ok(TrickOutcome::Edge) if direction == Direction::Forward && !ended => {
-                        let (at, rate) = (trick.cursor_ns, trick.playback.rate());
-                        // The seek back to 1.0 is asked for once, and again
-                        // if it has not come after a while (it was refused).
-                        let ask = trick.leaving.is_none_or(|since| since.elapsed() > LEAVING_RETRY);
-                        if ask {
-                            trick.leaving = Some(std::time::Instant::now());
-                        }
-                        drop(state);
-                        self.post_events(events);
-                        if ask {
-                            self.continue_at_rate_1(at, rate);
-                        }
-                        if !self.flush_gate.wait(poll) {
-                            return Err(gst::FlowError::Flushing);
-                        }
-                        continue;
-                    }
-                    Ok(TrickOutcome::Edge) => {
-                        drop(state);
-                        self.post_events(events);
-                        return Err(self.end_of_stream());
-                    }
-                    Err(e) => {
-                        drop(state);
-                        gst::element_imp_error!(self, gst::ResourceError::Read, ("Cannot read the ring: {}", e));
-                        return Err(gst::FlowError::Error);
-                    }
-                }
-            }
-            let outcome = {
-                let b = buffer.get_mut().ok_or(gst::FlowError::Error)?;
-                let mut map = b.map_writable().map_err(|_| gst::FlowError::Error)?;
-                reader.read(map.as_mut_slice())
-            };
-            let events = reader.take_events();
-            let rate = trick.playback.rate();
-            let position = reader.position();
-            // Faster than real time, the live edge is reached: go on at
-            // 1.0 from there (asked once, and again if it has not come
-            // after a while).
-            let leave = matches!(outcome, Ok(ReadOutcome::Wait))
-                && rate > 1.0
-                && trick.leaving.is_none_or(|since| since.elapsed() > LEAVING_RETRY);
-            if leave {
-                trick.leaving = Some(std::time::Instant::now());
-            }
-            // Deleted segments were skipped (the reader fell out of the
-            // window, paused or slow): a new segment where reading goes
-            // on, so that positions follow the jump.
-            let jumped = events.iter().any(|e| matches!(e, ReaderEvent::StaleFileDeleted { .. }));
-            let jumped_to = match outcome {
-                Ok(ReadOutcome::Data {
-                    timestamp: Some(ring_ns),
-                    ..
-                }) if jumped => Some(ring_ns.saturating_add(reader.presentation_delay())),
-                _ if jumped => position,
-                _ => None,
-            };
-            drop(state);
-            self.post_events(events);
-            if let Some(to) = jumped_to {
-                // A new segment there, by a flushing seek of the element's
-                // own (a demuxer passes on no mid-stream segment): this
-                // buffer waits for it, and is read again after it. Should
-                // the seek not come, the buffer goes out after a while.
-                self.seek_self(rate, SeekTarget::At(to), "where reading goes on after deleted segments");
-                let asked = std::time::Instant::now();
-                while asked.elapsed() < LEAVING_RETRY {
-                    if !self.flush_gate.wait(poll) {
-                        return Err(gst::FlowError::Flushing);
-                    }
-                }
-            }
-            match outcome {
-                Ok(ReadOutcome::Data {
-                    len,
-                    timestamp,
-                    discont,
-                }) => {
-                    {
-                        let b = buffer.get_mut().ok_or(gst::FlowError::Error)?;
-                        b.set_size(len);
-                        if !self.playable.load(std::sync::atomic::Ordering::Relaxed)
-                            && let Ok(map) = b.map_readable()
-                        {
-                            self.note_playable(&map);
-                        }
-                        b.set_pts(timestamp.map(clock_time));
-                        if discont {
-                            b.set_flags(gst::BufferFlags::DISCONT);
-                        }
-                    }
+            if matches!(trick.playback, Playback::Keyframes { .. }) {
+                if let Some(piece) = self.next_keyframe(state, poll)? {
                     self.buffers_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return Ok(CreateSuccess::NewBuffer(buffer));
+                    return Ok(CreateSuccess::NewBuffer(piece));
                 }
-                Ok(ReadOutcome::Eos) => return Err(self.end_of_stream()),
-                Ok(ReadOutcome::Wait) => {
-                    if leave {
-                        self.continue_at_rate_1(position.unwrap_or(0), rate);
-                    }
-                    if !self.flush_gate.wait(poll) {
-                        return Err(gst::FlowError::Flushing);
-                    }
-                }
-                Err(e) => {
-                    gst::element_imp_error!(self, gst::ResourceError::Read, ("Cannot read the ring: {}", e));
-                    return Err(gst::FlowError::Error);
-                }
+            } else if self.next_frames(state, &mut buffer, poll)? {
+                self.buffers_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(CreateSuccess::NewBuffer(buffer));
             }
         }
     }
 }
 
 impl StreamBufferSrc {
-    /// The `stats` structure: counters of the reader, -1 where there is
-    /// nothing to say (not started, nothing read yet).
+    /// The `stats` structure (see `report::stats_structure`).
     fn stats(&self) -> gst::Structure {
-        let signed = |v: Option<u64>| v.and_then(|v| i64::try_from(v).ok()).unwrap_or(-1);
-        let (stats, current, position, lag) = self
-            .with_reader(|r| {
-                let position = r.position();
-                let edge = r.window().map(|(_, end)| end);
-                let lag = position.zip(edge).map(|(p, e)| e.saturating_sub(p));
-                (r.stats(), r.current_sequence(), position, lag)
-            })
-            .unwrap_or_default();
-        gst::Structure::builder("streambuffer-source-stats")
-            .field("bytes-out", stats.bytes)
-            .field(
-                "buffers-out",
-                self.buffers_out.load(std::sync::atomic::Ordering::Relaxed),
-            )
-            .field("segments-read", stats.segments_opened)
-            .field("time-holes", stats.time_holes)
-            .field("stale-deletions", stats.stale_deletions)
-            .field("read-failures", stats.read_failures)
-            .field("current-segment", signed(current))
-            .field("position", signed(position))
-            .field("lag", signed(lag))
-            .build()
+        let reading = self.with_reader(|r| {
+            let position = r.position();
+            let edge = r.window().map(|(_, end)| end);
+            Reading {
+                stats: r.stats(),
+                current: r.current_sequence(),
+                position,
+                lag: position.zip(edge).map(|(p, e)| e.saturating_sub(p)),
+            }
+        });
+        stats_structure(
+            &reading.unwrap_or_default(),
+            self.buffers_out.load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Notes that `data` (whole packets) holds a PAT: a demuxer can start.
@@ -755,13 +528,7 @@ impl StreamBufferSrc {
         }
         let dir = lock(&self.settings).location.clone().unwrap_or_default();
         let listed = self.with_reader(|r| r.listed_segments()).unwrap_or(0);
-        let why = if !dir.join(PLAYLIST_NAME).is_file() {
-            format!("it holds no {PLAYLIST_NAME}: not a ring, or nothing recorded in it yet")
-        } else if listed == 0 {
-            format!("its {PLAYLIST_NAME} lists no segment")
-        } else {
-            format!("none of the {listed} segments its {PLAYLIST_NAME} lists holds an MPEG-TS program (no PAT)")
-        };
+        let why = nothing_playable(&dir, listed);
         gst::element_imp_error!(
             self,
             gst::StreamError::TypeNotFound,
@@ -781,36 +548,9 @@ impl StreamBufferSrc {
     fn post_events(&self, events: Vec<ReaderEvent>) {
         let obj = self.obj();
         for event in events {
-            let s = match event {
-                ReaderEvent::StaleFileDeleted { first, last } => {
-                    gst::info!(CAT, imp = self, "stale files deleted: segments {first} to {last}");
-                    gst::Structure::builder("streambuffer-stale-file-deleted")
-                        .field("sequence", first)
-                        .field("last-sequence", last)
-                        .build()
-                }
-                ReaderEvent::ReadFailure { path, error } => {
-                    gst::warning!(CAT, imp = self, "read failure: {}: {error}", path.display());
-                    gst::Structure::builder("streambuffer-read-failure")
-                        .field("location", path.display().to_string())
-                        .field("error", error)
-                        .build()
-                }
-                ReaderEvent::TimeHole { offset_ms, size_ms } => {
-                    gst::info!(CAT, imp = self, "time hole at {offset_ms} ms, {size_ms} ms long");
-                    gst::Structure::builder("streambuffer-time-hole")
-                        .field("offset-ms", offset_ms)
-                        .field("size-ms", size_ms)
-                        .build()
-                }
-                ReaderEvent::ContentBecomingStale { sequence } => {
-                    gst::info!(CAT, imp = self, "content becoming stale: segment {sequence}");
-                    gst::Structure::builder("streambuffer-content-becoming-stale")
-                        .field("sequence", sequence)
-                        .build()
-                }
-            };
-            let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+            let (level, log, structure) = event_message(event);
+            gst::log_with_level!(CAT, level, imp = self, "{}", log);
+            let _ = obj.post_message(gst::message::Element::builder(structure).src(&*obj).build());
         }
     }
 }

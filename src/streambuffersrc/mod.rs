@@ -11,6 +11,8 @@ use crate::reader;
 
 mod ext;
 mod imp;
+mod report;
+mod settings;
 pub mod uri;
 
 pub use ext::StreamBufferSrcExt;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use gst::glib;
 use gst::prelude::*;
 
-use super::super::StartPosition;
+use super::StartPosition;
 use crate::ts::PACKET_SIZE;
 
 /// 348 packets: about 64 KiB per buffer.
@@ -129,4 +129,38 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .mutable_ready()
             .build(),
     ]
+}
+
+impl Settings {
+    /// Sets property `name`; an error says why a value was refused.
+    pub(super) fn set(&mut self, name: &str, value: &glib::Value) -> Result<(), String> {
+        match name {
+            "location" => match value.get::<Option<String>>().ok().flatten() {
+                Some(l) if l.is_empty() => return Err("Refusing an empty location".into()),
+                l => self.location = l.map(PathBuf::from),
+            },
+            "start-position" => self.start_position = value.get().unwrap_or(self.start_position),
+            "start-delay" => self.start_delay = value.get().unwrap_or(self.start_delay),
+            "poll-interval" => self.poll_interval = value.get().unwrap_or(self.poll_interval),
+            "trick-frame-rate" => self.trick_frame_rate = value.get().unwrap_or(self.trick_frame_rate),
+            other => return Err(format!("Unknown property '{other}'")),
+        }
+        Ok(())
+    }
+
+    /// The value of property `name`, `None` for one these settings do not hold.
+    pub(super) fn get(&self, name: &str) -> Option<glib::Value> {
+        Some(match name {
+            "location" => self
+                .location
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .to_value(),
+            "start-position" => self.start_position.to_value(),
+            "start-delay" => self.start_delay.to_value(),
+            "poll-interval" => self.poll_interval.to_value(),
+            "trick-frame-rate" => self.trick_frame_rate.to_value(),
+            _ => return None,
+        })
+    }
 }
