@@ -3,7 +3,7 @@
 # Benchmarks streambuffersink against filesink, multifilesink, splitmuxsink,
 # hlssink2, and ffmpeg's hls and segment muxers (same input, same filesystem,
 # interleaved runs), and measures the live-edge lag of streambuffersrc; prints
-# Markdown tables for the README. Takes several minutes; not part of the tests.
+# Markdown tables for docs/performance.md (the README keeps a summary). Takes several minutes; not part of the tests.
 #   scripts/bench.sh                 # BENCH_RUNS=7 by default (the issue asks >= 5)
 #   BENCH_RUNS=15 BENCH_SINKS=fakesink,streambuffersink scripts/bench.sh
 #                                    # only those and filesink, throughput only

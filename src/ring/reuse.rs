@@ -4,7 +4,7 @@
 //! Deleting a segment costs the kernel the freeing of its page cache and of
 //! its blocks, and the next segment then has both allocated afresh: on a
 //! ring of 15 MB segments that was the largest cost the ring had that
-//! `filesink` has not (measured in the README). Instead, a segment evicted
+//! `filesink` has not (measured in docs/performance.md). Instead, a segment evicted
 //! for `max-duration` at a rotation is renamed to [`SPARE_NAME`] and becomes
 //! the next segment's file, overwritten from its start and cut to length
 //! when it is finished: its pages and blocks are written over, not freed and
