@@ -49,7 +49,10 @@ fn every_source_file_is_listed_and_every_listed_file_exists() {
     let missing: Vec<_> = sources.iter().filter(|s| !listed.contains(s)).collect();
     let stale: Vec<_> = listed.iter().filter(|l| !sources.contains(l)).collect();
     assert!(missing.is_empty(), "not in docs/architecture.md: {missing:?}");
-    assert!(stale.is_empty(), "docs/architecture.md lists files that do not exist: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "docs/architecture.md lists files that do not exist: {stale:?}"
+    );
 }
 
 #[test]
@@ -66,5 +69,8 @@ fn no_source_file_is_longer_than_600_lines_before_its_tests() {
             long.push(format!("{name}: {before_tests}"));
         }
     }
-    assert!(long.is_empty(), "files longer than 600 lines before their tests: {long:?}");
+    assert!(
+        long.is_empty(),
+        "files longer than 600 lines before their tests: {long:?}"
+    );
 }
