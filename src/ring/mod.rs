@@ -7,6 +7,8 @@
 //! What lives where:
 //!
 //! - here: opening (lock, adoption), the open segment, rotation;
+//! - `write`: writing into the open segment, evicting under pressure;
+//! - `timeline`: ring time and wall-clock time, each from the other;
 //! - `publish`: the window of completed segments, journal and playlist updates;
 //! - [`segment`]: the buffered writer of one segment file;
 //! - [`retention`]: which segments are evicted, and evicting them;
@@ -29,6 +31,8 @@ mod recovery;
 pub mod retention;
 mod reuse;
 pub mod segment;
+mod timeline;
+mod write;
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -362,16 +366,6 @@ impl Ring {
         self.current.is_some()
     }
 
-    /// Bytes of the open segment accepted but not yet in the file.
-    #[must_use]
-    pub fn pending_bytes(&self) -> u64 {
-        self.current.as_ref().map_or(0, |c| c.writer.pending())
-    }
-
-    fn current_len(&self) -> u64 {
-        self.current.as_ref().map_or(0, |c| c.writer.len())
-    }
-
     /// Creates the next segment file. The caller must have finished the
     /// previous one. A ring directory that vanished is created again.
     pub fn begin_segment(&mut self, start: SegmentStart) -> Result<(), WriteFailure> {
@@ -467,166 +461,6 @@ impl Ring {
         }
     }
 
-    /// Ring time at the end of the newest completed segment: after a
-    /// restart, where new content goes on (the outage is left out, as a
-    /// hole between the two segments' date-times).
-    #[must_use]
-    pub fn ring_time_end(&self) -> u64 {
-        self.ring_time_end_ns
-    }
-
-    /// The completed segments, oldest first, each with the ring time it
-    /// starts at: ring time has no holes, so they follow one another back
-    /// from [`Self::ring_time_end`].
-    pub fn segments_in_time(&self) -> impl Iterator<Item = (&SegmentInfo, u64)> {
-        let before_end: u64 = self.entries.iter().map(|e| e.info.duration_ns).sum();
-        let mut start = self.ring_time_end_ns.saturating_sub(before_end);
-        self.entries.iter().map(move |e| {
-            let at = start;
-            start = start.saturating_add(e.info.duration_ns);
-            (&e.info, at)
-        })
-    }
-
-    /// Wall-clock time (ms since the epoch) at which the content at ring
-    /// time `ring_ns` was received, from the segments' date-times; `None`
-    /// before the oldest segment.
-    #[must_use]
-    pub fn date_at(&self, ring_ns: u64) -> Option<i64> {
-        let open = self
-            .current
-            .as_ref()
-            .map(|c| (c.start.ring_time_ns, c.start.program_date_time_ms));
-        let (start, date_ms) = self
-            .segments_in_time()
-            .map(|(info, start)| (start, info.program_date_time_ms))
-            .chain(open)
-            .take_while(|&(start, _)| start <= ring_ns)
-            .last()?;
-        let since_ms = i64::try_from((ring_ns - start) / 1_000_000).unwrap_or(i64::MAX);
-        Some(date_ms.saturating_add(since_ms))
-    }
-
-    /// Ring time of the content received at wall-clock time `date_ms`: in
-    /// the segment that covers it, or the start of the first segment after
-    /// it (a date in a hole, or before the oldest segment).
-    #[must_use]
-    pub fn ring_time_at(&self, date_ms: i64) -> u64 {
-        let open = self
-            .current
-            .as_ref()
-            .map(|c| (c.start.ring_time_ns, c.start.program_date_time_ms, u64::MAX));
-        let mut segments = self
-            .segments_in_time()
-            .map(|(info, start)| (start, info.program_date_time_ms, info.duration_ns))
-            .chain(open);
-        let mut last_end = self.ring_time_end_ns;
-        for (start, pdt, duration) in segments.by_ref() {
-            if date_ms < pdt {
-                return start;
-            }
-            let into_ns = u64::try_from(date_ms - pdt).unwrap_or(0).saturating_mul(1_000_000);
-            if into_ns < duration {
-                return start.saturating_add(into_ns);
-            }
-            last_end = start.saturating_add(duration);
-        }
-        last_end
-    }
-
-    /// Accounts for what a write or flush of the open segment put in the
-    /// file (its length was `before`).
-    fn written(&mut self, before: u64) {
-        let Some(cur) = self.current.as_ref() else { return };
-        let flushed = cur.writer.flushed();
-        self.stats.bytes_written += flushed - before;
-        if flushed > before {
-            self.reuse.after_write(&cur.writer, &mut self.stats);
-        }
-    }
-
-    /// Appends whole packets to the open segment. A full filesystem is first
-    /// answered by evicting the ring's own oldest segments and retrying once.
-    /// On failure the packets stay pending in the segment: retry with
-    /// [`Self::flush`] or give them up with [`Self::abandon_segment`].
-    pub fn write(&mut self, data: &[u8]) -> Result<(), WriteFailure> {
-        self.write_chunk(Chunk::borrowed(data))
-    }
-
-    /// Like [`Self::write`], for packets that may be part of shared input
-    /// the segment can hold on to instead of copying.
-    pub fn write_chunk(&mut self, chunk: Chunk<'_>) -> Result<(), WriteFailure> {
-        let data = chunk.bytes();
-        let Some(cur) = self.current.as_mut() else {
-            return Err(WriteFailure::new(
-                self.config.dir.clone(),
-                io::Error::other("no segment is open"),
-                false,
-            ));
-        };
-        let before = cur.writer.flushed();
-        let result = cur.writer.write(chunk);
-        self.written(before);
-        self.bytes_since_space_check += data.len() as u64;
-        match result {
-            Ok(()) => {
-                if self.bytes_since_space_check >= SPACE_CHECK_INTERVAL {
-                    self.bytes_since_space_check = 0;
-                    if self.config.retention.max_size > 0 || self.config.retention.min_free_space > 0 {
-                        self.enforce_retention();
-                    }
-                }
-                Ok(())
-            }
-            Err(e) => self.retry_after_pressure(e),
-        }
-    }
-
-    /// Writes every pending byte of the open segment to the file now.
-    pub fn flush(&mut self) -> Result<(), WriteFailure> {
-        let Some(cur) = self.current.as_mut() else {
-            return Ok(());
-        };
-        let before = cur.writer.flushed();
-        let result = cur.writer.flush();
-        self.written(before);
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) => self.retry_after_pressure(e),
-        }
-    }
-
-    /// After a failed write: if the filesystem is full, evict oldest segments
-    /// (never the open one) to make room for what is pending, then retry once.
-    fn retry_after_pressure(&mut self, e: io::Error) -> Result<(), WriteFailure> {
-        let path = self
-            .current_path()
-            .map_or_else(|| self.config.dir.clone(), Path::to_owned);
-        let failure = WriteFailure::new(path.clone(), e, false);
-        if !failure.kind.is_space(&failure.source) {
-            return Err(failure);
-        }
-        let needed = self.pending_bytes() + PRESSURE_MARGIN;
-        if self.evict_under_pressure(needed) == 0 {
-            return Err(failure);
-        }
-        let Some(cur) = self.current.as_mut() else {
-            return Err(failure);
-        };
-        let before = cur.writer.flushed();
-        let result = cur.writer.flush();
-        self.written(before);
-        result.map_err(|e| WriteFailure::new(path, e, false))
-    }
-
-    /// Allows or forbids evicting segments when a write fails for lack of
-    /// space. The recorder forbids it during a failure episode: everything
-    /// that could help was evicted before the failure was declared, and what
-    /// was kept of the failed segment is not to be eaten by the retries.
-    pub fn set_evict_under_pressure(&mut self, allowed: bool) {
-        self.pressure_eviction_allowed = allowed;
-    }
-
     /// Closes the open segment, which lasted `duration_ns`, adds it to the
     /// window, applies retention and republishes the playlist. On failure the
     /// segment stays open with its data pending.
@@ -676,18 +510,6 @@ impl Ring {
         }
         self.commit_segment(sequence, duration_ns, start, bytes, indexed);
         Ok(())
-    }
-
-    /// Bytes of the open segment known to be in its file.
-    #[must_use]
-    pub fn flushed_bytes(&self) -> u64 {
-        self.current.as_ref().map_or(0, |c| c.writer.flushed())
-    }
-
-    /// Bytes of the open segment accepted so far, flushed or not.
-    #[must_use]
-    pub fn segment_len(&self) -> u64 {
-        self.current_len()
     }
 
     /// Gives up the open segment after a write failure. Pending bytes are
