@@ -42,9 +42,10 @@ impl RingReader {
     /// Content time left of `cur` from where it was being read: (from, size).
     fn position_after(&self, cur: &Open) -> (u64, u64) {
         let duration = self
-            .spans
+            .catalog
+            .spans()
             .get(&cur.sequence)
-            .map_or_else(|| self.estimate_ns(cur.sequence), |s| s.duration_ns);
+            .map_or_else(|| self.catalog.estimate_ns(cur.sequence), |s| s.duration_ns);
         let len = cur.file.metadata().map_or(0, |m| m.len()).max(1);
         let done = scale(cur.offset.min(len), duration, len);
         (cur.start_ns.saturating_add(done), duration.saturating_sub(done))
@@ -61,7 +62,7 @@ impl RingReader {
         self.last_opened = Some(seq);
         self.discont = true;
         self.continue_at_ns = Some(from.saturating_add(size));
-        self.next = Some(self.after(seq));
+        self.next = Some(self.catalog.after(seq));
     }
 
     /// The writer deleted (or reused) the segment being read: the reader is
@@ -73,7 +74,7 @@ impl RingReader {
         let seq = cur.sequence;
         self.push_stale(seq, seq);
         self.refresh_playing();
-        self.next = Some(self.after(seq).max(self.oldest().unwrap_or(0)));
+        self.next = Some(self.catalog.after(seq).max(self.catalog.oldest().unwrap_or(0)));
         self.discont = true;
     }
 
@@ -94,15 +95,18 @@ impl RingReader {
     /// Segment `first` is gone: skips it and every missing one after it,
     /// up to the next segment whose file exists, with one event for the run.
     pub(super) fn skip_missing(&mut self, first: u64) {
-        let exists = |seq: u64| std::fs::symlink_metadata(self.dir.join(segment_file_name(seq))).is_ok();
+        let exists = |seq: u64| std::fs::symlink_metadata(self.catalog.dir().join(segment_file_name(seq))).is_ok();
         let mut last = first;
-        let mut next = self.successor(first).map(|s| s.max(self.oldest().unwrap_or(0)));
+        let mut next = self
+            .catalog
+            .successor(first)
+            .map(|s| s.max(self.catalog.oldest().unwrap_or(0)));
         while let Some(n) = next
-            && self.spans.contains_key(&n)
+            && self.catalog.spans().contains_key(&n)
             && !exists(n)
         {
             last = n;
-            next = self.successor(n);
+            next = self.catalog.successor(n);
         }
         self.push_stale(first, last);
         self.next = Some(next.unwrap_or(last.saturating_add(1)));

@@ -15,36 +15,33 @@
 //! blocks), every duration is bounded and every sum saturates. A segment
 //! that cannot be opened or read is reported and skipped; only a ring of
 //! which nothing at all can be read ends in an error.
+//!
+//! - here: [`RingReader`], the cursor (the segment being read, where the
+//!   next one is entered, failures in a row) and `read`;
+//! - `catalog`: what the playlist lists, and the segment being written;
+//! - `position`: the window and the position, in presentation time;
+//! - `seek`, `wall_clock`, `trick`: landing on keyframes, date-times,
+//!   trick play; `gaps`: deleted, missing and unreadable segments.
 
+mod catalog;
 mod gaps;
+mod position;
 mod seek;
 mod trick;
 mod wall_clock;
 
+use catalog::Catalog;
 use seek::Landing;
 pub use seek::Snap;
 pub use trick::{Direction, MAX_ALL_FRAMES_RATE, Playback, TrickOutcome};
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::layout::progress::Progress;
-use crate::layout::{
-    MAX_SEGMENT_DURATION_NS, PLAYLIST_MAX_BYTES, PLAYLIST_NAME, playlist, segment_file_name, segment_index_name,
-};
+use crate::layout::{PLAYLIST_NAME, segment_file_name};
 use crate::platform;
 use crate::ts::PACKET_SIZE;
-
-/// A jump in program date-time larger than this between two segments is a
-/// time hole (content that was never recorded).
-const HOLE_TOLERANCE_MS: i64 = 500;
-
-/// How far a segment's start in its index may be from where the segments
-/// before it put it (the playlist's millisecond durations add up to a
-/// little drift) before the index is not believed.
-const INDEX_TOLERANCE_NS: u64 = 1_000_000_000;
 
 /// Where playback starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,17 +97,6 @@ pub enum ReadOutcome {
     Eos,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    start_ns: u64,
-    duration_ns: u64,
-    /// Gap before this segment, milliseconds, if any.
-    hole_ms: Option<u64>,
-    discontinuity: bool,
-    /// Starts at a random-access point (see `playlist::FORCED_CUT_COMMENT`).
-    independent: bool,
-}
-
 struct Open {
     sequence: u64,
     file: File,
@@ -135,13 +121,8 @@ struct Open {
 
 /// See the module documentation.
 pub struct RingReader {
-    dir: PathBuf,
-    /// Listed (complete) segments by sequence.
-    spans: BTreeMap<u64, Span>,
-    /// End, in program date-time, of the newest listed segment.
-    last_end_pdt_ms: Option<i64>,
-    ended: bool,
-    playlist_stamp: Option<(std::time::SystemTime, u64)>,
+    /// What the playlist lists, and the segment being written.
+    catalog: Catalog,
     current: Option<Open>,
     next: Option<u64>,
     discont: bool,
@@ -166,9 +147,6 @@ pub struct RingReader {
     /// window and positions are given in presentation time, as seeks take.
     presentation_delay_ns: Option<u64>,
     stats: ReaderStats,
-    /// A finished list's `EXT-X-START` offset (a reference recording's
-    /// start in its first segment).
-    start_offset_ns: Option<u64>,
     /// Where the start applied last begins precisely (EXT-X-START with
     /// PRECISE=YES): data comes from the keyframe before it.
     precise_start_ns: Option<u64>,
@@ -182,11 +160,7 @@ impl RingReader {
     #[must_use]
     pub fn new(dir: &Path) -> Self {
         RingReader {
-            dir: dir.to_owned(),
-            spans: BTreeMap::new(),
-            last_end_pdt_ms: None,
-            ended: false,
-            playlist_stamp: None,
+            catalog: Catalog::new(dir),
             current: None,
             next: None,
             discont: true,
@@ -201,7 +175,6 @@ impl RingReader {
             landing: None,
             presentation_delay_ns: None,
             stats: ReaderStats::default(),
-            start_offset_ns: None,
             precise_start_ns: None,
             trick_position_ns: None,
         }
@@ -241,120 +214,28 @@ impl RingReader {
     /// more will be written to it.
     #[must_use]
     pub fn is_ended(&self) -> bool {
-        self.ended
-    }
-
-    /// The segment being read and the offset of its next byte, if any.
-    pub(crate) fn read_location(&self) -> Option<(u64, u64)> {
-        let cur = self.current.as_ref()?;
-        // Entered at a keyframe and past the head: next is the keyframe.
-        let offset = match cur.jump {
-            Some((head_end, keyframe)) if cur.offset >= head_end => keyframe,
-            _ => cur.offset,
-        };
-        Some((cur.sequence, offset))
-    }
-
-    /// Sequence number of the segment being read, if any.
-    #[must_use]
-    pub fn current_sequence(&self) -> Option<u64> {
-        self.current.as_ref().map(|c| c.sequence)
+        self.catalog.ended()
     }
 
     /// Re-reads the playlist if it changed. Returns whether there is one.
     /// A playlist that is not a regular file, is a link, or is larger than
     /// [`PLAYLIST_MAX_BYTES`] is an error.
     pub fn refresh(&mut self) -> io::Result<bool> {
-        let path = self.dir.join(PLAYLIST_NAME);
-        let file = match platform::open_read_only(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
+        let Some(holes) = self.catalog.refresh()? else {
+            return Ok(false);
         };
-        let meta = file.metadata()?;
-        let stamp = (meta.modified()?, meta.len());
-        if self.playlist_stamp == Some(stamp) {
-            return Ok(true);
-        }
-        let raw = platform::read_to_end_bounded(file, PLAYLIST_MAX_BYTES)?;
-        self.playlist_stamp = Some(stamp);
-        let listing = playlist::parse(&String::from_utf8_lossy(&raw));
-        self.ended = listing.ended;
-        self.start_offset_ns = listing.start_offset_ns.filter(|_| listing.ended);
-        let Some(oldest) = listing.entries.first().map(|e| e.sequence) else {
-            return Ok(true);
-        };
-        // Segments that left the playlist at the old end were deleted.
-        self.spans = self.spans.split_off(&oldest);
-        let mut pdt_ms = self.last_end_pdt_ms;
-        for e in &listing.entries {
-            let explicit = e.program_date_time_ms;
-            let start_pdt = explicit.or(pdt_ms);
-            if !self.spans.contains_key(&e.sequence) {
-                // Ring time from the segment's index when it has one (the
-                // same for every reader); else content time from the
-                // segments before it.
-                let start_ns = match (
-                    self.indexed_start(e.sequence),
-                    self.spans.range(..e.sequence).next_back(),
-                ) {
-                    (Some(indexed), _) => indexed,
-                    (None, Some((_, prev))) => prev.start_ns.saturating_add(prev.duration_ns),
-                    (None, None) => self
-                        .spans
-                        .values()
-                        .next()
-                        .map_or(0, |first| first.start_ns.saturating_sub(e.duration_ns)),
-                };
-                // Parsed date-times and durations are bounded: no overflow.
-                let hole_ms = match (explicit, pdt_ms) {
-                    (Some(start), Some(prev_end)) if e.discontinuity && start - prev_end > HOLE_TOLERANCE_MS => {
-                        u64::try_from(start - prev_end).ok()
-                    }
-                    _ => None,
-                };
-                self.spans.insert(
-                    e.sequence,
-                    Span {
-                        start_ns,
-                        duration_ns: e.duration_ns,
-                        hole_ms,
-                        discontinuity: e.discontinuity,
-                        independent: e.independent,
-                    },
-                );
-                // Listed only once it was complete: a segment already being
-                // read when its hole became known (a live reader going on
-                // into the first segment after a writer's restart).
-                if let Some(size_ms) = hole_ms
-                    && self.last_opened.is_some_and(|last| last >= e.sequence)
-                {
-                    self.events.push(ReaderEvent::TimeHole {
-                        offset_ms: start_ns / 1_000_000,
-                        size_ms,
-                    });
-                }
+        // Listed only once it was complete: a segment already being read
+        // when its hole became known (a live reader going on into the first
+        // segment after a writer's restart).
+        for hole in holes {
+            if self.last_opened.is_some_and(|last| last >= hole.sequence) {
+                self.events.push(ReaderEvent::TimeHole {
+                    offset_ms: hole.start_ns / 1_000_000,
+                    size_ms: hole.size_ms,
+                });
             }
-            let dur_ms = i64::try_from(e.duration_ns / 1_000_000).unwrap_or(0);
-            pdt_ms = start_pdt.map(|p| p.saturating_add(dur_ms));
         }
-        self.last_end_pdt_ms = pdt_ms;
         Ok(true)
-    }
-
-    /// Ring time of segment `seq`'s start from its index, if it has one
-    /// that follows the listed segment before it (within
-    /// [`INDEX_TOLERANCE_NS`] of its end, at most a segment's longest
-    /// duration after): a planted or stale index must not move a segment
-    /// elsewhere on the timeline.
-    fn indexed_start(&self, seq: u64) -> Option<u64> {
-        let previous = self.spans.range(..seq).next_back().map(|(_, p)| *p);
-        index_start(&self.dir, seq).filter(|&t| {
-            previous.is_none_or(|p| {
-                let end = p.start_ns.saturating_add(p.duration_ns);
-                t.saturating_add(INDEX_TOLERANCE_NS) >= end && t <= end.saturating_add(MAX_SEGMENT_DURATION_NS)
-            })
-        })
     }
 
     /// [`Self::refresh`] while playing: a playlist that cannot be read now
@@ -365,171 +246,10 @@ impl RingReader {
             // Reported once, not at every poll while it lasts.
             Err(e) if self.playlist_error.as_deref() != Some(e.to_string().as_str()) => {
                 self.playlist_error = Some(e.to_string());
-                self.read_failure(&self.dir.join(PLAYLIST_NAME), &e);
+                self.read_failure(&self.catalog.dir().join(PLAYLIST_NAME), &e);
             }
             Err(_) => {}
         }
-    }
-
-    fn oldest(&self) -> Option<u64> {
-        self.spans.keys().next().copied()
-    }
-
-    fn newest_listed(&self) -> Option<u64> {
-        self.spans.keys().next_back().copied()
-    }
-
-    /// The segment being written, if there is one: the file after the
-    /// newest listed segment, or the one the writer announced in the
-    /// progress record when it skipped sequence numbers.
-    fn open_sequence(&self) -> Option<u64> {
-        let after = self.newest_listed().map_or(0, |s| s.saturating_add(1));
-        let exists = |seq: u64| {
-            std::fs::symlink_metadata(self.dir.join(segment_file_name(seq))).is_ok_and(|m| m.file_type().is_file())
-        };
-        // The record first: the file after the newest listed one may be a
-        // failed segment the writer could not delete yet.
-        match Progress::read_in(&self.dir) {
-            Ok(Some(p)) if p.sequence > after && exists(p.sequence) => Some(p.sequence),
-            _ => exists(after).then_some(after),
-        }
-    }
-
-    /// The segment being written and the content time it starts at.
-    fn in_progress(&self) -> Option<(u64, u64)> {
-        let seq = self.open_sequence()?;
-        let start = self
-            .spans
-            .values()
-            .next_back()
-            .map_or(0, |s| s.start_ns.saturating_add(s.duration_ns));
-        Some((seq, start))
-    }
-
-    /// The segment that follows `seq`: the next one listed, else the one
-    /// being written if it comes after `seq`.
-    fn successor(&self, seq: u64) -> Option<u64> {
-        self.spans
-            .range(seq.saturating_add(1)..)
-            .next()
-            .map(|(&s, _)| s)
-            .or_else(|| self.open_sequence().filter(|&s| s > seq))
-    }
-
-    /// Where to go on after `seq`: its successor, or, while there is none
-    /// yet, the next number (to be looked for again when it is due).
-    fn after(&self, seq: u64) -> u64 {
-        self.successor(seq).unwrap_or(seq.saturating_add(1))
-    }
-
-    /// Content time of the start of `sequence`, if known.
-    fn start_of(&self, sequence: u64) -> Option<u64> {
-        if let Some(s) = self.spans.get(&sequence) {
-            return Some(s.start_ns);
-        }
-        self.in_progress()
-            .filter(|&(s, _)| s == sequence)
-            .map(|(_, start)| start)
-    }
-
-    /// The seekable window in content time: oldest start to newest end,
-    /// the segment being written estimated from its size.
-    pub fn window(&mut self) -> Option<(u64, u64)> {
-        self.refresh_playing();
-        let start = self.spans.values().next()?.start_ns;
-        let last = self.spans.values().next_back()?;
-        let mut end = last.start_ns.saturating_add(last.duration_ns);
-        if !self.ended
-            && let Some((seq, _)) = self.in_progress()
-        {
-            end = end.saturating_add(self.estimate_ns(seq));
-        }
-        let delay = self.presentation_delay();
-        Some((start.saturating_add(delay), end.saturating_add(delay)))
-    }
-
-    /// How many segments the playlist lists now.
-    #[must_use]
-    pub fn listed_segments(&self) -> usize {
-        self.spans.len()
-    }
-
-    /// Where the window begins on the ring's timeline: the oldest listed
-    /// segment's ring time, before the stream's presentation delay. An
-    /// accurate seek between it and the oldest frame starts its segment
-    /// where it was asked (the first frame comes when it comes).
-    pub fn window_ring_start(&mut self) -> Option<u64> {
-        self.refresh_playing();
-        Some(self.spans.values().next()?.start_ns)
-    }
-
-    /// The stream's presentation delay: learnt from the first indexed
-    /// segment looked at, 0 for a ring without an index.
-    pub fn presentation_delay(&mut self) -> u64 {
-        if self.presentation_delay_ns.is_none() {
-            let newest = self.spans.keys().next_back().copied();
-            self.presentation_delay_ns = newest.and_then(|seq| self.segment_index(seq)).and_then(|i| {
-                i.keyframes
-                    .first()
-                    .map(|k| k.presentation_ns().saturating_sub(k.ring_time_ns))
-            });
-        }
-        self.presentation_delay_ns.unwrap_or(0)
-    }
-
-    /// Bytes of segment `seq`'s file, open as `file`, that are its own
-    /// content: a reused file holds older packets past what was written.
-    /// The record is read before the size: once the writer has moved on
-    /// from a reused file, it has already cut it to length.
-    fn content_len(&self, file: &File, seq: u64) -> io::Result<u64> {
-        let record = Progress::read_in(&self.dir);
-        let len = file.metadata()?.len();
-        Ok(match record {
-            Ok(record) => Progress::limit(record, seq, len),
-            // A listed segment is finished and cut to length; of one being
-            // written nothing is certain until the record can be read.
-            Err(_) if self.spans.contains_key(&seq) => len,
-            Err(_) => 0,
-        })
-    }
-
-    /// Duration of the bytes of segment `seq` at the newest known byte rate.
-    fn estimate_ns(&self, seq: u64) -> u64 {
-        let bytes = platform::open_read_only(&self.dir.join(segment_file_name(seq)))
-            .and_then(|f| self.content_len(&f, seq))
-            .unwrap_or(0);
-        let rate = self.spans.iter().next_back().and_then(|(&s, span)| {
-            let len = std::fs::symlink_metadata(self.dir.join(segment_file_name(s)))
-                .ok()?
-                .len();
-            (len > 0).then_some((span.duration_ns, len))
-        });
-        rate.map_or(0, |(ns, len)| scale(bytes, ns, len))
-    }
-
-    /// The presentation time being read now.
-    #[must_use]
-    pub fn position(&self) -> Option<u64> {
-        if let Some(p) = self.trick_position_ns {
-            return Some(p);
-        }
-        let cur = self.current.as_ref()?;
-        let fraction = match self.spans.get(&cur.sequence) {
-            Some(span) => {
-                let len = cur.file.metadata().map_or(0, |m| m.len()).max(1);
-                scale(cur.offset, span.duration_ns, len)
-            }
-            None => {
-                // Being written: scale the estimate of the whole file.
-                let len = self.content_len(&cur.file, cur.sequence).unwrap_or(0).max(1);
-                scale(cur.offset, self.estimate_ns(cur.sequence), len)
-            }
-        };
-        Some(
-            cur.start_ns
-                .saturating_add(fraction)
-                .saturating_add(self.presentation_delay_ns.unwrap_or(0)),
-        )
     }
 
     /// Positions the reader; returns the content time it landed on: the
@@ -537,26 +257,34 @@ impl RingReader {
     /// which is first clamped into the window.
     pub fn seek(&mut self, target_ns: u64) -> io::Result<Option<u64>> {
         self.refresh()?;
-        let in_progress = self.in_progress();
+        let in_progress = self.catalog.in_progress();
         let candidate = match in_progress {
             Some((seq, start)) if target_ns >= start => Some((seq, start)),
             // The segment holding the target, or before it the nearest one
             // that starts at a random-access point: a forced cut's segment
             // starts inside a GOP and would not decode until the next one.
             _ => {
-                let starts = || self.spans.iter().filter(|(_, s)| s.independent);
+                let starts = || self.catalog.spans().iter().filter(|(_, s)| s.independent);
                 starts()
                     .rev()
                     .find(|(_, s)| s.start_ns <= target_ns)
                     .or_else(|| starts().next())
-                    .or_else(|| self.spans.iter().rev().find(|(_, s)| s.start_ns <= target_ns))
-                    .or_else(|| self.spans.iter().next())
+                    .or_else(|| self.catalog.spans().iter().rev().find(|(_, s)| s.start_ns <= target_ns))
+                    .or_else(|| self.catalog.spans().iter().next())
                     .map(|(&seq, s)| (seq, s.start_ns))
             }
         };
         let Some((seq, start)) = candidate.or(in_progress) else {
             return Ok(None);
         };
+        self.reposition(seq, start);
+        Ok(Some(start))
+    }
+
+    /// Makes segment `seq`, starting at content time `start_ns`, the next
+    /// one read, from its start: whatever was being read is dropped, and
+    /// the next buffer is a discontinuity.
+    fn reposition(&mut self, seq: u64, start_ns: u64) {
         self.landing = None;
         self.trick_position_ns = None;
         self.current = None;
@@ -564,8 +292,7 @@ impl RingReader {
         self.discont = true;
         self.failures = 0;
         self.last_opened = None;
-        self.continue_at_ns = Some(start);
-        Ok(Some(start))
+        self.continue_at_ns = Some(start_ns);
     }
 
     /// Positions the reader at the keyframe `snap` picks for presentation
@@ -590,8 +317,11 @@ impl RingReader {
         match position {
             // A finished ring or a recording (ENDLIST): there is no live
             // edge to follow, it plays from its start.
-            StartPosition::Oldest | StartPosition::Live if self.ended && delay_ns == 0 => {
-                match (self.start_offset_ns, self.spans.values().next().map(|s| s.start_ns)) {
+            StartPosition::Oldest | StartPosition::Live if self.catalog.ended() && delay_ns == 0 => {
+                match (
+                    self.catalog.start_offset_ns(),
+                    self.catalog.spans().values().next().map(|s| s.start_ns),
+                ) {
                     (Some(offset), Some(first)) => {
                         let target = first.saturating_add(offset).saturating_add(self.presentation_delay());
                         self.precise_start_ns = Some(target);
@@ -616,7 +346,7 @@ impl RingReader {
                     // Nothing listed yet: start at the first segment written.
                     return self.seek(0);
                 };
-                let newest = self.in_progress().map(|(_, start)| start).unwrap_or(end);
+                let newest = self.catalog.in_progress().map(|(_, start)| start).unwrap_or(end);
                 self.seek(newest.min(end).saturating_sub(delay_ns))
             }
         }
@@ -647,7 +377,7 @@ impl RingReader {
                     self.lost_current();
                     continue;
                 }
-                match self.content_len(&cur.file, cur.sequence) {
+                match self.catalog.content_len(&cur.file, cur.sequence) {
                     Ok(len) => len,
                     Err(e) => {
                         let path = cur.path.clone();
@@ -698,14 +428,15 @@ impl RingReader {
             }
             // At the end of what is written. Is the segment complete?
             let seq = cur.sequence;
-            let complete = |r: &Self| r.spans.contains_key(&seq) || r.successor(seq).is_some();
+            let complete = |r: &Self| r.catalog.spans().contains_key(&seq) || r.catalog.successor(seq).is_some();
             if !complete(self) {
                 self.refresh_playing();
             }
             if complete(self) {
                 // Data may have been appended between the size check and now.
                 if self.current.as_ref().is_some_and(|c| {
-                    self.content_len(&c.file, seq)
+                    self.catalog
+                        .content_len(&c.file, seq)
                         .is_ok_and(|len| len > c.offset + PACKET_SIZE as u64 - 1)
                 }) {
                     continue;
@@ -714,13 +445,14 @@ impl RingReader {
                 // list this one yet: its start plus its estimated length.
                 self.continue_at_ns = self.current.as_ref().map(|c| {
                     c.start_ns.saturating_add(
-                        self.spans
+                        self.catalog
+                            .spans()
                             .get(&seq)
-                            .map_or_else(|| self.estimate_ns(seq), |s| s.duration_ns),
+                            .map_or_else(|| self.catalog.estimate_ns(seq), |s| s.duration_ns),
                     )
                 });
                 self.current = None;
-                self.next = Some(self.after(seq));
+                self.next = Some(self.catalog.after(seq));
                 continue;
             }
             return self.at_end();
@@ -729,7 +461,7 @@ impl RingReader {
 
     /// Nothing more to read now: the end of a finished ring, or wait.
     fn at_end(&self) -> io::Result<ReadOutcome> {
-        if !self.ended {
+        if !self.catalog.ended() {
             return Ok(ReadOutcome::Wait);
         }
         if self.delivered == 0 && self.skipped_unreadable {
@@ -747,10 +479,10 @@ impl RingReader {
                 None => return self.at_end().map(Some),
             },
         };
-        let path = self.dir.join(segment_file_name(seq));
+        let path = self.catalog.dir().join(segment_file_name(seq));
         match platform::open_read_only(&path) {
             Ok(file) => {
-                let span = self.spans.get(&seq).copied();
+                let span = self.catalog.spans().get(&seq).copied();
                 // Numbers skipped since the last segment opened: segments
                 // deleted (or never listed) unless the writer says content
                 // was lost there, which is a time hole.
@@ -772,18 +504,19 @@ impl RingReader {
                         self.discont = true;
                     }
                 }
-                if !self.ended && self.oldest() == Some(seq) && self.stale_reported != Some(seq) {
+                if !self.catalog.ended() && self.catalog.oldest() == Some(seq) && self.stale_reported != Some(seq) {
                     self.stale_reported = Some(seq);
                     self.events.push(ReaderEvent::ContentBecomingStale { sequence: seq });
                 }
                 // A listed segment's start was settled when it was listed;
                 // the one being written takes its index's if that agrees
                 // with where the segments before it end.
-                let start_ns = match self.spans.get(&seq) {
+                let start_ns = match self.catalog.spans().get(&seq) {
                     Some(span) => span.start_ns,
                     None => self
+                        .catalog
                         .indexed_start(seq)
-                        .or_else(|| self.start_of(seq))
+                        .or_else(|| self.catalog.start_of(seq))
                         .or(self.continue_at_ns)
                         .unwrap_or(0),
                 };
@@ -803,19 +536,19 @@ impl RingReader {
                     timestamp: Some(timestamp),
                     readable: 0,
                     id,
-                    path: self.dir.join(segment_file_name(seq)),
+                    path: self.catalog.dir().join(segment_file_name(seq)),
                 });
                 Ok(None)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.refresh_playing();
-                if self.oldest().is_some_and(|o| seq < o) || self.spans.contains_key(&seq) {
+                if self.catalog.oldest().is_some_and(|o| seq < o) || self.catalog.spans().contains_key(&seq) {
                     // Deleted before we got to it: skip the whole run of
                     // missing segments, reported once.
                     self.skip_missing(seq);
                     return Ok(None);
                 }
-                if let Some(next) = self.successor(seq) {
+                if let Some(next) = self.catalog.successor(seq) {
                     // Past a gap in the numbering (segments that could not
                     // be created): go on with the next one there is.
                     self.next = Some(next);
@@ -827,8 +560,8 @@ impl RingReader {
             Err(e) => {
                 // A link, a directory, a FIFO, no permission: not playable.
                 self.read_failure(&path, &e);
-                let from = self.start_of(seq).or(self.continue_at_ns).unwrap_or(0);
-                let size = self.spans.get(&seq).map_or(0, |s| s.duration_ns);
+                let from = self.catalog.start_of(seq).or(self.continue_at_ns).unwrap_or(0);
+                let size = self.catalog.spans().get(&seq).map_or(0, |s| s.duration_ns);
                 self.skip_unreadable(seq, (from, size));
                 Ok(None)
             }
@@ -836,14 +569,8 @@ impl RingReader {
     }
 }
 
-/// Ring time of segment `seq`'s start, from its index, if it has one.
-fn index_start(dir: &Path, seq: u64) -> Option<u64> {
-    let file = platform::open_read_only(&dir.join(segment_index_name(seq)));
-    crate::layout::index::read_start(file).map(|start| start.ring_time_ns)
-}
-
 /// `value * numerator / denominator` without overflow, saturating.
-fn scale(value: u64, numerator: u64, denominator: u64) -> u64 {
+pub(super) fn scale(value: u64, numerator: u64, denominator: u64) -> u64 {
     let d = u128::from(denominator.max(1));
     u64::try_from(u128::from(value) * u128::from(numerator) / d).unwrap_or(u64::MAX)
 }
@@ -867,6 +594,7 @@ mod tests {
     use super::*;
     use crate::ring::Ring;
     use crate::ring::tests::{SECOND, config, marked, ring_at, start};
+    use std::collections::BTreeMap;
 
     /// Reads everything available now; returns the marker of each packet.
     fn drain(reader: &mut RingReader) -> Vec<u8> {

@@ -8,7 +8,8 @@
 //! rings from before the index) are entered at their start, as a segment
 //! start is a random-access point too.
 
-use super::{RingReader, Span};
+use super::RingReader;
+use super::catalog::Span;
 use crate::layout::index::{self, Keyframe, SegmentIndex};
 use crate::layout::segment_index_name;
 use crate::platform;
@@ -43,9 +44,9 @@ pub(super) struct Landing {
 impl RingReader {
     /// The index of segment `seq`, cut to the bytes of it that can be read.
     pub(super) fn segment_index(&self, seq: u64) -> Option<SegmentIndex> {
-        let data = platform::open_read_only(&self.dir.join(crate::layout::segment_file_name(seq))).ok()?;
-        let len = self.content_len(&data, seq).ok()?;
-        let file = platform::open_read_only(&self.dir.join(segment_index_name(seq)));
+        let data = platform::open_read_only(&self.catalog.dir().join(crate::layout::segment_file_name(seq))).ok()?;
+        let len = self.catalog.content_len(&data, seq).ok()?;
+        let file = platform::open_read_only(&self.catalog.dir().join(segment_index_name(seq)));
         index::read_opened(file, len)
     }
 
@@ -56,13 +57,12 @@ impl RingReader {
     fn landing_points(&self, seq: u64, start_ns: u64) -> Option<SegmentIndex> {
         // An index whose start is not the segment's (planted, stale) is
         // not believed.
-        if let Some(index) = self
-            .segment_index(seq)
-            .filter(|i| !i.keyframes.is_empty() && i.start.ring_time_ns.abs_diff(start_ns) <= super::INDEX_TOLERANCE_NS)
-        {
+        if let Some(index) = self.segment_index(seq).filter(|i| {
+            !i.keyframes.is_empty() && i.start.ring_time_ns.abs_diff(start_ns) <= super::catalog::INDEX_TOLERANCE_NS
+        }) {
             return Some(index);
         }
-        if self.spans.get(&seq).is_some_and(|s| !s.independent) {
+        if self.catalog.spans().get(&seq).is_some_and(|s| !s.independent) {
             return None;
         }
         let start = Keyframe {
@@ -83,11 +83,12 @@ impl RingReader {
     /// ones and the one being written.
     pub(super) fn candidates(&self) -> Vec<(u64, u64)> {
         let mut v: Vec<(u64, u64)> = self
-            .spans
+            .catalog
+            .spans()
             .iter()
             .map(|(&seq, s): (&u64, &Span)| (seq, s.start_ns))
             .collect();
-        if let Some((seq, start)) = self.in_progress()
+        if let Some((seq, start)) = self.catalog.in_progress()
             && v.last().is_none_or(|&(last, _)| seq > last)
         {
             v.push((seq, start));
@@ -155,13 +156,7 @@ impl RingReader {
     /// Makes segment `seq` the next one read, entered at `keyframe` (at its
     /// start when that is offset 0).
     pub(super) fn land(&mut self, seq: u64, index: &SegmentIndex, keyframe: &Keyframe) {
-        self.trick_position_ns = None;
-        self.current = None;
-        self.next = Some(seq);
-        self.discont = true;
-        self.failures = 0;
-        self.last_opened = None;
-        self.continue_at_ns = Some(index.start.ring_time_ns);
+        self.reposition(seq, index.start.ring_time_ns);
         let head_end = u64::from(index.start.size).min(keyframe.offset);
         // A segment's start standing in for a missing index says nothing
         // about the stream's delay (it has no wall clock either).

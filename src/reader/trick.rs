@@ -105,7 +105,7 @@ impl RingReader {
             // Not all written yet (the newest keyframe of the open segment).
             Ok(None) => Ok(TrickOutcome::Edge),
             Err(e) => {
-                let path = self.dir.join(segment_file_name(seq));
+                let path = self.catalog.dir().join(segment_file_name(seq));
                 self.events.push(super::ReaderEvent::ReadFailure {
                     path,
                     error: e.to_string(),
@@ -148,8 +148,8 @@ impl RingReader {
     /// The piece for `keyframe` of segment `seq` (whose index starts with
     /// `start`); `None` if its bytes are not all in the file yet.
     fn keyframe_piece(&self, seq: u64, start: &Keyframe, keyframe: &Keyframe) -> io::Result<Option<KeyframePiece>> {
-        let mut file = platform::open_read_only(&self.dir.join(segment_file_name(seq)))?;
-        let len = self.content_len(&file, seq)?;
+        let mut file = platform::open_read_only(&self.catalog.dir().join(segment_file_name(seq)))?;
+        let len = self.catalog.content_len(&file, seq)?;
         let size = u64::from(keyframe.size);
         let end = keyframe.offset.checked_add(size).filter(|_| size <= MAX_KEYFRAME_BYTES);
         let Some(end) = end.filter(|&end| end <= len) else {

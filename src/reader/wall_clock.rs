@@ -17,9 +17,9 @@ impl RingReader {
     /// index.
     fn indexed(&self, seq: u64) -> Option<(SegmentIndex, u64)> {
         let index = self.segment_index(seq)?;
-        let duration = match self.spans.get(&seq) {
+        let duration = match self.catalog.spans().get(&seq) {
             Some(span) => span.duration_ns,
-            None => self.estimate_ns(seq),
+            None => self.catalog.estimate_ns(seq),
         };
         Some((index, duration))
     }
@@ -84,7 +84,7 @@ impl RingReader {
             };
             // Past the end of what the segment holds; for the one being
             // written its length is an estimate: a second of slack.
-            let slack = if self.spans.contains_key(&seq) {
+            let slack = if self.catalog.spans().contains_key(&seq) {
                 0
             } else {
                 1_000_000_000

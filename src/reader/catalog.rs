@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: MPL-2.0
+//! What the ring lists: the segments of its playlist (each with its start on
+//! the timeline, its duration and any hole before it), whether it is
+//! finished, and the segment being written after them. Read from disk with
+//! everything bounded and nothing trusted; the reader's cursor
+//! (`RingReader`) moves over it.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::scale;
+use crate::layout::progress::Progress;
+use crate::layout::{
+    MAX_SEGMENT_DURATION_NS, PLAYLIST_MAX_BYTES, PLAYLIST_NAME, playlist, segment_file_name, segment_index_name,
+};
+use crate::platform;
+
+/// A jump in program date-time larger than this between two segments is a
+/// time hole (content that was never recorded).
+const HOLE_TOLERANCE_MS: i64 = 500;
+
+/// How far a segment's start in its index may be from where the segments
+/// before it put it (the playlist's millisecond durations add up to a
+/// little drift) before the index is not believed.
+pub(super) const INDEX_TOLERANCE_NS: u64 = 1_000_000_000;
+
+/// A listed segment on the timeline.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Span {
+    pub(super) start_ns: u64,
+    pub(super) duration_ns: u64,
+    /// Gap before this segment, milliseconds, if any.
+    pub(super) hole_ms: Option<u64>,
+    pub(super) discontinuity: bool,
+    /// Starts at a random-access point (see `playlist::FORCED_CUT_COMMENT`).
+    pub(super) independent: bool,
+}
+
+/// Content never recorded before a newly listed segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Hole {
+    pub(super) sequence: u64,
+    /// Ring time of the segment after the hole.
+    pub(super) start_ns: u64,
+    pub(super) size_ms: u64,
+}
+
+/// See the module documentation.
+pub(super) struct Catalog {
+    dir: PathBuf,
+    /// Listed (complete) segments by sequence.
+    spans: BTreeMap<u64, Span>,
+    /// End, in program date-time, of the newest listed segment.
+    last_end_pdt_ms: Option<i64>,
+    ended: bool,
+    playlist_stamp: Option<(std::time::SystemTime, u64)>,
+    /// A finished list's `EXT-X-START` offset (a reference recording's
+    /// start in its first segment).
+    start_offset_ns: Option<u64>,
+}
+
+impl Catalog {
+    pub(super) fn new(dir: &Path) -> Self {
+        Catalog {
+            dir: dir.to_owned(),
+            spans: BTreeMap::new(),
+            last_end_pdt_ms: None,
+            ended: false,
+            playlist_stamp: None,
+            start_offset_ns: None,
+        }
+    }
+
+    /// The ring's directory.
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Listed segments by sequence.
+    pub(super) fn spans(&self) -> &BTreeMap<u64, Span> {
+        &self.spans
+    }
+
+    /// Whether the playlist has ENDLIST.
+    pub(super) fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// A finished list's `EXT-X-START` offset.
+    pub(super) fn start_offset_ns(&self) -> Option<u64> {
+        self.start_offset_ns
+    }
+
+    /// Re-reads the playlist if it changed: `None` if there is none, else
+    /// the holes before newly listed segments.
+    /// A playlist that is not a regular file, is a link, or is larger than
+    /// [`PLAYLIST_MAX_BYTES`] is an error.
+    pub(super) fn refresh(&mut self) -> io::Result<Option<Vec<Hole>>> {
+        let path = self.dir.join(PLAYLIST_NAME);
+        let file = match platform::open_read_only(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let meta = file.metadata()?;
+        let stamp = (meta.modified()?, meta.len());
+        if self.playlist_stamp == Some(stamp) {
+            return Ok(Some(Vec::new()));
+        }
+        let raw = platform::read_to_end_bounded(file, PLAYLIST_MAX_BYTES)?;
+        self.playlist_stamp = Some(stamp);
+        let listing = playlist::parse(&String::from_utf8_lossy(&raw));
+        self.ended = listing.ended;
+        self.start_offset_ns = listing.start_offset_ns.filter(|_| listing.ended);
+        let Some(oldest) = listing.entries.first().map(|e| e.sequence) else {
+            return Ok(Some(Vec::new()));
+        };
+        let mut holes = Vec::new();
+        // Segments that left the playlist at the old end were deleted.
+        self.spans = self.spans.split_off(&oldest);
+        let mut pdt_ms = self.last_end_pdt_ms;
+        for e in &listing.entries {
+            let explicit = e.program_date_time_ms;
+            let start_pdt = explicit.or(pdt_ms);
+            if !self.spans.contains_key(&e.sequence) {
+                // Ring time from the segment's index when it has one (the
+                // same for every reader); else content time from the
+                // segments before it.
+                let start_ns = match (
+                    self.indexed_start(e.sequence),
+                    self.spans.range(..e.sequence).next_back(),
+                ) {
+                    (Some(indexed), _) => indexed,
+                    (None, Some((_, prev))) => prev.start_ns.saturating_add(prev.duration_ns),
+                    (None, None) => self
+                        .spans
+                        .values()
+                        .next()
+                        .map_or(0, |first| first.start_ns.saturating_sub(e.duration_ns)),
+                };
+                // Parsed date-times and durations are bounded: no overflow.
+                let hole_ms = match (explicit, pdt_ms) {
+                    (Some(start), Some(prev_end)) if e.discontinuity && start - prev_end > HOLE_TOLERANCE_MS => {
+                        u64::try_from(start - prev_end).ok()
+                    }
+                    _ => None,
+                };
+                self.spans.insert(
+                    e.sequence,
+                    Span {
+                        start_ns,
+                        duration_ns: e.duration_ns,
+                        hole_ms,
+                        discontinuity: e.discontinuity,
+                        independent: e.independent,
+                    },
+                );
+                if let Some(size_ms) = hole_ms {
+                    holes.push(Hole {
+                        sequence: e.sequence,
+                        start_ns,
+                        size_ms,
+                    });
+                }
+            }
+            let dur_ms = i64::try_from(e.duration_ns / 1_000_000).unwrap_or(0);
+            pdt_ms = start_pdt.map(|p| p.saturating_add(dur_ms));
+        }
+        self.last_end_pdt_ms = pdt_ms;
+        Ok(Some(holes))
+    }
+
+    /// Ring time of segment `seq`'s start from its index, if it has one
+    /// that follows the listed segment before it (within
+    /// [`INDEX_TOLERANCE_NS`] of its end, at most a segment's longest
+    /// duration after): a planted or stale index must not move a segment
+    /// elsewhere on the timeline.
+    pub(super) fn indexed_start(&self, seq: u64) -> Option<u64> {
+        let previous = self.spans.range(..seq).next_back().map(|(_, p)| *p);
+        index_start(&self.dir, seq).filter(|&t| {
+            previous.is_none_or(|p| {
+                let end = p.start_ns.saturating_add(p.duration_ns);
+                t.saturating_add(INDEX_TOLERANCE_NS) >= end && t <= end.saturating_add(MAX_SEGMENT_DURATION_NS)
+            })
+        })
+    }
+
+    pub(super) fn oldest(&self) -> Option<u64> {
+        self.spans.keys().next().copied()
+    }
+
+    pub(super) fn newest_listed(&self) -> Option<u64> {
+        self.spans.keys().next_back().copied()
+    }
+
+    /// The segment being written, if there is one: the file after the
+    /// newest listed segment, or the one the writer announced in the
+    /// progress record when it skipped sequence numbers.
+    pub(super) fn open_sequence(&self) -> Option<u64> {
+        let after = self.newest_listed().map_or(0, |s| s.saturating_add(1));
+        let exists = |seq: u64| {
+            std::fs::symlink_metadata(self.dir.join(segment_file_name(seq))).is_ok_and(|m| m.file_type().is_file())
+        };
+        // The record first: the file after the newest listed one may be a
+        // failed segment the writer could not delete yet.
+        match Progress::read_in(&self.dir) {
+            Ok(Some(p)) if p.sequence > after && exists(p.sequence) => Some(p.sequence),
+            _ => exists(after).then_some(after),
+        }
+    }
+
+    /// The segment being written and the content time it starts at.
+    pub(super) fn in_progress(&self) -> Option<(u64, u64)> {
+        let seq = self.open_sequence()?;
+        let start = self
+            .spans
+            .values()
+            .next_back()
+            .map_or(0, |s| s.start_ns.saturating_add(s.duration_ns));
+        Some((seq, start))
+    }
+
+    /// The segment that follows `seq`: the next one listed, else the one
+    /// being written if it comes after `seq`.
+    pub(super) fn successor(&self, seq: u64) -> Option<u64> {
+        self.spans
+            .range(seq.saturating_add(1)..)
+            .next()
+            .map(|(&s, _)| s)
+            .or_else(|| self.open_sequence().filter(|&s| s > seq))
+    }
+
+    /// Where to go on after `seq`: its successor, or, while there is none
+    /// yet, the next number (to be looked for again when it is due).
+    pub(super) fn after(&self, seq: u64) -> u64 {
+        self.successor(seq).unwrap_or(seq.saturating_add(1))
+    }
+
+    /// Content time of the start of `sequence`, if known.
+    pub(super) fn start_of(&self, sequence: u64) -> Option<u64> {
+        if let Some(s) = self.spans.get(&sequence) {
+            return Some(s.start_ns);
+        }
+        self.in_progress()
+            .filter(|&(s, _)| s == sequence)
+            .map(|(_, start)| start)
+    }
+
+    /// Bytes of segment `seq`'s file, open as `file`, that are its own
+    /// content: a reused file holds older packets past what was written.
+    /// The record is read before the size: once the writer has moved on
+    /// from a reused file, it has already cut it to length.
+    pub(super) fn content_len(&self, file: &File, seq: u64) -> io::Result<u64> {
+        let record = Progress::read_in(&self.dir);
+        let len = file.metadata()?.len();
+        Ok(match record {
+            Ok(record) => Progress::limit(record, seq, len),
+            // A listed segment is finished and cut to length; of one being
+            // written nothing is certain until the record can be read.
+            Err(_) if self.spans.contains_key(&seq) => len,
+            Err(_) => 0,
+        })
+    }
+
+    /// Duration of the bytes of segment `seq` at the newest known byte rate.
+    pub(super) fn estimate_ns(&self, seq: u64) -> u64 {
+        let bytes = platform::open_read_only(&self.dir.join(segment_file_name(seq)))
+            .and_then(|f| self.content_len(&f, seq))
+            .unwrap_or(0);
+        let rate = self.spans.iter().next_back().and_then(|(&s, span)| {
+            let len = std::fs::symlink_metadata(self.dir.join(segment_file_name(s)))
+                .ok()?
+                .len();
+            (len > 0).then_some((span.duration_ns, len))
+        });
+        rate.map_or(0, |(ns, len)| scale(bytes, ns, len))
+    }
+}
+
+/// Ring time of segment `seq`'s start, from its index, if it has one.
+fn index_start(dir: &Path, seq: u64) -> Option<u64> {
+    let file = platform::open_read_only(&dir.join(segment_index_name(seq)));
+    crate::layout::index::read_start(file).map(|start| start.ring_time_ns)
+}

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Where the reader is, as the element reports it: the seekable window and
+//! the position, in presentation time (ring time plus the stream's
+//! presentation delay, learnt from the index).
+
+use super::{RingReader, scale};
+
+impl RingReader {
+    /// The seekable window in content time: oldest start to newest end,
+    /// the segment being written estimated from its size.
+    pub fn window(&mut self) -> Option<(u64, u64)> {
+        self.refresh_playing();
+        let start = self.catalog.spans().values().next()?.start_ns;
+        let last = self.catalog.spans().values().next_back()?;
+        let mut end = last.start_ns.saturating_add(last.duration_ns);
+        if !self.catalog.ended()
+            && let Some((seq, _)) = self.catalog.in_progress()
+        {
+            end = end.saturating_add(self.catalog.estimate_ns(seq));
+        }
+        let delay = self.presentation_delay();
+        Some((start.saturating_add(delay), end.saturating_add(delay)))
+    }
+
+    /// How many segments the playlist lists now.
+    #[must_use]
+    pub fn listed_segments(&self) -> usize {
+        self.catalog.spans().len()
+    }
+
+    /// Where the window begins on the ring's timeline: the oldest listed
+    /// segment's ring time, before the stream's presentation delay. An
+    /// accurate seek between it and the oldest frame starts its segment
+    /// where it was asked (the first frame comes when it comes).
+    pub fn window_ring_start(&mut self) -> Option<u64> {
+        self.refresh_playing();
+        Some(self.catalog.spans().values().next()?.start_ns)
+    }
+
+    /// The stream's presentation delay: learnt from the first indexed
+    /// segment looked at, 0 for a ring without an index.
+    pub fn presentation_delay(&mut self) -> u64 {
+        if self.presentation_delay_ns.is_none() {
+            let newest = self.catalog.spans().keys().next_back().copied();
+            self.presentation_delay_ns = newest.and_then(|seq| self.segment_index(seq)).and_then(|i| {
+                i.keyframes
+                    .first()
+                    .map(|k| k.presentation_ns().saturating_sub(k.ring_time_ns))
+            });
+        }
+        self.presentation_delay_ns.unwrap_or(0)
+    }
+
+    /// The presentation time being read now.
+    #[must_use]
+    pub fn position(&self) -> Option<u64> {
+        if let Some(p) = self.trick_position_ns {
+            return Some(p);
+        }
+        let cur = self.current.as_ref()?;
+        let fraction = match self.catalog.spans().get(&cur.sequence) {
+            Some(span) => {
+                let len = cur.file.metadata().map_or(0, |m| m.len()).max(1);
+                scale(cur.offset, span.duration_ns, len)
+            }
+            None => {
+                // Being written: scale the estimate of the whole file.
+                let len = self.catalog.content_len(&cur.file, cur.sequence).unwrap_or(0).max(1);
+                scale(cur.offset, self.catalog.estimate_ns(cur.sequence), len)
+            }
+        };
+        Some(
+            cur.start_ns
+                .saturating_add(fraction)
+                .saturating_add(self.presentation_delay_ns.unwrap_or(0)),
+        )
+    }
+
+    /// Sequence number of the segment being read, if any.
+    #[must_use]
+    pub fn current_sequence(&self) -> Option<u64> {
+        self.current.as_ref().map(|c| c.sequence)
+    }
+
+    /// The segment being read and the offset of its next byte, if any.
+    pub(crate) fn read_location(&self) -> Option<(u64, u64)> {
+        let cur = self.current.as_ref()?;
+        // Entered at a keyframe and past the head: next is the keyframe.
+        let offset = match cur.jump {
+            Some((head_end, keyframe)) if cur.offset >= head_end => keyframe,
+            _ => cur.offset,
+        };
+        Some((cur.sequence, offset))
+    }
+}
