@@ -10,7 +10,15 @@ mod common;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use common::*;
+use common::{
+    PACKET, SECOND,
+    media::{ffmpeg_decode, pcr_of, pid},
+    pipelines::{element_messages, eos_and_wait, launch, lock_events, watch},
+    plugin_dir,
+    processes::spawn_live_writer,
+    rings::{assert_segment_well_formed, playlist, playlist_entries, segments},
+    wait_until,
+};
 
 /// A live recorder of 1 s segments in another process; `source_props` go
 /// to videotestsrc, `window` is the sink's `max-duration`.

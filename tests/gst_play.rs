@@ -13,11 +13,11 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::inputs::Input;
-use common::*;
+use common::{SECOND, init, plugin_dir, rings::finished_minutes_ring, rings::playlist_entries, wait_until};
 
 /// Players in real time: one at a time.
 static REAL_TIME: Mutex<()> = Mutex::new(());
@@ -178,29 +178,6 @@ fn criticals(output: &str) -> Vec<String> {
         .collect()
 }
 
-/// A finished ring of the 90 s H.264 + AAC input (its last 60 s).
-fn finished_ring() -> &'static Path {
-    static RING: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &RING
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let ring = dir.path().join("ring");
-            run_to_eos(
-                &format!(
-                    "filesrc location={} ! streambuffersink location={} segment-duration={} max-duration={}",
-                    Input::Minutes.path().display(),
-                    ring.display(),
-                    6 * SECOND,
-                    60 * SECOND
-                ),
-                Duration::from_secs(60),
-            )
-            .expect("record");
-            (dir, ring)
-        })
-        .1
-}
-
 /// A live ring written by another process: the 90 s H.264 + AAC input,
 /// its first `ahead` s at once, then the rest in real time, `window` s
 /// kept in 2 s segments.
@@ -257,7 +234,7 @@ const T_KEY_UNITS_TO_NONE: usize = 2;
 fn trick_play_with_audio_through_its_keys() {
     let _serial = one_at_a_time();
     init();
-    let ring = finished_ring();
+    let ring = finished_minutes_ring();
     let mut play = GstPlay::start(&format!("streambuffer://{}", ring.display()));
     assert!(
         play.wait_for(Duration::from_secs(20), |s| s.len() > 10),

@@ -12,7 +12,14 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use common::{
+    NO_ENV, SECOND,
+    media::{ffmpeg_decode, test_stream},
+    pipelines::{first_error, launch, on_each_buffer, record_file, stat_u64, wait_for_eos},
+    plugin_dir,
+    processes::{fault_env, gst_launch, record_in_process, run_bounded},
+    rings::{assert_segment_well_formed, crc32_mpeg2, playlist, segments},
+};
 use gst::prelude::*;
 
 const SEG: u64 = SECOND;

@@ -11,7 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::inputs::Input;
-use common::*;
+use common::{
+    NO_ENV, PACKET, SECOND,
+    media::{ffmpeg_decode, ffprobe_frame_count, ffprobe_key_frames, pid},
+    pipelines::{PlayFor, launch_counting, playbin_buffers, record_file, stat_u64},
+    processes::gst_launch,
+    rings::{assert_segment_well_formed, playlist, segments},
+};
 
 fn record(input: &Path, ring: &Path, props: &str) -> gst::Structure {
     record_file(input, 65536, ring, props)

@@ -9,7 +9,12 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use common::{
+    SECOND, init,
+    pipelines::first_error,
+    rings::{assert_segment_well_formed, playlist, playlist_entries, segments},
+    wait_until,
+};
 use gst::prelude::*;
 
 #[test]

@@ -17,7 +17,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::inputs::Input;
-use common::*;
+use common::{
+    NO_ENV, SECOND, init,
+    media::{ffprobe_frame_count, ffprobe_key_frames},
+    pipelines::{PlayFor, eos_and_wait, launch_counting, playbin_buffers, record_file, stat_u64, stats},
+    processes::run_bounded,
+    rings::{assert_segment_well_formed, playlist, playlist_entries, segments},
+    wait_until,
+};
 
 /// What `tests/web/hlsjs-play.mjs` printed: its `key=value` lines (errors
 /// under `error`, joined).

@@ -8,7 +8,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::*;
+use common::{
+    PACKET, SECOND, init,
+    media::{ffmpeg_decode, ffprobe_duration, ffprobe_key_frames, test_stream, tsdemux_frames},
+    pipelines::{
+        appsrc_sink, first_error, record_file, run_pipeline_to_eos, run_to_eos, stat_u64, stats, wait_for_eos,
+    },
+    plugin_dir,
+    rings::{assert_input_in_ring, assert_segment_well_formed, playlist, ring_files, segments},
+    wait_until,
+};
 use gst::prelude::*;
 
 /// 60 s of video, 2 s segments, 10 s window: about five decodable segments

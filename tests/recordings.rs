@@ -9,7 +9,14 @@ mod common;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use common::*;
+use common::{
+    PACKET,
+    media::{ffmpeg_decode, ffprobe_duration, ffprobe_frame_pts_ns, ffprobe_key_frames, pcr_of, pid, test_stream},
+    pipelines::{appsrc_sink, launch, lock_events, recording_kind, run_to_eos, wait_for_eos, watch},
+    processes::Tmpfs,
+    rings::{IndexRecord, index_records, playlist, ring_files, segments},
+    wait_until,
+};
 use gst::prelude::*;
 
 /// Packet index at which the stream's PCR passes `seconds` after its first PCR.

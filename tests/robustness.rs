@@ -10,7 +10,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::*;
+use common::{
+    PACKET, init,
+    media::{ffmpeg_decode, pcr_of, pid, test_stream},
+    pipelines::{appsrc_sink, record_file, run_to_eos, stat_u64, stats, wait_for_eos},
+    rings::{playlist, ring_files, segments},
+};
 use gst::prelude::*;
 
 const PROPS: &str = "segment-duration=2000000000 max-duration=0";

@@ -10,7 +10,15 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use common::{
+    SECOND,
+    media::test_stream,
+    pipelines::{first_error, launch, on_each_buffer, record_file, run_to_eos, wait_for_eos},
+    plugin_dir,
+    processes::spawn_live_writer,
+    rings::{IndexRecord, index_records, playlist, playlist_entries, ring_files, segments},
+    wait_until,
+};
 use gst::prelude::*;
 
 /// (pts, discont) of every buffer a reader produced.

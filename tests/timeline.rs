@@ -10,7 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use common::{
+    PACKET, SECOND,
+    pipelines::{launch, on_each_buffer, record_file, wait_for_eos},
+    processes::spawn_live_writer,
+    rings::{IndexRecord, index_records, playlist, playlist_entries, ring_keyframes, segments},
+    wait_until,
+};
 use gst::prelude::*;
 
 /// 36 s of H.264 (1 s GOP) and AAC from ffmpeg's muxer, recorded into 6 s

@@ -10,7 +10,13 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::inputs::Input;
-use common::*;
+use common::{
+    media::{ffmpeg_decode, ffprobe_frame_pts_ns},
+    pipelines::run_to_eos,
+    processes::spawn_live_writer,
+    rings::{playlist_entries, ring_keyframes},
+    wait_until,
+};
 
 const SECOND: u64 = 1_000_000_000;
 

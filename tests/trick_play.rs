@@ -15,7 +15,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::inputs::Input;
-use common::*;
+use common::{
+    media::{ffmpeg_decode, ffprobe_frame_count, ffprobe_key_frames},
+    pipelines::{launch, run_to_eos, stat_u64},
+    plugin_dir,
+    rings::{IndexRecord, finished_minutes_ring, index_records, playlist_entries, ring_keyframes, segments},
+    wait_until,
+};
 use gst::prelude::*;
 
 const SECOND: u64 = 1_000_000_000;
@@ -48,29 +54,6 @@ fn chain(video_only: &'static str, audio: bool) -> &'static str {
 /// Every keyframe of the ring's window, from its index files.
 fn keyframes(ring: &Path) -> Vec<IndexRecord> {
     ring_keyframes(ring).into_iter().map(|(_, k)| k).collect()
-}
-
-/// A finished ring holding the last 60 s of the 90 s input, 6 s segments.
-fn finished_ring() -> &'static Path {
-    static RING: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &RING
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let ring = dir.path().join("ring");
-            run_to_eos(
-                &format!(
-                    "filesrc location={} ! streambuffersink location={} segment-duration={} max-duration={}",
-                    Input::Minutes.path().display(),
-                    ring.display(),
-                    6 * SECOND,
-                    60 * SECOND
-                ),
-                Duration::from_secs(60),
-            )
-            .expect("record");
-            (dir, ring)
-        })
-        .1
 }
 
 /// What a played range showed.
@@ -356,7 +339,7 @@ fn every_frame_at_slow_and_fast_rates_with_audio() {
 
 fn every_frame_at_slow_and_fast_rates_in(audio: bool) {
     let _serial = one_at_a_time();
-    let ring = finished_ring();
+    let ring = finished_minutes_ring();
     for (rate, seconds) in [(0.25, 2), (0.5, 3), (2.0, 16), (4.0, 24)] {
         let player = Player::new(ring, chain(H264, audio));
         let (start, _) = player.window();
@@ -394,7 +377,7 @@ fn keyframes_only_forward_with_audio() {
 
 fn keyframes_only_forward_in(audio: bool) {
     let _serial = one_at_a_time();
-    let ring = finished_ring();
+    let ring = finished_minutes_ring();
     let index = keyframes(ring);
     let window_bytes: u64 = segments(ring)
         .iter()
@@ -465,7 +448,7 @@ fn rewind_to_the_oldest_content_with_audio() {
 
 fn rewind_to_the_oldest_content_in(audio: bool) {
     let _serial = one_at_a_time();
-    let ring = finished_ring();
+    let ring = finished_minutes_ring();
     let index = keyframes(ring);
     let oldest = index.first().expect("keyframes").presentation_ns();
     for (rate, chain_of, seconds) in [
@@ -517,7 +500,7 @@ fn refusals_and_instant_rate_changes_flush_nothing_with_audio() {
 
 fn refusals_and_instant_rate_changes_flush_nothing_in(audio: bool) {
     let _serial = one_at_a_time();
-    let ring = finished_ring();
+    let ring = finished_minutes_ring();
     let player = Player::new(ring, chain(H264, audio));
     let (start, _) = player.window();
     assert!(player.seek(1.0, gst::SeekFlags::ACCURATE, Some(start + 5 * SECOND), None));
@@ -828,7 +811,10 @@ fn segments_since(player: &Player, from: usize) -> Vec<(f64, u64)> {
 #[test]
 fn accurate_seeks_start_their_segment_at_the_target() {
     let _serial = one_at_a_time();
-    for (ring, name) in [(finished_ring(), "ffmpeg ring"), (mpegtsmux_ring(), "mpegtsmux ring")] {
+    for (ring, name) in [
+        (finished_minutes_ring(), "ffmpeg ring"),
+        (mpegtsmux_ring(), "mpegtsmux ring"),
+    ] {
         for audio in [false, true] {
             let player = Player::new(ring, chain(H264, audio));
             let (start, end) = player.window();
@@ -906,7 +892,7 @@ fn accurate_seeks_start_their_segment_at_the_target() {
 #[test]
 fn rate_changed_is_posted_once_for_every_change() {
     let _serial = one_at_a_time();
-    let ring = finished_ring();
+    let ring = finished_minutes_ring();
     for audio in [false, true] {
         let player = Player::new(ring, chain(H264, audio));
         let (start, _) = player.window();

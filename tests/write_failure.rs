@@ -10,7 +10,18 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use common::{
+    NO_ENV, PACKET, SECOND,
+    media::{ffmpeg_decode, pid, test_stream},
+    pipelines::{eos_and_wait, launch, lock_events, recording_kind, stat_u64, stats, wait_for_eos, watch},
+    plugin_dir,
+    processes::{Tmpfs, fault_env, gst_launch, record_in_process, run_bounded},
+    rings::{
+        assert_input_in_ring, assert_ring_holds_test_stream, assert_segment_well_formed, playlist, playlist_entries,
+        ring_files, segments,
+    },
+    wait_until,
+};
 use gst::prelude::*;
 
 const LIVE_SOURCE: &str = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
