@@ -239,6 +239,72 @@ fn reference_recording_outlives_eviction() {
     assert!(std::fs::read(&out).expect("played") == expected);
 }
 
+/// Recordings read the ring the sink holds open, not whatever its path
+/// names: with the ring directory moved away and another directory put in
+/// its place (holding files with the ring's names), a reference recording
+/// links the ring's own segments and a content recording copies the ring's
+/// own bytes; nothing of the planted files gets into either.
+#[test]
+fn recordings_read_the_ring_not_what_its_path_names() {
+    let data = std::fs::read(test_stream(30)).expect("read");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let moved = dir.path().join("ring.moved");
+    let (reference, content) = (dir.path().join("ref"), dir.path().join("rec.ts"));
+    let mut f = Feeder::new(&ring, "segment-duration=2000000000 max-duration=0");
+    f.feed(&data[..packet_at(&data, 20) * PACKET]);
+    std::fs::rename(&ring, &moved).expect("move the ring away");
+    std::fs::create_dir(&ring).expect("another directory at its path");
+    let planted = vec![0x47u8; 100 * PACKET];
+    for entry in std::fs::read_dir(&moved).expect("moved ring").filter_map(Result::ok) {
+        std::fs::write(ring.join(entry.file_name()), &planted).expect("plant");
+    }
+    let ref_id = f.start(&reference, "reference", -8);
+    let content_id = f.start(&content, "content", -8);
+    assert!(
+        ref_id != 0 && content_id != 0,
+        "recordings refused: {ref_id} {content_id}"
+    );
+    let linked: Vec<_> = std::fs::read_dir(&reference)
+        .expect("reference recording")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".ts"))
+        .collect();
+    assert!(linked.len() >= 3, "{} segments linked", linked.len());
+    for l in &linked {
+        let ours = std::fs::metadata(l.path()).expect("stat");
+        let ring_own = std::fs::metadata(moved.join(l.file_name())).expect("the ring's own file");
+        let planted_file = std::fs::metadata(ring.join(l.file_name())).expect("planted file");
+        assert_eq!(
+            ours.ino(),
+            ring_own.ino(),
+            "{:?} links the ring's own file",
+            l.file_name()
+        );
+        assert_ne!(
+            ours.ino(),
+            planted_file.ino(),
+            "{:?} links a planted file",
+            l.file_name()
+        );
+    }
+    assert!(f.stop(ref_id, 0) && f.stop(content_id, 0));
+    f.finish();
+    let recorded = std::fs::read(&content).expect("content recording");
+    assert_eq!(pid(&recorded), 0, "starts with a PAT");
+    let ring_bytes: Vec<u8> = ring_files(&moved).into_iter().flat_map(|(_, d)| d).collect();
+    let head = &recorded[..recorded.len().min(64 * PACKET)];
+    assert!(
+        ring_bytes.windows(head.len()).any(|w| w == head),
+        "the content recording starts with the ring's own bytes"
+    );
+    assert!(
+        !recorded.windows(planted.len()).any(|w| w == planted.as_slice()),
+        "the content recording holds a planted file"
+    );
+    ffmpeg_decode(&content).expect("the content recording decodes");
+}
+
 /// Disk full during a content recording: write-failure names the recording,
 /// the ring keeps going; once space is back the recording resumes at a
 /// segment start (write-failure-clear) and the file decodes.

@@ -118,6 +118,19 @@ mod imp {
             )?)
         }
 
+        /// Gives the file `name` of this directory a second name, `to`,
+        /// outside it (a path); fails if `to` exists. The file linked is
+        /// the one in the directory held, whatever its path names now.
+        pub fn link_out(&self, name: &str, to: &Path) -> io::Result<()> {
+            Ok(rustix::fs::linkat(
+                self.fd.as_fd(),
+                name,
+                rustix::fs::CWD,
+                to,
+                AtFlags::empty(),
+            )?)
+        }
+
         /// What `name` is, without following a link.
         pub fn entry(&self, name: &str) -> io::Result<EntryInfo> {
             Ok(info(&rustix::fs::statat(
@@ -259,6 +272,10 @@ mod imp {
 
         pub fn hard_link(&self, from: &str, to: &str) -> io::Result<()> {
             std::fs::hard_link(self.path.join(from), self.path.join(to))
+        }
+
+        pub fn link_out(&self, name: &str, to: &Path) -> io::Result<()> {
+            std::fs::hard_link(self.path.join(name), to)
         }
 
         pub fn entry(&self, name: &str) -> io::Result<EntryInfo> {

@@ -311,6 +311,14 @@ impl Ring {
         &self.config.dir
     }
 
+    /// The directory held open: what reads the ring's files for others
+    /// (recordings) goes through it, so a directory swapped in at the path
+    /// cannot feed them someone else's files.
+    #[must_use]
+    pub fn dir_handle(&self) -> &DirHandle {
+        &self.handle
+    }
+
     /// Files found in the directory that adoption left out of the ring
     /// (foreign content, no write permission, an unreadable journal), each
     /// with the reason: the element names them in a warning.

@@ -203,7 +203,7 @@ impl Recordings {
             let rec = &mut active.recording;
             let finished = match rec.kind() {
                 RecordingKind::Content => rec
-                    .keyframe_cut(ring.dir(), t)
+                    .keyframe_cut(ring.dir_handle(), t)
                     .map(|(offset, keyframe)| (Some(offset), keyframe_point(&keyframe))),
                 // The segment holding the stop is complete: keep what
                 // starts before it; else end when it completes.
@@ -302,7 +302,7 @@ impl Recordings {
                 continue;
             }
             let rec = &mut self.active[i].recording;
-            rec.segment_completed(ring.dir(), info, ring_ns);
+            rec.segment_completed(ring.dir_handle(), info, ring_ns);
             if rec.stops_with_current_segment() {
                 let active = self.active.remove(i);
                 let end = ring_ns.saturating_add(info.duration_ns);

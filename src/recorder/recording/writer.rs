@@ -12,7 +12,7 @@ use super::{RecordingKind, RecordingPoint, RecordingSummary, StreamPosition, key
 use crate::layout::index::Keyframe;
 use crate::layout::playlist::{PlaylistHeader, render};
 use crate::layout::{PLAYLIST_NAME, SegmentInfo, segment_file_name, segment_index_name};
-use crate::platform;
+use crate::platform::{self, DirHandle};
 use crate::recorder::health::{Probe, WriteHealth};
 use crate::recorder::{Host, RecorderEvent};
 use crate::ring::{Ring, WriteFailure};
@@ -47,8 +47,8 @@ impl KeyframeEntry {
 
 /// The keyframe at or before ring time `target` in segment `sequence`
 /// (`len` bytes of it written), from its index; `None` without one.
-pub(super) fn keyframe_entry(dir: &Path, sequence: u64, len: u64, target: u64) -> Option<KeyframeEntry> {
-    let file = platform::open_read_only(&dir.join(segment_index_name(sequence)));
+pub(super) fn keyframe_entry(ring: &DirHandle, sequence: u64, len: u64, target: u64) -> Option<KeyframeEntry> {
+    let file = ring.open_read_only(&segment_index_name(sequence));
     let index = crate::layout::index::read_opened(file, len)?;
     let keyframe = *index.keyframes.iter().rev().find(|k| k.ring_time_ns <= target)?;
     Some(KeyframeEntry {
@@ -171,11 +171,11 @@ impl Recording {
 
     /// The ring completed segment `info`, starting at ring time `ring_ns`:
     /// a reference recording links it (a failure is kept for its report).
-    pub(super) fn segment_completed(&mut self, ring_dir: &Path, info: &SegmentInfo, ring_ns: u64) {
+    pub(super) fn segment_completed(&mut self, ring: &DirHandle, info: &SegmentInfo, ring_ns: u64) {
         if self.kind == RecordingKind::Reference
             && self.next_sequence <= info.sequence
             && self.error.is_none()
-            && let Err(e) = self.link(ring_dir, info, ring_ns)
+            && let Err(e) = self.link(ring, info, ring_ns)
         {
             self.error = Some(format!(
                 "recording {}: cannot link segment {}: {e}",
@@ -241,8 +241,8 @@ impl Recording {
         } else {
             history.iter().rposition(|(_, start)| *start <= target).unwrap_or(0)
         };
-        let dir = ring.dir().to_owned();
         let _ = ring.flush();
+        let dir = ring.dir_handle();
         // The segments from `from` on, the open one last: (sequence, bytes
         // in the file, ring time of its start).
         let segments: Vec<(u64, u64, u64)> = history[from..]
@@ -262,22 +262,22 @@ impl Recording {
             RecordingKind::Content => {
                 let entry = segments
                     .first()
-                    .and_then(|&(seq, len, _)| keyframe_entry(&dir, seq, len, target));
+                    .and_then(|&(seq, len, _)| keyframe_entry(dir, seq, len, target));
                 self.start = entry.map_or_else(|| at.point(ring, first_start), |e| keyframe_point(&e.keyframe));
                 let mut skip = entry.filter(KeyframeEntry::skips);
                 for (sequence, bytes, start) in segments {
-                    let path = dir.join(segment_file_name(sequence));
+                    let name = segment_file_name(sequence);
                     self.mark_boundary(start, at.wall);
                     match skip.take() {
                         Some(e) => {
                             self.note_segment(sequence, Some(e));
-                            self.append_range(&path, 0..e.head).map_err(|e| e.to_string())?;
-                            self.append_range(&path, e.keyframe.offset..bytes)
+                            self.append_range(dir, &name, 0..e.head).map_err(|e| e.to_string())?;
+                            self.append_range(dir, &name, e.keyframe.offset..bytes)
                                 .map_err(|e| e.to_string())?;
                         }
                         None => {
                             self.note_segment(sequence, None);
-                            self.append_range(&path, 0..bytes).map_err(|e| e.to_string())?;
+                            self.append_range(dir, &name, 0..bytes).map_err(|e| e.to_string())?;
                         }
                     }
                 }
@@ -289,7 +289,7 @@ impl Recording {
                 self.start_offset_ns = Some(target - first_start).filter(|&ns| ns > 0);
                 self.start = at.point(ring, target);
                 for (info, start) in &history[from..] {
-                    self.link(&dir, info, *start).map_err(|e| e.to_string())?;
+                    self.link(dir, info, *start).map_err(|e| e.to_string())?;
                 }
             }
         }
@@ -348,9 +348,9 @@ impl Recording {
     /// the indexes of the segments in the file (`None` when they are gone
     /// or index no such keyframe yet). A segment's first keyframe is cut
     /// before with its tables.
-    pub(super) fn keyframe_cut(&self, ring_dir: &Path, stop_ns: u64) -> Option<(u64, Keyframe)> {
+    pub(super) fn keyframe_cut(&self, ring: &DirHandle, stop_ns: u64) -> Option<(u64, Keyframe)> {
         self.segments.iter().find_map(|seg| {
-            let file = platform::open_read_only(&ring_dir.join(segment_index_name(seg.sequence)));
+            let file = ring.open_read_only(&segment_index_name(seg.sequence));
             let index = crate::layout::index::read_opened(file, u64::MAX)?;
             index
                 .keyframes
@@ -427,14 +427,14 @@ impl Recording {
         }
     }
 
-    /// Content: copies bytes `range` of a ring segment (history) into the
-    /// recording. Only those: a reused segment file still holds old packets
-    /// past what the open segment has written.
-    pub(super) fn append_range(&mut self, path: &Path, range: std::ops::Range<u64>) -> io::Result<()> {
+    /// Content: copies bytes `range` of the ring's segment file `name`
+    /// (history) into the recording. Only those: a reused segment file
+    /// still holds old packets past what the open segment has written.
+    pub(super) fn append_range(&mut self, ring: &DirHandle, name: &str, range: std::ops::Range<u64>) -> io::Result<()> {
         if range.is_empty() {
             return Ok(());
         }
-        let mut file = platform::open_read_only(path)?;
+        let mut file = ring.open_read_only(name)?;
         file.seek(SeekFrom::Start(range.start))?;
         let mut data = Vec::new();
         file.take(range.end - range.start).read_to_end(&mut data)?;
@@ -443,26 +443,28 @@ impl Recording {
 
     /// Reference: links (or, across filesystems, copies) a completed segment
     /// that starts at ring time `start_ns`.
-    pub(super) fn link(&mut self, ring_dir: &Path, info: &SegmentInfo, start_ns: u64) -> io::Result<()> {
+    pub(super) fn link(&mut self, ring: &DirHandle, info: &SegmentInfo, start_ns: u64) -> io::Result<()> {
         let Target::Reference { linked } = &mut self.target else {
             return Ok(());
         };
         let name = segment_file_name(info.sequence);
-        let (from, to) = (ring_dir.join(&name), self.location.join(&name));
-        if let Err(e) = std::fs::hard_link(&from, &to) {
+        let to = self.location.join(&name);
+        // Through the ring's directory handle: the ring's own file, whatever
+        // its path names now.
+        if let Err(e) = ring.link_out(&name, &to) {
             if e.kind() == io::ErrorKind::AlreadyExists {
                 return Err(e);
             }
             // Another volume (EXDEV) or no link support: copy, and say so.
             let mut out = platform::create_new(&to)?;
-            out.write_all(&std::fs::read(&from)?)?;
+            io::copy(&mut ring.open_read_only(&name)?, &mut out)?;
             self.copied_segments += 1;
         }
         // Its keyframe index too, so that the recording is played and
         // sought in it as in the ring (a recording without it plays from
         // segment starts).
         let index = segment_index_name(info.sequence);
-        let _ = std::fs::hard_link(ring_dir.join(&index), self.location.join(&index));
+        let _ = ring.link_out(&index, &self.location.join(&index));
         self.bytes += info.bytes;
         linked.push((start_ns, info.clone()));
         self.next_sequence = info.sequence + 1;
