@@ -27,6 +27,16 @@ fn packet_at(data: &[u8], seconds: u64) -> usize {
         .expect("stream long enough")
 }
 
+/// `seconds` (negative: back) as the typed API's signed offset.
+fn signed_seconds(seconds: i64) -> gst::Signed<gst::ClockTime> {
+    let t = gst::ClockTime::from_seconds(seconds.unsigned_abs());
+    if seconds < 0 {
+        t.into_negative()
+    } else {
+        t.into_positive()
+    }
+}
+
 /// A sink fed through appsrc, so the test decides when each part arrives.
 struct Feeder {
     pipeline: gst::Pipeline,
@@ -74,13 +84,13 @@ impl Feeder {
             RecordingKind::Reference
         };
         self.sink
-            .start_recording(location, kind, offset_s * 1_000_000_000)
+            .start_recording(location, kind, signed_seconds(offset_s))
             .unwrap_or(0)
     }
 
     fn stop(&self, id: u32, offset_s: i64) -> bool {
         use gststreambuffer::streambuffersink::StreamBufferSinkExt;
-        self.sink.stop_recording(id, offset_s * 1_000_000_000)
+        self.sink.stop_recording(id, signed_seconds(offset_s))
     }
 
     fn finish(self) {

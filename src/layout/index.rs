@@ -36,6 +36,7 @@ use std::io;
 
 use crate::platform;
 use crate::ts::crc::crc32_mpeg2;
+use crate::ts::timeline::ticks_90k_to_ns;
 
 /// Size of one record.
 pub const RECORD_SIZE: usize = 40;
@@ -83,7 +84,7 @@ impl Keyframe {
     /// When a player fed from this keyframe's ring time shows it.
     #[must_use]
     pub fn presentation_ns(&self) -> u64 {
-        let delay_ns = i64::from(self.presentation_delay_90k) * 100_000 / 9;
+        let delay_ns = ticks_90k_to_ns(i64::from(self.presentation_delay_90k));
         self.ring_time_ns.saturating_add_signed(delay_ns)
     }
 

@@ -29,6 +29,15 @@ pub mod journal;
 pub mod playlist;
 pub mod progress;
 
+/// The date-time (ms since the epoch) `span_ns` after `date_ms`: how a
+/// ring's wall clock advances with its content (a keyframe's date in its
+/// segment, the end of a segment, a position's date). The one place that
+/// converts ring time spans to the wall clock; saturating.
+#[must_use]
+pub fn date_after(date_ms: i64, span_ns: u64) -> i64 {
+    date_ms.saturating_add(i64::try_from(span_ns / 1_000_000).unwrap_or(i64::MAX))
+}
+
 /// Lock file that makes one writer the owner of a directory.
 pub const LOCK_NAME: &str = ".streambuffer.lock";
 /// The evicted segment file waiting to become the next segment.

@@ -18,6 +18,16 @@ use super::{
 pub const FORCED_CUT_COMMENT: &str =
     "# streambuffer: forced cut, no random-access point at the start of the next segment";
 
+/// The `EXT-X-TARGETDURATION` a segment of `duration_ns` needs, in whole
+/// seconds: RFC 8216 (4.3.3.1) asks that every EXTINF, rounded to the
+/// nearest integer, be at most the target, so this is the duration rounded
+/// to the nearest second, and at least 1. The one rule for every playlist
+/// the crate writes and every cut decision that minds the target.
+#[must_use]
+pub fn target_duration_s(duration_ns: u64) -> u64 {
+    (duration_ns.saturating_add(500_000_000) / 1_000_000_000).max(1)
+}
+
 /// What goes into the header of the playlist.
 #[derive(Debug, Clone, Copy)]
 pub struct PlaylistHeader {
@@ -71,7 +81,6 @@ pub fn render<'a>(out: &mut String, header: PlaylistHeader, entries: impl Iterat
         }
         // Date-time on the first entry and wherever the wall clock does not
         // simply continue from the previous segment.
-        let duration_ms = i64::try_from(s.duration_ns / 1_000_000).unwrap_or(i64::MAX);
         if s.discontinuity || previous_end_ms.is_none_or(|end| (end - s.program_date_time_ms).abs() > 1) {
             let _ = writeln!(
                 out,
@@ -79,7 +88,7 @@ pub fn render<'a>(out: &mut String, header: PlaylistHeader, entries: impl Iterat
                 Rfc3339Millis(s.program_date_time_ms)
             );
         }
-        previous_end_ms = Some(s.program_date_time_ms.saturating_add(duration_ms));
+        previous_end_ms = Some(super::date_after(s.program_date_time_ms, s.duration_ns));
         let _ = write!(
             out,
             "#EXTINF:{}.{:03},\n{}\n",
@@ -395,6 +404,21 @@ mod tests {
 
     /// A forced cut is marked by a comment m3u8-rs ignores, and the parser
     /// gives it back; so does the journal line.
+    #[test]
+    fn the_target_duration_is_the_rounded_extinf() {
+        const S: u64 = 1_000_000_000;
+        for (ns, s) in [
+            (0, 1),
+            (S / 10, 1),
+            (2 * S + S / 2 - 1, 2),
+            (2 * S + S / 2, 3),
+            (6 * S, 6),
+            (u64::MAX, 18_446_744_073),
+        ] {
+            assert_eq!(target_duration_s(ns), s, "{ns} ns");
+        }
+    }
+
     #[test]
     fn forced_cuts_are_marked_for_readers() {
         let t0 = 1_700_000_000_000;

@@ -165,8 +165,7 @@ impl Catalog {
                     });
                 }
             }
-            let dur_ms = i64::try_from(e.duration_ns / 1_000_000).unwrap_or(0);
-            pdt_ms = start_pdt.map(|p| p.saturating_add(dur_ms));
+            pdt_ms = start_pdt.map(|p| crate::layout::date_after(p, e.duration_ns));
         }
         self.last_end_pdt_ms = pdt_ms;
         Ok(Some(holes))

@@ -93,8 +93,7 @@ impl RingReader {
                 return None;
             }
             let from = keyframe.map_or(index.start.ring_time_ns, |k| k.ring_time_ns);
-            let since_ms = i64::try_from((ring_time - from) / 1_000_000).ok()?;
-            return Some(wall_ms.saturating_add(since_ms));
+            return Some(crate::layout::date_after(wall_ms, ring_time - from));
         }
         None
     }

@@ -129,7 +129,7 @@ pub(super) fn scan_keyframes(file: &File, len: u64, start: &Keyframe) -> io::Res
             keyframes.push(Keyframe {
                 offset,
                 ring_time_ns: start.ring_time_ns.saturating_add(t),
-                wall_ms: start.wall_ms.saturating_add(i64::try_from(t / 1_000_000).unwrap_or(0)),
+                wall_ms: crate::layout::date_after(start.wall_ms, t),
                 size: u32::try_from(end - offset).unwrap_or(u32::MAX),
                 presentation_delay_90k: delay,
                 number: start.number.wrapping_add(u32::try_from(keyframes.len()).unwrap_or(0)),

@@ -220,7 +220,7 @@ impl Ring {
         let handle = DirHandle::open(&dir)
             .map_err(|e| RingError::io(format!("cannot open directory '{}'", dir.display()), e))?;
         let lock = acquire_lock(&handle)?;
-        let target_duration_s = config.segment_duration_ns.div_ceil(1_000_000_000).max(1);
+        let target_duration_s = crate::layout::playlist::target_duration_s(config.segment_duration_ns);
         let mut stats = RingStats::default();
         // A spare left by a writer that died is just an evicted segment.
         let _ = handle.remove(SPARE_NAME);

@@ -8,7 +8,7 @@ use std::io;
 use super::journal::Journal;
 use super::{Entry, Ring, SegmentStart};
 use crate::layout::index::Keyframe;
-use crate::layout::playlist::{self, PlaylistHeader, SegmentKeyframes};
+use crate::layout::playlist::{self, PlaylistHeader, SegmentKeyframes, target_duration_s};
 use crate::layout::{IFRAME_PLAYLIST_NAME, MULTIVARIANT_PLAYLIST_NAME, PLAYLIST_NAME, SegmentInfo};
 
 impl Ring {
@@ -76,7 +76,7 @@ impl Ring {
         // lowered, and raised only when an EXTINF would round above it,
         // which RFC 8216 forbids outright while a changed target is only
         // discouraged.
-        let rounded = (info.duration_ns + 500_000_000) / 1_000_000_000;
+        let rounded = target_duration_s(info.duration_ns);
         if rounded > self.target_duration_s && self.stats.playlist_writes > 0 {
             self.stats.target_duration_raises += 1;
         }

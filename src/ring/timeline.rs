@@ -43,8 +43,7 @@ impl Ring {
             .chain(open)
             .take_while(|&(start, _)| start <= ring_ns)
             .last()?;
-        let since_ms = i64::try_from((ring_ns - start) / 1_000_000).unwrap_or(i64::MAX);
-        Some(date_ms.saturating_add(since_ms))
+        Some(crate::layout::date_after(date_ms, ring_ns - start))
     }
 
     /// Ring time of the content received at wall-clock time `date_ms`: in

@@ -26,7 +26,8 @@ use super::RecordingKind;
 ///     eprintln!("writing again; {bytes} bytes ({duration:?}) were lost")
 /// });
 /// // Not running: the recording is refused (and a WARNING says why).
-/// assert_eq!(sink.start_recording(std::path::Path::new("/tmp/goal.ts"), RecordingKind::Content, -300 * 1_000_000_000), None);
+/// let five_minutes_back = gst::ClockTime::from_seconds(300).into_negative();
+/// assert_eq!(sink.start_recording(std::path::Path::new("/tmp/goal.ts"), RecordingKind::Content, five_minutes_back), None);
 /// assert!(sink.sink_stats().get::<bool>("running").is_ok_and(|running| !running));
 /// # Ok(())
 /// # }
@@ -93,10 +94,16 @@ pub trait StreamBufferSinkExt: IsA<gst::Element> + 'static {
         )
     }
 
-    /// `start-recording`: a recording at `location` starting `start_offset_ns`
-    /// from now (below 0 reaches back into the ring, above 0 is scheduled).
-    /// Its id, or `None` if refused (a WARNING message says why).
-    fn start_recording(&self, location: &Path, kind: RecordingKind, start_offset_ns: i64) -> Option<u32> {
+    /// `start-recording`: a recording at `location` starting `start_offset`
+    /// from now (negative reaches back into the ring, positive is
+    /// scheduled). Its id, or `None` if refused (a WARNING message says why).
+    fn start_recording(
+        &self,
+        location: &Path,
+        kind: RecordingKind,
+        start_offset: gst::Signed<gst::ClockTime>,
+    ) -> Option<u32> {
+        let start_offset_ns = offset_ns(start_offset);
         let id = self.as_ref().emit_by_name::<u32>(
             "start-recording",
             &[
@@ -119,11 +126,12 @@ pub trait StreamBufferSinkExt: IsA<gst::Element> + 'static {
         (id != 0).then_some(id)
     }
 
-    /// `stop-recording`: stops recording `id` `stop_offset_ns` from now
-    /// (past, now or future). False for an unknown id.
-    fn stop_recording(&self, id: u32, stop_offset_ns: i64) -> bool {
+    /// `stop-recording`: stops recording `id` `stop_offset` from now
+    /// (negative: in the past; zero: now; positive: later). False for an
+    /// unknown id.
+    fn stop_recording(&self, id: u32, stop_offset: gst::Signed<gst::ClockTime>) -> bool {
         self.as_ref()
-            .emit_by_name::<bool>("stop-recording", &[&id, &stop_offset_ns])
+            .emit_by_name::<bool>("stop-recording", &[&id, &offset_ns(stop_offset)])
     }
 
     /// `stop-recording-at`: stops recording `id` at a date-time.
@@ -142,6 +150,14 @@ impl<O: IsA<gst::Element>> StreamBufferSinkExt for O {}
 /// `kind` as a value of the enum type the loaded plugin registered (this
 /// crate's copy may not be the one that did, when the plugin was loaded
 /// from its shared library).
+/// A signed offset as the signals take it: gint64 nanoseconds, saturating.
+fn offset_ns(offset: gst::Signed<gst::ClockTime>) -> i64 {
+    match offset {
+        gst::Signed::Positive(t) => i64::try_from(t.nseconds()).unwrap_or(i64::MAX),
+        gst::Signed::Negative(t) => i64::try_from(t.nseconds()).map_or(i64::MIN, |ns| -ns),
+    }
+}
+
 fn kind_value(kind: RecordingKind) -> glib::Value {
     glib::Type::from_name("GstStreamBufferRecordingKind")
         .and_then(glib::EnumClass::with_type)

@@ -83,8 +83,7 @@ fn gather(ring: &Path) -> Result<Info, String> {
                 duration_ms: start - end,
             });
         }
-        let duration_ms = i64::try_from(e.duration_ns / 1_000_000).unwrap_or(i64::MAX);
-        date_ms = start.map(|s| s.saturating_add(duration_ms));
+        date_ms = start.map(|s| crate::layout::date_after(s, e.duration_ns));
         previous = date_ms.map(|end| (e.sequence, end));
     }
     let (mut bytes_on_disk, mut linked) = (0, Vec::new());

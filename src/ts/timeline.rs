@@ -281,6 +281,13 @@ fn ticks_to_ns(ticks: u64) -> u64 {
     u64::try_from(u128::from(ticks) * u128::from(NS) / u128::from(PCR_HZ)).unwrap_or(u64::MAX)
 }
 
+/// Nanoseconds in `ticks` of the 90 kHz clock PTS and DTS count in: the
+/// one place that converts (exact for whole milliseconds); saturating.
+#[must_use]
+pub fn ticks_90k_to_ns(ticks: i64) -> i64 {
+    ticks.saturating_mul(100_000) / 9
+}
+
 /// A PES packet's PTS minus the program clock `pcr` (both 33-bit 90 kHz
 /// values, so the difference is taken across the wrap and read as signed),
 /// clamped to what a record holds; 0 when either is missing.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::{RecordingKind, RecordingPoint, RecordingSummary, StreamPosition, keyframe_point, ms};
 use crate::layout::index::Keyframe;
-use crate::layout::playlist::{PlaylistHeader, render};
+use crate::layout::playlist::{PlaylistHeader, render, target_duration_s};
 use crate::layout::{PLAYLIST_NAME, SegmentInfo, segment_file_name, segment_index_name};
 use crate::platform::{self, DirHandle};
 use crate::recorder::health::{Probe, WriteHealth};
@@ -518,10 +518,9 @@ impl Recording {
                 let mut text = String::new();
                 let target = linked
                     .iter()
-                    .map(|(_, s)| s.duration_ns.div_ceil(1_000_000_000))
+                    .map(|(_, s)| target_duration_s(s.duration_ns))
                     .max()
-                    .unwrap_or(1)
-                    .max(1);
+                    .unwrap_or(1);
                 let header = PlaylistHeader {
                     target_duration_s: target,
                     discontinuity_sequence: 0,

@@ -4,6 +4,8 @@
 //! random-access point would overshoot the target duration, and how long a
 //! segment may run before it is cut without one.
 
+use crate::layout::playlist::target_duration_s;
+
 const SECOND: u64 = 1_000_000_000;
 
 /// A segment is cut at the next packet, random-access point or not, once it
@@ -80,11 +82,9 @@ impl Gops {
     /// `EXT-X-TARGETDURATION` for the life of the ring.
     #[must_use]
     pub fn waiting_overshoots_target(&self, elapsed_ns: u64, segment_duration_ns: u64) -> bool {
-        let target_s = segment_duration_ns.div_ceil(SECOND).max(1);
-        let rounded_s = |ns: u64| ns.saturating_add(SECOND / 2) / SECOND;
         self.last_gop_ns > 0
             && elapsed_ns.saturating_mul(2) >= segment_duration_ns
-            && rounded_s(elapsed_ns.saturating_add(self.last_gop_ns)) > target_s
+            && target_duration_s(elapsed_ns.saturating_add(self.last_gop_ns)) > target_duration_s(segment_duration_ns)
     }
 }
 

@@ -487,7 +487,7 @@ impl Segmenter {
         let tables: Vec<u8> = self.analyzer.table_packets().flatten().copied().collect();
         let start = SegmentStart {
             ring_time_ns: self.ring.ring_time_end(),
-            program_date_time_ms: anchor_ms + i64::try_from((now - anchor_ns) / 1_000_000).unwrap_or(0),
+            program_date_time_ms: crate::layout::date_after(anchor_ms, now - anchor_ns),
             discontinuity: self.pending_discontinuity,
             independent,
             head_bytes: u32::try_from(tables.len()).unwrap_or(u32::MAX),

@@ -6,16 +6,14 @@
 use super::{Segmenter, wall_clock_ms};
 use crate::recorder::recording::{RecordingTime, StreamPosition};
 use crate::recorder::{Host, RecordingRequest};
-use crate::ts::timeline::presentation_delay;
+use crate::ts::timeline::{presentation_delay, ticks_90k_to_ns};
 
 impl Segmenter {
     /// Wall-clock time at timeline position `position_ns`, from the anchor
     /// taken at the first segment after a jump.
     pub(in crate::recorder) fn wall_ms(&self, position_ns: u64) -> i64 {
         match self.anchor {
-            Some((anchor_ms, anchor_ns)) => {
-                anchor_ms.saturating_add(i64::try_from(position_ns.saturating_sub(anchor_ns) / 1_000_000).unwrap_or(0))
-            }
+            Some((anchor_ms, anchor_ns)) => crate::layout::date_after(anchor_ms, position_ns.saturating_sub(anchor_ns)),
             None => wall_clock_ms(),
         }
     }
@@ -25,7 +23,7 @@ impl Segmenter {
         StreamPosition {
             position_ns: self.timeline.position_ns(),
             ring_ns: self.ring_now(),
-            delay_ns: u64::try_from(delay_90k).map_or(0, |d| d * 100_000 / 9),
+            delay_ns: u64::try_from(ticks_90k_to_ns(i64::from(delay_90k))).unwrap_or(0),
             wall: self.now,
         }
     }
