@@ -352,7 +352,7 @@ impl Recorder {
         let s = &mut self.segmenter;
         s.release_hold(host);
         if matches!(s.halt, Halt::Running) {
-            let duration = s.timeline.end_position_ns().saturating_sub(s.segment_start_ns);
+            let duration = s.timeline.end_position_ns().saturating_sub(s.cuts.segment_start_ns());
             if s.ring.is_segment_open() {
                 s.finish_unit(s.ring.segment_len());
                 match s.ring.finish_segment(duration) {

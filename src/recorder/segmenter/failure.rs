@@ -134,9 +134,7 @@ impl Segmenter {
         let (dropped, kept_until_ns) = self.abandon_segment();
         self.health.losing_from(if was_open { kept_until_ns } else { position });
         self.health.drop_bytes(dropped);
-        self.pending_discontinuity = true;
-        self.closed_since_ns = Some(position);
-        self.forced_cut_at_ns = position.saturating_add(self.forced_limit());
+        self.cuts.dropped_at(position);
     }
 
     /// Gives up the open segment, keeping what reached the disk up to the
@@ -152,8 +150,10 @@ impl Segmenter {
             .rev()
             .find(|&&(offset, _)| offset <= flushed && Some(offset) != first)
             .copied()
-            .unwrap_or((0, self.segment_start_ns));
-        let dropped = self.ring.abandon_segment(keep, kept_until_ns - self.segment_start_ns);
+            .unwrap_or((0, self.cuts.segment_start_ns()));
+        let dropped = self
+            .ring
+            .abandon_segment(keep, kept_until_ns - self.cuts.segment_start_ns());
         self.unit_starts.clear();
         (dropped, kept_until_ns)
     }

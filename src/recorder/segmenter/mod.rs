@@ -6,6 +6,7 @@
 //! back an access unit while its verdict is pending, and hands what the ring
 //! wrote to the recordings. The write-failure mode is applied in `health`.
 
+mod cuts;
 mod failure;
 mod gops;
 mod recordings;
@@ -27,7 +28,7 @@ use crate::ts::analyzer::Unit;
 use crate::ts::random_access::Verdict;
 use crate::ts::timeline::{Step, presentation_delay};
 use crate::ts::{PACKET_SIZE, Packet, StreamAnalyzer, Timeline};
-use gops::{Gops, cut_tolerance};
+use cuts::Cuts;
 
 /// Packets held while the verdict on an access unit is pending; past this the
 /// unit is taken as not random-access.
@@ -78,27 +79,16 @@ pub(super) struct Segmenter {
     pub(super) ring: Ring,
     pub(super) analyzer: StreamAnalyzer,
     pub(super) timeline: Timeline,
-    /// Timeline position where the open segment started.
-    pub(super) segment_start_ns: u64,
-    /// Timeline position since which no segment has been open (stream start,
-    /// or a failed write in drop mode), for the forced cut.
-    pub(super) closed_since_ns: Option<u64>,
+    /// The open segment against the cut rules.
+    pub(super) cuts: Cuts,
     /// The input being pushed, while the ring may keep references to it.
     pub(super) input: Option<SharedBytes>,
     /// Where the run being consumed lies in `input`, if it does.
     pub(super) run_offset: Option<usize>,
-    /// Timeline position from which a forced cut is due (see FORCED_CUT_FACTOR).
-    pub(super) forced_cut_at_ns: u64,
-    /// The GOPs seen, for the cut rules.
-    pub(super) gops: Gops,
     /// Timeline position of the last time-based flush.
     pub(super) flushed_at_ns: u64,
     /// Whether packets are held back while a due access unit's verdict is pending.
     pub(super) hold: Hold,
-    /// Cut at the next random-access point regardless of duration.
-    pub(super) cut_asap: bool,
-    /// The next segment gets EXT-X-DISCONTINUITY.
-    pub(super) pending_discontinuity: bool,
     /// Wall clock (ms since epoch) at timeline position `anchor.1`.
     pub(super) anchor: Option<(i64, u64)>,
     pub(super) health: WriteHealth,
@@ -111,10 +101,6 @@ pub(super) struct Segmenter {
     pub(super) now: Instant,
     pub(super) stats: RecorderStats,
     pub(super) recordings: Recordings,
-    /// Ring time where the open segment starts: where the ring's completed
-    /// segments end, so that ring time is their durations summed and holes
-    /// (write failures, restarts) are left out of it.
-    pub(super) segment_ring_start_ns: u64,
     /// The access unit being received on the cut stream, in the open segment.
     pub(super) unit: Option<UnitStart>,
     /// PTS of the last access unit that started on the cut stream.
@@ -127,23 +113,21 @@ impl Segmenter {
     /// A segmenter writing into `ring`. If the ring already holds segments
     /// (adopted after a restart), the first new segment is a discontinuity.
     pub(super) fn new(ring: Ring, config: RecorderConfig) -> Self {
-        let adopted = ring.segments().len() > 0;
-        let segment_ring_start_ns = ring.ring_time_end();
+        let cuts = Cuts::new(
+            config.segment_duration_ns,
+            ring.ring_time_end(),
+            ring.segments().len() > 0,
+        );
         Segmenter {
             config,
             ring,
             analyzer: StreamAnalyzer::new(config.program),
             timeline: Timeline::new(),
-            segment_start_ns: 0,
-            closed_since_ns: None,
+            cuts,
             input: None,
             run_offset: None,
-            forced_cut_at_ns: u64::MAX,
-            gops: Gops::default(),
             flushed_at_ns: 0,
             hold: Hold::Passing,
-            cut_asap: false,
-            pending_discontinuity: adopted,
             anchor: None,
             health: WriteHealth::default(),
             unit_starts: VecDeque::new(),
@@ -151,7 +135,6 @@ impl Segmenter {
             now: Instant::now(),
             stats: RecorderStats::default(),
             recordings: Recordings::default(),
-            segment_ring_start_ns,
             unit: None,
             unit_pts: None,
             keyframes_indexed: 0,
@@ -160,8 +143,7 @@ impl Segmenter {
 
     /// Ring time of timeline position `position_ns` in the open segment.
     fn ring_time(&self, position_ns: u64) -> u64 {
-        self.segment_ring_start_ns
-            .saturating_add(position_ns.saturating_sub(self.segment_start_ns))
+        self.cuts.ring_time(position_ns)
     }
 
     /// An access unit starts at `offset` of the open segment: the previous
@@ -230,10 +212,8 @@ impl Segmenter {
     /// The fatal failure, if `error` mode stopped the recorder, for every
     /// call after it too.
     pub(super) fn on_jump(&mut self) {
-        self.gops.forget_last();
+        self.cuts.on_jump();
         self.stats.discontinuities += 1;
-        self.pending_discontinuity = true;
-        self.cut_asap = true;
         self.anchor = None;
     }
 
@@ -268,11 +248,11 @@ impl Segmenter {
     /// in the run and are written with it. Nothing is skipped while a cut is
     /// being decided or due, or while the clock needs every packet.
     fn skip_plain(&mut self, run: &[u8]) -> usize {
-        if self.hold != Hold::Passing || !self.ring.is_segment_open() && self.closed_since_ns.is_none() {
+        if self.hold != Hold::Passing || !self.cuts.started(self.ring.is_segment_open()) {
             return 0;
         }
         // Nothing below moves the position, so this holds for the whole skip.
-        if self.timeline.position_ns() >= self.forced_cut_at_ns && self.forced_cut_due() {
+        if self.cuts.forced_cut_may_be_due(self.timeline.position_ns()) && self.forced_cut_due() {
             return 0;
         }
         let max = usize::try_from(self.timeline.quiet_packets_left()).unwrap_or(usize::MAX);
@@ -304,9 +284,8 @@ impl Segmenter {
         if let Some(scrambled) = class.scrambling_changed {
             host.event(RecorderEvent::Scrambling(scrambled));
         }
-        if self.closed_since_ns.is_none() && !self.ring.is_segment_open() {
-            self.closed_since_ns = Some(self.timeline.position_ns());
-            self.forced_cut_at_ns = self.timeline.position_ns().saturating_add(self.forced_limit());
+        if !self.ring.is_segment_open() {
+            self.cuts.note_closed(self.timeline.position_ns());
         }
 
         if let Hold::Deciding(held) = &mut self.hold {
@@ -334,7 +313,7 @@ impl Segmenter {
 
         // The forced-cut deadline is one comparison per packet; the rest
         // is only worked out at access-unit starts.
-        let forced = self.timeline.position_ns() >= self.forced_cut_at_ns && self.forced_cut_due();
+        let forced = self.cuts.forced_cut_may_be_due(self.timeline.position_ns()) && self.forced_cut_due();
         let is_start = matches!(class.unit, Unit::Start(_));
         let due = is_start && self.cut_due();
         let offset_here = if is_start {
@@ -417,46 +396,23 @@ impl Segmenter {
             // Dropping: a new segment is the retry, at most once per interval.
             return self.health.retry_due(self.now);
         }
-        if !self.ring.is_segment_open() {
-            return true;
-        }
-        let elapsed = self.timeline.position_ns() - self.segment_start_ns;
-        let duration = self.config.segment_duration_ns;
-        self.cut_asap
-            || elapsed + cut_tolerance(duration) >= duration
-            || self.gops.waiting_overshoots_target(elapsed, duration)
-    }
-
-    /// How long a segment may run without a random-access point.
-    pub(super) fn forced_limit(&self) -> u64 {
-        self.gops.forced_limit(self.config.segment_duration_ns)
+        self.cuts
+            .cut_due(self.timeline.position_ns(), self.ring.is_segment_open())
     }
 
     /// A random-access point on the cut PID: the GOP it ends is measured,
     /// and the forced-cut deadline moves with the limit.
     fn on_random_access(&mut self) {
-        self.gops.record(self.timeline.position_ns());
-        let since = if self.ring.is_segment_open() {
-            Some(self.segment_start_ns)
-        } else {
-            self.closed_since_ns
-        };
-        if let Some(since) = since {
-            self.forced_cut_at_ns = since.saturating_add(self.forced_limit());
-        }
+        self.cuts
+            .on_random_access(self.timeline.position_ns(), self.ring.is_segment_open());
     }
 
     fn forced_cut_due(&self) -> bool {
-        let limit = self.forced_limit();
-        let now = self.timeline.position_ns();
         if self.health.is_failing() && !self.health.retry_due(self.now) {
             return false;
         }
-        if self.ring.is_segment_open() {
-            now - self.segment_start_ns >= limit
-        } else {
-            self.closed_since_ns.is_some_and(|since| now - since >= limit)
-        }
+        self.cuts
+            .forced_cut_due(self.timeline.position_ns(), self.ring.is_segment_open())
     }
 
     /// Closes the open segment (if any) and opens the next one, starting
@@ -470,7 +426,7 @@ impl Segmenter {
         }
         self.unit = None;
         if self.ring.is_segment_open() {
-            let duration = now - self.segment_start_ns;
+            let duration = now - self.cuts.segment_start_ns();
             match self.ring.finish_segment(duration) {
                 Ok(()) => self.on_finished(host),
                 Err(f) => {
@@ -488,7 +444,7 @@ impl Segmenter {
         let start = SegmentStart {
             ring_time_ns: self.ring.ring_time_end(),
             program_date_time_ms: crate::layout::date_after(anchor_ms, now - anchor_ns),
-            discontinuity: self.pending_discontinuity,
+            discontinuity: self.cuts.pending_discontinuity(),
             independent,
             head_bytes: u32::try_from(tables.len()).unwrap_or(u32::MAX),
         };
@@ -498,13 +454,8 @@ impl Segmenter {
                 return;
             }
         }
-        self.segment_start_ns = now;
-        self.segment_ring_start_ns = start.ring_time_ns;
-        self.closed_since_ns = None;
-        self.forced_cut_at_ns = now.saturating_add(self.forced_limit());
+        self.cuts.opened(now, start.ring_time_ns);
         self.unit_starts.clear();
-        self.pending_discontinuity = false;
-        self.cut_asap = false;
         // The random-access point follows the tables.
         self.note_unit_start(tables.len() as u64);
         self.unit = Some(UnitStart {
