@@ -30,6 +30,9 @@ pub fn read(dir: &DirHandle) -> io::Result<JournalContents> {
 pub struct Journal {
     file: File,
     lines: usize,
+    /// An append was lost (or the ring changed under it): the file is to
+    /// be rewritten whole at the next chance.
+    stale: bool,
 }
 
 impl Journal {
@@ -44,7 +47,11 @@ impl Journal {
         dir.replace_atomically(JOURNAL_NAME, text.as_bytes(), false)?;
         let mut file = dir.open_existing(JOURNAL_NAME)?;
         file.seek(SeekFrom::End(0))?;
-        Ok(Journal { file, lines })
+        Ok(Journal {
+            file,
+            lines,
+            stale: false,
+        })
     }
 
     /// Opens the journal in `dir` as it is (creating it empty if missing),
@@ -55,6 +62,7 @@ impl Journal {
         Ok(Journal {
             file,
             lines: read(dir).map_or(0, |c| c.segments.len() + c.rejected_lines as usize),
+            stale: false,
         })
     }
 
@@ -62,6 +70,29 @@ impl Journal {
     pub fn append(&mut self, info: &SegmentInfo) -> io::Result<()> {
         self.file.write_all(format_line(info).as_bytes())?;
         self.lines += 1;
+        Ok(())
+    }
+
+    /// Records a completed segment, or, if that fails (or an earlier
+    /// append was lost), marks the journal to be rewritten whole: it is
+    /// metadata, and losing a line loses no media.
+    pub fn record(&mut self, info: &SegmentInfo) {
+        if self.stale || self.append(info).is_err() {
+            self.stale = true;
+        }
+    }
+
+    /// The journal no longer matches the ring: rewrite it at the next chance.
+    pub fn mark_stale(&mut self) {
+        self.stale = true;
+    }
+
+    /// If stale, rewrites the journal in `dir` with exactly `entries`; an
+    /// error leaves it stale, to be tried again.
+    pub fn refresh<'a>(&mut self, dir: &DirHandle, entries: impl Iterator<Item = &'a SegmentInfo>) -> io::Result<()> {
+        if self.stale {
+            *self = Journal::rewrite(dir, entries)?;
+        }
         Ok(())
     }
 

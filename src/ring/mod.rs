@@ -43,9 +43,10 @@ use crate::layout::index::Keyframe;
 pub use failure::{FailureKind, RingError, WriteFailure};
 use index::IndexWriter;
 use journal::Journal;
+use publish::Playlists;
 use recovery::{Adoption, adopt, highest_sequence_on_disk};
-use retention::Retired;
-pub use retention::{Evicted, Retention, Window};
+pub use retention::{Retention, Window};
+use retention::{Pressure, Retired};
 use reuse::Reuse;
 pub use segment::{Chunk, CloseError, PendingWrites, SegmentWriter, SharedBytes};
 
@@ -165,12 +166,8 @@ pub struct Ring {
     #[allow(dead_code)] // held, never read
     lock: File,
     journal: Journal,
-    /// The journal lost an append: rewrite it whole at the next chance.
-    journal_dirty: bool,
-    /// Whether a write that fails for lack of space may evict segments.
-    pressure_eviction_allowed: bool,
-    /// Evicted under pressure and not yet taken by the recorder.
-    pressure_evicted: Evicted,
+    /// Evicting to make room when a write fails for lack of space.
+    pressure: Pressure,
     entries: VecDeque<Entry>,
     current: Option<Current>,
     /// The pending-bytes allocations, between one segment and the next.
@@ -180,9 +177,9 @@ pub struct Ring {
     window: Window,
     /// Discontinuity count of the last segment that left the ring.
     evicted_discontinuity_sequence: u64,
-    target_duration_s: u64,
     bytes_since_space_check: u64,
-    playlist: String,
+    /// What was last published, and the target duration.
+    playlists: Playlists,
     stats: RingStats,
     /// Files adoption left out of the ring, with the reason.
     left_out: Vec<String>,
@@ -197,8 +194,6 @@ pub struct Ring {
     /// Keyframes indexed so far (the next one's number), counting on from
     /// the adopted segments'.
     keyframes_total: u64,
-    /// The multivariant playlist as last written.
-    multivariant: String,
 }
 
 impl Ring {
@@ -220,7 +215,6 @@ impl Ring {
         let handle = DirHandle::open(&dir)
             .map_err(|e| RingError::io(format!("cannot open directory '{}'", dir.display()), e))?;
         let lock = acquire_lock(&handle)?;
-        let target_duration_s = crate::layout::playlist::target_duration_s(config.segment_duration_ns);
         let mut stats = RingStats::default();
         // A spare left by a writer that died is just an evicted segment.
         let _ = handle.remove(SPARE_NAME);
@@ -231,13 +225,14 @@ impl Ring {
             .map_err(|e| RingError::io(format!("cannot adopt the ring in '{}'", dir.display()), e))?;
         // A full disk must not stop the sink from starting: the journal is
         // then rewritten at the first segment that can be written.
-        let (journal, journal_dirty) = match Journal::rewrite(&handle, adopted.iter()) {
-            Ok(j) => (j, false),
-            Err(_) => (
-                Journal::open_existing(&handle)
-                    .map_err(|e| RingError::io(format!("cannot open the journal in '{}'", dir.display()), e))?,
-                true,
-            ),
+        let journal = match Journal::rewrite(&handle, adopted.iter()) {
+            Ok(j) => j,
+            Err(_) => {
+                let mut j = Journal::open_existing(&handle)
+                    .map_err(|e| RingError::io(format!("cannot open the journal in '{}'", dir.display()), e))?;
+                j.mark_stale();
+                j
+            }
         };
         let next_sequence = adopted
             .last()
@@ -246,14 +241,13 @@ impl Ring {
         if next_sequence > MAX_SEQUENCE {
             return Err(RingError::SequencesExhausted(dir.join(segment_file_name(MAX_SEQUENCE))));
         }
+        let playlists = Playlists::new(config.segment_duration_ns);
         let mut ring = Ring {
             config,
             handle,
             lock,
             journal,
-            journal_dirty,
-            pressure_eviction_allowed: true,
-            pressure_evicted: Evicted::default(),
+            pressure: Pressure::default(),
             entries: VecDeque::new(),
             current: None,
             spare_buffers: PendingWrites::default(),
@@ -261,16 +255,14 @@ impl Ring {
             next_sequence,
             window: Window::default(),
             evicted_discontinuity_sequence: 0,
-            target_duration_s,
             bytes_since_space_check: 0,
-            playlist: String::new(),
+            playlists,
             stats,
             left_out,
             undeleted: Vec::new(),
             retired: VecDeque::new(),
             ring_time_end_ns: 0,
             keyframes_total: 0,
-            multivariant: String::new(),
         };
         for info in adopted {
             // Each adopted segment's index is made to agree with its data;

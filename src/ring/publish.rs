@@ -5,11 +5,47 @@
 
 use std::io;
 
-use super::journal::Journal;
 use super::{Entry, Ring, SegmentStart};
 use crate::layout::index::Keyframe;
 use crate::layout::playlist::{self, PlaylistHeader, SegmentKeyframes, target_duration_s};
 use crate::layout::{IFRAME_PLAYLIST_NAME, MULTIVARIANT_PLAYLIST_NAME, PLAYLIST_NAME, SegmentInfo};
+
+/// What the ring last published, and the rule that keeps its target
+/// duration: the playlists' text (a buffer reused at every rotation) and
+/// `EXT-X-TARGETDURATION`.
+#[derive(Debug)]
+pub(super) struct Playlists {
+    /// Fixed when the playlist is first published (after the first segment,
+    /// so a stream's long GOPs set it), never lowered, and raised only when
+    /// an EXTINF would round above it, which RFC 8216 forbids outright while
+    /// a changed target is only discouraged.
+    target_duration_s: u64,
+    /// The text being written (media or I-frame playlist).
+    text: String,
+    /// The multivariant playlist as last written.
+    multivariant: String,
+}
+
+impl Playlists {
+    /// Before anything is published: the target that `segment_duration_ns`
+    /// asks for.
+    pub(super) fn new(segment_duration_ns: u64) -> Self {
+        Playlists {
+            target_duration_s: target_duration_s(segment_duration_ns),
+            text: String::new(),
+            multivariant: String::new(),
+        }
+    }
+
+    /// A segment of `duration_ns` joins the window; whether the target had
+    /// to be raised for it (`published`: a playlist was written before).
+    fn admit(&mut self, duration_ns: u64, published: bool) -> bool {
+        let rounded = target_duration_s(duration_ns);
+        let raised = rounded > self.target_duration_s && published;
+        self.target_duration_s = self.target_duration_s.max(rounded);
+        raised
+    }
+}
 
 impl Ring {
     /// Publishes segment `sequence` (`indexed`: its keyframes and the
@@ -33,20 +69,16 @@ impl Ring {
         self.ring_time_end_ns = start.ring_time_ns.saturating_add(duration_ns);
         // The journal and the playlist are metadata: failing to update them
         // loses no media, and both are rewritten whole at the next chance.
-        if self.journal_dirty || self.journal.append(&info).is_err() {
-            self.journal_dirty = true;
-        }
+        self.journal.record(&info);
         self.push_entry(info, indexed.0, indexed.1, start.head_bytes);
         self.enforce_retention_at_rotation();
         self.bytes_since_space_check = 0;
-        if self.journal_dirty {
-            match Journal::rewrite(&self.handle, self.entries.iter().map(|e| &e.info)) {
-                Ok(j) => {
-                    self.journal = j;
-                    self.journal_dirty = false;
-                }
-                Err(_) => self.stats.metadata_write_errors += 1,
-            }
+        if self
+            .journal
+            .refresh(&self.handle, self.entries.iter().map(|e| &e.info))
+            .is_err()
+        {
+            self.stats.metadata_write_errors += 1;
         }
         self.playlist_after_change();
     }
@@ -71,16 +103,9 @@ impl Ring {
         let discontinuity_sequence = base + u64::from(info.discontinuity);
         self.window.duration_ns += info.duration_ns;
         self.window.bytes += info.bytes;
-        // EXT-X-TARGETDURATION: fixed when the playlist is first published
-        // (after the first segment, so a stream's long GOPs set it), never
-        // lowered, and raised only when an EXTINF would round above it,
-        // which RFC 8216 forbids outright while a changed target is only
-        // discouraged.
-        let rounded = target_duration_s(info.duration_ns);
-        if rounded > self.target_duration_s && self.stats.playlist_writes > 0 {
+        if self.playlists.admit(info.duration_ns, self.stats.playlist_writes > 0) {
             self.stats.target_duration_raises += 1;
         }
-        self.target_duration_s = self.target_duration_s.max(rounded);
         self.entries.push_back(Entry {
             info,
             discontinuity_sequence,
@@ -105,15 +130,22 @@ impl Ring {
             return Ok(());
         };
         let header = PlaylistHeader {
-            target_duration_s: self.target_duration_s,
+            target_duration_s: self.playlists.target_duration_s,
             discontinuity_sequence: first.discontinuity_sequence - u64::from(first.info.discontinuity),
             ended,
             vod: false,
             start_offset_ns: None,
         };
-        playlist::render(&mut self.playlist, header, self.entries.range(skip..).map(|e| &e.info));
-        self.handle
-            .replace_atomically(PLAYLIST_NAME, self.playlist.as_bytes(), self.config.sync_on_rotate)?;
+        playlist::render(
+            &mut self.playlists.text,
+            header,
+            self.entries.range(skip..).map(|e| &e.info),
+        );
+        self.handle.replace_atomically(
+            PLAYLIST_NAME,
+            self.playlists.text.as_bytes(),
+            self.config.sync_on_rotate,
+        )?;
         self.stats.playlist_writes += 1;
         if self.config.iframe_playlist {
             self.write_iframe_playlists(skip, header)?;
@@ -136,10 +168,10 @@ impl Ring {
                 keyframes: &e.keyframes,
                 first_number: e.first_keyframe,
             });
-        playlist::render_iframes(&mut self.playlist, header, listed);
+        playlist::render_iframes(&mut self.playlists.text, header, listed);
         self.handle.replace_atomically(
             IFRAME_PLAYLIST_NAME,
-            self.playlist.as_bytes(),
+            self.playlists.text.as_bytes(),
             self.config.sync_on_rotate,
         )?;
         // Peak bit rates: of a segment, and of one keyframe over its time.
@@ -169,10 +201,10 @@ impl Ring {
             IFRAME_PLAYLIST_NAME,
             iframe_bandwidth,
         );
-        if text != self.multivariant {
+        if text != self.playlists.multivariant {
             self.handle
                 .replace_atomically(MULTIVARIANT_PLAYLIST_NAME, text.as_bytes(), self.config.sync_on_rotate)?;
-            self.multivariant = text;
+            self.playlists.multivariant = text;
         }
         Ok(())
     }

@@ -206,7 +206,7 @@ impl Ring {
             bytes: self.entries.iter().map(|e| e.info.bytes).sum(),
         };
         self.undeleted.clear();
-        self.journal_dirty = true;
+        self.journal.mark_stale();
         self.stats.directory_recreated += 1;
         Ok(())
     }

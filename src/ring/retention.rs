@@ -55,6 +55,35 @@ pub struct Evicted {
     pub bytes: u64,
 }
 
+/// Evicting to make room for a write that failed for lack of space: whether
+/// it is allowed now, and what it evicted that the recorder has not
+/// reported yet.
+#[derive(Debug)]
+pub(super) struct Pressure {
+    allowed: bool,
+    evicted: Evicted,
+}
+
+impl Default for Pressure {
+    fn default() -> Self {
+        Pressure {
+            allowed: true,
+            evicted: Evicted::default(),
+        }
+    }
+}
+
+impl Pressure {
+    pub(super) fn allow(&mut self, allowed: bool) {
+        self.allowed = allowed;
+    }
+
+    fn note(&mut self, bytes: u64) {
+        self.evicted.segments += 1;
+        self.evicted.bytes += bytes;
+    }
+}
+
 /// A segment out of the window whose file is kept a while (see the module
 /// documentation).
 #[derive(Debug)]
@@ -138,13 +167,13 @@ impl Ring {
     /// reports each such eviction once.
     #[must_use]
     pub fn take_pressure_evictions(&mut self) -> Evicted {
-        std::mem::take(&mut self.pressure_evicted)
+        std::mem::take(&mut self.pressure.evicted)
     }
 
     /// Deletes oldest completed segments until `needed` bytes were freed or
     /// none is left. Returns the bytes freed.
     pub(super) fn evict_under_pressure(&mut self, needed: u64) -> u64 {
-        if !self.pressure_eviction_allowed {
+        if !self.pressure.allowed {
             return 0;
         }
         let retired: u64 = self.retired.iter().map(|r| r.bytes).sum();
@@ -229,8 +258,7 @@ impl Ring {
             None => {
                 self.stats.evicted_under_pressure += 1;
                 self.stats.evicted_under_pressure_bytes += e.info.bytes;
-                self.pressure_evicted.segments += 1;
-                self.pressure_evicted.bytes += e.info.bytes;
+                self.pressure.note(e.info.bytes);
             }
         }
     }

@@ -109,7 +109,7 @@ impl Ring {
     /// that could help was evicted before the failure was declared, and what
     /// was kept of the failed segment is not to be eaten by the retries.
     pub fn set_evict_under_pressure(&mut self, allowed: bool) {
-        self.pressure_eviction_allowed = allowed;
+        self.pressure.allow(allowed);
     }
 
     /// Bytes of the open segment known to be in its file.
