@@ -18,7 +18,7 @@ use super::RingReader;
 use crate::layout::index::{self, Keyframe};
 use crate::layout::segment_file_name;
 use crate::platform;
-use crate::ts::packet::pcr_packet;
+use crate::ts::packet::{PAT_PID, Pid, pcr_packet};
 use crate::ts::psi::{SectionAssembler, parse_pat, parse_pmt};
 use crate::ts::{PACKET_SIZE, Packet};
 
@@ -193,10 +193,10 @@ impl RingReader {
 
 /// The PCR PID of the first PMT among `head`'s packets (the tables at a
 /// segment's head: a PAT, then the PMTs).
-fn pcr_pid(head: &[u8]) -> Option<u16> {
+fn pcr_pid(head: &[u8]) -> Option<Pid> {
     let packets = || head.chunks_exact(PACKET_SIZE).filter_map(Packet::new);
     let mut pat = SectionAssembler::default();
-    let pmt_pid = packets().filter(|p| p.pid() == 0).find_map(|p| {
+    let pmt_pid = packets().filter(|p| p.pid() == PAT_PID).find_map(|p| {
         let section = pat.push(&p)?;
         Some(parse_pat(section.bytes)?.programs.first()?.pmt_pid)
     })?;

@@ -34,7 +34,7 @@ use crate::ring::{FailureKind, Ring, SharedBytes, WriteFailure};
 use crate::ts::analyzer::AnalyzerStats;
 use crate::ts::program_filter::{ProgramFilter, ProgramFilterStats};
 use crate::ts::timeline::{ClockSource, Step};
-use crate::ts::{AlignerStats, PacketAligner};
+use crate::ts::{AlignerStats, PacketAligner, ProgramNumber};
 
 /// What to do when the disk refuses data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub enum FailureMode {
 pub struct RecorderConfig {
     pub segment_duration_ns: u64,
     /// program_number to follow; `None` = the first program in the PAT.
-    pub program: Option<u16>,
+    pub program: Option<ProgramNumber>,
     pub failure_mode: FailureMode,
     /// Minimum time between two attempts to write after a failure.
     pub retry_interval: Duration,
@@ -90,7 +90,7 @@ pub enum RecorderEvent {
     RecordingStopped(RecordingSummary),
     /// Programs `programs` asks for that the multiplex's PAT does not list
     /// (once per PAT change): nothing of them is recorded.
-    ProgramsMissing(Vec<u16>),
+    ProgramsMissing(Vec<ProgramNumber>),
 }
 
 /// What the recorder needs from its environment.
@@ -179,7 +179,7 @@ impl Recorder {
     /// segments (adopted after a restart), the first new segment is a
     /// discontinuity.
     #[must_use]
-    pub fn new(ring: Ring, config: RecorderConfig, programs: &[u16]) -> Self {
+    pub fn new(ring: Ring, config: RecorderConfig, programs: &[ProgramNumber]) -> Self {
         Recorder {
             aligner: PacketAligner::new(),
             filter: ProgramFilter::new(programs),

@@ -383,7 +383,7 @@ fn every_keyframe_is_indexed_and_ring_time_survives_a_restart() {
                 let p = &data[k.offset as usize..k.offset as usize + 188];
                 assert_eq!(
                     (p[1] & 0x40, crate::ts::Packet::new(p).map(|p| p.pid())),
-                    (0x40, Some(0x101))
+                    (0x40, Some(crate::ts::Pid::new(0x101)))
                 );
                 assert_eq!(k.size, 3 * 188, "segment {seq}: {k:?}");
                 assert_eq!(

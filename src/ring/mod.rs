@@ -45,8 +45,8 @@ use index::IndexWriter;
 use journal::Journal;
 use publish::Playlists;
 use recovery::{Adoption, adopt, highest_sequence_on_disk};
-pub use retention::{Retention, Window};
 use retention::{Pressure, Retired};
+pub use retention::{Retention, Window};
 use reuse::Reuse;
 pub use segment::{Chunk, CloseError, PendingWrites, SegmentWriter, SharedBytes};
 

@@ -24,7 +24,7 @@ use crate::layout::{
 use crate::platform::DirHandle;
 use crate::ts::analyzer::Unit;
 use crate::ts::timeline::{DEFAULT_BITRATE, PCR_HZ, Pcr};
-use crate::ts::{PACKET_SIZE, Packet, SYNC_BYTE, StreamAnalyzer};
+use crate::ts::{PACKET_SIZE, Packet, Pid, SYNC_BYTE, StreamAnalyzer};
 
 /// How much of the head and of the tail is searched for a PCR.
 const SCAN_BYTES: u64 = 2 * 1024 * 1024;
@@ -148,7 +148,7 @@ fn read_range(file: &mut File, start: u64, len: u64) -> io::Result<Vec<u8>> {
 /// Ticks between the first PCR in `head` and the last one (on the same PID)
 /// in `tail`, or in `head` when the file is small enough to have no tail.
 fn pcr_span(head: &[u8], tail: &[u8]) -> Option<u64> {
-    let pcrs = |buf: &[u8]| -> Vec<(u16, u64)> {
+    let pcrs = |buf: &[u8]| -> Vec<(Pid, u64)> {
         buf.chunks_exact(PACKET_SIZE)
             .filter_map(Packet::new)
             .filter_map(|p| p.pcr().map(|pcr| (p.pid(), pcr)))

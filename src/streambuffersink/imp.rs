@@ -301,7 +301,7 @@ impl StreamBufferSink {
                 ("No location set: set 'location' to the ring directory")
             ));
         };
-        if let Ok(n) = u16::try_from(settings.program_number)
+        if let Some(n) = settings.program()
             && !settings.programs.is_empty()
             && !settings.programs.contains(&n)
         {

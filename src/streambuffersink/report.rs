@@ -12,6 +12,7 @@ use gst::prelude::*;
 
 use crate::layout::segment_file_name;
 use crate::recorder::{Host, RecorderEvent, Snapshot};
+use crate::ts::ProgramNumber;
 
 /// The signals that report recorder events (the action signals are the
 /// element's own). The `/** */` comments are gtk-doc for the generated
@@ -206,7 +207,11 @@ pub(super) fn report(event: RecorderEvent, running_time: u64) -> Report {
             Report::new(Info, log, structure)
         }
         RecorderEvent::ProgramsMissing(missing) => {
-            let list = missing.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+            let list = missing
+                .iter()
+                .map(ProgramNumber::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
             let text = format!(
                 "The stream's PAT does not list program(s) {list} of the 'programs' property: nothing of them is recorded"
             );

@@ -12,6 +12,7 @@ use gst::prelude::*;
 use super::WriteFailureMode;
 use crate::recorder::RecorderConfig;
 use crate::ring::{Retention, RingConfig};
+use crate::ts::ProgramNumber;
 
 const SECOND: u64 = 1_000_000_000;
 const DEFAULT_SEGMENT_DURATION: u64 = 6 * SECOND;
@@ -41,7 +42,7 @@ pub(super) struct Settings {
     pub(super) iframe_playlist: bool,
     pub(super) program_number: i32,
     /// Program numbers to keep; empty keeps every program.
-    pub(super) programs: Vec<u16>,
+    pub(super) programs: Vec<ProgramNumber>,
     pub(super) sync_on_rotate: bool,
     pub(super) reuse_files: bool,
     pub(super) write_failure_mode: WriteFailureMode,
@@ -318,11 +319,16 @@ impl Settings {
         }
     }
 
+    /// The `program-number` to follow, `None` for the first in the PAT.
+    pub(super) fn program(&self) -> Option<ProgramNumber> {
+        u16::try_from(self.program_number).ok().map(ProgramNumber::new)
+    }
+
     /// How the recorder cuts, filters and meets write failures.
     pub(super) fn recorder_config(&self) -> RecorderConfig {
         RecorderConfig {
             segment_duration_ns: self.segment_duration,
-            program: u16::try_from(self.program_number).ok(),
+            program: self.program(),
             failure_mode: self.write_failure_mode.into(),
             retry_interval: Duration::from_nanos(self.retry_interval),
         }
@@ -372,7 +378,7 @@ impl Settings {
             "programs" => self
                 .programs
                 .iter()
-                .map(u16::to_string)
+                .map(ProgramNumber::to_string)
                 .collect::<Vec<_>>()
                 .join(",")
                 .to_value(),
@@ -388,13 +394,15 @@ impl Settings {
 /// Parses the `programs` property: program numbers 1-65535 separated by
 /// commas (spaces allowed), in any order, each once; empty or `None` keeps
 /// every program.
-fn parse_programs(text: Option<&str>) -> Result<Vec<u16>, String> {
+fn parse_programs(text: Option<&str>) -> Result<Vec<ProgramNumber>, String> {
     let mut programs = Vec::new();
     for item in text.unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match item.parse::<u16>() {
             Ok(0) => return Err("Refusing programs: 0 is the network information PID, not a program".into()),
-            Ok(n) if programs.contains(&n) => return Err(format!("Refusing programs: {n} is listed twice")),
-            Ok(n) => programs.push(n),
+            Ok(n) if programs.contains(&ProgramNumber::new(n)) => {
+                return Err(format!("Refusing programs: {n} is listed twice"));
+            }
+            Ok(n) => programs.push(ProgramNumber::new(n)),
             Err(_) => {
                 return Err(format!(
                     "Refusing programs '{}': '{item}' is not a program number (1-65535)",
@@ -409,12 +417,16 @@ fn parse_programs(text: Option<&str>) -> Result<Vec<u16>, String> {
 #[cfg(test)]
 mod tests {
     use super::parse_programs;
+    use crate::ts::ProgramNumber;
 
     #[test]
     fn programs_are_parsed_and_bad_lists_refused() {
         assert_eq!(parse_programs(None), Ok(vec![]));
         assert_eq!(parse_programs(Some("")), Ok(vec![]));
-        assert_eq!(parse_programs(Some(" 101, 7 ,")), Ok(vec![101, 7]));
+        assert_eq!(
+            parse_programs(Some(" 101, 7 ,")),
+            Ok(vec![ProgramNumber::new(101), ProgramNumber::new(7)])
+        );
         for bad in ["0", "1,1", "x", "65536", "-3", "1;2"] {
             let e = parse_programs(Some(bad)).expect_err(bad);
             assert!(e.starts_with("Refusing programs"), "{e}");

@@ -25,7 +25,7 @@ use super::uri::{self, RingUri};
 use crate::element_sync::{FlushGate, lock};
 use crate::layout::PLAYLIST_NAME;
 use crate::reader::{Direction, Playback, ReaderEvent, RingReader};
-use crate::ts::{PACKET_SIZE, Packet};
+use crate::ts::{PACKET_SIZE, PAT_PID, Packet};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -512,7 +512,7 @@ impl StreamBufferSrc {
     fn note_playable(&self, data: &[u8]) {
         let pat = data
             .chunks_exact(PACKET_SIZE)
-            .any(|p| Packet::new(p).is_some_and(|p| p.pid() == 0));
+            .any(|p| Packet::new(p).is_some_and(|p| p.pid() == PAT_PID));
         if pat {
             self.playable.store(true, std::sync::atomic::Ordering::Relaxed);
         }

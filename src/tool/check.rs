@@ -18,7 +18,7 @@ use crate::layout::{JOURNAL_NAME, segment_file_name, segment_index_name};
 use crate::layout::{index, journal};
 use crate::platform;
 use crate::ts::psi::{SectionAssembler, parse_pat};
-use crate::ts::{PACKET_SIZE, Packet, SYNC_BYTE};
+use crate::ts::{PACKET_SIZE, PAT_PID, Packet, SYNC_BYTE};
 
 /// Ring time may drift from the playlist's millisecond durations by this
 /// much per segment before the index and the playlist are said to disagree.
@@ -143,7 +143,7 @@ fn check_head(data: &[u8]) -> Result<u64, String> {
     let mut pat = SectionAssembler::default();
     let mut pmt_pids = None;
     for (i, p) in packets.iter().enumerate() {
-        if p.pid() != 0 {
+        if p.pid() != PAT_PID {
             return Err(format!("packet {i} (PID {:#x}) comes before a whole PAT", p.pid()));
         }
         if let Some(section) = pat.push(p) {
@@ -157,7 +157,7 @@ fn check_head(data: &[u8]) -> Result<u64, String> {
     // The head: the PAT and PMT packets before anything else.
     let head = packets
         .iter()
-        .take_while(|p| p.pid() == 0 || pmt_pids.contains(&p.pid()))
+        .take_while(|p| p.pid() == PAT_PID || pmt_pids.contains(&p.pid()))
         .count();
     if !packets[..head].iter().any(|p| p.pid() == pmt_pids[0]) {
         return Err(format!("its PAT is not followed by the PMT (PID {:#x})", pmt_pids[0]));

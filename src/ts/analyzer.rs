@@ -3,8 +3,8 @@
 //! computed from its header and, for the video stream, the first bytes of each
 //! access unit.
 
-use super::packet::{NULL_PID, PACKET_SIZE, PAT_PID, Packet};
-use super::psi::{Pat, Pmt, SectionAssembler, StreamKind, parse_pat, parse_pmt};
+use super::packet::{NULL_PID, PACKET_SIZE, PAT_PID, Packet, Pid};
+use super::psi::{Pat, Pmt, ProgramNumber, SectionAssembler, StreamKind, parse_pat, parse_pmt};
 use super::random_access::{RandomAccessDetector, Verdict};
 use super::timeline::Pcr;
 
@@ -46,29 +46,29 @@ pub struct AnalyzerStats {
 /// Another program's PMT: its PID, the section being assembled there and
 /// the packets of the latest complete one.
 struct OtherPmt {
-    pid: u16,
+    pid: Pid,
     asm: SectionAssembler,
     packets: Vec<[u8; PACKET_SIZE]>,
 }
 
 /// See the module documentation.
 pub struct StreamAnalyzer {
-    program: Option<u16>,
+    program: Option<ProgramNumber>,
     pat_asm: SectionAssembler,
     pmt_asm: SectionAssembler,
     pat: Option<Pat>,
     pmt: Option<Pmt>,
-    pmt_pid: Option<u16>,
+    pmt_pid: Option<Pid>,
     pat_packets: Vec<[u8; PACKET_SIZE]>,
     pmt_packets: Vec<[u8; PACKET_SIZE]>,
-    pcr_pid: Option<u16>,
+    pcr_pid: Option<Pid>,
     /// The other programs' PMTs, in PAT order: each segment head carries
     /// them too, so that every program of a multiplex starts with its table.
     other_pmts: Vec<OtherPmt>,
     /// Bit per PID: the PMT PID of another program (for `skip_plain`).
     other_pmt_pids: Box<[u64; 128]>,
     /// PID whose unit starts are cut points, with its detector if it is video.
-    cut_pid: Option<u16>,
+    cut_pid: Option<Pid>,
     detector: Option<RandomAccessDetector>,
     /// Last continuity counter per PID; 0xFF = none seen yet.
     last_cc: Box<[u8; 8192]>,
@@ -80,7 +80,7 @@ pub struct StreamAnalyzer {
 impl StreamAnalyzer {
     /// `program`: the program_number to follow, or `None` for the first in the PAT.
     #[must_use]
-    pub fn new(program: Option<u16>) -> Self {
+    pub fn new(program: Option<ProgramNumber>) -> Self {
         StreamAnalyzer {
             program,
             pat_asm: SectionAssembler::default(),
@@ -127,8 +127,8 @@ impl StreamAnalyzer {
             .chain(self.other_pmts.iter().flat_map(|o| o.packets.iter()))
     }
 
-    fn is_other_pmt_pid(&self, pid: u16) -> bool {
-        self.other_pmt_pids[usize::from(pid / 64)] & (1 << (pid % 64)) != 0
+    fn is_other_pmt_pid(&self, pid: Pid) -> bool {
+        self.other_pmt_pids[pid.index() / 64] & (1 << (pid.index() % 64)) != 0
     }
 
     /// Forgets continuity state (after a flush or a gap in the input), so the
@@ -187,7 +187,7 @@ impl StreamAnalyzer {
             }
             return class;
         }
-        if p.has_payload() && pid >= 0x20 {
+        if p.has_payload() && pid.value() >= 0x20 {
             class.scrambling_changed = self.track_scrambling(p.scrambling_control() != 0);
         }
         class.unit = self.classify_unit(p, pid);
@@ -287,10 +287,10 @@ impl StreamAnalyzer {
         count
     }
 
-    fn classify_unit(&mut self, p: &Packet<'_>, pid: u16) -> Unit {
+    fn classify_unit(&mut self, p: &Packet<'_>, pid: Pid) -> Unit {
         match self.cut_pid {
             Some(cut) if cut != pid => return Unit::Inside,
-            None if !p.payload_unit_start() || pid < 0x20 => return Unit::Inside,
+            None if !p.payload_unit_start() || pid.value() < 0x20 => return Unit::Inside,
             // Without a PMT only the multiplexer's flag can be trusted; the
             // recorder's forced cut covers streams that never send tables.
             None => {
@@ -338,8 +338,8 @@ impl StreamAnalyzer {
         Unit::Inside
     }
 
-    fn check_continuity(&mut self, p: &Packet<'_>, pid: u16) {
-        let slot = &mut self.last_cc[usize::from(pid)];
+    fn check_continuity(&mut self, p: &Packet<'_>, pid: Pid) {
+        let slot = &mut self.last_cc[pid.index()];
         let cc = p.continuity_counter();
         if !p.has_payload() {
             return; // the counter only advances with payload
@@ -394,7 +394,7 @@ impl StreamAnalyzer {
             self.pmt_asm = SectionAssembler::default();
         }
         // The other programs, in PAT order; a PMT already seen is kept.
-        let others: Vec<u16> = pat
+        let others: Vec<Pid> = pat
             .programs
             .iter()
             .map(|e| e.pmt_pid)
@@ -413,7 +413,7 @@ impl StreamAnalyzer {
                     asm: SectionAssembler::default(),
                     packets: Vec::new(),
                 }));
-                self.other_pmt_pids[usize::from(pid / 64)] |= 1 << (pid % 64);
+                self.other_pmt_pids[pid.index() / 64] |= 1 << (pid.index() % 64);
             }
         }
         self.pat = Some(pat);

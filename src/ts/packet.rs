@@ -6,10 +6,62 @@ pub const SYNC_BYTE: u8 = 0x47;
 /// Size of a transport packet as written to disk. 192- and 204-byte input is
 /// reduced to this size by [`crate::ts::PacketAligner`].
 pub const PACKET_SIZE: usize = 188;
+/// A packet identifier: which elementary stream or table of the multiplex a
+/// packet carries (13 bits). Its own type, so that it is never taken for a
+/// program number, which is also a `u16` on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Pid(u16);
+
+impl Pid {
+    /// The highest PID, that of null (stuffing) packets.
+    pub const MAX: u16 = 0x1FFF;
+
+    /// The PID of the 13 low bits of `value` (the rest are flags on the wire).
+    #[must_use]
+    pub const fn new(value: u16) -> Pid {
+        Pid(value & Self::MAX)
+    }
+
+    #[must_use]
+    pub const fn value(self) -> u16 {
+        self.0
+    }
+
+    /// As an index into a table of every PID.
+    #[must_use]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl From<Pid> for u16 {
+    fn from(pid: Pid) -> u16 {
+        pid.0
+    }
+}
+
+impl From<Pid> for u32 {
+    fn from(pid: Pid) -> u32 {
+        u32::from(pid.0)
+    }
+}
+
+impl std::fmt::LowerHex for Pid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::LowerHex::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Display for Pid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#06x}", self.0)
+    }
+}
+
 /// PID of the Program Association Table.
-pub const PAT_PID: u16 = 0x0000;
+pub const PAT_PID: Pid = Pid(0x0000);
 /// PID of null (stuffing) packets.
-pub const NULL_PID: u16 = 0x1FFF;
+pub const NULL_PID: Pid = Pid(Pid::MAX);
 
 /// A borrowed, validated transport packet.
 ///
@@ -45,8 +97,8 @@ impl<'a> Packet<'a> {
     }
 
     #[must_use]
-    pub fn pid(&self) -> u16 {
-        u16::from(self.0[1] & 0x1F) << 8 | u16::from(self.0[2])
+    pub fn pid(&self) -> Pid {
+        Pid(u16::from(self.0[1] & 0x1F) << 8 | u16::from(self.0[2]))
     }
 
     /// transport_scrambling_control: 0 means clear, anything else scrambled.
@@ -147,10 +199,11 @@ impl<'a> Packet<'a> {
 /// count. Used where data is sent out of its order (trick play) and the
 /// receiver must learn the clock again.
 #[must_use]
-pub fn pcr_packet(pid: u16, base_90k: u64) -> [u8; PACKET_SIZE] {
+pub fn pcr_packet(pid: Pid, base_90k: u64) -> [u8; PACKET_SIZE] {
     let mut p = [0xFFu8; PACKET_SIZE];
     let base = base_90k & ((1 << 33) - 1);
-    p[..4].copy_from_slice(&[SYNC_BYTE, (pid >> 8) as u8 & 0x1F, pid as u8, 0x20]);
+    let [high, low] = pid.value().to_be_bytes();
+    p[..4].copy_from_slice(&[SYNC_BYTE, high & 0x1F, low, 0x20]);
     // adaptation_field_length: the rest of the packet; flags:
     // discontinuity_indicator and PCR_flag.
     p[4] = 183;
@@ -170,9 +223,9 @@ pub(crate) mod tests {
 
     #[test]
     fn a_pcr_packet_reads_back() {
-        let bytes = pcr_packet(0x100, (1 << 33) - 3);
+        let bytes = pcr_packet(Pid::new(0x100), (1 << 33) - 3);
         let p = Packet::new(&bytes).expect("packet");
-        assert_eq!(p.pid(), 0x100);
+        assert_eq!(p.pid(), Pid::new(0x100));
         assert!(p.discontinuity_indicator() && !p.has_payload() && !p.payload_unit_start());
         assert_eq!(p.pcr(), Some(((1 << 33) - 3) * 300));
     }
@@ -272,7 +325,7 @@ pub(crate) mod tests {
         b.payload = vec![1, 2, 3];
         let bytes = b.build();
         let p = Packet::new(&bytes).expect("valid packet");
-        assert_eq!(p.pid(), 0x1234 & 0x1FFF);
+        assert_eq!(p.pid(), Pid::new(0x1234));
         assert!(p.payload_unit_start());
         assert_eq!(p.continuity_counter(), 7);
         assert_eq!(p.scrambling_control(), 2);

@@ -21,20 +21,20 @@
 //! kept program's streams until its PMT has been seen.
 
 use super::crc::crc32_mpeg2;
-use super::packet::{NULL_PID, PACKET_SIZE, PAT_PID, Packet};
-use super::psi::{SectionAssembler, parse_cat, parse_pat, parse_pmt};
+use super::packet::{NULL_PID, PACKET_SIZE, PAT_PID, Packet, Pid};
+use super::psi::{ProgramNumber, SectionAssembler, parse_cat, parse_pat, parse_pmt};
 
 /// PID of the Conditional Access Table.
-const CAT_PID: u16 = 0x0001;
+const CAT_PID: Pid = Pid::new(0x0001);
 
 /// PIDs below this carry service information shared by the multiplex.
 const FIRST_PROGRAM_PID: u16 = 0x20;
 
 /// The PIDs a kept program uses, from its latest PMT.
 struct KeptPmt {
-    pid: u16,
+    pid: Pid,
     asm: SectionAssembler,
-    uses: Vec<u16>,
+    uses: Vec<Pid>,
 }
 
 /// Counters for the sink's `stats`.
@@ -50,7 +50,7 @@ pub struct ProgramFilterStats {
 /// See the module documentation.
 pub struct ProgramFilter {
     /// The program numbers to keep, as configured (non-empty).
-    programs: Vec<u16>,
+    programs: Vec<ProgramNumber>,
     pat_asm: SectionAssembler,
     /// The latest PAT section (before rewriting), to notice a change.
     pat_section: Vec<u8>,
@@ -59,15 +59,15 @@ pub struct ProgramFilter {
     /// The kept programs' PMTs, in PAT order.
     pmts: Vec<KeptPmt>,
     /// A PMT PID the PAT's program 0 entry names (the NIT), if any.
-    network_pid: Option<u16>,
+    network_pid: Option<Pid>,
     cat_asm: SectionAssembler,
     /// EMM PIDs from the latest CAT.
-    emm_pids: Vec<u16>,
+    emm_pids: Vec<Pid>,
     /// Bit per PID: kept.
     kept: Box<[u64; 128]>,
     /// Configured programs the latest PAT does not list, once per PAT
     /// change, for the element to warn about.
-    missing: Option<Vec<u16>>,
+    missing: Option<Vec<ProgramNumber>>,
     stats: ProgramFilterStats,
 }
 
@@ -75,7 +75,7 @@ impl ProgramFilter {
     /// A filter keeping `programs` (program_number values); `None` for an
     /// empty list, which means "keep everything" and needs no filter.
     #[must_use]
-    pub fn new(programs: &[u16]) -> Option<Self> {
+    pub fn new(programs: &[ProgramNumber]) -> Option<Self> {
         if programs.is_empty() {
             return None;
         }
@@ -103,7 +103,7 @@ impl ProgramFilter {
 
     /// The configured programs the latest PAT did not list, once after each
     /// PAT change that leaves some out (`None` otherwise).
-    pub fn take_missing(&mut self) -> Option<Vec<u16>> {
+    pub fn take_missing(&mut self) -> Option<Vec<ProgramNumber>> {
         self.missing.take()
     }
 
@@ -116,8 +116,8 @@ impl ProgramFilter {
         }
     }
 
-    fn is_kept(&self, pid: u16) -> bool {
-        self.kept[usize::from(pid / 64)] & (1 << (pid % 64)) != 0
+    fn is_kept(&self, pid: Pid) -> bool {
+        self.kept[pid.index() / 64] & (1 << (pid.index() % 64)) != 0
     }
 
     /// Appends to `out` the packets of `run` (whole packets) that are kept,
@@ -176,7 +176,7 @@ impl ProgramFilter {
         };
         if section.bytes != self.pat_section.as_slice() {
             self.pat_section = section.bytes.to_vec();
-            let missing: Vec<u16> = self
+            let missing: Vec<ProgramNumber> = self
                 .programs
                 .iter()
                 .copied()
@@ -214,7 +214,7 @@ impl ProgramFilter {
         let Some(parsed) = parse_pmt(section.bytes) else {
             return;
         };
-        let mut uses: Vec<u16> = std::iter::once(parsed.pcr_pid)
+        let mut uses: Vec<Pid> = std::iter::once(parsed.pcr_pid)
             .chain(parsed.streams.iter().map(|es| es.pid))
             .chain(parsed.ca_pids.iter().copied())
             .collect();
@@ -228,7 +228,7 @@ impl ProgramFilter {
 
     fn rebuild_kept(&mut self) {
         self.kept.fill(0);
-        let shared = (0..FIRST_PROGRAM_PID).filter(|&p| p != PAT_PID);
+        let shared = (0..FIRST_PROGRAM_PID).map(Pid::new).filter(|&p| p != PAT_PID);
         let pids = shared
             .chain(self.network_pid)
             .chain(self.emm_pids.iter().copied())
@@ -238,32 +238,32 @@ impl ProgramFilter {
                     .flat_map(|p| std::iter::once(p.pid).chain(p.uses.iter().copied())),
             );
         for pid in pids.filter(|&p| p != NULL_PID && p != PAT_PID) {
-            self.kept[usize::from(pid / 64)] |= 1 << (pid % 64);
+            self.kept[pid.index() / 64] |= 1 << (pid.index() % 64);
         }
     }
 }
 
 /// The PID the network entry (program_number 0) of a valid PAT section names.
-fn network_pid(section: &[u8]) -> Option<u16> {
+fn network_pid(section: &[u8]) -> Option<Pid> {
     let len = usize::from(*section.get(1)? & 0x0F) << 8 | usize::from(*section.get(2)?);
     section
         .get(8..(3 + len).checked_sub(4)?)?
         .chunks_exact(4)
         .find(|e| e[0] == 0 && e[1] == 0)
-        .map(|e| u16::from_be_bytes([e[2], e[3]]) & 0x1FFF)
+        .map(|e| Pid::new(u16::from_be_bytes([e[2], e[3]])))
 }
 
 /// The PAT section `section` (already validated by `parse_pat`) listing only
 /// the network entry and `programs`, with a new CRC; its header (table id,
 /// transport_stream_id, version, section numbers) is kept.
 #[must_use]
-fn rewrite_pat_section(section: &[u8], programs: &[u16]) -> Option<Vec<u8>> {
+fn rewrite_pat_section(section: &[u8], programs: &[ProgramNumber]) -> Option<Vec<u8>> {
     let len = usize::from(*section.get(1)? & 0x0F) << 8 | usize::from(*section.get(2)?);
     let entries = section.get(8..(3 + len).checked_sub(4)?)?;
     let mut out = section.get(..8)?.to_vec();
     for e in entries.chunks_exact(4) {
         let number = u16::from_be_bytes([e[0], e[1]]);
-        if number == 0 || programs.contains(&number) {
+        if number == 0 || programs.contains(&ProgramNumber::new(number)) {
             out.extend_from_slice(e);
         }
     }
@@ -279,13 +279,14 @@ fn rewrite_pat_section(section: &[u8], programs: &[u16]) -> Option<Vec<u8>> {
 
 /// Appends `section` to `out` as packets of `pid`: payload only, a pointer
 /// field in the first, stuffing bytes (0xFF) after the section.
-fn packetize(pid: u16, section: &[u8], cc: &mut u8, out: &mut Vec<u8>) {
+fn packetize(pid: Pid, section: &[u8], cc: &mut u8, out: &mut Vec<u8>) {
     let mut payload = Vec::with_capacity(section.len() + 1);
     payload.push(0); // pointer_field: the section starts right after it
     payload.extend_from_slice(section);
     for (i, chunk) in payload.chunks(PACKET_SIZE - 4).enumerate() {
         let pusi = if i == 0 { 0x40 } else { 0 };
-        out.extend_from_slice(&[0x47, pusi | (pid >> 8) as u8 & 0x1F, pid as u8, 0x10 | *cc]);
+        let [high, low] = pid.value().to_be_bytes();
+        out.extend_from_slice(&[0x47, pusi | high & 0x1F, low, 0x10 | *cc]);
         out.extend_from_slice(chunk);
         out.resize(out.len() + (PACKET_SIZE - 4 - chunk.len()), 0xFF);
         *cc = (*cc + 1) & 0x0F;
@@ -306,6 +307,10 @@ mod tests {
             body.extend_from_slice(&(0xE000 | pid).to_be_bytes());
         }
         section(0x00, 7, version, &body)
+    }
+
+    fn numbered(numbers: &[u16]) -> Vec<ProgramNumber> {
+        numbers.iter().copied().map(ProgramNumber::new).collect()
     }
 
     fn media(pid: u16) -> [u8; PACKET_SIZE] {
@@ -330,13 +335,13 @@ mod tests {
             media(0x201),
             media(0x900),
             media(0x12),
-            media(NULL_PID),
+            media(NULL_PID.value()),
         ]
     }
 
     #[test]
     fn keeps_one_program_and_rewrites_the_pat() {
-        let mut f = ProgramFilter::new(&[1]).expect("filter");
+        let mut f = ProgramFilter::new(&numbered(&[1])).expect("filter");
         let mut out = Vec::new();
         for p in two_programs() {
             f.filter(&p, &mut out);
@@ -349,8 +354,8 @@ mod tests {
         let parsed = parse_pat(s.bytes).expect("valid PAT");
         assert_eq!((parsed.transport_stream_id, parsed.version), (7, 3));
         assert_eq!(parsed.programs.len(), 1);
-        assert_eq!(parsed.programs[0].program_number, 1);
-        assert_eq!(network_pid(s.bytes), Some(0x10));
+        assert_eq!(parsed.programs[0].program_number, ProgramNumber::new(1));
+        assert_eq!(network_pid(s.bytes), Some(Pid::new(0x10)));
         assert_eq!(f.stats().dropped_packets, 4); // PMT 0x200, 0x201, 0x900, null
         assert_eq!(f.take_missing(), None);
     }
@@ -358,7 +363,7 @@ mod tests {
     #[test]
     fn a_pid_two_programs_share_is_kept() {
         // Program 2 uses program 1's audio PID 0x102 too.
-        let mut f = ProgramFilter::new(&[2]).expect("filter");
+        let mut f = ProgramFilter::new(&numbered(&[2])).expect("filter");
         let mut out = Vec::new();
         let packets = [
             psi_packet(0, &pat(&[(1, 0x100), (2, 0x200)], 0), 0),
@@ -376,12 +381,12 @@ mod tests {
 
     #[test]
     fn streams_before_their_pmt_are_dropped_and_a_missing_program_is_reported() {
-        let mut f = ProgramFilter::new(&[1, 5]).expect("filter");
+        let mut f = ProgramFilter::new(&numbered(&[1, 5])).expect("filter");
         let mut out = Vec::new();
         f.filter(&media(0x101), &mut out);
         assert!(out.is_empty(), "nothing known before the PAT");
         f.filter(&psi_packet(0, &pat(&[(1, 0x100)], 0), 0), &mut out);
-        assert_eq!(f.take_missing(), Some(vec![5]));
+        assert_eq!(f.take_missing(), Some(numbered(&[5])));
         assert_eq!(f.take_missing(), None, "once per PAT change");
         f.filter(&psi_packet(0, &pat(&[(1, 0x100)], 0), 1), &mut out);
         assert_eq!(f.take_missing(), None, "the same PAT again");
@@ -399,7 +404,7 @@ mod tests {
 
     #[test]
     fn ecm_and_emm_pids_are_kept() {
-        let mut f = ProgramFilter::new(&[1]).expect("filter");
+        let mut f = ProgramFilter::new(&numbered(&[1])).expect("filter");
         let mut out = Vec::new();
         // PMT with a CA descriptor (ECM on 0x150) in the program loop.
         let body = [
@@ -433,7 +438,7 @@ mod tests {
         second.cc = 1;
         second.payload = sec[183..].to_vec();
         second.payload.resize(184, 0xFF);
-        let mut f = ProgramFilter::new(&[60]).expect("filter");
+        let mut f = ProgramFilter::new(&numbered(&[60])).expect("filter");
         let mut out = Vec::new();
         f.filter(&first.build(), &mut out);
         assert!(out.is_empty());
@@ -442,8 +447,8 @@ mod tests {
         let mut asm = SectionAssembler::default();
         let s = asm.push(&Packet::new(&out).expect("packet")).expect("section");
         let parsed = parse_pat(s.bytes).expect("valid");
-        assert_eq!(parsed.programs[0].program_number, 60);
-        assert_eq!(parsed.programs[0].pmt_pid, 0x100 + 60);
+        assert_eq!(parsed.programs[0].program_number, ProgramNumber::new(60));
+        assert_eq!(parsed.programs[0].pmt_pid, Pid::new(0x100 + 60));
     }
 
     #[test]
@@ -462,7 +467,7 @@ mod properties {
         /// whole packets.
         #[test]
         fn never_panics(packets in prop::collection::vec(prop::collection::vec(any::<u8>(), PACKET_SIZE), 1..40)) {
-            let mut f = ProgramFilter::new(&[1, 2]).expect("filter");
+            let mut f = ProgramFilter::new(&[ProgramNumber::new(1), ProgramNumber::new(2)]).expect("filter");
             let mut out = Vec::new();
             for mut p in packets {
                 p[0] = 0x47;

@@ -6,7 +6,7 @@
 //! Sections are parsed only to learn which PIDs carry the video and the PCR.
 
 use super::crc::crc32_mpeg2;
-use super::packet::{PACKET_SIZE, Packet};
+use super::packet::{PACKET_SIZE, Packet, Pid};
 
 /// Largest PSI section: 1021 bytes of section_length plus the 3-byte header.
 const MAX_SECTION: usize = 1024;
@@ -43,11 +43,30 @@ impl StreamKind {
     }
 }
 
+/// A program of the multiplex, as the PAT and its PMT number it (1-65535;
+/// the PAT's entry 0 names the network information table, not a program).
+/// Its own type, so that it is never taken for a PID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProgramNumber(u16);
+
+impl ProgramNumber {
+    #[must_use]
+    pub const fn new(value: u16) -> ProgramNumber {
+        ProgramNumber(value)
+    }
+}
+
+impl std::fmt::Display for ProgramNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// One entry of the PAT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProgramEntry {
-    pub program_number: u16,
-    pub pmt_pid: u16,
+    pub program_number: ProgramNumber,
+    pub pmt_pid: Pid,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +80,7 @@ pub struct Pat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ElementaryStream {
     pub stream_type: u8,
-    pub pid: u16,
+    pub pid: Pid,
 }
 
 impl ElementaryStream {
@@ -73,19 +92,19 @@ impl ElementaryStream {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pmt {
-    pub program_number: u16,
+    pub program_number: ProgramNumber,
     pub version: u8,
-    pub pcr_pid: u16,
+    pub pcr_pid: Pid,
     pub streams: Vec<ElementaryStream>,
     /// PIDs named by CA descriptors (the ECM streams of a scrambled
     /// program), from the program and the elementary-stream loops.
-    pub ca_pids: Vec<u16>,
+    pub ca_pids: Vec<Pid>,
 }
 
 impl Pmt {
     /// The first video stream, which is the one segments are cut on.
     #[must_use]
-    pub fn video(&self) -> Option<(u16, VideoCodec)> {
+    pub fn video(&self) -> Option<(Pid, VideoCodec)> {
         self.streams.iter().find_map(|es| match es.kind() {
             StreamKind::Video(codec) => Some((es.pid, codec)),
             _ => None,
@@ -120,10 +139,10 @@ pub fn parse_pat(section: &[u8]) -> Option<Pat> {
     let programs = body
         .chunks_exact(4)
         .map(|e| ProgramEntry {
-            program_number: u16::from_be_bytes([e[0], e[1]]),
-            pmt_pid: u16::from_be_bytes([e[2], e[3]]) & 0x1FFF,
+            program_number: ProgramNumber(u16::from_be_bytes([e[0], e[1]])),
+            pmt_pid: Pid::new(u16::from_be_bytes([e[2], e[3]])),
         })
-        .filter(|e| e.program_number != 0)
+        .filter(|e| e.program_number.0 != 0)
         .collect();
     Some(Pat {
         transport_stream_id,
@@ -139,21 +158,21 @@ pub fn parse_pmt(section: &[u8]) -> Option<Pmt> {
     if body.len() < 4 {
         return None;
     }
-    let pcr_pid = u16::from_be_bytes([body[0], body[1]]) & 0x1FFF;
+    let pcr_pid = Pid::new(u16::from_be_bytes([body[0], body[1]]));
     let info_len = usize::from(u16::from_be_bytes([body[2], body[3]]) & 0x0FFF);
-    let mut ca_pids: Vec<u16> = ca_descriptor_pids(body.get(4..4 + info_len)?).collect();
+    let mut ca_pids: Vec<Pid> = ca_descriptor_pids(body.get(4..4 + info_len)?).collect();
     let mut rest = body.get(4 + info_len..)?;
     let mut streams = Vec::new();
     while rest.len() >= 5 {
         let stream_type = rest[0];
-        let pid = u16::from_be_bytes([rest[1], rest[2]]) & 0x1FFF;
+        let pid = Pid::new(u16::from_be_bytes([rest[1], rest[2]]));
         let es_len = usize::from(u16::from_be_bytes([rest[3], rest[4]]) & 0x0FFF);
         streams.push(ElementaryStream { stream_type, pid });
         ca_pids.extend(ca_descriptor_pids(rest.get(5..5 + es_len)?));
         rest = rest.get(5 + es_len..)?;
     }
     Some(Pmt {
-        program_number,
+        program_number: ProgramNumber(program_number),
         version,
         pcr_pid,
         streams,
@@ -164,7 +183,7 @@ pub fn parse_pmt(section: &[u8]) -> Option<Pmt> {
 /// Parses a complete CAT section (table_id 1, on PID 1): the PIDs its CA
 /// descriptors name (the EMM streams a descrambler needs).
 #[must_use]
-pub fn parse_cat(section: &[u8]) -> Option<Vec<u16>> {
+pub fn parse_cat(section: &[u8]) -> Option<Vec<Pid>> {
     let (_, _, body) = long_section(section, 0x01)?;
     Some(ca_descriptor_pids(body).collect())
 }
@@ -172,14 +191,14 @@ pub fn parse_cat(section: &[u8]) -> Option<Vec<u16>> {
 /// The CA_PID of every CA descriptor (tag 9: CA_system_ID, then 3 reserved
 /// bits and 13 bits of PID) in a descriptor loop; a truncated descriptor
 /// ends the loop.
-fn ca_descriptor_pids(mut descriptors: &[u8]) -> impl Iterator<Item = u16> + '_ {
+fn ca_descriptor_pids(mut descriptors: &[u8]) -> impl Iterator<Item = Pid> + '_ {
     std::iter::from_fn(move || {
         loop {
             let (&[tag, len], rest) = descriptors.split_first_chunk::<2>()?;
             let body = rest.get(..usize::from(len))?;
             descriptors = &rest[usize::from(len)..];
             if tag == 0x09 && body.len() >= 4 {
-                return Some(u16::from_be_bytes([body[2], body[3]]) & 0x1FFF);
+                return Some(Pid::new(u16::from_be_bytes([body[2], body[3]])));
             }
         }
     })
@@ -301,13 +320,13 @@ pub(crate) mod tests {
         assert_eq!(
             pat.programs,
             vec![ProgramEntry {
-                program_number: 1,
-                pmt_pid: 0x100
+                program_number: ProgramNumber::new(1),
+                pmt_pid: Pid::new(0x100)
             }]
         );
         let pmt = parse_pmt(&pmt_section(1, 0x101, &[(0x0F, 0x102), (0x1B, 0x101)])).expect("pmt");
-        assert_eq!(pmt.pcr_pid, 0x101);
-        assert_eq!(pmt.video(), Some((0x101, VideoCodec::H264)));
+        assert_eq!(pmt.pcr_pid, Pid::new(0x101));
+        assert_eq!(pmt.video(), Some((Pid::new(0x101), VideoCodec::H264)));
     }
 
     #[test]
