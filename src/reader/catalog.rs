@@ -47,6 +47,14 @@ pub(super) struct Hole {
     pub(super) size_ms: u64,
 }
 
+/// The segment being written (not listed yet) and where it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BeingWritten {
+    pub(super) sequence: u64,
+    /// Content time of its start: where the newest listed segment ends.
+    pub(super) start_ns: u64,
+}
+
 /// See the module documentation.
 pub(super) struct Catalog {
     dir: PathBuf,
@@ -211,14 +219,14 @@ impl Catalog {
     }
 
     /// The segment being written and the content time it starts at.
-    pub(super) fn in_progress(&self) -> Option<(u64, u64)> {
-        let seq = self.open_sequence()?;
-        let start = self
+    pub(super) fn in_progress(&self) -> Option<BeingWritten> {
+        let sequence = self.open_sequence()?;
+        let start_ns = self
             .spans
             .values()
             .next_back()
             .map_or(0, |s| s.start_ns.saturating_add(s.duration_ns));
-        Some((seq, start))
+        Some(BeingWritten { sequence, start_ns })
     }
 
     /// The segment that follows `seq`: the next one listed, else the one
@@ -243,8 +251,8 @@ impl Catalog {
             return Some(s.start_ns);
         }
         self.in_progress()
-            .filter(|&(s, _)| s == sequence)
-            .map(|(_, start)| start)
+            .filter(|open| open.sequence == sequence)
+            .map(|open| open.start_ns)
     }
 
     /// Bytes of segment `seq`'s file, open as `file`, that are its own

@@ -25,12 +25,15 @@
 
 mod catalog;
 mod gaps;
+mod open_segment;
 mod position;
 mod seek;
 mod trick;
 mod wall_clock;
 
 use catalog::Catalog;
+use open_segment::{KeyframeJump, Open};
+pub use position::{ReadLocation, SeekWindow};
 use seek::Landing;
 pub use seek::Snap;
 pub use trick::{Direction, MAX_ALL_FRAMES_RATE, Playback, TrickOutcome};
@@ -95,28 +98,6 @@ pub enum ReadOutcome {
     Wait,
     /// The ring is finished and everything was read.
     Eos,
-}
-
-struct Open {
-    sequence: u64,
-    file: File,
-    offset: u64,
-    /// Content time of the segment's start, fixed when it was opened.
-    start_ns: u64,
-    /// Entered at a keyframe: after the head's tables (up to the first
-    /// offset), reading goes on at the second.
-    jump: Option<(u64, u64)>,
-    /// Timestamp of the first buffer read from it, until it is sent.
-    timestamp: Option<u64>,
-    /// Bytes known to be readable (whole, written content), from the last
-    /// look at the file and the progress record: reads within it need no
-    /// look again, as a segment only grows while it is the same file (a
-    /// file reused meanwhile is caught after the read, by its name).
-    readable: u64,
-    /// Its identity, to check cheaply that its name still names it.
-    id: Option<platform::FileId>,
-    /// Its name in the ring.
-    path: PathBuf,
 }
 
 /// See the module documentation.
@@ -257,7 +238,7 @@ impl RingReader {
     /// which is first clamped into the window.
     pub fn seek(&mut self, target_ns: u64) -> io::Result<Option<u64>> {
         self.refresh()?;
-        let in_progress = self.catalog.in_progress();
+        let in_progress = self.catalog.in_progress().map(|open| (open.sequence, open.start_ns));
         let candidate = match in_progress {
             Some((seq, start)) if target_ns >= start => Some((seq, start)),
             // The segment holding the target, or before it the nearest one
@@ -342,11 +323,11 @@ impl RingReader {
                 self.seek_to(edge.presentation_ns().saturating_sub(delay_ns), Snap::Before)
             }
             StartPosition::Live => {
-                let Some((_, end)) = self.window() else {
+                let Some(SeekWindow { end_ns: end, .. }) = self.window() else {
                     // Nothing listed yet: start at the first segment written.
                     return self.seek(0);
                 };
-                let newest = self.catalog.in_progress().map(|(_, start)| start).unwrap_or(end);
+                let newest = self.catalog.in_progress().map_or(end, |open| open.start_ns);
                 self.seek(newest.min(end).saturating_sub(delay_ns))
             }
         }
@@ -364,11 +345,7 @@ impl RingReader {
                 }
             }
             let Some(cur) = self.current.as_ref() else { continue };
-            // Where the next read starts, after a jump past the head.
-            let next = match cur.jump {
-                Some((head_end, keyframe)) if cur.offset >= head_end => keyframe,
-                _ => cur.offset,
-            };
+            let next = cur.next_offset();
             let len = if next.saturating_add(PACKET_SIZE as u64) <= cur.readable {
                 cur.readable
             } else {
@@ -389,12 +366,12 @@ impl RingReader {
             cur.readable = len;
             // Entered at a keyframe: the head's tables, then the keyframe.
             let mut until = len;
-            if let Some((head_end, keyframe)) = cur.jump {
-                if cur.offset >= head_end {
-                    cur.offset = keyframe;
+            if let Some(jump) = cur.jump {
+                if cur.offset >= jump.head_end {
+                    cur.offset = jump.keyframe_offset;
                     cur.jump = None;
                 } else {
-                    until = head_end.min(len);
+                    until = jump.head_end.min(len);
                 }
             }
             let avail = until.saturating_sub(cur.offset) / PACKET_SIZE as u64 * PACKET_SIZE as u64;
@@ -522,7 +499,14 @@ impl RingReader {
                 };
                 let (offset, jump, timestamp) = match self.landing.take() {
                     Some(l) if l.sequence == seq && l.head_end == 0 => (l.keyframe_offset, None, l.timestamp_ns),
-                    Some(l) if l.sequence == seq => (0, Some((l.head_end, l.keyframe_offset)), l.timestamp_ns),
+                    Some(l) if l.sequence == seq => (
+                        0,
+                        Some(KeyframeJump {
+                            head_end: l.head_end,
+                            keyframe_offset: l.keyframe_offset,
+                        }),
+                        l.timestamp_ns,
+                    ),
                     _ => (0, None, start_ns),
                 };
                 self.stats.segments_opened += 1;

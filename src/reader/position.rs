@@ -5,21 +5,39 @@
 
 use super::{RingReader, scale};
 
+/// The seekable window in presentation time: the oldest content's start to
+/// the live edge (or the end of a finished ring), in ns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeekWindow {
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+
+/// A byte of a segment: where reading is, or where an export stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLocation {
+    pub sequence: u64,
+    pub offset: u64,
+}
+
 impl RingReader {
     /// The seekable window in content time: oldest start to newest end,
     /// the segment being written estimated from its size.
-    pub fn window(&mut self) -> Option<(u64, u64)> {
+    pub fn window(&mut self) -> Option<SeekWindow> {
         self.refresh_playing();
         let start = self.catalog.spans().values().next()?.start_ns;
         let last = self.catalog.spans().values().next_back()?;
         let mut end = last.start_ns.saturating_add(last.duration_ns);
         if !self.catalog.ended()
-            && let Some((seq, _)) = self.catalog.in_progress()
+            && let Some(open) = self.catalog.in_progress()
         {
-            end = end.saturating_add(self.catalog.estimate_ns(seq));
+            end = end.saturating_add(self.catalog.estimate_ns(open.sequence));
         }
         let delay = self.presentation_delay();
-        Some((start.saturating_add(delay), end.saturating_add(delay)))
+        Some(SeekWindow {
+            start_ns: start.saturating_add(delay),
+            end_ns: end.saturating_add(delay),
+        })
     }
 
     /// How many segments the playlist lists now.
@@ -83,13 +101,11 @@ impl RingReader {
     }
 
     /// The segment being read and the offset of its next byte, if any.
-    pub(crate) fn read_location(&self) -> Option<(u64, u64)> {
+    pub(crate) fn read_location(&self) -> Option<ReadLocation> {
         let cur = self.current.as_ref()?;
-        // Entered at a keyframe and past the head: next is the keyframe.
-        let offset = match cur.jump {
-            Some((head_end, keyframe)) if cur.offset >= head_end => keyframe,
-            _ => cur.offset,
-        };
-        Some((cur.sequence, offset))
+        Some(ReadLocation {
+            sequence: cur.sequence,
+            offset: cur.next_offset(),
+        })
     }
 }

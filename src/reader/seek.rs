@@ -88,10 +88,10 @@ impl RingReader {
             .iter()
             .map(|(&seq, s): (&u64, &Span)| (seq, s.start_ns))
             .collect();
-        if let Some((seq, start)) = self.catalog.in_progress()
-            && v.last().is_none_or(|&(last, _)| seq > last)
+        if let Some(open) = self.catalog.in_progress()
+            && v.last().is_none_or(|&(last, _)| open.sequence > last)
         {
-            v.push((seq, start));
+            v.push((open.sequence, open.start_ns));
         }
         v
     }

@@ -14,7 +14,7 @@
 
 use std::io::{self, Read, Seek, SeekFrom};
 
-use super::RingReader;
+use super::{ReadLocation, RingReader};
 use crate::layout::index::{self, Keyframe};
 use crate::layout::segment_file_name;
 use crate::platform;
@@ -117,10 +117,13 @@ impl RingReader {
 
     /// Where (segment, offset) the first keyframe presented at or after
     /// `t` is, or else the newest keyframe: where an export ends.
-    pub(crate) fn keyframe_location_at_or_after(&self, t: u64) -> Option<(u64, u64)> {
+    pub(crate) fn keyframe_location_at_or_after(&self, t: u64) -> Option<ReadLocation> {
         self.keyframe_at_or_after(t)
             .or_else(|| self.keyframe_at_or_before(u64::MAX))
-            .map(|(seq, _, k)| (seq, k.offset))
+            .map(|(sequence, _, k)| ReadLocation {
+                sequence,
+                offset: k.offset,
+            })
     }
 
     /// The first keyframe presented at or after `target`.

@@ -352,7 +352,7 @@ impl BaseSrcImpl for StreamBufferSrc {
                         .stop()
                         .map(gst::ClockTime::nseconds)
                         .or_else(|| reader.position())
-                        .or_else(|| reader.window().map(|(_, end)| end))
+                        .or_else(|| reader.window().map(|w| w.end_ns))
                         .unwrap_or(0),
                 };
                 *positioned = true;
@@ -375,7 +375,7 @@ impl BaseSrcImpl for StreamBufferSrc {
                         // Back to the oldest content: the window's start is
                         // estimated with the stream's usual delay, and its
                         // oldest keyframe may be presented a little before.
-                        let window_start = reader.window().map(|(start, _)| start);
+                        let window_start = reader.window().map(|w| w.start_ns);
                         if window_start.is_none_or(|w| segment.start().is_none_or(|s| s.nseconds() <= w)) {
                             segment.set_start(gst::ClockTime::ZERO);
                         }
@@ -414,9 +414,9 @@ impl BaseSrcImpl for StreamBufferSrc {
             gst::QueryViewMut::Seeking(q) if q.format() == gst::Format::Time => {
                 let mut state = lock(&self.state);
                 if let State::Started { reader, .. } = &mut *state
-                    && let Some((start, end)) = reader.window()
+                    && let Some(window) = reader.window()
                 {
-                    q.set(true, clock_time(start), clock_time(end));
+                    q.set(true, clock_time(window.start_ns), clock_time(window.end_ns));
                     return true;
                 }
                 false
@@ -431,9 +431,9 @@ impl BaseSrcImpl for StreamBufferSrc {
             gst::QueryViewMut::Duration(q) if q.format() == gst::Format::Time => {
                 let mut state = lock(&self.state);
                 if let State::Started { reader, .. } = &mut *state
-                    && let Some((_, end)) = reader.window()
+                    && let Some(window) = reader.window()
                 {
-                    q.set(clock_time(end));
+                    q.set(clock_time(window.end_ns));
                     return true;
                 }
                 false
@@ -494,7 +494,7 @@ impl StreamBufferSrc {
     fn stats(&self) -> gst::Structure {
         let reading = self.with_reader(|r| {
             let position = r.position();
-            let edge = r.window().map(|(_, end)| end);
+            let edge = r.window().map(|w| w.end_ns);
             Reading {
                 stats: r.stats(),
                 current: r.current_sequence(),

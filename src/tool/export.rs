@@ -15,7 +15,7 @@ use std::path::Path;
 
 use super::date;
 use crate::platform;
-use crate::reader::{ReadOutcome, ReaderEvent, RingReader, Snap};
+use crate::reader::{ReadLocation, ReadOutcome, ReaderEvent, RingReader, Snap};
 use crate::ts::PACKET_SIZE;
 
 pub(super) fn run(ring: &Path, from_ms: i64, to_ms: i64, out: &Path, progress: bool) -> Result<(), String> {
@@ -27,10 +27,10 @@ pub(super) fn run(ring: &Path, from_ms: i64, to_ms: i64, out: &Path, progress: b
         .refresh()
         .map_err(|e| format!("cannot read the ring in '{}': {e}", ring.display()))?;
     let outside = |which: &str, ms: i64, reader: &mut RingReader| {
-        let window = reader.window().map(|(start, end)| {
-            let first = reader.date_at_position(start).map_or_else(|| "?".into(), date);
+        let window = reader.window().map(|w| {
+            let first = reader.date_at_position(w.start_ns).map_or_else(|| "?".into(), date);
             let last = reader
-                .date_at_position(end.saturating_sub(1))
+                .date_at_position(w.end_ns.saturating_sub(1))
                 .map_or_else(|| "?".into(), date);
             format!("{first} .. {last}")
         });
@@ -103,7 +103,7 @@ fn tempfile_in(dir: &Path, out: &Path) -> Result<(std::path::PathBuf, std::fs::F
 fn copy(
     reader: &mut RingReader,
     out: &mut impl Write,
-    stop: Option<(u64, u64)>,
+    stop: Option<ReadLocation>,
     from: u64,
     to: u64,
     progress: bool,
@@ -113,12 +113,12 @@ fn copy(
     let mut waits = 0;
     loop {
         let mut want = buf.len();
-        if let (Some((seq, offset)), Some((stop_seq, stop_offset))) = (reader.read_location(), stop) {
-            if seq > stop_seq || seq == stop_seq && offset >= stop_offset {
+        if let (Some(at), Some(stop)) = (reader.read_location(), stop) {
+            if at.sequence > stop.sequence || at.sequence == stop.sequence && at.offset >= stop.offset {
                 break;
             }
-            if seq == stop_seq {
-                want = want.min(usize::try_from(stop_offset - offset).unwrap_or(want));
+            if at.sequence == stop.sequence {
+                want = want.min(usize::try_from(stop.offset - at.offset).unwrap_or(want));
             }
         }
         let outcome = reader.read(&mut buf[..want]).map_err(|e| e.to_string())?;
@@ -144,11 +144,11 @@ fn copy(
                 // holds bytes of one segment, ending at the reader's new
                 // offset) keeps only what is before the stop.
                 let mut done = false;
-                if let (Some((seq, offset)), Some((stop_seq, stop_offset))) = (reader.read_location(), stop)
-                    && seq == stop_seq
-                    && offset > stop_offset
+                if let (Some(at), Some(stop)) = (reader.read_location(), stop)
+                    && at.sequence == stop.sequence
+                    && at.offset > stop.offset
                 {
-                    len = len.saturating_sub(usize::try_from(offset - stop_offset).unwrap_or(len));
+                    len = len.saturating_sub(usize::try_from(at.offset - stop.offset).unwrap_or(len));
                     done = true;
                 }
                 out.write_all(&buf[..len]).map_err(|e| format!("cannot write: {e}"))?;

@@ -8,7 +8,7 @@ use super::date;
 use crate::layout::playlist::{self, Listing};
 use crate::layout::{LOCK_NAME, PLAYLIST_MAX_BYTES, PLAYLIST_NAME, segment_file_name};
 use crate::platform;
-use crate::reader::RingReader;
+use crate::reader::{RingReader, SeekWindow};
 
 /// A hole: content never recorded, between two listed segments.
 struct Hole {
@@ -24,7 +24,7 @@ struct Info {
     segments: usize,
     first_sequence: Option<u64>,
     last_sequence: Option<u64>,
-    window_ns: Option<(u64, u64)>,
+    window: Option<SeekWindow>,
     window_dates: (Option<i64>, Option<i64>),
     holes: Vec<Hole>,
     bytes_on_disk: u64,
@@ -60,11 +60,11 @@ fn gather(ring: &Path) -> Result<Info, String> {
     reader
         .refresh()
         .map_err(|e| format!("cannot read the ring in '{}': {e}", ring.display()))?;
-    let window_ns = reader.window();
-    let window_dates = window_ns.map_or((None, None), |(start, end)| {
+    let window = reader.window();
+    let window_dates = window.map_or((None, None), |w| {
         (
-            reader.date_at_position(start),
-            reader.date_at_position(end.saturating_sub(1)),
+            reader.date_at_position(w.start_ns),
+            reader.date_at_position(w.end_ns.saturating_sub(1)),
         )
     });
     // Holes: where a segment's date-time is later than the end of the one
@@ -107,7 +107,7 @@ fn gather(ring: &Path) -> Result<Info, String> {
         segments: listing.entries.len(),
         first_sequence: listing.entries.first().map(|e| e.sequence),
         last_sequence: listing.entries.last().map(|e| e.sequence),
-        window_ns,
+        window,
         window_dates,
         holes,
         bytes_on_disk,
@@ -153,7 +153,11 @@ fn print_text(ring: &Path, info: &Info, out: &mut impl Write) -> io::Result<()> 
         )?,
         _ => writeln!(out, "segments:        none listed")?,
     }
-    if let Some((start, end)) = info.window_ns {
+    if let Some(SeekWindow {
+        start_ns: start,
+        end_ns: end,
+    }) = info.window
+    {
         writeln!(
             out,
             "window:          {} s .. {} s of ring time ({} s)",
@@ -233,8 +237,8 @@ fn print_json(ring: &Path, info: &Info, out: &mut impl Write) -> io::Result<()> 
         info.segments,
         opt(info.first_sequence.map(|s| s.to_string())),
         opt(info.last_sequence.map(|s| s.to_string())),
-        opt(info.window_ns.map(|w| w.0.to_string())),
-        opt(info.window_ns.map(|w| w.1.to_string())),
+        opt(info.window.map(|w| w.start_ns.to_string())),
+        opt(info.window.map(|w| w.end_ns.to_string())),
         opt(info.window_dates.0.map(|d| string(&date(d)))),
         opt(info.window_dates.1.map(|d| string(&date(d)))),
         holes.join(","),
