@@ -86,11 +86,12 @@ pub struct ReaderStats {
 /// The result of [`RingReader::read`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadOutcome {
-    /// `len` bytes (whole packets) were read; `timestamp` is set on the first
-    /// bytes of a segment (content time), `discont` after a jump.
+    /// `len` bytes (whole packets) were read; `ring_time_ns` is set on the
+    /// first bytes of a segment (where they are on the ring's timeline: the
+    /// element's PTS), `discont` after a jump.
     Data {
         len: usize,
-        timestamp: Option<u64>,
+        ring_time_ns: Option<u64>,
         discont: bool,
     },
     /// Nothing yet: the writer has not written more, or a read failed and is
@@ -399,7 +400,7 @@ impl RingReader {
                 self.delivered += n as u64;
                 return Ok(ReadOutcome::Data {
                     len: n,
-                    timestamp,
+                    ring_time_ns: timestamp,
                     discont: std::mem::take(&mut self.discont),
                 });
             }

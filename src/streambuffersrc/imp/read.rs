@@ -128,7 +128,7 @@ impl StreamBufferSrc {
         let jumped = events.iter().any(|e| matches!(e, ReaderEvent::StaleFileDeleted { .. }));
         let jumped_to = match outcome {
             Ok(ReadOutcome::Data {
-                timestamp: Some(ring_ns),
+                ring_time_ns: Some(ring_ns),
                 ..
             }) if jumped => Some(ring_ns.saturating_add(reader.presentation_delay())),
             _ if jumped => position,
@@ -152,7 +152,7 @@ impl StreamBufferSrc {
         match outcome {
             Ok(ReadOutcome::Data {
                 len,
-                timestamp,
+                ring_time_ns,
                 discont,
             }) => {
                 {
@@ -163,7 +163,7 @@ impl StreamBufferSrc {
                     {
                         self.note_playable(&map);
                     }
-                    b.set_pts(timestamp.map(clock_time));
+                    b.set_pts(ring_time_ns.map(clock_time));
                     if discont {
                         b.set_flags(gst::BufferFlags::DISCONT);
                     }
