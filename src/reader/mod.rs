@@ -32,13 +32,12 @@ mod trick;
 mod wall_clock;
 
 use catalog::Catalog;
-use open_segment::{KeyframeJump, Open};
+use open_segment::{KeyframeJump, Open, SegmentRead};
 pub use position::{ReadLocation, SeekWindow};
 use seek::Landing;
 pub use seek::Snap;
 pub use trick::{Direction, MAX_ALL_FRAMES_RATE, Playback, TrickOutcome};
 
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -345,96 +344,64 @@ impl RingReader {
                     None => continue,
                 }
             }
-            let Some(cur) = self.current.as_ref() else { continue };
-            let next = cur.next_offset();
-            let len = if next.saturating_add(PACKET_SIZE as u64) <= cur.readable {
-                cur.readable
-            } else {
-                // Everything known was read: look at the file again.
-                if !platform::is_still_named(&cur.file, &cur.path) {
-                    self.lost_current();
-                    continue;
-                }
-                match self.catalog.content_len(&cur.file, cur.sequence) {
-                    Ok(len) => len,
-                    Err(e) => {
-                        let path = cur.path.clone();
-                        return Ok(self.failed_read(&path, &e));
-                    }
-                }
-            };
             let Some(cur) = self.current.as_mut() else { continue };
-            cur.readable = len;
-            // Entered at a keyframe: the head's tables, then the keyframe.
-            let mut until = len;
-            if let Some(jump) = cur.jump {
-                if cur.offset >= jump.head_end {
-                    cur.offset = jump.keyframe_offset;
-                    cur.jump = None;
-                } else {
-                    until = jump.head_end.min(len);
+            match cur.read_into(&self.catalog, &mut buf[..want]) {
+                SegmentRead::Data(n) => {
+                    self.failures = 0;
+                    self.delivered += n as u64;
+                    return Ok(ReadOutcome::Data {
+                        len: n,
+                        ring_time_ns: cur.timestamp.take(),
+                        discont: std::mem::take(&mut self.discont),
+                    });
                 }
-            }
-            let avail = until.saturating_sub(cur.offset) / PACKET_SIZE as u64 * PACKET_SIZE as u64;
-            let n = usize::try_from(avail).unwrap_or(usize::MAX).min(want);
-            if n > 0 {
-                if let Err(e) = read_exact_at(&cur.file, &mut buf[..n], cur.offset) {
-                    // Cut short because the file was reused meanwhile?
-                    if !platform::still_names(&cur.path, &cur.file, cur.id) {
-                        self.lost_current();
-                        continue;
-                    }
+                SegmentRead::Lost => self.lost_current(),
+                SegmentRead::Failed(e) => {
                     let path = cur.path.clone();
                     return Ok(self.failed_read(&path, &e));
                 }
-                // Had the writer reused the file meanwhile, what was read
-                // may be part new content: checked after the read, as the
-                // writer only overwrites a file once it has renamed it.
-                if !platform::still_names(&cur.path, &cur.file, cur.id) {
-                    self.lost_current();
-                    continue;
+                SegmentRead::AtEnd => {
+                    let seq = cur.sequence;
+                    if !self.leave_if_complete(seq) {
+                        return self.at_end();
+                    }
                 }
-                cur.offset += n as u64;
-                let timestamp = cur.timestamp.take();
-                self.failures = 0;
-                self.delivered += n as u64;
-                return Ok(ReadOutcome::Data {
-                    len: n,
-                    ring_time_ns: timestamp,
-                    discont: std::mem::take(&mut self.discont),
-                });
             }
-            // At the end of what is written. Is the segment complete?
-            let seq = cur.sequence;
-            let complete = |r: &Self| r.catalog.spans().contains_key(&seq) || r.catalog.successor(seq).is_some();
-            if !complete(self) {
-                self.refresh_playing();
-            }
-            if complete(self) {
-                // Data may have been appended between the size check and now.
-                if self.current.as_ref().is_some_and(|c| {
-                    self.catalog
-                        .content_len(&c.file, seq)
-                        .is_ok_and(|len| len > c.offset + PACKET_SIZE as u64 - 1)
-                }) {
-                    continue;
-                }
-                // Where the next segment starts, should the playlist not
-                // list this one yet: its start plus its estimated length.
-                self.continue_at_ns = self.current.as_ref().map(|c| {
-                    c.start_ns.saturating_add(
-                        self.catalog
-                            .spans()
-                            .get(&seq)
-                            .map_or_else(|| self.catalog.estimate_ns(seq), |s| s.duration_ns),
-                    )
-                });
-                self.current = None;
-                self.next = Some(self.catalog.after(seq));
-                continue;
-            }
-            return self.at_end();
         }
+    }
+
+    /// At the end of what is written of segment `seq`: if it is complete
+    /// (listed, or a later one exists) and nothing was appended meanwhile,
+    /// reading moves on to the next one. Whether it did.
+    fn leave_if_complete(&mut self, seq: u64) -> bool {
+        let complete = |r: &Self| r.catalog.spans().contains_key(&seq) || r.catalog.successor(seq).is_some();
+        if !complete(self) {
+            self.refresh_playing();
+        }
+        if !complete(self) {
+            return false;
+        }
+        // Data may have been appended between the size check and now.
+        if self.current.as_ref().is_some_and(|c| {
+            self.catalog
+                .content_len(&c.file, seq)
+                .is_ok_and(|len| len > c.offset + PACKET_SIZE as u64 - 1)
+        }) {
+            return true;
+        }
+        // Where the next segment starts, should the playlist not list this
+        // one yet: its start plus its estimated length.
+        self.continue_at_ns = self.current.as_ref().map(|c| {
+            c.start_ns.saturating_add(
+                self.catalog
+                    .spans()
+                    .get(&seq)
+                    .map_or_else(|| self.catalog.estimate_ns(seq), |s| s.duration_ns),
+            )
+        });
+        self.current = None;
+        self.next = Some(self.catalog.after(seq));
+        true
     }
 
     /// Nothing more to read now: the end of a finished ring, or wait.
@@ -558,20 +525,6 @@ impl RingReader {
 pub(super) fn scale(value: u64, numerator: u64, denominator: u64) -> u64 {
     let d = u128::from(denominator.max(1));
     u64::try_from(u128::from(value) * u128::from(numerator) / d).unwrap_or(u64::MAX)
-}
-
-/// Fills `buf` from `offset` of `file`.
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        match platform::read_at(file, &mut buf[done..], offset + done as u64) {
-            Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
