@@ -36,7 +36,7 @@ use std::io;
 
 use crate::platform;
 use crate::ts::crc::crc32_mpeg2;
-use crate::ts::timeline::ticks_90k_to_ns;
+use crate::ts::timeline::Ticks90k;
 
 /// Size of one record.
 pub const RECORD_SIZE: usize = 40;
@@ -58,7 +58,7 @@ pub struct Keyframe {
     /// stream (the keyframe and what is multiplexed with it); 0 = unknown.
     pub size: u32,
     /// Its PTS minus the program clock at it, in 90 kHz ticks.
-    pub presentation_delay_90k: i32,
+    pub presentation_delay: Ticks90k,
     /// Keyframes the ring indexed before it (the start record: before the
     /// segment's first keyframe); counts on from the newest adopted
     /// segment's after a restart, wrapping at 2^32.
@@ -74,7 +74,7 @@ impl Keyframe {
         r[8..16].copy_from_slice(&self.ring_time_ns.to_le_bytes());
         r[16..24].copy_from_slice(&self.wall_ms.to_le_bytes());
         r[24..28].copy_from_slice(&self.size.to_le_bytes());
-        r[28..32].copy_from_slice(&self.presentation_delay_90k.to_le_bytes());
+        r[28..32].copy_from_slice(&self.presentation_delay.ticks().to_le_bytes());
         r[32..36].copy_from_slice(&self.number.to_le_bytes());
         let check = crc32_mpeg2(&r[..36]);
         r[36..40].copy_from_slice(&check.to_le_bytes());
@@ -84,7 +84,7 @@ impl Keyframe {
     /// When a player fed from this keyframe's ring time shows it.
     #[must_use]
     pub fn presentation_ns(&self) -> u64 {
-        let delay_ns = ticks_90k_to_ns(i64::from(self.presentation_delay_90k));
+        let delay_ns = self.presentation_delay.nanos();
         self.ring_time_ns.saturating_add_signed(delay_ns)
     }
 
@@ -98,7 +98,7 @@ impl Keyframe {
             ring_time_ns: word(8),
             wall_ms: i64::from_le_bytes(r[16..24].try_into().unwrap_or([0; 8])),
             size: u32::from_le_bytes([r[24], r[25], r[26], r[27]]),
-            presentation_delay_90k: i32::from_le_bytes([r[28], r[29], r[30], r[31]]),
+            presentation_delay: Ticks90k::new(i32::from_le_bytes([r[28], r[29], r[30], r[31]])),
             number: u32::from_le_bytes([r[32], r[33], r[34], r[35]]),
         })
     }
@@ -193,7 +193,7 @@ mod tests {
             ring_time_ns: t,
             wall_ms: 1_700_000_000_000 + i64::try_from(t / 1_000_000).unwrap_or(0),
             size: 4 * 188,
-            presentation_delay_90k: 0,
+            presentation_delay: Ticks90k::ZERO,
             number: 0,
         }
     }

@@ -70,7 +70,7 @@ impl RingReader {
             ring_time_ns: start_ns,
             wall_ms: 0,
             size: 0,
-            presentation_delay_90k: 0,
+            presentation_delay: crate::ts::timeline::Ticks90k::ZERO,
             number: 0,
         };
         Some(SegmentIndex {

@@ -173,7 +173,7 @@ impl RingReader {
         // its own, and without one a demuxer cannot time it.
         let pts = Packet::new(&unit[..PACKET_SIZE]).and_then(|p| p.pes_pts());
         let clock = pcr_pid(&head).zip(pts).map(|(pcr_pid, pts)| {
-            let base = pts.wrapping_sub_signed(i64::from(keyframe.presentation_delay_90k)) & ((1 << 33) - 1);
+            let base = pts.wrapping_sub_signed(i64::from(keyframe.presentation_delay.ticks())) & ((1 << 33) - 1);
             pcr_packet(pcr_pid, base)
         });
         let mut data = head;
@@ -301,7 +301,7 @@ mod tests {
                     ring_time_ns: n * 2 * SECOND + i * SECOND / 2,
                     wall_ms: 1_700_000_000_000,
                     size: 10 * PACKET_SIZE as u32,
-                    presentation_delay_90k: 0,
+                    presentation_delay: crate::ts::timeline::Ticks90k::ZERO,
                     number: 0,
                 });
             }

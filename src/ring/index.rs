@@ -12,7 +12,7 @@ use crate::layout::{SegmentInfo, segment_file_name, segment_index_name};
 use crate::platform::{self, DirHandle};
 use crate::ts::analyzer::Unit;
 use crate::ts::random_access::Verdict;
-use crate::ts::timeline::{PCR_HZ, Pcr, presentation_delay};
+use crate::ts::timeline::{PCR_HZ, Pcr, Ticks90k, presentation_delay};
 use crate::ts::{PACKET_SIZE, Packet, StreamAnalyzer};
 
 /// Appends the records of the open segment's index. A record that cannot be
@@ -85,7 +85,7 @@ pub(super) fn adopt_index(dir: &DirHandle, info: &SegmentInfo, ring_end_ns: u64,
             ring_time_ns: ring_end_ns,
             wall_ms: info.program_date_time_ms,
             size: 0,
-            presentation_delay_90k: 0,
+            presentation_delay: Ticks90k::ZERO,
             number: next_number,
         },
         |i| i.start,
@@ -123,15 +123,15 @@ pub(super) fn scan_keyframes(file: &File, len: u64, start: &Keyframe) -> io::Res
     let mut last_pcr: Option<Pcr> = None;
     // The unit being received: its offset, time, presentation delay, and
     // whether it is a keyframe.
-    let mut unit: Option<(u64, u64, i32, bool)> = None;
-    let finish = |unit: Option<(u64, u64, i32, bool)>, end: u64, keyframes: &mut Vec<Keyframe>| {
+    let mut unit: Option<(u64, u64, Ticks90k, bool)> = None;
+    let finish = |unit: Option<(u64, u64, Ticks90k, bool)>, end: u64, keyframes: &mut Vec<Keyframe>| {
         if let Some((offset, t, delay, true)) = unit {
             keyframes.push(Keyframe {
                 offset,
                 ring_time_ns: start.ring_time_ns.saturating_add(t),
                 wall_ms: crate::layout::date_after(start.wall_ms, t),
                 size: u32::try_from(end - offset).unwrap_or(u32::MAX),
-                presentation_delay_90k: delay,
+                presentation_delay: delay,
                 number: start.number.wrapping_add(u32::try_from(keyframes.len()).unwrap_or(0)),
             });
         }

@@ -393,7 +393,7 @@ impl Ring {
             ring_time_ns: start.ring_time_ns,
             wall_ms: start.program_date_time_ms,
             size: start.head_bytes,
-            presentation_delay_90k: 0,
+            presentation_delay: crate::ts::timeline::Ticks90k::ZERO,
             number: self.keyframes_total as u32,
         };
         if index.append(&first).is_err() {

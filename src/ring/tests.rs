@@ -554,7 +554,8 @@ fn adoption_repairs_and_rebuilds_keyframe_indexes() {
         SECOND
     );
     assert_eq!(
-        built0.keyframes[0].presentation_delay_90k, 9_000,
+        built0.keyframes[0].presentation_delay,
+        crate::ts::timeline::Ticks90k::new(9_000),
         "PTS 0.1 s after the PCR"
     );
     let mut damaged = std::fs::read(idx(0)).expect("read");
@@ -635,7 +636,7 @@ fn iframe_and_multivariant_playlists() {
                 ring_time_ns: n * 2 * SECOND + i * SECOND,
                 wall_ms: 1_700_000_000_000,
                 size: 5 * 188,
-                presentation_delay_90k: 0,
+                presentation_delay: crate::ts::timeline::Ticks90k::ZERO,
                 number: 0,
             });
         }

@@ -281,27 +281,46 @@ fn ticks_to_ns(ticks: u64) -> u64 {
     u64::try_from(u128::from(ticks) * u128::from(NS) / u128::from(PCR_HZ)).unwrap_or(u64::MAX)
 }
 
-/// Nanoseconds in `ticks` of the 90 kHz clock PTS and DTS count in: the
-/// one place that converts (exact for whole milliseconds); saturating.
-#[must_use]
-pub fn ticks_90k_to_ns(ticks: i64) -> i64 {
-    ticks.saturating_mul(100_000) / 9
+/// A signed span in ticks of the 90 kHz clock PTS and DTS count in, as a
+/// keyframe record holds it (32 bits): a stream's presentation delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Ticks90k(i32);
+
+impl Ticks90k {
+    pub const ZERO: Ticks90k = Ticks90k(0);
+
+    #[must_use]
+    pub const fn new(ticks: i32) -> Ticks90k {
+        Ticks90k(ticks)
+    }
+
+    #[must_use]
+    pub const fn ticks(self) -> i32 {
+        self.0
+    }
+
+    /// In nanoseconds: the one place 90 kHz ticks are converted (exact
+    /// for whole milliseconds).
+    #[must_use]
+    pub fn nanos(self) -> i64 {
+        i64::from(self.0) * 100_000 / 9
+    }
 }
 
 /// A PES packet's PTS minus the program clock `pcr` (both 33-bit 90 kHz
 /// values, so the difference is taken across the wrap and read as signed),
 /// clamped to what a record holds; 0 when either is missing.
 #[must_use]
-pub fn presentation_delay(pts: Option<u64>, pcr: Option<Pcr>) -> i32 {
+pub fn presentation_delay(pts: Option<u64>, pcr: Option<Pcr>) -> Ticks90k {
     const WRAP: i64 = 1 << 33;
     let (Some(pts), Some(pcr)) = (pts, pcr) else {
-        return 0;
+        return Ticks90k::ZERO;
     };
     let pts = i64::try_from(pts).unwrap_or(0);
     let clock = i64::try_from(pcr.base_90k()).unwrap_or(0);
     let diff = (pts - clock).rem_euclid(WRAP);
     let signed = if diff >= WRAP / 2 { diff - WRAP } else { diff };
-    i32::try_from(signed).unwrap_or(if signed < 0 { i32::MIN } else { i32::MAX })
+    Ticks90k(i32::try_from(signed).unwrap_or(if signed < 0 { i32::MIN } else { i32::MAX }))
 }
 
 #[cfg(test)]
@@ -311,10 +330,10 @@ mod tests {
     #[test]
     fn presentation_delay_is_signed_across_the_wrap() {
         let pcr = |base: u64| Some(Pcr::from_ticks(base * 300));
-        assert_eq!(presentation_delay(Some(90_000 + 63_000), pcr(90_000)), 63_000);
-        assert_eq!(presentation_delay(Some(90_000), pcr(90_000 + 9_000)), -9_000);
-        assert_eq!(presentation_delay(Some(100), pcr((1 << 33) - 900)), 1000);
-        assert_eq!(presentation_delay(None, pcr(1)), 0);
+        assert_eq!(presentation_delay(Some(90_000 + 63_000), pcr(90_000)), Ticks90k(63_000));
+        assert_eq!(presentation_delay(Some(90_000), pcr(90_000 + 9_000)), Ticks90k(-9_000));
+        assert_eq!(presentation_delay(Some(100), pcr((1 << 33) - 900)), Ticks90k(1000));
+        assert_eq!(presentation_delay(None, pcr(1)), Ticks90k::ZERO);
     }
 
     const TICKS_PER_MS: u64 = PCR_HZ / 1000;

@@ -26,7 +26,7 @@ use crate::layout::index::Keyframe;
 use crate::ring::{Chunk, Ring, SegmentStart, SharedBytes};
 use crate::ts::analyzer::Unit;
 use crate::ts::random_access::Verdict;
-use crate::ts::timeline::{Step, presentation_delay};
+use crate::ts::timeline::{Step, Ticks90k, presentation_delay};
 use crate::ts::{PACKET_SIZE, Packet, StreamAnalyzer, Timeline};
 use cuts::Cuts;
 
@@ -56,7 +56,7 @@ pub(super) struct UnitStart {
     offset: u64,
     ring_time_ns: u64,
     wall_ms: i64,
-    presentation_delay_90k: i32,
+    presentation_delay: Ticks90k,
     keyframe: bool,
 }
 
@@ -155,7 +155,7 @@ impl Segmenter {
             offset,
             ring_time_ns: self.ring_time(now),
             wall_ms: self.wall_ms(now),
-            presentation_delay_90k: presentation_delay(self.unit_pts, self.timeline.last_pcr()),
+            presentation_delay: presentation_delay(self.unit_pts, self.timeline.last_pcr()),
             keyframe,
         });
     }
@@ -172,7 +172,7 @@ impl Segmenter {
                 ring_time_ns: u.ring_time_ns,
                 wall_ms: u.wall_ms,
                 size: u32::try_from(end - u.offset).unwrap_or(u32::MAX),
-                presentation_delay_90k: u.presentation_delay_90k,
+                presentation_delay: u.presentation_delay,
                 // The ring numbers it.
                 number: 0,
             });
@@ -462,7 +462,7 @@ impl Segmenter {
             offset: tables.len() as u64,
             ring_time_ns: start.ring_time_ns,
             wall_ms: start.program_date_time_ms,
-            presentation_delay_90k: presentation_delay(self.unit_pts, self.timeline.last_pcr()),
+            presentation_delay: presentation_delay(self.unit_pts, self.timeline.last_pcr()),
             keyframe: independent,
         });
         let result = if self.health.is_failing() {

@@ -6,7 +6,7 @@
 use super::{Segmenter, wall_clock_ms};
 use crate::recorder::recording::{RecordingTime, StreamPosition};
 use crate::recorder::{Host, RecordingRequest};
-use crate::ts::timeline::{presentation_delay, ticks_90k_to_ns};
+use crate::ts::timeline::presentation_delay;
 
 impl Segmenter {
     /// Wall-clock time at timeline position `position_ns`, from the anchor
@@ -19,11 +19,11 @@ impl Segmenter {
     }
 
     pub(in crate::recorder) fn stream_position(&self) -> StreamPosition {
-        let delay_90k = presentation_delay(self.unit_pts, self.timeline.last_pcr());
+        let delay = presentation_delay(self.unit_pts, self.timeline.last_pcr());
         StreamPosition {
             position_ns: self.timeline.position_ns(),
             ring_ns: self.ring_now(),
-            delay_ns: u64::try_from(ticks_90k_to_ns(i64::from(delay_90k))).unwrap_or(0),
+            delay_ns: u64::try_from(delay.nanos()).unwrap_or(0),
             wall: self.now,
         }
     }
