@@ -19,7 +19,10 @@ use common::{
     media::{ffmpeg_decode, ffprobe_frame_count, ffprobe_key_frames},
     pipelines::{launch, run_to_eos, stat_u64},
     plugin_dir,
-    rings::{IndexRecord, finished_minutes_ring, index_records, playlist_entries, ring_keyframes, segments},
+    rings::{
+        IndexRecord, finished_minutes_ring, index_records, playlist_entries, ring_keyframes, ring_recorded_once,
+        segments,
+    },
     wait_until,
 };
 use gst::prelude::*;
@@ -772,26 +775,17 @@ fn iframe_playlist_entries_decode_to_one_frame_each() {
 /// queue-linked tsdemux pipeline: the decoder gives its last frame at EOS.)
 fn mpegtsmux_ring() -> &'static Path {
     static RING: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &RING
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let ring = dir.path().join("ring");
-            run_to_eos(
-                &format!(
-                    "videotestsrc num-buffers=300 ! video/x-raw,width=320,height=240,framerate=25/1 ! \
-                     x264enc key-int-max=25 speed-preset=ultrafast ! queue ! mpegtsmux name=m ! \
-                     streambuffersink location={} segment-duration={} \
-                     audiotestsrc num-buffers=300 samplesperbuffer=1920 ! audio/x-raw,rate=48000 ! \
-                     avenc_aac ! queue ! m.",
-                    ring.display(),
-                    4 * SECOND
-                ),
-                Duration::from_secs(60),
-            )
-            .expect("record");
-            (dir, ring)
-        })
-        .1
+    ring_recorded_once(&RING, |ring| {
+        format!(
+            "videotestsrc num-buffers=300 ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+             x264enc key-int-max=25 speed-preset=ultrafast ! queue ! mpegtsmux name=m ! \
+             streambuffersink location={} segment-duration={} \
+             audiotestsrc num-buffers=300 samplesperbuffer=1920 ! audio/x-raw,rate=48000 ! \
+             avenc_aac ! queue ! m.",
+            ring.display(),
+            4 * SECOND
+        )
+    })
 }
 
 /// The SEGMENT events that reached the video sink since `from` (an index

@@ -175,26 +175,34 @@ pub fn crc32_mpeg2(data: &[u8]) -> u32 {
     crc
 }
 
+/// The ring `cell` holds: recorded once per test binary by the pipeline
+/// description `pipeline` gives for its directory (run to EOS), then
+/// shared by every test of the binary.
+pub fn ring_recorded_once(
+    cell: &'static OnceLock<(tempfile::TempDir, PathBuf)>,
+    pipeline: impl FnOnce(&Path) -> String,
+) -> &'static Path {
+    &cell
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let ring = dir.path().join("ring");
+            run_to_eos(&pipeline(&ring), Duration::from_secs(60)).expect("record");
+            (dir, ring)
+        })
+        .1
+}
+
 /// A finished ring of the 90 s H.264 + AAC input holding its last 60 s in
 /// 6 s segments, recorded once per test binary.
 pub fn finished_minutes_ring() -> &'static Path {
     static RING: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &RING
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let ring = dir.path().join("ring");
-            run_to_eos(
-                &format!(
-                    "filesrc location={} ! streambuffersink location={} segment-duration={} max-duration={}",
-                    Input::Minutes.path().display(),
-                    ring.display(),
-                    6 * SECOND,
-                    60 * SECOND
-                ),
-                Duration::from_secs(60),
-            )
-            .expect("record");
-            (dir, ring)
-        })
-        .1
+    ring_recorded_once(&RING, |ring| {
+        format!(
+            "filesrc location={} ! streambuffersink location={} segment-duration={} max-duration={}",
+            Input::Minutes.path().display(),
+            ring.display(),
+            6 * SECOND,
+            60 * SECOND
+        )
+    })
 }
