@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use gststreambuffer::bench::{Retention, Ring, RingConfig, SegmentStart};
+use gststreambuffer::bench::{Retention, Ring, RingConfig, RingTime, SegmentStart, WallTime};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -51,8 +51,8 @@ fn main() -> anyhow::Result<()> {
     let mut packet = [0u8; 188];
     packet[0] = 0x47;
     let start = SegmentStart {
-        ring_time_ns: 0,
-        program_date_time_ms: 1_795_833_785_007,
+        ring_time: RingTime::ZERO,
+        program_date_time: WallTime::from_ms(1_795_833_785_007),
         discontinuity: false,
         independent: true,
         head_bytes: 0,

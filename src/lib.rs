@@ -25,6 +25,7 @@
 //!   over `reader` and `layout`.
 
 mod element_sync;
+mod element_time;
 mod layout;
 mod platform;
 mod reader;
@@ -44,6 +45,7 @@ pub mod tool;
 /// documentation, and free to change with the ring.
 #[doc(hidden)]
 pub mod bench {
+    pub use crate::layout::{RingTime, WallTime};
     pub use crate::ring::{Retention, Ring, RingConfig, SegmentStart};
     pub use crate::ts::crc::crc32_mpeg2;
 

@@ -34,6 +34,7 @@
 use std::fs::File;
 use std::io;
 
+use super::time::{PresentationTime, RingTime, WallTime};
 use crate::platform;
 use crate::ts::crc::crc32_mpeg2;
 use crate::ts::timeline::Ticks90k;
@@ -50,10 +51,10 @@ pub const INDEX_MAX_BYTES: u64 = 96 * 1024 * 1024;
 pub struct Keyframe {
     /// Byte offset of its first packet in the segment file.
     pub offset: u64,
-    /// Ring time, ns: position of the content on the ring's one timeline.
-    pub ring_time_ns: u64,
-    /// Wall-clock time when the sink received it, ms since the epoch.
-    pub wall_ms: i64,
+    /// Position of the content on the ring's one timeline.
+    pub ring_time: RingTime,
+    /// When the sink received it (the epoch: not known).
+    pub wall_time: WallTime,
     /// Bytes from its first packet to the next access unit's on the cut
     /// stream (the keyframe and what is multiplexed with it); 0 = unknown.
     pub size: u32,
@@ -71,8 +72,8 @@ impl Keyframe {
     pub fn to_record(self) -> [u8; RECORD_SIZE] {
         let mut r = [0u8; RECORD_SIZE];
         r[0..8].copy_from_slice(&self.offset.to_le_bytes());
-        r[8..16].copy_from_slice(&self.ring_time_ns.to_le_bytes());
-        r[16..24].copy_from_slice(&self.wall_ms.to_le_bytes());
+        r[8..16].copy_from_slice(&self.ring_time.ns().to_le_bytes());
+        r[16..24].copy_from_slice(&self.wall_time.ms().to_le_bytes());
         r[24..28].copy_from_slice(&self.size.to_le_bytes());
         r[28..32].copy_from_slice(&self.presentation_delay.ticks().to_le_bytes());
         r[32..36].copy_from_slice(&self.number.to_le_bytes());
@@ -83,9 +84,8 @@ impl Keyframe {
 
     /// When a player fed from this keyframe's ring time shows it.
     #[must_use]
-    pub fn presentation_ns(&self) -> u64 {
-        let delay_ns = self.presentation_delay.nanos();
-        self.ring_time_ns.saturating_add_signed(delay_ns)
+    pub fn presentation_time(&self) -> PresentationTime {
+        self.ring_time.presented_after(self.presentation_delay)
     }
 
     /// Decodes one record; `None` if its check fails.
@@ -95,8 +95,8 @@ impl Keyframe {
         let check = u32::from_le_bytes([r[36], r[37], r[38], r[39]]);
         (crc32_mpeg2(&r[..36]) == check).then(|| Keyframe {
             offset: word(0),
-            ring_time_ns: word(8),
-            wall_ms: i64::from_le_bytes(r[16..24].try_into().unwrap_or([0; 8])),
+            ring_time: RingTime::from_ns(word(8)),
+            wall_time: WallTime::from_ms(i64::from_le_bytes(r[16..24].try_into().unwrap_or([0; 8]))),
             size: u32::from_le_bytes([r[24], r[25], r[26], r[27]]),
             presentation_delay: Ticks90k::new(i32::from_le_bytes([r[28], r[29], r[30], r[31]])),
             number: u32::from_le_bytes([r[32], r[33], r[34], r[35]]),
@@ -140,7 +140,7 @@ pub fn parse(raw: &[u8], data_len: u64) -> Option<SegmentIndex> {
         // still has its keyframes where they are, and lookups by
         // presentation time then pick some keyframe near the target.
         let forward =
-            (record.offset > previous.offset || keyframes.is_empty()) && record.ring_time_ns >= previous.ring_time_ns;
+            (record.offset > previous.offset || keyframes.is_empty()) && record.ring_time >= previous.ring_time;
         if !forward || record.offset >= data_len {
             break;
         }
@@ -171,15 +171,15 @@ pub fn read_start(file: io::Result<File>) -> Option<Keyframe> {
 /// The last keyframe presented at or before `t` (a binary search: the
 /// presentation times of a valid index only grow).
 #[must_use]
-pub fn at_or_before(keyframes: &[Keyframe], t: u64) -> Option<&Keyframe> {
-    let after = keyframes.partition_point(|k| k.presentation_ns() <= t);
+pub fn at_or_before(keyframes: &[Keyframe], t: PresentationTime) -> Option<&Keyframe> {
+    let after = keyframes.partition_point(|k| k.presentation_time() <= t);
     after.checked_sub(1).and_then(|i| keyframes.get(i))
 }
 
 /// The first keyframe presented at or after `t` (a binary search).
 #[must_use]
-pub fn at_or_after(keyframes: &[Keyframe], t: u64) -> Option<&Keyframe> {
-    let at = keyframes.partition_point(|k| k.presentation_ns() < t);
+pub fn at_or_after(keyframes: &[Keyframe], t: PresentationTime) -> Option<&Keyframe> {
+    let at = keyframes.partition_point(|k| k.presentation_time() < t);
     keyframes.get(at)
 }
 
@@ -190,8 +190,8 @@ mod tests {
     fn kf(offset: u64, t: u64) -> Keyframe {
         Keyframe {
             offset,
-            ring_time_ns: t,
-            wall_ms: 1_700_000_000_000 + i64::try_from(t / 1_000_000).unwrap_or(0),
+            ring_time: RingTime::from_ns(t),
+            wall_time: WallTime::from_ms(1_700_000_000_000).after(t),
             size: 4 * 188,
             presentation_delay: Ticks90k::ZERO,
             number: 0,
@@ -236,15 +236,33 @@ mod tests {
     #[test]
     fn lookups_pick_the_keyframe_before_or_after() {
         let frames = [kf(0, 10), kf(940, 20), kf(1880, 30)];
-        assert_eq!(at_or_before(&frames, 5), None);
-        assert_eq!(at_or_before(&frames, 10).map(|k| k.offset), Some(0));
-        assert_eq!(at_or_before(&frames, 20).map(|k| k.offset), Some(940));
-        assert_eq!(at_or_before(&frames, 29).map(|k| k.offset), Some(940));
-        assert_eq!(at_or_before(&frames, 99).map(|k| k.offset), Some(1880));
-        assert_eq!(at_or_after(&frames, 11).map(|k| k.offset), Some(940));
-        assert_eq!(at_or_after(&frames, 30).map(|k| k.offset), Some(1880));
-        assert_eq!(at_or_after(&frames, 31), None);
-        assert_eq!(at_or_before(&[], 1), None);
+        assert_eq!(at_or_before(&frames, PresentationTime::from_ns(5)), None);
+        assert_eq!(
+            at_or_before(&frames, PresentationTime::from_ns(10)).map(|k| k.offset),
+            Some(0)
+        );
+        assert_eq!(
+            at_or_before(&frames, PresentationTime::from_ns(20)).map(|k| k.offset),
+            Some(940)
+        );
+        assert_eq!(
+            at_or_before(&frames, PresentationTime::from_ns(29)).map(|k| k.offset),
+            Some(940)
+        );
+        assert_eq!(
+            at_or_before(&frames, PresentationTime::from_ns(99)).map(|k| k.offset),
+            Some(1880)
+        );
+        assert_eq!(
+            at_or_after(&frames, PresentationTime::from_ns(11)).map(|k| k.offset),
+            Some(940)
+        );
+        assert_eq!(
+            at_or_after(&frames, PresentationTime::from_ns(30)).map(|k| k.offset),
+            Some(1880)
+        );
+        assert_eq!(at_or_after(&frames, PresentationTime::from_ns(31)), None);
+        assert_eq!(at_or_before(&[], PresentationTime::from_ns(1)), None);
     }
 }
 

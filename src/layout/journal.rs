@@ -33,7 +33,7 @@ pub fn format_line(s: &SegmentInfo) -> String {
         s.sequence,
         s.duration_ns,
         s.bytes,
-        s.program_date_time_ms,
+        s.program_date_time.ms(),
         u8::from(s.discontinuity),
         if s.independent { "" } else { " forced" }
     )
@@ -48,7 +48,7 @@ pub fn parse_line(line: &str) -> Option<SegmentInfo> {
         sequence: f.next()?.parse().ok()?,
         duration_ns: f.next()?.parse().ok()?,
         bytes: f.next()?.parse().ok()?,
-        program_date_time_ms: f.next()?.parse().ok()?,
+        program_date_time: super::WallTime::from_ms(f.next()?.parse().ok()?),
         discontinuity: f.next()? == "1",
         independent: true,
     };

@@ -28,15 +28,9 @@ pub mod index;
 pub mod journal;
 pub mod playlist;
 pub mod progress;
+pub mod time;
 
-/// The date-time (ms since the epoch) `span_ns` after `date_ms`: how a
-/// ring's wall clock advances with its content (a keyframe's date in its
-/// segment, the end of a segment, a position's date). The one place that
-/// converts ring time spans to the wall clock; saturating.
-#[must_use]
-pub fn date_after(date_ms: i64, span_ns: u64) -> i64 {
-    date_ms.saturating_add(i64::try_from(span_ns / 1_000_000).unwrap_or(i64::MAX))
-}
+pub use time::{PresentationTime, RingTime, WallTime};
 
 /// Lock file that makes one writer the owner of a directory.
 pub const LOCK_NAME: &str = ".streambuffer.lock";
@@ -73,9 +67,6 @@ pub const MAX_SEQUENCE: u64 = 999_999_999_999;
 /// segment duration (1 h). A journal line or playlist entry saying more is
 /// refused like a malformed one.
 pub const MAX_SEGMENT_DURATION_NS: u64 = 24 * 3600 * 1_000_000_000;
-/// Program date-times outside years 1970 to 9999 are refused: nothing the
-/// sink writes, and arithmetic on them stays far from overflowing.
-pub const MAX_PROGRAM_DATE_TIME_MS: i64 = 253_402_300_799_999;
 
 const SEGMENT_PREFIX: &str = "segment-";
 const SEGMENT_SUFFIX: &str = ".ts";
@@ -113,8 +104,8 @@ pub struct SegmentInfo {
     pub sequence: u64,
     pub duration_ns: u64,
     pub bytes: u64,
-    /// Wall-clock time of the first packet, milliseconds since the Unix epoch.
-    pub program_date_time_ms: i64,
+    /// Wall-clock time of the first packet.
+    pub program_date_time: WallTime,
     /// The timeline jumped between the previous segment and this one.
     pub discontinuity: bool,
     /// It starts at a random-access point (and so decodes on its own).
@@ -126,14 +117,14 @@ pub struct SegmentInfo {
 impl SegmentInfo {
     /// Whether every field is one the sink could have written: a sequence
     /// number that fits a name, a duration of at most a day, a non-empty
-    /// whole number of packets, a date-time in years 1970 to 9999.
+    /// whole number of packets, a date-time from 1970 to `WallTime::MAX`.
     #[must_use]
     pub fn is_plausible(&self) -> bool {
         self.sequence <= MAX_SEQUENCE
             && self.duration_ns <= MAX_SEGMENT_DURATION_NS
             && self.bytes > 0
             && self.bytes.is_multiple_of(PACKET_BYTES)
-            && (0..=MAX_PROGRAM_DATE_TIME_MS).contains(&self.program_date_time_ms)
+            && self.program_date_time.is_plausible()
     }
 }
 
@@ -168,7 +159,7 @@ mod tests {
             sequence: 41,
             duration_ns: 6_000_000_000,
             bytes: 188 * 1000,
-            program_date_time_ms: 1_795_833_785_007,
+            program_date_time: WallTime::from_ms(1_795_833_785_007),
             discontinuity: false,
             independent: true,
         };
@@ -195,15 +186,15 @@ mod tests {
                 ..good.clone()
             },
             SegmentInfo {
-                program_date_time_ms: -1,
+                program_date_time: WallTime::from_ms(-1),
                 ..good.clone()
             },
             SegmentInfo {
-                program_date_time_ms: i64::MIN,
+                program_date_time: WallTime::from_ms(i64::MIN),
                 ..good.clone()
             },
             SegmentInfo {
-                program_date_time_ms: MAX_PROGRAM_DATE_TIME_MS + 1,
+                program_date_time: WallTime::from_ms(WallTime::MAX.ms() + 1),
                 ..good.clone()
             },
         ] {

@@ -8,9 +8,7 @@
 use std::fmt::Write as _;
 
 use super::index::Keyframe;
-use super::{
-    MAX_PROGRAM_DATE_TIME_MS, MAX_SEGMENT_DURATION_NS, SegmentInfo, parse_segment_file_name, segment_file_name,
-};
+use super::{MAX_SEGMENT_DURATION_NS, RingTime, SegmentInfo, WallTime, parse_segment_file_name, segment_file_name};
 
 /// A comment (not a tag: HLS clients ignore it) before each segment that
 /// does not start at a random-access point. The writer never lists such a
@@ -70,7 +68,7 @@ pub fn render<'a>(out: &mut String, header: PlaylistHeader, entries: impl Iterat
         "#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n",
         header.target_duration_s, media_sequence, header.discontinuity_sequence
     );
-    let mut previous_end_ms: Option<i64> = None;
+    let mut previous_end: Option<WallTime> = None;
     for s in entries {
         if s.discontinuity {
             out.push_str("#EXT-X-DISCONTINUITY\n");
@@ -81,14 +79,10 @@ pub fn render<'a>(out: &mut String, header: PlaylistHeader, entries: impl Iterat
         }
         // Date-time on the first entry and wherever the wall clock does not
         // simply continue from the previous segment.
-        if s.discontinuity || previous_end_ms.is_none_or(|end| (end - s.program_date_time_ms).abs() > 1) {
-            let _ = writeln!(
-                out,
-                "#EXT-X-PROGRAM-DATE-TIME:{}",
-                Rfc3339Millis(s.program_date_time_ms)
-            );
+        if s.discontinuity || previous_end.is_none_or(|end| end.ms_since(s.program_date_time).abs() > 1) {
+            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", s.program_date_time);
         }
-        previous_end_ms = Some(super::date_after(s.program_date_time_ms, s.duration_ns));
+        previous_end = Some(s.program_date_time.after(s.duration_ns));
         let _ = write!(
             out,
             "#EXTINF:{}.{:03},\n{}\n",
@@ -107,7 +101,7 @@ pub fn render<'a>(out: &mut String, header: PlaylistHeader, entries: impl Iterat
 pub struct SegmentKeyframes<'a> {
     pub info: &'a SegmentInfo,
     /// Ring time of the segment's start.
-    pub start_ns: u64,
+    pub start: RingTime,
     /// Bytes of the tables (PAT, PMTs) at its head: the EXT-X-MAP.
     pub head_bytes: u32,
     /// Its keyframes, in order (offset, size and ring time are used).
@@ -143,7 +137,7 @@ pub fn render_iframes<'a>(
     let mut first = true;
     for s in segments {
         let name = segment_file_name(s.info.sequence);
-        let end_ns = s.start_ns.saturating_add(s.info.duration_ns);
+        let end = s.start.saturating_add(s.info.duration_ns);
         if s.info.discontinuity && !first {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
@@ -153,14 +147,14 @@ pub fn render_iframes<'a>(
         // keyframes; one whose size is unknown spans to the next.
         for (i, k) in s.keyframes.iter().enumerate() {
             let next = s.keyframes.get(i + 1);
-            let until = next.map_or(end_ns, |n| n.ring_time_ns).max(k.ring_time_ns);
-            let duration_ns = until - k.ring_time_ns;
+            let until = next.map_or(end, |n| n.ring_time).max(k.ring_time);
+            let duration_ns = until.saturating_since(k.ring_time);
             let size = match k.size {
                 0 => next.map_or(s.info.bytes, |n| n.offset).saturating_sub(k.offset),
                 size => u64::from(size),
             };
             if i == 0 {
-                let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", Rfc3339Millis(k.wall_ms));
+                let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", k.wall_time);
             }
             let _ = write!(
                 out,
@@ -200,8 +194,8 @@ pub fn render_multivariant(
 pub struct Entry {
     pub sequence: u64,
     pub duration_ns: u64,
-    /// Explicit `EXT-X-PROGRAM-DATE-TIME`, milliseconds since the epoch.
-    pub program_date_time_ms: Option<i64>,
+    /// Explicit `EXT-X-PROGRAM-DATE-TIME`.
+    pub program_date_time: Option<WallTime>,
     pub discontinuity: bool,
     /// Not marked as a forced cut: it starts at a random-access point.
     pub independent: bool,
@@ -218,7 +212,7 @@ pub struct Listing {
     pub start_offset_ns: Option<u64>,
     /// Entries refused: a URI that is not a ring segment, a sequence number
     /// not after the previous entry's, no duration or an absurd one (over a
-    /// day). A date-time outside years 1970-9999 is ignored.
+    /// day). A date-time before 1970 or after `WallTime::MAX` is ignored.
     pub rejected: usize,
 }
 
@@ -234,7 +228,7 @@ pub fn parse(text: &str) -> Listing {
         if let Some(rest) = line.strip_prefix("#EXTINF:") {
             duration_ns = parse_seconds(rest.split(',').next().unwrap_or("")).filter(|&d| d <= MAX_SEGMENT_DURATION_NS);
         } else if let Some(rest) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
-            pdt = parse_rfc3339_ms(rest).filter(|ms| (0..=MAX_PROGRAM_DATE_TIME_MS).contains(ms));
+            pdt = WallTime::parse_rfc3339(rest).filter(|t| t.is_plausible());
         } else if line == "#EXT-X-DISCONTINUITY" {
             discontinuity = true;
         } else if line == FORCED_CUT_COMMENT {
@@ -253,7 +247,7 @@ pub fn parse(text: &str) -> Listing {
                 (Some(sequence), Some(duration_ns)) => listing.entries.push(Entry {
                     sequence,
                     duration_ns,
-                    program_date_time_ms: pdt.take(),
+                    program_date_time: pdt.take(),
                     discontinuity: std::mem::take(&mut discontinuity),
                     independent: std::mem::replace(&mut independent, true),
                 }),
@@ -284,98 +278,6 @@ fn parse_seconds(s: &str) -> Option<u64> {
     whole.checked_mul(1_000_000_000)?.checked_add(frac_ns)
 }
 
-/// Parses `YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm)` into milliseconds since the epoch.
-pub(crate) fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        t.bytes().all(|b| b.is_ascii_digit()).then(|| t.parse().ok()).flatten()
-    };
-    let (y, mo, d, h, mi, sec) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    let mut rest = s.get(19..)?;
-    let mut ms = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        let f = &frac[..digits];
-        ms = f
-            .bytes()
-            .take(3)
-            .enumerate()
-            .map(|(i, b)| i64::from(b - b'0') * 10i64.pow(2 - i as u32))
-            .sum();
-        rest = &frac[digits..];
-    }
-    let offset_min = match rest {
-        "Z" | "z" | "" => 0,
-        o if o.len() == 6 => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            let hh: i64 = o.get(1..3)?.parse().ok()?;
-            let mm: i64 = o.get(4..6)?.parse().ok()?;
-            sign * (hh * 60 + mm)
-        }
-        _ => return None,
-    };
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let days = days_from_civil(y, mo, d);
-    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) - offset_min * 60) * 1000 + ms)
-}
-
-/// Proleptic Gregorian date to days since 1970-01-01 (inverse of
-/// [`civil_from_days`]).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Formats milliseconds since the Unix epoch as `YYYY-MM-DDThh:mm:ss.sssZ`.
-pub struct Rfc3339Millis(pub i64);
-
-impl std::fmt::Display for Rfc3339Millis {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ms = self.0.rem_euclid(1000);
-        let secs = self.0.div_euclid(1000);
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-            sod / 3600,
-            (sod / 60) % 60,
-            sod % 60
-        )
-    }
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), using
-/// the well-known era-based algorithm (eras of 400 years = 146097 days).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,7 +298,7 @@ mod tests {
             sequence,
             duration_ns,
             bytes: 188,
-            program_date_time_ms: pdt,
+            program_date_time: WallTime::from_ms(pdt),
             discontinuity,
             independent: true,
         }
@@ -447,14 +349,6 @@ mod tests {
     }
 
     #[test]
-    fn formats_dates() {
-        assert_eq!(Rfc3339Millis(0).to_string(), "1970-01-01T00:00:00.000Z");
-        assert_eq!(Rfc3339Millis(951_782_400_123).to_string(), "2000-02-29T00:00:00.123Z");
-        assert_eq!(Rfc3339Millis(1_795_833_785_007).to_string(), "2026-11-28T02:43:05.007Z");
-        assert_eq!(Rfc3339Millis(-1).to_string(), "1969-12-31T23:59:59.999Z");
-    }
-
-    #[test]
     fn renders_a_valid_live_playlist() {
         let t0 = 1_700_000_000_000;
         let segs = [
@@ -494,7 +388,7 @@ mod tests {
                 sequence: i,
                 duration_ns: 6_006_000_000,
                 bytes: 1,
-                program_date_time_ms: 1_795_833_785_007 + (i as i64 - 5) * 6006,
+                program_date_time: WallTime::from_ms(1_795_833_785_007 + (i as i64 - 5) * 6006),
                 discontinuity: i == 7,
                 independent: true,
             })
@@ -507,9 +401,15 @@ mod tests {
         assert_eq!(l.entries.len(), 4);
         assert_eq!(l.entries[0].sequence, 5);
         assert_eq!(l.entries[0].duration_ns, 6_006_000_000);
-        assert_eq!(l.entries[0].program_date_time_ms, Some(1_795_833_785_007));
+        assert_eq!(
+            l.entries[0].program_date_time,
+            Some(WallTime::from_ms(1_795_833_785_007))
+        );
         assert!(l.entries[2].discontinuity);
-        assert_eq!(l.entries[2].program_date_time_ms, Some(1_795_833_785_007 + 2 * 6006));
+        assert_eq!(
+            l.entries[2].program_date_time,
+            Some(WallTime::from_ms(1_795_833_785_007 + 2 * 6006))
+        );
     }
 
     #[test]
@@ -534,18 +434,13 @@ mod tests {
         assert_eq!(l.entries.len(), 1);
         assert_eq!((l.entries[0].sequence, l.entries[0].duration_ns), (5, 6_000_000_000));
         assert_eq!(
-            l.entries[0].program_date_time_ms, None,
+            l.entries[0].program_date_time, None,
             "year 0 is not a date the sink writes"
         );
     }
 
     #[test]
-    fn parses_dates_both_ways() {
-        for ms in [0, 951_782_400_123, 1_795_833_785_007] {
-            assert_eq!(parse_rfc3339_ms(&Rfc3339Millis(ms).to_string()), Some(ms));
-        }
-        assert_eq!(parse_rfc3339_ms("1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(parse_rfc3339_ms("garbage"), None);
+    fn parses_seconds() {
         assert_eq!(parse_seconds("2.5"), Some(2_500_000_000));
         assert_eq!(parse_seconds("-1"), None);
     }

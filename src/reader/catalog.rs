@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use super::scale;
 use crate::layout::progress::Progress;
 use crate::layout::{
-    MAX_SEGMENT_DURATION_NS, PLAYLIST_MAX_BYTES, PLAYLIST_NAME, playlist, segment_file_name, segment_index_name,
+    MAX_SEGMENT_DURATION_NS, PLAYLIST_MAX_BYTES, PLAYLIST_NAME, RingTime, WallTime, playlist, segment_file_name,
+    segment_index_name,
 };
 use crate::platform;
 
@@ -29,7 +30,7 @@ pub(super) const INDEX_TOLERANCE_NS: u64 = 1_000_000_000;
 /// A listed segment on the timeline.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Span {
-    pub(super) start_ns: u64,
+    pub(super) start: RingTime,
     pub(super) duration_ns: u64,
     /// Gap before this segment, milliseconds, if any.
     pub(super) hole_ms: Option<u64>,
@@ -43,7 +44,7 @@ pub(super) struct Span {
 pub(super) struct Hole {
     pub(super) sequence: u64,
     /// Ring time of the segment after the hole.
-    pub(super) start_ns: u64,
+    pub(super) start: RingTime,
     pub(super) size_ms: u64,
 }
 
@@ -51,8 +52,8 @@ pub(super) struct Hole {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct BeingWritten {
     pub(super) sequence: u64,
-    /// Content time of its start: where the newest listed segment ends.
-    pub(super) start_ns: u64,
+    /// Ring time of its start: where the newest listed segment ends.
+    pub(super) start: RingTime,
 }
 
 /// See the module documentation.
@@ -61,7 +62,7 @@ pub(super) struct Catalog {
     /// Listed (complete) segments by sequence.
     spans: BTreeMap<u64, Span>,
     /// End, in program date-time, of the newest listed segment.
-    last_end_pdt_ms: Option<i64>,
+    last_end_pdt: Option<WallTime>,
     ended: bool,
     playlist_stamp: Option<(std::time::SystemTime, u64)>,
     /// A finished list's `EXT-X-START` offset (a reference recording's
@@ -74,7 +75,7 @@ impl Catalog {
         Catalog {
             dir: dir.to_owned(),
             spans: BTreeMap::new(),
-            last_end_pdt_ms: None,
+            last_end_pdt: None,
             ended: false,
             playlist_stamp: None,
             start_offset_ns: None,
@@ -128,37 +129,37 @@ impl Catalog {
         let mut holes = Vec::new();
         // Segments that left the playlist at the old end were deleted.
         self.spans = self.spans.split_off(&oldest);
-        let mut pdt_ms = self.last_end_pdt_ms;
+        let mut pdt = self.last_end_pdt;
         for e in &listing.entries {
-            let explicit = e.program_date_time_ms;
-            let start_pdt = explicit.or(pdt_ms);
+            let explicit = e.program_date_time;
+            let start_pdt = explicit.or(pdt);
             if !self.spans.contains_key(&e.sequence) {
                 // Ring time from the segment's index when it has one (the
                 // same for every reader); else content time from the
                 // segments before it.
-                let start_ns = match (
+                let start = match (
                     self.indexed_start(e.sequence),
                     self.spans.range(..e.sequence).next_back(),
                 ) {
                     (Some(indexed), _) => indexed,
-                    (None, Some((_, prev))) => prev.start_ns.saturating_add(prev.duration_ns),
+                    (None, Some((_, prev))) => prev.start.saturating_add(prev.duration_ns),
                     (None, None) => self
                         .spans
                         .values()
                         .next()
-                        .map_or(0, |first| first.start_ns.saturating_sub(e.duration_ns)),
+                        .map_or(RingTime::ZERO, |first| first.start.saturating_sub(e.duration_ns)),
                 };
                 // Parsed date-times and durations are bounded: no overflow.
-                let hole_ms = match (explicit, pdt_ms) {
-                    (Some(start), Some(prev_end)) if e.discontinuity && start - prev_end > HOLE_TOLERANCE_MS => {
-                        u64::try_from(start - prev_end).ok()
+                let hole_ms = match (explicit, pdt) {
+                    (Some(date), Some(prev_end)) if e.discontinuity && date.ms_since(prev_end) > HOLE_TOLERANCE_MS => {
+                        u64::try_from(date.ms_since(prev_end)).ok()
                     }
                     _ => None,
                 };
                 self.spans.insert(
                     e.sequence,
                     Span {
-                        start_ns,
+                        start,
                         duration_ns: e.duration_ns,
                         hole_ms,
                         discontinuity: e.discontinuity,
@@ -168,14 +169,14 @@ impl Catalog {
                 if let Some(size_ms) = hole_ms {
                     holes.push(Hole {
                         sequence: e.sequence,
-                        start_ns,
+                        start,
                         size_ms,
                     });
                 }
             }
-            pdt_ms = start_pdt.map(|p| crate::layout::date_after(p, e.duration_ns));
+            pdt = start_pdt.map(|p| p.after(e.duration_ns));
         }
-        self.last_end_pdt_ms = pdt_ms;
+        self.last_end_pdt = pdt;
         Ok(Some(holes))
     }
 
@@ -184,11 +185,11 @@ impl Catalog {
     /// [`INDEX_TOLERANCE_NS`] of its end, at most a segment's longest
     /// duration after): a planted or stale index must not move a segment
     /// elsewhere on the timeline.
-    pub(super) fn indexed_start(&self, seq: u64) -> Option<u64> {
+    pub(super) fn indexed_start(&self, seq: u64) -> Option<RingTime> {
         let previous = self.spans.range(..seq).next_back().map(|(_, p)| *p);
         index_start(&self.dir, seq).filter(|&t| {
             previous.is_none_or(|p| {
-                let end = p.start_ns.saturating_add(p.duration_ns);
+                let end = p.start.saturating_add(p.duration_ns);
                 t.saturating_add(INDEX_TOLERANCE_NS) >= end && t <= end.saturating_add(MAX_SEGMENT_DURATION_NS)
             })
         })
@@ -218,15 +219,15 @@ impl Catalog {
         }
     }
 
-    /// The segment being written and the content time it starts at.
+    /// The segment being written and the ring time it starts at.
     pub(super) fn in_progress(&self) -> Option<BeingWritten> {
         let sequence = self.open_sequence()?;
-        let start_ns = self
+        let start = self
             .spans
             .values()
             .next_back()
-            .map_or(0, |s| s.start_ns.saturating_add(s.duration_ns));
-        Some(BeingWritten { sequence, start_ns })
+            .map_or(RingTime::ZERO, |s| s.start.saturating_add(s.duration_ns));
+        Some(BeingWritten { sequence, start })
     }
 
     /// The segment that follows `seq`: the next one listed, else the one
@@ -245,14 +246,14 @@ impl Catalog {
         self.successor(seq).unwrap_or(seq.saturating_add(1))
     }
 
-    /// Content time of the start of `sequence`, if known.
-    pub(super) fn start_of(&self, sequence: u64) -> Option<u64> {
+    /// Ring time of the start of `sequence`, if known.
+    pub(super) fn start_of(&self, sequence: u64) -> Option<RingTime> {
         if let Some(s) = self.spans.get(&sequence) {
-            return Some(s.start_ns);
+            return Some(s.start);
         }
         self.in_progress()
             .filter(|open| open.sequence == sequence)
-            .map(|open| open.start_ns)
+            .map(|open| open.start)
     }
 
     /// Bytes of segment `seq`'s file, open as `file`, that are its own
@@ -287,7 +288,7 @@ impl Catalog {
 }
 
 /// Ring time of segment `seq`'s start, from its index, if it has one.
-fn index_start(dir: &Path, seq: u64) -> Option<u64> {
+fn index_start(dir: &Path, seq: u64) -> Option<RingTime> {
     let file = platform::open_read_only(&dir.join(segment_index_name(seq)));
-    crate::layout::index::read_start(file).map(|start| start.ring_time_ns)
+    crate::layout::index::read_start(file).map(|start| start.ring_time)
 }

@@ -8,7 +8,7 @@ use std::io;
 use std::path::Path;
 
 use super::{Open, ReadOutcome, ReaderEvent, RingReader, scale};
-use crate::layout::segment_file_name;
+use crate::layout::{RingTime, segment_file_name};
 
 /// Reads of one segment that may fail in a row (one per poll interval)
 /// before the segment is given up and skipped.
@@ -39,8 +39,8 @@ impl RingReader {
         ReadOutcome::Wait
     }
 
-    /// Content time left of `cur` from where it was being read: (from, size).
-    fn position_after(&self, cur: &Open) -> (u64, u64) {
+    /// Ring time left of `cur` from where it was being read: (from, size in ns).
+    fn position_after(&self, cur: &Open) -> (RingTime, u64) {
         let duration = self
             .catalog
             .spans()
@@ -48,20 +48,20 @@ impl RingReader {
             .map_or_else(|| self.catalog.estimate_ns(cur.sequence), |s| s.duration_ns);
         let len = cur.file.metadata().map_or(0, |m| m.len()).max(1);
         let done = scale(cur.offset.min(len), duration, len);
-        (cur.start_ns.saturating_add(done), duration.saturating_sub(done))
+        (cur.start.saturating_add(done), duration.saturating_sub(done))
     }
 
-    /// Gives up segment `seq`, of which content time `(from, size)` is lost.
-    pub(super) fn skip_unreadable(&mut self, seq: u64, (from, size): (u64, u64)) {
+    /// Gives up segment `seq`, of which ring time `(from, size)` is lost.
+    pub(super) fn skip_unreadable(&mut self, seq: u64, (from, size): (RingTime, u64)) {
         self.events.push(ReaderEvent::TimeHole {
-            offset_ms: from / 1_000_000,
+            offset_ms: from.ns() / 1_000_000,
             size_ms: size / 1_000_000,
         });
         self.failures = 0;
         self.skipped_unreadable = true;
         self.last_opened = Some(seq);
         self.discont = true;
-        self.continue_at_ns = Some(from.saturating_add(size));
+        self.continue_at = Some(from.saturating_add(size));
         self.next = Some(self.catalog.after(seq));
     }
 

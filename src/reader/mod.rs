@@ -41,7 +41,7 @@ pub use trick::{Direction, MAX_ALL_FRAMES_RATE, Playback, TrickOutcome};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::layout::{PLAYLIST_NAME, segment_file_name};
+use crate::layout::{PLAYLIST_NAME, PresentationTime, RingTime, segment_file_name};
 use crate::platform;
 use crate::ts::PACKET_SIZE;
 
@@ -85,12 +85,12 @@ pub struct ReaderStats {
 /// The result of [`RingReader::read`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadOutcome {
-    /// `len` bytes (whole packets) were read; `ring_time_ns` is set on the
+    /// `len` bytes (whole packets) were read; `ring_time` is set on the
     /// first bytes of a segment (where they are on the ring's timeline: the
     /// element's PTS), `discont` after a jump.
     Data {
         len: usize,
-        ring_time_ns: Option<u64>,
+        ring_time: Option<RingTime>,
         discont: bool,
     },
     /// Nothing yet: the writer has not written more, or a read failed and is
@@ -108,8 +108,8 @@ pub struct RingReader {
     next: Option<u64>,
     discont: bool,
     stale_reported: Option<u64>,
-    /// Content time where the segment after the last one read starts.
-    continue_at_ns: Option<u64>,
+    /// Ring time where the segment after the last one read starts.
+    continue_at: Option<RingTime>,
     events: Vec<ReaderEvent>,
     /// Reads that failed in a row on the current (or next) segment.
     failures: u32,
@@ -130,10 +130,10 @@ pub struct RingReader {
     stats: ReaderStats,
     /// Where the start applied last begins precisely (EXT-X-START with
     /// PRECISE=YES): data comes from the keyframe before it.
-    precise_start_ns: Option<u64>,
+    precise_start: Option<PresentationTime>,
     /// Presentation time of the last keyframe trick play read (the
     /// position while it runs).
-    trick_position_ns: Option<u64>,
+    trick_position: Option<PresentationTime>,
 }
 
 impl RingReader {
@@ -146,7 +146,7 @@ impl RingReader {
             next: None,
             discont: true,
             stale_reported: None,
-            continue_at_ns: None,
+            continue_at: None,
             events: Vec::new(),
             failures: 0,
             delivered: 0,
@@ -156,8 +156,8 @@ impl RingReader {
             landing: None,
             presentation_delay_ns: None,
             stats: ReaderStats::default(),
-            precise_start_ns: None,
-            trick_position_ns: None,
+            precise_start: None,
+            trick_position: None,
         }
     }
 
@@ -178,8 +178,8 @@ impl RingReader {
     /// (`EXT-X-START`): the element starts its segment there, so that what
     /// comes before, from the keyframe before, is not shown.
     #[must_use]
-    pub fn precise_start(&self) -> Option<u64> {
-        self.precise_start_ns
+    pub fn precise_start(&self) -> Option<PresentationTime> {
+        self.precise_start
     }
 
     /// Counters so far (events counted as they are taken).
@@ -211,7 +211,7 @@ impl RingReader {
         for hole in holes {
             if self.last_opened.is_some_and(|last| last >= hole.sequence) {
                 self.events.push(ReaderEvent::TimeHole {
-                    offset_ms: hole.start_ns / 1_000_000,
+                    offset_ms: hole.start.ns() / 1_000_000,
                     size_ms: hole.size_ms,
                 });
             }
@@ -233,14 +233,16 @@ impl RingReader {
         }
     }
 
-    /// Positions the reader; returns the content time it landed on: the
-    /// start of the segment (a random-access point) at or before `target`,
-    /// which is first clamped into the window.
-    pub fn seek(&mut self, target_ns: u64) -> io::Result<Option<u64>> {
+    /// Positions the reader; returns the presentation time it landed on:
+    /// the start of the segment (a random-access point) at or before
+    /// `target`, which is first clamped into the window.
+    pub fn seek(&mut self, target: PresentationTime) -> io::Result<Option<PresentationTime>> {
         self.refresh()?;
-        let in_progress = self.catalog.in_progress().map(|open| (open.sequence, open.start_ns));
+        let delay_ns = self.presentation_delay();
+        let target = target.ring_time_before(delay_ns);
+        let in_progress = self.catalog.in_progress().map(|open| (open.sequence, open.start));
         let candidate = match in_progress {
-            Some((seq, start)) if target_ns >= start => Some((seq, start)),
+            Some((seq, start)) if target >= start => Some((seq, start)),
             // The segment holding the target, or before it the nearest one
             // that starts at a random-access point: a forced cut's segment
             // starts inside a GOP and would not decode until the next one.
@@ -248,43 +250,43 @@ impl RingReader {
                 let starts = || self.catalog.spans().iter().filter(|(_, s)| s.independent);
                 starts()
                     .rev()
-                    .find(|(_, s)| s.start_ns <= target_ns)
+                    .find(|(_, s)| s.start <= target)
                     .or_else(|| starts().next())
-                    .or_else(|| self.catalog.spans().iter().rev().find(|(_, s)| s.start_ns <= target_ns))
+                    .or_else(|| self.catalog.spans().iter().rev().find(|(_, s)| s.start <= target))
                     .or_else(|| self.catalog.spans().iter().next())
-                    .map(|(&seq, s)| (seq, s.start_ns))
+                    .map(|(&seq, s)| (seq, s.start))
             }
         };
         let Some((seq, start)) = candidate.or(in_progress) else {
             return Ok(None);
         };
         self.reposition(seq, start);
-        Ok(Some(start))
+        Ok(Some(start.presented_after_ns(delay_ns)))
     }
 
-    /// Makes segment `seq`, starting at content time `start_ns`, the next
-    /// one read, from its start: whatever was being read is dropped, and
-    /// the next buffer is a discontinuity.
-    fn reposition(&mut self, seq: u64, start_ns: u64) {
+    /// Makes segment `seq`, starting at ring time `start`, the next one
+    /// read, from its start: whatever was being read is dropped, and the
+    /// next buffer is a discontinuity.
+    fn reposition(&mut self, seq: u64, start: RingTime) {
         self.landing = None;
-        self.trick_position_ns = None;
+        self.trick_position = None;
         self.current = None;
         self.next = Some(seq);
         self.discont = true;
         self.failures = 0;
         self.last_opened = None;
-        self.continue_at_ns = Some(start_ns);
+        self.continue_at = Some(start);
     }
 
     /// Positions the reader at the keyframe `snap` picks for presentation
-    /// time `target_ns` (see [`Snap`] and `layout::index`); where the ring
+    /// time `target` (see [`Snap`] and `layout::index`); where the ring
     /// has no index, at the start of the segment holding it. Returns the
     /// presentation time of where data starts.
-    pub fn seek_to(&mut self, target_ns: u64, snap: Snap) -> io::Result<Option<u64>> {
+    pub fn seek_to(&mut self, target: PresentationTime, snap: Snap) -> io::Result<Option<PresentationTime>> {
         self.refresh()?;
-        match self.seek_keyframe(target_ns, snap) {
+        match self.seek_keyframe(target, snap) {
             Some(t) => Ok(Some(t)),
-            None => self.seek(target_ns),
+            None => self.seek(target),
         }
     }
 
@@ -293,7 +295,7 @@ impl RingReader {
     /// newest keyframe in the index, else the start of the segment being
     /// written. A finished ring (or a recording) has no live edge: without
     /// a delay it plays from its start.
-    pub fn start(&mut self, position: StartPosition, delay_ns: u64) -> io::Result<Option<u64>> {
+    pub fn start(&mut self, position: StartPosition, delay_ns: u64) -> io::Result<Option<PresentationTime>> {
         self.refresh()?;
         match position {
             // A finished ring or a recording (ENDLIST): there is no live
@@ -301,33 +303,39 @@ impl RingReader {
             StartPosition::Oldest | StartPosition::Live if self.catalog.ended() && delay_ns == 0 => {
                 match (
                     self.catalog.start_offset_ns(),
-                    self.catalog.spans().values().next().map(|s| s.start_ns),
+                    self.catalog.spans().values().next().map(|s| s.start),
                 ) {
                     (Some(offset), Some(first)) => {
-                        let target = first.saturating_add(offset).saturating_add(self.presentation_delay());
-                        self.precise_start_ns = Some(target);
+                        let target = first
+                            .saturating_add(offset)
+                            .presented_after_ns(self.presentation_delay());
+                        self.precise_start = Some(target);
                         self.seek_to(target, Snap::Before)
                     }
-                    _ => self.seek_to(0, Snap::After),
+                    _ => self.seek_to(PresentationTime::ZERO, Snap::After),
                 }
             }
-            StartPosition::Oldest => self.seek_to(0, Snap::After),
+            StartPosition::Oldest => self.seek_to(PresentationTime::ZERO, Snap::After),
             StartPosition::Live if self.newest_keyframe().is_some() => {
                 let Some((seq, index, edge)) = self.newest_keyframe() else {
                     return Ok(None);
                 };
                 if delay_ns == 0 {
                     self.land(seq, &index, &edge);
-                    return Ok(Some(edge.presentation_ns()));
+                    return Ok(Some(edge.presentation_time()));
                 }
-                self.seek_to(edge.presentation_ns().saturating_sub(delay_ns), Snap::Before)
+                self.seek_to(edge.presentation_time().saturating_sub(delay_ns), Snap::Before)
             }
             StartPosition::Live => {
-                let Some(SeekWindow { end_ns: end, .. }) = self.window() else {
+                let Some(SeekWindow { end, .. }) = self.window() else {
                     // Nothing listed yet: start at the first segment written.
-                    return self.seek(0);
+                    return self.seek(PresentationTime::ZERO);
                 };
-                let newest = self.catalog.in_progress().map_or(end, |open| open.start_ns);
+                let presentation_delay = self.presentation_delay();
+                let newest = self
+                    .catalog
+                    .in_progress()
+                    .map_or(end, |open| open.start.presented_after_ns(presentation_delay));
                 self.seek(newest.min(end).saturating_sub(delay_ns))
             }
         }
@@ -351,7 +359,7 @@ impl RingReader {
                     self.delivered += n as u64;
                     return Ok(ReadOutcome::Data {
                         len: n,
-                        ring_time_ns: cur.timestamp.take(),
+                        ring_time: cur.timestamp.take(),
                         discont: std::mem::take(&mut self.discont),
                     });
                 }
@@ -391,8 +399,8 @@ impl RingReader {
         }
         // Where the next segment starts, should the playlist not list this
         // one yet: its start plus its estimated length.
-        self.continue_at_ns = self.current.as_ref().map(|c| {
-            c.start_ns.saturating_add(
+        self.continue_at = self.current.as_ref().map(|c| {
+            c.start.saturating_add(
                 self.catalog
                     .spans()
                     .get(&seq)
@@ -441,7 +449,7 @@ impl RingReader {
                 if let Some(span) = span {
                     if let Some(size_ms) = span.hole_ms {
                         self.events.push(ReaderEvent::TimeHole {
-                            offset_ms: span.start_ns / 1_000_000,
+                            offset_ms: span.start.ns() / 1_000_000,
                             size_ms,
                         });
                     }
@@ -456,26 +464,26 @@ impl RingReader {
                 // A listed segment's start was settled when it was listed;
                 // the one being written takes its index's if that agrees
                 // with where the segments before it end.
-                let start_ns = match self.catalog.spans().get(&seq) {
-                    Some(span) => span.start_ns,
+                let start = match self.catalog.spans().get(&seq) {
+                    Some(span) => span.start,
                     None => self
                         .catalog
                         .indexed_start(seq)
                         .or_else(|| self.catalog.start_of(seq))
-                        .or(self.continue_at_ns)
-                        .unwrap_or(0),
+                        .or(self.continue_at)
+                        .unwrap_or(RingTime::ZERO),
                 };
                 let (offset, jump, timestamp) = match self.landing.take() {
-                    Some(l) if l.sequence == seq && l.head_end == 0 => (l.keyframe_offset, None, l.timestamp_ns),
+                    Some(l) if l.sequence == seq && l.head_end == 0 => (l.keyframe_offset, None, l.timestamp),
                     Some(l) if l.sequence == seq => (
                         0,
                         Some(KeyframeJump {
                             head_end: l.head_end,
                             keyframe_offset: l.keyframe_offset,
                         }),
-                        l.timestamp_ns,
+                        l.timestamp,
                     ),
-                    _ => (0, None, start_ns),
+                    _ => (0, None, start),
                 };
                 self.stats.segments_opened += 1;
                 let id = platform::file_id(&file);
@@ -483,7 +491,7 @@ impl RingReader {
                     sequence: seq,
                     file,
                     offset,
-                    start_ns,
+                    start,
                     jump,
                     timestamp: Some(timestamp),
                     readable: 0,
@@ -512,7 +520,11 @@ impl RingReader {
             Err(e) => {
                 // A link, a directory, a FIFO, no permission: not playable.
                 self.read_failure(&path, &e);
-                let from = self.catalog.start_of(seq).or(self.continue_at_ns).unwrap_or(0);
+                let from = self
+                    .catalog
+                    .start_of(seq)
+                    .or(self.continue_at)
+                    .unwrap_or(RingTime::ZERO);
                 let size = self.catalog.spans().get(&seq).map_or(0, |s| s.duration_ns);
                 self.skip_unreadable(seq, (from, size));
                 Ok(None)
@@ -633,7 +645,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut ring = ring_at(dir.path(), config(dir.path()), 9, 10);
         let mut reader = RingReader::new(dir.path());
-        reader.seek(u64::MAX).expect("seek to the live edge");
+        reader.seek(PresentationTime::MAX).expect("seek to the live edge");
         assert_eq!(drain(&mut reader), vec![9; 10]);
         let record = dir.path().join(crate::layout::PROGRESS_NAME);
         let saved = std::fs::read(&record).expect("record");

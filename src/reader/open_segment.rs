@@ -7,6 +7,7 @@ use std::io;
 use std::path::PathBuf;
 
 use super::catalog::Catalog;
+use crate::layout::RingTime;
 use crate::platform;
 use crate::ts::PACKET_SIZE;
 
@@ -36,12 +37,12 @@ pub(super) struct Open {
     pub(super) file: File,
     pub(super) offset: u64,
     /// Content time of the segment's start, fixed when it was opened.
-    pub(super) start_ns: u64,
+    pub(super) start: RingTime,
     /// Entered at a keyframe: after the head's tables, reading goes on at
     /// the keyframe.
     pub(super) jump: Option<KeyframeJump>,
     /// Timestamp of the first buffer read from it, until it is sent.
-    pub(super) timestamp: Option<u64>,
+    pub(super) timestamp: Option<RingTime>,
     /// Bytes known to be readable (whole, written content), from the last
     /// look at the file and the progress record: reads within it need no
     /// look again, as a segment only grows while it is the same file (a

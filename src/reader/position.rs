@@ -4,13 +4,14 @@
 //! presentation delay, learnt from the index).
 
 use super::{RingReader, scale};
+use crate::layout::{PresentationTime, RingTime};
 
 /// The seekable window in presentation time: the oldest content's start to
-/// the live edge (or the end of a finished ring), in ns.
+/// the live edge (or the end of a finished ring).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SeekWindow {
-    pub start_ns: u64,
-    pub end_ns: u64,
+    pub start: PresentationTime,
+    pub end: PresentationTime,
 }
 
 /// A byte of a segment: where reading is, or where an export stops.
@@ -21,13 +22,13 @@ pub struct ReadLocation {
 }
 
 impl RingReader {
-    /// The seekable window in content time: oldest start to newest end,
+    /// The seekable window: oldest start to newest end,
     /// the segment being written estimated from its size.
     pub fn window(&mut self) -> Option<SeekWindow> {
         self.refresh_playing();
-        let start = self.catalog.spans().values().next()?.start_ns;
+        let start = self.catalog.spans().values().next()?.start;
         let last = self.catalog.spans().values().next_back()?;
-        let mut end = last.start_ns.saturating_add(last.duration_ns);
+        let mut end = last.start.saturating_add(last.duration_ns);
         if !self.catalog.ended()
             && let Some(open) = self.catalog.in_progress()
         {
@@ -35,8 +36,8 @@ impl RingReader {
         }
         let delay = self.presentation_delay();
         Some(SeekWindow {
-            start_ns: start.saturating_add(delay),
-            end_ns: end.saturating_add(delay),
+            start: start.presented_after_ns(delay),
+            end: end.presented_after_ns(delay),
         })
     }
 
@@ -50,12 +51,12 @@ impl RingReader {
     /// segment's ring time, before the stream's presentation delay. An
     /// accurate seek between it and the oldest frame starts its segment
     /// where it was asked (the first frame comes when it comes).
-    pub fn window_ring_start(&mut self) -> Option<u64> {
+    pub fn window_ring_start(&mut self) -> Option<RingTime> {
         self.refresh_playing();
-        Some(self.catalog.spans().values().next()?.start_ns)
+        Some(self.catalog.spans().values().next()?.start)
     }
 
-    /// The stream's presentation delay: learnt from the first indexed
+    /// The stream's presentation delay, ns: learnt from the first indexed
     /// segment looked at, 0 for a ring without an index.
     pub fn presentation_delay(&mut self) -> u64 {
         if self.presentation_delay_ns.is_none() {
@@ -63,16 +64,23 @@ impl RingReader {
             self.presentation_delay_ns = newest.and_then(|seq| self.segment_index(seq)).and_then(|i| {
                 i.keyframes
                     .first()
-                    .map(|k| k.presentation_ns().saturating_sub(k.ring_time_ns))
+                    .map(|k| k.presentation_time().ns().saturating_sub(k.ring_time.ns()))
             });
         }
         self.presentation_delay_ns.unwrap_or(0)
     }
 
+    /// The ring time presented at `t`, by the presentation delay learnt so
+    /// far (none yet: the same number): where to look for the segment
+    /// that holds `t`.
+    pub(super) fn ring_time_of(&self, t: PresentationTime) -> RingTime {
+        t.ring_time_before(self.presentation_delay_ns.unwrap_or(0))
+    }
+
     /// The presentation time being read now.
     #[must_use]
-    pub fn position(&self) -> Option<u64> {
-        if let Some(p) = self.trick_position_ns {
+    pub fn position(&self) -> Option<PresentationTime> {
+        if let Some(p) = self.trick_position {
             return Some(p);
         }
         let cur = self.current.as_ref()?;
@@ -88,9 +96,9 @@ impl RingReader {
             }
         };
         Some(
-            cur.start_ns
+            cur.start
                 .saturating_add(fraction)
-                .saturating_add(self.presentation_delay_ns.unwrap_or(0)),
+                .presented_after_ns(self.presentation_delay_ns.unwrap_or(0)),
         )
     }
 

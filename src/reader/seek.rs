@@ -11,7 +11,7 @@
 use super::RingReader;
 use super::catalog::Span;
 use crate::layout::index::{self, Keyframe, SegmentIndex};
-use crate::layout::segment_index_name;
+use crate::layout::{PresentationTime, RingTime, WallTime, segment_index_name};
 use crate::platform;
 
 /// Which keyframe a seek lands on, as `GST_SEEK_FLAG_SNAP_*` say.
@@ -38,7 +38,7 @@ pub(super) struct Landing {
     /// Where reading goes on after them: the keyframe's first packet.
     pub(super) keyframe_offset: u64,
     /// Ring time of the keyframe: the first buffer's timestamp.
-    pub(super) timestamp_ns: u64,
+    pub(super) timestamp: RingTime,
 }
 
 impl RingReader {
@@ -51,14 +51,14 @@ impl RingReader {
     }
 
     /// The keyframes a seek may land on in segment `seq` (starting at
-    /// `start_ns`): its index's, or, for a segment without a usable index
+    /// `start`): its index's, or, for a segment without a usable index
     /// (a recording, an older ring, a damaged or planted index file) that
     /// starts at a random-access point, its start.
-    fn landing_points(&self, seq: u64, start_ns: u64) -> Option<SegmentIndex> {
+    fn landing_points(&self, seq: u64, start: RingTime) -> Option<SegmentIndex> {
         // An index whose start is not the segment's (planted, stale) is
         // not believed.
         if let Some(index) = self.segment_index(seq).filter(|i| {
-            !i.keyframes.is_empty() && i.start.ring_time_ns.abs_diff(start_ns) <= super::catalog::INDEX_TOLERANCE_NS
+            !i.keyframes.is_empty() && i.start.ring_time.ns().abs_diff(start.ns()) <= super::catalog::INDEX_TOLERANCE_NS
         }) {
             return Some(index);
         }
@@ -67,8 +67,8 @@ impl RingReader {
         }
         let start = Keyframe {
             offset: 0,
-            ring_time_ns: start_ns,
-            wall_ms: 0,
+            ring_time: start,
+            wall_time: WallTime::EPOCH,
             size: 0,
             presentation_delay: crate::ts::timeline::Ticks90k::ZERO,
             number: 0,
@@ -81,17 +81,17 @@ impl RingReader {
 
     /// Every segment there is, oldest first, with its start: the listed
     /// ones and the one being written.
-    pub(super) fn candidates(&self) -> Vec<(u64, u64)> {
-        let mut v: Vec<(u64, u64)> = self
+    pub(super) fn candidates(&self) -> Vec<(u64, RingTime)> {
+        let mut v: Vec<(u64, RingTime)> = self
             .catalog
             .spans()
             .iter()
-            .map(|(&seq, s): (&u64, &Span)| (seq, s.start_ns))
+            .map(|(&seq, s): (&u64, &Span)| (seq, s.start))
             .collect();
         if let Some(open) = self.catalog.in_progress()
             && v.last().is_none_or(|&(last, _)| open.sequence > last)
         {
-            v.push((open.sequence, open.start_ns));
+            v.push((open.sequence, open.start));
         }
         v
     }
@@ -100,9 +100,13 @@ impl RingReader {
     /// time `target` and returns the keyframe's presentation time. `None`
     /// when no segment has an index with a keyframe near it: the caller
     /// then seeks to a segment start.
-    pub(super) fn seek_keyframe(&mut self, target: u64, snap: Snap) -> Option<u64> {
+    pub(super) fn seek_keyframe(&mut self, target: PresentationTime, snap: Snap) -> Option<PresentationTime> {
         let candidates = self.candidates();
-        let at = candidates.iter().rposition(|&(_, start)| start <= target).unwrap_or(0);
+        let ring_target = self.ring_time_of(target);
+        let at = candidates
+            .iter()
+            .rposition(|&(_, start)| start <= ring_target)
+            .unwrap_or(0);
         let before = || {
             candidates[at.saturating_sub(NEIGHBOURS)..=at.min(candidates.len().checked_sub(1)?)]
                 .iter()
@@ -125,7 +129,9 @@ impl RingReader {
             Snap::After => after().or_else(before),
             Snap::Nearest => match (before(), after()) {
                 (Some(b), Some(a)) => {
-                    if target.saturating_sub(b.2.presentation_ns()) <= a.2.presentation_ns().saturating_sub(target) {
+                    if target.saturating_since(b.2.presentation_time())
+                        <= a.2.presentation_time().saturating_since(target)
+                    {
                         Some(b)
                     } else {
                         Some(a)
@@ -136,7 +142,7 @@ impl RingReader {
         };
         let (seq, index, keyframe) = chosen?;
         self.land(seq, &index, &keyframe);
-        Some(keyframe.presentation_ns())
+        Some(keyframe.presentation_time())
     }
 
     /// The newest keyframe of the ring: in the segment being written, else
@@ -156,18 +162,23 @@ impl RingReader {
     /// Makes segment `seq` the next one read, entered at `keyframe` (at its
     /// start when that is offset 0).
     pub(super) fn land(&mut self, seq: u64, index: &SegmentIndex, keyframe: &Keyframe) {
-        self.reposition(seq, index.start.ring_time_ns);
+        self.reposition(seq, index.start.ring_time);
         let head_end = u64::from(index.start.size).min(keyframe.offset);
         // A segment's start standing in for a missing index says nothing
         // about the stream's delay (it has no wall clock either).
-        if keyframe.wall_ms != 0 {
-            self.presentation_delay_ns = Some(keyframe.presentation_ns().saturating_sub(keyframe.ring_time_ns));
+        if keyframe.wall_time != WallTime::EPOCH {
+            self.presentation_delay_ns = Some(
+                keyframe
+                    .presentation_time()
+                    .ns()
+                    .saturating_sub(keyframe.ring_time.ns()),
+            );
         }
         self.landing = Some(Landing {
             sequence: seq,
             head_end,
             keyframe_offset: keyframe.offset,
-            timestamp_ns: keyframe.ring_time_ns,
+            timestamp: keyframe.ring_time,
         });
     }
 }

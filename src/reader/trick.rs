@@ -16,7 +16,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 use super::{ReadLocation, RingReader};
 use crate::layout::index::{self, Keyframe};
-use crate::layout::segment_file_name;
+use crate::layout::{PresentationTime, RingTime, segment_file_name};
 use crate::platform;
 use crate::ts::packet::{PAT_PID, Pid, pcr_packet};
 use crate::ts::psi::{SectionAssembler, parse_pat, parse_pmt};
@@ -37,9 +37,9 @@ pub struct KeyframePiece {
     /// Ring time of the keyframe: the timestamp of the buffer carrying it
     /// (the demuxer adds the stream's presentation delay, as for the
     /// first buffer of a segment).
-    pub ring_time_ns: u64,
+    pub ring_time: RingTime,
     /// When the keyframe is presented.
-    pub presentation_ns: u64,
+    pub presentation_time: PresentationTime,
     /// Bytes read from the segment file for it.
     pub bytes_read: u64,
 }
@@ -68,7 +68,12 @@ impl RingReader {
     /// read, so that a walk ends on it. Segments without a usable index
     /// are passed over. Going forward, a keyframe whose bytes are not all
     /// in the file yet is not there yet.
-    pub fn read_keyframe(&mut self, from: u64, direction: Direction, min_step_ns: u64) -> io::Result<TrickOutcome> {
+    pub fn read_keyframe(
+        &mut self,
+        from: PresentationTime,
+        direction: Direction,
+        min_step_ns: u64,
+    ) -> io::Result<TrickOutcome> {
         self.refresh()?;
         // Keyframes a GOP apart are not exactly a GOP apart in presentation
         // time: a step is taken with a tenth's slack, so that "every
@@ -81,16 +86,16 @@ impl RingReader {
         let found = match direction {
             Direction::Forward => self.keyframe_at_or_after(from.saturating_add(step)).or_else(|| {
                 // A step past the newest keyframe: the newest, if beyond `from`.
-                let newest = self.keyframe_at_or_before(u64::MAX)?;
-                (step > 1 && newest.2.presentation_ns() > from).then_some(newest)
+                let newest = self.keyframe_at_or_before(PresentationTime::MAX)?;
+                (step > 1 && newest.2.presentation_time() > from).then_some(newest)
             }),
             Direction::Backward => from
                 .checked_sub(step)
                 .and_then(|t| self.keyframe_at_or_before(t))
                 .or_else(|| {
                     // A step past the oldest keyframe: the oldest, if before `from`.
-                    let oldest = self.keyframe_at_or_after(0)?;
-                    (step > 1 && oldest.2.presentation_ns() < from).then_some(oldest)
+                    let oldest = self.keyframe_at_or_after(PresentationTime::ZERO)?;
+                    (step > 1 && oldest.2.presentation_time() < from).then_some(oldest)
                 }),
         };
         let Some((seq, start, keyframe)) = found else {
@@ -99,7 +104,7 @@ impl RingReader {
         match self.keyframe_piece(seq, &start, &keyframe) {
             Ok(Some(piece)) => {
                 self.delivered += piece.bytes_read;
-                self.trick_position_ns = Some(piece.presentation_ns);
+                self.trick_position = Some(piece.presentation_time);
                 Ok(TrickOutcome::Keyframe(piece))
             }
             // Not all written yet (the newest keyframe of the open segment).
@@ -117,9 +122,9 @@ impl RingReader {
 
     /// Where (segment, offset) the first keyframe presented at or after
     /// `t` is, or else the newest keyframe: where an export ends.
-    pub(crate) fn keyframe_location_at_or_after(&self, t: u64) -> Option<ReadLocation> {
+    pub(crate) fn keyframe_location_at_or_after(&self, t: PresentationTime) -> Option<ReadLocation> {
         self.keyframe_at_or_after(t)
-            .or_else(|| self.keyframe_at_or_before(u64::MAX))
+            .or_else(|| self.keyframe_at_or_before(PresentationTime::MAX))
             .map(|(sequence, _, k)| ReadLocation {
                 sequence,
                 offset: k.offset,
@@ -127,9 +132,13 @@ impl RingReader {
     }
 
     /// The first keyframe presented at or after `target`.
-    fn keyframe_at_or_after(&self, target: u64) -> Option<Found> {
+    fn keyframe_at_or_after(&self, target: PresentationTime) -> Option<Found> {
         let candidates = self.candidates();
-        let at = candidates.iter().rposition(|&(_, start)| start <= target).unwrap_or(0);
+        let ring_target = self.ring_time_of(target);
+        let at = candidates
+            .iter()
+            .rposition(|&(_, start)| start <= ring_target)
+            .unwrap_or(0);
         candidates[at..].iter().find_map(|&(seq, _)| {
             let index = self.segment_index(seq)?;
             let k = *index::at_or_after(&index.keyframes, target)?;
@@ -138,9 +147,10 @@ impl RingReader {
     }
 
     /// The last keyframe presented at or before `target`.
-    fn keyframe_at_or_before(&self, target: u64) -> Option<Found> {
+    fn keyframe_at_or_before(&self, target: PresentationTime) -> Option<Found> {
         let candidates = self.candidates();
-        let at = candidates.iter().rposition(|&(_, start)| start <= target)?;
+        let ring_target = self.ring_time_of(target);
+        let at = candidates.iter().rposition(|&(_, start)| start <= ring_target)?;
         candidates[..=at].iter().rev().find_map(|&(seq, _)| {
             let index = self.segment_index(seq)?;
             let k = *index::at_or_before(&index.keyframes, target)?;
@@ -187,8 +197,8 @@ impl RingReader {
         }
         Ok(Some(KeyframePiece {
             data,
-            ring_time_ns: keyframe.ring_time_ns,
-            presentation_ns: keyframe.presentation_ns(),
+            ring_time: keyframe.ring_time,
+            presentation_time: keyframe.presentation_time(),
             bytes_read,
         }))
     }
@@ -290,7 +300,7 @@ mod tests {
         let mut ring = Ring::open(config(dir)).expect("open");
         for n in 0..3u64 {
             ring.begin_segment(SegmentStart {
-                ring_time_ns: n * 2 * SECOND,
+                ring_time: RingTime::from_ns(n * 2 * SECOND),
                 ..start(false)
             })
             .expect("begin");
@@ -298,8 +308,8 @@ mod tests {
             for i in 0..4u64 {
                 ring.add_keyframe(&Keyframe {
                     offset: i * 10 * PACKET_SIZE as u64,
-                    ring_time_ns: n * 2 * SECOND + i * SECOND / 2,
-                    wall_ms: 1_700_000_000_000,
+                    ring_time: RingTime::from_ns(n * 2 * SECOND + i * SECOND / 2),
+                    wall_time: crate::layout::WallTime::from_ms(1_700_000_000_000),
                     size: 10 * PACKET_SIZE as u32,
                     presentation_delay: crate::ts::timeline::Ticks90k::ZERO,
                     number: 0,
@@ -314,7 +324,7 @@ mod tests {
     /// presentation times in ms and the bytes read.
     fn walk(dir: &std::path::Path, from: u64, direction: Direction, step: u64) -> (Vec<u64>, u64) {
         let mut reader = RingReader::new(dir);
-        let (mut at, mut first, mut shown, mut bytes) = (from, true, Vec::new(), 0);
+        let (mut at, mut first, mut shown, mut bytes) = (PresentationTime::from_ns(from), true, Vec::new(), 0);
         while let TrickOutcome::Keyframe(piece) = reader
             .read_keyframe(at, direction, if first { 0 } else { step.max(1) })
             .expect("read")
@@ -325,9 +335,9 @@ mod tests {
                 "the keyframe's packets, nothing else"
             );
             assert!(piece.data.chunks(PACKET_SIZE).all(|p| p[1] == piece.data[1]));
-            shown.push(piece.presentation_ns / 1_000_000);
+            shown.push(piece.presentation_time.ns() / 1_000_000);
             bytes += piece.bytes_read;
-            at = piece.presentation_ns;
+            at = piece.presentation_time;
             first = false;
         }
         (shown, bytes)

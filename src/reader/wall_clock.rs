@@ -10,6 +10,7 @@
 
 use super::RingReader;
 use crate::layout::index::{self, Keyframe, SegmentIndex};
+use crate::layout::{PresentationTime, RingTime, WallTime};
 
 impl RingReader {
     /// A segment's index and its duration (for the one being written, as
@@ -24,62 +25,65 @@ impl RingReader {
         Some((index, duration))
     }
 
-    /// The presentation time of the content received at `date_ms` (ms since
-    /// the epoch), if the window holds it.
+    /// The presentation time of the content received at `date`, if the
+    /// window holds it.
     #[must_use]
-    pub fn position_at_date(&mut self, date_ms: i64) -> Option<u64> {
+    pub fn position_at_date(&mut self, date: WallTime) -> Option<PresentationTime> {
         self.refresh_playing();
         let candidates = self.candidates();
         // Segments start later in wall-clock as in ring time: the last one
         // starting at or before the date holds it, if anything does.
         let starts_before =
-            |&(seq, _): &(u64, u64)| self.segment_index(seq).is_some_and(|i| i.start.wall_ms <= date_ms);
+            |&(seq, _): &(u64, RingTime)| self.segment_index(seq).is_some_and(|i| i.start.wall_time <= date);
         let at = candidates.partition_point(starts_before).checked_sub(1)?;
         let (index, duration) = self.indexed(candidates[at].0)?;
-        let into_ms = u64::try_from(date_ms - index.start.wall_ms).ok()?;
+        let into_ms = u64::try_from(date.ms_since(index.start.wall_time)).ok()?;
         let into_ns = into_ms.checked_mul(1_000_000)?;
         if into_ns > duration {
             return None; // in a hole after this segment, or past the live edge
         }
-        let ring_time = index.start.ring_time_ns.saturating_add(into_ns);
+        let ring_time = index.start.ring_time.saturating_add(into_ns);
         let delay_from = index
             .keyframes
             .iter()
             .rev()
-            .find(|k| k.ring_time_ns <= ring_time)
+            .find(|k| k.ring_time <= ring_time)
             .or(index.keyframes.first());
         Some(match delay_from {
-            Some(k) => ring_time.saturating_add(k.presentation_ns() - k.ring_time_ns.min(k.presentation_ns())),
-            None => ring_time,
+            Some(k) => ring_time.presented_after(k.presentation_delay.max(crate::ts::timeline::Ticks90k::ZERO)),
+            None => ring_time.presented_after_ns(0),
         })
     }
 
-    /// The date-time (ms since the epoch) at which the content presented at
-    /// `position_ns` was received, if the window holds it.
+    /// The date-time at which the content presented at `position` was
+    /// received, if the window holds it.
     #[must_use]
-    pub fn date_at_position(&mut self, position_ns: u64) -> Option<i64> {
+    pub fn date_at_position(&mut self, position: PresentationTime) -> Option<WallTime> {
         self.refresh_playing();
         let candidates = self.candidates();
         let window_start = candidates.first()?.1;
-        if position_ns < window_start {
+        let latest = position.latest_ring_time();
+        if latest < window_start {
             return None;
         }
         // Presentation runs after ring time: the segment holding the
         // position is this one or the one before it.
         let at = candidates
-            .partition_point(|&(_, start)| start <= position_ns)
+            .partition_point(|&(_, start)| start <= latest)
             .checked_sub(1)?;
         for &(seq, _) in candidates[at.saturating_sub(1)..=at].iter().rev() {
             let Some((index, duration)) = self.indexed(seq) else {
                 continue;
             };
-            let keyframe: Option<&Keyframe> = index::at_or_before(&index.keyframes, position_ns);
-            let (ring_time, wall_ms) = match keyframe {
+            let keyframe: Option<&Keyframe> = index::at_or_before(&index.keyframes, position);
+            let (ring_time, wall_time) = match keyframe {
                 Some(k) => (
-                    k.ring_time_ns.saturating_add(position_ns - k.presentation_ns()),
-                    k.wall_ms,
+                    k.ring_time
+                        .saturating_add(position.saturating_since(k.presentation_time())),
+                    k.wall_time,
                 ),
-                None if position_ns >= index.start.ring_time_ns => (position_ns, index.start.wall_ms),
+                // No keyframe presented by then: the delay is not known.
+                None if latest >= index.start.ring_time => (latest, index.start.wall_time),
                 None => continue,
             };
             // Past the end of what the segment holds; for the one being
@@ -89,11 +93,11 @@ impl RingReader {
             } else {
                 1_000_000_000
             };
-            if ring_time > index.start.ring_time_ns.saturating_add(duration).saturating_add(slack) {
+            if ring_time > index.start.ring_time.saturating_add(duration).saturating_add(slack) {
                 return None;
             }
-            let from = keyframe.map_or(index.start.ring_time_ns, |k| k.ring_time_ns);
-            return Some(crate::layout::date_after(wall_ms, ring_time - from));
+            let from = keyframe.map_or(index.start.ring_time, |k| k.ring_time);
+            return Some(wall_time.after(ring_time.saturating_since(from)));
         }
         None
     }

@@ -110,10 +110,10 @@ pub enum RecordingRequest {
     /// Nanoseconds from now: negative in the past (reaching back into the
     /// ring), 0 now, positive in the future (scheduled).
     Offset(i64),
-    /// A wall-clock date-time, ms since the epoch, on the clock the keyframe
-    /// index and the playlist's date-times use: in the past, the content
-    /// received then; in the future, scheduled.
-    Date(i64),
+    /// A wall-clock date-time, on the clock the keyframe index and the
+    /// playlist's date-times use: in the past, the content received then;
+    /// in the future, scheduled.
+    Date(crate::layout::WallTime),
 }
 
 /// Why [`Recorder::push`] (or flush, finish) did not complete normally.

@@ -368,10 +368,10 @@ fn every_keyframe_is_indexed_and_ring_time_survives_a_restart() {
             let data = std::fs::read(dir.path().join(crate::layout::segment_file_name(seq))).expect("segment");
             let file = crate::platform::open_read_only(&dir.path().join(crate::layout::segment_index_name(seq)));
             let index = crate::layout::index::read_opened(file, data.len() as u64).expect("index");
-            if index.start.ring_time_ns < expected_start {
+            if index.start.ring_time.ns() < expected_start {
                 continue; // from the run before
             }
-            assert_eq!(index.start.ring_time_ns, ring_time, "segment {seq}");
+            assert_eq!(index.start.ring_time.ns(), ring_time, "segment {seq}");
             assert!(!index.keyframes.is_empty(), "segment {seq}");
             assert_eq!(
                 index.keyframes.len() as u64,
@@ -387,8 +387,8 @@ fn every_keyframe_is_indexed_and_ring_time_survives_a_restart() {
                 );
                 assert_eq!(k.size, 3 * 188, "segment {seq}: {k:?}");
                 assert_eq!(
-                    k.ring_time_ns,
-                    index.start.ring_time_ns + i as u64 * SECOND,
+                    k.ring_time.ns(),
+                    index.start.ring_time.ns() + i as u64 * SECOND,
                     "segment {seq}"
                 );
             }

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io;
 
 use crate::layout::index::{self, Keyframe, RECORD_SIZE, SegmentIndex};
-use crate::layout::{SegmentInfo, segment_file_name, segment_index_name};
+use crate::layout::{RingTime, SegmentInfo, segment_file_name, segment_index_name};
 use crate::platform::{self, DirHandle};
 use crate::ts::analyzer::Unit;
 use crate::ts::random_access::Verdict;
@@ -59,11 +59,11 @@ fn read(dir: &DirHandle, sequence: u64, data_len: u64) -> Option<SegmentIndex> {
 
 /// Makes the index of an adopted segment agree with its data: cut to its
 /// valid records, or made anew by scanning the segment when it has none or
-/// one whose start does not follow `ring_end_ns` (the previous segment's
+/// one whose start does not follow `ring_end` (the previous segment's
 /// end); a new one numbers its keyframes from `next_number`. Returns the
 /// index (its start: the segment's start in ring time).
-pub(super) fn adopt_index(dir: &DirHandle, info: &SegmentInfo, ring_end_ns: u64, next_number: u32) -> SegmentIndex {
-    let existing = read(dir, info.sequence, info.bytes).filter(|i| i.start.ring_time_ns >= ring_end_ns);
+pub(super) fn adopt_index(dir: &DirHandle, info: &SegmentInfo, ring_end: RingTime, next_number: u32) -> SegmentIndex {
+    let existing = read(dir, info.sequence, info.bytes).filter(|i| i.start.ring_time >= ring_end);
     // An index with keyframes is kept, cut to them. One with only its start
     // record (the writer died before the first keyframe's record, which is
     // written when the next access unit starts) keeps its start and has its
@@ -82,8 +82,8 @@ pub(super) fn adopt_index(dir: &DirHandle, info: &SegmentInfo, ring_end_ns: u64,
     let mut start = existing.map_or(
         Keyframe {
             offset: 0,
-            ring_time_ns: ring_end_ns,
-            wall_ms: info.program_date_time_ms,
+            ring_time: ring_end,
+            wall_time: info.program_date_time,
             size: 0,
             presentation_delay: Ticks90k::ZERO,
             number: next_number,
@@ -128,8 +128,8 @@ pub(super) fn scan_keyframes(file: &File, len: u64, start: &Keyframe) -> io::Res
         if let Some((offset, t, delay, true)) = unit {
             keyframes.push(Keyframe {
                 offset,
-                ring_time_ns: start.ring_time_ns.saturating_add(t),
-                wall_ms: crate::layout::date_after(start.wall_ms, t),
+                ring_time: start.ring_time.saturating_add(t),
+                wall_time: start.wall_time.after(t),
                 size: u32::try_from(end - offset).unwrap_or(u32::MAX),
                 presentation_delay: delay,
                 number: start.number.wrapping_add(u32::try_from(keyframes.len()).unwrap_or(0)),

@@ -114,7 +114,7 @@ mod tests {
             sequence: 1,
             duration_ns: 6_000_000_000,
             bytes: 1880,
-            program_date_time_ms: 1_700_000_000_000,
+            program_date_time: crate::layout::WallTime::from_ms(1_700_000_000_000),
             discontinuity: true,
             independent: true,
         };

@@ -51,7 +51,7 @@ use reuse::Reuse;
 pub use segment::{Chunk, CloseError, PendingWrites, SegmentWriter, SharedBytes};
 
 pub use crate::layout::SegmentInfo;
-use crate::layout::{LOCK_NAME, MAX_SEQUENCE, SPARE_NAME, segment_file_name, segment_index_name};
+use crate::layout::{LOCK_NAME, MAX_SEQUENCE, RingTime, SPARE_NAME, WallTime, segment_file_name, segment_index_name};
 use crate::platform::DirHandle;
 
 /// Free space is checked at every rotation and after this many bytes.
@@ -91,8 +91,8 @@ pub struct RingConfig {
 pub struct SegmentStart {
     /// Ring time of its first packet: where it sits on the ring's one
     /// timeline, the same for every reader (see [`Ring::ring_time_end`]).
-    pub ring_time_ns: u64,
-    pub program_date_time_ms: i64,
+    pub ring_time: RingTime,
+    pub program_date_time: WallTime,
     pub discontinuity: bool,
     /// It starts at a random-access point (not a forced cut).
     pub independent: bool,
@@ -190,7 +190,7 @@ pub struct Ring {
     /// `extra_segments` rotations, oldest first.
     retired: VecDeque<Retired>,
     /// Ring time at the end of the newest completed segment.
-    ring_time_end_ns: u64,
+    ring_time_end: RingTime,
     /// Keyframes indexed so far (the next one's number), counting on from
     /// the adopted segments'.
     keyframes_total: u64,
@@ -261,15 +261,15 @@ impl Ring {
             left_out,
             undeleted: Vec::new(),
             retired: VecDeque::new(),
-            ring_time_end_ns: 0,
+            ring_time_end: RingTime::ZERO,
             keyframes_total: 0,
         };
         for info in adopted {
             // Each adopted segment's index is made to agree with its data;
             // ring time goes on from where the adopted segments end, and
             // keyframe numbers from where they left off.
-            let index = index::adopt_index(&ring.handle, &info, ring.ring_time_end_ns, ring.keyframes_total as u32);
-            ring.ring_time_end_ns = index.start.ring_time_ns.saturating_add(info.duration_ns);
+            let index = index::adopt_index(&ring.handle, &info, ring.ring_time_end, ring.keyframes_total as u32);
+            ring.ring_time_end = index.start.ring_time.saturating_add(info.duration_ns);
             let numbered = u64::from(index.start.number);
             let first = if numbered >= ring.keyframes_total {
                 numbered
@@ -390,8 +390,8 @@ impl Ring {
         let mut index = IndexWriter::create(&self.handle, sequence).unwrap_or_else(|_| IndexWriter::none());
         let first = Keyframe {
             offset: 0,
-            ring_time_ns: start.ring_time_ns,
-            wall_ms: start.program_date_time_ms,
+            ring_time: start.ring_time,
+            wall_time: start.program_date_time,
             size: start.head_bytes,
             presentation_delay: crate::ts::timeline::Ticks90k::ZERO,
             number: self.keyframes_total as u32,

@@ -8,7 +8,7 @@ use std::io;
 use super::{Entry, Ring, SegmentStart};
 use crate::layout::index::Keyframe;
 use crate::layout::playlist::{self, PlaylistHeader, SegmentKeyframes, target_duration_s};
-use crate::layout::{IFRAME_PLAYLIST_NAME, MULTIVARIANT_PLAYLIST_NAME, PLAYLIST_NAME, SegmentInfo};
+use crate::layout::{IFRAME_PLAYLIST_NAME, MULTIVARIANT_PLAYLIST_NAME, PLAYLIST_NAME, RingTime, SegmentInfo};
 
 /// What the ring last published, and the rule that keeps its target
 /// duration: the playlists' text (a buffer reused at every rotation) and
@@ -62,11 +62,11 @@ impl Ring {
             sequence,
             duration_ns,
             bytes,
-            program_date_time_ms: start.program_date_time_ms,
+            program_date_time: start.program_date_time,
             discontinuity: start.discontinuity,
             independent: start.independent,
         };
-        self.ring_time_end_ns = start.ring_time_ns.saturating_add(duration_ns);
+        self.ring_time_end = start.ring_time.saturating_add(duration_ns);
         // The journal and the playlist are metadata: failing to update them
         // loses no media, and both are rewritten whole at the next chance.
         self.journal.record(&info);
@@ -156,14 +156,14 @@ impl Ring {
     /// The I-frame playlist of the entries from `skip` on, and the
     /// multivariant playlist when what it says changed.
     fn write_iframe_playlists(&mut self, skip: usize, header: PlaylistHeader) -> io::Result<()> {
-        let starts: Vec<u64> = self.segments_in_time().map(|(_, start)| start).collect();
+        let starts: Vec<RingTime> = self.segments_in_time().map(|(_, start)| start).collect();
         let listed = self
             .entries
             .range(skip..)
             .zip(&starts[skip..])
-            .map(|(e, &start_ns)| SegmentKeyframes {
+            .map(|(e, &start)| SegmentKeyframes {
                 info: &e.info,
-                start_ns,
+                start,
                 head_bytes: e.head_bytes,
                 keyframes: &e.keyframes,
                 first_number: e.first_keyframe,
@@ -184,12 +184,9 @@ impl Ring {
             .unwrap_or(0);
         let iframe_bandwidth = window
             .flat_map(|e| {
-                e.keyframes.windows(2).map(|w| {
-                    rate(
-                        u64::from(w[0].size),
-                        w[1].ring_time_ns.saturating_sub(w[0].ring_time_ns),
-                    )
-                })
+                e.keyframes
+                    .windows(2)
+                    .map(|w| rate(u64::from(w[0].size), w[1].ring_time.saturating_since(w[0].ring_time)))
             })
             .max()
             .unwrap_or(bandwidth);

@@ -18,8 +18,7 @@ use super::{Ring, RingError, RingStats, Window, acquire_lock};
 use crate::layout::journal::JournalContents;
 use crate::layout::progress::Progress;
 use crate::layout::{
-    MAX_PROGRAM_DATE_TIME_MS, MAX_SEGMENT_DURATION_NS, PROGRESS_NAME, SegmentInfo, parse_segment_file_name,
-    segment_file_name,
+    MAX_SEGMENT_DURATION_NS, PROGRESS_NAME, SegmentInfo, WallTime, parse_segment_file_name, segment_file_name,
 };
 use crate::platform::DirHandle;
 use crate::ts::analyzer::Unit;
@@ -314,23 +313,24 @@ fn recover_unjournaled(
     // The wall clock the writer read at the segment's start, from its
     // index; the file's time is when it was last written, which after a
     // crash (trimmed, or written on after) says little about its start.
-    let indexed_start_ms =
-        crate::layout::index::read_start(dir.open_read_only(&crate::layout::segment_index_name(seq)))
-            .map(|start| start.wall_ms);
+    let indexed_start = crate::layout::index::read_start(dir.open_read_only(&crate::layout::segment_index_name(seq)))
+        .map(|start| start.wall_time);
     match recover_segment(file).map_err(cannot_write)? {
         Recovery::Usable(r) => {
             stats.adopted_trimmed_bytes += r.trimmed;
-            let mtime_ms = modified
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let mtime = WallTime::from_ms(
+                modified
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            );
             let duration_ms = i64::try_from(r.duration_ns / 1_000_000).unwrap_or(0);
-            let start_ms = indexed_start_ms.unwrap_or(mtime_ms.saturating_sub(duration_ms));
+            let start = indexed_start.unwrap_or(WallTime::from_ms(mtime.ms().saturating_sub(duration_ms)));
             Ok(Some(SegmentInfo {
                 sequence: seq,
                 duration_ns: r.duration_ns.min(MAX_SEGMENT_DURATION_NS),
                 bytes: r.bytes,
-                program_date_time_ms: start_ms.clamp(0, MAX_PROGRAM_DATE_TIME_MS),
+                program_date_time: start.clamp(WallTime::EPOCH, WallTime::MAX),
                 discontinuity: true,
                 independent: true,
             }))

@@ -289,7 +289,7 @@ mod tests {
             sequence: 0,
             duration_ns,
             bytes,
-            program_date_time_ms: 0,
+            program_date_time: crate::layout::WallTime::EPOCH,
             discontinuity: false,
             independent: true,
         }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::layout::progress::Progress;
-use crate::layout::{PLAYLIST_NAME, PROGRESS_NAME};
+use crate::layout::{PLAYLIST_NAME, PROGRESS_NAME, RingTime, WallTime};
 
 pub(crate) const SECOND: u64 = 1_000_000_000;
 
@@ -25,8 +25,8 @@ pub(crate) fn config(dir: &Path) -> RingConfig {
 
 pub(crate) fn start(discontinuity: bool) -> SegmentStart {
     SegmentStart {
-        ring_time_ns: 0,
-        program_date_time_ms: 1_700_000_000_000,
+        ring_time: RingTime::ZERO,
+        program_date_time: WallTime::from_ms(1_700_000_000_000),
         discontinuity,
         independent: true,
         head_bytes: 0,
@@ -513,10 +513,10 @@ fn adoption_repairs_and_rebuilds_keyframe_indexes() {
     };
     let mut ring = Ring::open(config(dir.path())).expect("open");
     let mut cc = 0;
-    let mut ring_time = 0;
+    let mut ring_time = RingTime::ZERO;
     for seg in 0..2u64 {
         ring.begin_segment(SegmentStart {
-            ring_time_ns: ring_time,
+            ring_time,
             ..start(false)
         })
         .expect("begin");
@@ -527,7 +527,7 @@ fn adoption_repairs_and_rebuilds_keyframe_indexes() {
         }
         ring.write(&data).expect("write");
         ring.finish_segment(2 * SECOND).expect("finish");
-        ring_time += 2 * SECOND;
+        ring_time = ring_time.saturating_add(2 * SECOND);
     }
     drop(ring);
     let idx = |seq: u64| dir.path().join(segment_index_name(seq));
@@ -536,10 +536,10 @@ fn adoption_repairs_and_rebuilds_keyframe_indexes() {
     drop(Ring::open(config(dir.path())).expect("adopt"));
     let read = |seq: u64| read_opened(crate::platform::open_read_only(&idx(seq)), u64::MAX).expect("an index");
     let (built0, built1) = (read(0), read(1));
-    assert_eq!(built0.start.ring_time_ns, 0);
+    assert_eq!(built0.start.ring_time, RingTime::ZERO);
     assert_eq!(
-        built1.start.ring_time_ns,
-        2 * SECOND,
+        built1.start.ring_time,
+        RingTime::from_ns(2 * SECOND),
         "ring time from the segment before"
     );
     let offsets: Vec<u64> = built0.keyframes.iter().map(|k| k.offset).collect();
@@ -550,7 +550,9 @@ fn adoption_repairs_and_rebuilds_keyframe_indexes() {
     );
     assert_eq!(built0.start.size, 2 * 188, "the head before the first keyframe");
     assert_eq!(
-        built0.keyframes[1].ring_time_ns - built0.keyframes[0].ring_time_ns,
+        built0.keyframes[1]
+            .ring_time
+            .saturating_since(built0.keyframes[0].ring_time),
         SECOND
     );
     assert_eq!(
@@ -570,7 +572,7 @@ fn adoption_repairs_and_rebuilds_keyframe_indexes() {
     );
     assert_eq!(read(0), built0);
     assert_eq!(read(1), built1, "rebuilt the same");
-    assert_eq!(ring.ring_time_end(), 4 * SECOND);
+    assert_eq!(ring.ring_time_end(), RingTime::from_ns(4 * SECOND));
 }
 
 /// Ring time and date-times map both ways across a hole: three 2 s
@@ -582,10 +584,12 @@ fn ring_time_and_dates_map_across_a_hole() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut ring = Ring::open(config(dir.path())).expect("open");
     let t0 = 1_700_000_000_000;
-    for (n, date) in [(0u64, t0), (1, t0 + 2_000), (2, t0 + 64_000), (3, t0 + 66_000)] {
+    let at = |ms: i64| WallTime::from_ms(t0 + ms);
+    let rt = RingTime::from_ns;
+    for (n, date) in [(0u64, at(0)), (1, at(2_000)), (2, at(64_000)), (3, at(66_000))] {
         let s = SegmentStart {
-            ring_time_ns: n * 2 * SECOND,
-            program_date_time_ms: date,
+            ring_time: rt(n * 2 * SECOND),
+            program_date_time: date,
             ..start(false)
         };
         ring.begin_segment(s).expect("begin");
@@ -594,15 +598,15 @@ fn ring_time_and_dates_map_across_a_hole() {
             ring.finish_segment(2 * SECOND).expect("finish");
         }
     }
-    let starts: Vec<u64> = ring.segments_in_time().map(|(_, s)| s).collect();
-    assert_eq!(starts, vec![0, 2 * SECOND, 4 * SECOND]);
-    assert_eq!(ring.date_at(SECOND), Some(t0 + 1_000));
-    assert_eq!(ring.date_at(5 * SECOND), Some(t0 + 65_000));
-    assert_eq!(ring.date_at(7 * SECOND), Some(t0 + 67_000), "in the open segment");
-    assert_eq!(ring.ring_time_at(t0 + 3_500), 3_500_000_000);
-    assert_eq!(ring.ring_time_at(t0 + 30_000), 4 * SECOND, "in the hole");
-    assert_eq!(ring.ring_time_at(t0 - 5_000), 0, "before the oldest");
-    assert_eq!(ring.ring_time_at(t0 + 66_500), 6_500_000_000, "in the open segment");
+    let starts: Vec<RingTime> = ring.segments_in_time().map(|(_, s)| s).collect();
+    assert_eq!(starts, vec![rt(0), rt(2 * SECOND), rt(4 * SECOND)]);
+    assert_eq!(ring.date_at(rt(SECOND)), Some(at(1_000)));
+    assert_eq!(ring.date_at(rt(5 * SECOND)), Some(at(65_000)));
+    assert_eq!(ring.date_at(rt(7 * SECOND)), Some(at(67_000)), "in the open segment");
+    assert_eq!(ring.ring_time_at(at(3_500)), rt(3_500_000_000));
+    assert_eq!(ring.ring_time_at(at(30_000)), rt(4 * SECOND), "in the hole");
+    assert_eq!(ring.ring_time_at(at(-5_000)), rt(0), "before the oldest");
+    assert_eq!(ring.ring_time_at(at(66_500)), rt(6_500_000_000), "in the open segment");
 }
 
 /// With `iframe_playlist`, each rotation publishes iframes.m3u8 (a byte
@@ -624,7 +628,7 @@ fn iframe_and_multivariant_playlists() {
     .expect("open");
     for n in 0..4u64 {
         ring.begin_segment(SegmentStart {
-            ring_time_ns: n * 2 * SECOND,
+            ring_time: RingTime::from_ns(n * 2 * SECOND),
             head_bytes: 2 * 188,
             ..start(false)
         })
@@ -633,8 +637,8 @@ fn iframe_and_multivariant_playlists() {
         for i in 0..2u64 {
             ring.add_keyframe(&crate::layout::index::Keyframe {
                 offset: (2 + 20 * i) * 188,
-                ring_time_ns: n * 2 * SECOND + i * SECOND,
-                wall_ms: 1_700_000_000_000,
+                ring_time: RingTime::from_ns(n * 2 * SECOND + i * SECOND),
+                wall_time: WallTime::from_ms(1_700_000_000_000),
                 size: 5 * 188,
                 presentation_delay: crate::ts::timeline::Ticks90k::ZERO,
                 number: 0,

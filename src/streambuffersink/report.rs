@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use gst::glib;
 use gst::prelude::*;
 
+use crate::element_time::to_gst;
 use crate::layout::segment_file_name;
 use crate::recorder::{Host, RecorderEvent, Snapshot};
 use crate::ts::ProgramNumber;
@@ -180,8 +181,8 @@ pub(super) fn report(event: RecorderEvent, running_time: u64) -> Report {
                 .field("id", id)
                 .field("location", location.display().to_string())
                 .field("kind", kind.as_str())
-                .field("start-time", start.position_ns)
-                .field_if_some("start-date-time", start.date_ms.and_then(gst_date_time))
+                .field("start-time", start.position.ns())
+                .field_if_some("start-date-time", start.date.and_then(to_gst))
                 .build();
             Report::new(
                 Info,
@@ -195,10 +196,10 @@ pub(super) fn report(event: RecorderEvent, running_time: u64) -> Report {
                 .field("id", r.id)
                 .field("location", r.location.display().to_string())
                 .field("kind", r.kind.as_str())
-                .field("start-time", r.start.position_ns)
-                .field_if_some("start-date-time", r.start.date_ms.and_then(gst_date_time))
-                .field("stop-time", r.stop.position_ns)
-                .field_if_some("stop-date-time", r.stop.date_ms.and_then(gst_date_time))
+                .field("start-time", r.start.position.ns())
+                .field_if_some("start-date-time", r.start.date.and_then(to_gst))
+                .field("stop-time", r.stop.position.ns())
+                .field_if_some("stop-date-time", r.stop.date.and_then(to_gst))
                 .field("bytes", r.bytes)
                 .field("copied-segments", r.copied_segments)
                 .field("status", if r.error.is_some() { "error" } else { "ok" })
@@ -351,9 +352,4 @@ pub(super) fn stats_structure(snap: &Snapshot, running: bool, dir: Option<&Path>
             snap.recordings.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
         )
         .build()
-}
-
-/// A date-time in ms since the epoch as a `GstDateTime` (UTC, to the ms).
-fn gst_date_time(ms: i64) -> Option<gst::DateTime> {
-    gst::DateTime::from_unix_epoch_utc_usecs(ms.checked_mul(1000)?).ok()
 }

@@ -23,7 +23,7 @@ use trick::Trick;
 
 use super::uri::{self, RingUri};
 use crate::element_sync::{FlushGate, lock};
-use crate::layout::PLAYLIST_NAME;
+use crate::layout::{PLAYLIST_NAME, PresentationTime};
 use crate::reader::{Direction, Playback, ReaderEvent, RingReader};
 use crate::ts::{PACKET_SIZE, PAT_PID, Packet};
 
@@ -351,8 +351,8 @@ impl BaseSrcImpl for StreamBufferSrc {
                     Direction::Backward => segment
                         .stop()
                         .map(gst::ClockTime::nseconds)
-                        .or_else(|| reader.position())
-                        .or_else(|| reader.window().map(|w| w.end_ns))
+                        .or_else(|| reader.position().map(PresentationTime::ns))
+                        .or_else(|| reader.window().map(|w| w.end.ns()))
                         .unwrap_or(0),
                 };
                 *positioned = true;
@@ -375,7 +375,7 @@ impl BaseSrcImpl for StreamBufferSrc {
                         // Back to the oldest content: the window's start is
                         // estimated with the stream's usual delay, and its
                         // oldest keyframe may be presented a little before.
-                        let window_start = reader.window().map(|w| w.start_ns);
+                        let window_start = reader.window().map(|w| w.start.ns());
                         if window_start.is_none_or(|w| segment.start().is_none_or(|s| s.nseconds() <= w)) {
                             segment.set_start(gst::ClockTime::ZERO);
                         }
@@ -416,7 +416,7 @@ impl BaseSrcImpl for StreamBufferSrc {
                 if let State::Started { reader, .. } = &mut *state
                     && let Some(window) = reader.window()
                 {
-                    q.set(true, clock_time(window.start_ns), clock_time(window.end_ns));
+                    q.set(true, clock_time(window.start.ns()), clock_time(window.end.ns()));
                     return true;
                 }
                 false
@@ -433,7 +433,7 @@ impl BaseSrcImpl for StreamBufferSrc {
                 if let State::Started { reader, .. } = &mut *state
                     && let Some(window) = reader.window()
                 {
-                    q.set(clock_time(window.end_ns));
+                    q.set(clock_time(window.end.ns()));
                     return true;
                 }
                 false
@@ -443,7 +443,7 @@ impl BaseSrcImpl for StreamBufferSrc {
                 if let State::Started { reader, .. } = &*state
                     && let Some(p) = reader.position()
                 {
-                    q.set(clock_time(p));
+                    q.set(clock_time(p.ns()));
                     return true;
                 }
                 false
@@ -493,8 +493,8 @@ impl StreamBufferSrc {
     /// The `stats` structure (see `report::stats_structure`).
     fn stats(&self) -> gst::Structure {
         let reading = self.with_reader(|r| {
-            let position = r.position();
-            let edge = r.window().map(|w| w.end_ns);
+            let position = r.position().map(PresentationTime::ns);
+            let edge = r.window().map(|w| w.end.ns());
             Reading {
                 stats: r.stats(),
                 current: r.current_sequence(),

@@ -48,7 +48,7 @@ pub(super) fn run(ring: &Path, out: &mut impl Write) -> Result<bool, String> {
             None
         }
     };
-    let mut previous_end: Option<u64> = None;
+    let mut previous_end: Option<crate::layout::RingTime> = None;
     for entry in &listing.entries {
         let name = segment_file_name(entry.sequence);
         let mut say = |what: String| problems.push(format!("{name}: {what}"));
@@ -88,14 +88,15 @@ pub(super) fn run(ring: &Path, out: &mut impl Write) -> Result<bool, String> {
                 }
                 if let Some(end) = previous_end
                     && !entry.discontinuity
-                    && idx.start.ring_time_ns.abs_diff(end) > TOLERANCE_NS
+                    && idx.start.ring_time.ns().abs_diff(end.ns()) > TOLERANCE_NS
                 {
                     say(format!(
-                        "its index starts at ring time {} ns, the segment before ends at {end} ns",
-                        idx.start.ring_time_ns
+                        "its index starts at ring time {} ns, the segment before ends at {} ns",
+                        idx.start.ring_time.ns(),
+                        end.ns()
                     ));
                 }
-                previous_end = Some(idx.start.ring_time_ns.saturating_add(entry.duration_ns));
+                previous_end = Some(idx.start.ring_time.saturating_add(entry.duration_ns));
             }
             None if listing.ended && journal.is_none() => previous_end = None, // a recording without indexes
             None => {

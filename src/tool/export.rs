@@ -14,11 +14,18 @@ use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 
 use super::date;
+use crate::layout::{PresentationTime, WallTime};
 use crate::platform;
 use crate::reader::{ReadLocation, ReadOutcome, ReaderEvent, RingReader, Snap};
 use crate::ts::PACKET_SIZE;
 
-pub(super) fn run(ring: &Path, from_ms: i64, to_ms: i64, out: &Path, progress: bool) -> Result<(), String> {
+pub(super) fn run(
+    ring: &Path,
+    from_date: WallTime,
+    to_date: WallTime,
+    out: &Path,
+    progress: bool,
+) -> Result<(), String> {
     if !ring.is_dir() {
         return Err(format!("'{}' is not a ring directory", ring.display()));
     }
@@ -26,26 +33,26 @@ pub(super) fn run(ring: &Path, from_ms: i64, to_ms: i64, out: &Path, progress: b
     reader
         .refresh()
         .map_err(|e| format!("cannot read the ring in '{}': {e}", ring.display()))?;
-    let outside = |which: &str, ms: i64, reader: &mut RingReader| {
+    let outside = |which: &str, asked: WallTime, reader: &mut RingReader| {
         let window = reader.window().map(|w| {
-            let first = reader.date_at_position(w.start_ns).map_or_else(|| "?".into(), date);
+            let first = reader.date_at_position(w.start).map_or_else(|| "?".into(), date);
             let last = reader
-                .date_at_position(w.end_ns.saturating_sub(1))
+                .date_at_position(w.end.saturating_sub(1))
                 .map_or_else(|| "?".into(), date);
             format!("{first} .. {last}")
         });
         format!(
             "--{which} {} is outside the ring's window ({}): nothing written",
-            date(ms),
+            date(asked),
             window.unwrap_or_else(|| "empty".into())
         )
     };
     let from = reader
-        .position_at_date(from_ms)
-        .ok_or_else(|| outside("from", from_ms, &mut reader))?;
+        .position_at_date(from_date)
+        .ok_or_else(|| outside("from", from_date, &mut reader))?;
     let to = reader
-        .position_at_date(to_ms)
-        .ok_or_else(|| outside("to", to_ms, &mut reader))?;
+        .position_at_date(to_date)
+        .ok_or_else(|| outside("to", to_date, &mut reader))?;
     // Where the file ends: before the first keyframe at or after `to`.
     let stop = reader.keyframe_location_at_or_after(to);
     let landed = reader
@@ -69,8 +76,8 @@ pub(super) fn run(ring: &Path, from_ms: i64, to_ms: i64, out: &Path, progress: b
             }
             eprintln!(
                 "exported {bytes} bytes: {} .. {} into {}",
-                date(from_ms),
-                date(to_ms),
+                date(from_date),
+                date(to_date),
                 out.display()
             );
             Ok(())
@@ -104,8 +111,8 @@ fn copy(
     reader: &mut RingReader,
     out: &mut impl Write,
     stop: Option<ReadLocation>,
-    from: u64,
-    to: u64,
+    from: PresentationTime,
+    to: PresentationTime,
     progress: bool,
 ) -> Result<u64, String> {
     let mut buf = vec![0u8; 512 * PACKET_SIZE];
@@ -155,7 +162,7 @@ fn copy(
                 written += len as u64;
                 waits = 0;
                 if progress && let Some(p) = reader.position() {
-                    let share = p.saturating_sub(from) as f64 / to.saturating_sub(from).max(1) as f64;
+                    let share = p.saturating_since(from) as f64 / to.saturating_since(from).max(1) as f64;
                     eprint!("\r{:5.1} %", (share * 100.0).min(100.0));
                 }
                 if done {

@@ -6,14 +6,14 @@ use std::path::Path;
 
 use super::date;
 use crate::layout::playlist::{self, Listing};
-use crate::layout::{LOCK_NAME, PLAYLIST_MAX_BYTES, PLAYLIST_NAME, segment_file_name};
+use crate::layout::{LOCK_NAME, PLAYLIST_MAX_BYTES, PLAYLIST_NAME, WallTime, segment_file_name};
 use crate::platform;
 use crate::reader::{RingReader, SeekWindow};
 
 /// A hole: content never recorded, between two listed segments.
 struct Hole {
     after_sequence: u64,
-    from_ms: i64,
+    from: WallTime,
     duration_ms: i64,
 }
 
@@ -25,7 +25,7 @@ struct Info {
     first_sequence: Option<u64>,
     last_sequence: Option<u64>,
     window: Option<SeekWindow>,
-    window_dates: (Option<i64>, Option<i64>),
+    window_dates: (Option<WallTime>, Option<WallTime>),
     holes: Vec<Hole>,
     bytes_on_disk: u64,
     /// Segment files with more than one name: shared with reference recordings.
@@ -63,28 +63,28 @@ fn gather(ring: &Path) -> Result<Info, String> {
     let window = reader.window();
     let window_dates = window.map_or((None, None), |w| {
         (
-            reader.date_at_position(w.start_ns),
-            reader.date_at_position(w.end_ns.saturating_sub(1)),
+            reader.date_at_position(w.start),
+            reader.date_at_position(w.end.saturating_sub(1)),
         )
     });
     // Holes: where a segment's date-time is later than the end of the one
     // before by more than half a second.
     let mut holes = Vec::new();
-    let mut previous: Option<(u64, i64)> = None;
-    let mut date_ms: Option<i64> = None;
+    let mut previous: Option<(u64, WallTime)> = None;
+    let mut date: Option<WallTime> = None;
     for e in &listing.entries {
-        let start = e.program_date_time_ms.or(date_ms);
+        let start = e.program_date_time.or(date);
         if let (Some((seq, end)), Some(start)) = (previous, start)
-            && start - end > 500
+            && start.ms_since(end) > 500
         {
             holes.push(Hole {
                 after_sequence: seq,
-                from_ms: end,
-                duration_ms: start - end,
+                from: end,
+                duration_ms: start.ms_since(end),
             });
         }
-        date_ms = start.map(|s| crate::layout::date_after(s, e.duration_ns));
-        previous = date_ms.map(|end| (e.sequence, end));
+        date = start.map(|s| s.after(e.duration_ns));
+        previous = date.map(|end| (e.sequence, end));
     }
     let (mut bytes_on_disk, mut linked) = (0, Vec::new());
     if let Ok(entries) = std::fs::read_dir(ring) {
@@ -153,20 +153,16 @@ fn print_text(ring: &Path, info: &Info, out: &mut impl Write) -> io::Result<()> 
         )?,
         _ => writeln!(out, "segments:        none listed")?,
     }
-    if let Some(SeekWindow {
-        start_ns: start,
-        end_ns: end,
-    }) = info.window
-    {
+    if let Some(SeekWindow { start, end }) = info.window {
         writeln!(
             out,
             "window:          {} s .. {} s of ring time ({} s)",
-            seconds(start),
-            seconds(end),
-            seconds(end - start)
+            seconds(start.ns()),
+            seconds(end.ns()),
+            seconds(end.saturating_since(start))
         )?;
     }
-    let when = |d: Option<i64>| d.map_or_else(|| "unknown".to_owned(), date);
+    let when = |d: Option<WallTime>| d.map_or_else(|| "unknown".to_owned(), date);
     writeln!(
         out,
         "wall-clock:      {} .. {}",
@@ -179,7 +175,7 @@ fn print_text(ring: &Path, info: &Info, out: &mut impl Write) -> io::Result<()> 
             out,
             "  after {}: {} for {} s",
             segment_file_name(h.after_sequence),
-            date(h.from_ms),
+            date(h.from),
             seconds(u64::try_from(h.duration_ms).unwrap_or(0) * 1_000_000)
         )?;
     }
@@ -220,7 +216,7 @@ fn print_json(ring: &Path, info: &Info, out: &mut impl Write) -> io::Result<()> 
             format!(
                 "{{\"after-sequence\":{},\"from\":{},\"duration-ms\":{}}}",
                 h.after_sequence,
-                string(&date(h.from_ms)),
+                string(&date(h.from)),
                 h.duration_ms
             )
         })
@@ -237,8 +233,8 @@ fn print_json(ring: &Path, info: &Info, out: &mut impl Write) -> io::Result<()> 
         info.segments,
         opt(info.first_sequence.map(|s| s.to_string())),
         opt(info.last_sequence.map(|s| s.to_string())),
-        opt(info.window.map(|w| w.start_ns.to_string())),
-        opt(info.window.map(|w| w.end_ns.to_string())),
+        opt(info.window.map(|w| w.start.ns().to_string())),
+        opt(info.window.map(|w| w.end.ns().to_string())),
         opt(info.window_dates.0.map(|d| string(&date(d)))),
         opt(info.window_dates.1.map(|d| string(&date(d)))),
         holes.join(","),

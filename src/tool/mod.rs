@@ -13,7 +13,7 @@ mod info;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
-use crate::layout::playlist::{Rfc3339Millis, parse_rfc3339_ms};
+use crate::layout::WallTime;
 
 const USAGE: &str = "\
 usage:
@@ -101,7 +101,7 @@ fn parse_ring<'a>(args: &'a [String], allowed: &[&'a str]) -> Result<(PathBuf, V
 }
 
 /// `RING --from DATE --to DATE OUT`.
-fn parse_export(args: &[String]) -> Result<(PathBuf, i64, i64, PathBuf), Failure> {
+fn parse_export(args: &[String]) -> Result<(PathBuf, WallTime, WallTime, PathBuf), Failure> {
     let (mut from, mut to, mut plain) = (None, None, Vec::new());
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -110,12 +110,12 @@ fn parse_export(args: &[String]) -> Result<(PathBuf, i64, i64, PathBuf), Failure
                 let value = it
                     .next()
                     .ok_or_else(|| Failure::Usage(format!("{a} needs a date-time")))?;
-                let ms = parse_rfc3339_ms(value)
+                let t = WallTime::parse_rfc3339(value)
                     .ok_or_else(|| Failure::Usage(format!("{a} '{value}' is not an RFC 3339 date-time")))?;
                 if a == "--from" {
-                    from = Some(ms);
+                    from = Some(t);
                 } else {
-                    to = Some(ms);
+                    to = Some(t);
                 }
             }
             other if other.starts_with('-') => return Err(Failure::Usage(format!("unexpected argument '{other}'"))),
@@ -134,6 +134,6 @@ fn parse_export(args: &[String]) -> Result<(PathBuf, i64, i64, PathBuf), Failure
 }
 
 /// A date-time for people: RFC 3339 in UTC, to the millisecond.
-fn date(ms: i64) -> String {
-    Rfc3339Millis(ms).to_string()
+fn date(t: WallTime) -> String {
+    t.to_string()
 }

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::layout::index::Keyframe;
+use crate::layout::{PresentationTime, RingTime, WallTime};
 use crate::ring::Ring;
 
 /// What a recording keeps.
@@ -45,10 +46,10 @@ pub struct RecordingPoint {
     /// Presentation time on the ring's timeline: ring time plus the
     /// stream's presentation delay, the position `streambuffersrc` reports
     /// and seeks to for the same content.
-    pub position_ns: u64,
-    /// When the content there was received (ms since the epoch), the date
-    /// the keyframe index and the playlist give it; `None` if unknown.
-    pub date_ms: Option<i64>,
+    pub position: PresentationTime,
+    /// When the content there was received, the date the keyframe index and
+    /// the playlist give it; `None` if unknown.
+    pub date: Option<WallTime>,
 }
 
 /// The final report of a recording.
@@ -74,7 +75,7 @@ pub struct StreamPosition {
     /// scheduled starts and stops wait for).
     pub position_ns: u64,
     /// Ring time now.
-    pub ring_ns: u64,
+    pub ring_time: RingTime,
     /// The stream's presentation delay now (see [`RecordingPoint`]).
     pub delay_ns: u64,
     /// Host time at the start of the current call.
@@ -82,11 +83,11 @@ pub struct StreamPosition {
 }
 
 impl StreamPosition {
-    /// The reported point of ring time `ring_ns`.
-    fn point(&self, ring: &Ring, ring_ns: u64) -> RecordingPoint {
+    /// The reported point of ring time `at`.
+    fn point(&self, ring: &Ring, at: RingTime) -> RecordingPoint {
         RecordingPoint {
-            position_ns: ring_ns.saturating_add(self.delay_ns),
-            date_ms: ring.date_at(ring_ns),
+            position: at.presented_after_ns(self.delay_ns),
+            date: ring.date_at(at),
         }
     }
 }
@@ -98,19 +99,15 @@ pub enum RecordingTime {
     /// recording, which keeps whole segments, from the next segment.
     Now,
     /// At this ring time, already received (clamped to the oldest content).
-    Past(u64),
+    Past(RingTime),
     /// When the recorder's timeline reaches this position.
     Scheduled(u64),
-}
-
-pub(super) fn ms(ns: u64) -> i64 {
-    i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// The reported point of an indexed keyframe.
 pub(super) fn keyframe_point(k: &Keyframe) -> RecordingPoint {
     RecordingPoint {
-        position_ns: k.presentation_ns(),
-        date_ms: Some(k.wall_ms),
+        position: k.presentation_time(),
+        date: Some(k.wall_time),
     }
 }

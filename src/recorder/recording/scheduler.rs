@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::writer::{Phase, Recording};
-use super::{RecordingKind, RecordingPoint, RecordingTime, StreamPosition, keyframe_point, ms};
-use crate::layout::SegmentInfo;
+use super::{RecordingKind, RecordingPoint, RecordingTime, StreamPosition, keyframe_point};
+use crate::layout::{RingTime, SegmentInfo};
 use crate::recorder::{Host, RecorderEvent};
 use crate::ring::Ring;
 
@@ -31,7 +31,7 @@ enum Stop {
     Scheduled(u64),
     /// At this ring time: content before the first keyframe at or after
     /// it (once indexed), a reference recording with the segment holding it.
-    At(u64),
+    At(RingTime),
 }
 
 /// A recording, where it is in its life and when it stops.
@@ -103,8 +103,8 @@ impl Recordings {
                 return Ok(id);
             }
             RecordingTime::Now if kind == RecordingKind::Reference => None,
-            RecordingTime::Now => Some(at.ring_ns),
-            RecordingTime::Past(t) => Some(t.min(at.ring_ns)),
+            RecordingTime::Now => Some(at.ring_time),
+            RecordingTime::Past(t) => Some(t.min(at.ring_time)),
         };
         match recording.begin(ring, at, target, host) {
             Ok(phase) => {
@@ -147,7 +147,7 @@ impl Recordings {
         }
         active.stop = Some(match when {
             RecordingTime::Scheduled(due) => Stop::Scheduled(due),
-            RecordingTime::Now => Stop::At(at.ring_ns),
+            RecordingTime::Now => Stop::At(at.ring_time),
             RecordingTime::Past(t) => Stop::At(t),
         });
         self.refresh();
@@ -162,7 +162,7 @@ impl Recordings {
         self.keyframes_seen = keyframes_indexed;
         // Due a little before now (within the buffer that made it due):
         // that much back in ring time.
-        let ring_at = |due: u64| at.ring_ns.saturating_sub(at.position_ns.saturating_sub(due));
+        let ring_at = |due: u64| at.ring_time.saturating_sub(at.position_ns.saturating_sub(due));
         let mut i = 0;
         while i < self.active.len() {
             let active = &mut self.active[i];
@@ -247,11 +247,11 @@ impl Recordings {
     }
 
     /// A new ring segment `sequence` starts at `point` (ring time
-    /// `ring_ns`): recordings waiting for a cut begin here, content files
+    /// `start`): recordings waiting for a cut begin here, content files
     /// mark a boundary.
     pub fn segment_started(
         &mut self,
-        ring_ns: u64,
+        start: RingTime,
         point: RecordingPoint,
         sequence: u64,
         wall: Instant,
@@ -267,7 +267,7 @@ impl Recordings {
                 }
                 Phase::Running => {}
             }
-            rec.mark_boundary(ring_ns, wall);
+            rec.mark_boundary(start, wall);
             rec.note_segment(sequence, None);
         }
     }
@@ -285,14 +285,14 @@ impl Recordings {
     }
 
     /// The ring's newest segment, `info`, starting at ring time
-    /// `ring_ns`, was completed: reference recordings link it; those
+    /// `start`, was completed: reference recordings link it; those
     /// stopping with it end.
     pub fn segment_completed(
         &mut self,
         ring: &Ring,
         at: StreamPosition,
         info: &SegmentInfo,
-        ring_ns: u64,
+        start: RingTime,
         host: &mut dyn Host,
     ) {
         let mut i = 0;
@@ -302,13 +302,13 @@ impl Recordings {
                 continue;
             }
             let rec = &mut self.active[i].recording;
-            rec.segment_completed(ring.dir_handle(), info, ring_ns);
+            rec.segment_completed(ring.dir_handle(), info, start);
             if rec.stops_with_current_segment() {
                 let active = self.active.remove(i);
-                let end = ring_ns.saturating_add(info.duration_ns);
+                let end = start.saturating_add(info.duration_ns);
                 let stop = RecordingPoint {
-                    position_ns: end.saturating_add(at.delay_ns),
-                    date_ms: Some(info.program_date_time_ms.saturating_add(ms(info.duration_ns))),
+                    position: end.presented_after_ns(at.delay_ns),
+                    date: Some(info.program_date_time.after(info.duration_ns)),
                 };
                 host.event(RecorderEvent::RecordingStopped(active.recording.finish(stop, None)));
             } else {
@@ -317,12 +317,12 @@ impl Recordings {
         }
     }
 
-    /// The stream ended at ring time `end_ns`: every recording stops there
+    /// The stream ended at ring time `end_at`: every recording stops there
     /// (those that never began are removed).
-    pub fn finish_all(&mut self, ring: &Ring, at: StreamPosition, end_ns: u64, host: &mut dyn Host) {
-        let end = at.point(ring, end_ns);
+    pub fn finish_all(&mut self, ring: &Ring, at: StreamPosition, end_at: RingTime, host: &mut dyn Host) {
+        let end = at.point(ring, end_at);
         let end = RecordingPoint {
-            date_ms: end.date_ms.or_else(|| ring.date_at(end_ns.saturating_sub(1))),
+            date: end.date.or_else(|| ring.date_at(end_at.saturating_sub(1))),
             ..end
         };
         for active in std::mem::take(&mut self.active) {

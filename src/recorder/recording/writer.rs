@@ -8,10 +8,10 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{RecordingKind, RecordingPoint, RecordingSummary, StreamPosition, keyframe_point, ms};
+use super::{RecordingKind, RecordingPoint, RecordingSummary, StreamPosition, keyframe_point};
 use crate::layout::index::Keyframe;
 use crate::layout::playlist::{PlaylistHeader, render, target_duration_s};
-use crate::layout::{PLAYLIST_NAME, SegmentInfo, segment_file_name, segment_index_name};
+use crate::layout::{PLAYLIST_NAME, RingTime, SegmentInfo, segment_file_name, segment_index_name};
 use crate::platform::{self, DirHandle};
 use crate::recorder::health::{Probe, WriteHealth};
 use crate::recorder::{Host, RecorderEvent};
@@ -47,10 +47,10 @@ impl KeyframeEntry {
 
 /// The keyframe at or before ring time `target` in segment `sequence`
 /// (`len` bytes of it written), from its index; `None` without one.
-pub(super) fn keyframe_entry(ring: &DirHandle, sequence: u64, len: u64, target: u64) -> Option<KeyframeEntry> {
+pub(super) fn keyframe_entry(ring: &DirHandle, sequence: u64, len: u64, target: RingTime) -> Option<KeyframeEntry> {
     let file = ring.open_read_only(&segment_index_name(sequence));
     let index = crate::layout::index::read_opened(file, len)?;
-    let keyframe = *index.keyframes.iter().rev().find(|k| k.ring_time_ns <= target)?;
+    let keyframe = *index.keyframes.iter().rev().find(|k| k.ring_time <= target)?;
     Some(KeyframeEntry {
         head: u64::from(index.start.size).min(keyframe.offset),
         keyframe,
@@ -64,7 +64,7 @@ enum Target {
     },
     /// Linked segments with their ring time.
     Reference {
-        linked: Vec<(u64, SegmentInfo)>,
+        linked: Vec<(RingTime, SegmentInfo)>,
     },
 }
 
@@ -89,7 +89,7 @@ pub(super) struct Recording {
     bytes: u64,
     copied_segments: u64,
     /// (ring time, byte offset) of each segment start in a content file.
-    boundaries: Vec<(u64, u64)>,
+    boundaries: Vec<(RingTime, u64)>,
     /// Content: the ring segments in the file, for cuts at keyframes.
     segments: Vec<SegmentInFile>,
     /// Reference: where in the first segment the recording starts.
@@ -169,13 +169,13 @@ impl Recording {
         }
     }
 
-    /// The ring completed segment `info`, starting at ring time `ring_ns`:
+    /// The ring completed segment `info`, starting at ring time `start`:
     /// a reference recording links it (a failure is kept for its report).
-    pub(super) fn segment_completed(&mut self, ring: &DirHandle, info: &SegmentInfo, ring_ns: u64) {
+    pub(super) fn segment_completed(&mut self, ring: &DirHandle, info: &SegmentInfo, start: RingTime) {
         if self.kind == RecordingKind::Reference
             && self.next_sequence <= info.sequence
             && self.error.is_none()
-            && let Err(e) = self.link(ring, info, ring_ns)
+            && let Err(e) = self.link(ring, info, start)
         {
             self.error = Some(format!(
                 "recording {}: cannot link segment {}: {e}",
@@ -224,14 +224,14 @@ impl Recording {
         &mut self,
         ring: &mut Ring,
         at: StreamPosition,
-        target: Option<u64>,
+        target: Option<RingTime>,
         host: &mut dyn Host,
     ) -> Result<Phase, String> {
         let Some(target) = target else {
             self.next_sequence = ring.current_sequence().map_or(0, |s| s + 1);
             return Ok(Phase::WaitingForCut);
         };
-        let history: Vec<(SegmentInfo, u64)> = ring
+        let history: Vec<(SegmentInfo, RingTime)> = ring
             .segments_in_time()
             .map(|(info, start)| (info.clone(), start))
             .collect();
@@ -245,7 +245,7 @@ impl Recording {
         let dir = ring.dir_handle();
         // The segments from `from` on, the open one last: (sequence, bytes
         // in the file, ring time of its start).
-        let segments: Vec<(u64, u64, u64)> = history[from..]
+        let segments: Vec<(u64, u64, RingTime)> = history[from..]
             .iter()
             .map(|(info, start)| (info.sequence, info.bytes, *start))
             .chain(
@@ -254,7 +254,7 @@ impl Recording {
                     .map(|(seq, start)| (seq, ring.flushed_bytes(), start)),
             )
             .collect();
-        let first_start = segments.first().map_or(at.ring_ns, |s| s.2);
+        let first_start = segments.first().map_or(at.ring_time, |s| s.2);
         self.next_sequence = segments
             .first()
             .map_or_else(|| ring.current_sequence().map_or(0, |s| s + 1), |s| s.0);
@@ -286,7 +286,7 @@ impl Recording {
                 // Whole segments; the playlist says where in the first one
                 // the recording starts (EXT-X-START), and so does the report.
                 let target = target.max(first_start);
-                self.start_offset_ns = Some(target - first_start).filter(|&ns| ns > 0);
+                self.start_offset_ns = Some(target.saturating_since(first_start)).filter(|&ns| ns > 0);
                 self.start = at.point(ring, target);
                 for (info, start) in &history[from..] {
                     self.link(dir, info, *start).map_err(|e| e.to_string())?;
@@ -344,11 +344,11 @@ impl Recording {
     }
 
     /// Content: where to cut the file so that it ends before the first
-    /// keyframe at or after ring time `stop_ns`, and that keyframe; from
+    /// keyframe at or after ring time `stop`, and that keyframe; from
     /// the indexes of the segments in the file (`None` when they are gone
     /// or index no such keyframe yet). A segment's first keyframe is cut
     /// before with its tables.
-    pub(super) fn keyframe_cut(&self, ring: &DirHandle, stop_ns: u64) -> Option<(u64, Keyframe)> {
+    pub(super) fn keyframe_cut(&self, ring: &DirHandle, stop: RingTime) -> Option<(u64, Keyframe)> {
         self.segments.iter().find_map(|seg| {
             let file = ring.open_read_only(&segment_index_name(seg.sequence));
             let index = crate::layout::index::read_opened(file, u64::MAX)?;
@@ -356,7 +356,7 @@ impl Recording {
                 .keyframes
                 .iter()
                 .enumerate()
-                .filter(|(_, k)| k.offset >= seg.first_offset && k.ring_time_ns >= stop_ns)
+                .filter(|(_, k)| k.offset >= seg.first_offset && k.ring_time >= stop)
                 .find_map(|(n, k)| {
                     let at = if n == 0 && seg.file_offset_of_byte_0 >= 0 {
                         0
@@ -369,14 +369,14 @@ impl Recording {
         })
     }
 
-    /// Content: a ring segment starts here (at ring time `start_ns`). A
+    /// Content: a ring segment starts here (at ring time `start`). A
     /// paused recording resumes here once its retry interval has passed.
-    pub(super) fn mark_boundary(&mut self, start_ns: u64, now: Instant) {
+    pub(super) fn mark_boundary(&mut self, start: RingTime, now: Instant) {
         if self.paused && self.health.retry_due(now) {
             self.paused = false;
         }
         if !self.paused {
-            self.boundaries.push((start_ns, self.bytes));
+            self.boundaries.push((start, self.bytes));
         }
     }
 
@@ -442,8 +442,8 @@ impl Recording {
     }
 
     /// Reference: links (or, across filesystems, copies) a completed segment
-    /// that starts at ring time `start_ns`.
-    pub(super) fn link(&mut self, ring: &DirHandle, info: &SegmentInfo, start_ns: u64) -> io::Result<()> {
+    /// that starts at ring time `start`.
+    pub(super) fn link(&mut self, ring: &DirHandle, info: &SegmentInfo, start: RingTime) -> io::Result<()> {
         let Target::Reference { linked } = &mut self.target else {
             return Ok(());
         };
@@ -466,19 +466,19 @@ impl Recording {
         let index = segment_index_name(info.sequence);
         let _ = ring.link_out(&index, &self.location.join(&index));
         self.bytes += info.bytes;
-        linked.push((start_ns, info.clone()));
+        linked.push((start, info.clone()));
         self.next_sequence = info.sequence + 1;
         Ok(())
     }
 
-    /// Reference: finishes the recording stopped at ring time `stop_ns` in
+    /// Reference: finishes the recording stopped at ring time `stop_at` in
     /// a completed segment: the segments that start at or after it are
     /// dropped (the first one always stays), and the recording ends with
     /// the last one kept (`delay_ns`: the presentation delay to report).
-    pub(super) fn finish_reference_before(mut self, stop_ns: u64, delay_ns: u64) -> RecordingSummary {
+    pub(super) fn finish_reference_before(mut self, stop_at: RingTime, delay_ns: u64) -> RecordingSummary {
         let mut stop = RecordingPoint::default();
         if let Target::Reference { linked } = &mut self.target {
-            while linked.len() > 1 && linked.last().is_some_and(|(start, _)| *start >= stop_ns) {
+            while linked.len() > 1 && linked.last().is_some_and(|(start, _)| *start >= stop_at) {
                 if let Some((_, s)) = linked.pop() {
                     let _ = std::fs::remove_file(self.location.join(segment_index_name(s.sequence)));
                     let _ = std::fs::remove_file(self.location.join(segment_file_name(s.sequence)));
@@ -487,8 +487,8 @@ impl Recording {
             }
             if let Some((start, info)) = linked.last() {
                 stop = RecordingPoint {
-                    position_ns: start.saturating_add(info.duration_ns).saturating_add(delay_ns),
-                    date_ms: Some(info.program_date_time_ms.saturating_add(ms(info.duration_ns))),
+                    position: start.saturating_add(info.duration_ns).presented_after_ns(delay_ns),
+                    date: Some(info.program_date_time.after(info.duration_ns)),
                 };
             }
         }

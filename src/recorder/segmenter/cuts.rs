@@ -6,6 +6,7 @@
 //! overshoot, forced limit) come with the GOPs ([`super::gops`]).
 
 use super::gops::{Gops, cut_tolerance};
+use crate::layout::RingTime;
 
 /// See the module documentation. Positions are timeline nanoseconds.
 #[derive(Debug)]
@@ -18,7 +19,7 @@ pub struct Cuts {
     /// Ring time where the open segment starts: where the ring's completed
     /// segments end, so that ring time is their durations summed and holes
     /// (write failures, restarts) are left out of it.
-    segment_ring_start_ns: u64,
+    segment_ring_start: RingTime,
     /// Timeline position since which no segment has been open (stream
     /// start, or a failed write in drop mode), for the forced cut.
     closed_since_ns: Option<u64>,
@@ -31,15 +32,15 @@ pub struct Cuts {
 }
 
 impl Cuts {
-    /// Before the first segment: ring time goes on from `ring_end_ns`; a
+    /// Before the first segment: ring time goes on from `ring_end`; a
     /// ring that already holds segments (`adopted`) gets a discontinuity.
     #[must_use]
-    pub fn new(segment_duration_ns: u64, ring_end_ns: u64, adopted: bool) -> Self {
+    pub fn new(segment_duration_ns: u64, ring_end: RingTime, adopted: bool) -> Self {
         Cuts {
             segment_duration_ns,
             gops: Gops::default(),
             segment_start_ns: 0,
-            segment_ring_start_ns: ring_end_ns,
+            segment_ring_start: ring_end,
             closed_since_ns: None,
             forced_cut_at_ns: u64::MAX,
             cut_asap: false,
@@ -55,8 +56,8 @@ impl Cuts {
 
     /// Ring time of timeline position `position_ns` in the open segment.
     #[must_use]
-    pub fn ring_time(&self, position_ns: u64) -> u64 {
-        self.segment_ring_start_ns
+    pub fn ring_time(&self, position_ns: u64) -> RingTime {
+        self.segment_ring_start
             .saturating_add(position_ns.saturating_sub(self.segment_start_ns))
     }
 
@@ -151,10 +152,10 @@ impl Cuts {
         }
     }
 
-    /// A segment opened at timeline `position_ns`, ring time `ring_ns`.
-    pub fn opened(&mut self, position_ns: u64, ring_ns: u64) {
+    /// A segment opened at timeline `position_ns`, ring time `ring_time`.
+    pub fn opened(&mut self, position_ns: u64, ring_time: RingTime) {
         self.segment_start_ns = position_ns;
-        self.segment_ring_start_ns = ring_ns;
+        self.segment_ring_start = ring_time;
         self.closed_since_ns = None;
         self.forced_cut_at_ns = position_ns.saturating_add(self.forced_limit());
         self.pending_discontinuity = false;
@@ -170,13 +171,13 @@ mod tests {
 
     #[test]
     fn a_segment_is_due_at_its_duration_and_forced_without_keyframes() {
-        let mut cuts = Cuts::new(2 * SECOND, 40 * SECOND, false);
+        let mut cuts = Cuts::new(2 * SECOND, RingTime::from_ns(40 * SECOND), false);
         assert!(cuts.cut_due(0, false), "nothing open: any keyframe cuts");
         cuts.note_closed(0);
         assert!(!cuts.forced_cut_may_be_due(5 * SECOND));
         assert!(cuts.forced_cut_due(6 * SECOND, false), "3 x 2 s without a keyframe");
-        cuts.opened(SECOND, 40 * SECOND);
-        assert_eq!(cuts.ring_time(2 * SECOND), 41 * SECOND);
+        cuts.opened(SECOND, RingTime::from_ns(40 * SECOND));
+        assert_eq!(cuts.ring_time(2 * SECOND), RingTime::from_ns(41 * SECOND));
         assert!(!cuts.cut_due(2 * SECOND, true));
         assert!(cuts.cut_due(3 * SECOND, true), "2 s long");
         cuts.on_jump();
@@ -184,7 +185,7 @@ mod tests {
             cuts.cut_due(SECOND + 1, true) && cuts.pending_discontinuity(),
             "a jump cuts at once"
         );
-        cuts.opened(4 * SECOND, 43 * SECOND);
+        cuts.opened(4 * SECOND, RingTime::from_ns(43 * SECOND));
         assert!(!cuts.pending_discontinuity());
         cuts.dropped_at(5 * SECOND);
         assert!(cuts.pending_discontinuity() && cuts.started(false));

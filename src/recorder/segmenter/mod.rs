@@ -17,12 +17,13 @@ pub(super) use failure::Halt;
 pub(super) use gops::FORCED_CUT_FACTOR;
 
 use std::collections::VecDeque;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use super::health::WriteHealth;
 use super::recording::{RecordingPoint, Recordings};
 use super::{Host, PushError, RecorderConfig, RecorderEvent, RecorderStats};
 use crate::layout::index::Keyframe;
+use crate::layout::{RingTime, WallTime};
 use crate::ring::{Chunk, Ring, SegmentStart, SharedBytes};
 use crate::ts::analyzer::Unit;
 use crate::ts::random_access::Verdict;
@@ -54,8 +55,8 @@ const MAX_UNIT_STARTS: usize = 512;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct UnitStart {
     offset: u64,
-    ring_time_ns: u64,
-    wall_ms: i64,
+    ring_time: RingTime,
+    wall_time: WallTime,
     presentation_delay: Ticks90k,
     keyframe: bool,
 }
@@ -89,8 +90,8 @@ pub(super) struct Segmenter {
     pub(super) flushed_at_ns: u64,
     /// Whether packets are held back while a due access unit's verdict is pending.
     pub(super) hold: Hold,
-    /// Wall clock (ms since epoch) at timeline position `anchor.1`.
-    pub(super) anchor: Option<(i64, u64)>,
+    /// Wall clock at timeline position `anchor.1`.
+    pub(super) anchor: Option<(WallTime, u64)>,
     pub(super) health: WriteHealth,
     /// (offset in the open segment, timeline position) of recent access-unit
     /// starts on the cut PID; the first is the segment's random-access point.
@@ -142,7 +143,7 @@ impl Segmenter {
     }
 
     /// Ring time of timeline position `position_ns` in the open segment.
-    fn ring_time(&self, position_ns: u64) -> u64 {
+    fn ring_time(&self, position_ns: u64) -> RingTime {
         self.cuts.ring_time(position_ns)
     }
 
@@ -153,8 +154,8 @@ impl Segmenter {
         let now = self.timeline.position_ns();
         self.unit = Some(UnitStart {
             offset,
-            ring_time_ns: self.ring_time(now),
-            wall_ms: self.wall_ms(now),
+            ring_time: self.ring_time(now),
+            wall_time: self.wall_time(now),
             presentation_delay: presentation_delay(self.unit_pts, self.timeline.last_pcr()),
             keyframe,
         });
@@ -169,8 +170,8 @@ impl Segmenter {
         {
             self.ring.add_keyframe(&Keyframe {
                 offset: u.offset,
-                ring_time_ns: u.ring_time_ns,
-                wall_ms: u.wall_ms,
+                ring_time: u.ring_time,
+                wall_time: u.wall_time,
                 size: u32::try_from(end - u.offset).unwrap_or(u32::MAX),
                 presentation_delay: u.presentation_delay,
                 // The ring numbers it.
@@ -181,7 +182,7 @@ impl Segmenter {
     }
 
     /// Ring time now: in the open segment, or where the next one starts.
-    fn ring_now(&self) -> u64 {
+    fn ring_now(&self) -> RingTime {
         if self.ring.is_segment_open() {
             self.ring_time(self.timeline.position_ns())
         } else {
@@ -438,12 +439,11 @@ impl Segmenter {
             }
             self.on_segment_completed(host);
         }
-        let wall_now = wall_clock_ms();
-        let &mut (anchor_ms, anchor_ns) = self.anchor.get_or_insert((wall_now, now));
+        let &mut (anchor, anchor_ns) = self.anchor.get_or_insert((WallTime::now(), now));
         let tables: Vec<u8> = self.analyzer.table_packets().flatten().copied().collect();
         let start = SegmentStart {
-            ring_time_ns: self.ring.ring_time_end(),
-            program_date_time_ms: crate::layout::date_after(anchor_ms, now - anchor_ns),
+            ring_time: self.ring.ring_time_end(),
+            program_date_time: anchor.after(now - anchor_ns),
             discontinuity: self.cuts.pending_discontinuity(),
             independent,
             head_bytes: u32::try_from(tables.len()).unwrap_or(u32::MAX),
@@ -454,14 +454,14 @@ impl Segmenter {
                 return;
             }
         }
-        self.cuts.opened(now, start.ring_time_ns);
+        self.cuts.opened(now, start.ring_time);
         self.unit_starts.clear();
         // The random-access point follows the tables.
         self.note_unit_start(tables.len() as u64);
         self.unit = Some(UnitStart {
             offset: tables.len() as u64,
-            ring_time_ns: start.ring_time_ns,
-            wall_ms: start.program_date_time_ms,
+            ring_time: start.ring_time,
+            wall_time: start.program_date_time,
             presentation_delay: presentation_delay(self.unit_pts, self.timeline.last_pcr()),
             keyframe: independent,
         });
@@ -476,11 +476,11 @@ impl Segmenter {
                 self.on_success(host);
                 let sequence = self.ring.current_sequence().unwrap_or(0);
                 let point = RecordingPoint {
-                    position_ns: start.ring_time_ns.saturating_add(self.stream_position().delay_ns),
-                    date_ms: Some(start.program_date_time_ms),
+                    position: start.ring_time.presented_after_ns(self.stream_position().delay_ns),
+                    date: Some(start.program_date_time),
                 };
                 self.recordings
-                    .segment_started(start.ring_time_ns, point, sequence, host.now(), host);
+                    .segment_started(start.ring_time, point, sequence, host.now(), host);
                 self.tee(&tables, host);
             }
             Err(f) => self.on_failure(f, host, |r| r.flush()),
@@ -534,10 +534,4 @@ impl Segmenter {
         }
         self.unit_starts.push_back((offset, self.timeline.position_ns()));
     }
-}
-
-pub(super) fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -3,7 +3,8 @@
 //! wall-clock time, resolving an application's request to a point in the
 //! ring, and handing the recordings what was written.
 
-use super::{Segmenter, wall_clock_ms};
+use super::Segmenter;
+use crate::layout::WallTime;
 use crate::recorder::recording::{RecordingTime, StreamPosition};
 use crate::recorder::{Host, RecordingRequest};
 use crate::ts::timeline::presentation_delay;
@@ -11,10 +12,10 @@ use crate::ts::timeline::presentation_delay;
 impl Segmenter {
     /// Wall-clock time at timeline position `position_ns`, from the anchor
     /// taken at the first segment after a jump.
-    pub(in crate::recorder) fn wall_ms(&self, position_ns: u64) -> i64 {
+    pub(in crate::recorder) fn wall_time(&self, position_ns: u64) -> WallTime {
         match self.anchor {
-            Some((anchor_ms, anchor_ns)) => crate::layout::date_after(anchor_ms, position_ns.saturating_sub(anchor_ns)),
-            None => wall_clock_ms(),
+            Some((anchor, anchor_ns)) => anchor.after(position_ns.saturating_sub(anchor_ns)),
+            None => WallTime::now(),
         }
     }
 
@@ -22,7 +23,7 @@ impl Segmenter {
         let delay = presentation_delay(self.unit_pts, self.timeline.last_pcr());
         StreamPosition {
             position_ns: self.timeline.position_ns(),
-            ring_ns: self.ring_now(),
+            ring_time: self.ring_now(),
             delay_ns: u64::try_from(delay.nanos()).unwrap_or(0),
             wall: self.now,
         }
@@ -40,15 +41,12 @@ impl Segmenter {
                 RecordingTime::Scheduled(position.saturating_add(ns.unsigned_abs()))
             }
             RecordingRequest::Offset(ns) => RecordingTime::Past(self.ring_now().saturating_sub(ns.unsigned_abs())),
-            RecordingRequest::Date(date_ms) => {
-                let now_ms = self.wall_ms(position);
-                match u64::try_from(date_ms.saturating_sub(now_ms)) {
-                    Ok(ahead_ms) if ahead_ms > 0 => {
-                        RecordingTime::Scheduled(position.saturating_add(ahead_ms.saturating_mul(1_000_000)))
-                    }
-                    _ => RecordingTime::Past(self.ring.ring_time_at(date_ms).min(self.ring_now())),
+            RecordingRequest::Date(date) => match u64::try_from(date.ms_since(self.wall_time(position))) {
+                Ok(ahead_ms) if ahead_ms > 0 => {
+                    RecordingTime::Scheduled(position.saturating_add(ahead_ms.saturating_mul(1_000_000)))
                 }
-            }
+                _ => RecordingTime::Past(self.ring.ring_time_at(date).min(self.ring_now())),
+            },
         }
     }
 

@@ -73,7 +73,7 @@ pub(super) fn action_signals() -> Vec<glib::subclass::Signal> {
             .class_handler(|args| {
                 let id = (|| {
                     let obj: super::super::StreamBufferSink = arg(args, 0)?;
-                    let date = date_ms(&arg(args, 3)?)?;
+                    let date = crate::element_time::from_glib(&arg(args, 3)?)?;
                     Some(obj.imp().start_recording(
                         &arg::<String>(args, 1)?,
                         arg(args, 2)?,
@@ -105,7 +105,7 @@ pub(super) fn action_signals() -> Vec<glib::subclass::Signal> {
                     let obj: super::super::StreamBufferSink = arg(args, 0)?;
                     Some(
                         obj.imp()
-                            .stop_recording(arg(args, 1)?, RecordingRequest::Date(date_ms(&arg(args, 2)?)?)),
+                            .stop_recording(arg(args, 1)?, RecordingRequest::Date(crate::element_time::from_glib(&arg(args, 2)?)?)),
                     )
                 })();
                 Some(stopped.unwrap_or(false).to_value())
@@ -143,12 +143,6 @@ pub(super) fn action_signals() -> Vec<glib::subclass::Signal> {
             })
             .build(),
     ]
-}
-
-fn date_ms(date: &glib::DateTime) -> Option<i64> {
-    date.to_unix()
-        .checked_mul(1000)?
-        .checked_add(i64::from(date.microsecond() / 1000))
 }
 
 /// Argument `i` of an action signal, if it has the expected type.

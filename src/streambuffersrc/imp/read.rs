@@ -10,6 +10,7 @@ use gst::subclass::prelude::*;
 
 use super::trick::SeekTarget;
 use super::{LEAVING_RETRY, State, StreamBufferSrc, clock_time};
+use crate::layout::PresentationTime;
 use crate::reader::{Direction, Playback, ReadOutcome, ReaderEvent, TrickOutcome};
 
 impl StreamBufferSrc {
@@ -33,14 +34,14 @@ impl StreamBufferSrc {
         // The first keyframe at the seek's target or beyond it,
         // then one a step further each time.
         let step = if trick.first { 0 } else { step_ns.max(1) };
-        let outcome = reader.read_keyframe(trick.cursor_ns, direction, step);
+        let outcome = reader.read_keyframe(PresentationTime::from_ns(trick.cursor_ns), direction, step);
         let events = reader.take_events();
         let ended = reader.is_ended();
         match outcome {
             Ok(TrickOutcome::Keyframe(piece)) => {
-                trick.cursor_ns = piece.presentation_ns;
+                trick.cursor_ns = piece.presentation_time.ns();
                 trick.first = false;
-                let previous = trick.last_piece_ns.replace(piece.presentation_ns);
+                let previous = trick.last_piece_ns.replace(piece.presentation_time.ns());
                 trick.gap_at_ns = previous;
                 drop(state);
                 self.post_events(events);
@@ -55,7 +56,7 @@ impl StreamBufferSrc {
                 self.note_playable(&piece.data);
                 let mut buffer = gst::Buffer::from_mut_slice(piece.data);
                 if let Some(b) = buffer.get_mut() {
-                    b.set_pts(clock_time(piece.ring_time_ns));
+                    b.set_pts(clock_time(piece.ring_time.ns()));
                     b.set_flags(gst::BufferFlags::DISCONT);
                 }
                 Ok(Some(buffer))
@@ -112,7 +113,7 @@ impl StreamBufferSrc {
         };
         let events = reader.take_events();
         let rate = trick.playback.rate();
-        let position = reader.position();
+        let position = reader.position().map(PresentationTime::ns);
         // Faster than real time, the live edge is reached: go on at
         // 1.0 from there (asked once, and again if it has not come
         // after a while).
@@ -128,9 +129,9 @@ impl StreamBufferSrc {
         let jumped = events.iter().any(|e| matches!(e, ReaderEvent::StaleFileDeleted { .. }));
         let jumped_to = match outcome {
             Ok(ReadOutcome::Data {
-                ring_time_ns: Some(ring_ns),
+                ring_time: Some(ring_time),
                 ..
-            }) if jumped => Some(ring_ns.saturating_add(reader.presentation_delay())),
+            }) if jumped => Some(ring_time.presented_after_ns(reader.presentation_delay()).ns()),
             _ if jumped => position,
             _ => None,
         };
@@ -152,7 +153,7 @@ impl StreamBufferSrc {
         match outcome {
             Ok(ReadOutcome::Data {
                 len,
-                ring_time_ns,
+                ring_time,
                 discont,
             }) => {
                 {
@@ -163,7 +164,7 @@ impl StreamBufferSrc {
                     {
                         self.note_playable(&map);
                     }
-                    b.set_pts(ring_time_ns.map(clock_time));
+                    b.set_pts(ring_time.map(|t| clock_time(t.ns())));
                     if discont {
                         b.set_flags(gst::BufferFlags::DISCONT);
                     }

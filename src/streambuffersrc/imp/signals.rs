@@ -34,11 +34,10 @@ pub(super) fn action_signals() -> Vec<glib::subclass::Signal> {
             .class_handler(|args| {
                 let position = (|| {
                     let obj = args.first()?.get::<super::super::StreamBufferSrc>().ok()?;
-                    let date = args.get(1)?.get::<glib::DateTime>().ok()?;
-                    let ms = date.to_unix().checked_mul(1000)? + i64::from(date.microsecond() / 1000);
-                    obj.imp().with_reader(|r| r.position_at_date(ms)).flatten()
+                    let date = crate::element_time::from_glib(&args.get(1)?.get::<glib::DateTime>().ok()?)?;
+                    obj.imp().with_reader(|r| r.position_at_date(date)).flatten()
                 })();
-                Some(position.and_then(|p| i64::try_from(p).ok()).unwrap_or(-1).to_value())
+                Some(position.and_then(|p| i64::try_from(p.ns()).ok()).unwrap_or(-1).to_value())
             })
             .build(),
         // The date-time at which the content presented at a position
@@ -62,9 +61,9 @@ pub(super) fn action_signals() -> Vec<glib::subclass::Signal> {
                 let date = (|| {
                     let obj = args.first()?.get::<super::super::StreamBufferSrc>().ok()?;
                     let position = u64::try_from(args.get(1)?.get::<i64>().ok()?).ok()?;
-                    let ms = obj.imp().with_reader(|r| r.date_at_position(position)).flatten()?;
-                    let utc = glib::DateTime::from_unix_utc(ms.div_euclid(1000)).ok()?;
-                    utc.add(glib::TimeSpan::from_milliseconds(ms.rem_euclid(1000))).ok()
+                    let position = crate::layout::PresentationTime::from_ns(position);
+                    let date = obj.imp().with_reader(|r| r.date_at_position(position)).flatten()?;
+                    crate::element_time::to_glib(date)
                 })();
                 Some(date.to_value())
             })

@@ -11,6 +11,7 @@ use gst_base::subclass::prelude::*;
 
 use super::{CAT, State, StreamBufferSrc, clock_time};
 use crate::element_sync::lock;
+use crate::layout::PresentationTime;
 use crate::reader::{MAX_ALL_FRAMES_RATE, Playback, RingReader, Snap};
 
 /// How far ahead of its time on the clock a keyframe is sent in trick
@@ -129,20 +130,20 @@ impl StreamBufferSrc {
             let settings = lock(&self.settings).clone();
             reader.start(settings.start_position.into(), settings.start_delay)
         } else {
-            reader.seek_to(target, snap)
+            reader.seek_to(PresentationTime::from_ns(target), snap)
         };
         match landed {
             Ok(landed) => {
                 *positioned = true;
-                let landed = landed.unwrap_or(0);
+                let landed = landed.map_or(0, PresentationTime::ns);
                 // An accurate seek starts its segment at the target, as
                 // GStreamer's seeking contract asks, for every target in
                 // the window, its edges included; a target before the
                 // oldest segment is taken as the window's start.
                 let start = match reader.precise_start() {
-                    Some(precise) if initial => precise.max(landed),
+                    Some(precise) if initial => precise.ns().max(landed),
                     _ if initial || key_unit => landed,
-                    _ => target.max(reader.window_ring_start().unwrap_or(landed).min(landed)),
+                    _ => target.max(reader.window_ring_start().map_or(landed, |t| t.ns()).min(landed)),
                 };
                 let t = clock_time(start);
                 segment.set_start(t);
