@@ -57,12 +57,6 @@ pub const PLAYLIST_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// larger one is ignored and every segment recovered from its file.
 pub const JOURNAL_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
-/// The highest sequence number a segment can have: the largest that fits
-/// the twelve digits of its name. A 1 s segment every second takes thirty
-/// thousand years to get there; a ring that finds a segment with this number
-/// (planted, or from a foreign writer) cannot go on numbering and refuses to
-/// open.
-pub const MAX_SEQUENCE: u64 = 999_999_999_999;
 /// No segment lasts longer than this: the sink cuts at most 3 x its largest
 /// segment duration (1 h). A journal line or playlist entry saying more is
 /// refused like a malformed one.
@@ -75,33 +69,91 @@ const INDEX_SUFFIX: &str = ".idx";
 /// thirty thousand years, and names still sort in sequence order.
 const SEGMENT_DIGITS: usize = 12;
 
+/// A segment's media sequence number (RFC 8216 `EXT-X-MEDIA-SEQUENCE`):
+/// its place in the ring, which only grows, and its files' names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SegmentNumber(u64);
+
+impl SegmentNumber {
+    pub const FIRST: SegmentNumber = SegmentNumber(0);
+    /// The highest number a segment can have: the largest that fits the
+    /// twelve digits of its name. A 1 s segment every second takes thirty
+    /// thousand years to get there; a ring that finds a segment with this
+    /// number (planted, or from a foreign writer) cannot go on numbering and
+    /// refuses to open.
+    pub const MAX: SegmentNumber = SegmentNumber(999_999_999_999);
+
+    #[must_use]
+    pub const fn new(n: u64) -> Self {
+        SegmentNumber(n)
+    }
+
+    #[must_use]
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The number after it (stopping at `u64::MAX`, far past [`Self::MAX`]).
+    #[must_use]
+    pub const fn next(self) -> Self {
+        SegmentNumber(self.0.saturating_add(1))
+    }
+
+    /// The number before it; `None` for the first.
+    #[must_use]
+    pub fn previous(self) -> Option<Self> {
+        self.0.checked_sub(1).map(SegmentNumber)
+    }
+
+    /// Whether a file can be named with it (see [`Self::MAX`]).
+    #[must_use]
+    pub const fn is_nameable(self) -> bool {
+        self.0 <= Self::MAX.0
+    }
+}
+
+/// Decimal digits, as the journal writes it.
+impl std::str::FromStr for SegmentNumber {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(SegmentNumber)
+    }
+}
+
+impl std::fmt::Display for SegmentNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// File name of the segment with this sequence number.
 #[must_use]
-pub fn segment_file_name(sequence: u64) -> String {
-    format!("{SEGMENT_PREFIX}{sequence:0SEGMENT_DIGITS$}{SEGMENT_SUFFIX}")
+pub fn segment_file_name(sequence: SegmentNumber) -> String {
+    format!("{SEGMENT_PREFIX}{:0SEGMENT_DIGITS$}{SEGMENT_SUFFIX}", sequence.0)
 }
 
 /// File name of the keyframe index of the segment with this sequence number.
 #[must_use]
-pub fn segment_index_name(sequence: u64) -> String {
-    format!("{SEGMENT_PREFIX}{sequence:0SEGMENT_DIGITS$}{INDEX_SUFFIX}")
+pub fn segment_index_name(sequence: SegmentNumber) -> String {
+    format!("{SEGMENT_PREFIX}{:0SEGMENT_DIGITS$}{INDEX_SUFFIX}", sequence.0)
 }
 
 /// The sequence number in a segment file name, if it is one of ours:
 /// exactly the prefix, twelve digits and the suffix, no directory part.
 #[must_use]
-pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+pub fn parse_segment_file_name(name: &str) -> Option<SegmentNumber> {
     let digits = name.strip_prefix(SEGMENT_PREFIX)?.strip_suffix(SEGMENT_SUFFIX)?;
     if digits.len() != SEGMENT_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    digits.parse().ok().map(SegmentNumber)
 }
 
 /// A completed segment as the journal records it and the playlist lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentInfo {
-    pub sequence: u64,
+    pub sequence: SegmentNumber,
     pub duration_ns: u64,
     pub bytes: u64,
     /// Wall-clock time of the first packet.
@@ -120,7 +172,7 @@ impl SegmentInfo {
     /// whole number of packets, a date-time from 1970 to `WallTime::MAX`.
     #[must_use]
     pub fn is_plausible(&self) -> bool {
-        self.sequence <= MAX_SEQUENCE
+        self.sequence.is_nameable()
             && self.duration_ns <= MAX_SEGMENT_DURATION_NS
             && self.bytes > 0
             && self.bytes.is_multiple_of(PACKET_BYTES)
@@ -137,8 +189,11 @@ mod tests {
 
     #[test]
     fn segment_names_round_trip_and_refuse_others() {
-        assert_eq!(segment_file_name(41), "segment-000000000041.ts");
-        assert_eq!(parse_segment_file_name("segment-000000000041.ts"), Some(41));
+        assert_eq!(segment_file_name(SegmentNumber::new(41)), "segment-000000000041.ts");
+        assert_eq!(
+            parse_segment_file_name("segment-000000000041.ts"),
+            Some(SegmentNumber::new(41))
+        );
         for bad in [
             "segment-41.ts",
             "segment-0000000000041.ts",
@@ -149,14 +204,17 @@ mod tests {
         ] {
             assert_eq!(parse_segment_file_name(bad), None, "{bad}");
         }
-        assert!(segment_file_name(9) < segment_file_name(10));
-        assert_eq!(segment_file_name(MAX_SEQUENCE).len(), segment_file_name(0).len());
+        assert!(segment_file_name(SegmentNumber::new(9)) < segment_file_name(SegmentNumber::new(10)));
+        assert_eq!(
+            segment_file_name(SegmentNumber::MAX).len(),
+            segment_file_name(SegmentNumber::new(0)).len()
+        );
     }
 
     #[test]
     fn implausible_records_are_refused() {
         let good = SegmentInfo {
-            sequence: 41,
+            sequence: SegmentNumber::new(41),
             duration_ns: 6_000_000_000,
             bytes: 188 * 1000,
             program_date_time: WallTime::from_ms(1_795_833_785_007),
@@ -166,7 +224,7 @@ mod tests {
         assert!(good.is_plausible());
         for bad in [
             SegmentInfo {
-                sequence: MAX_SEQUENCE + 1,
+                sequence: SegmentNumber::MAX.next(),
                 ..good.clone()
             },
             SegmentInfo {

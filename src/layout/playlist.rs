@@ -8,7 +8,9 @@
 use std::fmt::Write as _;
 
 use super::index::Keyframe;
-use super::{MAX_SEGMENT_DURATION_NS, RingTime, SegmentInfo, WallTime, parse_segment_file_name, segment_file_name};
+use super::{
+    MAX_SEGMENT_DURATION_NS, RingTime, SegmentInfo, SegmentNumber, WallTime, parse_segment_file_name, segment_file_name,
+};
 
 /// A comment (not a tag: HLS clients ignore it) before each segment that
 /// does not start at a random-access point. The writer never lists such a
@@ -49,7 +51,7 @@ pub struct PlaylistHeader {
 pub fn render<'a>(out: &mut String, header: PlaylistHeader, entries: impl Iterator<Item = &'a SegmentInfo>) {
     out.clear();
     let mut entries = entries.peekable();
-    let media_sequence = entries.peek().map_or(0, |s| s.sequence);
+    let media_sequence = entries.peek().map_or(0, |s| s.sequence.get());
     // Infallible: fmt::Write for String never fails.
     out.push_str("#EXTM3U\n#EXT-X-VERSION:3\n");
     if header.vod {
@@ -192,7 +194,7 @@ pub fn render_multivariant(
 /// One accepted playlist entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub sequence: u64,
+    pub sequence: SegmentNumber,
     pub duration_ns: u64,
     /// Explicit `EXT-X-PROGRAM-DATE-TIME`.
     pub program_date_time: Option<WallTime>,
@@ -242,7 +244,7 @@ pub fn parse(text: &str) -> Listing {
         } else if line == "#EXT-X-ENDLIST" {
             listing.ended = true;
         } else if !line.is_empty() && !line.starts_with('#') {
-            let after_previous = |seq: &u64| listing.entries.last().is_none_or(|e| *seq > e.sequence);
+            let after_previous = |seq: &SegmentNumber| listing.entries.last().is_none_or(|e| *seq > e.sequence);
             match (parse_segment_file_name(line).filter(after_previous), duration_ns.take()) {
                 (Some(sequence), Some(duration_ns)) => listing.entries.push(Entry {
                     sequence,
@@ -295,7 +297,7 @@ mod tests {
 
     fn seg(sequence: u64, duration_ns: u64, pdt: i64, discontinuity: bool) -> SegmentInfo {
         SegmentInfo {
-            sequence,
+            sequence: SegmentNumber::new(sequence),
             duration_ns,
             bytes: 188,
             program_date_time: WallTime::from_ms(pdt),
@@ -385,7 +387,7 @@ mod tests {
     fn round_trips_the_writers_playlist() {
         let segs: Vec<SegmentInfo> = (5..9)
             .map(|i| SegmentInfo {
-                sequence: i,
+                sequence: SegmentNumber::new(i),
                 duration_ns: 6_006_000_000,
                 bytes: 1,
                 program_date_time: WallTime::from_ms(1_795_833_785_007 + (i as i64 - 5) * 6006),
@@ -399,7 +401,7 @@ mod tests {
         assert!(l.ended);
         assert_eq!(l.rejected, 0);
         assert_eq!(l.entries.len(), 4);
-        assert_eq!(l.entries[0].sequence, 5);
+        assert_eq!(l.entries[0].sequence, SegmentNumber::new(5));
         assert_eq!(l.entries[0].duration_ns, 6_006_000_000);
         assert_eq!(
             l.entries[0].program_date_time,
@@ -420,7 +422,7 @@ mod tests {
         let l = parse(text);
         assert_eq!(l.rejected, 4);
         assert_eq!(l.entries.len(), 1);
-        assert_eq!(l.entries[0].sequence, 2);
+        assert_eq!(l.entries[0].sequence, SegmentNumber::new(2));
     }
 
     #[test]
@@ -432,7 +434,10 @@ mod tests {
         let l = parse(text);
         assert_eq!(l.rejected, 4, "{l:?}");
         assert_eq!(l.entries.len(), 1);
-        assert_eq!((l.entries[0].sequence, l.entries[0].duration_ns), (5, 6_000_000_000));
+        assert_eq!(
+            (l.entries[0].sequence.get(), l.entries[0].duration_ns),
+            (5, 6_000_000_000)
+        );
         assert_eq!(
             l.entries[0].program_date_time, None,
             "year 0 is not a date the sink writes"

@@ -15,7 +15,7 @@
 use std::io;
 use std::path::Path;
 
-use super::PROGRESS_NAME;
+use super::{PROGRESS_NAME, SegmentNumber};
 use crate::platform;
 
 /// Bytes of a record: sequence, bytes, check, little-endian `u64`s.
@@ -26,20 +26,20 @@ const CHECK_KEY: u64 = 0x5354_5242_5546_5052; // "STRBUFPR"
 /// How much of the reused file named after segment `sequence` is new content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
-    pub sequence: u64,
+    pub sequence: SegmentNumber,
     pub bytes: u64,
 }
 
 impl Progress {
     fn check(self) -> u64 {
-        self.sequence ^ self.bytes.rotate_left(32) ^ CHECK_KEY
+        self.sequence.get() ^ self.bytes.rotate_left(32) ^ CHECK_KEY
     }
 
     /// The record as written to the file.
     #[must_use]
     pub fn encode(self) -> [u8; RECORD_LEN] {
         let mut out = [0u8; RECORD_LEN];
-        out[..8].copy_from_slice(&self.sequence.to_le_bytes());
+        out[..8].copy_from_slice(&self.sequence.get().to_le_bytes());
         out[8..16].copy_from_slice(&self.bytes.to_le_bytes());
         out[16..].copy_from_slice(&self.check().to_le_bytes());
         out
@@ -50,7 +50,7 @@ impl Progress {
     fn decode(raw: &[u8]) -> Option<Progress> {
         let word = |i: usize| raw.get(i * 8..i * 8 + 8)?.try_into().ok().map(u64::from_le_bytes);
         let p = Progress {
-            sequence: word(0)?,
+            sequence: SegmentNumber::new(word(0)?),
             bytes: word(1)?,
         };
         (word(2)? == p.check()).then_some(p)
@@ -59,7 +59,7 @@ impl Progress {
     /// How many bytes of segment `sequence`, whose file is `file_len` long,
     /// are its own content: all of them unless this record is about it.
     #[must_use]
-    pub fn limit(record: Option<Progress>, sequence: u64, file_len: u64) -> u64 {
+    pub fn limit(record: Option<Progress>, sequence: SegmentNumber, file_len: u64) -> u64 {
         match record {
             Some(p) if p.sequence == sequence => file_len.min(p.bytes),
             _ => file_len,
@@ -102,11 +102,11 @@ mod tests {
     #[test]
     fn record_round_trips_and_rejects_mixtures() {
         let a = Progress {
-            sequence: 41,
+            sequence: SegmentNumber::new(41),
             bytes: 1_048_576,
         };
         let b = Progress {
-            sequence: 42,
+            sequence: SegmentNumber::new(42),
             bytes: 188,
         };
         assert_eq!(Progress::decode(&a.encode()), Some(a));
@@ -121,12 +121,12 @@ mod tests {
     #[test]
     fn limit_applies_only_to_its_segment() {
         let p = Some(Progress {
-            sequence: 7,
+            sequence: SegmentNumber::new(7),
             bytes: 100,
         });
-        assert_eq!(Progress::limit(p, 7, 1000), 100);
-        assert_eq!(Progress::limit(p, 7, 50), 50);
-        assert_eq!(Progress::limit(p, 6, 1000), 1000);
-        assert_eq!(Progress::limit(None, 7, 1000), 1000);
+        assert_eq!(Progress::limit(p, SegmentNumber::new(7), 1000), 100);
+        assert_eq!(Progress::limit(p, SegmentNumber::new(7), 50), 50);
+        assert_eq!(Progress::limit(p, SegmentNumber::new(6), 1000), 1000);
+        assert_eq!(Progress::limit(None, SegmentNumber::new(7), 1000), 1000);
     }
 }

@@ -11,6 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::scale;
+use crate::layout::SegmentNumber;
 use crate::layout::progress::Progress;
 use crate::layout::{
     MAX_SEGMENT_DURATION_NS, PLAYLIST_MAX_BYTES, PLAYLIST_NAME, RingTime, WallTime, playlist, segment_file_name,
@@ -42,7 +43,7 @@ pub(super) struct Span {
 /// Content never recorded before a newly listed segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Hole {
-    pub(super) sequence: u64,
+    pub(super) sequence: SegmentNumber,
     /// Ring time of the segment after the hole.
     pub(super) start: RingTime,
     pub(super) size_ms: u64,
@@ -51,7 +52,7 @@ pub(super) struct Hole {
 /// The segment being written (not listed yet) and where it starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct BeingWritten {
-    pub(super) sequence: u64,
+    pub(super) sequence: SegmentNumber,
     /// Ring time of its start: where the newest listed segment ends.
     pub(super) start: RingTime,
 }
@@ -60,7 +61,7 @@ pub(super) struct BeingWritten {
 pub(super) struct Catalog {
     dir: PathBuf,
     /// Listed (complete) segments by sequence.
-    spans: BTreeMap<u64, Span>,
+    spans: BTreeMap<SegmentNumber, Span>,
     /// End, in program date-time, of the newest listed segment.
     last_end_pdt: Option<WallTime>,
     ended: bool,
@@ -88,7 +89,7 @@ impl Catalog {
     }
 
     /// Listed segments by sequence.
-    pub(super) fn spans(&self) -> &BTreeMap<u64, Span> {
+    pub(super) fn spans(&self) -> &BTreeMap<SegmentNumber, Span> {
         &self.spans
     }
 
@@ -185,7 +186,7 @@ impl Catalog {
     /// [`INDEX_TOLERANCE_NS`] of its end, at most a segment's longest
     /// duration after): a planted or stale index must not move a segment
     /// elsewhere on the timeline.
-    pub(super) fn indexed_start(&self, seq: u64) -> Option<RingTime> {
+    pub(super) fn indexed_start(&self, seq: SegmentNumber) -> Option<RingTime> {
         let previous = self.spans.range(..seq).next_back().map(|(_, p)| *p);
         index_start(&self.dir, seq).filter(|&t| {
             previous.is_none_or(|p| {
@@ -195,20 +196,20 @@ impl Catalog {
         })
     }
 
-    pub(super) fn oldest(&self) -> Option<u64> {
+    pub(super) fn oldest(&self) -> Option<SegmentNumber> {
         self.spans.keys().next().copied()
     }
 
-    pub(super) fn newest_listed(&self) -> Option<u64> {
+    pub(super) fn newest_listed(&self) -> Option<SegmentNumber> {
         self.spans.keys().next_back().copied()
     }
 
     /// The segment being written, if there is one: the file after the
     /// newest listed segment, or the one the writer announced in the
     /// progress record when it skipped sequence numbers.
-    pub(super) fn open_sequence(&self) -> Option<u64> {
-        let after = self.newest_listed().map_or(0, |s| s.saturating_add(1));
-        let exists = |seq: u64| {
+    pub(super) fn open_sequence(&self) -> Option<SegmentNumber> {
+        let after = self.newest_listed().map_or(SegmentNumber::FIRST, SegmentNumber::next);
+        let exists = |seq: SegmentNumber| {
             std::fs::symlink_metadata(self.dir.join(segment_file_name(seq))).is_ok_and(|m| m.file_type().is_file())
         };
         // The record first: the file after the newest listed one may be a
@@ -232,9 +233,9 @@ impl Catalog {
 
     /// The segment that follows `seq`: the next one listed, else the one
     /// being written if it comes after `seq`.
-    pub(super) fn successor(&self, seq: u64) -> Option<u64> {
+    pub(super) fn successor(&self, seq: SegmentNumber) -> Option<SegmentNumber> {
         self.spans
-            .range(seq.saturating_add(1)..)
+            .range(seq.next()..)
             .next()
             .map(|(&s, _)| s)
             .or_else(|| self.open_sequence().filter(|&s| s > seq))
@@ -242,12 +243,12 @@ impl Catalog {
 
     /// Where to go on after `seq`: its successor, or, while there is none
     /// yet, the next number (to be looked for again when it is due).
-    pub(super) fn after(&self, seq: u64) -> u64 {
-        self.successor(seq).unwrap_or(seq.saturating_add(1))
+    pub(super) fn after(&self, seq: SegmentNumber) -> SegmentNumber {
+        self.successor(seq).unwrap_or(seq.next())
     }
 
     /// Ring time of the start of `sequence`, if known.
-    pub(super) fn start_of(&self, sequence: u64) -> Option<RingTime> {
+    pub(super) fn start_of(&self, sequence: SegmentNumber) -> Option<RingTime> {
         if let Some(s) = self.spans.get(&sequence) {
             return Some(s.start);
         }
@@ -260,7 +261,7 @@ impl Catalog {
     /// content: a reused file holds older packets past what was written.
     /// The record is read before the size: once the writer has moved on
     /// from a reused file, it has already cut it to length.
-    pub(super) fn content_len(&self, file: &File, seq: u64) -> io::Result<u64> {
+    pub(super) fn content_len(&self, file: &File, seq: SegmentNumber) -> io::Result<u64> {
         let record = Progress::read_in(&self.dir);
         let len = file.metadata()?.len();
         Ok(match record {
@@ -273,7 +274,7 @@ impl Catalog {
     }
 
     /// Duration of the bytes of segment `seq` at the newest known byte rate.
-    pub(super) fn estimate_ns(&self, seq: u64) -> u64 {
+    pub(super) fn estimate_ns(&self, seq: SegmentNumber) -> u64 {
         let bytes = platform::open_read_only(&self.dir.join(segment_file_name(seq)))
             .and_then(|f| self.content_len(&f, seq))
             .unwrap_or(0);
@@ -288,7 +289,7 @@ impl Catalog {
 }
 
 /// Ring time of segment `seq`'s start, from its index, if it has one.
-fn index_start(dir: &Path, seq: u64) -> Option<RingTime> {
+fn index_start(dir: &Path, seq: SegmentNumber) -> Option<RingTime> {
     let file = platform::open_read_only(&dir.join(segment_index_name(seq)));
     crate::layout::index::read_start(file).map(|start| start.ring_time)
 }

@@ -8,6 +8,7 @@ use std::io;
 use std::path::Path;
 
 use super::{Open, ReadOutcome, ReaderEvent, RingReader, scale};
+use crate::layout::SegmentNumber;
 use crate::layout::{RingTime, segment_file_name};
 
 /// Reads of one segment that may fail in a row (one per poll interval)
@@ -52,7 +53,7 @@ impl RingReader {
     }
 
     /// Gives up segment `seq`, of which ring time `(from, size)` is lost.
-    pub(super) fn skip_unreadable(&mut self, seq: u64, (from, size): (RingTime, u64)) {
+    pub(super) fn skip_unreadable(&mut self, seq: SegmentNumber, (from, size): (RingTime, u64)) {
         self.events.push(ReaderEvent::TimeHole {
             offset_ms: from.ns() / 1_000_000,
             size_ms: size / 1_000_000,
@@ -74,16 +75,20 @@ impl RingReader {
         let seq = cur.sequence;
         self.push_stale(seq, seq);
         self.refresh_playing();
-        self.next = Some(self.catalog.after(seq).max(self.catalog.oldest().unwrap_or(0)));
+        self.next = Some(
+            self.catalog
+                .after(seq)
+                .max(self.catalog.oldest().unwrap_or(SegmentNumber::FIRST)),
+        );
         self.discont = true;
     }
 
     /// Reports segments `first..=last` as gone, as one run with any run
     /// just reported that it touches or overlaps.
-    pub(super) fn push_stale(&mut self, first: u64, last: u64) {
+    pub(super) fn push_stale(&mut self, first: SegmentNumber, last: SegmentNumber) {
         if let Some(ReaderEvent::StaleFileDeleted { first: f, last: l }) = self.events.last_mut()
-            && first <= l.saturating_add(1)
-            && last.saturating_add(1) >= *f
+            && first <= l.next()
+            && last.next() >= *f
         {
             *f = (*f).min(first);
             *l = (*l).max(last);
@@ -94,13 +99,14 @@ impl RingReader {
 
     /// Segment `first` is gone: skips it and every missing one after it,
     /// up to the next segment whose file exists, with one event for the run.
-    pub(super) fn skip_missing(&mut self, first: u64) {
-        let exists = |seq: u64| std::fs::symlink_metadata(self.catalog.dir().join(segment_file_name(seq))).is_ok();
+    pub(super) fn skip_missing(&mut self, first: SegmentNumber) {
+        let exists =
+            |seq: SegmentNumber| std::fs::symlink_metadata(self.catalog.dir().join(segment_file_name(seq))).is_ok();
         let mut last = first;
         let mut next = self
             .catalog
             .successor(first)
-            .map(|s| s.max(self.catalog.oldest().unwrap_or(0)));
+            .map(|s| s.max(self.catalog.oldest().unwrap_or(SegmentNumber::FIRST)));
         while let Some(n) = next
             && self.catalog.spans().contains_key(&n)
             && !exists(n)
@@ -109,7 +115,7 @@ impl RingReader {
             next = self.catalog.successor(n);
         }
         self.push_stale(first, last);
-        self.next = Some(next.unwrap_or(last.saturating_add(1)));
+        self.next = Some(next.unwrap_or(last.next()));
         self.discont = true;
     }
 }

@@ -41,6 +41,7 @@ pub use trick::{Direction, MAX_ALL_FRAMES_RATE, Playback, TrickOutcome};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::layout::SegmentNumber;
 use crate::layout::{PLAYLIST_NAME, PresentationTime, RingTime, segment_file_name};
 use crate::platform;
 use crate::ts::PACKET_SIZE;
@@ -60,12 +61,12 @@ pub enum StartPosition {
 pub enum ReaderEvent {
     /// Segments `first..=last` the reader needed (or was reading) were
     /// deleted: by the writer, or from under it. A run is reported once.
-    StaleFileDeleted { first: u64, last: u64 },
+    StaleFileDeleted { first: SegmentNumber, last: SegmentNumber },
     /// The reader reached content that was never recorded, or that it had to
     /// skip: `size_ms` from content time `offset_ms`.
     TimeHole { offset_ms: u64, size_ms: u64 },
     /// The reader is in the oldest segment of a live ring: the next to be deleted.
-    ContentBecomingStale { sequence: u64 },
+    ContentBecomingStale { sequence: SegmentNumber },
     /// A file of the ring could not be opened or read (SBE's `READ_FAILURE`):
     /// it is retried, or skipped if it cannot be used at all.
     ReadFailure { path: PathBuf, error: String },
@@ -105,9 +106,9 @@ pub struct RingReader {
     /// What the playlist lists, and the segment being written.
     catalog: Catalog,
     current: Option<Open>,
-    next: Option<u64>,
+    next: Option<SegmentNumber>,
     discont: bool,
-    stale_reported: Option<u64>,
+    stale_reported: Option<SegmentNumber>,
     /// Ring time where the segment after the last one read starts.
     continue_at: Option<RingTime>,
     events: Vec<ReaderEvent>,
@@ -120,7 +121,7 @@ pub struct RingReader {
     /// The playlist's last read error, reported once.
     playlist_error: Option<String>,
     /// The segment opened last, since the last seek.
-    last_opened: Option<u64>,
+    last_opened: Option<SegmentNumber>,
     /// Where the next segment opened is entered, after a keyframe seek.
     landing: Option<Landing>,
     /// How long after its ring time the stream's content is presented
@@ -267,7 +268,7 @@ impl RingReader {
     /// Makes segment `seq`, starting at ring time `start`, the next one
     /// read, from its start: whatever was being read is dropped, and the
     /// next buffer is a discontinuity.
-    fn reposition(&mut self, seq: u64, start: RingTime) {
+    fn reposition(&mut self, seq: SegmentNumber, start: RingTime) {
         self.landing = None;
         self.trick_position = None;
         self.current = None;
@@ -381,7 +382,7 @@ impl RingReader {
     /// At the end of what is written of segment `seq`: if it is complete
     /// (listed, or a later one exists) and nothing was appended meanwhile,
     /// reading moves on to the next one. Whether it did.
-    fn leave_if_complete(&mut self, seq: u64) -> bool {
+    fn leave_if_complete(&mut self, seq: SegmentNumber) -> bool {
         let complete = |r: &Self| r.catalog.spans().contains_key(&seq) || r.catalog.successor(seq).is_some();
         if !complete(self) {
             self.refresh_playing();
@@ -440,10 +441,10 @@ impl RingReader {
                 // deleted (or never listed) unless the writer says content
                 // was lost there, which is a time hole.
                 if let Some(last) = self.last_opened
-                    && seq > last.saturating_add(1)
+                    && let Some(before) = seq.previous().filter(|&b| b > last)
                     && span.is_none_or(|s| s.hole_ms.is_none())
                 {
-                    self.push_stale(last + 1, seq - 1);
+                    self.push_stale(last.next(), before);
                 }
                 self.last_opened = Some(seq);
                 if let Some(span) = span {
@@ -614,7 +615,7 @@ mod tests {
             .take_events()
             .iter()
             .filter_map(|e| match e {
-                ReaderEvent::StaleFileDeleted { first, .. } => Some(*first),
+                ReaderEvent::StaleFileDeleted { first, .. } => Some(first.get()),
                 _ => None,
             })
             .collect();
@@ -684,7 +685,7 @@ mod tests {
         }
         // Something is in the way of segments 3 and 4.
         for n in [3, 4] {
-            std::fs::create_dir(dir.path().join(segment_file_name(n))).expect("mkdir");
+            std::fs::create_dir(dir.path().join(segment_file_name(SegmentNumber::new(n)))).expect("mkdir");
             assert!(
                 ring.begin_segment(start(false)).is_err(),
                 "segment {n} cannot be created"
@@ -726,9 +727,9 @@ mod tests {
         }
         ring.close(0).expect("close");
         for n in [1, 2] {
-            std::fs::remove_file(dir.path().join(segment_file_name(n))).expect("remove");
+            std::fs::remove_file(dir.path().join(segment_file_name(SegmentNumber::new(n)))).expect("remove");
         }
-        let four = dir.path().join(segment_file_name(4));
+        let four = dir.path().join(segment_file_name(SegmentNumber::new(4)));
         std::fs::remove_file(&four).expect("remove");
         std::fs::create_dir(&four).expect("a directory where segment 4 was");
         let mut reader = RingReader::new(dir.path());
@@ -739,7 +740,7 @@ mod tests {
         let stale: Vec<_> = events
             .iter()
             .filter_map(|e| match e {
-                ReaderEvent::StaleFileDeleted { first, last } => Some((*first, *last)),
+                ReaderEvent::StaleFileDeleted { first, last } => Some((first.get(), last.get())),
                 _ => None,
             })
             .collect();

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use super::catalog::Catalog;
 use crate::layout::RingTime;
+use crate::layout::SegmentNumber;
 use crate::platform;
 use crate::ts::PACKET_SIZE;
 
@@ -33,7 +34,7 @@ pub(super) struct KeyframeJump {
 }
 
 pub(super) struct Open {
-    pub(super) sequence: u64,
+    pub(super) sequence: SegmentNumber,
     pub(super) file: File,
     pub(super) offset: u64,
     /// Content time of the segment's start, fixed when it was opened.

@@ -4,6 +4,7 @@
 //! presentation delay, learnt from the index).
 
 use super::{RingReader, scale};
+use crate::layout::SegmentNumber;
 use crate::layout::{PresentationTime, RingTime};
 
 /// The seekable window in presentation time: the oldest content's start to
@@ -17,7 +18,7 @@ pub struct SeekWindow {
 /// A byte of a segment: where reading is, or where an export stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadLocation {
-    pub sequence: u64,
+    pub sequence: SegmentNumber,
     pub offset: u64,
 }
 
@@ -104,7 +105,7 @@ impl RingReader {
 
     /// Sequence number of the segment being read, if any.
     #[must_use]
-    pub fn current_sequence(&self) -> Option<u64> {
+    pub fn current_sequence(&self) -> Option<SegmentNumber> {
         self.current.as_ref().map(|c| c.sequence)
     }
 

@@ -10,6 +10,7 @@
 
 use super::RingReader;
 use super::catalog::Span;
+use crate::layout::SegmentNumber;
 use crate::layout::index::{self, Keyframe, SegmentIndex};
 use crate::layout::{PresentationTime, RingTime, WallTime, segment_index_name};
 use crate::platform;
@@ -32,7 +33,7 @@ const NEIGHBOURS: usize = 3;
 /// Where the next segment opened is entered, after a seek.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Landing {
-    pub(super) sequence: u64,
+    pub(super) sequence: SegmentNumber,
     /// Bytes at the head of the segment (its tables) sent first.
     pub(super) head_end: u64,
     /// Where reading goes on after them: the keyframe's first packet.
@@ -43,7 +44,7 @@ pub(super) struct Landing {
 
 impl RingReader {
     /// The index of segment `seq`, cut to the bytes of it that can be read.
-    pub(super) fn segment_index(&self, seq: u64) -> Option<SegmentIndex> {
+    pub(super) fn segment_index(&self, seq: SegmentNumber) -> Option<SegmentIndex> {
         let data = platform::open_read_only(&self.catalog.dir().join(crate::layout::segment_file_name(seq))).ok()?;
         let len = self.catalog.content_len(&data, seq).ok()?;
         let file = platform::open_read_only(&self.catalog.dir().join(segment_index_name(seq)));
@@ -54,7 +55,7 @@ impl RingReader {
     /// `start`): its index's, or, for a segment without a usable index
     /// (a recording, an older ring, a damaged or planted index file) that
     /// starts at a random-access point, its start.
-    fn landing_points(&self, seq: u64, start: RingTime) -> Option<SegmentIndex> {
+    fn landing_points(&self, seq: SegmentNumber, start: RingTime) -> Option<SegmentIndex> {
         // An index whose start is not the segment's (planted, stale) is
         // not believed.
         if let Some(index) = self.segment_index(seq).filter(|i| {
@@ -81,12 +82,12 @@ impl RingReader {
 
     /// Every segment there is, oldest first, with its start: the listed
     /// ones and the one being written.
-    pub(super) fn candidates(&self) -> Vec<(u64, RingTime)> {
-        let mut v: Vec<(u64, RingTime)> = self
+    pub(super) fn candidates(&self) -> Vec<(SegmentNumber, RingTime)> {
+        let mut v: Vec<(SegmentNumber, RingTime)> = self
             .catalog
             .spans()
             .iter()
-            .map(|(&seq, s): (&u64, &Span)| (seq, s.start))
+            .map(|(&seq, s): (&SegmentNumber, &Span)| (seq, s.start))
             .collect();
         if let Some(open) = self.catalog.in_progress()
             && v.last().is_none_or(|&(last, _)| open.sequence > last)
@@ -147,7 +148,7 @@ impl RingReader {
 
     /// The newest keyframe of the ring: in the segment being written, else
     /// in the newest segment that has one.
-    pub(super) fn newest_keyframe(&self) -> Option<(u64, SegmentIndex, Keyframe)> {
+    pub(super) fn newest_keyframe(&self) -> Option<(SegmentNumber, SegmentIndex, Keyframe)> {
         self.candidates()
             .iter()
             .rev()
@@ -161,7 +162,7 @@ impl RingReader {
 
     /// Makes segment `seq` the next one read, entered at `keyframe` (at its
     /// start when that is offset 0).
-    pub(super) fn land(&mut self, seq: u64, index: &SegmentIndex, keyframe: &Keyframe) {
+    pub(super) fn land(&mut self, seq: SegmentNumber, index: &SegmentIndex, keyframe: &Keyframe) {
         self.reposition(seq, index.start.ring_time);
         let head_end = u64::from(index.start.size).min(keyframe.offset);
         // A segment's start standing in for a missing index says nothing

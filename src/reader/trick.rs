@@ -15,6 +15,7 @@
 use std::io::{self, Read, Seek, SeekFrom};
 
 use super::{ReadLocation, RingReader};
+use crate::layout::SegmentNumber;
 use crate::layout::index::{self, Keyframe};
 use crate::layout::{PresentationTime, RingTime, segment_file_name};
 use crate::platform;
@@ -54,7 +55,7 @@ pub enum TrickOutcome {
 }
 
 /// A keyframe found: its segment, the segment's start record, the keyframe.
-type Found = (u64, Keyframe, Keyframe);
+type Found = (SegmentNumber, Keyframe, Keyframe);
 
 /// Most bytes one keyframe may take: an index record with a larger size
 /// is not believed.
@@ -160,7 +161,12 @@ impl RingReader {
 
     /// The piece for `keyframe` of segment `seq` (whose index starts with
     /// `start`); `None` if its bytes are not all in the file yet.
-    fn keyframe_piece(&self, seq: u64, start: &Keyframe, keyframe: &Keyframe) -> io::Result<Option<KeyframePiece>> {
+    fn keyframe_piece(
+        &self,
+        seq: SegmentNumber,
+        start: &Keyframe,
+        keyframe: &Keyframe,
+    ) -> io::Result<Option<KeyframePiece>> {
         let mut file = platform::open_read_only(&self.catalog.dir().join(segment_file_name(seq)))?;
         let len = self.catalog.content_len(&file, seq)?;
         let size = u64::from(keyframe.size);

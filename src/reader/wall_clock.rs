@@ -9,6 +9,7 @@
 //! presentation delay after it arrived (see `layout::index`).
 
 use super::RingReader;
+use crate::layout::SegmentNumber;
 use crate::layout::index::{self, Keyframe, SegmentIndex};
 use crate::layout::{PresentationTime, RingTime, WallTime};
 
@@ -16,7 +17,7 @@ impl RingReader {
     /// A segment's index and its duration (for the one being written, as
     /// much as is written), oldest first, restricted to those with an
     /// index.
-    fn indexed(&self, seq: u64) -> Option<(SegmentIndex, u64)> {
+    fn indexed(&self, seq: SegmentNumber) -> Option<(SegmentIndex, u64)> {
         let index = self.segment_index(seq)?;
         let duration = match self.catalog.spans().get(&seq) {
             Some(span) => span.duration_ns,
@@ -34,7 +35,7 @@ impl RingReader {
         // Segments start later in wall-clock as in ring time: the last one
         // starting at or before the date holds it, if anything does.
         let starts_before =
-            |&(seq, _): &(u64, RingTime)| self.segment_index(seq).is_some_and(|i| i.start.wall_time <= date);
+            |&(seq, _): &(SegmentNumber, RingTime)| self.segment_index(seq).is_some_and(|i| i.start.wall_time <= date);
         let at = candidates.partition_point(starts_before).checked_sub(1)?;
         let (index, duration) = self.indexed(candidates[at].0)?;
         let into_ms = u64::try_from(date.ms_since(index.start.wall_time)).ok()?;

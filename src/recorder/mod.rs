@@ -30,6 +30,7 @@ pub use recording::{RecordingKind, RecordingPoint, RecordingSummary};
 
 use segmenter::{Halt, Segmenter};
 
+use crate::layout::SegmentNumber;
 use crate::ring::{FailureKind, Ring, SharedBytes, WriteFailure};
 use crate::ts::analyzer::AnalyzerStats;
 use crate::ts::program_filter::{ProgramFilter, ProgramFilterStats};
@@ -152,10 +153,10 @@ pub struct Snapshot {
     pub ring: crate::ring::RingStats,
     pub window: crate::ring::Window,
     pub window_segments: u64,
-    pub oldest: Option<u64>,
-    pub newest: Option<u64>,
+    pub oldest: Option<SegmentNumber>,
+    pub newest: Option<SegmentNumber>,
     /// Sequence number of the segment being written.
-    pub current: Option<u64>,
+    pub current: Option<SegmentNumber>,
     pub scrambled: bool,
     pub clock_source: Option<ClockSource>,
     /// Ids of the running recordings.

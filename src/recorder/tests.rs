@@ -3,6 +3,7 @@
 
 use super::segmenter::FORCED_CUT_FACTOR;
 use super::*;
+use crate::layout::SegmentNumber;
 use crate::ring::{Retention, RingConfig};
 use crate::ts::packet::tests::PacketBuilder;
 use crate::ts::psi::tests::{pat_section, pmt_section, psi_packet};
@@ -232,7 +233,11 @@ fn pcr_jump_starts_a_discontinuous_segment() {
     rec.push(&s.frames(140), None, &mut host).expect("push");
     rec.finish(&mut host, true).expect("finish");
     let segs: Vec<_> = rec.ring().segments().cloned().collect();
-    let flagged: Vec<u64> = segs.iter().filter(|s| s.discontinuity).map(|s| s.sequence).collect();
+    let flagged: Vec<u64> = segs
+        .iter()
+        .filter(|s| s.discontinuity)
+        .map(|s| s.sequence.get())
+        .collect();
     assert_eq!(flagged.len(), 1, "{segs:?}");
     let text = std::fs::read_to_string(dir.path().join("index.m3u8")).expect("playlist");
     assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1);
@@ -356,12 +361,12 @@ fn every_keyframe_is_indexed_and_ring_time_survives_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let check = |expected_start: u64| -> u64 {
         let mut ring_time = expected_start;
-        let mut seqs: Vec<u64> = std::fs::read_dir(dir.path())
+        let mut seqs: Vec<SegmentNumber> = std::fs::read_dir(dir.path())
             .expect("read dir")
             .filter_map(|e| crate::layout::parse_segment_file_name(e.ok()?.file_name().to_str()?))
             .collect();
         seqs.sort_unstable();
-        let listed: Vec<(u64, u64)> = Ring::open(crate::ring::tests::config(dir.path()))
+        let listed: Vec<(SegmentNumber, u64)> = Ring::open(crate::ring::tests::config(dir.path()))
             .map(|r| r.segments().map(|s| (s.sequence, s.duration_ns)).collect())
             .expect("reopen");
         for (seq, duration) in listed {

@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::io;
 
+use crate::layout::SegmentNumber;
 use crate::layout::index::{self, Keyframe, RECORD_SIZE, SegmentIndex};
 use crate::layout::{RingTime, SegmentInfo, segment_file_name, segment_index_name};
 use crate::platform::{self, DirHandle};
@@ -26,7 +27,7 @@ pub(super) struct IndexWriter {
 
 impl IndexWriter {
     /// Creates (or empties) the index of segment `sequence`.
-    pub(super) fn create(dir: &DirHandle, sequence: u64) -> io::Result<IndexWriter> {
+    pub(super) fn create(dir: &DirHandle, sequence: SegmentNumber) -> io::Result<IndexWriter> {
         let file = dir.open_or_create(&segment_index_name(sequence))?;
         file.set_len(0)?;
         Ok(IndexWriter {
@@ -53,7 +54,7 @@ impl IndexWriter {
 
 /// Reads the index of segment `sequence` (`data_len` bytes of data), if it
 /// has a valid one.
-fn read(dir: &DirHandle, sequence: u64, data_len: u64) -> Option<SegmentIndex> {
+fn read(dir: &DirHandle, sequence: SegmentNumber, data_len: u64) -> Option<SegmentIndex> {
     index::read_opened(dir.open_read_only(&segment_index_name(sequence)), data_len)
 }
 

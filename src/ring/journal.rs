@@ -106,12 +106,13 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::SegmentNumber;
 
     #[test]
     fn round_trips_and_skips_torn_lines() {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = SegmentInfo {
-            sequence: 1,
+            sequence: SegmentNumber::new(1),
             duration_ns: 6_000_000_000,
             bytes: 1880,
             program_date_time: crate::layout::WallTime::from_ms(1_700_000_000_000),
@@ -119,7 +120,7 @@ mod tests {
             independent: true,
         };
         let b = SegmentInfo {
-            sequence: 2,
+            sequence: SegmentNumber::new(2),
             discontinuity: false,
             independent: true,
             ..a.clone()

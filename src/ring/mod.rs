@@ -51,7 +51,7 @@ use reuse::Reuse;
 pub use segment::{Chunk, CloseError, PendingWrites, SegmentWriter, SharedBytes};
 
 pub use crate::layout::SegmentInfo;
-use crate::layout::{LOCK_NAME, MAX_SEQUENCE, RingTime, SPARE_NAME, WallTime, segment_file_name, segment_index_name};
+use crate::layout::{LOCK_NAME, RingTime, SPARE_NAME, SegmentNumber, WallTime, segment_file_name, segment_index_name};
 use crate::platform::DirHandle;
 
 /// Free space is checked at every rotation and after this many bytes.
@@ -173,7 +173,7 @@ pub struct Ring {
     /// The pending-bytes allocations, between one segment and the next.
     spare_buffers: PendingWrites,
     reuse: Reuse,
-    next_sequence: u64,
+    next_sequence: SegmentNumber,
     window: Window,
     /// Discontinuity count of the last segment that left the ring.
     evicted_discontinuity_sequence: u64,
@@ -236,10 +236,12 @@ impl Ring {
         };
         let next_sequence = adopted
             .last()
-            .map_or(0, |s| s.sequence + 1)
-            .max(highest_sequence_on_disk(&handle).map_or(0, |s| s + 1));
-        if next_sequence > MAX_SEQUENCE {
-            return Err(RingError::SequencesExhausted(dir.join(segment_file_name(MAX_SEQUENCE))));
+            .map_or(SegmentNumber::FIRST, |s| s.sequence.next())
+            .max(highest_sequence_on_disk(&handle).map_or(SegmentNumber::FIRST, SegmentNumber::next));
+        if !next_sequence.is_nameable() {
+            return Err(RingError::SequencesExhausted(
+                dir.join(segment_file_name(SegmentNumber::MAX)),
+            ));
         }
         let playlists = Playlists::new(config.segment_duration_ns);
         let mut ring = Ring {
@@ -357,7 +359,7 @@ impl Ring {
 
     /// Sequence number of the segment being written, if any.
     #[must_use]
-    pub fn current_sequence(&self) -> Option<u64> {
+    pub fn current_sequence(&self) -> Option<SegmentNumber> {
         self.current.as_ref().map(|c| c.writer.sequence())
     }
 
@@ -372,12 +374,12 @@ impl Ring {
         debug_assert!(self.current.is_none(), "begin_segment with a segment open");
         let sequence = self.next_sequence;
         let path = self.config.dir.join(segment_file_name(sequence));
-        if sequence > MAX_SEQUENCE {
+        if !sequence.is_nameable() {
             let e = io::Error::other("every segment sequence number has been used");
             return Err(WriteFailure::new(path, e, true));
         }
         // A sequence number is used once, even if its file cannot be created.
-        self.next_sequence += 1;
+        self.next_sequence = self.next_sequence.next();
         if !self.handle.is_named_by_path() {
             // Deleted (or unmounted): made anew. Replaced by something else
             // (a link, another directory): a failure until it is cleared
@@ -427,7 +429,10 @@ impl Ring {
         // listed; when numbers were skipped (segments that could not be
         // created) they learn its number from the progress record. A reused
         // file's number is there already.
-        let expected = self.entries.back().map_or(0, |e| e.info.sequence + 1);
+        let expected = self
+            .entries
+            .back()
+            .map_or(SegmentNumber::FIRST, |e| e.info.sequence.next());
         if sequence != expected && !reused {
             self.reuse.announce(&self.handle, sequence, &mut self.stats);
         }

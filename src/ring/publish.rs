@@ -6,6 +6,7 @@
 use std::io;
 
 use super::{Entry, Ring, SegmentStart};
+use crate::layout::SegmentNumber;
 use crate::layout::index::Keyframe;
 use crate::layout::playlist::{self, PlaylistHeader, SegmentKeyframes, target_duration_s};
 use crate::layout::{IFRAME_PLAYLIST_NAME, MULTIVARIANT_PLAYLIST_NAME, PLAYLIST_NAME, RingTime, SegmentInfo};
@@ -52,7 +53,7 @@ impl Ring {
     /// number of its first).
     pub(super) fn commit_segment(
         &mut self,
-        sequence: u64,
+        sequence: SegmentNumber,
         duration_ns: u64,
         start: SegmentStart,
         bytes: u64,

@@ -15,6 +15,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 use super::journal;
 use super::{Ring, RingError, RingStats, Window, acquire_lock};
+use crate::layout::SegmentNumber;
 use crate::layout::journal::JournalContents;
 use crate::layout::progress::Progress;
 use crate::layout::{
@@ -212,7 +213,7 @@ impl Ring {
 }
 
 /// Highest segment sequence number among the files in `dir`.
-pub(super) fn highest_sequence_on_disk(dir: &DirHandle) -> Option<u64> {
+pub(super) fn highest_sequence_on_disk(dir: &DirHandle) -> Option<SegmentNumber> {
     dir.names()
         .ok()?
         .iter()
@@ -244,7 +245,7 @@ pub(super) fn adopt(dir: &DirHandle, stats: &mut RingStats) -> io::Result<Adopti
     // An unreadable record (say, emptied by a power cut) could be about
     // any segment: no unjournaled file is trusted beyond it then.
     let progress = Progress::read_opened(dir.open_read_only(PROGRESS_NAME));
-    let mut on_disk: Vec<(u64, u64)> = Vec::new();
+    let mut on_disk: Vec<(SegmentNumber, u64)> = Vec::new();
     for name in dir.names()? {
         let Some(seq) = parse_segment_file_name(&name) else {
             continue;
@@ -294,7 +295,7 @@ pub(super) fn adopt(dir: &DirHandle, stats: &mut RingStats) -> io::Result<Adopti
 fn recover_unjournaled(
     dir: &DirHandle,
     name: &str,
-    seq: u64,
+    seq: SegmentNumber,
     len: u64,
     progress: &io::Result<Option<Progress>>,
     stats: &mut RingStats,

@@ -14,6 +14,7 @@
 
 use super::Ring;
 use super::journal::Journal;
+use crate::layout::SegmentNumber;
 use crate::layout::{SegmentInfo, parse_segment_file_name, segment_file_name, segment_index_name};
 use crate::platform;
 
@@ -88,7 +89,7 @@ impl Pressure {
 /// documentation).
 #[derive(Debug)]
 pub(super) struct Retired {
-    sequence: u64,
+    sequence: SegmentNumber,
     pub(super) bytes: u64,
     /// Its file may become the next segment's when it is released.
     reusable: bool,
@@ -286,7 +287,7 @@ mod tests {
 
     fn seg(duration_ns: u64, bytes: u64) -> SegmentInfo {
         SegmentInfo {
-            sequence: 0,
+            sequence: SegmentNumber::new(0),
             duration_ns,
             bytes,
             program_date_time: crate::layout::WallTime::EPOCH,

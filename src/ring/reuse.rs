@@ -25,6 +25,7 @@ use std::io;
 
 use super::RingStats;
 use super::segment::{PendingWrites, SegmentWriter};
+use crate::layout::SegmentNumber;
 use crate::layout::progress::Progress;
 use crate::layout::{PROGRESS_NAME, SPARE_NAME, segment_file_name};
 use crate::platform::{self, DirHandle};
@@ -52,7 +53,7 @@ impl Reuse {
     /// Publishes that segment `sequence`, a new file, is the one being
     /// written: readers cannot find it after the newest listed segment when
     /// sequence numbers were skipped.
-    pub fn announce(&mut self, dir: &DirHandle, sequence: u64, stats: &mut RingStats) {
+    pub fn announce(&mut self, dir: &DirHandle, sequence: SegmentNumber, stats: &mut RingStats) {
         let published = self.progress_file(dir).is_some_and(|p| {
             p.publish(Progress {
                 sequence,
@@ -91,7 +92,7 @@ impl Reuse {
     pub fn take_spare(
         &mut self,
         dir: &DirHandle,
-        sequence: u64,
+        sequence: SegmentNumber,
         buffers: &mut PendingWrites,
         stats: &mut RingStats,
     ) -> Option<SegmentWriter> {
@@ -140,7 +141,7 @@ impl Reuse {
 
     /// Segment `sequence` was closed and cut to length: the record stops
     /// limiting readers.
-    pub fn segment_closed(&mut self, sequence: u64, stats: &mut RingStats) {
+    pub fn segment_closed(&mut self, sequence: SegmentNumber, stats: &mut RingStats) {
         if std::mem::take(&mut self.limits)
             && let Some(p) = self.progress.as_mut()
             && p.publish(Progress {
@@ -243,10 +244,17 @@ mod tests {
         // Created, not yet written (as a power cut can leave it): unknown.
         assert!(Progress::read_in(dir.path()).is_err());
         for (sequence, bytes) in [(3, 0), (3, 4096), (4, 0)] {
-            f.publish(Progress { sequence, bytes }).expect("publish");
+            f.publish(Progress {
+                sequence: SegmentNumber::new(sequence),
+                bytes,
+            })
+            .expect("publish");
             assert_eq!(
                 Progress::read_in(dir.path()).expect("record"),
-                Some(Progress { sequence, bytes })
+                Some(Progress {
+                    sequence: SegmentNumber::new(sequence),
+                    bytes,
+                })
             );
         }
         assert!(f.is_current(&handle));

@@ -9,6 +9,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::layout::SegmentNumber;
 use crate::layout::segment_file_name;
 use crate::platform::{self, DirHandle};
 use crate::ts::PACKET_SIZE;
@@ -134,7 +135,7 @@ impl PendingWrites {
 /// written stays pending: the caller either retries ([`Self::flush`]) or
 /// gives it up ([`Self::discard_pending`]).
 pub struct SegmentWriter {
-    sequence: u64,
+    sequence: SegmentNumber,
     path: PathBuf,
     file: File,
     pending: PendingWrites,
@@ -160,7 +161,7 @@ impl fmt::Debug for SegmentWriter {
 impl SegmentWriter {
     /// Creates the segment file; fails if anything already exists at its
     /// path. On success the writer takes over `buffers` (emptied, capacity kept).
-    pub fn create(dir: &DirHandle, sequence: u64, buffers: &mut PendingWrites) -> io::Result<Self> {
+    pub fn create(dir: &DirHandle, sequence: SegmentNumber, buffers: &mut PendingWrites) -> io::Result<Self> {
         let name = segment_file_name(sequence);
         let file = dir.create_new(&name)?;
         let path = dir.path().join(name);
@@ -170,7 +171,13 @@ impl SegmentWriter {
     /// Writes segment `sequence` over `file`, an evicted segment's file
     /// already renamed to `path` and `stale_end` bytes long (0: a new file;
     /// see [`super::reuse`]); it is cut to length when closed.
-    pub fn reuse(sequence: u64, path: PathBuf, file: File, stale_end: u64, buffers: &mut PendingWrites) -> Self {
+    pub fn reuse(
+        sequence: SegmentNumber,
+        path: PathBuf,
+        file: File,
+        stale_end: u64,
+        buffers: &mut PendingWrites,
+    ) -> Self {
         let mut pending = std::mem::take(buffers);
         pending.clear();
         SegmentWriter {
@@ -198,7 +205,7 @@ impl SegmentWriter {
     }
 
     #[must_use]
-    pub fn sequence(&self) -> u64 {
+    pub fn sequence(&self) -> SegmentNumber {
         self.sequence
     }
 
@@ -392,7 +399,7 @@ mod tests {
             .collect()
     }
 
-    fn create(dir: &Path, sequence: u64) -> SegmentWriter {
+    fn create(dir: &Path, sequence: SegmentNumber) -> SegmentWriter {
         let dir = DirHandle::open(dir).expect("open dir");
         let dir = &dir;
         SegmentWriter::create(dir, sequence, &mut PendingWrites::default()).expect("create")
@@ -401,7 +408,7 @@ mod tests {
     #[test]
     fn writer_gathers_small_writes_until_flushed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut w = create(dir.path(), 1);
+        let mut w = create(dir.path(), SegmentNumber::new(1));
         let (a, b) = (packets(7, 1), packets(1000, 2));
         w.write(Chunk::borrowed(&a)).expect("write");
         w.write(Chunk::borrowed(&b)).expect("write");
@@ -418,7 +425,7 @@ mod tests {
         assert!(
             SegmentWriter::create(
                 &DirHandle::open(dir.path()).expect("open dir"),
-                1,
+                SegmentNumber::new(1),
                 &mut PendingWrites::default()
             )
             .is_err(),
@@ -429,7 +436,7 @@ mod tests {
     #[test]
     fn writer_keeps_large_shared_runs_by_reference_and_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut w = create(dir.path(), 1);
+        let mut w = create(dir.path(), SegmentNumber::new(1));
         let input: Arc<Vec<u8>> = Arc::new(packets(400, 10));
         let shared: SharedBytes = input.clone();
         let small = packets(3, 100);
@@ -467,7 +474,7 @@ mod tests {
     #[test]
     fn a_run_of_a_whole_block_is_written_at_once() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut w = create(dir.path(), 1);
+        let mut w = create(dir.path(), SegmentNumber::new(1));
         let small = packets(2, 1);
         let big = packets(WRITE_BLOCK / PACKET_SIZE + 1, 2);
         w.write(Chunk::borrowed(&small)).expect("write");
@@ -481,13 +488,22 @@ mod tests {
     fn buffers_pass_from_one_segment_to_the_next() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut spare = PendingWrites::default();
-        let mut w =
-            SegmentWriter::create(&DirHandle::open(dir.path()).expect("open dir"), 1, &mut spare).expect("create");
+        let mut w = SegmentWriter::create(
+            &DirHandle::open(dir.path()).expect("open dir"),
+            SegmentNumber::new(1),
+            &mut spare,
+        )
+        .expect("create");
         w.write(Chunk::borrowed(&packets(7, 1))).expect("write");
         w.flush().expect("flush");
         let mut spare = w.take_buffers();
         assert!(spare.block.capacity() >= COPY_BLOCK);
-        let w2 = SegmentWriter::create(&DirHandle::open(dir.path()).expect("open dir"), 2, &mut spare).expect("create");
+        let w2 = SegmentWriter::create(
+            &DirHandle::open(dir.path()).expect("open dir"),
+            SegmentNumber::new(2),
+            &mut spare,
+        )
+        .expect("create");
         assert!(w2.pending.block.capacity() >= COPY_BLOCK, "the block is reused");
         assert_eq!(w2.pending(), 0);
     }

@@ -2,6 +2,7 @@
 //! Tests of the ring as a whole; the helpers are shared with the reader's tests.
 
 use super::*;
+use crate::layout::SegmentNumber;
 use crate::layout::progress::Progress;
 use crate::layout::{PLAYLIST_NAME, PROGRESS_NAME, RingTime, WallTime};
 
@@ -48,11 +49,11 @@ fn rotates_evicts_and_publishes() {
         ring.write(&PKT).expect("write");
         ring.finish_segment(2 * SECOND).expect("finish");
     }
-    let seqs: Vec<u64> = ring.segments().map(|s| s.sequence).collect();
+    let seqs: Vec<u64> = ring.segments().map(|s| s.sequence.get()).collect();
     assert_eq!(seqs, vec![3, 4, 5, 6, 7]);
     assert_eq!(ring.stats().segments_deleted, 3);
-    assert!(!dir.path().join(segment_file_name(2)).exists());
-    assert!(dir.path().join(segment_file_name(3)).exists());
+    assert!(!dir.path().join(segment_file_name(SegmentNumber::new(2))).exists());
+    assert!(dir.path().join(segment_file_name(SegmentNumber::new(3))).exists());
     let text = std::fs::read_to_string(dir.path().join(PLAYLIST_NAME)).expect("playlist");
     let pl = m3u8_rs::parse_media_playlist_res(text.as_bytes()).expect("parses");
     assert_eq!(pl.media_sequence, 3);
@@ -140,11 +141,11 @@ fn evicted_files_outlive_the_playlist_by_extra_segments() {
     }
     // 10 s of 2 s segments: 0 and 1 were evicted; 1 is kept one rotation.
     assert_eq!(listed(), 2);
-    assert!(!dir.path().join(segment_file_name(0)).exists());
-    assert!(dir.path().join(segment_file_name(1)).exists());
+    assert!(!dir.path().join(segment_file_name(SegmentNumber::new(0))).exists());
+    assert!(dir.path().join(segment_file_name(SegmentNumber::new(1))).exists());
     assert_eq!(ring.window().bytes, 6 * 188, "the kept file counts");
     ring.close(0).expect("close");
-    assert!(!dir.path().join(segment_file_name(1)).exists());
+    assert!(!dir.path().join(segment_file_name(SegmentNumber::new(1))).exists());
 
     // max-size of 6 packets: five listed segments and the kept one.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -162,7 +163,7 @@ fn evicted_files_outlive_the_playlist_by_extra_segments() {
         assert!(ring.window().bytes <= 6 * 188, "{:?}", ring.window());
     }
     let files = (0..9)
-        .filter(|n| dir.path().join(segment_file_name(*n)).exists())
+        .filter(|n| dir.path().join(segment_file_name(SegmentNumber::new(*n))).exists())
         .count();
     assert_eq!(files, 6);
     assert_eq!(ring.segments().len(), 5);
@@ -194,7 +195,7 @@ pub(crate) fn ring_at(dir: &Path, config: RingConfig, sequence: u64, packets: us
     ring.begin_segment(start(false)).expect("begin");
     ring.write(&marked(sequence as u8, packets)).expect("write");
     ring.flush().expect("flush");
-    assert!(dir.join(segment_file_name(sequence)).exists());
+    assert!(dir.join(segment_file_name(SegmentNumber::new(sequence))).exists());
     ring
 }
 
@@ -203,7 +204,7 @@ fn evicted_files_are_reused_and_cut_to_length() {
     let dir = tempfile::tempdir().expect("tempdir");
     // 10 s window of 2 s segments: from the 6th on, each evicts one.
     let mut ring = ring_at(dir.path(), config(dir.path()), 9, 10);
-    let open = dir.path().join(segment_file_name(9));
+    let open = dir.path().join(segment_file_name(SegmentNumber::new(9)));
     // Segment 9 is written over segment 3's file: old packets follow
     // the 10 new ones, and the progress record says where they start.
     let on_disk = std::fs::read(&open).expect("read");
@@ -216,7 +217,7 @@ fn evicted_files_are_reused_and_cut_to_length() {
     assert_eq!(
         Progress::read_in(dir.path()).expect("record"),
         Some(Progress {
-            sequence: 9,
+            sequence: SegmentNumber::new(9),
             bytes: 10 * 188
         })
     );
@@ -226,12 +227,12 @@ fn evicted_files_are_reused_and_cut_to_length() {
     assert_eq!(ring.stats().segments_deleted, 5);
     // Every segment holds exactly its own packets, and nothing is left over.
     for n in 5..=8 {
-        let data = std::fs::read(dir.path().join(segment_file_name(n))).expect("read");
+        let data = std::fs::read(dir.path().join(segment_file_name(SegmentNumber::new(n)))).expect("read");
         assert_eq!(data, marked(n as u8, 4000 - 100 * n as usize), "segment {n}");
     }
     assert_eq!(std::fs::read(&open).expect("read"), marked(9, 10));
     assert!(!dir.path().join(SPARE_NAME).exists());
-    let listed: Vec<u64> = ring.segments().map(|s| s.sequence).collect();
+    let listed: Vec<u64> = ring.segments().map(|s| s.sequence.get()).collect();
     assert_eq!(listed, vec![5, 6, 7, 8, 9]);
 }
 
@@ -252,7 +253,7 @@ fn no_reuse_when_disabled_or_syncing() {
             10,
         );
         assert_eq!(ring.stats().segments_reused, 0);
-        let len = std::fs::metadata(dir.path().join(segment_file_name(9)))
+        let len = std::fs::metadata(dir.path().join(segment_file_name(SegmentNumber::new(9))))
             .expect("stat")
             .len();
         assert_eq!(len, 10 * 188);
@@ -267,7 +268,11 @@ fn a_linked_segment_is_deleted_not_reused() {
     for n in 0..6u8 {
         if n == 5 {
             // A reference recording holds segment 0 by a hard link.
-            std::fs::hard_link(dir.path().join(segment_file_name(0)), kept.path().join("0.ts")).expect("link");
+            std::fs::hard_link(
+                dir.path().join(segment_file_name(SegmentNumber::new(0))),
+                kept.path().join("0.ts"),
+            )
+            .expect("link");
         }
         ring.begin_segment(start(false)).expect("begin");
         ring.write(&marked(n, 50)).expect("write");
@@ -278,7 +283,7 @@ fn a_linked_segment_is_deleted_not_reused() {
     ring.finish_segment(2 * SECOND).expect("finish");
     assert_eq!(ring.stats().segments_reused, 0);
     assert_eq!(std::fs::read(kept.path().join("0.ts")).expect("read"), marked(0, 50));
-    assert!(!dir.path().join(segment_file_name(0)).exists());
+    assert!(!dir.path().join(segment_file_name(SegmentNumber::new(0))).exists());
 }
 
 #[test]
@@ -287,12 +292,12 @@ fn crash_in_a_reused_file_adopts_only_new_packets() {
     let ring = ring_at(dir.path(), config(dir.path()), 9, 10);
     // The writer dies: nothing is closed or cut.
     drop(ring);
-    let path = dir.path().join(segment_file_name(9));
+    let path = dir.path().join(segment_file_name(SegmentNumber::new(9)));
     assert!(std::fs::metadata(&path).expect("stat").len() > 10 * 188);
     let ring = Ring::open(config(dir.path())).expect("reopen");
     assert_eq!(std::fs::read(&path).expect("read"), marked(9, 10));
     let last = ring.segments().next_back().expect("adopted");
-    assert_eq!((last.sequence, last.bytes), (9, 10 * 188));
+    assert_eq!((last.sequence.get(), last.bytes), (9, 10 * 188));
     assert_eq!(ring.stats().adopted_trimmed_bytes, (4000 - 300 - 10) * 188);
 }
 
@@ -303,9 +308,9 @@ fn unreadable_progress_record_drops_the_unjournaled_segment() {
     // As a power cut can leave it: created, never written back.
     std::fs::write(dir.path().join(PROGRESS_NAME), b"").expect("empty record");
     let ring = Ring::open(config(dir.path())).expect("reopen");
-    let adopted: Vec<u64> = ring.segments().map(|s| s.sequence).collect();
+    let adopted: Vec<u64> = ring.segments().map(|s| s.sequence.get()).collect();
     assert_eq!(adopted, vec![4, 5, 6, 7, 8]);
-    assert!(!dir.path().join(segment_file_name(9)).exists());
+    assert!(!dir.path().join(segment_file_name(SegmentNumber::new(9))).exists());
 }
 
 #[test]
@@ -346,19 +351,20 @@ fn restart_adopts_and_trims_torn_tail() {
         std::fs::write(&path, [&PKT[..], &PKT[..], &PKT[..100]].concat()).expect("torn file");
     }
     let mut ring = Ring::open(config(dir.path())).expect("reopen");
-    let seqs: Vec<u64> = ring.segments().map(|s| s.sequence).collect();
+    let seqs: Vec<u64> = ring.segments().map(|s| s.sequence.get()).collect();
     assert_eq!(seqs, vec![0, 1, 2, 3]);
     assert_eq!(ring.stats().adopted_segments, 4);
     assert_eq!(ring.stats().adopted_trimmed_bytes, 100);
     assert_eq!(
-        std::fs::metadata(dir.path().join(segment_file_name(3)))
+        std::fs::metadata(dir.path().join(segment_file_name(SegmentNumber::new(3))))
             .expect("stat")
             .len(),
         376
     );
     ring.begin_segment(start(true)).expect("begin");
     assert_eq!(
-        ring.current_path().map(|p| p.ends_with(segment_file_name(4))),
+        ring.current_path()
+            .map(|p| p.ends_with(segment_file_name(SegmentNumber::new(4)))),
         Some(true)
     );
 }
@@ -392,7 +398,7 @@ fn undeletable_segments_count_until_deleted() {
         ring.write(&marked(n, 10)).expect("write");
         ring.finish_segment(2 * SECOND).expect("finish");
     }
-    let oldest = dir.path().join(segment_file_name(0));
+    let oldest = dir.path().join(segment_file_name(SegmentNumber::new(0)));
     chattr("+i", &oldest);
     ring.begin_segment(start(false)).expect("begin");
     ring.write(&marked(5, 10)).expect("write");
@@ -423,10 +429,14 @@ fn a_ring_directory_swapped_for_a_link_is_never_written_through() {
         root.path().join("other"),
     );
     std::fs::create_dir(&other).expect("mkdir");
-    let precious: Vec<(String, Vec<u8>)> = [PLAYLIST_NAME.to_owned(), segment_file_name(0), segment_file_name(7)]
-        .into_iter()
-        .map(|name| (name.clone(), format!("precious {name}").into_bytes()))
-        .collect();
+    let precious: Vec<(String, Vec<u8>)> = [
+        PLAYLIST_NAME.to_owned(),
+        segment_file_name(SegmentNumber::new(0)),
+        segment_file_name(SegmentNumber::new(7)),
+    ]
+    .into_iter()
+    .map(|name| (name.clone(), format!("precious {name}").into_bytes()))
+    .collect();
     for (name, data) in &precious {
         std::fs::write(other.join(name), data).expect("write");
     }
@@ -530,7 +540,7 @@ fn adoption_repairs_and_rebuilds_keyframe_indexes() {
         ring_time = ring_time.saturating_add(2 * SECOND);
     }
     drop(ring);
-    let idx = |seq: u64| dir.path().join(segment_index_name(seq));
+    let idx = |seq: u64| dir.path().join(segment_index_name(SegmentNumber::new(seq)));
     // Segment 0 had no index written (the ring API alone writes none):
     // adoption builds both; then damage one and delete the other.
     drop(Ring::open(config(dir.path())).expect("adopt"));
@@ -662,10 +672,10 @@ fn iframe_and_multivariant_playlists() {
     assert_eq!(
         ranges,
         vec![
-            (segment_file_name(2), 940, Some(376)),
-            (segment_file_name(2), 940, Some(4136)),
-            (segment_file_name(3), 940, Some(376)),
-            (segment_file_name(3), 940, Some(4136)),
+            (segment_file_name(SegmentNumber::new(2)), 940, Some(376)),
+            (segment_file_name(SegmentNumber::new(2)), 940, Some(4136)),
+            (segment_file_name(SegmentNumber::new(3)), 940, Some(376)),
+            (segment_file_name(SegmentNumber::new(3)), 940, Some(4136)),
         ]
     );
     assert!(iframes.segments.iter().all(|s| (s.duration - 1.0).abs() < 0.001));
@@ -678,8 +688,8 @@ fn iframe_and_multivariant_playlists() {
     assert_eq!(
         maps,
         vec![
-            format!("{}@Some((376, Some(0)))", segment_file_name(2)),
-            format!("{}@Some((376, Some(0)))", segment_file_name(3)),
+            format!("{}@Some((376, Some(0)))", segment_file_name(SegmentNumber::new(2))),
+            format!("{}@Some((376, Some(0)))", segment_file_name(SegmentNumber::new(3))),
         ]
     );
     let text = std::fs::read_to_string(dir.path().join("master.m3u8")).expect("master.m3u8");

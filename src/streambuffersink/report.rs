@@ -11,6 +11,7 @@ use gst::glib;
 use gst::prelude::*;
 
 use crate::element_time::to_gst;
+use crate::layout::SegmentNumber;
 use crate::layout::segment_file_name;
 use crate::recorder::{Host, RecorderEvent, Snapshot};
 use crate::ts::ProgramNumber;
@@ -293,7 +294,7 @@ impl Host for SinkHost<'_> {
 /// counters of the finished run stay readable).
 pub(super) fn stats_structure(snap: &Snapshot, running: bool, dir: Option<&Path>) -> gst::Structure {
     let (rec, al, an, fail, rs) = (&snap.recorder, &snap.aligner, &snap.analyzer, &snap.failure, &snap.ring);
-    let seq = |s: Option<u64>| s.map_or(-1i64, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    let seq = |s: Option<SegmentNumber>| s.map_or(-1i64, |s| i64::try_from(s.get()).unwrap_or(i64::MAX));
     let failing_time = fail.failing_time + snap.failing_since.map_or(Duration::ZERO, |t| t.elapsed());
     let current = match (dir, snap.current) {
         (Some(dir), Some(seq)) if running => dir.join(segment_file_name(seq)).display().to_string(),

@@ -6,13 +6,14 @@
 use std::path::Path;
 
 use crate::layout::PLAYLIST_NAME;
+use crate::layout::SegmentNumber;
 use crate::reader::{ReaderEvent, ReaderStats};
 
 /// The reader's state at one moment, for the `stats` structure.
 #[derive(Debug, Default)]
 pub(super) struct Reading {
     pub(super) stats: ReaderStats,
-    pub(super) current: Option<u64>,
+    pub(super) current: Option<SegmentNumber>,
     /// Presentation time of the last data read, in ns.
     pub(super) position: Option<u64>,
     /// How far behind the live edge that is, in ns.
@@ -31,7 +32,7 @@ pub(super) fn stats_structure(reading: &Reading, buffers_out: u64) -> gst::Struc
         .field("time-holes", stats.time_holes)
         .field("stale-deletions", stats.stale_deletions)
         .field("read-failures", stats.read_failures)
-        .field("current-segment", signed(reading.current))
+        .field("current-segment", signed(reading.current.map(SegmentNumber::get)))
         .field("position", signed(reading.position))
         .field("lag", signed(reading.lag))
         .build()
@@ -45,8 +46,8 @@ pub(super) fn event_message(event: ReaderEvent) -> (gst::DebugLevel, String, gst
             Info,
             format!("stale files deleted: segments {first} to {last}"),
             gst::Structure::builder("streambuffer-stale-file-deleted")
-                .field("sequence", first)
-                .field("last-sequence", last)
+                .field("sequence", first.get())
+                .field("last-sequence", last.get())
                 .build(),
         ),
         ReaderEvent::ReadFailure { path, error } => (
@@ -69,7 +70,7 @@ pub(super) fn event_message(event: ReaderEvent) -> (gst::DebugLevel, String, gst
             Info,
             format!("content becoming stale: segment {sequence}"),
             gst::Structure::builder("streambuffer-content-becoming-stale")
-                .field("sequence", sequence)
+                .field("sequence", sequence.get())
                 .build(),
         ),
     }

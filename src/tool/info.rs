@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use super::date;
+use crate::layout::SegmentNumber;
 use crate::layout::playlist::{self, Listing};
 use crate::layout::{LOCK_NAME, PLAYLIST_MAX_BYTES, PLAYLIST_NAME, WallTime, segment_file_name};
 use crate::platform;
@@ -12,7 +13,7 @@ use crate::reader::{RingReader, SeekWindow};
 
 /// A hole: content never recorded, between two listed segments.
 struct Hole {
-    after_sequence: u64,
+    after_sequence: SegmentNumber,
     from: WallTime,
     duration_ms: i64,
 }
@@ -22,8 +23,8 @@ struct Info {
     finished: bool,
     writer_running: Option<bool>,
     segments: usize,
-    first_sequence: Option<u64>,
-    last_sequence: Option<u64>,
+    first_sequence: Option<SegmentNumber>,
+    last_sequence: Option<SegmentNumber>,
     window: Option<SeekWindow>,
     window_dates: (Option<WallTime>, Option<WallTime>),
     holes: Vec<Hole>,
@@ -70,7 +71,7 @@ fn gather(ring: &Path) -> Result<Info, String> {
     // Holes: where a segment's date-time is later than the end of the one
     // before by more than half a second.
     let mut holes = Vec::new();
-    let mut previous: Option<(u64, WallTime)> = None;
+    let mut previous: Option<(SegmentNumber, WallTime)> = None;
     let mut date: Option<WallTime> = None;
     for e in &listing.entries {
         let start = e.program_date_time.or(date);

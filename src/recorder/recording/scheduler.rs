@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::writer::{Phase, Recording};
 use super::{RecordingKind, RecordingPoint, RecordingTime, StreamPosition, keyframe_point};
+use crate::layout::SegmentNumber;
 use crate::layout::{RingTime, SegmentInfo};
 use crate::recorder::{Host, RecorderEvent};
 use crate::ring::Ring;
@@ -253,7 +254,7 @@ impl Recordings {
         &mut self,
         start: RingTime,
         point: RecordingPoint,
-        sequence: u64,
+        sequence: SegmentNumber,
         wall: Instant,
         host: &mut dyn Host,
     ) {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{RecordingKind, RecordingPoint, RecordingSummary, StreamPosition, keyframe_point};
+use crate::layout::SegmentNumber;
 use crate::layout::index::Keyframe;
 use crate::layout::playlist::{PlaylistHeader, render, target_duration_s};
 use crate::layout::{PLAYLIST_NAME, RingTime, SegmentInfo, segment_file_name, segment_index_name};
@@ -20,7 +21,7 @@ use crate::ring::{Ring, WriteFailure};
 /// A ring segment in a content recording (see `Recording::segments`).
 #[derive(Debug, Clone, Copy)]
 struct SegmentInFile {
-    sequence: u64,
+    sequence: SegmentNumber,
     /// Its first byte in the file after its tables: the entry keyframe's
     /// offset (0 for a whole segment).
     first_offset: u64,
@@ -47,7 +48,12 @@ impl KeyframeEntry {
 
 /// The keyframe at or before ring time `target` in segment `sequence`
 /// (`len` bytes of it written), from its index; `None` without one.
-pub(super) fn keyframe_entry(ring: &DirHandle, sequence: u64, len: u64, target: RingTime) -> Option<KeyframeEntry> {
+pub(super) fn keyframe_entry(
+    ring: &DirHandle,
+    sequence: SegmentNumber,
+    len: u64,
+    target: RingTime,
+) -> Option<KeyframeEntry> {
     let file = ring.open_read_only(&segment_index_name(sequence));
     let index = crate::layout::index::read_opened(file, len)?;
     let keyframe = *index.keyframes.iter().rev().find(|k| k.ring_time <= target)?;
@@ -95,7 +101,7 @@ pub(super) struct Recording {
     /// Reference: where in the first segment the recording starts.
     start_offset_ns: Option<u64>,
     /// First ring sequence a reference recording has not linked yet.
-    next_sequence: u64,
+    next_sequence: SegmentNumber,
     /// Stop once the segment being written completes (reference).
     stop_after_current: bool,
     error: Option<String>,
@@ -131,7 +137,7 @@ impl Recording {
     }
 
     /// It began at `point`, in ring segment `sequence`: the event to report.
-    pub(super) fn started(&mut self, point: RecordingPoint, sequence: u64) -> RecorderEvent {
+    pub(super) fn started(&mut self, point: RecordingPoint, sequence: SegmentNumber) -> RecorderEvent {
         self.start = point;
         self.next_sequence = sequence;
         self.started_event()
@@ -207,7 +213,7 @@ impl Recording {
             boundaries: Vec::new(),
             segments: Vec::new(),
             start_offset_ns: None,
-            next_sequence: 0,
+            next_sequence: SegmentNumber::FIRST,
             stop_after_current: false,
             error: None,
             health: WriteHealth::default(),
@@ -228,7 +234,9 @@ impl Recording {
         host: &mut dyn Host,
     ) -> Result<Phase, String> {
         let Some(target) = target else {
-            self.next_sequence = ring.current_sequence().map_or(0, |s| s + 1);
+            self.next_sequence = ring
+                .current_sequence()
+                .map_or(SegmentNumber::FIRST, SegmentNumber::next);
             return Ok(Phase::WaitingForCut);
         };
         let history: Vec<(SegmentInfo, RingTime)> = ring
@@ -245,7 +253,7 @@ impl Recording {
         let dir = ring.dir_handle();
         // The segments from `from` on, the open one last: (sequence, bytes
         // in the file, ring time of its start).
-        let segments: Vec<(u64, u64, RingTime)> = history[from..]
+        let segments: Vec<(SegmentNumber, u64, RingTime)> = history[from..]
             .iter()
             .map(|(info, start)| (info.sequence, info.bytes, *start))
             .chain(
@@ -255,9 +263,13 @@ impl Recording {
             )
             .collect();
         let first_start = segments.first().map_or(at.ring_time, |s| s.2);
-        self.next_sequence = segments
-            .first()
-            .map_or_else(|| ring.current_sequence().map_or(0, |s| s + 1), |s| s.0);
+        self.next_sequence = segments.first().map_or_else(
+            || {
+                ring.current_sequence()
+                    .map_or(SegmentNumber::FIRST, SegmentNumber::next)
+            },
+            |s| s.0,
+        );
         match self.kind {
             RecordingKind::Content => {
                 let entry = segments
@@ -332,7 +344,7 @@ impl Recording {
 
     /// Content: ring segment `sequence` goes on in the file from here:
     /// whole, or from its tables and the `entry` keyframe.
-    pub(super) fn note_segment(&mut self, sequence: u64, entry: Option<KeyframeEntry>) {
+    pub(super) fn note_segment(&mut self, sequence: SegmentNumber, entry: Option<KeyframeEntry>) {
         if self.kind == RecordingKind::Content && !self.paused {
             let skipped = entry.map_or(0, |e| e.keyframe.offset - e.head);
             self.segments.push(SegmentInFile {
@@ -467,7 +479,7 @@ impl Recording {
         let _ = ring.link_out(&index, &self.location.join(&index));
         self.bytes += info.bytes;
         linked.push((start, info.clone()));
-        self.next_sequence = info.sequence + 1;
+        self.next_sequence = info.sequence.next();
         Ok(())
     }
 

@@ -22,6 +22,7 @@ use std::time::Instant;
 use super::health::WriteHealth;
 use super::recording::{RecordingPoint, Recordings};
 use super::{Host, PushError, RecorderConfig, RecorderEvent, RecorderStats};
+use crate::layout::SegmentNumber;
 use crate::layout::index::Keyframe;
 use crate::layout::{RingTime, WallTime};
 use crate::ring::{Chunk, Ring, SegmentStart, SharedBytes};
@@ -474,7 +475,7 @@ impl Segmenter {
         match result {
             Ok(()) => {
                 self.on_success(host);
-                let sequence = self.ring.current_sequence().unwrap_or(0);
+                let sequence = self.ring.current_sequence().unwrap_or(SegmentNumber::FIRST);
                 let point = RecordingPoint {
                     position: start.ring_time.presented_after_ns(self.stream_position().delay_ns),
                     date: Some(start.program_date_time),
