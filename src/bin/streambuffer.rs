@@ -1,8 +1,74 @@
 // SPDX-License-Identifier: MPL-2.0
-//! `streambuffer`: look at a ring, export a range of it, check it. See
-//! `streambuffer --help`; the work is done in the library's `tool` module.
+//! `streambuffer`: look at a ring, export a range of it, check it. The
+//! command line is parsed here with clap (the `cli` feature, so that the
+//! plugin's shared library does not link it); the commands are the
+//! library's `tool` module.
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    std::process::exit(gststreambuffer::tool::run(&args));
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use gststreambuffer::tool::{self, Status, WallTime};
+
+/// Look at a ring that streambuffersink writes, export a range of it, check
+/// it. Read-only; safe while a writer records.
+///
+/// Exit status: 0 ok, 1 a problem found or the command failed, 2 bad usage.
+#[derive(Parser)]
+#[command(name = "streambuffer", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The window (ring time and wall clock), segments, holes, size on disk,
+    /// whether a writer is running, segments recordings share.
+    Info {
+        /// The ring's directory.
+        ring: PathBuf,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The range as one decodable MPEG-TS file, from the keyframe at or
+    /// before --from to the keyframe at or after --to; never a partial file.
+    Export {
+        /// The ring's directory.
+        ring: PathBuf,
+        /// Start, RFC 3339: 2026-11-30T14:32:05Z or 2026-11-30T15:32:05.250+01:00.
+        #[arg(long, value_name = "DATE-TIME", value_parser = tool::parse_date_time)]
+        from: WallTime,
+        /// End, RFC 3339, after --from.
+        #[arg(long, value_name = "DATE-TIME", value_parser = tool::parse_date_time)]
+        to: WallTime,
+        /// The file to write (OUT.ts).
+        out: PathBuf,
+    },
+    /// Every segment whole packets, headed by PAT, PMT and a random-access
+    /// point; journal, index and playlist agreeing. Exit status 0 if so, 1 if not.
+    Check {
+        /// The ring's directory.
+        ring: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let status = match Cli::parse().command {
+        Command::Info { ring, json } => tool::info(&ring, json),
+        Command::Export { ring, from, to, out } => {
+            if to <= from {
+                Cli::command()
+                    .error(clap::error::ErrorKind::ValueValidation, "--to must be after --from")
+                    .exit();
+            }
+            tool::export(&ring, from, to, &out)
+        }
+        Command::Check { ring } => tool::check(&ring),
+    };
+    match status {
+        Status::Ok => ExitCode::SUCCESS,
+        Status::Failed => ExitCode::FAILURE,
+    }
 }
