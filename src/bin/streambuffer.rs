@@ -14,8 +14,14 @@ use gststreambuffer::tool::{self, Status, WallTime};
 /// it. Read-only; safe while a writer records.
 ///
 /// Exit status: 0 ok, 1 a problem found or the command failed, 2 bad usage.
+const EXAMPLES: &str = "\
+Examples:
+  streambuffer info /var/buffer/ch1 --json
+  streambuffer export /var/buffer/ch1 --from 2026-11-30T14:00:00Z --to 2026-11-30T15:00:00Z hour.ts
+  streambuffer check /var/buffer/ch1 && echo fine";
+
 #[derive(Parser)]
-#[command(name = "streambuffer", version)]
+#[command(name = "streambuffer", version, after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
