@@ -47,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         // And keeps one evicted file a rotation longer, as the sink's default.
         extra_segments: 1,
         iframe_playlist: false,
+        archive_hold_limit: None,
     })?;
     let mut packet = [0u8; 188];
     packet[0] = 0x47;

@@ -24,6 +24,7 @@
 //! - `tool`: the `streambuffer` command-line tool (info, export, check),
 //!   over `reader` and `layout`.
 
+mod archive;
 mod element_sync;
 mod element_time;
 mod layout;

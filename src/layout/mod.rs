@@ -19,11 +19,13 @@
 //!   segment-000000000047.ts    segment being written
 //!   segment-000000000047.idx   segment_index_name(47): its keyframe index (index)
 //!   ring.progress              PROGRESS_NAME: how much of a reused file is new (progress)
+//!   archive-queue/             segments waiting for the archive (archive)
 //! ```
 //!
 //! Everything read from such a directory is untrusted: the parsers here
 //! refuse what they do not recognise rather than guess.
 
+pub mod archive;
 pub mod index;
 pub mod journal;
 pub mod playlist;

@@ -49,6 +49,19 @@ pub struct PlaylistHeader {
 /// The cost is proportional to the number of entries, which the caller bounds
 /// with `playlist-length`.
 pub fn render<'a>(out: &mut String, header: PlaylistHeader, entries: impl Iterator<Item = &'a SegmentInfo>) {
+    render_with_uris(out, header, entries, |s| segment_file_name(s.sequence), false);
+}
+
+/// [`render`] with each entry's URI from `uri`, and, with `every_date`, an
+/// `EXT-X-PROGRAM-DATE-TIME` on every entry (the archive's playlists, whose
+/// readers look segments up by date without adding up durations).
+pub fn render_with_uris<'a>(
+    out: &mut String,
+    header: PlaylistHeader,
+    entries: impl Iterator<Item = &'a SegmentInfo>,
+    uri: impl Fn(&SegmentInfo) -> String,
+    every_date: bool,
+) {
     out.clear();
     let mut entries = entries.peekable();
     let media_sequence = entries.peek().map_or(0, |s| s.sequence.get());
@@ -81,7 +94,7 @@ pub fn render<'a>(out: &mut String, header: PlaylistHeader, entries: impl Iterat
         }
         // Date-time on the first entry and wherever the wall clock does not
         // simply continue from the previous segment.
-        if s.discontinuity || previous_end.is_none_or(|end| end.ms_since(s.program_date_time).abs() > 1) {
+        if every_date || s.discontinuity || previous_end.is_none_or(|end| end.ms_since(s.program_date_time).abs() > 1) {
             let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", s.program_date_time);
         }
         previous_end = Some(s.program_date_time.after(s.duration_ns));
@@ -90,7 +103,7 @@ pub fn render<'a>(out: &mut String, header: PlaylistHeader, entries: impl Iterat
             "#EXTINF:{}.{:03},\n{}\n",
             s.duration_ns / 1_000_000_000,
             (s.duration_ns / 1_000_000) % 1000,
-            segment_file_name(s.sequence)
+            uri(s)
         );
     }
     if header.ended {
@@ -221,6 +234,13 @@ pub struct Listing {
 /// Parses playlist text; never fails, malformed lines are ignored.
 #[must_use]
 pub fn parse(text: &str) -> Listing {
+    parse_with_uris(text, parse_segment_file_name)
+}
+
+/// [`parse`] for a playlist whose URIs `segment_of` turns into segment
+/// numbers (`None`: the entry is refused).
+#[must_use]
+pub fn parse_with_uris(text: &str, segment_of: impl Fn(&str) -> Option<SegmentNumber>) -> Listing {
     let mut listing = Listing::default();
     let mut duration_ns = None;
     let mut pdt = None;
@@ -245,7 +265,7 @@ pub fn parse(text: &str) -> Listing {
             listing.ended = true;
         } else if !line.is_empty() && !line.starts_with('#') {
             let after_previous = |seq: &SegmentNumber| listing.entries.last().is_none_or(|e| *seq > e.sequence);
-            match (parse_segment_file_name(line).filter(after_previous), duration_ns.take()) {
+            match (segment_of(line).filter(after_previous), duration_ns.take()) {
                 (Some(sequence), Some(duration_ns)) => listing.entries.push(Entry {
                     sequence,
                     duration_ns,

@@ -131,6 +131,38 @@ mod imp {
             )?)
         }
 
+        /// Opens the subdirectory `name`, creating it if missing; a link
+        /// planted at `name` is refused, never followed.
+        pub fn open_subdir(&self, name: &str) -> io::Result<DirHandle> {
+            match rustix::fs::mkdirat(self.fd.as_fd(), name, Mode::from_raw_mode(0o755)) {
+                Err(e) if e != rustix::io::Errno::EXIST => return Err(e.into()),
+                _ => {}
+            }
+            let fd = rustix::fs::openat(
+                self.fd.as_fd(),
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            Ok(DirHandle {
+                path: self.path.join(name),
+                fd,
+            })
+        }
+
+        /// Gives the file `name` of this directory the second name `to` in
+        /// the directory `other` (on the same filesystem); fails if `to`
+        /// exists.
+        pub fn link_into(&self, name: &str, other: &DirHandle, to: &str) -> io::Result<()> {
+            Ok(rustix::fs::linkat(
+                self.fd.as_fd(),
+                name,
+                other.fd.as_fd(),
+                to,
+                AtFlags::empty(),
+            )?)
+        }
+
         /// What `name` is, without following a link.
         pub fn entry(&self, name: &str) -> io::Result<EntryInfo> {
             Ok(info(&rustix::fs::statat(
@@ -276,6 +308,19 @@ mod imp {
 
         pub fn link_out(&self, name: &str, to: &Path) -> io::Result<()> {
             std::fs::hard_link(self.path.join(name), to)
+        }
+
+        pub fn open_subdir(&self, name: &str) -> io::Result<DirHandle> {
+            let path = self.path.join(name);
+            match std::fs::create_dir(&path) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+            DirHandle::open(&path)
+        }
+
+        pub fn link_into(&self, name: &str, other: &DirHandle, to: &str) -> io::Result<()> {
+            std::fs::hard_link(self.path.join(name), other.path.join(to))
         }
 
         pub fn entry(&self, name: &str) -> io::Result<EntryInfo> {

@@ -136,6 +136,7 @@ fn recorder(dir: &std::path::Path, segment: u64) -> Recorder {
         reuse_evicted: true,
         extra_segments: 0,
         iframe_playlist: false,
+        archive_hold_limit: None,
     })
     .expect("open ring");
     Recorder::new(

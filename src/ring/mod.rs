@@ -23,6 +23,7 @@
 //! The ring knows nothing about MPEG-TS beyond "whole packets": deciding where
 //! segments start is the recorder's job.
 
+pub mod archive_queue;
 pub mod failure;
 mod index;
 mod journal;
@@ -38,8 +39,10 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::layout::index::Keyframe;
+pub use archive_queue::ArchiveQueue;
 pub use failure::{FailureKind, RingError, WriteFailure};
 use index::IndexWriter;
 use journal::Journal;
@@ -84,6 +87,10 @@ pub struct RingConfig {
     /// Also publish an I-frame playlist of the keyframes and a
     /// multivariant playlist naming both (see `layout::playlist`).
     pub iframe_playlist: bool,
+    /// Queue each completed segment for the archive, holding back at most
+    /// this many bytes of evicted segments not archived yet (see
+    /// [`archive_queue`]); `None`: no archive.
+    pub archive_hold_limit: Option<u64>,
 }
 
 /// Where a new segment starts in time.
@@ -194,6 +201,8 @@ pub struct Ring {
     /// Keyframes indexed so far (the next one's number), counting on from
     /// the adopted segments'.
     keyframes_total: u64,
+    /// Where completed segments wait for the archive, if there is one.
+    archive: Option<Arc<ArchiveQueue>>,
 }
 
 impl Ring {
@@ -218,8 +227,15 @@ impl Ring {
         let mut stats = RingStats::default();
         // A spare left by a writer that died is just an evicted segment.
         let _ = handle.remove(SPARE_NAME);
+        let archive = match config.archive_hold_limit {
+            Some(limit) => Some(Arc::new(ArchiveQueue::open(&handle, limit).map_err(|e| {
+                RingError::io(format!("cannot open the archive queue in '{}'", dir.display()), e)
+            })?)),
+            None => None,
+        };
         let Adoption {
             segments: adopted,
+            recovered,
             left_out,
         } = adopt(&handle, &mut stats)
             .map_err(|e| RingError::io(format!("cannot adopt the ring in '{}'", dir.display()), e))?;
@@ -265,8 +281,17 @@ impl Ring {
             retired: VecDeque::new(),
             ring_time_end: RingTime::ZERO,
             keyframes_total: 0,
+            archive,
         };
         for info in adopted {
+            // A journaled segment was queued before it was journaled; one
+            // recovered from its file (open when the last writer stopped)
+            // was never queued.
+            if let Some(queue) = &ring.archive
+                && recovered.contains(&info.sequence)
+            {
+                queue.enqueue(&ring.handle, &info);
+            }
             // Each adopted segment's index is made to agree with its data;
             // ring time goes on from where the adopted segments end, and
             // keyframe numbers from where they left off.
@@ -291,6 +316,12 @@ impl Ring {
             ring.playlist_after_change();
         }
         Ok(ring)
+    }
+
+    /// The archive queue, for the uploader; `None` without an archive.
+    #[must_use]
+    pub fn archive_queue(&self) -> Option<Arc<ArchiveQueue>> {
+        self.archive.clone()
     }
 
     /// Whether finishing a segment makes it durable (`sync-on-rotate`): a

@@ -68,6 +68,11 @@ impl Ring {
             independent: start.independent,
         };
         self.ring_time_end = start.ring_time.saturating_add(duration_ns);
+        // Queued before it is journaled: after a crash, a journaled segment
+        // is in the queue or archived (see `archive_queue`).
+        if let Some(queue) = &self.archive {
+            queue.enqueue(&self.handle, &info);
+        }
         // The journal and the playlist are metadata: failing to update them
         // loses no media, and both are rewritten whole at the next chance.
         self.journal.record(&info);

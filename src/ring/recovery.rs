@@ -226,6 +226,8 @@ pub(super) fn highest_sequence_on_disk(dir: &DirHandle) -> Option<SegmentNumber>
 pub(super) struct Adoption {
     /// Segments taken into the ring, oldest first.
     pub(super) segments: Vec<SegmentInfo>,
+    /// Those of them recovered from their file, not from the journal.
+    pub(super) recovered: Vec<SegmentNumber>,
     /// Files left out of the ring, each with the reason, for a warning.
     pub(super) left_out: Vec<String>,
 }
@@ -279,7 +281,10 @@ pub(super) fn adopt(dir: &DirHandle, stats: &mut RingStats) -> io::Result<Adopti
             continue;
         }
         match recover_unjournaled(dir, &name, seq, len, &progress, stats) {
-            Ok(Some(info)) => adoption.segments.push(info),
+            Ok(Some(info)) => {
+                adoption.recovered.push(info.sequence);
+                adoption.segments.push(info);
+            }
             Ok(None) => {}
             Err(why) => adoption
                 .left_out

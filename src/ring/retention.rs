@@ -180,6 +180,10 @@ impl Ring {
         let retired: u64 = self.retired.iter().map(|r| r.bytes).sum();
         self.release_retired(0);
         let mut freed = retired;
+        // Segments held back for the archive go before any of the window.
+        if let Some(queue) = &self.archive {
+            freed += queue.release_held(needed.saturating_sub(freed));
+        }
         while freed < needed {
             let Some(oldest) = self.entries.front() else { break };
             freed += oldest.info.bytes;
@@ -210,6 +214,13 @@ impl Ring {
             let free = (retention.min_free_space > 0)
                 .then(|| platform::free_space(&self.config.dir))
                 .flatten();
+            // Short of space: segments held back for the archive go first.
+            if let (Some(queue), Some(free)) = (&self.archive, free)
+                && free < retention.min_free_space
+                && queue.release_held(retention.min_free_space - free) > 0
+            {
+                continue;
+            }
             if let Some(oldest) = self.entries.front() {
                 let Some(reason) = retention.must_evict(self.window(), &oldest.info, free) else {
                     break;

@@ -21,6 +21,7 @@ pub(crate) fn config(dir: &Path) -> RingConfig {
         reuse_evicted: true,
         extra_segments: 0,
         iframe_playlist: false,
+        archive_hold_limit: None,
     }
 }
 
@@ -246,6 +247,7 @@ fn no_reuse_when_disabled_or_syncing() {
                 reuse_evicted,
                 extra_segments: 0,
                 iframe_playlist: false,
+                archive_hold_limit: None,
                 sync_on_rotate,
                 ..config(dir.path())
             },
@@ -390,6 +392,7 @@ fn undeletable_segments_count_until_deleted() {
         reuse_evicted: false,
         extra_segments: 0,
         iframe_playlist: false,
+        archive_hold_limit: None,
         ..config(dir.path())
     })
     .expect("open");
@@ -629,6 +632,7 @@ fn iframe_and_multivariant_playlists() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut ring = Ring::open(RingConfig {
         iframe_playlist: true,
+        archive_hold_limit: None,
         retention: Retention {
             max_duration_ns: 4 * SECOND,
             ..Default::default()

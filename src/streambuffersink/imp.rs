@@ -14,8 +14,9 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use super::RecordingKind;
-use super::report::{Outcome, Reporter, SinkHost, event_signals, report, stats_structure};
+use super::report::{Outcome, Reporter, SinkHost, archive_report, event_signals, report, stats_structure};
 use super::settings::{self, Settings};
+use crate::archive::{ArchiveEvent, ArchiveStats, Uploader};
 use crate::element_sync::{FlushGate, lock};
 use crate::recorder::{PushError, Recorder, RecorderEvent, RecordingRequest, Snapshot};
 use crate::ring::{Ring, RingError, WriteFailure};
@@ -56,7 +57,13 @@ pub struct StreamBufferSink {
     /// `block` mode is waiting for the disk, holding `state`: recording
     /// signals are refused at once rather than wait with it.
     pub(super) blocked: AtomicBool,
+    /// The archive's uploader while started, and its counters after.
+    archive: Mutex<(Option<Uploader>, Option<ArchiveStats>)>,
 }
+
+/// How long stopping waits for uploads to empty the archive queue (what is
+/// left goes at the next start).
+const ARCHIVE_DRAIN: Duration = Duration::from_secs(5);
 
 /// How long a recording signal waits for the streaming thread to let go of
 /// the recorder before it is refused: far longer than a buffer takes to
@@ -73,6 +80,7 @@ impl Default for StreamBufferSink {
             flush_gate: FlushGate::default(),
             running: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
+            archive: Mutex::new((None, None)),
         }
     }
 }
@@ -184,7 +192,7 @@ impl ObjectImpl for StreamBufferSink {
                     *lock(&self.snapshot) = Some((snap, true));
                 }
                 match &*lock(&self.snapshot) {
-                    Some((snap, running)) => stats_structure(snap, *running, dir.as_deref()),
+                    Some((snap, running)) => stats_structure(snap, *running, dir.as_deref(), self.archive_stats()),
                     None => gst::Structure::builder("streambuffer-stats")
                         .field("running", false)
                         .build(),
@@ -335,6 +343,18 @@ impl StreamBufferSink {
                 dir.display()
             );
         }
+        if let (Some(config), Some(queue)) = (settings.archive_config(), ring.archive_queue()) {
+            let element = self.obj().downgrade();
+            let report = Box::new(move |event| {
+                if let Some(element) = element.upgrade() {
+                    element.imp().emit_archive(event);
+                }
+            });
+            let uploader = Uploader::start(&config, queue, report)
+                .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?;
+            gst::info!(CAT, imp = self, "Archiving to {}", config.location);
+            *lock(&self.archive) = (Some(uploader), None);
+        }
         let recorder = Recorder::new(ring, settings.recorder_config(), &settings.programs);
         *lock(&self.snapshot) = Some((recorder.snapshot(), true));
         *lock(&self.state) = State::Started(Box::new(recorder));
@@ -355,7 +375,34 @@ impl StreamBufferSink {
                 gst::warning!(CAT, imp = self, "Last segment not finished: {f}");
             }
         }
+        // After the recorder: its last segment is queued by then.
+        let uploader = lock(&self.archive).0.take();
+        if let Some(mut uploader) = uploader {
+            uploader.stop(ARCHIVE_DRAIN);
+            let mut archive = lock(&self.archive);
+            archive.1 = Some(uploader.stats());
+        }
         Ok(())
+    }
+
+    /// The archive's counters (`None`: no archive configured when started).
+    fn archive_stats(&self) -> Option<ArchiveStats> {
+        let archive = lock(&self.archive);
+        archive.0.as_ref().map(Uploader::stats).or(archive.1)
+    }
+
+    /// Logs an archive event, emits its signal and posts its message (on
+    /// the archive's thread).
+    fn emit_archive(&self, event: ArchiveEvent) {
+        let obj = self.obj();
+        let report = archive_report(event);
+        gst::log_with_level!(CAT, report.level, imp = self, "{}", report.log);
+        if let Some((signal, args)) = &report.signal {
+            obj.emit_by_name_with_values(signal, args);
+        }
+        if let Outcome::Message(structure) = report.outcome {
+            let _ = obj.post_message(gst::message::Element::builder(structure).src(&*obj).build());
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use gst::glib;
 use gst::prelude::*;
 
+use crate::archive::{ArchiveEvent, ArchiveStats};
 use crate::element_time::to_gst;
 use crate::layout::SegmentNumber;
 use crate::layout::segment_file_name;
@@ -72,7 +73,87 @@ pub(super) fn event_signals() -> Vec<glib::subclass::Signal> {
          */
         glib::subclass::Signal::builder("encryption-on").run_last().build(),
         glib::subclass::Signal::builder("encryption-off").run_last().build(),
+        /**
+         * GstStreamBufferSink::archive-failure:
+         * @sink: the #GstStreamBufferSink
+         * @error: why the upload failed (the object store's answer)
+         * @waiting: segments waiting for the archive
+         *
+         * Uploads to the archive started failing: once per outage, from the
+         * archive's thread. Recording goes on; uploads are retried.
+         *
+         * Since: 0.2
+         */
+        glib::subclass::Signal::builder("archive-failure")
+            .param_types([String::static_type(), u64::static_type()])
+            .run_last()
+            .build(),
+        /**
+         * GstStreamBufferSink::archive-failure-clear:
+         * @sink: the #GstStreamBufferSink
+         * @waiting: segments still waiting for the archive
+         * @outage_duration: how long uploads failed, in ns
+         *
+         * An upload went through again after #GstStreamBufferSink::archive-failure:
+         * once per outage, from the archive's thread.
+         *
+         * Since: 0.2
+         */
+        glib::subclass::Signal::builder("archive-failure-clear")
+            .param_types([u64::static_type(), u64::static_type()])
+            .run_last()
+            .build(),
     ]
+}
+
+/// The signal and element message of an archive event.
+pub(super) fn archive_report(event: ArchiveEvent) -> Report {
+    use gst::DebugLevel::{Info, Warning};
+    match event {
+        ArchiveEvent::Failure { error, waiting } => {
+            let structure = gst::Structure::builder("streambuffer-archive-failure")
+                .field("error", &error)
+                .field("waiting", waiting)
+                .build();
+            Report::new(
+                Warning,
+                format!("archive-failure: {error} ({waiting} waiting)"),
+                structure,
+            )
+            .with_signal("archive-failure", vec![error.to_value(), waiting.to_value()])
+        }
+        ArchiveEvent::Clear { waiting, outage_ms } => {
+            let outage_ns = outage_ms.saturating_mul(1_000_000);
+            let structure = gst::Structure::builder("streambuffer-archive-failure-clear")
+                .field("waiting", waiting)
+                .field("outage-duration", outage_ns)
+                .build();
+            Report::new(
+                Info,
+                format!("archive-failure-clear after {outage_ms} ms ({waiting} waiting)"),
+                structure,
+            )
+            .with_signal("archive-failure-clear", vec![waiting.to_value(), outage_ns.to_value()])
+        }
+        ArchiveEvent::Hole { hole, holes_total } => {
+            let segment = i64::try_from(hole.sequence.get()).unwrap_or(i64::MAX);
+            let structure = gst::Structure::builder("streambuffer-archive-hole")
+                .field("segment", segment)
+                .field("bytes", hole.bytes)
+                .field("reason", hole.reason.as_str())
+                .field("holes", holes_total)
+                .build();
+            Report::new(
+                Warning,
+                format!(
+                    "archive hole: segment {} not archived ({})",
+                    hole.sequence,
+                    hole.reason.as_str()
+                ),
+                structure,
+            )
+        }
+    }
 }
 
 /// What the element does for one recorder event: a debug log line, then
@@ -292,7 +373,12 @@ impl Host for SinkHost<'_> {
 
 /// The `stats` structure; `running` is false once the sink has stopped (the
 /// counters of the finished run stay readable).
-pub(super) fn stats_structure(snap: &Snapshot, running: bool, dir: Option<&Path>) -> gst::Structure {
+pub(super) fn stats_structure(
+    snap: &Snapshot,
+    running: bool,
+    dir: Option<&Path>,
+    archive: Option<ArchiveStats>,
+) -> gst::Structure {
     let (rec, al, an, fail, rs) = (&snap.recorder, &snap.aligner, &snap.analyzer, &snap.failure, &snap.ring);
     let seq = |s: Option<SegmentNumber>| s.map_or(-1i64, |s| i64::try_from(s.get()).unwrap_or(i64::MAX));
     let failing_time = fail.failing_time + snap.failing_since.map_or(Duration::ZERO, |t| t.elapsed());
@@ -352,5 +438,14 @@ pub(super) fn stats_structure(snap: &Snapshot, running: bool, dir: Option<&Path>
             "active-recordings",
             snap.recordings.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
         )
+        .field("archive", archive.is_some())
+        .field("archive-segments-uploaded", archive.map_or(0, |a| a.segments_uploaded))
+        .field("archive-bytes-uploaded", archive.map_or(0, |a| a.bytes_uploaded))
+        .field("archive-waiting", archive.map_or(0, |a| a.waiting))
+        .field("archive-held-bytes", archive.map_or(0, |a| a.held_bytes))
+        .field("archive-upload-errors", archive.map_or(0, |a| a.upload_errors))
+        .field("archive-failures", archive.map_or(0, |a| a.failures))
+        .field("archive-holes", archive.map_or(0, |a| a.holes))
+        .field("archive-objects-deleted", archive.map_or(0, |a| a.objects_deleted))
         .build()
 }

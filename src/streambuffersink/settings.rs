@@ -10,6 +10,7 @@ use gst::glib;
 use gst::prelude::*;
 
 use super::WriteFailureMode;
+use crate::archive::{ArchiveConfig, ArchiveLocation};
 use crate::recorder::RecorderConfig;
 use crate::ring::{Retention, RingConfig};
 use crate::ts::ProgramNumber;
@@ -29,6 +30,10 @@ const MAX_EXTRA_SEGMENTS: u32 = 1000;
 const DEFAULT_RETRY_INTERVAL: u64 = SECOND;
 const MIN_RETRY_INTERVAL: u64 = SECOND / 100;
 const MAX_RETRY_INTERVAL: u64 = 3600 * SECOND;
+/// Ten years of archive: anything longer is a typo.
+const MAX_ARCHIVE_MAX_DURATION: u64 = 3660 * 24 * 3600 * SECOND;
+/// Enough for a 10-minute outage at 20 Mbit/s, with room to spare.
+const DEFAULT_ARCHIVE_HOLD_SIZE: u64 = 4 * 1024 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
@@ -47,6 +52,12 @@ pub(super) struct Settings {
     pub(super) reuse_files: bool,
     pub(super) write_failure_mode: WriteFailureMode,
     pub(super) retry_interval: u64,
+    pub(super) archive_location: Option<ArchiveLocation>,
+    pub(super) archive_endpoint: Option<String>,
+    pub(super) archive_region: Option<String>,
+    pub(super) archive_path_style: bool,
+    pub(super) archive_max_duration: u64,
+    pub(super) archive_hold_size: u64,
 }
 
 impl Default for Settings {
@@ -66,6 +77,12 @@ impl Default for Settings {
             reuse_files: true,
             write_failure_mode: WriteFailureMode::Drop,
             retry_interval: DEFAULT_RETRY_INTERVAL,
+            archive_location: None,
+            archive_endpoint: None,
+            archive_region: None,
+            archive_path_style: false,
+            archive_max_duration: 0,
+            archive_hold_size: DEFAULT_ARCHIVE_HOLD_SIZE,
         }
     }
 }
@@ -285,6 +302,90 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .mutable_ready()
             .build(),
         /**
+         * GstStreamBufferSink:archive-location:
+         *
+         * S3 bucket and prefix that completed segments are archived to
+         * (s3://bucket/prefix); none: no archive. Credentials come from the
+         * AWS_* environment variables or the AWS_PROFILE of
+         * ~/.aws/credentials, never from a property
+         *
+         * Since: 0.2
+         */
+        glib::ParamSpecString::builder("archive-location")
+            .nick("Archive location")
+            .blurb("S3 bucket and prefix that completed segments are archived to (s3://bucket/prefix); none: no archive. Credentials come from the AWS_* environment variables or the AWS_PROFILE of ~/.aws/credentials, never from a property")
+            .mutable_ready()
+            .build(),
+        /**
+         * GstStreamBufferSink:archive-endpoint:
+         *
+         * URL of an S3-compatible server (http://host:port); none: AWS S3
+         *
+         * Since: 0.2
+         */
+        glib::ParamSpecString::builder("archive-endpoint")
+            .nick("Archive endpoint")
+            .blurb("URL of an S3-compatible server (http://host:port); none: AWS S3")
+            .mutable_ready()
+            .build(),
+        /**
+         * GstStreamBufferSink:archive-region:
+         *
+         * Region of the bucket; none: AWS_REGION or AWS_DEFAULT_REGION, else
+         * us-east-1
+         *
+         * Since: 0.2
+         */
+        glib::ParamSpecString::builder("archive-region")
+            .nick("Archive region")
+            .blurb("Region of the bucket; none: AWS_REGION or AWS_DEFAULT_REGION, else us-east-1")
+            .mutable_ready()
+            .build(),
+        /**
+         * GstStreamBufferSink:archive-path-style:
+         *
+         * Address the bucket in the path (endpoint/bucket/key), as most
+         * S3-compatible servers want, instead of in the host name
+         *
+         * Since: 0.2
+         */
+        glib::ParamSpecBoolean::builder("archive-path-style")
+            .nick("Archive path-style")
+            .blurb("Address the bucket in the path (endpoint/bucket/key), as most S3-compatible servers want, instead of in the host name")
+            .default_value(false)
+            .mutable_ready()
+            .build(),
+        /**
+         * GstStreamBufferSink:archive-max-duration:
+         *
+         * Archive window in ns: segments older than this before the newest
+         * archived one are deleted from the bucket (0 = keep everything)
+         *
+         * Since: 0.2
+         */
+        glib::ParamSpecUInt64::builder("archive-max-duration")
+            .nick("Archive maximum duration")
+            .blurb("Archive window in ns: segments older than this before the newest archived one are deleted from the bucket (0 = keep everything)")
+            .maximum(MAX_ARCHIVE_MAX_DURATION)
+            .default_value(0)
+            .mutable_ready()
+            .build(),
+        /**
+         * GstStreamBufferSink:archive-hold-size:
+         *
+         * Bytes of segments the ring evicted that are kept on disk until
+         * they are archived; past it (or below min-free-space) the oldest
+         * are let go and the archive has a hole
+         *
+         * Since: 0.2
+         */
+        glib::ParamSpecUInt64::builder("archive-hold-size")
+            .nick("Archive hold size")
+            .blurb("Bytes of segments the ring evicted that are kept on disk until they are archived; past it (or below min-free-space) the oldest are let go and the archive has a hole")
+            .default_value(DEFAULT_ARCHIVE_HOLD_SIZE)
+            .mutable_ready()
+            .build(),
+        /**
          * GstStreamBufferSink:stats:
          *
          * Counters of the recording (bytes, packets, segments, sync losses,
@@ -316,7 +417,19 @@ impl Settings {
             reuse_evicted: self.reuse_files,
             extra_segments: self.extra_segments,
             iframe_playlist: self.iframe_playlist,
+            archive_hold_limit: self.archive_location.is_some().then_some(self.archive_hold_size),
         }
+    }
+
+    /// The archive these settings describe, if any.
+    pub(super) fn archive_config(&self) -> Option<ArchiveConfig> {
+        Some(ArchiveConfig {
+            location: self.archive_location.clone()?,
+            endpoint: self.archive_endpoint.clone(),
+            region: self.archive_region.clone(),
+            path_style: self.archive_path_style,
+            max_duration_ns: self.archive_max_duration,
+        })
     }
 
     /// The `program-number` to follow, `None` for the first in the PAT.
@@ -354,6 +467,29 @@ impl Settings {
             "reuse-files" => self.reuse_files = value.get().unwrap_or(self.reuse_files),
             "write-failure-mode" => self.write_failure_mode = value.get().unwrap_or(self.write_failure_mode),
             "retry-interval" => self.retry_interval = value.get().unwrap_or(self.retry_interval),
+            "archive-location" => {
+                self.archive_location = match value.get::<Option<String>>().ok().flatten() {
+                    Some(uri) if !uri.is_empty() => Some(ArchiveLocation::parse(&uri)?),
+                    _ => None,
+                }
+            }
+            "archive-endpoint" => {
+                self.archive_endpoint = match value.get::<Option<String>>().ok().flatten() {
+                    Some(url) if url.is_empty() => None,
+                    Some(url) if !url.starts_with("http://") && !url.starts_with("https://") => {
+                        return Err(format!(
+                            "Refusing archive endpoint '{url}': not an http:// or https:// URL"
+                        ));
+                    }
+                    url => url,
+                }
+            }
+            "archive-region" => {
+                self.archive_region = value.get::<Option<String>>().ok().flatten().filter(|r| !r.is_empty())
+            }
+            "archive-path-style" => self.archive_path_style = value.get().unwrap_or(self.archive_path_style),
+            "archive-max-duration" => self.archive_max_duration = value.get().unwrap_or(self.archive_max_duration),
+            "archive-hold-size" => self.archive_hold_size = value.get().unwrap_or(self.archive_hold_size),
             other => return Err(format!("Unknown property '{other}'")),
         }
         Ok(())
@@ -386,6 +522,12 @@ impl Settings {
             "reuse-files" => self.reuse_files.to_value(),
             "write-failure-mode" => self.write_failure_mode.to_value(),
             "retry-interval" => self.retry_interval.to_value(),
+            "archive-location" => self.archive_location.as_ref().map(ToString::to_string).to_value(),
+            "archive-endpoint" => self.archive_endpoint.to_value(),
+            "archive-region" => self.archive_region.to_value(),
+            "archive-path-style" => self.archive_path_style.to_value(),
+            "archive-max-duration" => self.archive_max_duration.to_value(),
+            "archive-hold-size" => self.archive_hold_size.to_value(),
             _ => return None,
         })
     }

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: MPL-2.0
+//! `ArchiveStore`: the bucket, as blocking calls for the uploader's thread
+//! (and the readers'), through `object_store`'s S3 client on a
+//! current-thread tokio runtime owned by the store: nothing of it runs on
+//! a streaming thread.
+//!
+//! Credentials come from where AWS tools look: the `AWS_*` environment
+//! variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_SESSION_TOKEN`, ...), else the profile `AWS_PROFILE` (or `default`)
+//! of the shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`, or
+//! `~/.aws/credentials`), else the instance's metadata service.
+//!
+//! Only plain PUTs of whole objects (multipart, in 16 MiB parts, above
+//! 64 MiB), GETs (ranged), HEAD, LIST and batch DELETE are used: nothing a
+//! particular server is lenient about (conditional PUTs, tiny parts).
+
+use std::time::Duration;
+
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore as _, ObjectStoreExt as _, RetryConfig};
+
+use super::ArchiveConfig;
+
+/// Objects larger than this go up in parts.
+const MULTIPART_ABOVE: u64 = 64 * 1024 * 1024;
+/// Size of each part (S3 wants at least 5 MiB but for the last).
+const PART_BYTES: usize = 16 * 1024 * 1024;
+/// A request that takes longer fails (and is retried later): bounds how
+/// long stopping the sink can wait for one.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A failed request to the bucket, as reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<object_store::Error> for StoreError {
+    fn from(e: object_store::Error) -> Self {
+        // object_store's messages nest their sources; keep them all.
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            let s_text = s.to_string();
+            if !text.contains(&s_text) {
+                text.push_str(": ");
+                text.push_str(&s_text);
+            }
+            source = s.source();
+        }
+        StoreError(text)
+    }
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct ArchiveStore {
+    store: AmazonS3,
+    runtime: tokio::runtime::Runtime,
+    /// Keys start with it (empty, or ending in `/`).
+    prefix: String,
+}
+
+impl ArchiveStore {
+    /// A client for `config`'s bucket. Fails only on what can be told
+    /// without a request (a malformed endpoint); a bucket that is missing
+    /// or refuses the credentials shows at the first request.
+    pub fn new(config: &ArchiveConfig) -> Result<ArchiveStore, String> {
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&config.location.bucket)
+            .with_virtual_hosted_style_request(!config.path_style)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: 2,
+                retry_timeout: Duration::from_secs(20),
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_timeout(REQUEST_TIMEOUT)
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_allow_http(config.endpoint.as_deref().is_some_and(|e| e.starts_with("http://"))),
+            );
+        if let Some(endpoint) = &config.endpoint {
+            if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
+                return Err(format!(
+                    "archive endpoint '{endpoint}' is not an http:// or https:// URL"
+                ));
+            }
+            builder = builder.with_endpoint(endpoint);
+        }
+        let region = config
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        builder = builder.with_region(region);
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
+            && let Some(profile) = profile_credentials()
+        {
+            builder = builder
+                .with_access_key_id(profile.access_key_id)
+                .with_secret_access_key(profile.secret_access_key);
+            if let Some(token) = profile.session_token {
+                builder = builder.with_token(token);
+            }
+        }
+        let store = builder
+            .build()
+            .map_err(|e| format!("archive {}: {}", config.location, StoreError::from(e)))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the archive's runtime: {e}"))?;
+        let prefix = if config.location.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", config.location.prefix)
+        };
+        Ok(ArchiveStore { store, runtime, prefix })
+    }
+
+    /// The key of `name` (relative to the prefix).
+    fn path(&self, name: &str) -> Path {
+        Path::from(format!("{}{name}", self.prefix))
+    }
+
+    /// Puts `bytes` at `name`, whole: readers see the old object or the
+    /// new one, never part of it.
+    pub fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let path = self.path(name);
+        self.runtime.block_on(async {
+            if bytes.len() as u64 <= MULTIPART_ABOVE {
+                self.store.put(&path, bytes.into()).await?;
+                return Ok(());
+            }
+            let mut upload = self.store.put_multipart(&path).await?;
+            let bytes = bytes::Bytes::from(bytes);
+            let mut sent = Ok(());
+            for start in (0..bytes.len()).step_by(PART_BYTES) {
+                let part = bytes.slice(start..(start + PART_BYTES).min(bytes.len()));
+                if let Err(e) = upload.put_part(part.into()).await {
+                    sent = Err(e);
+                    break;
+                }
+            }
+            match sent {
+                Ok(()) => upload.complete().await.map(|_| ()).map_err(StoreError::from),
+                Err(e) => {
+                    let _ = upload.abort().await;
+                    Err(e.into())
+                }
+            }
+        })
+    }
+
+    /// The object at `name`; `None` if there is none.
+    pub fn get(&self, name: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path(name);
+        self.runtime.block_on(async {
+            match self.store.get(&path).await {
+                Ok(got) => {
+                    if got.meta.size > max_bytes {
+                        return Err(StoreError(format!(
+                            "{name}: {} bytes, more than expected",
+                            got.meta.size
+                        )));
+                    }
+                    Ok(Some(got.bytes().await?.to_vec()))
+                }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    /// The size of the object at `name`; `None` if there is none.
+    pub fn size_of(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let path = self.path(name);
+        match self.runtime.block_on(self.store.head(&path)) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The folders directly under `folder` ("" for the prefix), by name.
+    pub fn folders(&self, folder: &str) -> Result<Vec<String>, StoreError> {
+        let listed = self.list(folder)?;
+        Ok(listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect())
+    }
+
+    /// The objects directly in `folder`: name and size.
+    pub fn objects(&self, folder: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let listed = self.list(folder)?;
+        Ok(listed
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename().map(|n| (n.to_owned(), o.size)))
+            .collect())
+    }
+
+    fn list(&self, folder: &str) -> Result<object_store::ListResult, StoreError> {
+        let prefix = match (self.prefix.is_empty(), folder.is_empty()) {
+            (true, true) => None,
+            _ => Some(Path::from(format!("{}{folder}", self.prefix))),
+        };
+        Ok(self.runtime.block_on(self.store.list_with_delimiter(prefix.as_ref()))?)
+    }
+
+    /// Deletes `names` (relative to the prefix) in batches; returns how
+    /// many went. One already gone counts as deleted.
+    pub fn delete(&self, names: &[String]) -> Result<u64, StoreError> {
+        if names.is_empty() {
+            return Ok(0);
+        }
+        let paths: Vec<object_store::Result<Path>> = names.iter().map(|n| Ok(self.path(n))).collect();
+        self.runtime.block_on(async {
+            let deleted = self
+                .store
+                .delete_stream(futures_util::stream::iter(paths).boxed())
+                .try_fold(0u64, |n, _| async move { Ok(n + 1) })
+                .await;
+            match deleted {
+                Ok(n) => Ok(n),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+}
+
+/// Keys of a profile in the shared credentials file.
+struct ProfileCredentials {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+}
+
+/// The profile `AWS_PROFILE` (or `default`) of the shared credentials
+/// file, if it has both keys.
+fn profile_credentials() -> Option<ProfileCredentials> {
+    let path = match std::env::var_os("AWS_SHARED_CREDENTIALS_FILE") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => std::path::PathBuf::from(std::env::var_os("HOME")?)
+            .join(".aws")
+            .join("credentials"),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".to_owned());
+    parse_profile(&text, &profile)
+}
+
+/// The keys of `[profile]` in an INI-style credentials file.
+fn parse_profile(text: &str, profile: &str) -> Option<ProfileCredentials> {
+    let mut in_profile = false;
+    let (mut id, mut secret, mut token) = (None, None, None);
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_profile = name.trim() == profile;
+        } else if in_profile && let Some((key, value)) = line.split_once('=') {
+            let value = Some(value.trim().to_owned());
+            match key.trim() {
+                "aws_access_key_id" => id = value,
+                "aws_secret_access_key" => secret = value,
+                "aws_session_token" => token = value,
+                _ => {}
+            }
+        }
+    }
+    Some(ProfileCredentials {
+        access_key_id: id?,
+        secret_access_key: secret?,
+        session_token: token,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_are_read_from_the_credentials_file() {
+        let text = "[default]\naws_access_key_id = A\naws_secret_access_key=B\n\n[other]\naws_access_key_id=C\naws_secret_access_key = D\naws_session_token = T\n";
+        let d = parse_profile(text, "default").expect("default");
+        assert_eq!((d.access_key_id.as_str(), d.secret_access_key.as_str()), ("A", "B"));
+        assert!(d.session_token.is_none());
+        let o = parse_profile(text, "other").expect("other");
+        assert_eq!((o.access_key_id.as_str(), o.session_token.as_deref()), ("C", Some("T")));
+        assert!(parse_profile(text, "missing").is_none());
+        assert!(parse_profile("[x]\naws_access_key_id=A\n", "x").is_none());
+    }
+}
