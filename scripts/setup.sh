@@ -11,7 +11,8 @@
 #                              shim's tools, PyGObject, Chromium and Node.js
 #                              with the npm packages of tests/web (hls.js, a
 #                              DevTools protocol client), cargo-c (the
-#                              packaging test). scripts/test.sh runs this.
+#                              packaging test), s3s-fs (the archive tests'
+#                              S3 server). scripts/test.sh runs this.
 set -euo pipefail
 
 tests=false
@@ -69,6 +70,13 @@ $tests || exit 0
 if command -v cargo >/dev/null 2>&1 && ! cargo cinstall --version >/dev/null 2>&1; then
   echo "setup: installing cargo-c 0.10.24 (about 11 minutes, once)"
   cargo install --locked --quiet cargo-c --version 0.10.24
+fi
+
+# s3s-fs, the S3-protocol server the archive tests start on 127.0.0.1:
+# 0.14.1 is the newest that builds with this toolchain. About 2 minutes, once.
+if command -v cargo >/dev/null 2>&1 && ! command -v s3s-fs >/dev/null 2>&1; then
+  echo "setup: installing s3s-fs 0.14.1 (about 2 minutes, once)"
+  cargo install --locked --quiet s3s-fs --version 0.14.1 --features binary
 fi
 
 # The web player tests' npm packages, exactly as package-lock.json pins them.

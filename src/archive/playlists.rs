@@ -39,7 +39,7 @@ impl ArchivePlaylists {
     pub(super) fn begin_hour(&mut self, hour: Hour, loaded: Vec<SegmentInfo>) -> Option<PlaylistObject> {
         let finished = self.hour.take().filter(|(h, _)| *h < hour);
         self.hour = Some((hour, loaded));
-        finished.map(|(h, entries)| hour_playlist(h, &entries, true))
+        finished.map(|(h, entries)| hour_playlist(h, &entries, true, true))
     }
 
     /// Segment `info` was archived in the current hour: the playlists to
@@ -60,7 +60,7 @@ impl ArchivePlaylists {
             }
         }
         let hour = match &self.hour {
-            Some((h, entries)) => hour_playlist(*h, entries, false),
+            Some((h, entries)) => hour_playlist(*h, entries, false, false),
             None => (String::new(), String::new()),
         };
         [hour, self.window_playlist()]
@@ -81,11 +81,24 @@ impl ArchivePlaylists {
         (self.window.len() != before && !self.window.is_empty()).then(|| self.window_playlist())
     }
 
+    /// The recording stopped: the hour's and the window's playlists with
+    /// `EXT-X-ENDLIST` (not VOD: a later start in the same hour lists more).
+    pub(super) fn finish(&self) -> Vec<PlaylistObject> {
+        let Some((hour, entries)) = &self.hour else {
+            return Vec::new();
+        };
+        vec![hour_playlist(*hour, entries, true, false), self.render_window(true)]
+    }
+
     fn window_playlist(&self) -> PlaylistObject {
+        self.render_window(false)
+    }
+
+    fn render_window(&self, ended: bool) -> PlaylistObject {
         let header = PlaylistHeader {
             target_duration_s: target_of(self.window.iter()),
             discontinuity_sequence: self.window_discontinuities,
-            ended: false,
+            ended,
             vod: false,
             start_offset_ns: None,
         };
@@ -109,13 +122,14 @@ fn target_of<'a>(entries: impl Iterator<Item = &'a SegmentInfo>) -> u64 {
     entries.map(|s| target_duration_s(s.duration_ns)).max().unwrap_or(1)
 }
 
-/// The playlist of `hour` listing `entries`; `ended`: the hour is over.
-pub(super) fn hour_playlist(hour: Hour, entries: &[SegmentInfo], ended: bool) -> PlaylistObject {
+/// The playlist of `hour` listing `entries`; `ended`: nothing follows
+/// (for now); `vod`: the hour is over, nothing ever will.
+pub(super) fn hour_playlist(hour: Hour, entries: &[SegmentInfo], ended: bool, vod: bool) -> PlaylistObject {
     let header = PlaylistHeader {
         target_duration_s: target_of(entries.iter()),
         discontinuity_sequence: 0,
-        ended,
-        vod: ended,
+        ended: ended || vod,
+        vod,
         start_offset_ns: None,
     };
     let mut text = String::new();

@@ -19,7 +19,10 @@ use std::time::Duration;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore as _, ObjectStoreExt as _, RetryConfig};
+use object_store::{
+    Attribute, Attributes, BackoffConfig, ClientOptions, ObjectStore as _, ObjectStoreExt as _, PutMultipartOptions,
+    PutOptions, RetryConfig,
+};
 
 use super::ArchiveConfig;
 
@@ -132,15 +135,34 @@ impl ArchiveStore {
     }
 
     /// Puts `bytes` at `name`, whole: readers see the old object or the
-    /// new one, never part of it.
+    /// new one, never part of it. Its content type and cache policy are
+    /// what HLS players and a CDN in front of the bucket need: playlists
+    /// change, segments and indexes never do.
     pub fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         let path = self.path(name);
+        let (content_type, cache_control) = match name.rsplit_once('.').map(|(_, ext)| ext) {
+            Some("m3u8") => ("application/vnd.apple.mpegurl", "max-age=1"),
+            Some("ts") => ("video/mp2t", "max-age=31536000, immutable"),
+            _ => ("application/octet-stream", "max-age=31536000, immutable"),
+        };
+        let attributes = Attributes::from_iter([
+            (Attribute::ContentType, content_type),
+            (Attribute::CacheControl, cache_control),
+        ]);
         self.runtime.block_on(async {
             if bytes.len() as u64 <= MULTIPART_ABOVE {
-                self.store.put(&path, bytes.into()).await?;
+                let options = PutOptions {
+                    attributes,
+                    ..PutOptions::default()
+                };
+                self.store.put_opts(&path, bytes.into(), options).await?;
                 return Ok(());
             }
-            let mut upload = self.store.put_multipart(&path).await?;
+            let options = PutMultipartOptions {
+                attributes,
+                ..PutMultipartOptions::default()
+            };
+            let mut upload = self.store.put_multipart_opts(&path, options).await?;
             let bytes = bytes::Bytes::from(bytes);
             let mut sent = Ok(());
             for start in (0..bytes.len()).step_by(PART_BYTES) {

@@ -25,7 +25,8 @@ use crate::ring::ArchiveQueue;
 
 /// Longest pause between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Retention runs at most this often.
+/// Retention runs at most this often (or four times per archive window,
+/// if that is shorter).
 const RETENTION_INTERVAL: Duration = Duration::from_secs(30);
 /// Largest keyframe index read from the queue.
 const INDEX_MAX_BYTES: u64 = 64 * 1024 * 1024;
@@ -73,6 +74,7 @@ impl Uploader {
             outage: None,
             backoff: Duration::from_secs(1),
             first_pass: true,
+            bucket_checked: false,
         };
         let thread = std::thread::Builder::new()
             .name("streambuffer-archive".into())
@@ -137,6 +139,8 @@ struct Work {
     backoff: Duration,
     /// Entries found queued at start may already be in the bucket.
     first_pass: bool,
+    /// The bucket answered a listing.
+    bucket_checked: bool,
 }
 
 /// Why a segment did not go up.
@@ -153,17 +157,39 @@ impl Work {
     }
 
     fn run(&mut self) {
+        self.work();
+        // What the ring let go of at its close is held to the limit too.
+        self.queue.enforce_hold_limit();
+        self.report_holes();
+    }
+
+    fn work(&mut self) {
         loop {
             self.queue.enforce_hold_limit();
             self.report_holes();
-            if let Some(deadline) = self.drain_deadline()
-                && (Instant::now() >= deadline || self.outage.is_some())
-            {
+            if self.drain_deadline().is_some_and(|deadline| Instant::now() >= deadline) {
                 return;
+            }
+            if !self.bucket_checked {
+                // A listing first: some servers take PUTs into a bucket
+                // that does not exist; none lists one.
+                match self.store.folders("") {
+                    Ok(_) => {
+                        self.bucket_checked = true;
+                        self.cleared();
+                    }
+                    Err(e) => {
+                        if self.failed(e) {
+                            return;
+                        }
+                        continue;
+                    }
+                }
             }
             let Some(info) = self.queue.take_oldest() else {
                 self.first_pass = false;
                 if self.queue.is_stopping() {
+                    self.finish_playlists();
                     return;
                 }
                 self.retention();
@@ -175,32 +201,50 @@ impl Work {
                     self.queue.archived(info.sequence);
                     self.counters.segments_uploaded.fetch_add(1, Ordering::Relaxed);
                     self.counters.bytes_uploaded.fetch_add(info.bytes, Ordering::Relaxed);
-                    self.backoff = Duration::from_secs(1);
-                    if let Some(since) = self.outage.take() {
-                        (self.report)(ArchiveEvent::Clear {
-                            waiting: self.queue.waiting(),
-                            outage_ms: u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
-                        });
-                    }
+                    self.cleared();
                     self.retention();
                 }
                 Err(UploadError::Read) => self.queue.unreadable(info.sequence),
                 Err(UploadError::Store(e)) => {
                     self.queue.put_back(info.sequence);
-                    self.counters.upload_errors.fetch_add(1, Ordering::Relaxed);
-                    if self.outage.is_none() {
-                        self.outage = Some(Instant::now());
-                        self.counters.failures.fetch_add(1, Ordering::Relaxed);
-                        (self.report)(ArchiveEvent::Failure {
-                            error: e.0,
-                            waiting: self.queue.waiting(),
-                        });
+                    if self.failed(e) {
+                        return;
                     }
-                    self.pause(self.backoff);
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
+    }
+
+    /// A request went through: the end of an outage, if there was one.
+    fn cleared(&mut self) {
+        self.backoff = Duration::from_secs(1);
+        if let Some(since) = self.outage.take() {
+            (self.report)(ArchiveEvent::Clear {
+                waiting: self.queue.waiting(),
+                outage_ms: u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+            });
+        }
+    }
+
+    /// A request failed: reported if it starts an outage, then a pause
+    /// before the next try. True when stopping (what is left goes at the
+    /// next start).
+    fn failed(&mut self, e: StoreError) -> bool {
+        self.counters.upload_errors.fetch_add(1, Ordering::Relaxed);
+        if self.outage.is_none() {
+            self.outage = Some(Instant::now());
+            self.counters.failures.fetch_add(1, Ordering::Relaxed);
+            (self.report)(ArchiveEvent::Failure {
+                error: e.0,
+                waiting: self.queue.waiting(),
+            });
+        }
+        if self.queue.is_stopping() {
+            return true;
+        }
+        self.pause(self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        false
     }
 
     /// Sleeps `d`, waking early only to stop.
@@ -270,6 +314,14 @@ impl Work {
         self.put_playlist(window)
     }
 
+    /// Everything queued is archived and the sink stops: the playlists say
+    /// the recording ended (a later start in the same hour reopens them).
+    fn finish_playlists(&mut self) {
+        for playlist in self.playlists.finish() {
+            let _ = self.put_playlist(playlist);
+        }
+    }
+
     fn put_playlist(&self, (name, text): PlaylistObject) -> Result<(), StoreError> {
         if name.is_empty() {
             return Ok(());
@@ -283,11 +335,14 @@ impl Work {
         let (Some(newest), true) = (self.newest, self.max_duration_ms > 0) else {
             return;
         };
-        if self.last_retention.is_some_and(|t| t.elapsed() < RETENTION_INTERVAL) {
+        let quarter = u64::try_from(self.max_duration_ms / 4).unwrap_or(0).max(500);
+        let interval = RETENTION_INTERVAL.min(Duration::from_millis(quarter));
+        if self.last_retention.is_some_and(|t| t.elapsed() < interval) {
             return;
         }
         self.last_retention = Some(Instant::now());
         let cutoff = WallTime::from_ms(newest.ms().saturating_sub(self.max_duration_ms));
+        // A failure is tried again at the next interval.
         if let Ok(deleted) = self.delete_before(cutoff) {
             self.counters.objects_deleted.fetch_add(deleted, Ordering::Relaxed);
         }
@@ -338,11 +393,12 @@ impl Work {
                     .and_then(|raw| String::from_utf8(raw).ok())
                 {
                     let ended = text.contains("#EXT-X-ENDLIST");
+                    let vod = text.contains("#EXT-X-PLAYLIST-TYPE:VOD");
                     let kept: Vec<SegmentInfo> = parse_hour_playlist(hour, &text)
                         .into_iter()
                         .filter(|s| s.program_date_time >= cutoff)
                         .collect();
-                    self.put_playlist(super::playlists::hour_playlist(hour, &kept, ended))?;
+                    self.put_playlist(super::playlists::hour_playlist(hour, &kept, ended, vod))?;
                 }
             }
             deleted += self.store.delete(&expired)?;

@@ -11,6 +11,7 @@ pub mod media;
 pub mod pipelines;
 pub mod processes;
 pub mod rings;
+pub mod s3;
 
 pub const SECOND: u64 = 1_000_000_000;
 

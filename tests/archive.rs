@@ -1,0 +1,388 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The archive tier against a real S3-protocol server (`s3s-fs`, started
+//! here on 127.0.0.1 at a free port): what goes up, byte for byte; that
+//! players play it from the bucket; outages, wrong credentials, a missing
+//! bucket, SIGKILL, the hold limit and retention. Every sink runs in a
+//! `gst-launch-1.0` process of its own, with the credentials in its
+//! environment, as a deployment would run it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::pipelines::{PlayFor, playbin_buffers};
+use common::rings::playlist;
+use common::s3::S3Server;
+use common::{SECOND, plugin_dir, wait_until};
+
+const BUCKET: &str = "tv-archive";
+
+/// A live writer of H.264 and AAC (`seconds` of each) into `ring`, with
+/// `props` on the sink and `env`, its messages (`-m`) in `log`.
+fn spawn_writer(ring: &Path, seconds: u32, props: &str, env: &[(&str, String)], log: &Path) -> Child {
+    let desc = format!(
+        "-e -m videotestsrc is-live=true num-buffers={} pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+         x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=600 ! queue ! mpegtsmux name=m ! \
+         streambuffersink name=sink location={} {props} \
+         audiotestsrc is-live=true num-buffers={} samplesperbuffer=1024 ! audio/x-raw,rate=48000 ! avenc_aac ! queue ! m.",
+        seconds * 25,
+        ring.display(),
+        seconds * 48000 / 1024,
+    );
+    let out = std::fs::File::create(log).expect("log");
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.env("GST_PLUGIN_PATH", plugin_dir())
+        .args(desc.split_whitespace())
+        .stdout(out.try_clone().expect("log"))
+        .stderr(out)
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("gst-launch-1.0")
+}
+
+/// Waits for `child` (bounded: a hang fails); returns its output.
+fn finish(mut child: Child, log: &Path) -> String {
+    let exited = wait_until(Duration::from_secs(90), || child.try_wait().ok().flatten().is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    let status = child.wait().expect("wait");
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    assert!(exited, "the writer hung: {text}");
+    assert!(status.success(), "the writer failed: {text}");
+    assert!(!text.contains("ERROR"), "an ERROR was posted: {text}");
+    text
+}
+
+fn record(ring: &Path, seconds: u32, props: &str, env: &[(&str, String)]) -> String {
+    let log = ring.with_extension("log");
+    finish(spawn_writer(ring, seconds, props, env, &log), &log)
+}
+
+/// Element messages named `name` in gst-launch -m output.
+fn messages<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    let needle = format!("(element): {name}, ");
+    text.lines().filter(|l| l.contains(&needle)).collect()
+}
+
+/// The segment keys of the archive (data objects), sorted by time.
+fn archived_segments(server: &S3Server, prefix: &str) -> Vec<String> {
+    server
+        .keys(BUCKET, prefix)
+        .into_iter()
+        .filter(|k| k.ends_with(".ts"))
+        .collect()
+}
+
+/// The segment number in an archive key (`.../hhmmssmmm-NNNNNNNNNNNN.ts`).
+fn number_of(key: &str) -> u64 {
+    let name = key.rsplit('/').next().expect("name");
+    name.trim_end_matches(".ts")
+        .split_once('-')
+        .and_then(|(_, n)| n.parse().ok())
+        .expect("segment number")
+}
+
+fn queued(ring: &Path) -> usize {
+    std::fs::read_dir(ring.join("archive-queue"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".info"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Every segment the ring lists is in the archive with the same bytes (and
+/// its index with the same bytes); returns the archived keys.
+fn assert_ring_archived(server: &S3Server, prefix: &str, ring: &Path) -> Vec<String> {
+    let archived = archived_segments(server, prefix);
+    let listed = playlist(ring);
+    assert!(!listed.segments.is_empty(), "the ring is empty");
+    for entry in &listed.segments {
+        let local = ring.join(&entry.uri);
+        let number: u64 = entry
+            .uri
+            .trim_start_matches("segment-")
+            .trim_end_matches(".ts")
+            .parse()
+            .expect("n");
+        let key = archived
+            .iter()
+            .find(|k| number_of(k) == number)
+            .unwrap_or_else(|| panic!("segment {number} is not in the archive: {archived:?}"));
+        let remote = std::fs::read(server.object(BUCKET, key)).expect("object");
+        assert!(
+            std::fs::read(&local).expect("segment") == remote,
+            "{key} differs from {}",
+            local.display()
+        );
+        let index_key = key.replace(".ts", ".idx");
+        let local_index = local.with_extension("idx");
+        if local_index.exists() {
+            assert_eq!(
+                std::fs::read(&local_index).expect("index"),
+                std::fs::read(server.object(BUCKET, &index_key)).expect("index object"),
+                "{index_key}"
+            );
+        }
+    }
+    archived
+}
+
+/// The hour playlists of the archive, parsed by m3u8-rs.
+fn hour_playlists(server: &S3Server, prefix: &str) -> Vec<(PathBuf, m3u8_rs::MediaPlaylist)> {
+    server
+        .keys(BUCKET, prefix)
+        .into_iter()
+        .filter(|k| k.ends_with("/index.m3u8"))
+        .map(|k| {
+            let path = server.object(BUCKET, &k);
+            let bytes = std::fs::read(&path).expect("playlist");
+            let parsed = m3u8_rs::parse_media_playlist_res(&bytes).expect("a media playlist");
+            (path, parsed)
+        })
+        .collect()
+}
+
+#[test]
+fn the_archive_holds_every_segment_byte_for_byte_and_players_play_it_from_the_bucket() {
+    let server = S3Server::start(BUCKET);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ring = tmp.path().join("ring");
+    let props = format!("segment-duration={} {}", 2 * SECOND, server.sink_props(BUCKET, "ch1"));
+    let out = record(&ring, 12, &props, &server.env());
+    assert!(messages(&out, "streambuffer-archive-failure").is_empty(), "{out}");
+    let archived = assert_ring_archived(&server, "ch1", &ring);
+    assert_eq!(archived.len(), playlist(&ring).segments.len());
+    assert_eq!(queued(&ring), 0, "the queue is empty once archived");
+
+    // The hour's playlist lists them all, each with its date-time, ended.
+    let hours = hour_playlists(&server, "ch1");
+    assert!(!hours.is_empty());
+    let listed: usize = hours.iter().map(|(_, p)| p.segments.len()).sum();
+    assert_eq!(listed, archived.len());
+    for (path, p) in &hours {
+        assert!(
+            p.end_list,
+            "{} has no EXT-X-ENDLIST after the recording ended",
+            path.display()
+        );
+        assert!(p.segments.iter().all(|s| s.program_date_time.is_some()));
+    }
+    let window = std::fs::read(server.object(BUCKET, "ch1/archive.m3u8")).expect("window playlist");
+    let window = m3u8_rs::parse_media_playlist_res(&window).expect("window playlist parses");
+    assert_eq!(window.segments.len(), archived.len());
+
+    // Straight from the bucket (public, unsigned), as a CDN would serve it.
+    let reader = server.public_reader();
+    let hour = hours[0].0.parent().and_then(|p| p.file_name()).expect("hour");
+    let uri = format!(
+        "{}/{BUCKET}/ch1/{}/index.m3u8",
+        reader.endpoint(),
+        hour.to_string_lossy()
+    );
+    let (video, audio) =
+        playbin_buffers(&uri, PlayFor::Eos(Duration::from_secs(60))).expect("playbin plays the archive");
+    assert!(video >= 200, "video frames: {video}");
+    assert!(audio >= 300, "audio frames: {audio}");
+    let window_uri = format!("{}/{BUCKET}/ch1/archive.m3u8", reader.endpoint());
+    let (video, audio) = playbin_buffers(&window_uri, PlayFor::Eos(Duration::from_secs(60))).expect("window plays");
+    assert!(video >= 200 && audio >= 300, "{video} {audio}");
+}
+
+#[test]
+fn an_outage_is_one_failure_and_one_clear_and_loses_nothing() {
+    let mut server = S3Server::start(BUCKET);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ring = tmp.path().join("ring");
+    let log = tmp.path().join("writer.log");
+    let props = format!("segment-duration={SECOND} {}", server.sink_props(BUCKET, "ch2"));
+    let writer = spawn_writer(&ring, 20, &props, &server.env(), &log);
+    assert!(
+        wait_until(Duration::from_secs(30), || archived_segments(&server, "ch2").len() >= 2),
+        "nothing was archived"
+    );
+    server.stop();
+    assert!(
+        wait_until(Duration::from_secs(30), || queued(&ring) >= 3),
+        "segments did not queue up while the server was down"
+    );
+    server.restart();
+    let out = finish(writer, &log);
+    let failures = messages(&out, "streambuffer-archive-failure");
+    let clears = messages(&out, "streambuffer-archive-failure-clear");
+    assert_eq!(failures.len(), 1, "one failure per outage: {failures:?}");
+    assert_eq!(clears.len(), 1, "one clear per outage: {clears:?}");
+    assert!(failures[0].contains("waiting=(guint64)"), "{}", failures[0]);
+    assert!(messages(&out, "streambuffer-archive-hole").is_empty(), "{out}");
+    let archived = assert_ring_archived(&server, "ch2", &ring);
+    let numbers: Vec<u64> = archived.iter().map(|k| number_of(k)).collect();
+    let expected: Vec<u64> = (0..numbers.len() as u64).collect();
+    assert_eq!(numbers, expected, "every segment, once, in order");
+    assert_eq!(queued(&ring), 0);
+}
+
+#[test]
+fn wrong_credentials_and_a_missing_bucket_are_reported_and_the_ring_is_unaffected() {
+    let server = S3Server::start(BUCKET);
+    let tmp = tempfile::tempdir().expect("tmp");
+    for (name, props, env, expected) in [
+        (
+            "wrong-key",
+            server.sink_props(BUCKET, "ch3"),
+            vec![
+                ("AWS_ACCESS_KEY_ID", "someone-else".to_owned()),
+                ("AWS_SECRET_ACCESS_KEY", "wrong".to_owned()),
+            ],
+            "403",
+        ),
+        (
+            "no-bucket",
+            server.sink_props("no-such-bucket", "ch3"),
+            server.env(),
+            "404",
+        ),
+    ] {
+        let ring = tmp.path().join(name);
+        let out = record(&ring, 6, &format!("segment-duration={SECOND} {props}"), &env);
+        let failures = messages(&out, "streambuffer-archive-failure");
+        assert_eq!(failures.len(), 1, "{name}: {out}");
+        assert!(failures[0].contains(expected), "{name}: {}", failures[0]);
+        assert!(messages(&out, "streambuffer-archive-failure-clear").is_empty());
+        // The local ring is whole and ended; what could not go up waits.
+        let listed = playlist(&ring);
+        assert!(listed.end_list && listed.segments.len() >= 5, "{name}: {listed:?}");
+        assert_eq!(queued(&ring), listed.segments.len(), "{name}: all wait for the archive");
+    }
+    assert!(archived_segments(&server, "ch3").is_empty());
+}
+
+#[test]
+fn a_writer_killed_during_uploads_completes_the_archive_when_restarted() {
+    let mut server = S3Server::start(BUCKET);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ring = tmp.path().join("ring");
+    let log = tmp.path().join("first.log");
+    let props = format!("segment-duration={SECOND} {}", server.sink_props(BUCKET, "ch4"));
+    let mut first = spawn_writer(&ring, 60, &props, &server.env(), &log);
+    assert!(wait_until(Duration::from_secs(30), || archived_segments(
+        &server, "ch4"
+    )
+    .len()
+        >= 2));
+    server.stop();
+    assert!(wait_until(Duration::from_secs(30), || queued(&ring) >= 3));
+    // SIGKILL: no EOS, no stop, a segment half written, uploads pending.
+    first.kill().expect("kill -9");
+    first.wait().expect("reaped");
+    server.restart();
+    record(&ring, 4, &props, &server.env());
+    let archived = assert_ring_archived(&server, "ch4", &ring);
+    let numbers: Vec<u64> = archived.iter().map(|k| number_of(k)).collect();
+    let expected: Vec<u64> = (0..numbers.len() as u64).collect();
+    assert_eq!(numbers, expected, "every segment of both runs, once");
+    assert_eq!(queued(&ring), 0);
+}
+
+#[test]
+fn evicted_segments_are_held_until_archived_and_past_the_hold_limit_become_counted_holes() {
+    // The server is down while the ring (a 3 s window) evicts: the queue
+    // holds the evicted segments; when it is back, all of them go up.
+    let mut server = S3Server::start(BUCKET);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ring = tmp.path().join("held");
+    let log = tmp.path().join("held.log");
+    server.stop();
+    let props = format!(
+        "segment-duration={SECOND} max-duration={} {}",
+        3 * SECOND,
+        server.sink_props(BUCKET, "ch5")
+    );
+    let writer = spawn_writer(&ring, 16, &props, &server.env(), &log);
+    assert!(wait_until(Duration::from_secs(30), || queued(&ring) >= 8));
+    assert!(playlist(&ring).segments.len() <= 5, "the ring evicted on as usual");
+    server.restart();
+    let out = finish(writer, &log);
+    assert!(messages(&out, "streambuffer-archive-hole").is_empty(), "{out}");
+    let numbers: Vec<u64> = archived_segments(&server, "ch5").iter().map(|k| number_of(k)).collect();
+    let last = playlist(&ring)
+        .segments
+        .last()
+        .map(|s| s.uri.clone())
+        .expect("segments");
+    let last: u64 = last
+        .trim_start_matches("segment-")
+        .trim_end_matches(".ts")
+        .parse()
+        .expect("n");
+    assert_eq!(
+        numbers,
+        (0..=last).collect::<Vec<u64>>(),
+        "evicted segments were archived too"
+    );
+    assert_eq!(queued(&ring), 0);
+    let files = std::fs::read_dir(&ring).expect("ring").flatten().count();
+    assert!(files < 20, "held files were deleted once archived ({files} files)");
+
+    // A hold limit of one byte: evicted segments are let go, each a hole,
+    // reported and counted; the ring records on.
+    let ring = tmp.path().join("holes");
+    server.stop();
+    let out = record(&ring, 8, &format!("{props} archive-hold-size=1"), &server.env());
+    let holes = messages(&out, "streambuffer-archive-hole");
+    assert!(holes.len() >= 2, "{out}");
+    assert!(
+        holes.iter().all(|h| h.contains("reason=(string)hold-limit")),
+        "{holes:?}"
+    );
+    assert!(
+        holes
+            .last()
+            .is_some_and(|h| h.contains(&format!("holes=(guint64){}", holes.len())))
+    );
+    let listed = playlist(&ring);
+    assert!(listed.end_list && !listed.segments.is_empty());
+    assert!(
+        queued(&ring) <= listed.segments.len() + 1,
+        "only what the ring keeps waits"
+    );
+}
+
+#[test]
+fn the_archive_window_slides() {
+    let server = S3Server::start(BUCKET);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ring = tmp.path().join("ring");
+    let props = format!(
+        "segment-duration={SECOND} archive-max-duration={} {}",
+        4 * SECOND,
+        server.sink_props(BUCKET, "ch6")
+    );
+    record(&ring, 14, &props, &server.env());
+    let archived = archived_segments(&server, "ch6");
+    let created = playlist(&ring).segments.len();
+    assert!(created >= 12, "{created}");
+    assert!(
+        (3..=8).contains(&archived.len()),
+        "about 4 s of 1 s segments stay: {archived:?}"
+    );
+    assert!(number_of(&archived[0]) >= 5, "the oldest went: {archived:?}");
+    // Indexes went with their segments; playlists list only what is there.
+    let indexes = server
+        .keys(BUCKET, "ch6")
+        .iter()
+        .filter(|k| k.ends_with(".idx"))
+        .count();
+    assert_eq!(indexes, archived.len());
+    for (path, p) in hour_playlists(&server, "ch6") {
+        let dir = path.parent().expect("hour");
+        for s in &p.segments {
+            assert!(dir.join(&s.uri).exists(), "{} lists deleted {}", path.display(), s.uri);
+        }
+    }
+}
