@@ -30,7 +30,9 @@ packages=(
   gstreamer1.0-plugins-base-apps ffmpeg
 )
 if $tests; then
-  packages+=(gstreamer1.0-x python3-gi gir1.2-gstreamer-1.0 e2fsprogs chromium nodejs npm libssl-dev)
+  # gcc-mingw-w64-x86-64: .ci/run type-checks the Windows build, whose S3
+  # client (aws-lc-sys) compiles C for the target.
+  packages+=(gstreamer1.0-x python3-gi gir1.2-gstreamer-1.0 e2fsprogs chromium nodejs npm libssl-dev gcc-mingw-w64-x86-64)
 fi
 
 missing=()

@@ -12,13 +12,24 @@
 //!
 //! The names in the bucket are [`crate::layout::archive`]'s.
 
+// The bucket side is used only by builds with the archive tier.
+#![cfg_attr(not(feature = "archive"), allow(dead_code))]
+
+#[cfg(feature = "archive")]
 mod playlists;
+#[cfg(feature = "archive")]
 mod store;
+#[cfg(feature = "archive")]
 mod uploader;
 
 pub use crate::ring::archive_queue::Hole;
+#[cfg(feature = "archive")]
 pub use store::ArchiveStore;
+#[cfg(feature = "archive")]
 pub use uploader::Uploader;
+
+/// Whether this build archives (cargo feature `archive`, on by default).
+pub const SUPPORTED: bool = cfg!(feature = "archive");
 
 /// Where the archive is and how long it keeps segments.
 #[derive(Debug, Clone, PartialEq, Eq)]

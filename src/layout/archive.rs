@@ -29,6 +29,9 @@
 //! is a prefix of another (some S3 servers mishandle that), and keys use
 //! only digits, `-`, `.`, `T` and the ring's file-name letters.
 
+// The bucket side is used only by builds with the archive tier.
+#![cfg_attr(not(feature = "archive"), allow(dead_code))]
+
 use super::{SegmentInfo, SegmentNumber, WallTime, segment_file_name, segment_index_name};
 
 /// The queue directory, inside the ring directory.

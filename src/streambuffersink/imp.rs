@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+mod archive;
 mod signals;
 
 use gst::glib;
@@ -16,7 +17,7 @@ use gst_base::subclass::prelude::*;
 use super::RecordingKind;
 use super::report::{Outcome, Reporter, SinkHost, archive_report, event_signals, report, stats_structure};
 use super::settings::{self, Settings};
-use crate::archive::{ArchiveEvent, ArchiveStats, Uploader};
+use crate::archive::ArchiveEvent;
 use crate::element_sync::{FlushGate, lock};
 use crate::recorder::{PushError, Recorder, RecorderEvent, RecordingRequest, Snapshot};
 use crate::ring::{Ring, RingError, WriteFailure};
@@ -58,12 +59,8 @@ pub struct StreamBufferSink {
     /// signals are refused at once rather than wait with it.
     pub(super) blocked: AtomicBool,
     /// The archive's uploader while started, and its counters after.
-    archive: Mutex<(Option<Uploader>, Option<ArchiveStats>)>,
+    archive: Mutex<archive::ArchiveTier>,
 }
-
-/// How long stopping waits for uploads to empty the archive queue (what is
-/// left goes at the next start).
-const ARCHIVE_DRAIN: Duration = Duration::from_secs(5);
 
 /// How long a recording signal waits for the streaming thread to let go of
 /// the recorder before it is refused: far longer than a buffer takes to
@@ -80,7 +77,7 @@ impl Default for StreamBufferSink {
             flush_gate: FlushGate::default(),
             running: AtomicBool::new(false),
             blocked: AtomicBool::new(false),
-            archive: Mutex::new((None, None)),
+            archive: Mutex::new(archive::ArchiveTier::default()),
         }
     }
 }
@@ -192,7 +189,9 @@ impl ObjectImpl for StreamBufferSink {
                     *lock(&self.snapshot) = Some((snap, true));
                 }
                 match &*lock(&self.snapshot) {
-                    Some((snap, running)) => stats_structure(snap, *running, dir.as_deref(), self.archive_stats()),
+                    Some((snap, running)) => {
+                        stats_structure(snap, *running, dir.as_deref(), lock(&self.archive).stats())
+                    }
                     None => gst::Structure::builder("streambuffer-stats")
                         .field("running", false)
                         .build(),
@@ -321,6 +320,12 @@ impl StreamBufferSink {
                 )
             ));
         }
+        if !crate::archive::SUPPORTED && settings.archive_config().is_some() {
+            return Err(gst::error_msg!(
+                gst::CoreError::NotImplemented,
+                ("archive-location is set, but this build of streambuffer has no archive tier (cargo feature 'archive')")
+            ));
+        }
         let ring = Ring::open(settings.ring_config(dir.clone())).map_err(|e| match e {
             RingError::Locked(_) => gst::error_msg!(gst::ResourceError::Busy, ("{}", e)),
             RingError::NotADirectory(_) | RingError::SequencesExhausted(_) | RingError::Io { .. } => {
@@ -350,10 +355,10 @@ impl StreamBufferSink {
                     element.imp().emit_archive(event);
                 }
             });
-            let uploader = Uploader::start(&config, queue, report)
+            lock(&self.archive)
+                .start(&config, queue, report)
                 .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?;
             gst::info!(CAT, imp = self, "Archiving to {}", config.location);
-            *lock(&self.archive) = (Some(uploader), None);
         }
         let recorder = Recorder::new(ring, settings.recorder_config(), &settings.programs);
         *lock(&self.snapshot) = Some((recorder.snapshot(), true));
@@ -375,20 +380,14 @@ impl StreamBufferSink {
                 gst::warning!(CAT, imp = self, "Last segment not finished: {f}");
             }
         }
-        // After the recorder: its last segment is queued by then.
-        let uploader = lock(&self.archive).0.take();
-        if let Some(mut uploader) = uploader {
-            uploader.stop(ARCHIVE_DRAIN);
-            let mut archive = lock(&self.archive);
-            archive.1 = Some(uploader.stats());
+        // After the recorder: its last segment is queued by then. Not
+        // under the lock: `stats` stays readable meanwhile.
+        let uploader = lock(&self.archive).take_running();
+        if let Some(uploader) = uploader {
+            let stats = archive::stop(uploader);
+            lock(&self.archive).stopped(stats);
         }
         Ok(())
-    }
-
-    /// The archive's counters (`None`: no archive configured when started).
-    fn archive_stats(&self) -> Option<ArchiveStats> {
-        let archive = lock(&self.archive);
-        archive.0.as_ref().map(Uploader::stats).or(archive.1)
     }
 
     /// Logs an archive event, emits its signal and posts its message (on
