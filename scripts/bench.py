@@ -19,7 +19,8 @@ import time
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 # BENCH_SINKS=streambuffersink (comma-separated): only those sinks and
 # filesink, and only the throughput table; more runs of fewer sinks give
-# tighter ratios on a noisy machine.
+# tighter ratios on a noisy machine. BENCH_SINKS=archive: only the archive
+# tables.
 ONLY = [n for n in os.environ.get("BENCH_SINKS", "").split(",") if n]
 CACHE = os.environ.get("BENCH_CACHE", os.path.expanduser("~/.cache/streambuffer-bench"))
 OUT = os.environ.get("BENCH_OUT", os.path.join(CACHE, "out"))
@@ -235,6 +236,99 @@ def playback_tables(examples):
     return "\n".join(seeks) + "\n\n" + "\n".join(cost) + "\n\n" + "\n".join(trick)
 
 
+def s3_server(root):
+    """s3s-fs (scripts/setup.sh --tests installs it) on a free loopback port."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exe = shutil.which("s3s-fs") or os.path.expanduser("~/.cargo/bin/s3s-fs")
+    proc = subprocess.Popen([exe, "--host", "127.0.0.1", "--port", str(port), "--access-key", "bench",
+                             "--secret-key", "bench-secret", root], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-secret")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def archive_tables():
+    """The archive tier on loopback (s3s-fs): the sink's CPU with an archive
+    against without, and the upload lag of a live recording."""
+    store = os.path.join(CACHE, "s3")
+    shutil.rmtree(store, ignore_errors=True)
+    os.makedirs(os.path.join(store, "bench"))
+    server, endpoint = s3_server(store)
+    try:
+        archive = f"archive-location=s3://bench/run archive-endpoint={endpoint} archive-path-style=true"
+        tails = {
+            "filesink": f"filesink location={OUT}/out.ts",
+            "streambuffersink": f"streambuffersink location={OUT}/ring segment-duration=6000000000 "
+                                "max-duration=3600000000000",
+            "streambuffersink with an archive": f"streambuffersink location={OUT}/ring segment-duration=6000000000 "
+                                                f"max-duration=3600000000000 {archive}",
+        }
+        names = list(tails)
+        results = {n: [] for n in names}
+        for r in range(RUNS):
+            for n in names[r % len(names):] + names[:r % len(names)]:
+                results[n].append(run_once(f"filesrc location={INPUT} blocksize=65536 ! {tails[n]}"))
+        cpu = ["| blocksize=65536, filling a 1 h window | CPU s (median) | CPU / filesink, paired rounds |",
+               "|---|---|---|"]
+        for n in names:
+            ok = [x for x in results[n] if x is not None]
+            cpu.append(f"| `{n}` | {statistics.median(x[1] for x in ok):.3f} "
+                       f"| {paired_cpu_ratio(results[n], results['filesink']):.2f} |")
+        # Upload lag: a live 2 Mbit/s recording of 2 s segments; each
+        # segment from its listing in the ring's playlist to its object
+        # being whole in the bucket's storage.
+        ring = os.path.join(OUT, "lag-ring")
+        shutil.rmtree(ring, ignore_errors=True)
+        seconds = 60
+        writer = subprocess.Popen(
+            ["gst-launch-1.0", "-q", "-e", "videotestsrc", "is-live=true", f"num-buffers={seconds * 25}", "!",
+             "video/x-raw,width=640,height=360,framerate=25/1", "!", "x264enc", "tune=zerolatency", "bitrate=2000",
+             "speed-preset=ultrafast", "key-int-max=25", "!", "mpegtsmux", "!", "streambuffersink",
+             f"location={ring}", "segment-duration=2000000000"] + archive.replace("s3://bench/run", "s3://bench/lag").split(),
+            stdout=subprocess.DEVNULL)
+        listed, archived = {}, {}
+        objects = os.path.join(store, "bench", "lag")
+        deadline = time.perf_counter() + seconds + 60
+        while time.perf_counter() < deadline:
+            now = time.perf_counter()
+            try:
+                for line in open(os.path.join(ring, "index.m3u8")):
+                    if line.startswith("segment-"):
+                        listed.setdefault(line.strip(), now)
+            except OSError:
+                pass
+            for hour, _, files in os.walk(objects):
+                for f in files:
+                    if f.endswith(".ts"):
+                        name = "segment-" + f.split("-", 1)[1]
+                        local = os.path.join(ring, name)
+                        if name not in archived and os.path.exists(local) and \
+                                os.path.getsize(os.path.join(hour, f)) == os.path.getsize(local):
+                            archived[name] = now
+            if writer.poll() is not None and len(archived) >= len(listed):
+                break
+            time.sleep(0.005)
+        writer.wait()
+        lags = sorted((archived[n] - listed[n]) * 1000 for n in listed if n in archived)
+        p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else float("nan")
+        lag = ["| live 2 Mbit/s, 2 s segments | segments | upload lag median ms | p99 ms |", "|---|---|---|---|",
+               f"| segment listed in the ring -> whole object in the bucket | {len(lags)} of {len(listed)} "
+               f"| {statistics.median(lags):.0f} | {p99:.0f} |"]
+        return "\n".join(cpu) + "\n\n" + "\n".join(lag)
+    finally:
+        server.kill()
+        server.wait()
+        shutil.rmtree(store, ignore_errors=True)
+
+
 def main():
     make_input()
     bench_ring = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/release/examples/bench_ring")
@@ -242,6 +336,9 @@ def main():
     print(f"Measured {datetime.date.today()} on {platform.node()}: {os.cpu_count()} cores ({cpu}), "
           f"{platform.system()} {platform.release()}, GStreamer "
           f"{subprocess.run(['gst-launch-1.0', '--version'], capture_output=True, text=True).stdout.split()[2]}.\n")
+    if ONLY == ["archive"]:
+        print("### The archive tier (S3 on loopback: s3s-fs)\n\n" + archive_tables())
+        return
     print("### Throughput against the other sinks\n" + throughput_table())
     if ONLY:
         shutil.rmtree(OUT, ignore_errors=True)
@@ -252,6 +349,7 @@ def main():
     live_lag = os.path.join(os.path.dirname(bench_ring), "live_lag")
     print("\n### Live-edge lag (streambuffersrc following the sink)\n\n" + live_lag_table(live_lag))
     print("\n### Playback of a finished ring (warm page cache)\n\n" + playback_tables(os.path.dirname(bench_ring)))
+    print("\n### The archive tier (S3 on loopback: s3s-fs)\n\n" + archive_tables())
     shutil.rmtree(OUT, ignore_errors=True)
 
 

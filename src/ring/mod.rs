@@ -283,38 +283,7 @@ impl Ring {
             keyframes_total: 0,
             archive,
         };
-        for info in adopted {
-            // A journaled segment was queued before it was journaled; one
-            // recovered from its file (open when the last writer stopped)
-            // was never queued.
-            if let Some(queue) = &ring.archive
-                && recovered.contains(&info.sequence)
-            {
-                queue.enqueue(&ring.handle, &info);
-            }
-            // Each adopted segment's index is made to agree with its data;
-            // ring time goes on from where the adopted segments end, and
-            // keyframe numbers from where they left off.
-            let index = index::adopt_index(&ring.handle, &info, ring.ring_time_end, ring.keyframes_total as u32);
-            ring.ring_time_end = index.start.ring_time.saturating_add(info.duration_ns);
-            let numbered = u64::from(index.start.number);
-            let first = if numbered >= ring.keyframes_total {
-                numbered
-            } else {
-                ring.keyframes_total
-            };
-            ring.keyframes_total = first + index.keyframes.len() as u64;
-            let keyframes = if ring.config.iframe_playlist {
-                index.keyframes
-            } else {
-                Vec::new()
-            };
-            ring.push_entry(info, keyframes, first, index.start.size);
-        }
-        if !ring.entries.is_empty() {
-            ring.enforce_retention();
-            ring.playlist_after_change();
-        }
+        ring.take_in(adopted, &recovered);
         Ok(ring)
     }
 

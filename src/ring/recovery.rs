@@ -166,6 +166,38 @@ fn pcr_span(head: &[u8], tail: &[u8]) -> Option<u64> {
 }
 
 impl Ring {
+    /// Takes the segments adoption found into the window, oldest first.
+    pub(super) fn take_in(&mut self, adopted: Vec<SegmentInfo>, recovered: &[SegmentNumber]) {
+        for info in adopted {
+            // A journaled segment was queued before it was journaled; one
+            // recovered from its file (open when the last writer stopped)
+            // was never queued.
+            if let Some(queue) = &self.archive
+                && recovered.contains(&info.sequence)
+            {
+                queue.enqueue(&self.handle, &info);
+            }
+            // Each adopted segment's index is made to agree with its data;
+            // ring time goes on from where the adopted segments end, and
+            // keyframe numbers from where they left off.
+            let index = super::index::adopt_index(&self.handle, &info, self.ring_time_end, self.keyframes_total as u32);
+            self.ring_time_end = index.start.ring_time.saturating_add(info.duration_ns);
+            let numbered = u64::from(index.start.number);
+            let first = numbered.max(self.keyframes_total);
+            self.keyframes_total = first + index.keyframes.len() as u64;
+            let keyframes = if self.config.iframe_playlist {
+                index.keyframes
+            } else {
+                Vec::new()
+            };
+            self.push_entry(info, keyframes, first, index.start.size);
+        }
+        if !self.entries.is_empty() {
+            self.enforce_retention();
+            self.playlist_after_change();
+        }
+    }
+
     /// The path no longer names the ring directory. If nothing is there any
     /// more (deleted, unmounted), a directory is created again, locked, and
     /// the segments that went with the old one are forgotten. Anything else

@@ -15,9 +15,8 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use super::RecordingKind;
-use super::report::{Outcome, Reporter, SinkHost, archive_report, event_signals, report, stats_structure};
+use super::report::{Outcome, Reporter, SinkHost, event_signals, report, stats_structure};
 use super::settings::{self, Settings};
-use crate::archive::ArchiveEvent;
 use crate::element_sync::{FlushGate, lock};
 use crate::recorder::{PushError, Recorder, RecorderEvent, RecordingRequest, Snapshot};
 use crate::ring::{Ring, RingError, WriteFailure};
@@ -349,14 +348,8 @@ impl StreamBufferSink {
             );
         }
         if let (Some(config), Some(queue)) = (settings.archive_config(), ring.archive_queue()) {
-            let element = self.obj().downgrade();
-            let report = Box::new(move |event| {
-                if let Some(element) = element.upgrade() {
-                    element.imp().emit_archive(event);
-                }
-            });
             lock(&self.archive)
-                .start(&config, queue, report)
+                .start(&config, queue, archive::reporter(self.obj().downgrade()))
                 .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?;
             gst::info!(CAT, imp = self, "Archiving to {}", config.location);
         }
@@ -388,20 +381,6 @@ impl StreamBufferSink {
             lock(&self.archive).stopped(stats);
         }
         Ok(())
-    }
-
-    /// Logs an archive event, emits its signal and posts its message (on
-    /// the archive's thread).
-    fn emit_archive(&self, event: ArchiveEvent) {
-        let obj = self.obj();
-        let report = archive_report(event);
-        gst::log_with_level!(CAT, report.level, imp = self, "{}", report.log);
-        if let Some((signal, args)) = &report.signal {
-            obj.emit_by_name_with_values(signal, args);
-        }
-        if let Outcome::Message(structure) = report.outcome {
-            let _ = obj.post_message(gst::message::Element::builder(structure).src(&*obj).build());
-        }
     }
 }
 

@@ -5,8 +5,13 @@
 
 use std::sync::Arc;
 
+use gst::glib;
+use gst::prelude::*;
+
+use super::CAT;
 use crate::archive::{ArchiveConfig, ArchiveEvent, ArchiveStats};
 use crate::ring::ArchiveQueue;
+use crate::streambuffersink::report::{Outcome, archive_report};
 
 #[cfg(feature = "archive")]
 pub(super) type Running = crate::archive::Uploader;
@@ -79,4 +84,22 @@ pub(super) fn stop(mut uploader: Running) -> ArchiveStats {
 #[cfg(not(feature = "archive"))]
 pub(super) fn stop(uploader: Running) -> ArchiveStats {
     match uploader {}
+}
+
+/// What the uploader calls with each event (on its thread): the element's
+/// log line, signal and message, while the element exists.
+pub(super) fn reporter(
+    element: glib::WeakRef<crate::streambuffersink::StreamBufferSink>,
+) -> Box<dyn Fn(ArchiveEvent) + Send> {
+    Box::new(move |event| {
+        let Some(element) = element.upgrade() else { return };
+        let report = archive_report(event);
+        gst::log_with_level!(CAT, report.level, obj = element, "{}", report.log);
+        if let Some((signal, args)) = &report.signal {
+            element.emit_by_name_with_values(signal, args);
+        }
+        if let Outcome::Message(structure) = report.outcome {
+            let _ = element.post_message(gst::message::Element::builder(structure).src(&element).build());
+        }
+    })
 }
