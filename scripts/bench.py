@@ -255,7 +255,7 @@ def s3_server(root):
     return proc, f"http://127.0.0.1:{port}"
 
 
-def archive_tables():
+def archive_tables(examples):
     """The archive tier on loopback (s3s-fs): the sink's CPU with an archive
     against without, and the upload lag of a live recording."""
     store = os.path.join(CACHE, "s3")
@@ -263,25 +263,17 @@ def archive_tables():
     os.makedirs(os.path.join(store, "bench"))
     server, endpoint = s3_server(store)
     try:
-        archive = f"archive-location=s3://bench/run archive-endpoint={endpoint} archive-path-style=true"
-        tails = {
-            "filesink": f"filesink location={OUT}/out.ts",
-            "streambuffersink": f"streambuffersink location={OUT}/ring segment-duration=6000000000 "
-                                "max-duration=3600000000000",
-            "streambuffersink with an archive": f"streambuffersink location={OUT}/ring segment-duration=6000000000 "
-                                                f"max-duration=3600000000000 {archive}",
-        }
-        names = list(tails)
-        results = {n: [] for n in names}
-        for r in range(RUNS):
-            for n in names[r % len(names):] + names[:r % len(names)]:
-                results[n].append(run_once(f"filesrc location={INPUT} blocksize=65536 ! {tails[n]}"))
-        cpu = ["| blocksize=65536, filling a 1 h window | CPU s (median) | CPU / filesink, paired rounds |",
-               "|---|---|---|"]
-        for n in names:
-            ok = [x for x in results[n] if x is not None]
-            cpu.append(f"| `{n}` | {statistics.median(x[1] for x in ok):.3f} "
-                       f"| {paired_cpu_ratio(results[n], results['filesink']):.2f} |")
+        archive = f"archive-location=s3://bench/lag archive-endpoint={endpoint} archive-path-style=true"
+        out = subprocess.run([os.path.join(examples, "archive_cost"), INPUT, os.path.join(OUT, "cost"), endpoint,
+                              "bench", str(RUNS)], check=True, capture_output=True, text=True).stdout.strip()
+        f = dict(kv.split("=") for kv in out.split())
+        cpu = ["| blocksize=65536, filling a 1 h window, to EOS and stopped | CPU ms (median) "
+               "| CPU / filesink (median of paired rounds) |", "|---|---|---|",
+               f"| `filesink` | {f['filesink-cpu-ms']} | 1.00 |",
+               f"| `streambuffersink` | {f['sink-cpu-ms']} | {f['sink-ratio']} |",
+               f"| `streambuffersink` with an archive, whole process | {f['archived-cpu-ms']} | {f['archived-ratio']} |",
+               f"| the same without its uploader thread ({f['uploader-cpu-ms']} ms) | | "
+               f"{f['archived-without-uploader-ratio']} |"]
         # Upload lag: a live 2 Mbit/s recording of 2 s segments; each
         # segment from its listing in the ring's playlist to its object
         # being whole in the bucket's storage.
@@ -292,7 +284,7 @@ def archive_tables():
             ["gst-launch-1.0", "-q", "-e", "videotestsrc", "is-live=true", f"num-buffers={seconds * 25}", "!",
              "video/x-raw,width=640,height=360,framerate=25/1", "!", "x264enc", "tune=zerolatency", "bitrate=2000",
              "speed-preset=ultrafast", "key-int-max=25", "!", "mpegtsmux", "!", "streambuffersink",
-             f"location={ring}", "segment-duration=2000000000"] + archive.replace("s3://bench/run", "s3://bench/lag").split(),
+             f"location={ring}", "segment-duration=2000000000"] + archive.split(),
             stdout=subprocess.DEVNULL)
         listed, archived = {}, {}
         objects = os.path.join(store, "bench", "lag")
@@ -337,7 +329,7 @@ def main():
           f"{platform.system()} {platform.release()}, GStreamer "
           f"{subprocess.run(['gst-launch-1.0', '--version'], capture_output=True, text=True).stdout.split()[2]}.\n")
     if ONLY == ["archive"]:
-        print("### The archive tier (S3 on loopback: s3s-fs)\n\n" + archive_tables())
+        print("### The archive tier (S3 on loopback: s3s-fs)\n\n" + archive_tables(os.path.dirname(bench_ring)))
         return
     print("### Throughput against the other sinks\n" + throughput_table())
     if ONLY:
@@ -349,7 +341,7 @@ def main():
     live_lag = os.path.join(os.path.dirname(bench_ring), "live_lag")
     print("\n### Live-edge lag (streambuffersrc following the sink)\n\n" + live_lag_table(live_lag))
     print("\n### Playback of a finished ring (warm page cache)\n\n" + playback_tables(os.path.dirname(bench_ring)))
-    print("\n### The archive tier (S3 on loopback: s3s-fs)\n\n" + archive_tables())
+    print("\n### The archive tier (S3 on loopback: s3s-fs)\n\n" + archive_tables(os.path.dirname(bench_ring)))
     shutil.rmtree(OUT, ignore_errors=True)
 
 

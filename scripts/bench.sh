@@ -13,5 +13,5 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
 source "$root/scripts/env.sh"
-(cd "$root" && cargo build --release --quiet --example bench_ring --example live_lag --example seek_latency --example read_cost --example trick_cost)
+(cd "$root" && cargo build --release --quiet --example bench_ring --example live_lag --example seek_latency --example read_cost --example trick_cost --example archive_cost)
 exec python3 "$root/scripts/bench.py" "${CARGO_TARGET_DIR:-$root/target}/release/examples/bench_ring"

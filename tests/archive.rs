@@ -386,3 +386,37 @@ fn the_archive_window_slides() {
         }
     }
 }
+
+#[test]
+fn a_slow_server_does_not_slow_recording() {
+    // About 80 KB/s each way, the stream's own rate: uploads lag behind,
+    // recording does not notice.
+    let server = S3Server::start(BUCKET);
+    let proxy = common::s3::SlowProxy::start(&server.endpoint(), 8192, Duration::from_millis(100));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ring = tmp.path().join("ring");
+    let props = format!(
+        "segment-duration={SECOND} archive-location=s3://{BUCKET}/ch7 archive-endpoint={} archive-path-style=true",
+        proxy.endpoint()
+    );
+    let out = record(&ring, 10, &props, &server.env());
+    assert!(messages(&out, "streambuffer-write-failure").is_empty(), "{out}");
+    let listed = playlist(&ring);
+    assert!(listed.end_list && listed.segments.len() >= 9, "{listed:?}");
+    // Every frame recorded, audio and video, played through playbin.
+    let uri = format!("streambuffer://{}", ring.display());
+    let (video, audio) = playbin_buffers(&uri, PlayFor::Eos(Duration::from_secs(60))).expect("the ring plays");
+    assert!(video >= 240 && audio >= 440, "video {video}, audio {audio}");
+    // What went up is whole; what did not is still queued, nothing lost.
+    let archived = archived_segments(&server, "ch7");
+    assert!(!archived.is_empty(), "nothing went up");
+    for key in &archived {
+        let local = ring.join(format!("segment-{:012}.ts", number_of(key)));
+        assert_eq!(
+            std::fs::read(server.object(BUCKET, key)).expect("object"),
+            std::fs::read(&local).expect("segment"),
+            "{key}"
+        );
+    }
+    assert_eq!(archived.len() + queued(&ring), listed.segments.len());
+}

@@ -134,6 +134,8 @@ pub struct ArchiveStats {
     pub failures: u64,
     pub holes: u64,
     pub objects_deleted: u64,
+    /// CPU time the uploader's thread used, ns (0 where unknown).
+    pub cpu_ns: u64,
     pub waiting: u64,
     pub held_bytes: u64,
 }

@@ -42,6 +42,8 @@ struct Counters {
     failures: AtomicU64,
     holes: AtomicU64,
     objects_deleted: AtomicU64,
+    /// CPU time of the uploader's thread, ns.
+    cpu_ns: AtomicU64,
 }
 
 /// See the module documentation.
@@ -98,6 +100,7 @@ impl Uploader {
             failures: c.failures.load(Ordering::Relaxed),
             holes: c.holes.load(Ordering::Relaxed),
             objects_deleted: c.objects_deleted.load(Ordering::Relaxed),
+            cpu_ns: c.cpu_ns.load(Ordering::Relaxed),
             waiting: self.queue.waiting(),
             held_bytes: self.queue.held_bytes(),
         }
@@ -161,6 +164,14 @@ impl Work {
         // What the ring let go of at its close is held to the limit too.
         self.queue.enforce_hold_limit();
         self.report_holes();
+        self.note_cpu();
+    }
+
+    fn note_cpu(&self) {
+        if let Some(t) = crate::platform::thread_cpu_time() {
+            let ns = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
+            self.counters.cpu_ns.store(ns, Ordering::Relaxed);
+        }
     }
 
     fn work(&mut self) {
@@ -203,6 +214,7 @@ impl Work {
                     self.counters.bytes_uploaded.fetch_add(info.bytes, Ordering::Relaxed);
                     self.cleared();
                     self.retention();
+                    self.note_cpu();
                 }
                 Err(UploadError::Read) => self.queue.unreadable(info.sequence),
                 Err(UploadError::Store(e)) => {

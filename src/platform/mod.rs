@@ -116,6 +116,23 @@ pub fn free_space(dir: &Path) -> Option<u64> {
     fs4::available_space(dir).ok()
 }
 
+/// CPU time the calling thread has used (`CLOCK_THREAD_CPUTIME_ID`), or
+/// `None` where the platform cannot tell: what a worker thread reports it
+/// cost.
+#[must_use]
+pub fn thread_cpu_time() -> Option<std::time::Duration> {
+    #[cfg(unix)]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Some(std::time::Duration::new(
+            u64::try_from(t.tv_sec).ok()?,
+            u32::try_from(t.tv_nsec).ok()?,
+        ))
+    }
+    #[cfg(not(unix))]
+    None
+}
+
 /// Whether the open `file` has been deleted from its directory (its last
 /// link removed), so that writing to it only fills an invisible file.
 /// Always `false` where the platform cannot tell.

@@ -447,5 +447,6 @@ pub(super) fn stats_structure(
         .field("archive-failures", archive.map_or(0, |a| a.failures))
         .field("archive-holes", archive.map_or(0, |a| a.holes))
         .field("archive-objects-deleted", archive.map_or(0, |a| a.objects_deleted))
+        .field("archive-cpu-time", archive.map_or(0, |a| a.cpu_ns))
         .build()
 }
