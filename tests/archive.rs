@@ -420,3 +420,125 @@ fn a_slow_server_does_not_slow_recording() {
     }
     assert_eq!(archived.len() + queued(&ring), listed.segments.len());
 }
+
+/// `streambuffer ARGS` with `env`; returns (success, stdout + stderr).
+fn tool(args: &[&str], env: &[(&str, String)]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_streambuffer"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("streambuffer");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn export_from_the_archive_gives_the_bytes_the_ring_would_have() {
+    // One input, two sinks: a ring with a 3 s window and an archive, and a
+    // ring that keeps everything. A range long gone from the first ring
+    // exports from its archive to the same bytes as from the second.
+    let server = S3Server::start(BUCKET);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (short, whole) = (tmp.path().join("short"), tmp.path().join("whole"));
+    let log = tmp.path().join("tee.log");
+    let desc = format!(
+        "-e videotestsrc is-live=true num-buffers=350 pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+         x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=600 ! queue ! mpegtsmux name=m ! tee name=t \
+         t. ! queue ! streambuffersink location={} segment-duration={SECOND} max-duration={} {} \
+         t. ! queue ! streambuffersink location={} segment-duration={SECOND} max-duration=0 \
+         audiotestsrc is-live=true num-buffers=656 samplesperbuffer=1024 ! audio/x-raw,rate=48000 ! avenc_aac ! queue ! m.",
+        short.display(),
+        3 * SECOND,
+        server.sink_props(BUCKET, "ch8"),
+        whole.display(),
+    );
+    let out = std::fs::File::create(&log).expect("log");
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.env("GST_PLUGIN_PATH", plugin_dir())
+        .args(desc.split_whitespace())
+        .stdout(out.try_clone().expect("log"))
+        .stderr(out);
+    for (k, v) in server.env() {
+        cmd.env(k, v);
+    }
+    finish(cmd.spawn().expect("gst-launch-1.0"), &log);
+    let listed = playlist(&whole);
+    assert!(playlist(&short).segments.len() <= 5, "the short ring evicted");
+    // From half a second after segment 2 starts to half a second after
+    // segment 7 does: mid-GOP at both ends, long evicted from `short`.
+    // The playlist dates its first entry; the others follow by duration.
+    let first: jiff::Timestamp = listed.segments[0]
+        .program_date_time
+        .expect("date-time")
+        .to_rfc3339()
+        .parse()
+        .expect("RFC 3339");
+    let date = |n: usize| {
+        let before: f64 = listed.segments[..n].iter().map(|s| f64::from(s.duration)).sum();
+        (first + jiff::SignedDuration::from_secs_f64(before + 0.5)).to_string()
+    };
+    let (from, to) = (date(2), date(7));
+    let (a, b) = (tmp.path().join("a.ts"), tmp.path().join("b.ts"));
+    let (ok, text) = tool(
+        &[
+            "export",
+            &short.to_string_lossy(),
+            "--from",
+            &from,
+            "--to",
+            &to,
+            &a.to_string_lossy(),
+        ],
+        &server.env(),
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("from the archive"), "{text}");
+    let (ok, text) = tool(
+        &[
+            "export",
+            &whole.to_string_lossy(),
+            "--from",
+            &from,
+            "--to",
+            &to,
+            &b.to_string_lossy(),
+        ],
+        &[],
+    );
+    assert!(ok, "{text}");
+    let (a, b) = (std::fs::read(&a).expect("a"), std::fs::read(&b).expect("b"));
+    assert!(a.len() > 100_000, "{} bytes", a.len());
+    assert!(
+        a == b,
+        "the archive's export ({} bytes) differs from the ring's ({} bytes)",
+        a.len(),
+        b.len()
+    );
+    // No staging directory is left behind.
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("tmp")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".archive"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // info names the archive and what it holds.
+    let (ok, text) = tool(&["info", &short.to_string_lossy()], &server.env());
+    assert!(ok, "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("archive:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("s3://tv-archive/ch8") && line.contains(&format!("{} segment(s)", listed.segments.len())),
+        "{line}"
+    );
+    assert!(line.contains("0 hole(s)"), "{line}");
+}

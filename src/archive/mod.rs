@@ -16,6 +16,8 @@
 #![cfg_attr(not(feature = "archive"), allow(dead_code))]
 
 #[cfg(feature = "archive")]
+pub mod catalog;
+#[cfg(feature = "archive")]
 mod playlists;
 #[cfg(feature = "archive")]
 mod store;
@@ -46,6 +48,31 @@ pub struct ArchiveConfig {
     /// Segments whose start is older than this before the newest archived
     /// one are deleted from the bucket; 0 keeps everything.
     pub max_duration_ns: u64,
+}
+
+impl ArchiveConfig {
+    /// What the ring records of it for its readers.
+    #[must_use]
+    pub fn description(&self) -> crate::layout::archive::Description {
+        crate::layout::archive::Description {
+            location: self.location.to_string(),
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            path_style: self.path_style,
+        }
+    }
+
+    /// The archive a ring's description names (no retention: readers do
+    /// not delete).
+    pub fn from_description(d: &crate::layout::archive::Description) -> Result<ArchiveConfig, String> {
+        Ok(ArchiveConfig {
+            location: ArchiveLocation::parse(&d.location)?,
+            endpoint: d.endpoint.clone(),
+            region: d.region.clone(),
+            path_style: d.path_style,
+            max_duration_ns: 0,
+        })
+    }
 }
 
 /// `s3://bucket/prefix`, checked.
@@ -100,7 +127,11 @@ impl ArchiveLocation {
 
 impl std::fmt::Display for ArchiveLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+        if self.prefix.is_empty() {
+            write!(f, "s3://{}", self.bucket)
+        } else {
+            write!(f, "s3://{}/{}", self.bucket, self.prefix)
+        }
     }
 }
 

@@ -61,6 +61,8 @@ impl Uploader {
     /// archive `config` describes.
     pub fn start(config: &ArchiveConfig, queue: Arc<ArchiveQueue>, report: Report) -> Result<Uploader, String> {
         let store = ArchiveStore::new(config)?;
+        // Failing to record it costs readers the archive, not the archive.
+        let _ = queue.describe(&config.description());
         let counters = Arc::new(Counters::default());
         let drain = Arc::new(Mutex::new(None));
         let mut work = Work {

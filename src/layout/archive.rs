@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! <location>/archive-queue/          QUEUE_DIR_NAME: segments not archived yet
+//!   archive.conf                     DESCRIPTION_NAME: where the archive is (description)
 //!   segment-000000000041.ts          a second link to the ring's segment file
 //!   segment-000000000041.idx         and to its keyframe index
 //!   segment-000000000041.info        queued_info_name(41): its journal line
@@ -36,6 +37,57 @@ use super::{SegmentInfo, SegmentNumber, WallTime, segment_file_name, segment_ind
 
 /// The queue directory, inside the ring directory.
 pub const QUEUE_DIR_NAME: &str = "archive-queue";
+/// Where the archive is, in the queue directory, for the ring's readers.
+pub const DESCRIPTION_NAME: &str = "archive.conf";
+/// Largest description a reader reads.
+pub const DESCRIPTION_MAX_BYTES: u64 = 4096;
+
+/// Where a ring's archive is, as the sink records it for readers: `key=value`
+/// lines (`location`, `endpoint`, `region`, `path-style` = 0 or 1). No
+/// credentials: readers take theirs from their own environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Description {
+    pub location: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+}
+
+impl Description {
+    #[must_use]
+    pub fn format(&self) -> String {
+        let mut text = format!("location={}\n", self.location);
+        for (key, value) in [("endpoint", &self.endpoint), ("region", &self.region)] {
+            if let Some(v) = value {
+                text.push_str(&format!("{key}={v}\n"));
+            }
+        }
+        text.push_str(&format!("path-style={}\n", u8::from(self.path_style)));
+        text
+    }
+
+    /// Reads a description back; `None` unless it has a location and only
+    /// known keys with single-line values of printable ASCII.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Description> {
+        let mut d = Description::default();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let (key, value) = line.split_once('=')?;
+            if !value.bytes().all(|b| b.is_ascii_graphic()) {
+                return None;
+            }
+            match key {
+                "location" => d.location = value.to_owned(),
+                "endpoint" => d.endpoint = Some(value.to_owned()),
+                "region" => d.region = Some(value.to_owned()),
+                "path-style" => d.path_style = value == "1",
+                _ => return None,
+            }
+        }
+        (!d.location.is_empty()).then_some(d)
+    }
+}
+
 /// The playlist of each hour, inside its folder.
 pub const HOUR_PLAYLIST_NAME: &str = "index.m3u8";
 /// The playlist of the newest archived hour, at the prefix.
@@ -234,6 +286,20 @@ mod tests {
         ] {
             assert_eq!(Hour::parse_folder(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn descriptions_round_trip_and_refuse_strangers() {
+        let d = Description {
+            location: "s3://tv/ch1".into(),
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            region: None,
+            path_style: true,
+        };
+        assert_eq!(Description::parse(&d.format()), Some(d));
+        assert_eq!(Description::parse("endpoint=http://x\n"), None);
+        assert_eq!(Description::parse("location=s3://a/b\nsecret=x\n"), None);
+        assert_eq!(Description::parse("location=s3://a/b c\n"), None);
     }
 
     #[test]

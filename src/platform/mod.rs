@@ -120,6 +120,7 @@ pub fn free_space(dir: &Path) -> Option<u64> {
 /// `None` where the platform cannot tell: what a worker thread reports it
 /// cost.
 #[must_use]
+#[cfg_attr(not(feature = "archive"), allow(dead_code))]
 pub fn thread_cpu_time() -> Option<std::time::Duration> {
     #[cfg(unix)]
     {

@@ -140,6 +140,16 @@ impl ArchiveQueue {
         self.notify();
     }
 
+    /// Records where the archive is, for the ring's readers (see
+    /// [`crate::layout::archive::Description`]).
+    pub fn describe(&self, description: &crate::layout::archive::Description) -> io::Result<()> {
+        self.dir.replace_atomically(
+            crate::layout::archive::DESCRIPTION_NAME,
+            description.format().as_bytes(),
+            false,
+        )
+    }
+
     /// Wakes the uploader.
     pub fn notify(&self) {
         self.lock().changed = true;

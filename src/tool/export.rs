@@ -33,6 +33,12 @@ pub(super) fn run(
     reader
         .refresh()
         .map_err(|e| format!("cannot read the ring in '{}': {e}", ring.display()))?;
+    #[cfg(feature = "archive")]
+    if reader.position_at_date(from_date).is_none()
+        && let Some(archive) = crate::archive::catalog::open(ring)
+    {
+        return from_archive(ring, archive?, from_date, to_date, out, progress);
+    }
     let outside = |which: &str, asked: WallTime, reader: &mut RingReader| {
         let window = reader.window().map(|w| {
             let first = reader.date_at_position(w.start).map_or_else(|| "?".into(), date);
@@ -87,6 +93,36 @@ pub(super) fn run(
             Err(format!("{why}; nothing written"))
         }
     }
+}
+
+/// Exports a range that starts before the ring's window: the segments of
+/// the range, from the archive and the ring, are put together as a
+/// finished ring in a directory next to `out`, which is exported as any
+/// ring (same bytes, same keyframes), then removed.
+#[cfg(feature = "archive")]
+fn from_archive(
+    ring: &Path,
+    (config, store): (crate::archive::ArchiveConfig, crate::archive::ArchiveStore),
+    from: WallTime,
+    to: WallTime,
+    out: &Path,
+    progress: bool,
+) -> Result<(), String> {
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = out
+        .file_name()
+        .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+    let staging = dir.join(format!(".{name}.{}.archive", std::process::id()));
+    std::fs::create_dir(&staging).map_err(|e| format!("cannot create '{}': {e}", staging.display()))?;
+    let result = crate::archive::catalog::materialize(&store, ring, from, to, &staging).and_then(|fetched| {
+        eprintln!("{fetched} segment(s) from the archive {}", config.location);
+        run(&staging, from, to, out, progress)
+    });
+    let _ = std::fs::remove_dir_all(&staging);
+    result
 }
 
 /// A new file next to `out` (never over anything), with its path.

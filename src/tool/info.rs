@@ -31,6 +31,8 @@ struct Info {
     bytes_on_disk: u64,
     /// Segment files with more than one name: shared with reference recordings.
     linked: Vec<String>,
+    /// The archive's summary, if the ring has one.
+    archive: Option<String>,
 }
 
 pub(super) fn run(ring: &Path, json: bool, out: &mut impl Write) -> Result<(), String> {
@@ -113,6 +115,7 @@ fn gather(ring: &Path) -> Result<Info, String> {
         holes,
         bytes_on_disk,
         linked,
+        archive: archive_line(ring),
     })
 }
 
@@ -133,6 +136,37 @@ fn writer_running(ring: &Path) -> Option<bool> {
 
 fn seconds(ns: u64) -> String {
     format!("{}.{:03}", ns / 1_000_000_000, ns / 1_000_000 % 1000)
+}
+
+/// The archive's summary line, if the ring has one (and this build reads
+/// archives).
+fn archive_line(ring: &Path) -> Option<String> {
+    #[cfg(feature = "archive")]
+    {
+        let (config, store) = match crate::archive::catalog::open(ring)? {
+            Ok(archive) => archive,
+            Err(e) => return Some(format!("unreadable ({e})")),
+        };
+        Some(match crate::archive::catalog::summary(&store) {
+            Ok(s) => format!(
+                "{}: {} segment(s) in {} hour(s), {} .. {}, {} s, {} hole(s)",
+                config.location,
+                s.segments,
+                s.hours,
+                s.first.map_or_else(|| "?".into(), date),
+                s.end.map_or_else(|| "?".into(), date),
+                seconds(s.duration_ns),
+                s.holes
+            ),
+            Err(e) => format!("{}: cannot be read ({e})", config.location),
+        })
+    }
+    #[cfg(not(feature = "archive"))]
+    {
+        ring.join(crate::layout::archive::QUEUE_DIR_NAME)
+            .exists()
+            .then(|| "configured (this build does not read archives)".to_owned())
+    }
 }
 
 fn print_text(ring: &Path, info: &Info, out: &mut impl Write) -> io::Result<()> {
@@ -181,6 +215,9 @@ fn print_text(ring: &Path, info: &Info, out: &mut impl Write) -> io::Result<()> 
         )?;
     }
     writeln!(out, "size on disk:    {} bytes", info.bytes_on_disk)?;
+    if let Some(line) = &info.archive {
+        writeln!(out, "archive:         {line}")?;
+    }
     writeln!(
         out,
         "recordings:      {} segment(s) shared with reference recordings{}",
@@ -227,7 +264,7 @@ fn print_json(ring: &Path, info: &Info, out: &mut impl Write) -> io::Result<()> 
         out,
         "{{\"ring\":{},\"finished\":{},\"writer-running\":{},\"segments\":{},\"first-sequence\":{},\"last-sequence\":{},\
          \"window-start-ns\":{},\"window-end-ns\":{},\"window-start\":{},\"window-end\":{},\"holes\":[{}],\
-         \"bytes-on-disk\":{},\"linked-segments\":[{}]}}",
+         \"bytes-on-disk\":{},\"linked-segments\":[{}],\"archive\":{}}}",
         string(&ring.display().to_string()),
         info.finished,
         opt(info.writer_running.map(|b| b.to_string())),
@@ -240,6 +277,7 @@ fn print_json(ring: &Path, info: &Info, out: &mut impl Write) -> io::Result<()> 
         opt(info.window_dates.1.map(|d| string(&date(d)))),
         holes.join(","),
         info.bytes_on_disk,
-        linked.join(",")
+        linked.join(","),
+        opt(info.archive.as_deref().map(string))
     )
 }
