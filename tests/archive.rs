@@ -542,3 +542,75 @@ fn export_from_the_archive_gives_the_bytes_the_ring_would_have() {
     );
     assert!(line.contains("0 hole(s)"), "{line}");
 }
+
+#[test]
+fn hostile_objects_in_the_bucket_are_refused_not_followed() {
+    let server = S3Server::start(BUCKET);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ring = tmp.path().join("ring");
+    let props = format!(
+        "segment-duration={SECOND} max-duration={} {}",
+        2 * SECOND,
+        server.sink_props(BUCKET, "ch9")
+    );
+    record(&ring, 8, &props, &server.env());
+    let hours = hour_playlists(&server, "ch9");
+    let (playlist_path, _) = &hours[0];
+    let hour_dir = playlist_path.parent().expect("hour").to_owned();
+    let original = std::fs::read_to_string(playlist_path).expect("playlist");
+    // Names reaching out of the archive, absurd durations, a huge claim:
+    // none of it is taken; segments the playlist no longer names are gone
+    // from the reader's view, not replaced by anything else.
+    let hostile = original
+        .replacen("#EXTINF:", "#EXTINF:99999999999,\n../../../etc/passwd\n#EXTINF:", 1)
+        .replacen(".ts\n", ".ts\n#EXTINF:1,\n/absolute/path.ts\n", 1);
+    std::fs::write(playlist_path, &hostile).expect("plant playlist");
+    // And a segment object that is not MPEG-TS at all.
+    let first_segment = std::fs::read_dir(&hour_dir)
+        .expect("hour")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ts"))
+        .min()
+        .expect("a segment");
+    std::fs::write(&first_segment, vec![0xAB; 10_000]).expect("plant segment");
+    let (ok, text) = tool(&["info", &ring.to_string_lossy()], &server.env());
+    assert!(ok, "{text}");
+    assert!(text.contains("archive:"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    // An export of the archived range: refused or written, never a panic,
+    // and never a file that does not start with a TS packet.
+    let listed: jiff::Timestamp = text
+        .lines()
+        .find(|l| l.starts_with("archive:"))
+        .and_then(|l| l.split(", ").nth(1))
+        .and_then(|range| range.split(" .. ").next())
+        .expect("the archive's first date")
+        .parse()
+        .expect("RFC 3339");
+    let out = tmp.path().join("out.ts");
+    let (from, to) = (
+        listed.to_string(),
+        (listed + jiff::SignedDuration::from_secs(4)).to_string(),
+    );
+    let (ok, text) = tool(
+        &[
+            "export",
+            &ring.to_string_lossy(),
+            "--from",
+            &from,
+            "--to",
+            &to,
+            &out.to_string_lossy(),
+        ],
+        &server.env(),
+    );
+    assert!(!text.contains("panicked"), "{text}");
+    if ok {
+        let bytes = std::fs::read(&out).expect("exported");
+        assert!(!bytes.is_empty() && bytes[0] == 0x47, "{text}");
+    } else {
+        assert!(text.contains("streambuffer:"), "a reason is given: {text}");
+        assert!(!out.exists(), "nothing written on failure");
+    }
+}
