@@ -614,3 +614,48 @@ fn hostile_objects_in_the_bucket_are_refused_not_followed() {
         assert!(!out.exists(), "nothing written on failure");
     }
 }
+
+#[test]
+fn a_segment_larger_than_64_mib_goes_up_in_parts_and_whole() {
+    // 72 MB of 60 Mbit/s H.264 in one segment (segment-duration 1 h):
+    // above the single-PUT limit, so a multipart upload of 16 MiB parts.
+    common::init();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("big.ts");
+    common::pipelines::run_to_eos(
+        &format!(
+            "videotestsrc num-buffers=250 pattern=snow ! video/x-raw,width=1280,height=720,framerate=25/1 ! \
+             x264enc bitrate=240000 speed-preset=ultrafast key-int-max=250 vbv-buf-capacity=1000 ! mpegtsmux ! \
+             filesink location={}",
+            input.display()
+        ),
+        Duration::from_secs(180),
+    )
+    .expect("generate input");
+    let size = std::fs::metadata(&input).expect("input").len();
+    assert!(
+        size > 64 * 1024 * 1024 + 1_000_000,
+        "input of {size} bytes is not above 64 MiB"
+    );
+    let server = S3Server::start(BUCKET);
+    let ring = tmp.path().join("ring");
+    let (exited, ok, text) = common::processes::gst_launch(
+        &format!(
+            "-m filesrc location={} ! streambuffersink location={} segment-duration={} max-duration=0 {}",
+            input.display(),
+            ring.display(),
+            3600 * SECOND,
+            server.sink_props(BUCKET, "big")
+        ),
+        &server.env(),
+        Duration::from_secs(120),
+    );
+    assert!(exited && ok, "{text}");
+    assert!(messages(&text, "streambuffer-archive-failure").is_empty(), "{text}");
+    let archived = assert_ring_archived(&server, "big", &ring);
+    assert_eq!(archived.len(), 1, "one segment: {archived:?}");
+    let object = std::fs::metadata(server.object(BUCKET, &archived[0]))
+        .expect("object")
+        .len();
+    assert!(object > 64 * 1024 * 1024, "{object} bytes");
+}

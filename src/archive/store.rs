@@ -33,9 +33,10 @@ use super::ArchiveConfig;
 const MULTIPART_ABOVE: u64 = 64 * 1024 * 1024;
 /// Size of each part (S3 wants at least 5 MiB but for the last).
 const PART_BYTES: usize = 16 * 1024 * 1024;
-/// A request that takes longer fails (and is retried later): bounds how
-/// long stopping the sink can wait for one.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request that takes longer fails (and is retried later): long enough
+/// for a 16 MiB part or a 15 MB segment over a 5 Mbit/s uplink; it also
+/// bounds how long stopping the sink waits for a request in flight.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A failed request to the bucket, as reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +63,30 @@ impl From<object_store::Error> for StoreError {
         }
         StoreError(text)
     }
+}
+
+/// Why [`ArchiveStore::put_file`] failed.
+#[derive(Debug)]
+pub enum PutError {
+    /// The bucket failed (retried later).
+    Store(StoreError),
+    /// The file could not be read (or was shorter than said).
+    Read,
+}
+
+/// The content type and cache policy of an object, from its name: what HLS
+/// players and a CDN in front of the bucket need (playlists change,
+/// segments and indexes never do).
+fn attributes_of(name: &str) -> Attributes {
+    let (content_type, cache_control) = match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("m3u8") => ("application/vnd.apple.mpegurl", "max-age=1"),
+        Some("ts") => ("video/mp2t", "max-age=31536000, immutable"),
+        _ => ("application/octet-stream", "max-age=31536000, immutable"),
+    };
+    Attributes::from_iter([
+        (Attribute::ContentType, content_type),
+        (Attribute::CacheControl, cache_control),
+    ])
 }
 
 /// See the module documentation.
@@ -147,50 +172,68 @@ impl ArchiveStore {
     }
 
     /// Puts `bytes` at `name`, whole: readers see the old object or the
-    /// new one, never part of it. Its content type and cache policy are
-    /// what HLS players and a CDN in front of the bucket need: playlists
-    /// change, segments and indexes never do.
+    /// new one, never part of it (see [`attributes_of`] for its headers).
     pub fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         let path = self.path(name);
-        let (content_type, cache_control) = match name.rsplit_once('.').map(|(_, ext)| ext) {
-            Some("m3u8") => ("application/vnd.apple.mpegurl", "max-age=1"),
-            Some("ts") => ("video/mp2t", "max-age=31536000, immutable"),
-            _ => ("application/octet-stream", "max-age=31536000, immutable"),
+        let options = PutOptions {
+            attributes: attributes_of(name),
+            ..PutOptions::default()
         };
-        let attributes = Attributes::from_iter([
-            (Attribute::ContentType, content_type),
-            (Attribute::CacheControl, cache_control),
-        ]);
+        self.runtime
+            .block_on(self.store.put_opts(&path, bytes.into(), options))?;
+        Ok(())
+    }
+
+    /// Puts the first `len` bytes of `file` at `name`, whole, as
+    /// [`Self::put`] does; above 64 MiB in parts read one at a time, so
+    /// that a long segment never sits in memory whole.
+    pub fn put_file(&self, name: &str, file: &std::fs::File, len: u64) -> Result<(), PutError> {
+        let read = |offset: u64, n: u64| -> Result<Vec<u8>, PutError> {
+            let mut buf = vec![0u8; usize::try_from(n).map_err(|_| PutError::Read)?];
+            let mut filled = 0;
+            while filled < buf.len() {
+                match crate::platform::read_at(file, &mut buf[filled..], offset + filled as u64) {
+                    Ok(0) | Err(_) => return Err(PutError::Read),
+                    Ok(k) => filled += k,
+                }
+            }
+            Ok(buf)
+        };
+        if len <= MULTIPART_ABOVE {
+            return self.put(name, read(0, len)?).map_err(PutError::Store);
+        }
+        let path = self.path(name);
+        let options = PutMultipartOptions {
+            attributes: attributes_of(name),
+            ..PutMultipartOptions::default()
+        };
         self.runtime.block_on(async {
-            if bytes.len() as u64 <= MULTIPART_ABOVE {
-                let options = PutOptions {
-                    attributes,
-                    ..PutOptions::default()
+            let mut upload = self
+                .store
+                .put_multipart_opts(&path, options)
+                .await
+                .map_err(|e| PutError::Store(e.into()))?;
+            let mut offset = 0;
+            while offset < len {
+                let n = (len - offset).min(PART_BYTES as u64);
+                let sent = match read(offset, n) {
+                    Ok(part) => upload
+                        .put_part(part.into())
+                        .await
+                        .map_err(|e| PutError::Store(e.into())),
+                    Err(e) => Err(e),
                 };
-                self.store.put_opts(&path, bytes.into(), options).await?;
-                return Ok(());
-            }
-            let options = PutMultipartOptions {
-                attributes,
-                ..PutMultipartOptions::default()
-            };
-            let mut upload = self.store.put_multipart_opts(&path, options).await?;
-            let bytes = bytes::Bytes::from(bytes);
-            let mut sent = Ok(());
-            for start in (0..bytes.len()).step_by(PART_BYTES) {
-                let part = bytes.slice(start..(start + PART_BYTES).min(bytes.len()));
-                if let Err(e) = upload.put_part(part.into()).await {
-                    sent = Err(e);
-                    break;
-                }
-            }
-            match sent {
-                Ok(()) => upload.complete().await.map(|_| ()).map_err(StoreError::from),
-                Err(e) => {
+                if let Err(e) = sent {
                     let _ = upload.abort().await;
-                    Err(e.into())
+                    return Err(e);
                 }
+                offset += n;
             }
+            upload
+                .complete()
+                .await
+                .map(|_| ())
+                .map_err(|e| PutError::Store(e.into()))
         })
     }
 

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::playlists::{ArchivePlaylists, PlaylistObject, parse_hour_playlist};
-use super::store::StoreError;
+use super::store::{PutError, StoreError};
 use super::{ArchiveConfig, ArchiveEvent, ArchiveStats, ArchiveStore};
 use crate::layout::archive::{HOUR_PLAYLIST_NAME, Hour, key, object_index_name, object_name, parse_object_name};
 use crate::layout::{PLAYLIST_MAX_BYTES, SegmentInfo, WallTime};
@@ -295,13 +295,12 @@ impl Work {
                     .put(&key("", Some(hour), &object_index_name(info)), index)
                     .map_err(UploadError::Store)?;
             }
-            let mut data =
-                crate::platform::read_to_end_bounded(data_file, info.bytes).map_err(|_| UploadError::Read)?;
-            if (data.len() as u64) < info.bytes {
-                return Err(UploadError::Read);
-            }
-            data.truncate(usize::try_from(info.bytes).unwrap_or(usize::MAX));
-            self.store.put(&data_name, data).map_err(UploadError::Store)?;
+            self.store
+                .put_file(&data_name, &data_file, info.bytes)
+                .map_err(|e| match e {
+                    PutError::Store(e) => UploadError::Store(e),
+                    PutError::Read => UploadError::Read,
+                })?;
         }
         self.publish(info, hour).map_err(UploadError::Store)?;
         let end = info.program_date_time.after(info.duration_ns);
