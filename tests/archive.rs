@@ -659,3 +659,29 @@ fn a_segment_larger_than_64_mib_goes_up_in_parts_and_whole() {
         .len();
     assert!(object > 64 * 1024 * 1024, "{object} bytes");
 }
+
+#[test]
+fn a_hanging_server_does_not_hold_the_sink_at_stop() {
+    // The proxy passes one 64-byte piece a minute: every request hangs.
+    // Stopping waits the 5 s drain, then cuts the request short; what was
+    // not archived stays queued for the next start, and no outage is
+    // reported for the cut.
+    let server = S3Server::start(BUCKET);
+    let proxy = common::s3::SlowProxy::start(&server.endpoint(), 64, Duration::from_secs(60));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ring = tmp.path().join("ring");
+    let props = format!(
+        "segment-duration={SECOND} archive-location=s3://{BUCKET}/ch10 archive-endpoint={} archive-path-style=true",
+        proxy.endpoint()
+    );
+    let started = std::time::Instant::now();
+    let out = record(&ring, 4, &props, &server.env());
+    let took = started.elapsed();
+    // A bound that only catches the hang (requests time out after 30 s).
+    assert!(took < Duration::from_secs(25), "stopping took {took:?}: {out}");
+    assert!(messages(&out, "streambuffer-archive-failure-clear").is_empty(), "{out}");
+    let listed = playlist(&ring);
+    assert!(listed.end_list && listed.segments.len() >= 3, "{listed:?}");
+    assert_eq!(queued(&ring), listed.segments.len(), "all still queued");
+    assert!(archived_segments(&server, "ch10").is_empty());
+}

@@ -48,6 +48,12 @@ impl std::fmt::Display for StoreError {
     }
 }
 
+impl StoreError {
+    fn cancelled() -> StoreError {
+        StoreError("cancelled: the sink is stopping".into())
+    }
+}
+
 impl From<object_store::Error> for StoreError {
     fn from(e: object_store::Error) -> Self {
         // object_store's messages nest their sources; keep them all.
@@ -89,11 +95,33 @@ fn attributes_of(name: &str) -> Attributes {
     ])
 }
 
+/// Cuts the store's requests short from another thread: a stopping sink
+/// does not wait for a server that hangs.
+#[derive(Debug, Default)]
+pub struct Cancel {
+    cancelled: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Cancel {
+    /// Every request in flight and every later one fails at once.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, std::sync::atomic::Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct ArchiveStore {
     store: AmazonS3,
     runtime: tokio::runtime::Runtime,
+    cancel: std::sync::Arc<Cancel>,
     /// Keys start with it (empty, or ending in `/`).
     prefix: String,
 }
@@ -163,7 +191,34 @@ impl ArchiveStore {
         } else {
             format!("{}/", config.location.prefix)
         };
-        Ok(ArchiveStore { store, runtime, prefix })
+        Ok(ArchiveStore {
+            store,
+            runtime,
+            cancel: std::sync::Arc::default(),
+            prefix,
+        })
+    }
+
+    /// What cuts this store's requests short.
+    #[must_use]
+    pub fn cancel_handle(&self) -> std::sync::Arc<Cancel> {
+        self.cancel.clone()
+    }
+
+    /// Runs `request` to its end, or until [`Cancel::cancel`]: `None` then.
+    fn run<T>(&self, request: impl std::future::Future<Output = T>) -> Option<T> {
+        self.runtime.block_on(async {
+            let cancelled = self.cancel.notify.notified();
+            let mut cancelled = std::pin::pin!(cancelled);
+            cancelled.as_mut().enable();
+            if self.cancel.is_cancelled() {
+                return None;
+            }
+            match futures_util::future::select(std::pin::pin!(request), cancelled).await {
+                futures_util::future::Either::Left((done, _)) => Some(done),
+                futures_util::future::Either::Right(_) => None,
+            }
+        })
     }
 
     /// The key of `name` (relative to the prefix).
@@ -179,8 +234,8 @@ impl ArchiveStore {
             attributes: attributes_of(name),
             ..PutOptions::default()
         };
-        self.runtime
-            .block_on(self.store.put_opts(&path, bytes.into(), options))?;
+        self.run(self.store.put_opts(&path, bytes.into(), options))
+            .ok_or_else(StoreError::cancelled)??;
         Ok(())
     }
 
@@ -207,7 +262,7 @@ impl ArchiveStore {
             attributes: attributes_of(name),
             ..PutMultipartOptions::default()
         };
-        self.runtime.block_on(async {
+        self.run(async {
             let mut upload = self
                 .store
                 .put_multipart_opts(&path, options)
@@ -235,12 +290,13 @@ impl ArchiveStore {
                 .map(|_| ())
                 .map_err(|e| PutError::Store(e.into()))
         })
+        .unwrap_or_else(|| Err(PutError::Store(StoreError::cancelled())))
     }
 
     /// The object at `name`; `None` if there is none.
     pub fn get(&self, name: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.path(name);
-        self.runtime.block_on(async {
+        self.run(async {
             match self.store.get(&path).await {
                 Ok(got) => {
                     if got.meta.size > max_bytes {
@@ -255,12 +311,13 @@ impl ArchiveStore {
                 Err(e) => Err(e.into()),
             }
         })
+        .unwrap_or_else(|| Err(StoreError::cancelled()))
     }
 
     /// The size of the object at `name`; `None` if there is none.
     pub fn size_of(&self, name: &str) -> Result<Option<u64>, StoreError> {
         let path = self.path(name);
-        match self.runtime.block_on(self.store.head(&path)) {
+        match self.run(self.store.head(&path)).ok_or_else(StoreError::cancelled)? {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
@@ -292,7 +349,9 @@ impl ArchiveStore {
             (true, true) => None,
             _ => Some(Path::from(format!("{}{folder}", self.prefix))),
         };
-        Ok(self.runtime.block_on(self.store.list_with_delimiter(prefix.as_ref()))?)
+        Ok(self
+            .run(self.store.list_with_delimiter(prefix.as_ref()))
+            .ok_or_else(StoreError::cancelled)??)
     }
 
     /// Deletes `names` (relative to the prefix) in batches; returns how
@@ -302,7 +361,7 @@ impl ArchiveStore {
             return Ok(0);
         }
         let paths: Vec<object_store::Result<Path>> = names.iter().map(|n| Ok(self.path(n))).collect();
-        self.runtime.block_on(async {
+        self.run(async {
             let deleted = self
                 .store
                 .delete_stream(futures_util::stream::iter(paths).boxed())
@@ -313,6 +372,7 @@ impl ArchiveStore {
                 Err(e) => Err(e.into()),
             }
         })
+        .unwrap_or_else(|| Err(StoreError::cancelled()))
     }
 }
 

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::playlists::{ArchivePlaylists, PlaylistObject, parse_hour_playlist};
-use super::store::{PutError, StoreError};
+use super::store::{Cancel, PutError, StoreError};
 use super::{ArchiveConfig, ArchiveEvent, ArchiveStats, ArchiveStore};
 use crate::layout::archive::{HOUR_PLAYLIST_NAME, Hour, key, object_index_name, object_name, parse_object_name};
 use crate::layout::{PLAYLIST_MAX_BYTES, SegmentInfo, WallTime};
@@ -53,6 +53,8 @@ pub struct Uploader {
     counters: Arc<Counters>,
     /// When stopping, how long uploads may go on to empty the queue.
     drain: Arc<Mutex<Option<Instant>>>,
+    /// Cuts a request in flight short once the drain time is over.
+    cancel: Arc<Cancel>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -61,6 +63,7 @@ impl Uploader {
     /// archive `config` describes.
     pub fn start(config: &ArchiveConfig, queue: Arc<ArchiveQueue>, report: Report) -> Result<Uploader, String> {
         let store = ArchiveStore::new(config)?;
+        let cancel = store.cancel_handle();
         // Failing to record it costs readers the archive, not the archive.
         let _ = queue.describe(&config.description());
         let counters = Arc::new(Counters::default());
@@ -88,6 +91,7 @@ impl Uploader {
             queue,
             counters,
             drain,
+            cancel,
             thread: Some(thread),
         })
     }
@@ -111,11 +115,20 @@ impl Uploader {
     /// Stops, after uploading what can go within `drain` (what is left
     /// stays queued for the next start).
     pub fn stop(&mut self, drain: Duration) {
+        let deadline = Instant::now() + drain;
         if let Ok(mut d) = self.drain.lock() {
-            *d = Some(Instant::now() + drain);
+            *d = Some(deadline);
         }
         self.queue.stop();
         if let Some(thread) = self.thread.take() {
+            // A request still in flight at the deadline (a server that
+            // hangs) is cut short rather than waited for.
+            while !thread.is_finished() {
+                if Instant::now() >= deadline {
+                    self.cancel.cancel();
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = thread.join();
         }
     }
@@ -244,6 +257,10 @@ impl Work {
     /// before the next try. True when stopping (what is left goes at the
     /// next start).
     fn failed(&mut self, e: StoreError) -> bool {
+        if self.store.cancel_handle().is_cancelled() {
+            // Cut short by the stop: not an outage of the store.
+            return true;
+        }
         self.counters.upload_errors.fetch_add(1, Ordering::Relaxed);
         if self.outage.is_none() {
             self.outage = Some(Instant::now());
