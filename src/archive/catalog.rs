@@ -17,8 +17,8 @@ use super::playlists::parse_hour_playlist;
 use super::store::StoreError;
 use super::{ArchiveConfig, ArchiveStore};
 use crate::layout::archive::{
-    DESCRIPTION_MAX_BYTES, DESCRIPTION_NAME, Description, HOUR_PLAYLIST_NAME, Hour, QUEUE_DIR_NAME, key,
-    object_index_name, object_name,
+    DESCRIPTION_MAX_BYTES, DESCRIPTION_NAME, Description, HOUR_PLAYLIST_NAME, Hour, QUEUE_DIR_NAME, object_index_name,
+    object_name,
 };
 use crate::layout::playlist::{self, PlaylistHeader, target_duration_s};
 use crate::layout::{
@@ -69,7 +69,7 @@ pub fn hours(store: &ArchiveStore) -> Result<Vec<Hour>, StoreError> {
 /// The segments `hour`'s playlist lists.
 pub fn segments_of(store: &ArchiveStore, hour: Hour) -> Result<Vec<ArchivedSegment>, StoreError> {
     let text = store
-        .get(&key("", Some(hour), HOUR_PLAYLIST_NAME), PLAYLIST_MAX_BYTES)?
+        .get(&hour.key(HOUR_PLAYLIST_NAME), PLAYLIST_MAX_BYTES)?
         .map(|raw| String::from_utf8_lossy(&raw).into_owned())
         .unwrap_or_default();
     Ok(parse_hour_playlist(hour, &text)
@@ -154,11 +154,11 @@ pub fn materialize(
             continue;
         }
         let data = store
-            .get(&key("", Some(a.hour), &object_name(&a.info)), SEGMENT_MAX_BYTES)
+            .get(&a.hour.key(&object_name(&a.info)), SEGMENT_MAX_BYTES)
             .map_err(|e| format!("the archive: {e}"))?
             .ok_or_else(|| format!("the archive lists segment {} but does not have it", a.info.sequence))?;
         let index = store
-            .get(&key("", Some(a.hour), &object_index_name(&a.info)), INDEX_MAX_BYTES)
+            .get(&a.hour.key(&object_index_name(&a.info)), INDEX_MAX_BYTES)
             .map_err(|e| format!("the archive: {e}"))?;
         let write = |name: String, bytes: &[u8]| {
             std::fs::write(dir.join(&name), bytes)

@@ -63,7 +63,7 @@ impl ArchivePlaylists {
             Some((h, entries)) => hour_playlist(*h, entries, false, false),
             None => (String::new(), String::new()),
         };
-        [hour, self.window_playlist()]
+        [hour, self.render_window(false)]
     }
 
     /// Entries starting before `cutoff` were deleted from the bucket: the
@@ -78,7 +78,7 @@ impl ArchivePlaylists {
         if let Some((_, entries)) = &mut self.hour {
             entries.retain(|s| s.program_date_time >= cutoff);
         }
-        (self.window.len() != before && !self.window.is_empty()).then(|| self.window_playlist())
+        (self.window.len() != before && !self.window.is_empty()).then(|| self.render_window(false))
     }
 
     /// The recording stopped: the hour's and the window's playlists with
@@ -88,10 +88,6 @@ impl ArchivePlaylists {
             return Vec::new();
         };
         vec![hour_playlist(*hour, entries, true, false), self.render_window(true)]
-    }
-
-    fn window_playlist(&self) -> PlaylistObject {
-        self.render_window(false)
     }
 
     fn render_window(&self, ended: bool) -> PlaylistObject {
@@ -107,7 +103,7 @@ impl ArchivePlaylists {
             &mut text,
             header,
             self.window.iter(),
-            |s| format!("{}/{}", Hour::of(s.program_date_time).folder(), object_name(s)),
+            |s| Hour::of(s.program_date_time).key(&object_name(s)),
             true,
         );
         (crate::layout::archive::WINDOW_PLAYLIST_NAME.to_owned(), text)
@@ -134,10 +130,7 @@ pub(super) fn hour_playlist(hour: Hour, entries: &[SegmentInfo], ended: bool, vo
     };
     let mut text = String::new();
     playlist::render_with_uris(&mut text, header, entries.iter(), object_name, true);
-    (
-        format!("{}/{}", hour.folder(), crate::layout::archive::HOUR_PLAYLIST_NAME),
-        text,
-    )
+    (hour.key(crate::layout::archive::HOUR_PLAYLIST_NAME), text)
 }
 
 /// The entries of `hour`'s playlist as the archive wrote it: only names of

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::playlists::{ArchivePlaylists, PlaylistObject, parse_hour_playlist};
 use super::store::{Cancel, PutError, StoreError};
 use super::{ArchiveConfig, ArchiveEvent, ArchiveStats, ArchiveStore};
-use crate::layout::archive::{HOUR_PLAYLIST_NAME, Hour, key, object_index_name, object_name, parse_object_name};
+use crate::layout::archive::{HOUR_PLAYLIST_NAME, Hour, object_index_name, object_name, parse_object_name};
 use crate::layout::{PLAYLIST_MAX_BYTES, SegmentInfo, WallTime};
 use crate::ring::ArchiveQueue;
 
@@ -297,7 +297,7 @@ impl Work {
     fn upload(&mut self, info: &SegmentInfo) -> Result<(), UploadError> {
         let (data_file, index_file) = self.queue.open_files(info.sequence).map_err(|_| UploadError::Read)?;
         let hour = Hour::of(info.program_date_time);
-        let data_name = key("", Some(hour), &object_name(info));
+        let data_name = hour.key(&object_name(info));
         let already = self.first_pass
             && self
                 .store
@@ -309,7 +309,7 @@ impl Work {
                 let index =
                     crate::platform::read_to_end_bounded(index_file, INDEX_MAX_BYTES).map_err(|_| UploadError::Read)?;
                 self.store
-                    .put(&key("", Some(hour), &object_index_name(info)), index)
+                    .put(&hour.key(&object_index_name(info)), index)
                     .map_err(UploadError::Store)?;
             }
             self.store
@@ -328,7 +328,7 @@ impl Work {
     /// Lists segment `info` of `hour` in the archive's playlists.
     fn publish(&mut self, info: &SegmentInfo, hour: Hour) -> Result<(), StoreError> {
         if self.playlists.hour() != Some(hour) {
-            let name = key("", Some(hour), HOUR_PLAYLIST_NAME);
+            let name = hour.key(HOUR_PLAYLIST_NAME);
             let loaded = self
                 .store
                 .get(&name, PLAYLIST_MAX_BYTES)?
@@ -409,14 +409,14 @@ impl Work {
             let expired: Vec<String> = objects
                 .iter()
                 .filter(|(name, _)| whole_hour || start_of(name).is_some_and(|start| start < cutoff))
-                .map(|(name, _)| key("", Some(hour), name))
+                .map(|(name, _)| hour.key(name))
                 .collect();
             if expired.is_empty() {
                 continue;
             }
             if !whole_hour {
                 // The playlist first: it never lists a deleted segment.
-                let name = key("", Some(hour), HOUR_PLAYLIST_NAME);
+                let name = hour.key(HOUR_PLAYLIST_NAME);
                 if let Some(text) = self
                     .store
                     .get(&name, PLAYLIST_MAX_BYTES)?

@@ -154,6 +154,13 @@ impl Hour {
         s
     }
 
+    /// The name of `name` in this hour's folder, relative to the prefix
+    /// (the store adds the prefix).
+    #[must_use]
+    pub fn key(self, name: &str) -> String {
+        format!("{}/{name}", self.folder())
+    }
+
     /// The hour a folder name names; `None` for anything else.
     #[must_use]
     pub fn parse_folder(name: &str) -> Option<Hour> {
@@ -210,21 +217,6 @@ pub fn parse_object_name(hour: Hour, name: &str) -> Option<(SegmentNumber, WallT
     Some((sequence, start))
 }
 
-/// The key of `name` in the folder of `hour`, under `prefix` (empty, or
-/// ending without a slash).
-#[must_use]
-pub fn key(prefix: &str, hour: Option<Hour>, name: &str) -> String {
-    let mut key = String::with_capacity(prefix.len() + name.len() + 16);
-    for part in [Some(prefix.to_owned()), hour.map(Hour::folder)].into_iter().flatten() {
-        if !part.is_empty() {
-            key.push_str(&part);
-            key.push('/');
-        }
-    }
-    key.push_str(name);
-    key
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,11 +247,7 @@ mod tests {
         // A ring started afresh numbers from 0 again: later still sorts later.
         let b = info(0, "2026-12-05T06:31:00.000Z");
         assert!(object_name(&b) > object_name(&a));
-        assert_eq!(
-            key("p/q", Some(hour), &object_name(&a)),
-            "p/q/2026-12-05T06/063012345-000000000041.ts"
-        );
-        assert_eq!(key("", None, WINDOW_PLAYLIST_NAME), "archive.m3u8");
+        assert_eq!(hour.key(&object_name(&a)), "2026-12-05T06/063012345-000000000041.ts");
     }
 
     #[test]
