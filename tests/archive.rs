@@ -16,6 +16,7 @@ use common::pipelines::{PlayFor, playbin_buffers};
 use common::rings::playlist;
 use common::s3::S3Server;
 use common::{SECOND, plugin_dir, wait_until};
+use gst::prelude::*;
 
 const BUCKET: &str = "tv-archive";
 
@@ -439,25 +440,23 @@ fn tool(args: &[&str], env: &[(&str, String)]) -> (bool, String) {
     )
 }
 
-#[test]
-fn export_from_the_archive_gives_the_bytes_the_ring_would_have() {
-    // One input, two sinks: a ring with a 3 s window and an archive, and a
-    // ring that keeps everything. A range long gone from the first ring
-    // exports from its archive to the same bytes as from the second.
-    let server = S3Server::start(BUCKET);
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (short, whole) = (tmp.path().join("short"), tmp.path().join("whole"));
-    let log = tmp.path().join("tee.log");
+/// One live input (H.264 and AAC, `frames` video frames at 25/s), two
+/// sinks: `short`, a ring with a 3 s window and the archive `archive_props`
+/// say, and `whole`, a ring that keeps everything; 1 s segments. Returns their directories (in `tmp`).
+fn record_short_and_whole(server: &S3Server, archive_props: &str, tmp: &Path, frames: u32) -> (PathBuf, PathBuf) {
+    let (short, whole) = (tmp.join("short"), tmp.join("whole"));
+    let log = tmp.join("tee.log");
     let desc = format!(
-        "-e videotestsrc is-live=true num-buffers=350 pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+        "-e videotestsrc is-live=true num-buffers={frames} pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
          x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=600 ! queue ! mpegtsmux name=m ! tee name=t \
          t. ! queue ! streambuffersink location={} segment-duration={SECOND} max-duration={} {} \
          t. ! queue ! streambuffersink location={} segment-duration={SECOND} max-duration=0 \
-         audiotestsrc is-live=true num-buffers=656 samplesperbuffer=1024 ! audio/x-raw,rate=48000 ! avenc_aac ! queue ! m.",
+         audiotestsrc is-live=true num-buffers={} samplesperbuffer=1024 ! audio/x-raw,rate=48000 ! avenc_aac ! queue ! m.",
         short.display(),
         3 * SECOND,
-        server.sink_props(BUCKET, "ch8"),
+        archive_props,
         whole.display(),
+        frames * 48000 / 1024 / 25,
     );
     let out = std::fs::File::create(&log).expect("log");
     let mut cmd = Command::new("gst-launch-1.0");
@@ -469,8 +468,18 @@ fn export_from_the_archive_gives_the_bytes_the_ring_would_have() {
         cmd.env(k, v);
     }
     finish(cmd.spawn().expect("gst-launch-1.0"), &log);
-    let listed = playlist(&whole);
     assert!(playlist(&short).segments.len() <= 5, "the short ring evicted");
+    (short, whole)
+}
+
+#[test]
+fn export_from_the_archive_gives_the_bytes_the_ring_would_have() {
+    // A range long gone from the short ring exports from its archive to
+    // the same bytes as from the ring that kept everything.
+    let server = S3Server::start(BUCKET);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (short, whole) = record_short_and_whole(&server, &server.sink_props(BUCKET, "ch8"), tmp.path(), 350);
+    let listed = playlist(&whole);
     // From half a second after segment 2 starts to half a second after
     // segment 7 does: mid-GOP at both ends, long evicted from `short`.
     // The playlist dates its first entry; the others follow by duration.
@@ -684,4 +693,204 @@ fn a_hanging_server_does_not_hold_the_sink_at_stop() {
     assert!(listed.end_list && listed.segments.len() >= 3, "{listed:?}");
     assert_eq!(queued(&ring), listed.segments.len(), "all still queued");
     assert!(archived_segments(&server, "ch10").is_empty());
+}
+
+/// Gives this process the test server's credentials, for the elements
+/// that read the archive here (as a deployment gives a player's process).
+fn credentials_in_process(server: &S3Server) {
+    static SET: std::sync::Once = std::sync::Once::new();
+    SET.call_once(|| {
+        for (key, value) in server.env() {
+            // SAFETY: every server of these tests takes the same keys, set
+            // once, before any test of this binary starts GStreamer here
+            // (each in-process test calls this first), so nothing reads
+            // the environment while it changes.
+            unsafe { std::env::set_var(key, value) };
+        }
+    });
+}
+
+/// A paused player of `ring` from its oldest content (`streambuffersrc`,
+/// `tsdemux`, H.264 and AAC decoded into synchronised fakesinks).
+fn paused_player(ring: &Path) -> gst::Pipeline {
+    let pipeline = common::pipelines::launch(&format!(
+        "streambuffersrc name=src location={} start-position=oldest ! tsdemux name=d \
+         d. ! queue ! h264parse ! avdec_h264 ! fakesink name=video sync=true \
+         d. ! queue ! aacparse ! avdec_aac ! fakesink name=audio sync=true",
+        ring.display()
+    ));
+    pipeline.set_state(gst::State::Paused).expect("pause");
+    let (result, ..) = pipeline.state(gst::ClockTime::from_seconds(30));
+    result.expect("prerolled");
+    pipeline
+}
+
+/// The seekable window of a player.
+fn window_of(pipeline: &gst::Pipeline) -> (u64, u64) {
+    let mut q = gst::query::Seeking::new(gst::Format::Time);
+    assert!(pipeline.query(&mut q), "seeking query");
+    match q.result() {
+        (true, gst::GenericFormattedValue::Time(Some(s)), gst::GenericFormattedValue::Time(Some(e))) => {
+            (s.nseconds(), e.nseconds())
+        }
+        other => panic!("not seekable: {other:?}"),
+    }
+}
+
+/// Seeks (flushing, `flags`) to `target`, waits for preroll; returns the
+/// timestamp of the video frame shown.
+fn frame_after_seek(pipeline: &gst::Pipeline, flags: gst::SeekFlags, target: u64) -> u64 {
+    pipeline
+        .seek_simple(gst::SeekFlags::FLUSH | flags, gst::ClockTime::from_nseconds(target))
+        .expect("seek");
+    let (result, ..) = pipeline.state(gst::ClockTime::from_seconds(30));
+    result.expect("prerolled after the seek");
+    let sample = pipeline
+        .by_name("video")
+        .expect("video sink")
+        .property::<Option<gst::Sample>>("last-sample")
+        .expect("a frame after the seek");
+    sample.buffer().and_then(|b| b.pts()).expect("a timestamp").nseconds()
+}
+
+/// Plays `pipeline` (already seeked) to EOS, bounded; the video frames' timestamps.
+fn frames_to_eos(pipeline: &gst::Pipeline) -> Vec<u64> {
+    let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = frames.clone();
+    pipeline
+        .by_name("video")
+        .and_then(|v| v.static_pad("sink"))
+        .expect("video pad")
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
+                seen.lock().expect("lock").push(pts.nseconds());
+            }
+            gst::PadProbeReturn::Ok
+        });
+    pipeline.set_state(gst::State::Playing).expect("play");
+    common::pipelines::wait_for_eos(pipeline, Duration::from_secs(60)).expect("plays to EOS");
+    frames.lock().expect("lock").to_vec()
+}
+
+/// Content the ring has evicted plays from the archive, as one timeline
+/// with what the ring still holds: `streambuffersrc` gives the same bytes,
+/// window, seeks, date-times and trick play on a 3 s ring with an archive
+/// as on a ring that kept everything, and trick play fetches keyframes
+/// only (ranged GETs), not whole segments. playbin plays it by URI.
+#[test]
+fn the_source_plays_the_archive_and_the_ring_as_one_timeline() {
+    let server = S3Server::start(BUCKET);
+    credentials_in_process(&server);
+    common::init();
+    let proxy = common::s3::SlowProxy::start(&server.endpoint(), 64 * 1024, Duration::ZERO);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let archive = format!(
+        "archive-location=s3://{BUCKET}/ch9 archive-endpoint={} archive-path-style=true",
+        proxy.endpoint()
+    );
+    let (short, whole) = record_short_and_whole(&server, &archive, tmp.path(), 400);
+    let archived = archived_segments(&server, "ch9");
+    let archived_bytes: u64 = archived
+        .iter()
+        .map(|k| std::fs::metadata(server.object(BUCKET, k)).expect("object").len())
+        .sum();
+    assert!(archived.len() >= 14, "{archived:?}");
+
+    // The same bytes from the oldest content to the end.
+    let bytes_of = |ring: &Path, name: &str| {
+        let out = tmp.path().join(name);
+        common::pipelines::run_to_eos(
+            &format!(
+                "streambuffersrc location={} start-position=oldest ! filesink location={}",
+                ring.display(),
+                out.display()
+            ),
+            Duration::from_secs(60),
+        )
+        .expect("plays to EOS");
+        std::fs::read(out).expect("output")
+    };
+    let (from_archive, from_whole) = (bytes_of(&short, "short.ts"), bytes_of(&whole, "whole.ts"));
+    assert!(from_whole.len() > 500_000, "{} bytes", from_whole.len());
+    assert!(
+        from_archive == from_whole,
+        "archive and ring gave {} bytes, the whole ring {}",
+        from_archive.len(),
+        from_whole.len()
+    );
+
+    // The same window, seeks and date-times.
+    let (a, b) = (paused_player(&short), paused_player(&whole));
+    let (wa, wb) = (window_of(&a), window_of(&b));
+    assert!(
+        wa.0.abs_diff(wb.0) <= 5_000_000 && wa.1.abs_diff(wb.1) <= 5_000_000,
+        "window {wa:?}, the whole ring's {wb:?}"
+    );
+    for target in [wb.0 + 2_300_000_000, wb.0 + 5_500_000_000, wb.1 - 1_200_000_000] {
+        for flags in [gst::SeekFlags::KEY_UNIT, gst::SeekFlags::ACCURATE] {
+            let (fa, fb) = (frame_after_seek(&a, flags, target), frame_after_seek(&b, flags, target));
+            assert!(
+                fa.abs_diff(fb) <= 5_000_000,
+                "{flags:?} seek to {target}: frame {fa}, the whole ring's {fb}"
+            );
+        }
+    }
+    let (src_a, src_b) = (a.by_name("src").expect("src"), b.by_name("src").expect("src"));
+    let date = src_b
+        .emit_by_name::<Option<gst::glib::DateTime>>("position-to-date-time", &[&(wb.0 as i64 + 3_000_000_000)])
+        .expect("a date in the window");
+    let (pa, pb) = (
+        src_a.emit_by_name::<i64>("date-time-to-position", &[&date]),
+        src_b.emit_by_name::<i64>("date-time-to-position", &[&date]),
+    );
+    assert!(
+        pa >= 0 && pa.abs_diff(pb) <= 5_000_000,
+        "{date:?}: position {pa}, the whole ring's {pb}"
+    );
+
+    // Rewind at 4x, keyframes only, from 9 s into the window to its start:
+    // the same frames, and far fewer bytes fetched than the archive holds.
+    let rewind = |p: &gst::Pipeline| {
+        p.seek(
+            -4.0,
+            gst::SeekFlags::FLUSH | gst::SeekFlags::TRICKMODE_KEY_UNITS,
+            gst::SeekType::Set,
+            gst::ClockTime::ZERO,
+            gst::SeekType::Set,
+            gst::ClockTime::from_nseconds(wb.0 + 9 * SECOND),
+        )
+        .expect("rewind");
+        frames_to_eos(p)
+    };
+    let fetched_before = proxy.bytes_from_server();
+    let (ra, rb) = (rewind(&a), rewind(&b));
+    let fetched = proxy.bytes_from_server() - fetched_before;
+    assert!(ra.len() >= 8, "{ra:?}");
+    assert_eq!(ra, rb, "rewind from the archive and from the whole ring");
+    assert!(
+        fetched < archived_bytes / 3,
+        "trick play fetched {fetched} bytes of an archive of {archived_bytes}"
+    );
+    for p in [&a, &b] {
+        p.set_state(gst::State::Null).expect("stop");
+    }
+
+    // playbin, by URI, every frame of both kinds.
+    let uri = |ring: &Path| format!("streambuffer://{}?start-position=oldest", ring.display());
+    let (va, aa) = playbin_buffers(&uri(&short), PlayFor::Eos(Duration::from_secs(60))).expect("playbin");
+    let (vb, ab) = playbin_buffers(&uri(&whole), PlayFor::Eos(Duration::from_secs(60))).expect("playbin");
+    assert!(vb >= 390 && ab >= 500, "{vb} {ab}");
+    assert_eq!((va, aa), (vb, ab), "frames played from the archive and ring");
+    // Its cache went with it.
+    let pid = std::process::id();
+    let caches: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .expect("temp dir")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("streambuffer-archive-{pid}-"))
+        })
+        .collect();
+    assert!(caches.is_empty(), "{caches:?}");
 }

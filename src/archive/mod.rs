@@ -8,7 +8,10 @@
 //! - `store`: the bucket, through `object_store` on a runtime of its own;
 //! - `playlists`: the archive's playlists (an hour each, and a window);
 //! - `uploader`: the thread that empties the ring's
-//!   [`crate::ring::ArchiveQueue`] into the bucket.
+//!   [`crate::ring::ArchiveQueue`] into the bucket;
+//! - `catalog`: the archive read back (its hours, a range made a ring);
+//! - `fetcher`: the thread that lists it and fetches what
+//!   `streambuffersrc` reads of it.
 //!
 //! The names in the bucket are [`crate::layout::archive`]'s.
 
@@ -18,6 +21,8 @@
 #[cfg(feature = "archive")]
 pub mod catalog;
 #[cfg(feature = "archive")]
+mod fetcher;
+#[cfg(feature = "archive")]
 mod playlists;
 #[cfg(feature = "archive")]
 mod store;
@@ -25,6 +30,8 @@ mod store;
 mod uploader;
 
 pub use crate::ring::archive_queue::Hole;
+#[cfg(feature = "archive")]
+pub use fetcher::ArchiveFetcher;
 #[cfg(feature = "archive")]
 pub use store::ArchiveStore;
 #[cfg(feature = "archive")]

@@ -314,6 +314,60 @@ impl ArchiveStore {
         .unwrap_or_else(|| Err(StoreError::cancelled()))
     }
 
+    /// Writes the object at `name` into `file` as it arrives (never whole
+    /// in memory); returns its size, `None` if there is no object.
+    pub fn get_into(&self, name: &str, max_bytes: u64, file: &mut std::fs::File) -> Result<Option<u64>, StoreError> {
+        use std::io::Write as _;
+        let path = self.path(name);
+        self.run(async {
+            let got = match self.store.get(&path).await {
+                Ok(got) => got,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            if got.meta.size > max_bytes {
+                return Err(StoreError(format!(
+                    "{name}: {} bytes, more than expected",
+                    got.meta.size
+                )));
+            }
+            let size = got.meta.size;
+            let mut stream = got.into_stream();
+            let mut written = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                written = written.saturating_add(chunk.len() as u64);
+                if written > size {
+                    return Err(StoreError(format!("{name}: more bytes than its {size}")));
+                }
+                file.write_all(&chunk)
+                    .map_err(|e| StoreError(format!("cannot keep {name}: {e}")))?;
+            }
+            if written != size {
+                return Err(StoreError(format!("{name}: {written} of its {size} bytes")));
+            }
+            Ok(Some(size))
+        })
+        .unwrap_or_else(|| Err(StoreError::cancelled()))
+    }
+
+    /// `len` bytes of the object at `name` from `offset` (a ranged GET);
+    /// `None` if there is no object.
+    pub fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path(name);
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| StoreError(format!("{name}: no such range")))?;
+        self.run(async {
+            match self.store.get_range(&path, offset..end).await {
+                Ok(bytes) => Ok(Some(bytes.to_vec())),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .unwrap_or_else(|| Err(StoreError::cancelled()))
+    }
+
     /// The size of the object at `name`; `None` if there is none.
     pub fn size_of(&self, name: &str) -> Result<Option<u64>, StoreError> {
         let path = self.path(name);

@@ -10,13 +10,14 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::archived::{ArchivedSegments, Fetch};
 use super::scale;
-use crate::layout::SegmentNumber;
 use crate::layout::progress::Progress;
 use crate::layout::{
     MAX_SEGMENT_DURATION_NS, PLAYLIST_MAX_BYTES, PLAYLIST_NAME, RingTime, WallTime, playlist, segment_file_name,
     segment_index_name,
 };
+use crate::layout::{SegmentInfo, SegmentNumber};
 use crate::platform;
 
 /// A jump in program date-time larger than this between two segments is a
@@ -38,6 +39,11 @@ pub(super) struct Span {
     pub(super) discontinuity: bool,
     /// Starts at a random-access point (see `playlist::FORCED_CUT_COMMENT`).
     pub(super) independent: bool,
+    /// Its program date-time, if the playlist gave one (or it follows
+    /// from the one before).
+    pub(super) wall_start: Option<WallTime>,
+    /// It has left the ring: it is read from the archive.
+    pub(super) archived: bool,
 }
 
 /// Content never recorded before a newly listed segment.
@@ -69,6 +75,12 @@ pub(super) struct Catalog {
     /// A finished list's `EXT-X-START` offset (a reference recording's
     /// start in its first segment).
     start_offset_ns: Option<u64>,
+    /// The ring's archive, when the window reaches into it.
+    archive: Option<Box<dyn ArchivedSegments>>,
+    /// The archive listing's generation merged last.
+    archive_generation: Option<u64>,
+    /// The oldest segment the ring's own playlist lists.
+    ring_oldest: Option<SegmentNumber>,
 }
 
 impl Catalog {
@@ -80,7 +92,16 @@ impl Catalog {
             ended: false,
             playlist_stamp: None,
             start_offset_ns: None,
+            archive: None,
+            archive_generation: None,
+            ring_oldest: None,
         }
+    }
+
+    /// Makes the window reach back into `archive`.
+    pub(super) fn set_archive(&mut self, archive: Box<dyn ArchivedSegments>) {
+        self.archive = Some(archive);
+        self.archive_generation = None;
     }
 
     /// The ring's directory.
@@ -117,6 +138,7 @@ impl Catalog {
         let meta = file.metadata()?;
         let stamp = (meta.modified()?, meta.len());
         if self.playlist_stamp == Some(stamp) {
+            self.merge_archive(BTreeMap::new());
             return Ok(Some(Vec::new()));
         }
         let raw = platform::read_to_end_bounded(file, PLAYLIST_MAX_BYTES)?;
@@ -127,9 +149,12 @@ impl Catalog {
         let Some(oldest) = listing.entries.first().map(|e| e.sequence) else {
             return Ok(Some(Vec::new()));
         };
+        self.ring_oldest = Some(oldest);
         let mut holes = Vec::new();
-        // Segments that left the playlist at the old end were deleted.
-        self.spans = self.spans.split_off(&oldest);
+        // Segments that left the playlist at the old end were deleted (or
+        // are in the archive now: see `merge_archive`).
+        let mut left = std::mem::take(&mut self.spans);
+        self.spans = left.split_off(&oldest);
         let mut pdt = self.last_end_pdt;
         for e in &listing.entries {
             let explicit = e.program_date_time;
@@ -165,6 +190,8 @@ impl Catalog {
                         hole_ms,
                         discontinuity: e.discontinuity,
                         independent: e.independent,
+                        wall_start: start_pdt,
+                        archived: false,
                     },
                 );
                 if let Some(size_ms) = hole_ms {
@@ -178,7 +205,130 @@ impl Catalog {
             pdt = start_pdt.map(|p| p.after(e.duration_ns));
         }
         self.last_end_pdt = pdt;
+        self.merge_archive(left);
         Ok(Some(holes))
+    }
+
+    /// Places the archive's segments older than the ring's on the
+    /// timeline: those the ring listed once (`left` the ring's playlist
+    /// since the last refresh) stay where they were, older ones end where
+    /// the one after them starts. Archived segments the archive no longer
+    /// lists leave the window.
+    fn merge_archive(&mut self, left: BTreeMap<SegmentNumber, Span>) {
+        let Some(archive) = &self.archive else {
+            return;
+        };
+        let listing = archive.listing();
+        if self.archive_generation == Some(listing.generation) && left.is_empty() {
+            return;
+        }
+        self.archive_generation = Some(listing.generation);
+        let ring_oldest = self.ring_oldest;
+        let archived: BTreeMap<SegmentNumber, &SegmentInfo> = listing
+            .segments
+            .iter()
+            .filter(|s| ring_oldest.is_none_or(|oldest| s.sequence < oldest))
+            .map(|s| (s.sequence, s))
+            .collect();
+        // The ring deletes a segment only once it is archived (or counted
+        // as a hole in the archive, which a fetch then finds).
+        for (seq, span) in left {
+            if span.wall_start.is_some() {
+                self.spans.insert(seq, Span { archived: true, ..span });
+            }
+        }
+        // Gone from the archive (its retention), unless the listing is
+        // older than the segment (it was uploaded after the listing).
+        let newest_archived = archived.keys().next_back().copied();
+        self.spans
+            .retain(|seq, s| !s.archived || archived.contains_key(seq) || newest_archived.is_none_or(|n| *seq > n));
+        let Some((&first, &span)) = self.spans.iter().next() else {
+            return;
+        };
+        let mut next = (first, span);
+        for (&seq, info) in archived.range(..first).rev() {
+            // Before the timeline's zero there is no room: a ring made anew
+            // (its time starting again) under an older archive.
+            let Some(start) = next.1.start.ns().checked_sub(info.duration_ns) else {
+                break;
+            };
+            let end_pdt = info.program_date_time.after(info.duration_ns);
+            if let Some(gap) = next.1.wall_start.map(|w| w.ms_since(end_pdt))
+                && gap > HOLE_TOLERANCE_MS
+                && let Some(after) = self.spans.get_mut(&next.0)
+                && after.hole_ms.is_none()
+            {
+                after.hole_ms = u64::try_from(gap).ok();
+            }
+            let span = Span {
+                start: RingTime::ZERO.saturating_add(start),
+                duration_ns: info.duration_ns,
+                hole_ms: None,
+                discontinuity: info.discontinuity,
+                independent: info.independent,
+                wall_start: Some(info.program_date_time),
+                archived: true,
+            };
+            self.spans.insert(seq, span);
+            next = (seq, span);
+        }
+    }
+
+    /// What the archive knows segment `seq` by, if it is read from there.
+    pub(super) fn archived(&self, seq: SegmentNumber) -> Option<SegmentInfo> {
+        let span = self.spans.get(&seq).filter(|s| s.archived)?;
+        Some(SegmentInfo {
+            sequence: seq,
+            duration_ns: span.duration_ns,
+            bytes: 0,
+            program_date_time: span.wall_start?,
+            discontinuity: span.discontinuity,
+            independent: span.independent,
+        })
+    }
+
+    /// Segment `seq`'s file from the archive, without waiting, with the
+    /// two archived segments after it fetched meanwhile.
+    pub(super) fn fetch_archived(&self, seq: SegmentNumber) -> Option<Fetch> {
+        let archive = self.archive.as_ref()?;
+        let info = self.archived(seq)?;
+        let ahead: Vec<SegmentInfo> = self
+            .spans
+            .range(seq.next()..)
+            .take(2)
+            .filter_map(|(&s, _)| self.archived(s))
+            .collect();
+        Some(archive.segment(&info, &ahead))
+    }
+
+    /// Segment `seq`'s index from the archive (waiting for it), if it is
+    /// read from there.
+    pub(super) fn archived_index(&self, seq: SegmentNumber) -> Option<Option<PathBuf>> {
+        let archive = self.archive.as_ref()?;
+        let info = self.archived(seq)?;
+        Some(archive.index(&info))
+    }
+
+    /// Bytes of archived segment `seq` (waiting for them).
+    pub(super) fn archived_range(&self, seq: SegmentNumber, offset: u64, len: u64) -> Option<io::Result<Vec<u8>>> {
+        let archive = self.archive.as_ref()?;
+        let info = self.archived(seq)?;
+        Some(archive.range(&info, offset, len))
+    }
+
+    /// Segment `seq`, listed by the ring, has gone from it: if the ring has
+    /// an archive, it is read from there from now on. Whether it is.
+    pub(super) fn move_to_archive(&mut self, seq: SegmentNumber) -> bool {
+        if self.archive.is_none() {
+            return false;
+        }
+        match self.spans.get_mut(&seq) {
+            Some(span) if !span.archived && span.wall_start.is_some() => {
+                span.archived = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Ring time of segment `seq`'s start from its index, if it has one

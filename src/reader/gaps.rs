@@ -83,6 +83,35 @@ impl RingReader {
         self.discont = true;
     }
 
+    /// Archived segment `seq` is not in the archive (any more): reported
+    /// like a segment the writer deleted, and skipped.
+    pub(super) fn archive_gone(&mut self, seq: SegmentNumber) {
+        if let Some(last) = self.last_opened
+            && let Some(before) = seq.previous().filter(|&b| b > last)
+        {
+            self.push_stale(last.next(), before);
+        }
+        self.push_stale(seq, seq);
+        self.last_opened = Some(seq);
+        self.next = Some(self.catalog.after(seq));
+        self.discont = true;
+    }
+
+    /// Archived segment `seq` could not be fetched (the fetcher has already
+    /// retried): reported and skipped, a time hole for all of it.
+    pub(super) fn archive_unreadable(&mut self, seq: SegmentNumber, error: &str) {
+        let (start, size) = self
+            .catalog
+            .spans()
+            .get(&seq)
+            .map_or((self.continue_at.unwrap_or(RingTime::ZERO), 0), |s| {
+                (s.start, s.duration_ns)
+            });
+        let path = self.catalog.dir().join(segment_file_name(seq));
+        self.read_failure(&path, &io::Error::other(format!("from the archive: {error}")));
+        self.skip_unreadable(seq, (start, size));
+    }
+
     /// Reports segments `first..=last` as gone, as one run with any run
     /// just reported that it touches or overlaps.
     pub(super) fn push_stale(&mut self, first: SegmentNumber, last: SegmentNumber) {
@@ -100,8 +129,10 @@ impl RingReader {
     /// Segment `first` is gone: skips it and every missing one after it,
     /// up to the next segment whose file exists, with one event for the run.
     pub(super) fn skip_missing(&mut self, first: SegmentNumber) {
-        let exists =
-            |seq: SegmentNumber| std::fs::symlink_metadata(self.catalog.dir().join(segment_file_name(seq))).is_ok();
+        let exists = |seq: SegmentNumber| {
+            self.catalog.archived(seq).is_some()
+                || std::fs::symlink_metadata(self.catalog.dir().join(segment_file_name(seq))).is_ok()
+        };
         let mut last = first;
         let mut next = self
             .catalog

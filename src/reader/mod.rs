@@ -23,6 +23,7 @@
 //! - `seek`, `wall_clock`, `trick`: landing on keyframes, date-times,
 //!   trick play; `gaps`: deleted, missing and unreadable segments.
 
+mod archived;
 mod catalog;
 mod gaps;
 mod open_segment;
@@ -31,6 +32,8 @@ mod seek;
 mod trick;
 mod wall_clock;
 
+#[cfg_attr(not(feature = "archive"), allow(unused_imports))]
+pub use archived::{ArchiveListing, ArchivedSegments, Fetch};
 use catalog::Catalog;
 use open_segment::{KeyframeJump, Open, SegmentRead};
 pub use position::{ReadLocation, SeekWindow};
@@ -160,6 +163,13 @@ impl RingReader {
             precise_start: None,
             trick_position: None,
         }
+    }
+
+    /// Makes the window reach back into the ring's archive: its segments
+    /// older than the ring's are read from there (see `archived`).
+    #[cfg_attr(not(feature = "archive"), allow(dead_code))]
+    pub fn set_archive(&mut self, archive: Box<dyn ArchivedSegments>) {
+        self.catalog.set_archive(archive);
     }
 
     /// Events since the last call.
@@ -433,8 +443,27 @@ impl RingReader {
                 None => return self.at_end().map(Some),
             },
         };
-        let path = self.catalog.dir().join(segment_file_name(seq));
-        match platform::open_read_only(&path) {
+        let (path, opened) = match self.catalog.fetch_archived(seq) {
+            None => {
+                let path = self.catalog.dir().join(segment_file_name(seq));
+                let opened = platform::open_read_only(&path);
+                (path, opened)
+            }
+            Some(Fetch::Ready(path)) => {
+                let opened = platform::open_read_only(&path);
+                (path, opened)
+            }
+            Some(Fetch::Pending) => return Ok(Some(ReadOutcome::Wait)),
+            Some(Fetch::Gone) => {
+                self.archive_gone(seq);
+                return Ok(None);
+            }
+            Some(Fetch::Failed(error)) => {
+                self.archive_unreadable(seq, &error);
+                return Ok(None);
+            }
+        };
+        match opened {
             Ok(file) => {
                 let span = self.catalog.spans().get(&seq).copied();
                 // Numbers skipped since the last segment opened: segments
@@ -497,11 +526,16 @@ impl RingReader {
                     timestamp: Some(timestamp),
                     readable: 0,
                     id,
-                    path: self.catalog.dir().join(segment_file_name(seq)),
+                    path,
                 });
                 Ok(None)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Evicted by the writer after it was archived: read from
+                // the archive.
+                if self.catalog.move_to_archive(seq) {
+                    return Ok(None);
+                }
                 self.refresh_playing();
                 if self.catalog.oldest().is_some_and(|o| seq < o) || self.catalog.spans().contains_key(&seq) {
                     // Deleted before we got to it: skip the whole run of

@@ -45,6 +45,10 @@ pub(super) struct Landing {
 impl RingReader {
     /// The index of segment `seq`, cut to the bytes of it that can be read.
     pub(super) fn segment_index(&self, seq: SegmentNumber) -> Option<SegmentIndex> {
+        // An archived segment is whole.
+        if let Some(fetched) = self.catalog.archived_index(seq) {
+            return index::read_opened(platform::open_read_only(&fetched?), u64::MAX);
+        }
         let data = platform::open_read_only(&self.catalog.dir().join(crate::layout::segment_file_name(seq))).ok()?;
         let len = self.catalog.content_len(&data, seq).ok()?;
         let file = platform::open_read_only(&self.catalog.dir().join(segment_index_name(seq)));

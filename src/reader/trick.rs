@@ -167,19 +167,34 @@ impl RingReader {
         start: &Keyframe,
         keyframe: &Keyframe,
     ) -> io::Result<Option<KeyframePiece>> {
-        let mut file = platform::open_read_only(&self.catalog.dir().join(segment_file_name(seq)))?;
-        let len = self.catalog.content_len(&file, seq)?;
         let size = u64::from(keyframe.size);
-        let end = keyframe.offset.checked_add(size).filter(|_| size <= MAX_KEYFRAME_BYTES);
-        let Some(end) = end.filter(|&end| end <= len) else {
+        let Some(end) = keyframe.offset.checked_add(size).filter(|_| size <= MAX_KEYFRAME_BYTES) else {
             return Ok(None);
         };
         let head_len = u64::from(start.size).min(keyframe.offset) / PACKET_SIZE as u64 * PACKET_SIZE as u64;
-        let mut head = vec![0u8; usize::try_from(head_len).map_err(io::Error::other)?];
-        file.read_exact(&mut head)?;
-        let mut unit = vec![0u8; usize::try_from(end - keyframe.offset).map_err(io::Error::other)?];
-        file.seek(SeekFrom::Start(keyframe.offset))?;
-        file.read_exact(&mut unit)?;
+        // From the archive, the two ranges only (an archived segment is
+        // whole); from the ring, once they are written.
+        let (head, unit) = if let Some(head) = self.catalog.archived_range(seq, 0, head_len) {
+            let unit = self
+                .catalog
+                .archived_range(seq, keyframe.offset, size)
+                .ok_or_else(|| io::Error::other("left the archive"))??;
+            (head?, unit)
+        } else {
+            let mut file = platform::open_read_only(&self.catalog.dir().join(segment_file_name(seq)))?;
+            if end > self.catalog.content_len(&file, seq)? {
+                return Ok(None);
+            }
+            let mut head = vec![0u8; usize::try_from(head_len).map_err(io::Error::other)?];
+            file.read_exact(&mut head)?;
+            let mut unit = vec![0u8; usize::try_from(size).map_err(io::Error::other)?];
+            file.seek(SeekFrom::Start(keyframe.offset))?;
+            file.read_exact(&mut unit)?;
+            (head, unit)
+        };
+        if unit.len() as u64 != size || head.len() as u64 != head_len {
+            return Ok(None);
+        }
         let bytes_read = head_len + size;
         let Some(pid) = unit.get(..PACKET_SIZE).and_then(Packet::new).map(|p| p.pid()) else {
             return Ok(None);

@@ -34,9 +34,25 @@ impl RingReader {
         let candidates = self.candidates();
         // Segments start later in wall-clock as in ring time: the last one
         // starting at or before the date holds it, if anything does.
-        let starts_before =
-            |&(seq, _): &(SegmentNumber, RingTime)| self.segment_index(seq).is_some_and(|i| i.start.wall_time <= date);
-        let at = candidates.partition_point(starts_before).checked_sub(1)?;
+        // (An archived segment's from the archive's listing: no fetch.)
+        let starts_before = |&(seq, _): &(SegmentNumber, RingTime)| match self.catalog.archived(seq) {
+            Some(info) => info.program_date_time <= date,
+            None => self.segment_index(seq).is_some_and(|i| i.start.wall_time <= date),
+        };
+        let mut at = candidates.partition_point(starts_before).checked_sub(1)?;
+        // A playlist's date-time is not quite the index's wall clock, which
+        // decides (as for the ring's own segments): near a boundary between
+        // archived segments it may be the one on either side.
+        let index_starts_before = |i: usize| {
+            let seq = candidates.get(i)?.0;
+            self.catalog.archived(seq)?;
+            Some(self.segment_index(seq)?.start.wall_time <= date)
+        };
+        if index_starts_before(at + 1) == Some(true) {
+            at += 1;
+        } else if at > 0 && index_starts_before(at) == Some(false) {
+            at -= 1;
+        }
         let (index, duration) = self.indexed(candidates[at].0)?;
         let into_ms = u64::try_from(date.ms_since(index.start.wall_time)).ok()?;
         let into_ns = into_ms.checked_mul(1_000_000)?;

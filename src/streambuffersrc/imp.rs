@@ -9,6 +9,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 
+mod archive;
 mod read;
 mod signals;
 mod trick;
@@ -180,13 +181,14 @@ impl URIHandlerImpl for StreamBufferSrc {
                 location,
                 start_position: Some(s.start_position),
                 start_delay_ns: (s.start_delay > 0).then_some(s.start_delay),
+                archive: (!s.archive).then_some(false),
             }
             .to_uri(),
         )
     }
 
-    /// `streambuffer:///path/to/ring[?start-position=live|oldest&start-delay=NS]`:
-    /// sets `location`, and `start-position` and `start-delay` if given.
+    /// `streambuffer:///path/to/ring[?start-position=live|oldest&start-delay=NS&archive=true|false]`:
+    /// sets `location`, and `start-position`, `start-delay` and `archive` if given.
     fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
         if matches!(*lock(&self.state), State::Started { .. }) {
             return Err(glib::Error::new(
@@ -199,6 +201,7 @@ impl URIHandlerImpl for StreamBufferSrc {
         s.location = Some(parsed.location);
         s.start_position = parsed.start_position.unwrap_or(s.start_position);
         s.start_delay = parsed.start_delay_ns.unwrap_or(s.start_delay);
+        s.archive = parsed.archive.unwrap_or(s.archive);
         Ok(())
     }
 }
@@ -261,6 +264,9 @@ impl BaseSrcImpl for StreamBufferSrc {
             ));
         }
         let mut reader = RingReader::new(&dir);
+        if settings.archive {
+            self.reach_into_archive(&dir, &mut reader);
+        }
         let listed = reader.refresh().map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenRead,

@@ -24,6 +24,7 @@ pub(super) struct Settings {
     pub(super) start_delay: u64,
     pub(super) poll_interval: u64,
     pub(super) trick_frame_rate: u32,
+    pub(super) archive: bool,
 }
 
 impl Default for Settings {
@@ -34,6 +35,7 @@ impl Default for Settings {
             start_delay: 0,
             poll_interval: DEFAULT_POLL_INTERVAL,
             trick_frame_rate: DEFAULT_TRICK_FRAME_RATE,
+            archive: true,
         }
     }
 }
@@ -114,6 +116,21 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .mutable_ready()
             .build(),
         /**
+         * GstStreamBufferSrc:archive:
+         *
+         * Reach back into the ring's archive, if its sink archives to S3: the
+         * window starts at the archive's oldest segment (credentials from the
+         * AWS_* environment or ~/.aws/credentials, as the sink's)
+         *
+         * Since: 0.2
+         */
+        glib::ParamSpecBoolean::builder("archive")
+            .nick("Archive")
+            .blurb("Reach back into the ring's archive, if its sink archives to S3: the window starts at the archive's oldest segment (credentials from the AWS_* environment or ~/.aws/credentials, as the sink's)")
+            .default_value(true)
+            .mutable_ready()
+            .build(),
+        /**
          * GstStreamBufferSrc:poll-interval:
          *
          * How often (ns) to look for new data at the live edge
@@ -143,6 +160,7 @@ impl Settings {
             "start-delay" => self.start_delay = value.get().unwrap_or(self.start_delay),
             "poll-interval" => self.poll_interval = value.get().unwrap_or(self.poll_interval),
             "trick-frame-rate" => self.trick_frame_rate = value.get().unwrap_or(self.trick_frame_rate),
+            "archive" => self.archive = value.get().unwrap_or(self.archive),
             other => return Err(format!("Unknown property '{other}'")),
         }
         Ok(())
@@ -160,6 +178,7 @@ impl Settings {
             "start-delay" => self.start_delay.to_value(),
             "poll-interval" => self.poll_interval.to_value(),
             "trick-frame-rate" => self.trick_frame_rate.to_value(),
+            "archive" => self.archive.to_value(),
             _ => return None,
         })
     }

@@ -3,8 +3,8 @@
 //! with time-shift: `streambuffer:///var/buffer/ch1?start-position=live&start-delay=30000000000`.
 //!
 //! The path is the ring (or recording) directory, percent-encoded; the query
-//! sets `start-position` (`live` or `oldest`) and `start-delay` (ns), as
-//! the properties of the same names. Anything else is refused: a URI that
+//! sets `start-position` (`live` or `oldest`), `start-delay` (ns) and
+//! `archive` (`true` or `false`), as the properties of the same names. Anything else is refused: a URI that
 //! says more than the element understands is not silently half-obeyed.
 
 use std::path::PathBuf;
@@ -20,6 +20,7 @@ pub struct RingUri {
     pub location: PathBuf,
     pub start_position: Option<StartPosition>,
     pub start_delay_ns: Option<u64>,
+    pub archive: Option<bool>,
 }
 
 impl RingUri {
@@ -48,6 +49,7 @@ impl RingUri {
             location: PathBuf::from(location),
             start_position: None,
             start_delay_ns: None,
+            archive: None,
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -66,7 +68,18 @@ impl RingUri {
                             .map_err(|_| format!("start-delay '{value}': a number of nanoseconds"))?,
                     );
                 }
-                _ => return Err(format!("unknown URI parameter '{key}' (start-position, start-delay)")),
+                "archive" => {
+                    parsed.archive = Some(match value {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(format!("archive '{value}': true or false")),
+                    });
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown URI parameter '{key}' (start-position, start-delay, archive)"
+                    ));
+                }
             }
         }
         Ok(parsed)
@@ -100,6 +113,9 @@ impl RingUri {
         if let Some(d) = self.start_delay_ns {
             query.push(format!("start-delay={d}"));
         }
+        if let Some(a) = self.archive {
+            query.push(format!("archive={a}"));
+        }
         if !query.is_empty() {
             uri.push('?');
             uri.push_str(&query.join("&"));
@@ -129,19 +145,22 @@ mod tests {
 
     #[test]
     fn parses_and_prints_back() {
-        let uri = RingUri::parse("streambuffer:///var/buffer/ch%201?start-position=live&start-delay=30000000000")
-            .expect("parses");
+        let uri = RingUri::parse(
+            "streambuffer:///var/buffer/ch%201?start-position=live&start-delay=30000000000&archive=false",
+        )
+        .expect("parses");
         assert_eq!(
             uri,
             RingUri {
                 location: PathBuf::from("/var/buffer/ch 1"),
                 start_position: Some(StartPosition::Live),
                 start_delay_ns: Some(30_000_000_000),
+                archive: Some(false),
             }
         );
         assert_eq!(
             uri.to_uri(),
-            "streambuffer:///var/buffer/ch%201?start-position=live&start-delay=30000000000"
+            "streambuffer:///var/buffer/ch%201?start-position=live&start-delay=30000000000&archive=false"
         );
         assert_eq!(RingUri::parse(&uri.to_uri()), Ok(uri));
         let plain = RingUri::parse("STREAMBUFFER://localhost/r").expect("parses");
@@ -160,6 +179,7 @@ mod tests {
             "streambuffer:///r?start-position=middle",
             "streambuffer:///r?start-delay=soon",
             "streambuffer:///r?rate=2",
+            "streambuffer:///r?archive=yes",
             "streambuffer:///r%ZZ",
             "streambuffer:///r%FF",
             "/var/ring",

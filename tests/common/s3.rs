@@ -153,10 +153,12 @@ impl Drop for S3Server {
 
 /// A slow network between a sink and a server: a TCP proxy on 127.0.0.1
 /// that passes each direction on in `chunk`-byte pieces, sleeping `pause`
-/// after each. Stops accepting when dropped.
+/// after each, and counts the bytes the server sends. Stops accepting when
+/// dropped.
 pub struct SlowProxy {
     port: u16,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    from_server: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl SlowProxy {
@@ -168,6 +170,8 @@ impl SlowProxy {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let stopping = stop.clone();
+        let from_server = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = from_server.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if stopping.load(Ordering::Relaxed) {
@@ -176,15 +180,22 @@ impl SlowProxy {
                 let (Ok(client), Ok(server)) = (client, TcpStream::connect(&upstream)) else {
                     continue;
                 };
-                for (mut from, mut to) in [
-                    (client.try_clone().expect("clone"), server.try_clone().expect("clone")),
-                    (server, client),
+                for (mut from, mut to, count) in [
+                    (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                        None,
+                    ),
+                    (server, client, Some(counted.clone())),
                 ] {
                     std::thread::spawn(move || {
                         let mut buf = vec![0; chunk];
                         while let Ok(n) = from.read(&mut buf) {
                             if n == 0 || to.write_all(&buf[..n]).is_err() {
                                 break;
+                            }
+                            if let Some(count) = &count {
+                                count.fetch_add(n as u64, Ordering::Relaxed);
                             }
                             std::thread::sleep(pause);
                         }
@@ -193,11 +204,20 @@ impl SlowProxy {
                 }
             }
         });
-        SlowProxy { port, stop }
+        SlowProxy {
+            port,
+            stop,
+            from_server,
+        }
     }
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Bytes the server has sent through it so far.
+    pub fn bytes_from_server(&self) -> u64 {
+        self.from_server.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
