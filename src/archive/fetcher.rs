@@ -319,6 +319,7 @@ fn run(shared: &Shared, store: &ArchiveStore) {
     let mut next_listing = Instant::now();
     loop {
         if Instant::now() >= next_listing {
+            let began = Instant::now();
             let listed = relist(store, &mut hours_seen);
             let mut work = shared.lock();
             match listed {
@@ -327,9 +328,11 @@ fn run(shared: &Shared, store: &ArchiveStore) {
                         let segments: Vec<SegmentInfo> = hours_seen.values().flatten().cloned().collect();
                         work.listing = ArchiveListing {
                             generation: work.listing.generation + 1,
+                            made_at: Some(began),
                             segments: segments.into(),
                         };
                     }
+                    work.listing.made_at = Some(began);
                     work.listing_error = None;
                 }
                 Err(e) => work.listing_error = Some(e.to_string()),
@@ -359,8 +362,22 @@ fn run(shared: &Shared, store: &ArchiveStore) {
                     .0;
             }
         };
-        let Some(job) = job else { continue };
+        let Some(mut job) = job else { continue };
         let mut outcome = fetch(store, &shared.cache, &job);
+        // Not where the reader looked: a segment archived since the last
+        // listing, named by a date-time the ring's playlist only implied.
+        // Listed again now, and fetched by its listed name.
+        if matches!(outcome, Done::Gone) && relist(store, &mut hours_seen).is_ok() {
+            let listed = hours_seen
+                .values()
+                .flatten()
+                .find(|s| s.sequence == job.segment.sequence && s.program_date_time != job.segment.program_date_time)
+                .cloned();
+            if let Some(listed) = listed {
+                job.segment = listed;
+                outcome = fetch(store, &shared.cache, &job);
+            }
+        }
         for attempt in 1..ATTEMPTS {
             if !matches!(outcome, Done::Failed(_)) || shared.lock().stop {
                 break;

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
 use super::archived::{ArchivedSegments, Fetch};
 use super::scale;
@@ -23,6 +25,10 @@ use crate::platform;
 /// A jump in program date-time larger than this between two segments is a
 /// time hole (content that was never recorded).
 const HOLE_TOLERANCE_MS: i64 = 500;
+
+/// How long a segment gone from the ring waits for the archive's listing
+/// to place it (listed every few seconds) before it is given up as deleted.
+const ARCHIVE_LISTING_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How far a segment's start in its index may be from where the segments
 /// before it put it (the playlist's millisecond durations add up to a
@@ -77,10 +83,16 @@ pub(super) struct Catalog {
     start_offset_ns: Option<u64>,
     /// The ring's archive, when the window reaches into it.
     archive: Option<Box<dyn ArchivedSegments>>,
-    /// The archive listing's generation merged last.
+    /// The archive listing merged last: its generation and segments.
     archive_generation: Option<u64>,
+    archive_listed: Arc<[SegmentInfo]>,
     /// The oldest segment the ring's own playlist lists.
     ring_oldest: Option<SegmentNumber>,
+    /// When the ring's oldest segment was last seen to move on (segments
+    /// left it for the archive).
+    ring_moved_at: Option<Instant>,
+    /// When the archive listing merged last was begun.
+    archive_listed_at: Option<Instant>,
 }
 
 impl Catalog {
@@ -94,8 +106,16 @@ impl Catalog {
             start_offset_ns: None,
             archive: None,
             archive_generation: None,
+            archive_listed: Arc::from([]),
             ring_oldest: None,
+            ring_moved_at: None,
+            archive_listed_at: None,
         }
+    }
+
+    /// Whether the window reaches into an archive.
+    pub(super) fn has_archive(&self) -> bool {
+        self.archive.is_some()
     }
 
     /// Makes the window reach back into `archive`.
@@ -149,6 +169,9 @@ impl Catalog {
         let Some(oldest) = listing.entries.first().map(|e| e.sequence) else {
             return Ok(Some(Vec::new()));
         };
+        if self.ring_oldest.is_some_and(|before| oldest > before) {
+            self.ring_moved_at = Some(Instant::now());
+        }
         self.ring_oldest = Some(oldest);
         let mut holes = Vec::new();
         // Segments that left the playlist at the old end were deleted (or
@@ -219,10 +242,12 @@ impl Catalog {
             return;
         };
         let listing = archive.listing();
+        self.archive_listed_at = listing.made_at;
         if self.archive_generation == Some(listing.generation) && left.is_empty() {
             return;
         }
         self.archive_generation = Some(listing.generation);
+        self.archive_listed = listing.segments.clone();
         let ring_oldest = self.ring_oldest;
         let archived: BTreeMap<SegmentNumber, &SegmentInfo> = listing
             .segments
@@ -245,6 +270,32 @@ impl Catalog {
         let Some((&first, &span)) = self.spans.iter().next() else {
             return;
         };
+        // Archived between segments known here (evicted before this
+        // reader saw the ring list them): each where the one before ends.
+        let between: Vec<&SegmentInfo> = archived
+            .range(first..)
+            .filter(|(seq, _)| !self.spans.contains_key(seq))
+            .map(|(_, info)| *info)
+            .collect();
+        for info in between {
+            let Some((_, before)) = self.spans.range(..info.sequence).next_back() else {
+                continue;
+            };
+            let span = Span {
+                start: before.start.saturating_add(before.duration_ns),
+                duration_ns: info.duration_ns,
+                hole_ms: before
+                    .wall_start
+                    .map(|w| info.program_date_time.ms_since(w.after(before.duration_ns)))
+                    .filter(|&gap| gap > HOLE_TOLERANCE_MS)
+                    .and_then(|gap| u64::try_from(gap).ok()),
+                discontinuity: info.discontinuity,
+                independent: info.independent,
+                wall_start: Some(info.program_date_time),
+                archived: true,
+            };
+            self.spans.insert(info.sequence, span);
+        }
         let mut next = (first, span);
         for (&seq, info) in archived.range(..first).rev() {
             // Before the timeline's zero there is no room: a ring made anew
@@ -274,9 +325,17 @@ impl Catalog {
         }
     }
 
-    /// What the archive knows segment `seq` by, if it is read from there.
+    /// What the archive knows segment `seq` by, if it is read from there:
+    /// its listing's entry (whose date-time names the object), else, for
+    /// one archived since the last listing, what the ring's playlist said
+    /// (a date-time it may only have implied; the fetcher then looks the
+    /// segment up by number).
     pub(super) fn archived(&self, seq: SegmentNumber) -> Option<SegmentInfo> {
         let span = self.spans.get(&seq).filter(|s| s.archived)?;
+        let listed = &self.archive_listed;
+        if let Ok(at) = listed.binary_search_by_key(&seq, |s| s.sequence) {
+            return listed.get(at).cloned();
+        }
         Some(SegmentInfo {
             sequence: seq,
             duration_ns: span.duration_ns,
@@ -314,6 +373,18 @@ impl Catalog {
         let archive = self.archive.as_ref()?;
         let info = self.archived(seq)?;
         Some(archive.range(&info, offset, len))
+    }
+
+    /// Whether segment `seq`, gone from the ring but not (yet) among the
+    /// archived ones, may be in the archive: the ring moved on since the
+    /// archive was last listed. The next listing (every few seconds) says.
+    pub(super) fn archive_behind(&self, seq: SegmentNumber) -> bool {
+        self.archive.is_some()
+            && self.ring_oldest.is_some_and(|oldest| seq < oldest)
+            && !self.spans.contains_key(&seq)
+            && self.ring_moved_at.is_some_and(|moved| {
+                self.archive_listed_at.is_none_or(|listed| listed < moved) && moved.elapsed() < ARCHIVE_LISTING_WAIT
+            })
     }
 
     /// Segment `seq`, listed by the ring, has gone from it: if the ring has
@@ -384,6 +455,9 @@ impl Catalog {
     /// The segment that follows `seq`: the next one listed, else the one
     /// being written if it comes after `seq`.
     pub(super) fn successor(&self, seq: SegmentNumber) -> Option<SegmentNumber> {
+        if self.archive_behind(seq.next()) {
+            return Some(seq.next());
+        }
         self.spans
             .range(seq.next()..)
             .next()

@@ -11,6 +11,16 @@ use super::{Open, ReadOutcome, ReaderEvent, RingReader, scale};
 use crate::layout::SegmentNumber;
 use crate::layout::{RingTime, segment_file_name};
 
+/// Where reading was in a segment evicted while it was read, to go on
+/// there in the archive's copy.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Resume {
+    pub(super) sequence: SegmentNumber,
+    pub(super) offset: u64,
+    pub(super) jump: Option<super::KeyframeJump>,
+    pub(super) start: RingTime,
+}
+
 /// Reads of one segment that may fail in a row (one per poll interval)
 /// before the segment is given up and skipped.
 pub const READ_RETRIES: u32 = 3;
@@ -64,6 +74,35 @@ impl RingReader {
         self.discont = true;
         self.continue_at = Some(from.saturating_add(size));
         self.next = Some(self.catalog.after(seq));
+    }
+
+    /// The writer deleted the segment being read, and the ring has an
+    /// archive: reading goes on from the archive's copy (the same bytes)
+    /// where it was. Whether it does.
+    pub(super) fn resume_from_archive(&mut self) -> bool {
+        let Some(cur) = self.current.as_ref() else {
+            return false;
+        };
+        let seq = cur.sequence;
+        if !self.catalog.move_to_archive(seq) {
+            // Read while it was written, gone before this reader saw the
+            // ring list it: the archive's listing may have it.
+            self.refresh_playing();
+            if self.catalog.archived(seq).is_none() && !self.catalog.archive_behind(seq) {
+                return false;
+            }
+        }
+        let Some(cur) = self.current.take() else {
+            return false;
+        };
+        self.resume = Some(Resume {
+            sequence: seq,
+            offset: cur.offset,
+            jump: cur.jump,
+            start: cur.start,
+        });
+        self.next = Some(seq);
+        true
     }
 
     /// The writer deleted (or reused) the segment being read: the reader is

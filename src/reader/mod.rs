@@ -35,6 +35,7 @@ mod wall_clock;
 #[cfg_attr(not(feature = "archive"), allow(unused_imports))]
 pub use archived::{ArchiveListing, ArchivedSegments, Fetch};
 use catalog::Catalog;
+use gaps::Resume;
 use open_segment::{KeyframeJump, Open, SegmentRead};
 pub use position::{ReadLocation, SeekWindow};
 use seek::Landing;
@@ -45,7 +46,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::layout::SegmentNumber;
-use crate::layout::{PLAYLIST_NAME, PresentationTime, RingTime, segment_file_name};
+use crate::layout::{PLAYLIST_NAME, PresentationTime, RingTime};
 use crate::platform;
 use crate::ts::PACKET_SIZE;
 
@@ -127,6 +128,9 @@ pub struct RingReader {
     last_opened: Option<SegmentNumber>,
     /// Where the next segment opened is entered, after a keyframe seek.
     landing: Option<Landing>,
+    /// A segment evicted while it was read, read on from the archive's
+    /// copy: where reading was in it.
+    resume: Option<Resume>,
     /// How long after its ring time the stream's content is presented
     /// (the multiplexer's delay, `layout::index`), from the index; the
     /// window and positions are given in presentation time, as seeks take.
@@ -158,6 +162,7 @@ impl RingReader {
             playlist_error: None,
             last_opened: None,
             landing: None,
+            resume: None,
             presentation_delay_ns: None,
             stats: ReaderStats::default(),
             precise_start: None,
@@ -280,6 +285,7 @@ impl RingReader {
     /// next buffer is a discontinuity.
     fn reposition(&mut self, seq: SegmentNumber, start: RingTime) {
         self.landing = None;
+        self.resume = None;
         self.trick_position = None;
         self.current = None;
         self.next = Some(seq);
@@ -374,7 +380,11 @@ impl RingReader {
                         discont: std::mem::take(&mut self.discont),
                     });
                 }
-                SegmentRead::Lost => self.lost_current(),
+                SegmentRead::Lost => {
+                    if !self.resume_from_archive() {
+                        self.lost_current();
+                    }
+                }
                 SegmentRead::Failed(e) => {
                     let path = cur.path.clone();
                     return Ok(self.failed_read(&path, &e));
@@ -443,28 +453,16 @@ impl RingReader {
                 None => return self.at_end().map(Some),
             },
         };
-        let (path, opened) = match self.catalog.fetch_archived(seq) {
-            None => {
-                let path = self.catalog.dir().join(segment_file_name(seq));
-                let opened = platform::open_read_only(&path);
-                (path, opened)
-            }
-            Some(Fetch::Ready(path)) => {
-                let opened = platform::open_read_only(&path);
-                (path, opened)
-            }
-            Some(Fetch::Pending) => return Ok(Some(ReadOutcome::Wait)),
-            Some(Fetch::Gone) => {
-                self.archive_gone(seq);
-                return Ok(None);
-            }
-            Some(Fetch::Failed(error)) => {
-                self.archive_unreadable(seq, &error);
-                return Ok(None);
-            }
+        let (path, opened) = match self.locate(seq) {
+            Ok(found) => found,
+            Err(instead) => return Ok(instead),
         };
         match opened {
             Ok(file) => {
+                let file = match self.resume_in(seq, file, path.clone()) {
+                    Some(file) => file,
+                    None => return Ok(None),
+                };
                 let span = self.catalog.spans().get(&seq).copied();
                 // Numbers skipped since the last segment opened: segments
                 // deleted (or never listed) unless the writer says content
@@ -537,6 +535,11 @@ impl RingReader {
                     return Ok(None);
                 }
                 self.refresh_playing();
+                // Or gone before this reader saw the ring list it: in the
+                // archive's listing, or soon.
+                if self.catalog.archived(seq).is_some() || self.catalog.archive_behind(seq) {
+                    return Ok(None);
+                }
                 if self.catalog.oldest().is_some_and(|o| seq < o) || self.catalog.spans().contains_key(&seq) {
                     // Deleted before we got to it: skip the whole run of
                     // missing segments, reported once.
@@ -577,6 +580,7 @@ pub(super) fn scale(value: u64, numerator: u64, denominator: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::segment_file_name;
     use crate::ring::Ring;
     use crate::ring::tests::{SECOND, config, marked, ring_at, start};
     use std::collections::BTreeMap;
