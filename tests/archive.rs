@@ -983,3 +983,54 @@ fn a_viewer_paused_past_the_rings_window_resumes_from_the_archive() {
     assert!(played >= 18 * SECOND, "played {played} ns of 24 s");
     assert!(playlist(&ring).segments.len() <= 5, "the ring evicted");
 }
+
+/// A ring whose archive cannot be reached plays alone: `streambuffersrc`
+/// says so in a WARNING (never an ERROR) and plays the ring to its end.
+#[test]
+fn an_unreachable_archive_is_a_warning_and_the_ring_plays_alone() {
+    let mut server = S3Server::start(BUCKET);
+    credentials_in_process(&server);
+    common::init();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ring = tmp.path().join("ring");
+    let props = format!(
+        "segment-duration={SECOND} max-duration={} {}",
+        4 * SECOND,
+        server.sink_props(BUCKET, "ch11")
+    );
+    record(&ring, 8, &props, &server.env());
+    server.stop();
+    let pipeline = common::pipelines::launch(&format!(
+        "streambuffersrc location={} start-position=oldest ! tsdemux name=d \
+         d. ! queue ! h264parse ! avdec_h264 ! fakesink name=video \
+         d. ! queue ! aacparse ! avdec_aac ! fakesink name=audio",
+        ring.display()
+    ));
+    let warnings = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = warnings.clone();
+    pipeline.bus().expect("bus").set_sync_handler(move |_, msg| {
+        if let gst::MessageView::Warning(w) = msg.view() {
+            kept.lock().expect("lock").push(w.error().to_string());
+        }
+        gst::BusSyncReply::Pass
+    });
+    let counts = common::pipelines::count_buffers(
+        &pipeline,
+        &[
+            pipeline.by_name("video").expect("video"),
+            pipeline.by_name("audio").expect("audio"),
+        ],
+        PlayFor::Eos(Duration::from_secs(60)),
+    );
+    let _ = pipeline.set_state(gst::State::Null);
+    let (video, audio) = match counts.expect("plays the ring alone to its end")[..] {
+        [v, a] => (v, a),
+        _ => unreachable!(),
+    };
+    let warnings = warnings.lock().expect("lock").to_vec();
+    assert!(warnings.len() == 1 && warnings[0].contains("archive"), "{warnings:?}");
+    // The ring's 4 to 5 s, every frame of both kinds; not a moment of what
+    // only the archive holds.
+    assert!((100..=130).contains(&video), "video frames: {video}");
+    assert!(audio >= 180, "audio frames: {audio}");
+}
