@@ -1034,3 +1034,57 @@ fn an_unreachable_archive_is_a_warning_and_the_ring_plays_alone() {
     assert!((100..=130).contains(&video), "video frames: {video}");
     assert!(audio >= 180, "audio frames: {audio}");
 }
+
+/// `streambuffer check` checks the archive too: a whole one passes; a
+/// listed segment missing from the bucket, a torn one, a missing index and
+/// an object no playlist lists are each one line, and the exit status is 1.
+#[test]
+fn check_finds_what_is_wrong_in_the_archive() {
+    let server = S3Server::start(BUCKET);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ring = tmp.path().join("ring");
+    let props = format!("segment-duration={SECOND} {}", server.sink_props(BUCKET, "ch12"));
+    record(&ring, 8, &props, &server.env());
+    let ring_arg = ring.to_string_lossy().into_owned();
+    let (ok, text) = tool(&["check", &ring_arg], &server.env());
+    assert!(ok, "{text}");
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("archive s3://tv-archive/ch12:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let segments = archived_segments(&server, "ch12");
+    assert!(
+        summary.contains(&format!("{} segment(s)", segments.len())) && summary.ends_with(" 0 problem(s)"),
+        "{summary}"
+    );
+
+    // Damage: one segment gone, one torn, one index gone, one stray object.
+    assert!(segments.len() >= 6, "{segments:?}");
+    let (gone, torn, unindexed) = (&segments[2], &segments[3], &segments[4]);
+    std::fs::remove_file(server.object(BUCKET, gone)).expect("remove");
+    let torn_path = server.object(BUCKET, torn);
+    let len = std::fs::metadata(&torn_path).expect("torn").len();
+    let file = std::fs::OpenOptions::new().write(true).open(&torn_path).expect("open");
+    file.set_len(len - 100).expect("truncate");
+    std::fs::remove_file(server.object(BUCKET, &unindexed.replace(".ts", ".idx"))).expect("remove index");
+    let folder = Path::new(&segments[0]).parent().expect("hour folder");
+    let stray = folder.join("000000000-999999999999.ts").to_string_lossy().into_owned();
+    std::fs::copy(server.object(BUCKET, &segments[1]), server.object(BUCKET, &stray)).expect("stray");
+    let (ok, text) = tool(&["check", &ring_arg], &server.env());
+    assert!(!ok, "{text}");
+    // Problems name keys below the prefix.
+    let problems: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("archive ") && !l.starts_with("archive s3://"))
+        .collect();
+    let says = |key: &str, what: &str| {
+        let key = key.trim_start_matches("ch12/");
+        problems.iter().any(|l| l.contains(key) && l.contains(what))
+    };
+    assert!(says(gone, "not in the bucket"), "{problems:?}");
+    assert!(says(torn, "not a whole number of packets"), "{problems:?}");
+    assert!(says(&unindexed.replace(".ts", ".idx"), "missing"), "{problems:?}");
+    assert!(says(&stray, "in no playlist"), "{problems:?}");
+    assert_eq!(problems.len(), 4, "{problems:?}");
+    assert!(text.contains(" 4 problem(s)"), "{text}");
+}

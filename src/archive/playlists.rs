@@ -139,15 +139,16 @@ pub(super) fn hour_playlist(hour: Hour, entries: &[SegmentInfo], ended: bool, vo
 #[must_use]
 pub(crate) fn parse_hour_playlist(hour: Hour, text: &str) -> Vec<SegmentInfo> {
     let listing = playlist::parse_with_uris(text, |uri| parse_object_name(hour, uri).map(|(n, _)| n));
-    let starts: Vec<WallTime> = text
-        .lines()
-        .filter_map(|l| parse_object_name(hour, l.trim()).map(|(_, t)| t))
-        .collect();
+    let starts: std::collections::HashMap<_, WallTime> =
+        text.lines().filter_map(|l| parse_object_name(hour, l.trim())).collect();
     listing
         .entries
         .into_iter()
         .filter_map(|e| {
-            let start = starts.iter().copied().find(|t| Some(*t) == e.program_date_time)?;
+            let start = starts
+                .get(&e.sequence)
+                .copied()
+                .filter(|t| Some(*t) == e.program_date_time)?;
             Some(SegmentInfo {
                 sequence: e.sequence,
                 duration_ns: e.duration_ns,

@@ -7,8 +7,9 @@
 //! PAT, then the PMT it names, and (unless the playlist marks a forced cut)
 //! a random-access point right after the tables, as its index's first
 //! keyframe says; the index's start follows the segment before in ring
-//! time; the journal lists it with the same duration. Problems are printed
-//! one per line; the exit status says whether there were any.
+//! time; the journal lists it with the same duration. Then the ring's
+//! archive, if it has one (`check_archive`). Problems are printed one per
+//! line; the exit status says whether there were any.
 
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -134,7 +135,43 @@ pub(super) fn run(ring: &Path, out: &mut impl Write) -> Result<bool, String> {
             problems.len()
         ),
     )?;
-    Ok(problems.is_empty())
+    let archive_fine = check_archive(ring, out)?;
+    Ok(problems.is_empty() && archive_fine)
+}
+
+/// Checks the ring's archive, if it has one and this build reads archives;
+/// whether nothing was wrong.
+fn check_archive(ring: &Path, out: &mut impl Write) -> Result<bool, String> {
+    let mut say = |line: &str| writeln!(out, "{line}").map_err(|e| e.to_string());
+    #[cfg(feature = "archive")]
+    {
+        let Some(opened) = crate::archive::catalog::open(ring) else {
+            return Ok(true);
+        };
+        let (config, store) = opened?;
+        let found = super::check_archive::run(&store, check_head)?;
+        for p in &found.problems {
+            say(&format!("archive {p}"))?;
+        }
+        say(&format!(
+            "archive {}: {} segment(s) in {} hour(s) checked, {} problem(s)",
+            config.location,
+            found.segments,
+            found.hours,
+            found.problems.len()
+        ))?;
+        Ok(found.problems.is_empty())
+    }
+    #[cfg(not(feature = "archive"))]
+    {
+        let description = ring
+            .join(crate::layout::archive::QUEUE_DIR_NAME)
+            .join(crate::layout::archive::DESCRIPTION_NAME);
+        if description.exists() {
+            say("archive: not checked (this build does not read archives)")?;
+        }
+        Ok(true)
+    }
 }
 
 /// The segment starts with a PAT, then the PMTs it names; returns the

@@ -8,6 +8,8 @@
 //! writer records.
 
 mod check;
+#[cfg(feature = "archive")]
+mod check_archive;
 mod export;
 mod info;
 
