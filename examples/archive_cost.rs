@@ -17,28 +17,12 @@
 use std::time::Duration;
 
 use gst::prelude::*;
-use gststreambuffer::bench::cpu_time;
+use gststreambuffer::bench::{median, run_to_eos};
 
 /// Runs `desc` to EOS and stops it; returns its CPU time and the uploader
 /// thread's (0 without an archive).
 fn run(desc: &str) -> anyhow::Result<(Duration, Duration)> {
-    let pipeline = gst::parse::launch(desc)?
-        .downcast::<gst::Bin>()
-        .map_err(|_| anyhow::anyhow!("not a bin"))?;
-    let before = cpu_time();
-    pipeline.set_state(gst::State::Playing)?;
-    let bus = pipeline.bus().ok_or_else(|| anyhow::anyhow!("no bus"))?;
-    let msg = bus
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(120),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .ok_or_else(|| anyhow::anyhow!("no EOS: {desc}"))?;
-    pipeline.set_state(gst::State::Null)?;
-    let cpu = cpu_time() - before;
-    if let gst::MessageView::Error(e) = msg.view() {
-        anyhow::bail!("{desc}: {}", e.error());
-    }
+    let (cpu, pipeline) = run_to_eos(desc).map_err(anyhow::Error::msg)?;
     let uploader = match pipeline.by_name("sink") {
         Some(sink) if sink.has_property("stats") => {
             let stats = sink.property::<gst::Structure>("stats");
@@ -50,11 +34,6 @@ fn run(desc: &str) -> anyhow::Result<(Duration, Duration)> {
         _ => Duration::ZERO,
     };
     Ok((cpu, uploader))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() -> anyhow::Result<()> {

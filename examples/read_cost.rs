@@ -12,31 +12,11 @@
 
 use std::time::Duration;
 
-use gst::prelude::*;
-use gststreambuffer::bench::cpu_time;
+use gststreambuffer::bench::{median, run_to_eos};
 
 /// Runs `desc` to EOS; returns the CPU time it took.
 fn run(desc: &str) -> anyhow::Result<Duration> {
-    let pipeline = gst::parse::launch(desc)?;
-    let before = cpu_time();
-    pipeline.set_state(gst::State::Playing)?;
-    let bus = pipeline.bus().ok_or_else(|| anyhow::anyhow!("no bus"))?;
-    let msg = bus
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(120),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .ok_or_else(|| anyhow::anyhow!("no EOS: {desc}"))?;
-    pipeline.set_state(gst::State::Null)?;
-    if let gst::MessageView::Error(e) = msg.view() {
-        anyhow::bail!("{desc}: {}", e.error());
-    }
-    Ok(cpu_time() - before)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    Ok(run_to_eos(desc).map_err(anyhow::Error::msg)?.0)
 }
 
 fn main() -> anyhow::Result<()> {

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use gst::prelude::*;
-use gststreambuffer::bench::cpu_time;
+use gststreambuffer::bench::{cpu_time, median};
 
 /// Plays the whole window of `ring` at `rate`; returns (content seconds
 /// crossed, CPU, bytes read).
@@ -58,11 +58,6 @@ fn play(ring: &str, rate: f64) -> anyhow::Result<(f64, Duration, u64)> {
     let bytes = src.property::<gst::Structure>("stats").get::<u64>("bytes-out")? - bytes_before;
     pipeline.set_state(gst::State::Null)?;
     Ok(((end - start).seconds_f64(), cpu, bytes))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() -> anyhow::Result<()> {

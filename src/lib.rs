@@ -50,6 +50,43 @@ pub mod bench {
     pub use crate::ring::{Retention, Ring, RingConfig, SegmentStart};
     pub use crate::ts::crc::crc32_mpeg2;
 
+    /// The middle value of `v` (the upper one of an even count); NaN for none.
+    #[must_use]
+    pub fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+
+    /// Runs the pipeline `desc` to EOS (an ERROR, or none within two
+    /// minutes, is an error) and stops it; returns the CPU time this
+    /// process used meanwhile, and the stopped pipeline (its elements'
+    /// `stats` can still be read).
+    pub fn run_to_eos(desc: &str) -> Result<(std::time::Duration, gst::Bin), String> {
+        use gst::prelude::*;
+        let pipeline = gst::parse::launch(desc)
+            .map_err(|e| format!("{desc}: {e}"))?
+            .downcast::<gst::Bin>()
+            .map_err(|_| format!("{desc}: not a bin"))?;
+        let before = cpu_time();
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| format!("{desc}: {e}"))?;
+        let bus = pipeline.bus().ok_or_else(|| format!("{desc}: no bus"))?;
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(120),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        pipeline
+            .set_state(gst::State::Null)
+            .map_err(|e| format!("{desc}: {e}"))?;
+        let cpu = cpu_time().saturating_sub(before);
+        match msg.as_ref().map(|m| m.view()) {
+            Some(gst::MessageView::Eos(_)) => Ok((cpu, pipeline)),
+            Some(gst::MessageView::Error(e)) => Err(format!("{desc}: {}", e.error())),
+            _ => Err(format!("no EOS: {desc}")),
+        }
+    }
+
     /// User plus system CPU time this process has used (zero where
     /// `getrusage` does not exist): what the playback examples measure.
     #[must_use]

@@ -82,6 +82,16 @@ impl ArchiveConfig {
     }
 }
 
+/// Checks an S3-compatible server's address: an `http://` or `https://`
+/// URL (the error says so, naming it).
+pub fn check_endpoint(url: &str) -> Result<(), String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!("archive endpoint '{url}' is not an http:// or https:// URL"))
+    }
+}
+
 /// `s3://bucket/prefix`, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveLocation {

@@ -146,11 +146,7 @@ impl ArchiveStore {
                     .with_allow_http(config.endpoint.as_deref().is_some_and(|e| e.starts_with("http://"))),
             );
         if let Some(endpoint) = &config.endpoint {
-            if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
-                return Err(format!(
-                    "archive endpoint '{endpoint}' is not an http:// or https:// URL"
-                ));
-            }
+            super::check_endpoint(endpoint)?;
             builder = builder.with_endpoint(endpoint);
         }
         let region = config

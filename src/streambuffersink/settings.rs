@@ -476,12 +476,11 @@ impl Settings {
             "archive-endpoint" => {
                 self.archive_endpoint = match value.get::<Option<String>>().ok().flatten() {
                     Some(url) if url.is_empty() => None,
-                    Some(url) if !url.starts_with("http://") && !url.starts_with("https://") => {
-                        return Err(format!(
-                            "Refusing archive endpoint '{url}': not an http:// or https:// URL"
-                        ));
+                    Some(url) => {
+                        crate::archive::check_endpoint(&url).map_err(|why| format!("Refusing {why}"))?;
+                        Some(url)
                     }
-                    url => url,
+                    None => None,
                 }
             }
             "archive-region" => {
