@@ -622,6 +622,23 @@ fn hostile_objects_in_the_bucket_are_refused_not_followed() {
         assert!(text.contains("streambuffer:"), "a reason is given: {text}");
         assert!(!out.exists(), "nothing written on failure");
     }
+    // check names what is wrong.
+    let (ok, text) = tool(&["check", &ring.to_string_lossy()], &server.env());
+    assert!(!ok, "{text}");
+    assert!(text.contains("are not segments of this hour"), "{text}");
+    assert!(text.contains("in no playlist"), "{text}");
+    // streambuffersrc plays what there is to its end: no ERROR, no hang.
+    credentials_in_process(&server);
+    let counts = common::pipelines::launch_counting(
+        &format!(
+            "streambuffersrc location={} start-position=oldest ! tsdemux ! h264parse ! avdec_h264 ! fakesink name=video",
+            ring.display()
+        ),
+        &["video"],
+        PlayFor::Eos(Duration::from_secs(60)),
+    )
+    .expect("plays to its end");
+    assert!(counts[0] >= 100, "video frames: {counts:?}");
 }
 
 #[test]
