@@ -68,14 +68,31 @@ pub fn hours(store: &ArchiveStore) -> Result<Vec<Hour>, StoreError> {
 
 /// The segments `hour`'s playlist lists.
 pub fn segments_of(store: &ArchiveStore, hour: Hour) -> Result<Vec<ArchivedSegment>, StoreError> {
-    let text = store
-        .get(&hour.key(HOUR_PLAYLIST_NAME), PLAYLIST_MAX_BYTES)?
+    let raw = store.get(&hour.key(HOUR_PLAYLIST_NAME), PLAYLIST_MAX_BYTES)?;
+    Ok(listed_in(hour, raw))
+}
+
+/// The segments each of `hours`' playlists lists, the playlists fetched
+/// several at a time.
+pub fn segments_of_each(store: &ArchiveStore, hours: &[Hour]) -> Result<Vec<Vec<ArchivedSegment>>, StoreError> {
+    let names: Vec<String> = hours.iter().map(|h| h.key(HOUR_PLAYLIST_NAME)).collect();
+    store
+        .get_each(&names, PLAYLIST_MAX_BYTES)
+        .into_iter()
+        .zip(hours)
+        .map(|(raw, &hour)| Ok(listed_in(hour, raw?)))
+        .collect()
+}
+
+/// The segments an hour playlist (`None`: there is none) lists.
+fn listed_in(hour: Hour, raw: Option<Vec<u8>>) -> Vec<ArchivedSegment> {
+    let text = raw
         .map(|raw| String::from_utf8_lossy(&raw).into_owned())
         .unwrap_or_default();
-    Ok(parse_hour_playlist(hour, &text)
+    parse_hour_playlist(hour, &text)
         .into_iter()
         .map(|info| ArchivedSegment { hour, info })
-        .collect())
+        .collect()
 }
 
 /// The archived segments that overlap `from` .. `to`, oldest first.
@@ -225,8 +242,8 @@ pub fn summary(store: &ArchiveStore) -> Result<Summary, StoreError> {
         hours: hours.len(),
         ..Summary::default()
     };
-    for hour in hours {
-        for s in segments_of(store, hour)? {
+    for segments in segments_of_each(store, &hours)? {
+        for s in segments {
             let start = s.info.program_date_time;
             if summary.end.is_some_and(|end| start.ms_since(end) > 500) {
                 summary.holes += 1;

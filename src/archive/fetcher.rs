@@ -18,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::ArchiveStore;
-use super::catalog::{hours, segments_of};
+use super::catalog::{hours, segments_of_each};
 use super::store::{Cancel, StoreError};
 use crate::layout::archive::{Hour, object_index_name, object_name};
 use crate::layout::{SegmentInfo, SegmentNumber, segment_file_name, segment_index_name};
@@ -425,13 +425,14 @@ fn relist(store: &ArchiveStore, seen: &mut BTreeMap<Hour, Vec<SegmentInfo>>) -> 
     seen.retain(|h, _| hours.contains(h));
     changed |= seen.len() != before;
     let newest: Vec<Hour> = hours.iter().rev().take(HOURS_RELISTED).copied().collect();
-    for hour in hours {
-        if seen.contains_key(&hour) && !newest.contains(&hour) {
-            continue;
-        }
-        let segments: Vec<SegmentInfo> = segments_of(store, hour)?.into_iter().map(|s| s.info).collect();
-        if seen.get(&hour) != Some(&segments) {
-            seen.insert(hour, segments);
+    let to_read: Vec<Hour> = hours
+        .into_iter()
+        .filter(|hour| !seen.contains_key(hour) || newest.contains(hour))
+        .collect();
+    for (hour, segments) in to_read.iter().zip(segments_of_each(store, &to_read)?) {
+        let segments: Vec<SegmentInfo> = segments.into_iter().map(|s| s.info).collect();
+        if seen.get(hour) != Some(&segments) {
+            seen.insert(*hour, segments);
             changed = true;
         }
     }
