@@ -7,9 +7,12 @@
 //! play. The reader only looks at what is there ([`ArchivedSegments`]), or
 //! waits for an index or a range, which someone is waiting for anyway.
 //!
-//! A segment is written to the cache under a temporary name and renamed
-//! when whole, so the reader never opens part of one; the cache keeps the
-//! few segments around the one being read and is removed with the fetcher.
+//! A segment is written into the cache as it arrives, and the reader reads
+//! it as far as it is written ([`LocalCopy`]), so playback (and a seek)
+//! starts before the whole segment is there; a seek landing mid-segment
+//! fetches the segment's tables and the rest from its keyframe only. The
+//! cache keeps the few segments around the one being read and is removed
+//! with the fetcher.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -22,7 +25,7 @@ use super::catalog::{hours, segments_of_each};
 use super::store::{Cancel, StoreError};
 use crate::layout::archive::{Hour, object_index_name, object_name};
 use crate::layout::{SegmentInfo, SegmentNumber, segment_file_name, segment_index_name};
-use crate::reader::{ArchiveListing, ArchivedSegments, Fetch};
+use crate::reader::{ArchiveListing, ArchivedSegments, Fetch, LocalCopy, SegmentPart};
 
 /// How often the archive is listed again (the newest hours' playlists).
 const RELIST_EVERY: Duration = Duration::from_secs(5);
@@ -47,7 +50,7 @@ const RANGE_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// What is fetched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
-    Segment,
+    Segment(SegmentPart),
     Index,
     Range { offset: u64, len: u64 },
 }
@@ -65,13 +68,22 @@ impl Job {
     }
 }
 
-/// What a fetch gave.
+/// What a fetch of an index or a range gave.
 #[derive(Debug, Clone)]
 enum Done {
     File(PathBuf),
     Bytes(Vec<u8>),
     Gone,
     Failed(String),
+}
+
+/// A segment's local copy.
+#[derive(Debug, Clone)]
+struct CachedSegment {
+    path: PathBuf,
+    part: SegmentPart,
+    copy: LocalCopy,
+    gone: bool,
 }
 
 /// What the thread and the reader share.
@@ -82,9 +94,11 @@ struct Work {
     listing_error: Option<String>,
     /// Asked for, in order (waited-for fetches first).
     queue: VecDeque<Job>,
+    /// Indexes and ranges fetched.
     done: HashMap<(Kind, SegmentNumber), Done>,
-    /// Whole segments and indexes in the cache, oldest first.
-    cached: VecDeque<(Kind, SegmentNumber)>,
+    segments: HashMap<SegmentNumber, CachedSegment>,
+    /// Cached segments and indexes, oldest first, for eviction.
+    cached: VecDeque<(bool, SegmentNumber)>,
     stop: bool,
 }
 
@@ -126,6 +140,7 @@ impl ArchiveFetcher {
                 listing_error: None,
                 queue: VecDeque::new(),
                 done: HashMap::new(),
+                segments: HashMap::new(),
                 cached: VecDeque::new(),
                 stop: false,
             }),
@@ -186,6 +201,35 @@ impl ArchiveFetcher {
         }
     }
 
+    /// Asks for segment `segment` (at least `part` of it) unless its copy
+    /// has it or it is asked for already.
+    fn ask_segment(work: &mut Work, segment: &SegmentInfo, part: SegmentPart, urgent: bool) {
+        let asked =
+            |j: &Job| matches!(j.kind, Kind::Segment(p) if p.covers(part)) && j.segment.sequence == segment.sequence;
+        let cached = work
+            .segments
+            .get(&segment.sequence)
+            .is_some_and(|c| c.part.covers(part) && c.copy.failed.is_none());
+        if cached || (!urgent && work.queue.iter().any(asked)) {
+            return;
+        }
+        if let Some(at) = work.queue.iter().position(asked) {
+            if at == 0 {
+                return;
+            }
+            work.queue.remove(at);
+        }
+        let job = Job {
+            kind: Kind::Segment(part),
+            segment: segment.clone(),
+        };
+        if urgent {
+            work.queue.push_front(job);
+        } else {
+            work.queue.push_back(job);
+        }
+    }
+
     /// Asks for `job` and waits for it (a failed one is forgotten, so that
     /// the next ask tries again).
     fn wait_for(&self, job: Job) -> Option<Done> {
@@ -220,42 +264,35 @@ impl ArchivedSegments for ArchiveFetcher {
         self.shared.lock().listing.clone()
     }
 
-    fn segment(&self, segment: &SegmentInfo, ahead: &[SegmentInfo]) -> Fetch {
+    fn segment(&self, segment: &SegmentInfo, part: SegmentPart, ahead: &[SegmentInfo]) -> Fetch {
         let mut work = self.shared.lock();
-        let key = (Kind::Segment, segment.sequence);
-        let fetch = match work.done.get(&key) {
-            Some(Done::File(path)) => Fetch::Ready(path.clone()),
-            Some(Done::Gone) => Fetch::Gone,
-            Some(Done::Failed(e)) => {
-                let e = e.clone();
-                work.done.remove(&key);
-                Fetch::Failed(e)
+        let sequence = segment.sequence;
+        let fetch = match work.segments.get(&sequence) {
+            Some(c) if c.gone => Fetch::Gone,
+            Some(c) if c.part.covers(part) && c.copy.failed.is_none() => Fetch::Ready(c.path.clone()),
+            // Failed before it got to `part`: reported, and tried again next time.
+            Some(c) if c.part.covers(part) => {
+                let failed = c.copy.failed.clone().unwrap_or_default();
+                if let Some(c) = work.segments.remove(&sequence) {
+                    let _ = std::fs::remove_file(c.path);
+                }
+                Fetch::Failed(failed)
             }
-            Some(Done::Bytes(_)) | None => {
-                Self::ask(
-                    &mut work,
-                    Job {
-                        kind: Kind::Segment,
-                        segment: segment.clone(),
-                    },
-                    true,
-                );
+            _ => {
+                Self::ask_segment(&mut work, segment, part, true);
                 Fetch::Pending
             }
         };
         for next in ahead {
-            Self::ask(
-                &mut work,
-                Job {
-                    kind: Kind::Segment,
-                    segment: next.clone(),
-                },
-                false,
-            );
+            Self::ask_segment(&mut work, next, SegmentPart::WHOLE, false);
         }
         drop(work);
         self.shared.changed.notify_all();
         fetch
+    }
+
+    fn local_copy(&self, sequence: SegmentNumber) -> Option<LocalCopy> {
+        self.shared.lock().segments.get(&sequence).map(|c| c.copy.clone())
     }
 
     fn index(&self, segment: &SegmentInfo) -> Option<PathBuf> {
@@ -273,8 +310,15 @@ impl ArchivedSegments for ArchiveFetcher {
         if len > RANGE_MAX_BYTES {
             return Err(std::io::Error::other("range too large"));
         }
-        // A segment already in the cache is read there.
-        if let Some(Done::File(path)) = self.shared.lock().done.get(&(Kind::Segment, segment.sequence)).cloned() {
+        // A segment already whole in the cache is read there.
+        let whole = self
+            .shared
+            .lock()
+            .segments
+            .get(&segment.sequence)
+            .filter(|c| c.part == SegmentPart::WHOLE && c.copy.complete)
+            .map(|c| c.path.clone());
+        if let Some(path) = whole {
             let file = crate::platform::open_read_only(&path)?;
             let mut buf = vec![0u8; usize::try_from(len).map_err(std::io::Error::other)?];
             let mut filled = 0;
@@ -362,21 +406,18 @@ fn run(shared: &Shared, store: &ArchiveStore) {
                     .0;
             }
         };
-        let Some(mut job) = job else { continue };
+        let Some(job) = job else { continue };
+        if let Kind::Segment(part) = job.kind {
+            fetch_segment(shared, store, &mut hours_seen, job.segment, part);
+            continue;
+        }
+        let mut job = job;
         let mut outcome = fetch(store, &shared.cache, &job);
-        // Not where the reader looked: a segment archived since the last
-        // listing, named by a date-time the ring's playlist only implied.
-        // Listed again now, and fetched by its listed name.
-        if matches!(outcome, Done::Gone) && relist(store, &mut hours_seen).is_ok() {
-            let listed = hours_seen
-                .values()
-                .flatten()
-                .find(|s| s.sequence == job.segment.sequence && s.program_date_time != job.segment.program_date_time)
-                .cloned();
-            if let Some(listed) = listed {
-                job.segment = listed;
-                outcome = fetch(store, &shared.cache, &job);
-            }
+        if matches!(outcome, Done::Gone)
+            && let Some(listed) = listed_elsewhere(store, &mut hours_seen, &job.segment)
+        {
+            job.segment = listed;
+            outcome = fetch(store, &shared.cache, &job);
         }
         for attempt in 1..ATTEMPTS {
             if !matches!(outcome, Done::Failed(_)) || shared.lock().stop {
@@ -388,8 +429,8 @@ fn run(shared: &Shared, store: &ArchiveStore) {
         let mut work = shared.lock();
         let key = job.key();
         if let Done::File(_) = outcome {
-            work.cached.push_back(key);
-            evict(&mut work, key.0);
+            work.cached.push_back((false, key.1));
+            evict(&mut work);
         }
         work.done.insert(key, outcome);
         drop(work);
@@ -397,19 +438,146 @@ fn run(shared: &Shared, store: &ArchiveStore) {
     }
 }
 
-/// Drops the oldest cached files of `kind` past what the cache keeps.
-fn evict(work: &mut Work, kind: Kind) {
-    let keep = if kind == Kind::Segment {
-        CACHED_SEGMENTS
+/// Segment `segment` (a segment archived since the last listing, named by
+/// a date-time the ring's playlist only implied) as a fresh listing names
+/// it, if that is another name.
+fn listed_elsewhere(
+    store: &ArchiveStore,
+    hours_seen: &mut BTreeMap<Hour, Vec<SegmentInfo>>,
+    segment: &SegmentInfo,
+) -> Option<SegmentInfo> {
+    relist(store, hours_seen).ok()?;
+    hours_seen
+        .values()
+        .flatten()
+        .find(|s| s.sequence == segment.sequence && s.program_date_time != segment.program_date_time)
+        .cloned()
+}
+
+/// Fetches `part` of `segment` into the cache, publishing how far it is
+/// written as it goes (see the module documentation).
+fn fetch_segment(
+    shared: &Shared,
+    store: &ArchiveStore,
+    hours_seen: &mut BTreeMap<Hour, Vec<SegmentInfo>>,
+    mut segment: SegmentInfo,
+    part: SegmentPart,
+) {
+    let sequence = segment.sequence;
+    let name = if part == SegmentPart::WHOLE {
+        segment_file_name(sequence)
     } else {
-        CACHED_INDEXES
+        format!("{}.from-{}", segment_file_name(sequence), part.from)
     };
-    while work.cached.iter().filter(|(k, _)| *k == kind).count() > keep {
-        let Some(at) = work.cached.iter().position(|(k, _)| *k == kind) else {
+    let path = shared.cache.join(name);
+    let update = |change: &dyn Fn(&mut CachedSegment)| {
+        if let Some(c) = shared.lock().segments.get_mut(&sequence).filter(|c| c.path == path) {
+            change(c);
+        }
+        shared.changed.notify_all();
+    };
+    let mut file = match std::fs::File::create(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            let failed = Some(format!("cannot write '{}': {e}", path.display()));
+            let mut work = shared.lock();
+            if let Some(c) = work.segments.get_mut(&sequence) {
+                c.copy.failed = failed;
+            }
             return;
+        }
+    };
+    {
+        let mut work = shared.lock();
+        let replaced = work.segments.insert(
+            sequence,
+            CachedSegment {
+                path: path.clone(),
+                part,
+                copy: LocalCopy {
+                    written: 0,
+                    size: None,
+                    complete: false,
+                    failed: None,
+                },
+                gone: false,
+            },
+        );
+        if let Some(old) = replaced.filter(|old| old.path != path) {
+            let _ = std::fs::remove_file(old.path);
+        }
+        work.cached.retain(|&(is_segment, s)| !(is_segment && s == sequence));
+        work.cached.push_back((true, sequence));
+        evict(&mut work);
+    }
+    shared.changed.notify_all();
+    // The tables at its head first, then the rest from `part.from`; the
+    // written mark only grows (a retry writes the same bytes again).
+    let get = |segment: &SegmentInfo, file: &mut std::fs::File| {
+        let key = Hour::of(segment.program_date_time).key(&object_name(segment));
+        let progress = |at: u64| update(&|c| c.copy.written = c.copy.written.max(at));
+        if part.from > 0 && part.head > 0 {
+            match store.get_into(
+                &key,
+                SEGMENT_MAX_BYTES,
+                (0, Some(part.head.min(part.from))),
+                file,
+                progress,
+            ) {
+                Ok(Some(_)) => {}
+                other => return other,
+            }
+        }
+        let progress = |at: u64| update(&|c| c.copy.written = c.copy.written.max(at));
+        store.get_into(&key, SEGMENT_MAX_BYTES, (part.from, None), file, progress)
+    };
+    let mut got = get(&segment, &mut file);
+    if matches!(got, Ok(None))
+        && let Some(listed) = listed_elsewhere(store, hours_seen, &segment)
+    {
+        segment = listed;
+        got = get(&segment, &mut file);
+    }
+    for attempt in 1..ATTEMPTS {
+        if got.is_ok() || shared.lock().stop {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500 << attempt));
+        got = get(&segment, &mut file);
+    }
+    match got {
+        Ok(Some(size)) => update(&|c| {
+            c.copy.size = Some(size);
+            c.copy.complete = true;
+        }),
+        Ok(None) => update(&|c| c.gone = true),
+        Err(e) => update(&|c| c.copy.failed = Some(e.to_string())),
+    }
+}
+
+/// Drops the oldest cached files past what the cache keeps: whole
+/// segments beyond [`CACHED_SEGMENTS`] (never one still being written),
+/// indexes beyond [`CACHED_INDEXES`].
+fn evict(work: &mut Work) {
+    let count = |work: &Work, segments: bool| work.cached.iter().filter(|(s, _)| *s == segments).count();
+    while count(work, true) > CACHED_SEGMENTS {
+        let oldest_complete = work
+            .cached
+            .iter()
+            .position(|&(is_segment, s)| is_segment && work.segments.get(&s).is_none_or(|c| c.copy.complete || c.gone));
+        let Some(at) = oldest_complete else { break };
+        if let Some((_, s)) = work.cached.remove(at)
+            && let Some(c) = work.segments.remove(&s)
+        {
+            let _ = std::fs::remove_file(c.path);
+        }
+    }
+    while count(work, false) > CACHED_INDEXES {
+        let Some(at) = work.cached.iter().position(|&(is_segment, _)| !is_segment) else {
+            break;
         };
-        if let Some(key) = work.cached.remove(at)
-            && let Some(Done::File(path)) = work.done.remove(&key)
+        if let Some((_, s)) = work.cached.remove(at)
+            && let Some(Done::File(path)) = work.done.remove(&(Kind::Index, s))
         {
             let _ = std::fs::remove_file(path);
         }
@@ -449,27 +617,17 @@ fn fetch(store: &ArchiveStore, cache: &Path, job: &Job) -> Done {
             Ok(None) => Done::Gone,
             Err(e) => Done::Failed(e.to_string()),
         },
-        Kind::Segment | Kind::Index => {
-            let (object, name, max) = if job.kind == Kind::Segment {
-                (
-                    object_name(&job.segment),
-                    segment_file_name(sequence),
-                    SEGMENT_MAX_BYTES,
-                )
-            } else {
-                (
-                    object_index_name(&job.segment),
-                    segment_index_name(sequence),
-                    INDEX_MAX_BYTES,
-                )
-            };
+        // Whole segments are fetched by `fetch_segment`.
+        Kind::Segment(_) => Done::Failed("not fetched here".into()),
+        Kind::Index => {
+            let (object, name) = (object_index_name(&job.segment), segment_index_name(sequence));
             let path = cache.join(&name);
             let partial = cache.join(format!("{name}.part"));
             let mut file = match std::fs::File::create(&partial) {
                 Ok(f) => f,
                 Err(e) => return Done::Failed(format!("cannot write '{}': {e}", partial.display())),
             };
-            let got = store.get_into(&hour.key(&object), max, &mut file);
+            let got = store.get_into(&hour.key(&object), INDEX_MAX_BYTES, (0, None), &mut file, |_| {});
             drop(file);
             match got {
                 Ok(Some(_)) => match std::fs::rename(&partial, &path) {

@@ -23,8 +23,8 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::{
-    Attribute, Attributes, BackoffConfig, ClientOptions, ObjectStore as _, ObjectStoreExt as _, PutMultipartOptions,
-    PutOptions, RetryConfig,
+    Attribute, Attributes, BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore as _, ObjectStoreExt as _,
+    PutMultipartOptions, PutOptions, RetryConfig,
 };
 
 use super::ArchiveConfig;
@@ -337,37 +337,56 @@ impl ArchiveStore {
             .unwrap_or_else(|| names.iter().map(|_| Err(StoreError::cancelled())).collect())
     }
 
-    /// Writes the object at `name` into `file` as it arrives (never whole
-    /// in memory); returns its size, `None` if there is no object.
-    pub fn get_into(&self, name: &str, max_bytes: u64, file: &mut std::fs::File) -> Result<Option<u64>, StoreError> {
-        use std::io::Write as _;
+    /// Writes bytes `from .. until` (to its end if `None`) of the object
+    /// at `name` into `file` at the same offsets, as they arrive (never
+    /// whole in memory), telling `progress` how far the file is written
+    /// after each piece; returns the object's size, `None` if there is no
+    /// object.
+    pub fn get_into(
+        &self,
+        name: &str,
+        max_bytes: u64,
+        (from, until): (u64, Option<u64>),
+        file: &mut std::fs::File,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Option<u64>, StoreError> {
+        use std::io::{Seek as _, SeekFrom, Write as _};
         let path = self.path(name);
+        let range = match (from, until) {
+            (0, None) => None,
+            (from, None) => Some(GetRange::Offset(from)),
+            (from, Some(until)) => Some(GetRange::Bounded(from..until)),
+        };
+        let options = GetOptions {
+            range,
+            ..GetOptions::default()
+        };
         self.run(async {
-            let got = match self.store.get(&path).await {
+            let got = match self.store.get_opts(&path, options).await {
                 Ok(got) => got,
                 Err(object_store::Error::NotFound { .. }) => return Ok(None),
                 Err(e) => return Err(e.into()),
             };
-            if got.meta.size > max_bytes {
-                return Err(StoreError(format!(
-                    "{name}: {} bytes, more than expected",
-                    got.meta.size
-                )));
-            }
             let size = got.meta.size;
+            if size > max_bytes {
+                return Err(StoreError(format!("{name}: {size} bytes, more than expected")));
+            }
+            let keep = |e: std::io::Error| StoreError(format!("cannot keep {name}: {e}"));
+            let std::ops::Range { start, end } = got.range.clone();
+            file.seek(SeekFrom::Start(start)).map_err(keep)?;
             let mut stream = got.into_stream();
-            let mut written = 0u64;
+            let mut at = start;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
-                written = written.saturating_add(chunk.len() as u64);
-                if written > size {
-                    return Err(StoreError(format!("{name}: more bytes than its {size}")));
+                at = at.saturating_add(chunk.len() as u64);
+                if at > end {
+                    return Err(StoreError(format!("{name}: more bytes than asked for")));
                 }
-                file.write_all(&chunk)
-                    .map_err(|e| StoreError(format!("cannot keep {name}: {e}")))?;
+                file.write_all(&chunk).map_err(keep)?;
+                progress(at);
             }
-            if written != size {
-                return Err(StoreError(format!("{name}: {written} of its {size} bytes")));
+            if at != end {
+                return Err(StoreError(format!("{name}: {} of {} bytes", at - start, end - start)));
             }
             Ok(Some(size))
         })

@@ -33,13 +33,46 @@ pub struct ArchiveListing {
     pub segments: Arc<[SegmentInfo]>,
 }
 
+/// Which bytes of an archived segment are fetched: `0 .. head` (the
+/// tables at its head) and `from ..` its end. `from == 0`: all of it. A
+/// seek landing on a keyframe mid-segment fetches its tables and the rest
+/// from the keyframe, not what it skips.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct SegmentPart {
+    pub head: u64,
+    pub from: u64,
+}
+
+impl SegmentPart {
+    /// All of a segment.
+    pub const WHOLE: SegmentPart = SegmentPart { head: 0, from: 0 };
+
+    /// Whether fetching `self` fetches what `wanted` needs.
+    #[must_use]
+    pub fn covers(self, wanted: SegmentPart) -> bool {
+        self.from == 0 || (wanted.from >= self.from && wanted.head <= self.head)
+    }
+}
+
+/// How much of an archived segment's local copy can be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalCopy {
+    /// The file is written up to here (the head first, then from `from` on).
+    pub written: u64,
+    /// The object's size, once the server said it.
+    pub size: Option<u64>,
+    pub complete: bool,
+    /// Fetching it failed (after retries): what was written stays readable.
+    pub failed: Option<String>,
+}
+
 /// Where an archived segment is, asked without waiting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fetch {
-    /// Whole, in the local cache: this file (it is not changed while it
-    /// is there).
+    /// In the local cache, this file, whole or being written: read it as
+    /// far as [`ArchivedSegments::progress`] says.
     Ready(PathBuf),
-    /// Being fetched: ask again later.
+    /// Not started yet: ask again later.
     Pending,
     /// The archive does not have it (deleted by its retention).
     Gone,
@@ -52,10 +85,13 @@ pub trait ArchivedSegments: Send {
     /// What the archive lists now (never waits: the last listing made).
     fn listing(&self) -> ArchiveListing;
 
-    /// Segment `segment`'s file, without waiting; `ahead` are the segments
-    /// to be read after it, fetched meanwhile so that playback does not
-    /// stall at each one.
-    fn segment(&self, segment: &SegmentInfo, ahead: &[SegmentInfo]) -> Fetch;
+    /// Segment `segment`'s local copy (at least `part` of it), without
+    /// waiting; `ahead` are the segments to be read after it, fetched whole
+    /// meanwhile so that playback does not stall at each one.
+    fn segment(&self, segment: &SegmentInfo, part: SegmentPart, ahead: &[SegmentInfo]) -> Fetch;
+
+    /// How far segment `sequence`'s local copy is written, if it has one.
+    fn local_copy(&self, sequence: SegmentNumber) -> Option<LocalCopy>;
 
     /// Segment `segment`'s keyframe index, waiting for it to be fetched (a
     /// few kilobytes; bounded by the archive's request timeout). `None` if
@@ -94,7 +130,7 @@ impl super::RingReader {
                 return Err(None);
             }
         }
-        match self.catalog.fetch_archived(seq) {
+        match self.catalog.fetch_archived(seq, self.part_wanted(seq)) {
             None => {
                 let path = self.catalog.dir().join(segment_file_name(seq));
                 let opened = platform::open_read_only(&path);
@@ -114,6 +150,43 @@ impl super::RingReader {
                 Err(None)
             }
         }
+    }
+
+    /// What of archived segment `seq` reading it needs: from a seek's
+    /// keyframe (and the tables before it) or from where reading was when
+    /// the ring evicted it; else all of it.
+    fn part_wanted(&self, seq: SegmentNumber) -> SegmentPart {
+        if let Some(resume) = self.resume.filter(|r| r.sequence == seq) {
+            return match resume.jump {
+                Some(jump) if resume.offset < jump.head_end => SegmentPart {
+                    head: jump.head_end,
+                    from: jump.keyframe_offset,
+                },
+                _ => SegmentPart {
+                    head: 0,
+                    from: resume.offset,
+                },
+            };
+        }
+        match self.landing.filter(|l| l.sequence == seq) {
+            Some(l) => SegmentPart {
+                head: l.head_end,
+                from: l.keyframe_offset,
+            },
+            None => SegmentPart::WHOLE,
+        }
+    }
+
+    /// At the end of what is there of the archived segment being read:
+    /// `Some` to return (wait for more, or a failure), `None` if its copy
+    /// is whole (or it is not archived).
+    pub(super) fn archived_at_end(&mut self, seq: SegmentNumber) -> Option<ReadOutcome> {
+        let copy = self.catalog.local_copy(seq)?;
+        if let Some(error) = copy.failed {
+            let path = self.current.as_ref().map(|c| c.path.clone()).unwrap_or_default();
+            return Some(self.failed_read(&path, &io::Error::other(format!("from the archive: {error}"))));
+        }
+        (!copy.complete).then_some(ReadOutcome::Wait)
     }
 
     /// Segment `seq`, opened as `file` at `path`: if it is the archive's

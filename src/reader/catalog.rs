@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::archived::{ArchivedSegments, Fetch};
+use super::archived::{ArchivedSegments, Fetch, LocalCopy, SegmentPart};
 use super::scale;
 use crate::layout::progress::Progress;
 use crate::layout::{
@@ -346,9 +346,10 @@ impl Catalog {
         })
     }
 
-    /// Segment `seq`'s file from the archive, without waiting, with the
-    /// two archived segments after it fetched meanwhile.
-    pub(super) fn fetch_archived(&self, seq: SegmentNumber) -> Option<Fetch> {
+    /// Segment `seq`'s local copy from the archive (`part` of it at
+    /// least), without waiting, with the two archived segments after it
+    /// fetched meanwhile.
+    pub(super) fn fetch_archived(&self, seq: SegmentNumber, part: SegmentPart) -> Option<Fetch> {
         let archive = self.archive.as_ref()?;
         let info = self.archived(seq)?;
         let ahead: Vec<SegmentInfo> = self
@@ -357,7 +358,16 @@ impl Catalog {
             .take(2)
             .filter_map(|(&s, _)| self.archived(s))
             .collect();
-        Some(archive.segment(&info, &ahead))
+        Some(archive.segment(&info, part, &ahead))
+    }
+
+    /// How far archived segment `seq`'s local copy is written, if it is
+    /// read from the archive and has one.
+    pub(super) fn local_copy(&self, seq: SegmentNumber) -> Option<LocalCopy> {
+        self.archive
+            .as_ref()?
+            .local_copy(seq)
+            .filter(|_| self.archived(seq).is_some())
     }
 
     /// Segment `seq`'s index from the archive (waiting for it), if it is
@@ -485,7 +495,11 @@ impl Catalog {
     /// content: a reused file holds older packets past what was written.
     /// The record is read before the size: once the writer has moved on
     /// from a reused file, it has already cut it to length.
+    /// An archived segment's local copy: as far as it is written.
     pub(super) fn content_len(&self, file: &File, seq: SegmentNumber) -> io::Result<u64> {
+        if let Some(copy) = self.local_copy(seq) {
+            return Ok(copy.written);
+        }
         let record = Progress::read_in(&self.dir);
         let len = file.metadata()?.len();
         Ok(match record {

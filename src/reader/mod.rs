@@ -33,7 +33,7 @@ mod trick;
 mod wall_clock;
 
 #[cfg_attr(not(feature = "archive"), allow(unused_imports))]
-pub use archived::{ArchiveListing, ArchivedSegments, Fetch};
+pub use archived::{ArchiveListing, ArchivedSegments, Fetch, LocalCopy, SegmentPart};
 use catalog::Catalog;
 use gaps::Resume;
 use open_segment::{KeyframeJump, Open, SegmentRead};
@@ -391,6 +391,9 @@ impl RingReader {
                 }
                 SegmentRead::AtEnd => {
                     let seq = cur.sequence;
+                    if let Some(outcome) = self.archived_at_end(seq) {
+                        return Ok(outcome);
+                    }
                     if !self.leave_if_complete(seq) {
                         return self.at_end();
                     }

@@ -87,7 +87,13 @@ impl RingReader {
         let cur = self.current.as_ref()?;
         let fraction = match self.catalog.spans().get(&cur.sequence) {
             Some(span) => {
-                let len = cur.file.metadata().map_or(0, |m| m.len()).max(1);
+                // (An archived segment's copy may not be whole yet.)
+                let len = self
+                    .catalog
+                    .local_copy(cur.sequence)
+                    .and_then(|c| c.size)
+                    .unwrap_or_else(|| cur.file.metadata().map_or(0, |m| m.len()))
+                    .max(1);
                 scale(cur.offset, span.duration_ns, len)
             }
             None => {
