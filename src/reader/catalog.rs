@@ -86,6 +86,8 @@ pub(super) struct Catalog {
     /// The archive listing merged last: its generation and segments.
     archive_generation: Option<u64>,
     archive_listed: Arc<[SegmentInfo]>,
+    /// The newest archived segment the merges so far have looked at.
+    archive_merged_through: Option<SegmentNumber>,
     /// The oldest segment the ring's own playlist lists.
     ring_oldest: Option<SegmentNumber>,
     /// When the ring's oldest segment was last seen to move on (segments
@@ -107,6 +109,7 @@ impl Catalog {
             archive: None,
             archive_generation: None,
             archive_listed: Arc::from([]),
+            archive_merged_through: None,
             ring_oldest: None,
             ring_moved_at: None,
             archive_listed_at: None,
@@ -247,14 +250,20 @@ impl Catalog {
             return;
         }
         self.archive_generation = Some(listing.generation);
-        self.archive_listed = listing.segments.clone();
-        let ring_oldest = self.ring_oldest;
-        let archived: BTreeMap<SegmentNumber, &SegmentInfo> = listing
-            .segments
-            .iter()
-            .filter(|s| ring_oldest.is_none_or(|oldest| s.sequence < oldest))
-            .map(|s| (s.sequence, s))
-            .collect();
+        // By number, as the names say; a listing of weeks is some 200,000
+        // entries, so nothing below walks all of it but the first merge.
+        let listed: Arc<[SegmentInfo]> = if listing.segments.is_sorted_by_key(|s| s.sequence) {
+            listing.segments.clone()
+        } else {
+            let mut sorted = listing.segments.to_vec();
+            sorted.sort_by_key(|s| s.sequence);
+            sorted.into()
+        };
+        self.archive_listed = listed.clone();
+        let older = self
+            .ring_oldest
+            .map_or(listed.len(), |oldest| listed.partition_point(|s| s.sequence < oldest));
+        let archived = &listed[..older];
         // The ring deletes a segment only once it is archived (or counted
         // as a hole in the archive, which a fetch then finds).
         for (seq, span) in left {
@@ -262,20 +271,31 @@ impl Catalog {
                 self.spans.insert(seq, Span { archived: true, ..span });
             }
         }
-        // Gone from the archive (its retention), unless the listing is
-        // older than the segment (it was uploaded after the listing).
-        let newest_archived = archived.keys().next_back().copied();
-        self.spans
-            .retain(|seq, s| !s.archived || archived.contains_key(seq) || newest_archived.is_none_or(|n| *seq > n));
+        // Deleted by the archive's retention, from its old end.
+        if let Some(oldest_listed) = archived.first().map(|s| s.sequence) {
+            let gone: Vec<SegmentNumber> = self
+                .spans
+                .range(..oldest_listed)
+                .filter(|(_, s)| s.archived)
+                .map(|(&seq, _)| seq)
+                .collect();
+            for seq in gone {
+                self.spans.remove(&seq);
+            }
+        }
         let Some((&first, &span)) = self.spans.iter().next() else {
             return;
         };
-        // Archived between segments known here (evicted before this
-        // reader saw the ring list them): each where the one before ends.
-        let between: Vec<&SegmentInfo> = archived
-            .range(first..)
-            .filter(|(seq, _)| !self.spans.contains_key(seq))
-            .map(|(_, info)| *info)
+        // Newly listed by the archive and not known here (evicted before
+        // this reader saw the ring list them): each where the one before it
+        // ends. The archive lists segments in the order they were
+        // uploaded, oldest first, so the new ones follow those merged
+        // before.
+        let known = self.archive_merged_through.map_or(first, |merged| merged.max(first));
+        self.archive_merged_through = archived.last().map(|s| s.sequence).or(self.archive_merged_through);
+        let between: Vec<&SegmentInfo> = archived[archived.partition_point(|s| s.sequence <= known)..]
+            .iter()
+            .filter(|s| !self.spans.contains_key(&s.sequence))
             .collect();
         for info in between {
             let Some((_, before)) = self.spans.range(..info.sequence).next_back() else {
@@ -296,8 +316,10 @@ impl Catalog {
             };
             self.spans.insert(info.sequence, span);
         }
+        let older_than_first = &archived[..archived.partition_point(|s| s.sequence < first)];
         let mut next = (first, span);
-        for (&seq, info) in archived.range(..first).rev() {
+        for info in older_than_first.iter().rev() {
+            let seq = info.sequence;
             // Before the timeline's zero there is no room: a ring made anew
             // (its time starting again) under an older archive.
             let Some(start) = next.1.start.ns().checked_sub(info.duration_ns) else {
