@@ -803,4 +803,113 @@ mod tests {
             "{events:?}"
         );
     }
+
+    /// An archive as a reader sees it, without a server: every segment it
+    /// lists is whole in `dir`.
+    struct FakeArchive {
+        dir: std::path::PathBuf,
+        listed: Vec<crate::layout::SegmentInfo>,
+    }
+
+    impl ArchivedSegments for FakeArchive {
+        fn listing(&self) -> ArchiveListing {
+            ArchiveListing {
+                generation: 1,
+                made_at: Some(std::time::Instant::now()),
+                segments: self.listed.clone().into(),
+            }
+        }
+
+        fn segment(
+            &self,
+            segment: &crate::layout::SegmentInfo,
+            _: SegmentPart,
+            _: &[crate::layout::SegmentInfo],
+        ) -> Fetch {
+            Fetch::Ready(self.dir.join(segment_file_name(segment.sequence)))
+        }
+
+        fn local_copy(&self, sequence: SegmentNumber) -> Option<LocalCopy> {
+            let len = std::fs::metadata(self.dir.join(segment_file_name(sequence)))
+                .ok()?
+                .len();
+            Some(LocalCopy {
+                written: len,
+                size: Some(len),
+                complete: true,
+                failed: None,
+            })
+        }
+
+        fn index(&self, _: &crate::layout::SegmentInfo) -> Option<std::path::PathBuf> {
+            None
+        }
+
+        fn range(&self, _: &crate::layout::SegmentInfo, _: u64, _: u64) -> io::Result<Vec<u8>> {
+            Err(io::Error::other("not in this test"))
+        }
+    }
+
+    /// The archive's segments older than the ring's come first, on one
+    /// timeline ending where the ring's begins, and are read before them.
+    #[test]
+    fn the_archive_extends_the_window_back_and_is_read_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let archive_dir = tempfile::tempdir().expect("tempdir");
+        // 2 s segments, a 10 s window: 0..=8 written, the oldest evicted;
+        // ring time and the wall clock run on as in a recording.
+        let mut ring = Ring::open(config(dir.path())).expect("open");
+        for n in 0..9u8 {
+            let at = start(false);
+            ring.begin_segment(crate::ring::SegmentStart {
+                ring_time: RingTime::ZERO.saturating_add(u64::from(n) * 2 * SECOND),
+                program_date_time: at.program_date_time.after(u64::from(n) * 2 * SECOND),
+                ..at
+            })
+            .expect("begin");
+            ring.write(&marked(n, 10)).expect("write");
+            ring.finish_segment(2 * SECOND).expect("finish");
+        }
+        ring.close(0).expect("close");
+        let mut plain = RingReader::new(dir.path());
+        plain.start(StartPosition::Oldest, 0).expect("start");
+        let kept = drain(&mut plain);
+        let oldest_kept = *kept.first().expect("the ring keeps some");
+        assert!(oldest_kept > 0, "the ring evicted nothing");
+        let listed = (0..u64::from(oldest_kept))
+            .map(|n| {
+                std::fs::write(
+                    archive_dir.path().join(segment_file_name(SegmentNumber::new(n))),
+                    marked(n as u8, 10),
+                )
+                .expect("archived copy");
+                crate::layout::SegmentInfo {
+                    sequence: SegmentNumber::new(n),
+                    duration_ns: 2 * SECOND,
+                    bytes: 0,
+                    program_date_time: crate::layout::WallTime::from_ms(1_700_000_000_000 + n as i64 * 2000),
+                    discontinuity: false,
+                    independent: true,
+                }
+            })
+            .collect();
+        let mut reader = RingReader::new(dir.path());
+        reader.set_archive(Box::new(FakeArchive {
+            dir: archive_dir.path().to_owned(),
+            listed,
+        }));
+        let ring_window = plain.window().expect("window");
+        let window = reader.window().expect("window");
+        assert_eq!(window.end, ring_window.end);
+        assert_eq!(
+            ring_window.start.ns() - window.start.ns(),
+            u64::from(oldest_kept) * 2 * SECOND,
+            "the archived segments end where the ring's begin"
+        );
+        reader.start(StartPosition::Oldest, 0).expect("start");
+        let (all, end) = drain_all(&mut reader);
+        let expected: Vec<u8> = (0..9u8).flat_map(|n| [n; 10]).collect();
+        assert_eq!((all, end), (expected, ReadOutcome::Eos));
+        assert!(reader.take_events().is_empty());
+    }
 }
