@@ -141,11 +141,23 @@ fn fetch_segment(
     let mut file = match std::fs::File::create(&path) {
         Ok(f) => f,
         Err(e) => {
-            let failed = Some(format!("cannot write '{}': {e}", path.display()));
-            let mut work = shared.lock();
-            if let Some(c) = work.segments.get_mut(&sequence) {
-                c.copy.failed = failed;
-            }
+            // Reported to the reader as a failed fetch (it skips the
+            // segment), not left pending.
+            shared.lock().segments.insert(
+                sequence,
+                CachedSegment {
+                    path: path.clone(),
+                    part,
+                    copy: LocalCopy {
+                        written: 0,
+                        size: None,
+                        complete: false,
+                        failed: Some(format!("cannot write '{}': {e}", path.display())),
+                    },
+                    gone: false,
+                },
+            );
+            shared.changed.notify_all();
             return;
         }
     };
