@@ -203,6 +203,29 @@ def live_lag_table(live_lag):
     return "\n".join(lines)
 
 
+def seek_table(examples, ring, count, heading):
+    """`count` flushing seeks across `ring`'s window, each mode a row."""
+    rows = [f"| {heading} | seeks | seek to first buffer median ms | p95 ms |", "|---|---|---|---|"]
+    out = subprocess.run([os.path.join(examples, "seek_latency"), ring, str(count)],
+                         check=True, capture_output=True, text=True).stdout
+    for line in out.strip().splitlines():
+        f = dict(kv.split("=") for kv in line.split())
+        flags = {"key-unit": "FLUSH, KEY_UNIT, SNAP_BEFORE", "accurate": "FLUSH, ACCURATE"}[f["mode"]]
+        rows.append(f"| {flags} | {f['seeks']} | {f['median-ms']} | {f['p95-ms']} |")
+    return rows
+
+
+def read_cost_table(examples, ring, rounds, label):
+    """Reading `ring` to EOS against reading the input with filesrc."""
+    out = subprocess.run([os.path.join(examples, "read_cost"), ring, INPUT, str(rounds)],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    f = dict(kv.split("=") for kv in out.split())
+    return ["| reading the input to EOS, into fakesink | CPU ms (median) |", "|---|---|",
+            f"| `filesrc blocksize=65536` | {f['file-cpu-ms']} |",
+            f"| {label} | {f['ring-cpu-ms']} |",
+            f"| ratio (median of {f['rounds']} paired rounds) | {f['ratio']}x |"]
+
+
 def playback_tables(examples):
     """A finished ring of the whole input (6 s segments): flushing seeks to
     the first parsed buffer, and what reading it costs against filesrc."""
@@ -210,20 +233,8 @@ def playback_tables(examples):
     shutil.rmtree(ring, ignore_errors=True)
     sh(["gst-launch-1.0", "-q", "filesrc", f"location={INPUT}", "blocksize=65536", "!", "streambuffersink",
         f"location={ring}", "segment-duration=6000000000", "max-duration=0"])
-    seeks = ["| seek flags | seeks | seek to first buffer median ms | p95 ms |", "|---|---|---|---|"]
-    out = subprocess.run([os.path.join(examples, "seek_latency"), ring, "50"],
-                         check=True, capture_output=True, text=True).stdout
-    for line in out.strip().splitlines():
-        f = dict(kv.split("=") for kv in line.split())
-        flags = {"key-unit": "FLUSH, KEY_UNIT, SNAP_BEFORE", "accurate": "FLUSH, ACCURATE"}[f["mode"]]
-        seeks.append(f"| {flags} | {f['seeks']} | {f['median-ms']} | {f['p95-ms']} |")
-    out = subprocess.run([os.path.join(examples, "read_cost"), ring, INPUT, str(max(15, RUNS * 2))],
-                         check=True, capture_output=True, text=True).stdout.strip()
-    f = dict(kv.split("=") for kv in out.split())
-    cost = ["| reading the input to EOS, into fakesink | CPU ms (median) |", "|---|---|",
-            f"| `filesrc blocksize=65536` | {f['file-cpu-ms']} |",
-            f"| `streambuffersrc` (the ring of it) | {f['ring-cpu-ms']} |",
-            f"| ratio (median of {f['rounds']} paired rounds) | {f['ratio']}x |"]
+    seeks = seek_table(examples, ring, 50, "seek flags")
+    cost = read_cost_table(examples, ring, max(15, RUNS * 2), "`streambuffersrc` (the ring of it)")
     out = subprocess.run([os.path.join(examples, "trick_cost"), ring, "5"],
                          check=True, capture_output=True, text=True).stdout
     trick = ["| rate (streambuffersrc ! fakesink sync=false, the whole window) | CPU ms per s of content | KiB read per s of content |",
@@ -332,21 +343,10 @@ def archive_playback_tables(examples, endpoint):
         f"location={ring}", "segment-duration=6000000000", "max-duration=12000000000",
         "archive-location=s3://bench/playback", f"archive-endpoint={endpoint}", "archive-path-style=true"])
     local = sum(1 for n in os.listdir(ring) if n.startswith("segment-") and n.endswith(".ts"))
-    seeks = [f"| seek flags (ring of {local} local segments, the rest in the archive) | seeks "
-             "| seek to first buffer median ms | p95 ms |", "|---|---|---|---|"]
-    out = subprocess.run([os.path.join(examples, "seek_latency"), ring, "20"],
-                         check=True, capture_output=True, text=True).stdout
-    for line in out.strip().splitlines():
-        f = dict(kv.split("=") for kv in line.split())
-        flags = {"key-unit": "FLUSH, KEY_UNIT, SNAP_BEFORE", "accurate": "FLUSH, ACCURATE"}[f["mode"]]
-        seeks.append(f"| {flags} | {f['seeks']} | {f['median-ms']} | {f['p95-ms']} |")
-    out = subprocess.run([os.path.join(examples, "read_cost"), ring, INPUT, str(max(5, RUNS))],
-                         check=True, capture_output=True, text=True).stdout.strip()
-    f = dict(kv.split("=") for kv in out.split())
-    cost = ["| reading the input to EOS, into fakesink | CPU ms (median) |", "|---|---|",
-            f"| `filesrc blocksize=65536` | {f['file-cpu-ms']} |",
-            f"| `streambuffersrc`, all but 12 s from the archive (fetching included) | {f['ring-cpu-ms']} |",
-            f"| ratio (median of {f['rounds']} paired rounds) | {f['ratio']}x |"]
+    seeks = seek_table(examples, ring, 20,
+                       f"seek flags (ring of {local} local segments, the rest in the archive)")
+    cost = read_cost_table(examples, ring, max(5, RUNS),
+                           "`streambuffersrc`, all but 12 s from the archive (fetching included)")
     shutil.rmtree(ring, ignore_errors=True)
     return "\n".join(seeks) + "\n\n" + "\n".join(cost)
 

@@ -396,10 +396,7 @@ fn a_slow_server_does_not_slow_recording() {
     let proxy = common::s3::SlowProxy::start(&server.endpoint(), 8192, Duration::from_millis(100));
     let tmp = tempfile::tempdir().expect("tmp");
     let ring = tmp.path().join("ring");
-    let props = format!(
-        "segment-duration={SECOND} archive-location=s3://{BUCKET}/ch7 archive-endpoint={} archive-path-style=true",
-        proxy.endpoint()
-    );
+    let props = format!("segment-duration={SECOND} {}", proxy.sink_props(BUCKET, "ch7"));
     let out = record(&ring, 10, &props, &server.env());
     assert!(messages(&out, "streambuffer-write-failure").is_empty(), "{out}");
     let listed = playlist(&ring);
@@ -696,10 +693,7 @@ fn a_hanging_server_does_not_hold_the_sink_at_stop() {
     let proxy = common::s3::SlowProxy::start(&server.endpoint(), 64, Duration::from_secs(60));
     let tmp = tempfile::tempdir().expect("tmp");
     let ring = tmp.path().join("ring");
-    let props = format!(
-        "segment-duration={SECOND} archive-location=s3://{BUCKET}/ch10 archive-endpoint={} archive-path-style=true",
-        proxy.endpoint()
-    );
+    let props = format!("segment-duration={SECOND} {}", proxy.sink_props(BUCKET, "ch10"));
     let started = std::time::Instant::now();
     let out = record(&ring, 4, &props, &server.env());
     let took = started.elapsed();
@@ -801,10 +795,7 @@ fn the_source_plays_the_archive_and_the_ring_as_one_timeline() {
     common::init();
     let proxy = common::s3::SlowProxy::start(&server.endpoint(), 64 * 1024, Duration::ZERO);
     let tmp = tempfile::tempdir().expect("tmp");
-    let archive = format!(
-        "archive-location=s3://{BUCKET}/ch9 archive-endpoint={} archive-path-style=true",
-        proxy.endpoint()
-    );
+    let archive = proxy.sink_props(BUCKET, "ch9");
     let (short, whole) = record_short_and_whole(&server, &archive, tmp.path(), 400);
     let archived = archived_segments(&server, "ch9");
     let archived_bytes: u64 = archived

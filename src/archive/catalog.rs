@@ -85,7 +85,7 @@ pub fn segments_of_each(store: &ArchiveStore, hours: &[Hour]) -> Result<Vec<Vec<
 }
 
 /// The segments an hour playlist (`None`: there is none) lists.
-fn listed_in(hour: Hour, raw: Option<Vec<u8>>) -> Vec<ArchivedSegment> {
+pub fn listed_in(hour: Hour, raw: Option<Vec<u8>>) -> Vec<ArchivedSegment> {
     let text = raw
         .map(|raw| String::from_utf8_lossy(&raw).into_owned())
         .unwrap_or_default();

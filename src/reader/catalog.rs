@@ -386,10 +386,11 @@ impl Catalog {
     /// How far archived segment `seq`'s local copy is written, if it is
     /// read from the archive and has one.
     pub(super) fn local_copy(&self, seq: SegmentNumber) -> Option<LocalCopy> {
-        self.archive
-            .as_ref()?
-            .local_copy(seq)
-            .filter(|_| self.archived(seq).is_some())
+        // (The span first: this is asked at every look at a segment's length.)
+        if !self.spans.get(&seq).is_some_and(|s| s.archived) {
+            return None;
+        }
+        self.archive.as_ref()?.local_copy(seq)
     }
 
     /// Segment `seq`'s index from the archive (waiting for it), if it is

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::archive::ArchiveStore;
-use crate::archive::catalog::{hours, segments_of};
+use crate::archive::catalog::{hours, listed_in};
 use crate::layout::archive::{HOUR_PLAYLIST_NAME, object_index_name, object_name, parse_object_name};
 use crate::layout::{PLAYLIST_MAX_BYTES, WallTime};
 use crate::ts::PACKET_SIZE;
@@ -55,24 +55,20 @@ pub(super) fn run(
             }
         };
         let playlist = hour.key(HOUR_PLAYLIST_NAME);
-        let entries_written = match store.get(&playlist, PLAYLIST_MAX_BYTES) {
-            Ok(Some(raw)) => String::from_utf8_lossy(&raw).matches("#EXTINF:").count(),
-            Ok(None) => {
-                say(format!("{playlist}: missing"));
-                0
-            }
+        let raw = match store.get(&playlist, PLAYLIST_MAX_BYTES) {
+            Ok(raw) => raw,
             Err(e) => {
                 say(format!("{playlist}: cannot be read: {e}"));
                 continue;
             }
         };
-        let segments = match segments_of(store, hour) {
-            Ok(segments) => segments,
-            Err(e) => {
-                say(format!("{playlist}: cannot be read: {e}"));
-                continue;
-            }
-        };
+        if raw.is_none() {
+            say(format!("{playlist}: missing"));
+        }
+        let entries_written = raw
+            .as_deref()
+            .map_or(0, |raw| String::from_utf8_lossy(raw).matches("#EXTINF:").count());
+        let segments = listed_in(hour, raw);
         if segments.len() < entries_written {
             say(format!(
                 "{playlist}: {} of its {entries_written} entries are not segments of this hour",

@@ -114,10 +114,7 @@ impl S3Server {
 
     /// Sink properties for an archive at `s3://bucket/prefix` on it.
     pub fn sink_props(&self, bucket: &str, prefix: &str) -> String {
-        format!(
-            "archive-location=s3://{bucket}/{prefix} archive-endpoint={} archive-path-style=true",
-            self.endpoint()
-        )
+        archive_props(&self.endpoint(), bucket, prefix)
     }
 
     /// Where the object `key` of `bucket` is stored.
@@ -149,6 +146,12 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Sink properties for an archive at `s3://bucket/prefix` on the server
+/// at `endpoint`.
+fn archive_props(endpoint: &str, bucket: &str, prefix: &str) -> String {
+    format!("archive-location=s3://{bucket}/{prefix} archive-endpoint={endpoint} archive-path-style=true")
 }
 
 /// A slow network between a sink and a server: a TCP proxy on 127.0.0.1
@@ -213,6 +216,11 @@ impl SlowProxy {
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sink properties for an archive at `s3://bucket/prefix` through it.
+    pub fn sink_props(&self, bucket: &str, prefix: &str) -> String {
+        archive_props(&self.endpoint(), bucket, prefix)
     }
 
     /// Bytes the server has sent through it so far.

@@ -86,6 +86,24 @@ struct CachedSegment {
     gone: bool,
 }
 
+impl CachedSegment {
+    /// A copy at `path` of `part`, nothing written yet; `failed` if it
+    /// could not even be started.
+    fn new(path: PathBuf, part: SegmentPart, failed: Option<String>) -> CachedSegment {
+        CachedSegment {
+            path,
+            part,
+            copy: LocalCopy {
+                written: 0,
+                size: None,
+                complete: false,
+                failed,
+            },
+            gone: false,
+        }
+    }
+}
+
 /// What the thread and the reader share.
 struct Work {
     listing: ArchiveListing,
@@ -112,6 +130,21 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Work> {
         self.work.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for a change until `deadline`: the lock again, or `None` once
+    /// the deadline has passed.
+    fn wait<'a>(&self, work: MutexGuard<'a, Work>, deadline: Instant) -> Option<MutexGuard<'a, Work>> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        Some(
+            self.changed
+                .wait_timeout(work, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0,
+        )
     }
 }
 
@@ -167,16 +200,10 @@ impl ArchiveFetcher {
         let deadline = Instant::now() + limit;
         let mut work = self.shared.lock();
         while !work.listed {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(format!("the archive was not listed within {} s", limit.as_secs()));
-            }
             work = self
                 .shared
-                .changed
-                .wait_timeout(work, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+                .wait(work, deadline)
+                .ok_or_else(|| format!("the archive was not listed within {} s", limit.as_secs()))?;
         }
         work.listing_error.clone().map_or(Ok(()), Err)
     }
@@ -185,14 +212,23 @@ impl ArchiveFetcher {
     /// if `urgent`.
     fn ask(work: &mut Work, job: Job, urgent: bool) {
         let key = job.key();
-        if work.done.contains_key(&key) {
-            return;
+        if !work.done.contains_key(&key) {
+            Self::enqueue(work, job, urgent, |j| j.key() == key);
         }
-        if let Some(at) = work.queue.iter().position(|j| j.key() == key) {
+    }
+
+    /// Queues `job`, first in line if `urgent`, unless a job that does what
+    /// it does (`same`) is queued already; an urgent one moves that job to
+    /// the front instead.
+    fn enqueue(work: &mut Work, job: Job, urgent: bool, same: impl Fn(&Job) -> bool) {
+        if let Some(at) = work.queue.iter().position(same) {
             if !urgent || at == 0 {
                 return;
             }
-            work.queue.remove(at);
+            if let Some(queued) = work.queue.remove(at) {
+                work.queue.push_front(queued);
+            }
+            return;
         }
         if urgent {
             work.queue.push_front(job);
@@ -210,23 +246,12 @@ impl ArchiveFetcher {
             .segments
             .get(&segment.sequence)
             .is_some_and(|c| c.part.covers(part) && c.copy.failed.is_none());
-        if cached || (!urgent && work.queue.iter().any(asked)) {
-            return;
-        }
-        if let Some(at) = work.queue.iter().position(asked) {
-            if at == 0 {
-                return;
-            }
-            work.queue.remove(at);
-        }
-        let job = Job {
-            kind: Kind::Segment(part),
-            segment: segment.clone(),
-        };
-        if urgent {
-            work.queue.push_front(job);
-        } else {
-            work.queue.push_back(job);
+        if !cached {
+            let job = Job {
+                kind: Kind::Segment(part),
+                segment: segment.clone(),
+            };
+            Self::enqueue(work, job, urgent, asked);
         }
     }
 
@@ -245,16 +270,10 @@ impl ArchiveFetcher {
                 }
                 return Some(done);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || work.stop {
+            if work.stop {
                 return None;
             }
-            work = self
-                .shared
-                .changed
-                .wait_timeout(work, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            work = self.shared.wait(work, deadline)?;
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::archive::catalog::{hours, segments_of_each};
 use crate::archive::store::StoreError;
 use crate::layout::archive::{Hour, object_index_name, object_name};
 use crate::layout::{SegmentInfo, segment_file_name, segment_index_name};
-use crate::reader::{ArchiveListing, LocalCopy, SegmentPart};
+use crate::reader::{ArchiveListing, SegmentPart};
 
 /// The fetcher's thread: lists, then fetches what is asked, listing again
 /// every [`RELIST_EVERY`].
@@ -143,40 +143,20 @@ fn fetch_segment(
         Err(e) => {
             // Reported to the reader as a failed fetch (it skips the
             // segment), not left pending.
-            shared.lock().segments.insert(
-                sequence,
-                CachedSegment {
-                    path: path.clone(),
-                    part,
-                    copy: LocalCopy {
-                        written: 0,
-                        size: None,
-                        complete: false,
-                        failed: Some(format!("cannot write '{}': {e}", path.display())),
-                    },
-                    gone: false,
-                },
-            );
+            let failed = Some(format!("cannot write '{}': {e}", path.display()));
+            shared
+                .lock()
+                .segments
+                .insert(sequence, CachedSegment::new(path.clone(), part, failed));
             shared.changed.notify_all();
             return;
         }
     };
     {
         let mut work = shared.lock();
-        let replaced = work.segments.insert(
-            sequence,
-            CachedSegment {
-                path: path.clone(),
-                part,
-                copy: LocalCopy {
-                    written: 0,
-                    size: None,
-                    complete: false,
-                    failed: None,
-                },
-                gone: false,
-            },
-        );
+        let replaced = work
+            .segments
+            .insert(sequence, CachedSegment::new(path.clone(), part, None));
         if let Some(old) = replaced.filter(|old| old.path != path) {
             let _ = std::fs::remove_file(old.path);
         }
