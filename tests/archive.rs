@@ -903,21 +903,6 @@ fn the_source_plays_the_archive_and_the_ring_as_one_timeline() {
     assert!(caches.is_empty(), "{caches:?}");
 }
 
-/// The element messages `pipeline` posts from now on, as they are posted.
-fn collect_messages(pipeline: &gst::Pipeline) -> std::sync::Arc<std::sync::Mutex<Vec<gst::Structure>>> {
-    let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let kept = messages.clone();
-    pipeline.bus().expect("bus").set_sync_handler(move |_, msg| {
-        if let gst::MessageView::Element(e) = msg.view()
-            && let Some(s) = e.structure()
-        {
-            kept.lock().expect("lock").push(s.to_owned());
-        }
-        gst::BusSyncReply::Pass
-    });
-    messages
-}
-
 /// A viewer paused on a live ring for longer than the ring keeps (3 s)
 /// resumes where it paused: the segments the writer evicted meanwhile
 /// come from the archive, frame after frame, with no stale-file report;
@@ -941,7 +926,7 @@ fn a_viewer_paused_past_the_rings_window_resumes_from_the_archive() {
         "the writer published nothing"
     );
     let player = paused_player(&ring);
-    let messages = collect_messages(&player);
+    let messages = common::pipelines::collect_messages(&player);
     let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = frames.clone();
     player
@@ -1095,4 +1080,149 @@ fn check_finds_what_is_wrong_in_the_archive() {
     assert!(says(&stray, "in no playlist"), "{problems:?}");
     assert_eq!(problems.len(), 4, "{problems:?}");
     assert!(text.contains(" 4 problem(s)"), "{text}");
+}
+
+/// Recordings reaching back past a 6 s ring take the older part from its
+/// archive: a content recording 40 s back and a reference recording from
+/// a date 30 s back hold the same bytes (and segments) as the same
+/// recordings on a ring that kept everything, fed the same stream at the
+/// same time, and play with video and audio (playbin, `streambuffer://`).
+#[test]
+fn recordings_reaching_past_the_ring_take_the_archives_segments() {
+    use common::media::packet_at;
+    use common::pipelines::{Feeder, collect_messages};
+    let server = S3Server::start(BUCKET);
+    credentials_in_process(&server);
+    common::init();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = std::fs::read(common::inputs::Input::Minutes.path()).expect("input");
+    let (at60, at70) = (packet_at(&data, 60) * common::PACKET, packet_at(&data, 70) * common::PACKET);
+    let segments = format!("segment-duration={}", 2 * SECOND);
+    let (short_ring, whole_ring) = (tmp.path().join("short"), tmp.path().join("whole"));
+    let archive = server.sink_props(BUCKET, "ch11");
+    let mut short = Feeder::new(&short_ring, &format!("{segments} max-duration={} {archive}", 6 * SECOND));
+    let mut whole = Feeder::new(&whole_ring, &format!("{segments} max-duration=0"));
+    let (short_said, whole_said) = (collect_messages(&short.pipeline), collect_messages(&whole.pipeline));
+    // Fed in turns, so that both sinks' wall clocks agree within a chunk.
+    let feed_both = |short: &mut Feeder, whole: &mut Feeder, range: std::ops::Range<usize>| {
+        for chunk in data[range].chunks(128 * 1024) {
+            short.feed(chunk);
+            whole.feed(chunk);
+        }
+    };
+    feed_both(&mut short, &mut whole, 0..at60);
+    assert!(playlist(&short_ring).segments.len() <= 4, "the short ring evicted");
+
+    let rec = |name: &str| tmp.path().join(name);
+    let content = (
+        short.start(&rec("short.ts"), "content", -40),
+        whole.start(&rec("whole.ts"), "content", -40),
+    );
+    assert!(content.0 != 0 && content.1 != 0, "{content:?}");
+    // A date 30 s back: 10.5 s after the whole ring's content recording
+    // starts (half a second after a keyframe, with one a second).
+    let started = whole_said
+        .lock()
+        .expect("lock")
+        .iter()
+        .find(|s| s.name() == "streambuffer-recording-started")
+        .and_then(|s| s.get::<gst::DateTime>("start-date-time").ok())
+        .expect("the whole ring's content recording started");
+    let date = started
+        .to_g_date_time()
+        .expect("date")
+        .add(gst::glib::TimeSpan::from_milliseconds(10_500))
+        .expect("date");
+    let reference = {
+        use gststreambuffer::streambuffersink::{RecordingKind, StreamBufferSinkExt};
+        let start = |f: &Feeder, name: &str| {
+            f.sink
+                .start_recording_at(&rec(name), RecordingKind::Reference, &date)
+                .expect("a reference recording")
+        };
+        (start(&short, "short-ref"), start(&whole, "whole-ref"))
+    };
+    feed_both(&mut short, &mut whole, at60..at70);
+    for (f, ids) in [(&short, (content.0, reference.0)), (&whole, (content.1, reference.1))] {
+        assert!(f.stop(ids.0, 0) && f.stop(ids.1, 0));
+    }
+    feed_both(&mut short, &mut whole, at70..data.len());
+    short.finish();
+    whole.finish();
+
+    let stopped = |said: &std::sync::Arc<std::sync::Mutex<Vec<gst::Structure>>>, id: u32| {
+        said.lock()
+            .expect("lock")
+            .iter()
+            .find(|s| s.name() == "streambuffer-recording-stopped" && s.get::<u32>("id").ok() == Some(id))
+            .cloned()
+            .unwrap_or_else(|| panic!("recording {id} stopped"))
+    };
+    for (said, id, from_archive) in [
+        (&short_said, content.0, true),
+        (&short_said, reference.0, true),
+        (&whole_said, content.1, false),
+        (&whole_said, reference.1, false),
+    ] {
+        let s = stopped(said, id);
+        assert_eq!(s.get::<String>("status").ok().as_deref(), Some("ok"), "{s:?}");
+        let archived = s.get::<u64>("archived-segments").expect("archived-segments");
+        assert_eq!(archived > 0, from_archive, "{s:?}");
+    }
+    let content_short = std::fs::read(rec("short.ts")).expect("recording");
+    let content_whole = std::fs::read(rec("whole.ts")).expect("recording");
+    assert!(content_whole.len() > 1_000_000, "{} bytes", content_whole.len());
+    assert!(
+        content_short == content_whole,
+        "from the archive {} bytes, from the whole ring {}",
+        content_short.len(),
+        content_whole.len()
+    );
+    let names = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("recording directory")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".ts") || n.ends_with(".idx"))
+            .collect();
+        names.sort();
+        names
+    };
+    let (short_ref, whole_ref) = (rec("short-ref"), rec("whole-ref"));
+    assert!(names(&whole_ref).len() >= 2 * 8, "{:?}", names(&whole_ref));
+    assert_eq!(names(&short_ref), names(&whole_ref));
+    for name in names(&whole_ref) {
+        let (a, b) = (
+            std::fs::read(short_ref.join(&name)).expect("file"),
+            std::fs::read(whole_ref.join(&name)).expect("file"),
+        );
+        if name.ends_with(".ts") {
+            assert!(a == b, "{name} differs");
+        } else {
+            // Indexes: the same keyframes at the same offsets and ring
+            // times (bytes 0..16 of each 40-byte record); the wall clocks
+            // of two sinks differ.
+            let keys = |raw: &[u8]| raw.chunks(40).map(|r| r[..16].to_vec()).collect::<Vec<_>>();
+            assert!(a.len() == b.len() && keys(&a) == keys(&b), "{name} differs");
+        }
+    }
+    // Nothing fetched for them is left in the ring.
+    let leftovers: Vec<_> = std::fs::read_dir(short_ring.join("archive-queue"))
+        .expect("queue")
+        .map(|e| e.expect("entry").file_name())
+        .filter(|n| n.to_string_lossy().starts_with("restore-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Both play with video and audio, the content file from 30 s of content.
+    let (video, audio) = playbin_buffers(
+        &format!("file://{}", rec("short.ts").display()),
+        PlayFor::Eos(Duration::from_secs(60)),
+    )
+    .expect("playbin plays the content recording");
+    assert!(video >= 25 * 45 && audio >= 45 * 40, "{video} video and {audio} audio buffers");
+    let (video, audio) = playbin_buffers(
+        &format!("streambuffer://{}", short_ref.display()),
+        PlayFor::Eos(Duration::from_secs(60)),
+    )
+    .expect("playbin plays the reference recording");
+    assert!(video >= 25 * 30 && audio >= 30 * 40, "{video} video and {audio} audio buffers");
 }

@@ -11,94 +11,13 @@ use std::time::Duration;
 
 use common::{
     PACKET,
-    media::{ffmpeg_decode, ffprobe_duration, ffprobe_frame_pts_ns, ffprobe_key_frames, pcr_of, pid, test_stream},
-    pipelines::{appsrc_sink, launch, lock_events, recording_kind, run_to_eos, wait_for_eos, watch},
+    media::{ffmpeg_decode, ffprobe_duration, ffprobe_frame_pts_ns, ffprobe_key_frames, packet_at, pcr_of, pid, test_stream},
+    pipelines::{Feeder, launch, lock_events, recording_kind, run_to_eos, watch},
     processes::Tmpfs,
     rings::{IndexRecord, index_records, playlist, ring_files, segments},
     wait_until,
 };
 use gst::prelude::*;
-
-/// Packet index at which the stream's PCR passes `seconds` after its first PCR.
-fn packet_at(data: &[u8], seconds: u64) -> usize {
-    let first = data.chunks(PACKET).find_map(pcr_of).expect("a PCR");
-    data.chunks(PACKET)
-        .position(|p| pcr_of(p).is_some_and(|v| v - first >= seconds * 27_000_000))
-        .expect("stream long enough")
-}
-
-/// `seconds` (negative: back) as the typed API's signed offset.
-fn signed_seconds(seconds: i64) -> gst::Signed<gst::ClockTime> {
-    let t = gst::ClockTime::from_seconds(seconds.unsigned_abs());
-    if seconds < 0 {
-        t.into_negative()
-    } else {
-        t.into_positive()
-    }
-}
-
-/// A sink fed through appsrc, so the test decides when each part arrives.
-struct Feeder {
-    pipeline: gst::Pipeline,
-    src: gst_app::AppSrc,
-    sink: gst::Element,
-    pushed: u64,
-}
-
-impl Feeder {
-    fn new(ring: &std::path::Path, props: &str) -> Feeder {
-        let (pipeline, src) = appsrc_sink(ring, props);
-        let sink = pipeline.by_name("sink").expect("sink");
-        pipeline.set_state(gst::State::Playing).expect("play");
-        Feeder {
-            pipeline,
-            src,
-            sink,
-            pushed: 0,
-        }
-    }
-
-    /// Pushes `data` and waits until the sink has processed all of it.
-    fn feed(&mut self, data: &[u8]) {
-        for c in data.chunks(65536) {
-            self.src.push_buffer(gst::Buffer::from_slice(c.to_vec())).expect("push");
-        }
-        self.pushed += data.len() as u64;
-        let sink = self.sink.clone();
-        let pushed = self.pushed;
-        assert!(
-            wait_until(Duration::from_secs(60), || sink
-                .property::<gst::Structure>("stats")
-                .get::<u64>("bytes-in")
-                .is_ok_and(|b| b == pushed)),
-            "sink did not process the data"
-        );
-    }
-
-    /// Through the typed API (`StreamBufferSinkExt`).
-    fn start(&self, location: &std::path::Path, kind: &str, offset_s: i64) -> u32 {
-        use gststreambuffer::streambuffersink::{RecordingKind, StreamBufferSinkExt};
-        let kind = if kind == "content" {
-            RecordingKind::Content
-        } else {
-            RecordingKind::Reference
-        };
-        self.sink
-            .start_recording(location, kind, signed_seconds(offset_s))
-            .unwrap_or(0)
-    }
-
-    fn stop(&self, id: u32, offset_s: i64) -> bool {
-        use gststreambuffer::streambuffersink::StreamBufferSinkExt;
-        self.sink.stop_recording(id, signed_seconds(offset_s))
-    }
-
-    fn finish(self) {
-        self.src.end_of_stream().expect("eos");
-        wait_for_eos(&self.pipeline, Duration::from_secs(60)).expect("EOS");
-        self.pipeline.set_state(gst::State::Null).expect("stop");
-    }
-}
 
 /// Record 60 s; at 40 s start a content recording reaching back 20 s, stop
 /// it at 50 s: about 30 s, starting with PAT, PMT and a keyframe, decodable,

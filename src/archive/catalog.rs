@@ -14,6 +14,7 @@
 use std::path::Path;
 
 use super::playlists::parse_hour_playlist;
+use super::SEGMENT_MAX_BYTES;
 use super::store::StoreError;
 use super::{ArchiveConfig, ArchiveStore};
 use crate::layout::archive::{
@@ -27,8 +28,6 @@ use crate::layout::{
 };
 use crate::platform;
 
-/// Largest segment fetched from the archive (an hour of 9 Mbit/s).
-const SEGMENT_MAX_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 /// Largest keyframe index fetched.
 const INDEX_MAX_BYTES: u64 = 64 * 1024 * 1024;
 

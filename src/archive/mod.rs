@@ -11,7 +11,9 @@
 //!   [`crate::ring::ArchiveQueue`] into the bucket;
 //! - `catalog`: the archive read back (its hours, a range made a ring);
 //! - `fetcher`: the thread that lists it and fetches what
-//!   `streambuffersrc` reads of it.
+//!   `streambuffersrc` reads of it;
+//! - `restore`: the thread that fetches what recordings reaching back past
+//!   the ring take from it.
 //!
 //! The names in the bucket are [`crate::layout::archive`]'s.
 
@@ -25,6 +27,8 @@ mod fetcher;
 #[cfg(feature = "archive")]
 mod playlists;
 #[cfg(feature = "archive")]
+mod restore;
+#[cfg(feature = "archive")]
 mod store;
 #[cfg(feature = "archive")]
 mod uploader;
@@ -33,9 +37,15 @@ pub use crate::ring::archive_queue::Hole;
 #[cfg(feature = "archive")]
 pub use fetcher::ArchiveFetcher;
 #[cfg(feature = "archive")]
+pub use restore::Restorer;
+#[cfg(feature = "archive")]
 pub use store::ArchiveStore;
 #[cfg(feature = "archive")]
 pub use uploader::Uploader;
+
+/// Largest segment fetched from the archive (an hour of 9 Mbit/s).
+#[cfg(feature = "archive")]
+const SEGMENT_MAX_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 /// Whether this build archives (cargo feature `archive`, on by default).
 pub const SUPPORTED: bool = cfg!(feature = "archive");

@@ -8,6 +8,8 @@
 //!   segment-000000000041.ts          a second link to the ring's segment file
 //!   segment-000000000041.idx         and to its keyframe index
 //!   segment-000000000041.info        queued_info_name(41): its journal line
+//!   restore-3/                       restore_dir_name(3): archived segments a
+//!                                    recording reaching back past the ring takes
 //!
 //! s3://bucket/<prefix>/
 //!   archive.m3u8                     WINDOW_PLAYLIST_NAME: the newest hour, live
@@ -121,6 +123,16 @@ pub fn queued_names(sequence: SegmentNumber) -> [String; 3] {
 pub fn parse_queued_info_name(name: &str) -> Option<SegmentNumber> {
     let stem = name.strip_suffix(".info")?;
     super::parse_segment_file_name(&format!("{stem}.ts"))
+}
+
+/// Prefix of the directories in the queue into which the archive's
+/// segments are fetched for a recording reaching back past the ring.
+pub const RESTORE_DIR_PREFIX: &str = "restore-";
+
+/// The queue's directory of recording `recording`'s archived segments.
+#[must_use]
+pub fn restore_dir_name(recording: u32) -> String {
+    format!("{RESTORE_DIR_PREFIX}{recording}")
 }
 
 /// An hour of UTC: the folder segments starting in it are archived in.

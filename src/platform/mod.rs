@@ -263,6 +263,21 @@ pub fn is_still_named(file: &File, path: &Path) -> bool {
     }
 }
 
+/// Creates `dir`, readable by its owner only (where the platform has
+/// modes): what a reader caches may not be for every user of the machine.
+#[cfg_attr(not(feature = "archive"), allow(dead_code))]
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().mode(0o700).create(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::DirBuilder::new().create(dir)
+    }
+}
+
 /// Makes a rename or a file creation in `dir` durable.
 #[cfg(not(unix))]
 pub fn sync_dir(dir: &Path) -> io::Result<()> {

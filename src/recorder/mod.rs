@@ -234,6 +234,12 @@ impl Recorder {
         s.recordings.start(&mut s.ring, at, location, kind, when, host)
     }
 
+    /// Recordings reaching back past the ring's oldest segment take the
+    /// older part from `archive` (see [`recording::ArchiveReach`]).
+    pub fn reach_archive(&mut self, archive: Box<dyn recording::ArchiveReach>) {
+        self.segmenter.recordings.reach_archive(archive);
+    }
+
     /// Stops recording `id` `when` asked; see [`Recordings::stop`].
     /// Returns false for an unknown id.
     pub fn stop_recording(&mut self, id: u32, when: RecordingRequest, host: &mut dyn Host) -> bool {

@@ -226,16 +226,7 @@ impl ArchiveQueue {
     pub fn take_oldest(&self) -> Option<SegmentInfo> {
         loop {
             let oldest = self.entries().into_iter().next()?;
-            let line = self
-                .dir
-                .open_read_only(&queued_info_name(oldest.sequence))
-                .and_then(|f| crate::platform::read_to_end_bounded(f, INFO_MAX_BYTES));
-            let info = line
-                .ok()
-                .and_then(|raw| String::from_utf8(raw).ok())
-                .and_then(|text| parse_line(&text))
-                .filter(|info| info.sequence == oldest.sequence && info.is_plausible());
-            match info {
+            match self.info_of(oldest.sequence) {
                 Some(info) => {
                     self.lock().in_flight = Some(info.sequence);
                     return Some(info);
@@ -243,6 +234,25 @@ impl ArchiveQueue {
                 None => self.let_go(oldest.sequence, 0, HoleReason::Unreadable),
             }
         }
+    }
+
+    /// The journal line of queued segment `sequence`, if it is whole.
+    fn info_of(&self, sequence: SegmentNumber) -> Option<SegmentInfo> {
+        let line = self
+            .dir
+            .open_read_only(&queued_info_name(sequence))
+            .and_then(|f| crate::platform::read_to_end_bounded(f, INFO_MAX_BYTES));
+        line.ok()
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|text| parse_line(&text))
+            .filter(|info| info.sequence == sequence && info.is_plausible())
+    }
+
+    /// The segments waiting, oldest first (those whose journal line is
+    /// whole): what is not in the bucket yet, for readers of the archive.
+    #[must_use]
+    pub fn queued_segments(&self) -> Vec<SegmentInfo> {
+        self.entries().iter().filter_map(|q| self.info_of(q.sequence)).collect()
     }
 
     /// Opens the data and (if there is one) the index of a queued segment.

@@ -4,7 +4,7 @@
 //! date-times give, each in terms of the other.
 
 use super::Ring;
-use crate::layout::{RingTime, SegmentInfo, WallTime};
+use crate::layout::{RingTime, SegmentInfo, SegmentNumber, WallTime};
 
 impl Ring {
     /// Ring time at the end of the newest completed segment: after a
@@ -26,6 +26,20 @@ impl Ring {
             start = start.saturating_add(e.info.duration_ns);
             (&e.info, at)
         })
+    }
+
+    /// The oldest segment the ring holds (completed, else the open one):
+    /// its number, and the ring time and date-time it starts at.
+    #[must_use]
+    pub fn oldest_segment(&self) -> Option<(SegmentNumber, RingTime, WallTime)> {
+        let open = self
+            .current
+            .as_ref()
+            .map(|c| (c.writer.sequence(), c.start.ring_time, c.start.program_date_time));
+        self.segments_in_time()
+            .next()
+            .map(|(info, start)| (info.sequence, start, info.program_date_time))
+            .or(open)
     }
 
     /// Wall-clock time at which the content at ring time `at` was received,

@@ -347,13 +347,21 @@ impl StreamBufferSink {
                 dir.display()
             );
         }
+        let mut reach = None;
         if let (Some(config), Some(queue)) = (settings.archive_config(), ring.archive_queue()) {
+            reach = Some(
+                archive::reach(&config, &dir, Arc::clone(&queue))
+                    .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?,
+            );
             lock(&self.archive)
                 .start(&config, queue, archive::reporter(self.obj().downgrade()))
                 .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?;
             gst::info!(CAT, imp = self, "Archiving to {}", config.location);
         }
-        let recorder = Recorder::new(ring, settings.recorder_config(), &settings.programs);
+        let mut recorder = Recorder::new(ring, settings.recorder_config(), &settings.programs);
+        if let Some(reach) = reach {
+            recorder.reach_archive(reach);
+        }
         *lock(&self.snapshot) = Some((recorder.snapshot(), true));
         *lock(&self.state) = State::Started(Box::new(recorder));
         gst::info!(CAT, imp = self, "Recording into {}", dir.display());

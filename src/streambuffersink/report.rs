@@ -284,6 +284,7 @@ pub(super) fn report(event: RecorderEvent, running_time: u64) -> Report {
                 .field_if_some("stop-date-time", r.stop.date.and_then(to_gst))
                 .field("bytes", r.bytes)
                 .field("copied-segments", r.copied_segments)
+                .field("archived-segments", r.archived_segments)
                 .field("status", if r.error.is_some() { "error" } else { "ok" })
                 .field("error", r.error.unwrap_or_default())
                 .build();

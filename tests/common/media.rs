@@ -184,3 +184,11 @@ pub fn ffprobe_frame_pts_ns(path: &Path) -> Vec<u64> {
         .map(|s| (s * 1e9).round() as u64)
         .collect()
 }
+
+/// Packet index at which the stream's PCR passes `seconds` after its first PCR.
+pub fn packet_at(data: &[u8], seconds: u64) -> usize {
+    let first = data.chunks(super::PACKET).find_map(pcr_of).expect("a PCR");
+    data.chunks(super::PACKET)
+        .position(|p| pcr_of(p).is_some_and(|v| v - first >= seconds * 27_000_000))
+        .expect("stream long enough")
+}

@@ -369,3 +369,92 @@ pub fn playbin_buffers(uri: &str, play: PlayFor) -> Result<(u64, u64), String> {
     let counts = count_buffers(&playbin, &[video, audio], play)?;
     Ok((counts[0], counts[1]))
 }
+
+/// `seconds` (negative: back) as the typed API's signed offset.
+pub fn signed_seconds(seconds: i64) -> gst::Signed<gst::ClockTime> {
+    let t = gst::ClockTime::from_seconds(seconds.unsigned_abs());
+    if seconds < 0 {
+        t.into_negative()
+    } else {
+        t.into_positive()
+    }
+}
+
+/// A sink fed through appsrc, so the test decides when each part arrives.
+pub struct Feeder {
+    pub pipeline: gst::Pipeline,
+    pub src: gst_app::AppSrc,
+    pub sink: gst::Element,
+    pushed: u64,
+}
+
+impl Feeder {
+    pub fn new(ring: &std::path::Path, props: &str) -> Feeder {
+        let (pipeline, src) = appsrc_sink(ring, props);
+        let sink = pipeline.by_name("sink").expect("sink");
+        pipeline.set_state(gst::State::Playing).expect("play");
+        Feeder {
+            pipeline,
+            src,
+            sink,
+            pushed: 0,
+        }
+    }
+
+    /// Pushes `data` and waits until the sink has processed all of it.
+    pub fn feed(&mut self, data: &[u8]) {
+        for c in data.chunks(65536) {
+            self.src.push_buffer(gst::Buffer::from_slice(c.to_vec())).expect("push");
+        }
+        self.pushed += data.len() as u64;
+        let sink = self.sink.clone();
+        let pushed = self.pushed;
+        assert!(
+            super::wait_until(Duration::from_secs(60), || sink
+                .property::<gst::Structure>("stats")
+                .get::<u64>("bytes-in")
+                .is_ok_and(|b| b == pushed)),
+            "sink did not process the data"
+        );
+    }
+
+    /// Through the typed API (`StreamBufferSinkExt`).
+    pub fn start(&self, location: &std::path::Path, kind: &str, offset_s: i64) -> u32 {
+        use gststreambuffer::streambuffersink::{RecordingKind, StreamBufferSinkExt};
+        let kind = if kind == "content" {
+            RecordingKind::Content
+        } else {
+            RecordingKind::Reference
+        };
+        self.sink
+            .start_recording(location, kind, signed_seconds(offset_s))
+            .unwrap_or(0)
+    }
+
+    pub fn stop(&self, id: u32, offset_s: i64) -> bool {
+        use gststreambuffer::streambuffersink::StreamBufferSinkExt;
+        self.sink.stop_recording(id, signed_seconds(offset_s))
+    }
+
+    pub fn finish(self) {
+        self.src.end_of_stream().expect("eos");
+        wait_for_eos(&self.pipeline, Duration::from_secs(60)).expect("EOS");
+        self.pipeline.set_state(gst::State::Null).expect("stop");
+    }
+}
+
+/// Every element message posted on `pipeline`'s bus from now on (kept by a
+/// sync handler, so that waiting for EOS loses none).
+pub fn collect_messages(pipeline: &gst::Pipeline) -> std::sync::Arc<Mutex<Vec<gst::Structure>>> {
+    let messages = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let kept = messages.clone();
+    pipeline.bus().expect("bus").set_sync_handler(move |_, msg| {
+        if let gst::MessageView::Element(e) = msg.view()
+            && let Some(s) = e.structure()
+        {
+            kept.lock().expect("lock").push(s.to_owned());
+        }
+        gst::BusSyncReply::Pass
+    });
+    messages
+}

@@ -15,14 +15,14 @@
 //! with the fetcher.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 mod thread;
 
-use super::ArchiveStore;
+use super::{ArchiveStore, SEGMENT_MAX_BYTES};
 use super::store::Cancel;
 use crate::layout::{SegmentInfo, SegmentNumber};
 use crate::reader::{ArchiveListing, ArchivedSegments, Fetch, LocalCopy, SegmentPart};
@@ -40,8 +40,6 @@ const CACHED_INDEXES: usize = 512;
 const ATTEMPTS: u32 = 3;
 /// How long a reader waits for an index or a range.
 const WAIT_FOR: Duration = Duration::from_secs(40);
-/// Largest segment fetched (an hour of 9 Mbit/s).
-const SEGMENT_MAX_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 /// Largest keyframe index fetched.
 const INDEX_MAX_BYTES: u64 = crate::layout::index::INDEX_MAX_BYTES;
 /// Largest range read at once (a keyframe, or a segment's head).
@@ -165,7 +163,8 @@ impl ArchiveFetcher {
             std::process::id(),
             CACHES.fetch_add(1, Ordering::Relaxed)
         ));
-        create_private_dir(&cache).map_err(|e| format!("cannot make a cache in '{}': {e}", cache.display()))?;
+        crate::platform::create_private_dir(&cache)
+            .map_err(|e| format!("cannot make a cache in '{}': {e}", cache.display()))?;
         let shared = Arc::new(Shared {
             work: Mutex::new(Work {
                 listing: ArchiveListing::default(),
@@ -373,13 +372,4 @@ impl Drop for ArchiveFetcher {
         }
         let _ = std::fs::remove_dir_all(&self.shared.cache);
     }
-}
-
-/// Creates `dir`, readable by its owner only: what is fetched may not be
-/// for every user of the machine.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
 }

@@ -10,9 +10,13 @@
 //! directory of hard links to whole ring segments plus a VOD playlist: nothing
 //! is copied, and the ring deleting its own names does not touch the links.
 
+mod archived;
 mod scheduler;
 mod writer;
 
+// Implemented by the archive tier (cargo feature `archive`).
+#[cfg_attr(not(feature = "archive"), allow(unused_imports))]
+pub use archived::{ArchiveReach, ReachTarget, RestoreRequest, Restored, RestoredSegment};
 pub use scheduler::Recordings;
 
 use std::path::PathBuf;
@@ -65,6 +69,8 @@ pub struct RecordingSummary {
     pub bytes: u64,
     /// Reference recordings: segments that had to be copied (no hard link).
     pub copied_segments: u64,
+    /// Segments taken from the archive (older than the ring's oldest).
+    pub archived_segments: u64,
     pub error: Option<String>,
 }
 
@@ -98,8 +104,12 @@ pub enum RecordingTime {
     /// Now: content from the keyframe at or before now; a reference
     /// recording, which keeps whole segments, from the next segment.
     Now,
-    /// At this ring time, already received (clamped to the oldest content).
+    /// At this ring time, already received (clamped to the oldest content,
+    /// unless the ring's archive reaches further back).
     Past(RingTime),
+    /// The content received at this date-time, before the ring's oldest
+    /// segment: the archive's, if there is one, else the oldest content.
+    BeforeRing(WallTime),
     /// When the recorder's timeline reaches this position.
     Scheduled(u64),
 }

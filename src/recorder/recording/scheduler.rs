@@ -5,10 +5,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::archived::{ArchiveReach, ReachTarget, RestoreRequest, Restored, RestoredSegment};
 use super::writer::{Phase, Recording};
 use super::{RecordingKind, RecordingPoint, RecordingTime, StreamPosition, keyframe_point};
 use crate::layout::SegmentNumber;
-use crate::layout::{RingTime, SegmentInfo};
+use crate::layout::{RingTime, SegmentInfo, WallTime};
 use crate::recorder::{Host, RecorderEvent};
 use crate::ring::Ring;
 
@@ -23,6 +24,11 @@ pub struct Recordings {
     awaiting_keyframe: bool,
     /// Keyframes indexed when the pending stops were last tried.
     keyframes_seen: u64,
+    /// The ring's archive, where recordings reaching back past the ring
+    /// take their older segments from.
+    archive: Option<Box<dyn ArchiveReach>>,
+    /// Some recording waits for the archive.
+    restoring: bool,
 }
 
 /// When a running recording is to stop.
@@ -40,7 +46,30 @@ struct ActiveRecording {
     recording: Recording,
     phase: Phase,
     stop: Option<Stop>,
+    /// Restoring: the segments the archive gave so far, the ring time the
+    /// recording starts at (once the archive resolved it), and the ring's
+    /// oldest segment when the archive was last asked.
+    archived: Vec<RestoredSegment>,
+    target: Option<RingTime>,
+    asked_before: Option<SegmentNumber>,
 }
+
+impl ActiveRecording {
+    fn new(recording: Recording, phase: Phase) -> Self {
+        ActiveRecording {
+            recording,
+            phase,
+            stop: None,
+            archived: Vec::new(),
+            target: None,
+            asked_before: None,
+        }
+    }
+}
+
+/// How long the end of the stream waits for the archive's answers to
+/// recordings still reaching into it.
+const RESTORE_WAIT_AT_END: Duration = Duration::from_secs(120);
 
 impl Default for Recordings {
     fn default() -> Self {
@@ -50,6 +79,8 @@ impl Default for Recordings {
             next_due_ns: u64::MAX,
             awaiting_keyframe: false,
             keyframes_seen: 0,
+            archive: None,
+            restoring: false,
         }
     }
 }
@@ -61,12 +92,20 @@ impl Recordings {
         self.active.iter().map(|r| r.recording.id()).collect()
     }
 
+    /// Recordings reaching back past the ring's oldest segment take the
+    /// older part from `archive`.
+    pub fn reach_archive(&mut self, archive: Box<dyn ArchiveReach>) {
+        self.archive = Some(archive);
+    }
+
     /// Whether something is due: a scheduled start or stop at timeline
     /// position `position_ns`, or a stop waiting for a keyframe when
     /// `keyframes_indexed` says new ones were indexed.
     #[must_use]
     pub fn needs_poll(&self, position_ns: u64, keyframes_indexed: u64) -> bool {
-        position_ns >= self.next_due_ns || self.awaiting_keyframe && keyframes_indexed != self.keyframes_seen
+        position_ns >= self.next_due_ns
+            || self.awaiting_keyframe && keyframes_indexed != self.keyframes_seen
+            || self.restoring
     }
 
     /// Starts a recording at `location` (created now, so that a bad location
@@ -95,25 +134,40 @@ impl Recordings {
                     location: location.to_owned(),
                     kind,
                 });
-                self.active.push(ActiveRecording {
-                    recording,
-                    phase: Phase::Scheduled(due),
-                    stop: None,
-                });
+                self.active.push(ActiveRecording::new(recording, Phase::Scheduled(due)));
                 self.refresh();
                 return Ok(id);
             }
             RecordingTime::Now if kind == RecordingKind::Reference => None,
             RecordingTime::Now => Some(at.ring_time),
             RecordingTime::Past(t) => Some(t.min(at.ring_time)),
+            RecordingTime::BeforeRing(date) => Some(ring.ring_time_at(date)),
         };
-        match recording.begin(ring, at, target, host) {
+        let reach = match when {
+            RecordingTime::Past(t) => Some(ReachTarget::RingTime(t)),
+            RecordingTime::BeforeRing(date) => Some(ReachTarget::Date(date)),
+            _ => None,
+        };
+        if let (Some(archive), Some(reach), Some((before, before_ring_time, before_date))) =
+            (&mut self.archive, reach, ring.oldest_segment())
+            && !matches!(reach, ReachTarget::RingTime(t) if t >= before_ring_time)
+        {
+            archive.request(RestoreRequest {
+                recording: id,
+                target: reach,
+                before,
+                before_ring_time,
+                before_date,
+            });
+            let mut active = ActiveRecording::new(recording, Phase::Restoring);
+            active.asked_before = Some(before);
+            self.active.push(active);
+            self.refresh();
+            return Ok(id);
+        }
+        match recording.begin(ring, at, target, &[], host) {
             Ok(phase) => {
-                self.active.push(ActiveRecording {
-                    recording,
-                    phase,
-                    stop: None,
-                });
+                self.active.push(ActiveRecording::new(recording, phase));
                 Ok(id)
             }
             Err(e) => {
@@ -133,7 +187,7 @@ impl Recordings {
             return false;
         };
         let active = &mut self.active[i];
-        if active.phase != Phase::Running {
+        if !matches!(active.phase, Phase::Running | Phase::Restoring) {
             if let RecordingTime::Scheduled(due) = when {
                 active.stop = Some(Stop::Scheduled(due));
                 self.refresh();
@@ -150,6 +204,9 @@ impl Recordings {
             RecordingTime::Scheduled(due) => Stop::Scheduled(due),
             RecordingTime::Now => Stop::At(at.ring_time),
             RecordingTime::Past(t) => Stop::At(t),
+            RecordingTime::BeforeRing(date) => Stop::At(
+                ring_time_in(&active.archived, date).unwrap_or_else(|| ring.ring_time_at(date)),
+            ),
         });
         self.refresh();
         self.settle(ring, at, host);
@@ -161,6 +218,9 @@ impl Recordings {
     /// end where one was indexed.
     pub fn poll(&mut self, ring: &mut Ring, at: StreamPosition, keyframes_indexed: u64, host: &mut dyn Host) {
         self.keyframes_seen = keyframes_indexed;
+        while let Some(restored) = self.archive.as_mut().and_then(|a| a.poll()) {
+            self.restored(restored, ring, at, host);
+        }
         // Due a little before now (within the buffer that made it due):
         // that much back in ring time.
         let ring_at = |due: u64| at.ring_time.saturating_sub(at.position_ns.saturating_sub(due));
@@ -170,7 +230,7 @@ impl Recordings {
             if let Phase::Scheduled(due) = active.phase
                 && due <= at.position_ns
             {
-                match active.recording.begin(ring, at, Some(ring_at(due)), host) {
+                match active.recording.begin(ring, at, Some(ring_at(due)), &[], host) {
                     Ok(phase) => active.phase = phase,
                     Err(e) => {
                         let active = self.active.remove(i);
@@ -201,6 +261,10 @@ impl Recordings {
                 i += 1;
                 continue;
             };
+            if active.phase != Phase::Running {
+                i += 1;
+                continue;
+            }
             let rec = &mut active.recording;
             let finished = match rec.kind() {
                 RecordingKind::Content => rec
@@ -245,6 +309,74 @@ impl Recordings {
             .active
             .iter()
             .any(|a| a.recording.kind() == RecordingKind::Content && matches!(a.stop, Some(Stop::At(_))));
+        self.restoring = self.active.iter().any(|a| a.phase == Phase::Restoring);
+    }
+
+    /// The archive answered for a recording reaching back into it: if the
+    /// ring evicted segments meanwhile, those are asked for too; else the
+    /// recording begins with the archive's segments, then the ring's. An
+    /// archive that could not be read leaves the recording to the ring,
+    /// with the error in its report.
+    fn restored(&mut self, restored: Restored, ring: &mut Ring, at: StreamPosition, host: &mut dyn Host) {
+        let Some(i) = self
+            .active
+            .iter()
+            .position(|a| a.recording.id() == restored.recording && a.phase == Phase::Restoring)
+        else {
+            let _ = std::fs::remove_dir_all(&restored.dir);
+            return;
+        };
+        let active = &mut self.active[i];
+        match restored.result {
+            Ok((segments, target)) => {
+                if let Err(e) = active.recording.take_archived_from(restored.dir) {
+                    active.recording.note_error(format!("cannot read what the archive gave: {e}"));
+                }
+                active.target.get_or_insert(target);
+                let asked_through = segments.last().map(|s| s.start.saturating_add(s.info.duration_ns));
+                active.archived.extend(segments);
+                let oldest = ring.oldest_segment();
+                if let (Some(archive), Some((before, before_ring_time, before_date)), Some(asked)) =
+                    (&mut self.archive, oldest, active.asked_before)
+                    && before > asked
+                {
+                    // The ring moved on while the archive was read: the
+                    // segments it evicted meanwhile come from the archive too.
+                    let from = asked_through.or(active.target).unwrap_or(before_ring_time);
+                    archive.request(RestoreRequest {
+                        recording: restored.recording,
+                        target: ReachTarget::RingTime(from),
+                        before,
+                        before_ring_time,
+                        before_date,
+                    });
+                    active.asked_before = Some(before);
+                    return;
+                }
+            }
+            Err(e) => active
+                .recording
+                .note_error(format!("the archive could not be read, so it starts in the ring: {e}")),
+        }
+        let active = &mut self.active[i];
+        let target = active
+            .target
+            .or_else(|| ring.oldest_segment().map(|(_, start, _)| start))
+            .unwrap_or(at.ring_time)
+            .min(at.ring_time);
+        let archived = std::mem::take(&mut active.archived);
+        match active.recording.begin(ring, at, Some(target), &archived, host) {
+            Ok(phase) => {
+                active.archived = archived;
+                active.phase = phase;
+            }
+            Err(e) => {
+                let active = self.active.remove(i);
+                host.event(RecorderEvent::RecordingStopped(active.recording.abort(e)));
+            }
+        }
+        self.refresh();
+        self.settle(ring, at, host);
     }
 
     /// A new ring segment `sequence` starts at `point` (ring time
@@ -261,7 +393,7 @@ impl Recordings {
         for active in &mut self.active {
             let rec = &mut active.recording;
             match active.phase {
-                Phase::Scheduled(_) => continue,
+                Phase::Scheduled(_) | Phase::Restoring => continue,
                 Phase::WaitingForCut => {
                     active.phase = Phase::Running;
                     host.event(rec.started(point, sequence));
@@ -269,7 +401,7 @@ impl Recordings {
                 Phase::Running => {}
             }
             rec.mark_boundary(start, wall);
-            rec.note_segment(sequence, None);
+            rec.note_segment(sequence, false, None);
         }
     }
 
@@ -320,7 +452,40 @@ impl Recordings {
 
     /// The stream ended at ring time `end_at`: every recording stops there
     /// (those that never began are removed).
-    pub fn finish_all(&mut self, ring: &Ring, at: StreamPosition, end_at: RingTime, host: &mut dyn Host) {
+    pub fn finish_all(&mut self, ring: &mut Ring, at: StreamPosition, end_at: RingTime, host: &mut dyn Host) {
+        // Recordings reaching into the archive begin first (what the archive
+        // gives within a bound; else they begin in the ring, and say so).
+        let deadline = Instant::now() + RESTORE_WAIT_AT_END;
+        while self.restoring {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.archive.as_mut().and_then(|a| a.wait(left)) {
+                Some(restored) => self.restored(restored, ring, at, host),
+                None => {
+                    for active in self.active.iter_mut().filter(|a| a.phase == Phase::Restoring) {
+                        active.recording.note_error("the archive did not answer before the stream ended".into());
+                        active.asked_before = None;
+                    }
+                    let ids: Vec<u32> = self
+                        .active
+                        .iter()
+                        .filter(|a| a.phase == Phase::Restoring)
+                        .map(|a| a.recording.id())
+                        .collect();
+                    for id in ids {
+                        self.restored(
+                            Restored {
+                                recording: id,
+                                dir: std::path::PathBuf::new(),
+                                result: Err("no answer".into()),
+                            },
+                            ring,
+                            at,
+                            host,
+                        );
+                    }
+                }
+            }
+        }
         let end = at.point(ring, end_at);
         let end = RecordingPoint {
             date: end.date.or_else(|| ring.date_at(end_at.saturating_sub(1))),
@@ -335,4 +500,13 @@ impl Recordings {
         }
         self.refresh();
     }
+}
+
+/// Ring time of date `date` in archived segments, if one holds it.
+fn ring_time_in(archived: &[RestoredSegment], date: WallTime) -> Option<RingTime> {
+    archived.iter().find_map(|a| {
+        let into_ms = u64::try_from(date.ms_since(a.info.program_date_time)).ok()?;
+        let into_ns = into_ms.checked_mul(1_000_000)?;
+        (into_ns < a.info.duration_ns).then(|| a.start.saturating_add(into_ns))
+    })
 }

@@ -8,6 +8,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::archived::RestoredSegment;
 use super::{RecordingKind, RecordingPoint, RecordingSummary, StreamPosition, keyframe_point};
 use crate::layout::SegmentNumber;
 use crate::layout::index::Keyframe;
@@ -22,6 +23,9 @@ use crate::ring::{Ring, WriteFailure};
 #[derive(Debug, Clone, Copy)]
 struct SegmentInFile {
     sequence: SegmentNumber,
+    /// Taken from the archive (read from the recording's archived
+    /// directory), not from the ring.
+    archived: bool,
     /// Its first byte in the file after its tables: the entry keyframe's
     /// offset (0 for a whole segment).
     first_offset: u64,
@@ -81,6 +85,9 @@ pub(super) enum Phase {
     Scheduled(u64),
     /// A reference recording started "now": begins with the next segment.
     WaitingForCut,
+    /// Reaching back past the ring into its archive: begins once the
+    /// archive tier has fetched the older segments.
+    Restoring,
     Running,
 }
 
@@ -112,6 +119,22 @@ pub(super) struct Recording {
     paused: bool,
     /// Content: bytes known to be in the file.
     written: u64,
+    /// The directory the archive tier fetched this recording's older
+    /// segments into (removed when the recording is finished).
+    archived_dir: Option<(PathBuf, DirHandle)>,
+    /// Segments taken from the archive.
+    archived_segments: u64,
+}
+
+/// A segment a recording begins with: the ring's, or one fetched from the
+/// archive.
+#[derive(Debug, Clone, Copy)]
+struct HistorySegment {
+    archived: bool,
+    sequence: SegmentNumber,
+    /// Bytes of it to take (the open segment: what is flushed).
+    bytes: u64,
+    start: RingTime,
 }
 
 /// Content recordings write in blocks this large (an extra copy of the stream
@@ -125,6 +148,11 @@ impl Recording {
 
     pub(super) fn kind(&self) -> RecordingKind {
         self.kind
+    }
+
+    /// Keeps `error` for the report (the first one only).
+    pub(super) fn note_error(&mut self, error: String) {
+        self.error.get_or_insert(error);
     }
 
     /// A reference recording ends once the segment being written completes.
@@ -219,18 +247,33 @@ impl Recording {
             health: WriteHealth::default(),
             paused: false,
             written: 0,
+            archived_dir: None,
+            archived_segments: 0,
         })
+    }
+
+    /// Segments fetched from the archive for this recording are in `dir`
+    /// (see [`Self::begin`]).
+    pub(super) fn take_archived_from(&mut self, dir: PathBuf) -> io::Result<()> {
+        if self.archived_dir.is_none() {
+            let handle = DirHandle::open(&dir)?;
+            self.archived_dir = Some((dir, handle));
+        }
+        Ok(())
     }
 
     /// Begins the recording at ring time `target` (`None`: a reference
     /// recording started now, which begins with the next segment): takes
-    /// what the ring holds from there and reports the start. Returns the
+    /// what the ring holds from there, after `archived` (segments older
+    /// than the ring's, fetched from the archive into the directory given
+    /// to [`Self::take_archived_from`]), and reports the start. Returns the
     /// phase it is in.
     pub(super) fn begin(
         &mut self,
         ring: &mut Ring,
         at: StreamPosition,
         target: Option<RingTime>,
+        archived: &[RestoredSegment],
         host: &mut dyn Host,
     ) -> Result<Phase, String> {
         let Some(target) = target else {
@@ -244,69 +287,137 @@ impl Recording {
             .map(|(info, start)| (info.clone(), start))
             .collect();
         let open_start = ring.is_segment_open().then(|| ring.ring_time_end());
-        let from = if open_start.is_some_and(|s| target >= s) {
+        // Only what is older than the ring's oldest segment, in order.
+        let oldest_in_ring = ring.oldest_segment().map(|(sequence, ..)| sequence);
+        let archived: Vec<&RestoredSegment> = archived
+            .iter()
+            .filter(|a| self.archived_dir.is_some() && oldest_in_ring.is_none_or(|s| a.info.sequence < s))
+            .collect();
+        let from = if !archived.is_empty() {
+            0
+        } else if open_start.is_some_and(|s| target >= s) {
             history.len()
         } else {
             history.iter().rposition(|(_, start)| *start <= target).unwrap_or(0)
         };
         let _ = ring.flush();
-        let dir = ring.dir_handle();
-        // The segments from `from` on, the open one last: (sequence, bytes
-        // in the file, ring time of its start).
-        let segments: Vec<(SegmentNumber, u64, RingTime)> = history[from..]
+        // The segments from the archive, then the ring's from `from` on, the
+        // open one last.
+        let segments: Vec<HistorySegment> = archived
             .iter()
-            .map(|(info, start)| (info.sequence, info.bytes, *start))
+            .map(|a| HistorySegment {
+                archived: true,
+                sequence: a.info.sequence,
+                bytes: a.info.bytes,
+                start: a.start,
+            })
+            .chain(history[from..].iter().map(|(info, start)| HistorySegment {
+                archived: false,
+                sequence: info.sequence,
+                bytes: info.bytes,
+                start: *start,
+            }))
             .chain(
                 ring.current_sequence()
                     .zip(open_start)
-                    .map(|(seq, start)| (seq, ring.flushed_bytes(), start)),
+                    .map(|(sequence, start)| HistorySegment {
+                        archived: false,
+                        sequence,
+                        bytes: ring.flushed_bytes(),
+                        start,
+                    }),
             )
             .collect();
-        let first_start = segments.first().map_or(at.ring_time, |s| s.2);
+        let first_start = segments.first().map_or(at.ring_time, |s| s.start);
         self.next_sequence = segments.first().map_or_else(
             || {
                 ring.current_sequence()
                     .map_or(SegmentNumber::FIRST, SegmentNumber::next)
             },
-            |s| s.0,
+            |s| s.sequence,
         );
+        let archived_dir = self.archived_dir.take();
+        let result = self.take_history(ring, at, target, &segments, &history[from..], &archived, archived_dir.as_ref().map(|(_, d)| d));
+        self.archived_dir = archived_dir;
+        result?;
+        if self.kind == RecordingKind::Reference {
+            let target = target.max(first_start);
+            self.start_offset_ns = Some(target.saturating_since(first_start)).filter(|&ns| ns > 0);
+            // Before the ring's oldest segment, the date is the archived
+            // segment's that holds the start.
+            let in_ring = ring.oldest_segment().is_some_and(|(_, start, _)| start <= target);
+            self.start = match archived.iter().rev().find(|a| a.start <= target) {
+                Some(a) if !in_ring => RecordingPoint {
+                    position: target.presented_after_ns(at.delay_ns),
+                    date: Some(a.info.program_date_time.after(target.saturating_since(a.start))),
+                },
+                _ => at.point(ring, target),
+            };
+        }
+        host.event(self.started_event());
+        Ok(Phase::Running)
+    }
+
+    /// Copies (content) or links (reference) the segments a recording
+    /// begins with: `segments`, of which `archived` came from the archive
+    /// (read through `archived_dir`) and `ring` are the ring's completed ones.
+    #[allow(clippy::too_many_arguments)]
+    fn take_history(
+        &mut self,
+        ring: &Ring,
+        at: StreamPosition,
+        target: RingTime,
+        segments: &[HistorySegment],
+        completed: &[(SegmentInfo, RingTime)],
+        archived: &[&RestoredSegment],
+        archived_dir: Option<&DirHandle>,
+    ) -> Result<(), String> {
+        let dir_of = |s: &HistorySegment| match (s.archived, archived_dir) {
+            (true, Some(d)) => d,
+            _ => ring.dir_handle(),
+        };
         match self.kind {
             RecordingKind::Content => {
                 let entry = segments
                     .first()
-                    .and_then(|&(seq, len, _)| keyframe_entry(dir, seq, len, target));
+                    .and_then(|s| keyframe_entry(dir_of(s), s.sequence, s.bytes, target));
+                let first_start = segments.first().map_or(at.ring_time, |s| s.start);
                 self.start = entry.map_or_else(|| at.point(ring, first_start), |e| keyframe_point(&e.keyframe));
                 let mut skip = entry.filter(KeyframeEntry::skips);
-                for (sequence, bytes, start) in segments {
-                    let name = segment_file_name(sequence);
-                    self.mark_boundary(start, at.wall);
-                    match skip.take() {
+                for s in segments {
+                    let name = segment_file_name(s.sequence);
+                    let dir = dir_of(s);
+                    self.mark_boundary(s.start, at.wall);
+                    let entry = skip.take();
+                    self.note_segment(s.sequence, s.archived, entry);
+                    match entry {
                         Some(e) => {
-                            self.note_segment(sequence, Some(e));
                             self.append_range(dir, &name, 0..e.head).map_err(|e| e.to_string())?;
-                            self.append_range(dir, &name, e.keyframe.offset..bytes)
+                            self.append_range(dir, &name, e.keyframe.offset..s.bytes)
                                 .map_err(|e| e.to_string())?;
                         }
-                        None => {
-                            self.note_segment(sequence, None);
-                            self.append_range(dir, &name, 0..bytes).map_err(|e| e.to_string())?;
-                        }
+                        None => self.append_range(dir, &name, 0..s.bytes).map_err(|e| e.to_string())?,
+                    }
+                    if s.archived {
+                        self.archived_segments += 1;
                     }
                 }
             }
             RecordingKind::Reference => {
                 // Whole segments; the playlist says where in the first one
                 // the recording starts (EXT-X-START), and so does the report.
-                let target = target.max(first_start);
-                self.start_offset_ns = Some(target.saturating_since(first_start)).filter(|&ns| ns > 0);
-                self.start = at.point(ring, target);
-                for (info, start) in &history[from..] {
-                    self.link(dir, info, *start).map_err(|e| e.to_string())?;
+                if let Some(dir) = archived_dir {
+                    for a in archived {
+                        self.link(dir, &a.info, a.start).map_err(|e| e.to_string())?;
+                        self.archived_segments += 1;
+                    }
+                }
+                for (info, start) in completed {
+                    self.link(ring.dir_handle(), info, *start).map_err(|e| e.to_string())?;
                 }
             }
         }
-        host.event(self.started_event());
-        Ok(Phase::Running)
+        Ok(())
     }
 
     pub(super) fn started_event(&self) -> RecorderEvent {
@@ -325,6 +436,14 @@ impl Recording {
             RecordingKind::Content => std::fs::remove_file(&self.location),
             RecordingKind::Reference => std::fs::remove_dir_all(&self.location),
         };
+        self.remove_archived_dir();
+    }
+
+    /// Removes the directory of segments fetched from the archive for it.
+    fn remove_archived_dir(&self) {
+        if let Some((dir, _)) = &self.archived_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 
     /// The report of a recording that never began (removed), with `error`.
@@ -338,17 +457,19 @@ impl Recording {
             stop: RecordingPoint::default(),
             bytes: 0,
             copied_segments: 0,
+            archived_segments: 0,
             error: Some(error),
         }
     }
 
     /// Content: ring segment `sequence` goes on in the file from here:
     /// whole, or from its tables and the `entry` keyframe.
-    pub(super) fn note_segment(&mut self, sequence: SegmentNumber, entry: Option<KeyframeEntry>) {
+    pub(super) fn note_segment(&mut self, sequence: SegmentNumber, archived: bool, entry: Option<KeyframeEntry>) {
         if self.kind == RecordingKind::Content && !self.paused {
             let skipped = entry.map_or(0, |e| e.keyframe.offset - e.head);
             self.segments.push(SegmentInFile {
                 sequence,
+                archived,
                 first_offset: entry.map_or(0, |e| e.keyframe.offset),
                 file_offset_of_byte_0: i128::from(self.bytes) - i128::from(skipped),
             });
@@ -362,7 +483,11 @@ impl Recording {
     /// before with its tables.
     pub(super) fn keyframe_cut(&self, ring: &DirHandle, stop: RingTime) -> Option<(u64, Keyframe)> {
         self.segments.iter().find_map(|seg| {
-            let file = ring.open_read_only(&segment_index_name(seg.sequence));
+            let dir = match (&self.archived_dir, seg.archived) {
+                (Some((_, archived)), true) => archived,
+                _ => ring,
+            };
+            let file = dir.open_read_only(&segment_index_name(seg.sequence));
             let index = crate::layout::index::read_opened(file, u64::MAX)?;
             index
                 .keyframes
@@ -547,6 +672,7 @@ impl Recording {
         if let Err(e) = result {
             self.error.get_or_insert(format!("{}: {e}", self.location.display()));
         }
+        self.remove_archived_dir();
         RecordingSummary {
             id: self.id,
             location: self.location,
@@ -555,6 +681,7 @@ impl Recording {
             stop,
             bytes: self.bytes,
             copied_segments: self.copied_segments,
+            archived_segments: self.archived_segments,
             error: self.error,
         }
     }

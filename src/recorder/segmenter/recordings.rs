@@ -45,6 +45,9 @@ impl Segmenter {
                 Ok(ahead_ms) if ahead_ms > 0 => {
                     RecordingTime::Scheduled(position.saturating_add(ahead_ms.saturating_mul(1_000_000)))
                 }
+                _ if self.ring.oldest_segment().is_some_and(|(_, _, oldest)| date < oldest) => {
+                    RecordingTime::BeforeRing(date)
+                }
                 _ => RecordingTime::Past(self.ring.ring_time_at(date).min(self.ring_now())),
             },
         }
@@ -66,7 +69,7 @@ impl Segmenter {
     pub(in crate::recorder) fn finish_recordings(&mut self, host: &mut dyn Host) {
         let at = self.stream_position();
         let end = self.ring_now();
-        self.recordings.finish_all(&self.ring, at, end, host);
+        self.recordings.finish_all(&mut self.ring, at, end, host);
     }
 
     /// Gives content recordings what the ring wrote.

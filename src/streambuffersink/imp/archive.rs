@@ -10,6 +10,7 @@ use gst::prelude::*;
 
 use super::CAT;
 use crate::archive::{ArchiveConfig, ArchiveEvent, ArchiveStats};
+use crate::recorder::recording::ArchiveReach;
 use crate::ring::ArchiveQueue;
 use crate::streambuffersink::report::{Outcome, archive_report};
 
@@ -71,6 +72,26 @@ impl ArchiveTier {
         }
         self.stopped
     }
+}
+
+/// What recordings reaching back past the ring of `ring` use to take
+/// segments from its archive.
+#[cfg(feature = "archive")]
+pub(super) fn reach(
+    config: &ArchiveConfig,
+    ring: &std::path::Path,
+    queue: Arc<ArchiveQueue>,
+) -> Result<Box<dyn ArchiveReach>, String> {
+    Ok(Box::new(crate::archive::Restorer::start(config, ring, Some(queue))?))
+}
+
+#[cfg(not(feature = "archive"))]
+pub(super) fn reach(
+    _config: &ArchiveConfig,
+    _ring: &std::path::Path,
+    _queue: Arc<ArchiveQueue>,
+) -> Result<Box<dyn ArchiveReach>, String> {
+    Err("this build of streambuffer has no archive tier (cargo feature 'archive')".into())
 }
 
 /// Stops the uploader (after uploads that go through within a few
