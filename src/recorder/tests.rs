@@ -3,7 +3,7 @@
 
 use super::segmenter::FORCED_CUT_FACTOR;
 use super::*;
-use crate::layout::SegmentNumber;
+use crate::layout::{SegmentInfo, SegmentNumber};
 use crate::ring::{Retention, RingConfig};
 use crate::ts::packet::tests::PacketBuilder;
 use crate::ts::psi::tests::{pat_section, pmt_section, psi_packet};
@@ -127,9 +127,13 @@ impl Stream {
 }
 
 fn recorder(dir: &std::path::Path, segment: u64) -> Recorder {
+    recorder_keeping(dir, segment, Retention::default())
+}
+
+fn recorder_keeping(dir: &std::path::Path, segment: u64, retention: Retention) -> Recorder {
     let ring = Ring::open(RingConfig {
         dir: dir.to_owned(),
-        retention: Retention::default(),
+        retention,
         playlist_length: 0,
         segment_duration_ns: segment,
         sync_on_rotate: false,
@@ -418,4 +422,168 @@ fn every_keyframe_is_indexed_and_ring_time_survives_a_restart() {
     rec.finish(&mut host, true).expect("finish");
     drop(rec);
     check(end);
+}
+
+/// An archive that is a finished ring's directory, answering only when the
+/// test lets it (`held`), so that the ring can move on meanwhile.
+struct FakeArchive {
+    whole: std::path::PathBuf,
+    restore: std::path::PathBuf,
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<recording::RestoreRequest>>>,
+    pending: Vec<recording::RestoreRequest>,
+}
+
+impl FakeArchive {
+    fn answer(&self, request: &recording::RestoreRequest) -> recording::Restored {
+        // The writer's journal, each segment placed by its index.
+        let journal = std::fs::read(self.whole.join(crate::layout::JOURNAL_NAME)).expect("journal");
+        let older: Vec<(SegmentInfo, crate::layout::RingTime)> = crate::layout::journal::parse(&journal)
+            .segments
+            .into_iter()
+            .filter(|info| info.sequence < request.before)
+            .map(|info| {
+                let index = self.whole.join(crate::layout::segment_index_name(info.sequence));
+                let start = crate::layout::index::read_start(crate::platform::open_read_only(&index)).expect("index");
+                (info, start.ring_time)
+            })
+            .collect();
+        let recording::ReachTarget::RingTime(target) = request.target else {
+            panic!("only offsets here");
+        };
+        let from = older.iter().rposition(|(_, start)| *start <= target).unwrap_or(0);
+        std::fs::create_dir_all(&self.restore).expect("restore dir");
+        let segments = older[from..]
+            .iter()
+            .map(|(info, start)| {
+                for name in [
+                    crate::layout::segment_file_name(info.sequence),
+                    crate::layout::segment_index_name(info.sequence),
+                ] {
+                    std::fs::copy(self.whole.join(&name), self.restore.join(&name)).expect("copy");
+                }
+                recording::RestoredSegment {
+                    info: info.clone(),
+                    start: *start,
+                }
+            })
+            .collect();
+        recording::Restored {
+            recording: request.recording,
+            dir: self.restore.clone(),
+            result: Ok((segments, target)),
+        }
+    }
+}
+
+impl recording::ArchiveReach for FakeArchive {
+    fn request(&mut self, request: recording::RestoreRequest) {
+        self.asked.lock().expect("lock").push(request.clone());
+        self.pending.push(request);
+    }
+
+    fn poll(&mut self) -> Option<recording::Restored> {
+        if self.held.load(std::sync::atomic::Ordering::SeqCst) || self.pending.is_empty() {
+            return None;
+        }
+        let request = self.pending.remove(0);
+        Some(self.answer(&request))
+    }
+
+    fn wait(&mut self, _timeout: Duration) -> Option<recording::Restored> {
+        self.held.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.poll()
+    }
+}
+
+/// A content recording reaching 15 s back into a 4 s ring begins once the
+/// archive answered; the ring evicted more meanwhile, so the archive is
+/// asked again for those; the recording is then byte for byte the one a
+/// ring that kept everything makes from the same stream.
+#[test]
+fn a_recording_reaching_past_the_ring_asks_the_archive_until_it_has_caught_up() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (whole_dir, short_dir) = (tmp.path().join("whole"), tmp.path().join("short"));
+    std::fs::create_dir_all(&whole_dir).expect("dir");
+    std::fs::create_dir_all(&short_dir).expect("dir");
+    let mut host = TestHost::new();
+    let mut whole = recorder(&whole_dir, 2 * SECOND);
+    let four_seconds = Retention {
+        max_duration_ns: 4 * SECOND,
+        ..Retention::default()
+    };
+    let mut short = recorder_keeping(&short_dir, 2 * SECOND, four_seconds);
+    let held = std::sync::Arc::new(AtomicBool::new(true));
+    let asked = std::sync::Arc::default();
+    short.reach_archive(Box::new(FakeArchive {
+        whole: whole_dir.clone(),
+        restore: short_dir.join("restore-1"),
+        held: held.clone(),
+        asked: std::sync::Arc::clone(&asked),
+        pending: Vec::new(),
+    }));
+    let mut s = Stream::new(25);
+    let mut feed = |frames: u32, host: &mut TestHost, short: &mut Recorder, whole: &mut Recorder| {
+        let data = s.frames(frames);
+        short.push(&data, None, host).expect("push");
+        whole.push(&data, None, host).expect("push");
+    };
+    feed(25 * 20, &mut host, &mut short, &mut whole);
+    let back = RecordingRequest::Offset(-15 * SECOND as i64);
+    let rec_short = tmp.path().join("short.ts");
+    let rec_whole = tmp.path().join("whole.ts");
+    let id = short
+        .start_recording(&rec_short, RecordingKind::Content, back, &mut host)
+        .expect("start");
+    let id_whole = whole
+        .start_recording(&rec_whole, RecordingKind::Content, back, &mut host)
+        .expect("start");
+    let started = |host: &TestHost, id: u32| {
+        host.events
+            .iter()
+            .filter(|e| matches!(e, RecorderEvent::RecordingStarted { id: i, .. } if *i == id))
+            .count()
+    };
+    // Asked once; nothing begins while the archive has not answered, and
+    // the ring moves on.
+    assert_eq!(asked.lock().expect("lock").len(), 1);
+    let first_before = asked.lock().expect("lock")[0].before;
+    host.events.clear();
+    feed(25 * 6, &mut host, &mut short, &mut whole);
+    assert_eq!(started(&host, id), 0);
+    assert!(short.ring().oldest_segment().is_some_and(|(oldest, ..)| oldest > first_before));
+    // Answered: asked again for what the ring evicted meanwhile, then begun.
+    held.store(false, Ordering::SeqCst);
+    feed(25, &mut host, &mut short, &mut whole);
+    feed(25, &mut host, &mut short, &mut whole);
+    let asked_for: Vec<_> = asked.lock().expect("lock").iter().map(|r| r.before).collect();
+    assert_eq!(asked_for.len(), 2, "{asked_for:?}");
+    assert!(asked_for[1] > asked_for[0], "{asked_for:?}");
+    assert_eq!(started(&host, id), 1);
+    // The ring's oldest segment when first asked was evicted meanwhile: it
+    // came from the archive.
+    assert!(short_dir.join("restore-1").join(crate::layout::segment_file_name(first_before)).exists());
+    feed(25 * 2, &mut host, &mut short, &mut whole);
+    assert!(short.stop_recording(id, RecordingRequest::Offset(0), &mut host));
+    assert!(whole.stop_recording(id_whole, RecordingRequest::Offset(0), &mut host));
+    feed(25 * 3, &mut host, &mut short, &mut whole);
+    short.finish(&mut host, true).expect("finish");
+    whole.finish(&mut host, true).expect("finish");
+    let summaries: Vec<_> = host
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            RecorderEvent::RecordingStopped(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(summaries.len(), 2, "{summaries:?}");
+    assert!(summaries.iter().all(|s| s.error.is_none()), "{summaries:?}");
+    let short_summary = summaries.iter().find(|s| s.id == id && s.location == rec_short).expect("short");
+    assert!(short_summary.archived_segments >= 6, "{short_summary:?}");
+    let (a, b) = (std::fs::read(&rec_short).expect("rec"), std::fs::read(&rec_whole).expect("rec"));
+    assert!(b.len() > 100_000, "{} bytes", b.len());
+    assert!(a == b, "{} bytes from the archive and the ring, {} from the whole ring", a.len(), b.len());
+    assert!(!short_dir.join("restore-1").exists(), "removed once finished");
 }
