@@ -1096,11 +1096,17 @@ fn recordings_reaching_past_the_ring_take_the_archives_segments() {
     common::init();
     let tmp = tempfile::tempdir().expect("tmp");
     let data = std::fs::read(common::inputs::Input::Minutes.path()).expect("input");
-    let (at60, at70) = (packet_at(&data, 60) * common::PACKET, packet_at(&data, 70) * common::PACKET);
+    let (at60, at70) = (
+        packet_at(&data, 60) * common::PACKET,
+        packet_at(&data, 70) * common::PACKET,
+    );
     let segments = format!("segment-duration={}", 2 * SECOND);
     let (short_ring, whole_ring) = (tmp.path().join("short"), tmp.path().join("whole"));
     let archive = server.sink_props(BUCKET, "ch11");
-    let mut short = Feeder::new(&short_ring, &format!("{segments} max-duration={} {archive}", 6 * SECOND));
+    let mut short = Feeder::new(
+        &short_ring,
+        &format!("{segments} max-duration={} {archive}", 6 * SECOND),
+    );
     let mut whole = Feeder::new(&whole_ring, &format!("{segments} max-duration=0"));
     let (short_said, whole_said) = (collect_messages(&short.pipeline), collect_messages(&whole.pipeline));
     // Fed in turns, so that both sinks' wall clocks agree within a chunk.
@@ -1218,11 +1224,116 @@ fn recordings_reaching_past_the_ring_take_the_archives_segments() {
         PlayFor::Eos(Duration::from_secs(60)),
     )
     .expect("playbin plays the content recording");
-    assert!(video >= 25 * 45 && audio >= 45 * 40, "{video} video and {audio} audio buffers");
+    assert!(
+        video >= 25 * 45 && audio >= 45 * 40,
+        "{video} video and {audio} audio buffers"
+    );
     let (video, audio) = playbin_buffers(
         &format!("streambuffer://{}", short_ref.display()),
         PlayFor::Eos(Duration::from_secs(60)),
     )
     .expect("playbin plays the reference recording");
-    assert!(video >= 25 * 30 && audio >= 30 * 40, "{video} video and {audio} audio buffers");
+    assert!(
+        video >= 25 * 30 && audio >= 30 * 40,
+        "{video} video and {audio} audio buffers"
+    );
+}
+
+/// `streambuffer keep` makes a recording in the bucket: a VOD playlist of
+/// the archived segments of a range, which players play from the bucket;
+/// the archive's window slides past them and retention spares them (and
+/// `check` accepts them) until the playlist is deleted. Names in use, and
+/// names that are not plain names, are refused.
+#[test]
+fn a_kept_recording_outlives_the_archive_window() {
+    let server = S3Server::start(BUCKET);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ring = tmp.path().join("ring");
+    let ring_arg = ring.to_string_lossy().into_owned();
+    let props = format!(
+        "segment-duration={SECOND} archive-max-duration={} {}",
+        6 * SECOND,
+        server.sink_props(BUCKET, "ch12")
+    );
+    let log = tmp.path().join("writer.log");
+    let writer = spawn_writer(&ring, 20, &props, &server.env(), &log);
+    // The first two archived segments' date-times, as the hour playlist says.
+    let mut dates: Vec<String> = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            dates = hour_playlists(&server, "ch12")
+                .iter()
+                .flat_map(|(path, _)| {
+                    std::fs::read_to_string(path)
+                        .unwrap_or_default()
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:").map(str::to_owned))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            dates.len() >= 2
+        }),
+        "two segments archived"
+    );
+    let (ok, out) = tool(
+        &["keep", &ring_arg, "--from", &dates[0], "--to", &dates[1], "goal"],
+        &server.env(),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("kept 2 segment(s)"), "{out}");
+    let (ok, out) = tool(
+        &["keep", &ring_arg, "--from", &dates[0], "--to", &dates[1], "goal"],
+        &server.env(),
+    );
+    assert!(!ok && out.contains("already keeps"), "{out}");
+    let (ok, out) = tool(
+        &["keep", &ring_arg, "--from", &dates[0], "--to", &dates[1], "../goal"],
+        &server.env(),
+    );
+    assert!(!ok && out.contains("cannot name a recording"), "{out}");
+    finish(writer, &log);
+
+    // The window slid past them; they are still there, named by the
+    // recording, which plays from the bucket.
+    let kept_path = server.object(BUCKET, "ch12/recordings/goal.m3u8");
+    let kept = m3u8_rs::parse_media_playlist_res(&std::fs::read(&kept_path).expect("kept playlist")).expect("parses");
+    assert!(kept.end_list && kept.segments.len() == 2, "{kept:?}");
+    let kept_numbers: Vec<u64> = kept.segments.iter().map(|s| number_of(&s.uri)).collect();
+    let archived = archived_segments(&server, "ch12");
+    let window: Vec<u64> = hour_playlists(&server, "ch12")
+        .iter()
+        .flat_map(|(_, p)| p.segments.iter().map(|s| number_of(&s.uri)).collect::<Vec<_>>())
+        .collect();
+    assert!(
+        window.iter().all(|n| *n > kept_numbers[1]) && window.len() <= 10,
+        "the window slid past the kept segments: {window:?}, kept {kept_numbers:?}"
+    );
+    for s in &kept.segments {
+        let object = kept_path.parent().expect("folder").join(&s.uri);
+        assert!(object.exists(), "{} was deleted", s.uri);
+        assert!(object.with_extension("idx").exists(), "the index of {} was deleted", s.uri);
+    }
+    assert!(archived.len() < 18, "retention deleted the rest: {archived:?}");
+    let (ok, out) = tool(&["check", &ring_arg], &server.env());
+    assert!(ok, "{out}");
+    let reader = server.public_reader();
+    let uri = format!("{}/{BUCKET}/ch12/recordings/goal.m3u8", reader.endpoint());
+    let (video, audio) =
+        playbin_buffers(&uri, PlayFor::Eos(Duration::from_secs(60))).expect("playbin plays the kept recording");
+    assert!(video >= 40 && audio >= 60, "{video} video and {audio} audio buffers");
+
+    // A kept segment gone is a problem `check` names.
+    let first = kept_path.parent().expect("folder").join(&kept.segments[0].uri);
+    let saved = std::fs::read(&first).expect("segment");
+    std::fs::remove_file(&first).expect("remove");
+    let (ok, out) = tool(&["check", &ring_arg], &server.env());
+    assert!(!ok && out.contains("a kept recording names it"), "{out}");
+    std::fs::write(&first, saved).expect("restore");
+
+    // Without the recording, retention has them at the next run.
+    std::fs::remove_file(&kept_path).expect("delete the recording");
+    record(&ring, 3, &props, &server.env());
+    for s in &kept.segments {
+        assert!(!kept_path.parent().expect("folder").join(&s.uri).exists(), "{} stayed", s.uri);
+    }
 }

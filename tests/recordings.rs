@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use common::{
     PACKET,
-    media::{ffmpeg_decode, ffprobe_duration, ffprobe_frame_pts_ns, ffprobe_key_frames, packet_at, pcr_of, pid, test_stream},
+    media::{
+        ffmpeg_decode, ffprobe_duration, ffprobe_frame_pts_ns, ffprobe_key_frames, packet_at, pcr_of, pid, test_stream,
+    },
     pipelines::{Feeder, launch, lock_events, recording_kind, run_to_eos, watch},
     processes::Tmpfs,
     rings::{IndexRecord, index_records, playlist, ring_files, segments},

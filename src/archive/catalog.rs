@@ -11,15 +11,16 @@
 //! in the archive's own form (see [`crate::layout::archive`]), sizes are
 //! bounded.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::playlists::parse_hour_playlist;
 use super::SEGMENT_MAX_BYTES;
+use super::playlists::parse_hour_playlist;
 use super::store::StoreError;
 use super::{ArchiveConfig, ArchiveStore};
 use crate::layout::archive::{
-    DESCRIPTION_MAX_BYTES, DESCRIPTION_NAME, Description, HOUR_PLAYLIST_NAME, Hour, QUEUE_DIR_NAME, object_index_name,
-    object_name,
+    DESCRIPTION_MAX_BYTES, DESCRIPTION_NAME, Description, HOUR_PLAYLIST_NAME, Hour, QUEUE_DIR_NAME, RECORDINGS_FOLDER,
+    object_index_name, object_name, parse_recording_uri, recording_key, recording_uri,
 };
 use crate::layout::playlist::{self, PlaylistHeader, target_duration_s};
 use crate::layout::{
@@ -219,6 +220,57 @@ pub fn materialize(
     playlist::render(&mut text, header, listed.iter());
     std::fs::write(dir.join(PLAYLIST_NAME), text).map_err(|e| format!("cannot write a playlist: {e}"))?;
     Ok(fetched)
+}
+
+/// Keeps the archived segments that overlap `from` .. `to` as recording
+/// `name` in the bucket: a VOD playlist naming them, which players read
+/// from the bucket and retention spares. Refuses a name in use. Returns
+/// the segments kept.
+pub fn keep(store: &ArchiveStore, from: WallTime, to: WallTime, name: &str) -> Result<Vec<SegmentInfo>, String> {
+    let key = recording_key(name)
+        .ok_or_else(|| format!("'{name}' cannot name a recording: use 1 to 100 letters, digits, '.', '-' and '_'"))?;
+    if store.size_of(&key).map_err(|e| format!("the archive: {e}"))?.is_some() {
+        return Err(format!("the archive already keeps a recording named '{name}'"));
+    }
+    let kept: Vec<SegmentInfo> = segments_between(store, from, to)
+        .map_err(|e| format!("the archive: {e}"))?
+        .into_iter()
+        .map(|s| s.info)
+        .collect();
+    if kept.is_empty() {
+        return Err("the archive holds nothing of that range".into());
+    }
+    let header = PlaylistHeader {
+        target_duration_s: kept.iter().map(|s| target_duration_s(s.duration_ns)).max().unwrap_or(1),
+        discontinuity_sequence: 0,
+        ended: true,
+        vod: true,
+        start_offset_ns: None,
+    };
+    let mut text = String::new();
+    playlist::render_with_uris(&mut text, header, kept.iter(), recording_uri, true);
+    store
+        .put(&key, text.into_bytes())
+        .map_err(|e| format!("the archive: {e}"))?;
+    Ok(kept)
+}
+
+/// The keys (relative to the prefix) of every segment and keyframe index
+/// a kept recording names: what retention does not delete.
+pub fn kept_keys(store: &ArchiveStore) -> Result<BTreeSet<String>, StoreError> {
+    let names: Vec<String> = store
+        .objects(RECORDINGS_FOLDER)?
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".m3u8"))
+        .map(|(name, _)| format!("{RECORDINGS_FOLDER}/{name}"))
+        .collect();
+    let mut kept = BTreeSet::new();
+    for raw in store.get_each(&names, PLAYLIST_MAX_BYTES) {
+        let Some(raw) = raw? else { continue };
+        let text = String::from_utf8_lossy(&raw);
+        kept.extend(text.lines().filter_map(|l| parse_recording_uri(l.trim())).flatten());
+    }
+    Ok(kept)
 }
 
 /// What the archive holds, for `streambuffer info`.

@@ -383,9 +383,11 @@ impl Work {
 
     /// Deletes segments (and indexes) starting before `cutoff`, whole
     /// hours with their playlist; the hour `cutoff` falls in keeps its
-    /// playlist, rewritten without them.
+    /// playlist, rewritten without them. Segments a kept recording names
+    /// stay (no hour playlist lists them any more).
     fn delete_before(&mut self, cutoff: WallTime) -> Result<u64, StoreError> {
         let mut deleted = 0;
+        let mut kept: Option<std::collections::BTreeSet<String>> = None;
         let cutoff_hour = Hour::of(cutoff);
         let mut hours: Vec<Hour> = self
             .store
@@ -406,13 +408,19 @@ impl Work {
                 };
                 parse_object_name(hour, &data_name).map(|(_, start)| start)
             };
-            let expired: Vec<String> = objects
+            let mut expired: Vec<String> = objects
                 .iter()
                 .filter(|(name, _)| whole_hour || start_of(name).is_some_and(|start| start < cutoff))
                 .map(|(name, _)| hour.key(name))
                 .collect();
             if expired.is_empty() {
                 continue;
+            }
+            if kept.is_none() {
+                kept = Some(super::catalog::kept_keys(&self.store)?);
+            }
+            if let Some(kept) = &kept {
+                expired.retain(|key| !kept.contains(key));
             }
             if !whole_hour {
                 // The playlist first: it never lists a deleted segment.

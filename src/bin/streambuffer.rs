@@ -18,6 +18,7 @@ const EXAMPLES: &str = "\
 Examples:
   streambuffer info /var/buffer/ch1 --json
   streambuffer export /var/buffer/ch1 --from 2026-11-30T14:00:00Z --to 2026-11-30T15:00:00Z hour.ts
+  streambuffer keep /var/buffer/ch1 --from 2026-11-30T14:00:00Z --to 2026-11-30T15:00:00Z final-2026
   streambuffer check /var/buffer/ch1 && echo fine";
 
 #[derive(Parser)]
@@ -52,6 +53,22 @@ enum Command {
         /// The file to write (OUT.ts).
         out: PathBuf,
     },
+    /// Keeps the range of the ring's archive as a recording in the bucket
+    /// (recordings/NAME.m3u8, a VOD playlist): players play it from there,
+    /// and the archive's retention does not delete its segments until the
+    /// playlist is deleted.
+    Keep {
+        /// The ring's directory (its sink archives).
+        ring: PathBuf,
+        /// Start, RFC 3339.
+        #[arg(long, value_name = "DATE-TIME", value_parser = tool::parse_date_time)]
+        from: WallTime,
+        /// End, RFC 3339, after --from.
+        #[arg(long, value_name = "DATE-TIME", value_parser = tool::parse_date_time)]
+        to: WallTime,
+        /// The recording's name: letters, digits, '.', '-', '_'.
+        name: String,
+    },
     /// Every segment whole packets, headed by PAT, PMT and a random-access
     /// point; journal, index and playlist agreeing. Exit status 0 if so, 1 if not.
     Check {
@@ -60,16 +77,25 @@ enum Command {
     },
 }
 
+/// Exits with clap's usage error unless `to` is after `from`.
+fn require_order(from: WallTime, to: WallTime) {
+    if to <= from {
+        Cli::command()
+            .error(clap::error::ErrorKind::ValueValidation, "--to must be after --from")
+            .exit();
+    }
+}
+
 fn main() -> ExitCode {
     let status = match Cli::parse().command {
         Command::Info { ring, json } => tool::info(&ring, json),
         Command::Export { ring, from, to, out } => {
-            if to <= from {
-                Cli::command()
-                    .error(clap::error::ErrorKind::ValueValidation, "--to must be after --from")
-                    .exit();
-            }
+            require_order(from, to);
             tool::export(&ring, from, to, &out)
+        }
+        Command::Keep { ring, from, to, name } => {
+            require_order(from, to);
+            tool::keep(&ring, from, to, &name)
         }
         Command::Check { ring } => tool::check(&ring),
     };

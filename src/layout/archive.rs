@@ -210,6 +210,42 @@ pub fn object_index_name(info: &SegmentInfo) -> String {
     name
 }
 
+/// The folder of the recordings kept in the bucket: a VOD playlist each
+/// (`recordings/<name>.m3u8`), naming archived segments relative to it.
+/// Retention deletes no segment a kept recording names.
+pub const RECORDINGS_FOLDER: &str = "recordings";
+/// Longest name of a kept recording.
+const RECORDING_NAME_MAX: usize = 100;
+
+/// The key of kept recording `name` (relative to the prefix); `None` if
+/// `name` is not one: 1 to 100 letters, digits, `.`, `-` and `_`, not
+/// starting with `.`, so that it is one object in the recordings folder.
+#[must_use]
+pub fn recording_key(name: &str) -> Option<String> {
+    let fits = (1..=RECORDING_NAME_MAX).contains(&name.len())
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    fits.then(|| format!("{RECORDINGS_FOLDER}/{name}.m3u8"))
+}
+
+/// An archived segment's URI in a kept recording's playlist (relative to
+/// it, so that players read it from the bucket or a CDN in front).
+#[must_use]
+pub fn recording_uri(info: &SegmentInfo) -> String {
+    format!("../{}/{}", Hour::of(info.program_date_time).folder(), object_name(info))
+}
+
+/// The keys (relative to the prefix) of the segment and its keyframe index
+/// that a kept recording's URI names; `None` for any other line.
+#[must_use]
+pub fn parse_recording_uri(uri: &str) -> Option<[String; 2]> {
+    let (folder, name) = uri.strip_prefix("../")?.split_once('/')?;
+    let hour = Hour::parse_folder(folder)?;
+    parse_object_name(hour, name)?;
+    let index = format!("{}.idx", name.strip_suffix(".ts")?);
+    Some([hour.key(name), hour.key(&index)])
+}
+
 /// What an object name in the folder of `hour` says: the segment's number
 /// and its start time; `None` for any other name (the parsers of the
 /// archive's playlists and listings accept nothing else).
@@ -241,6 +277,37 @@ mod tests {
             program_date_time: WallTime::parse_rfc3339(pdt).expect("date"),
             discontinuity: false,
             independent: true,
+        }
+    }
+
+    #[test]
+    fn kept_recordings_name_archived_segments_and_nothing_else() {
+        assert_eq!(
+            recording_key("goal-2026_12.final").as_deref(),
+            Some("recordings/goal-2026_12.final.m3u8")
+        );
+        for bad in ["", ".hidden", "a/b", "..", "../x", "a b", "é", &"x".repeat(101)] {
+            assert_eq!(recording_key(bad), None, "{bad:?}");
+        }
+        let a = info(41, "2026-12-05T06:30:12.345Z");
+        assert_eq!(recording_uri(&a), "../2026-12-05T06/063012345-000000000041.ts");
+        assert_eq!(
+            parse_recording_uri(&recording_uri(&a)),
+            Some([
+                "2026-12-05T06/063012345-000000000041.ts".to_owned(),
+                "2026-12-05T06/063012345-000000000041.idx".to_owned()
+            ])
+        );
+        for bad in [
+            "../../etc/passwd",
+            "/2026-12-05T06/063012345-000000000041.ts",
+            "../2026-12-05T06/../063012345-000000000041.ts",
+            "../2026-12-05T07/063012345-000000000041.ts",
+            "../2026-12-05T06/063012345-000000000041.idx",
+            "https://example.com/x.ts",
+            "#EXTINF:1.000,",
+        ] {
+            assert_eq!(parse_recording_uri(bad), None, "{bad:?}");
         }
     }
 

@@ -552,7 +552,12 @@ fn a_recording_reaching_past_the_ring_asks_the_archive_until_it_has_caught_up() 
     host.events.clear();
     feed(25 * 6, &mut host, &mut short, &mut whole);
     assert_eq!(started(&host, id), 0);
-    assert!(short.ring().oldest_segment().is_some_and(|(oldest, ..)| oldest > first_before));
+    assert!(
+        short
+            .ring()
+            .oldest_segment()
+            .is_some_and(|(oldest, ..)| oldest > first_before)
+    );
     // Answered: asked again for what the ring evicted meanwhile, then begun.
     held.store(false, Ordering::SeqCst);
     feed(25, &mut host, &mut short, &mut whole);
@@ -563,7 +568,12 @@ fn a_recording_reaching_past_the_ring_asks_the_archive_until_it_has_caught_up() 
     assert_eq!(started(&host, id), 1);
     // The ring's oldest segment when first asked was evicted meanwhile: it
     // came from the archive.
-    assert!(short_dir.join("restore-1").join(crate::layout::segment_file_name(first_before)).exists());
+    assert!(
+        short_dir
+            .join("restore-1")
+            .join(crate::layout::segment_file_name(first_before))
+            .exists()
+    );
     feed(25 * 2, &mut host, &mut short, &mut whole);
     assert!(short.stop_recording(id, RecordingRequest::Offset(0), &mut host));
     assert!(whole.stop_recording(id_whole, RecordingRequest::Offset(0), &mut host));
@@ -580,10 +590,21 @@ fn a_recording_reaching_past_the_ring_asks_the_archive_until_it_has_caught_up() 
         .collect();
     assert_eq!(summaries.len(), 2, "{summaries:?}");
     assert!(summaries.iter().all(|s| s.error.is_none()), "{summaries:?}");
-    let short_summary = summaries.iter().find(|s| s.id == id && s.location == rec_short).expect("short");
+    let short_summary = summaries
+        .iter()
+        .find(|s| s.id == id && s.location == rec_short)
+        .expect("short");
     assert!(short_summary.archived_segments >= 6, "{short_summary:?}");
-    let (a, b) = (std::fs::read(&rec_short).expect("rec"), std::fs::read(&rec_whole).expect("rec"));
+    let (a, b) = (
+        std::fs::read(&rec_short).expect("rec"),
+        std::fs::read(&rec_whole).expect("rec"),
+    );
     assert!(b.len() > 100_000, "{} bytes", b.len());
-    assert!(a == b, "{} bytes from the archive and the ring, {} from the whole ring", a.len(), b.len());
+    assert!(
+        a == b,
+        "{} bytes from the archive and the ring, {} from the whole ring",
+        a.len(),
+        b.len()
+    );
     assert!(!short_dir.join("restore-1").exists(), "removed once finished");
 }

@@ -6,7 +6,8 @@
 //! one of the archive's segments; each listed segment's object is there, a
 //! whole number of packets, with its keyframe index beside it; segments
 //! follow each other in time; no segment object is left out of the
-//! playlists. The first segment of each hour is fetched in part (a ranged
+//! playlists (unless a kept recording names it: retention spared it), and
+//! every object a kept recording names is there. The first segment of each hour is fetched in part (a ranged
 //! GET of its head) and must start with a PAT and the PMT it names; the
 //! others are not downloaded: a check of weeks of archive costs a listing
 //! per hour, not the archive's size.
@@ -14,8 +15,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::archive::ArchiveStore;
-use crate::archive::catalog::{hours, listed_in};
-use crate::layout::archive::{HOUR_PLAYLIST_NAME, object_index_name, object_name, parse_object_name};
+use crate::archive::catalog::{hours, kept_keys, listed_in};
+use crate::layout::archive::{
+    HOUR_PLAYLIST_NAME, RECORDINGS_FOLDER, object_index_name, object_name, parse_object_name,
+};
 use crate::layout::{PLAYLIST_MAX_BYTES, WallTime};
 use crate::ts::PACKET_SIZE;
 
@@ -43,6 +46,12 @@ pub(super) fn run(
     let hours = hours(store).map_err(|e| format!("the archive cannot be listed: {e}"))?;
     let newest_hour = hours.last().copied();
     let (mut problems, mut checked) = (Vec::new(), 0);
+    // Segments kept recordings name: outside the window, in no playlist.
+    let kept = kept_keys(store).unwrap_or_else(|e| {
+        problems.push(format!("{RECORDINGS_FOLDER}/: cannot be read: {e}"));
+        BTreeSet::new()
+    });
+    let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut previous_end: Option<(String, WallTime)> = None;
     for &hour in &hours {
         let folder = hour.folder();
@@ -62,7 +71,8 @@ pub(super) fn run(
                 continue;
             }
         };
-        if raw.is_none() {
+        seen.extend(objects.keys().map(|name| hour.key(name)));
+        if raw.is_none() && !objects.keys().all(|name| kept.contains(&hour.key(name))) {
             say(format!("{playlist}: missing"));
         }
         let entries_written = raw
@@ -123,10 +133,17 @@ pub(super) fn run(
                 .is_some_and(|(_, start)| last_listed.is_none_or(|last| start > last))
         };
         for name in objects.keys() {
-            if name != HOUR_PLAYLIST_NAME && !listed.contains(name) && !in_flight(name) {
+            if name != HOUR_PLAYLIST_NAME
+                && !listed.contains(name)
+                && !in_flight(name)
+                && !kept.contains(&hour.key(name))
+            {
                 say(format!("{}: in the bucket but in no playlist", hour.key(name)));
             }
         }
+    }
+    for key in kept.difference(&seen) {
+        problems.push(format!("{key}: a kept recording names it, but it is not in the bucket"));
     }
     Ok(ArchiveCheck {
         hours: hours.len(),

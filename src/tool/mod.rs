@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The `streambuffer` command-line tool's commands: look at a ring, export a
-//! range of it, check it. `src/bin/streambuffer.rs` parses the command line
+//! range of it, keep a range of its archive, check it. `src/bin/streambuffer.rs` parses the command line
 //! (with clap, which only the tool links) and calls them.
 //!
 //! It reads a ring as `streambuffersrc` does, through [`crate::reader`] and
@@ -12,6 +12,7 @@ mod check;
 mod check_archive;
 mod export;
 mod info;
+mod keep;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
@@ -37,6 +38,12 @@ pub fn info(ring: &Path, json: bool) -> Status {
 pub fn export(ring: &Path, from: WallTime, to: WallTime, out: &Path) -> Status {
     let progress = io::stderr().is_terminal();
     finish(export::run(ring, from, to, out, progress))
+}
+
+/// `streambuffer keep RING --from DATE-TIME --to DATE-TIME NAME`; the
+/// caller has checked that `to` is after `from`.
+pub fn keep(ring: &Path, from: WallTime, to: WallTime, name: &str) -> Status {
+    finish(keep::run(ring, from, to, name, &mut io::stdout().lock()))
 }
 
 /// `streambuffer check RING`.

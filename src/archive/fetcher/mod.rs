@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 mod thread;
 
-use super::{ArchiveStore, SEGMENT_MAX_BYTES};
 use super::store::Cancel;
+use super::{ArchiveStore, SEGMENT_MAX_BYTES};
 use crate::layout::{SegmentInfo, SegmentNumber};
 use crate::reader::{ArchiveListing, ArchivedSegments, Fetch, LocalCopy, SegmentPart};
 

@@ -204,9 +204,9 @@ impl Recordings {
             RecordingTime::Scheduled(due) => Stop::Scheduled(due),
             RecordingTime::Now => Stop::At(at.ring_time),
             RecordingTime::Past(t) => Stop::At(t),
-            RecordingTime::BeforeRing(date) => Stop::At(
-                ring_time_in(&active.archived, date).unwrap_or_else(|| ring.ring_time_at(date)),
-            ),
+            RecordingTime::BeforeRing(date) => {
+                Stop::At(ring_time_in(&active.archived, date).unwrap_or_else(|| ring.ring_time_at(date)))
+            }
         });
         self.refresh();
         self.settle(ring, at, host);
@@ -330,7 +330,9 @@ impl Recordings {
         match restored.result {
             Ok((segments, target)) => {
                 if let Err(e) = active.recording.take_archived_from(restored.dir) {
-                    active.recording.note_error(format!("cannot read what the archive gave: {e}"));
+                    active
+                        .recording
+                        .note_error(format!("cannot read what the archive gave: {e}"));
                 }
                 active.target.get_or_insert(target);
                 let asked_through = segments.last().map(|s| s.start.saturating_add(s.info.duration_ns));
@@ -462,7 +464,9 @@ impl Recordings {
                 Some(restored) => self.restored(restored, ring, at, host),
                 None => {
                     for active in self.active.iter_mut().filter(|a| a.phase == Phase::Restoring) {
-                        active.recording.note_error("the archive did not answer before the stream ended".into());
+                        active
+                            .recording
+                            .note_error("the archive did not answer before the stream ended".into());
                         active.asked_before = None;
                     }
                     let ids: Vec<u32> = self

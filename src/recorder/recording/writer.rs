@@ -337,7 +337,15 @@ impl Recording {
             |s| s.sequence,
         );
         let archived_dir = self.archived_dir.take();
-        let result = self.take_history(ring, at, target, &segments, &history[from..], &archived, archived_dir.as_ref().map(|(_, d)| d));
+        let result = self.take_history(
+            ring,
+            at,
+            target,
+            &segments,
+            &history[from..],
+            &archived,
+            archived_dir.as_ref().map(|(_, d)| d),
+        );
         self.archived_dir = archived_dir;
         result?;
         if self.kind == RecordingKind::Reference {
