@@ -1311,7 +1311,11 @@ fn a_kept_recording_outlives_the_archive_window() {
     for s in &kept.segments {
         let object = kept_path.parent().expect("folder").join(&s.uri);
         assert!(object.exists(), "{} was deleted", s.uri);
-        assert!(object.with_extension("idx").exists(), "the index of {} was deleted", s.uri);
+        assert!(
+            object.with_extension("idx").exists(),
+            "the index of {} was deleted",
+            s.uri
+        );
     }
     assert!(archived.len() < 18, "retention deleted the rest: {archived:?}");
     let (ok, out) = tool(&["check", &ring_arg], &server.env());
@@ -1334,6 +1338,10 @@ fn a_kept_recording_outlives_the_archive_window() {
     std::fs::remove_file(&kept_path).expect("delete the recording");
     record(&ring, 3, &props, &server.env());
     for s in &kept.segments {
-        assert!(!kept_path.parent().expect("folder").join(&s.uri).exists(), "{} stayed", s.uri);
+        assert!(
+            !kept_path.parent().expect("folder").join(&s.uri).exists(),
+            "{} stayed",
+            s.uri
+        );
     }
 }
