@@ -28,6 +28,11 @@ mod archive;
 mod element_sync;
 mod element_time;
 mod layout;
+/// `streambuffer serve`, the HTTP origin (feature `serve`, which only the
+/// tool enables). Not part of the library's API.
+#[cfg(feature = "serve")]
+#[doc(hidden)]
+pub mod origin;
 mod platform;
 mod reader;
 mod recorder;

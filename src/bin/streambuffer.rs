@@ -69,6 +69,20 @@ enum Command {
         /// The recording's name: letters, digits, '.', '-', '_'.
         name: String,
     },
+    /// Serves the rings under each ROOT over HTTP, read-only: playlists,
+    /// segments and indexes, byte ranges, validators, caching a CDN can use,
+    /// CORS. Prints the address it listens on, then runs until stopped.
+    #[cfg(feature = "serve")]
+    Serve {
+        /// Address and port (port 0: any free one). Bound to loopback unless
+        /// told otherwise.
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Directories whose rings are served: /RING/index.m3u8 is
+        /// ROOT/RING/index.m3u8 (RING may be several directories deep).
+        #[arg(required = true)]
+        roots: Vec<PathBuf>,
+    },
     /// Every segment whole packets, headed by PAT, PMT and a random-access
     /// point; journal, index and playlist agreeing. Exit status 0 if so, 1 if not.
     Check {
@@ -98,6 +112,8 @@ fn main() -> ExitCode {
             tool::keep(&ring, from, to, &name)
         }
         Command::Check { ring } => tool::check(&ring),
+        #[cfg(feature = "serve")]
+        Command::Serve { listen, roots } => tool::serve(listen, roots),
     };
     match status {
         Status::Ok => ExitCode::SUCCESS,

@@ -85,6 +85,40 @@ fn open_no_follow(path: &Path, opts: &mut OpenOptions) -> io::Result<File> {
     regular(opts.open(path)?)
 }
 
+/// Opens regular file `file` in directory `dirs` (each a plain name) under
+/// `root`, following no symbolic link below `root`: every directory is
+/// opened relative to the one before (`openat` with `O_NOFOLLOW`), so
+/// nothing outside `root` is reached, however the names or the tree look.
+/// For a server that hands out files of a tree.
+#[cfg_attr(not(feature = "serve"), allow(dead_code))]
+pub fn open_beneath(root: &Path, dirs: &[&str], file: &str) -> io::Result<File> {
+    #[cfg(unix)]
+    {
+        use rustix::fs::{CWD, Mode, OFlags, openat};
+        let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let mut dir = openat(CWD, root, dir_flags, Mode::empty())?;
+        for name in dirs {
+            dir = openat(&dir, *name, dir_flags | OFlags::NOFOLLOW, Mode::empty())?;
+        }
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        regular(File::from(openat(&dir, file, flags, Mode::empty())?))
+    }
+    #[cfg(not(unix))]
+    {
+        let mut path = root.to_path_buf();
+        for name in dirs {
+            path.push(name);
+            if std::fs::symlink_metadata(&path)?.file_type().is_symlink() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "refusing to follow a symbolic link",
+                ));
+            }
+        }
+        open_read_only(&path.join(file))
+    }
+}
+
 /// `file` if it is a regular file, else an error saying it is not.
 pub(crate) fn regular(file: File) -> io::Result<File> {
     if file.metadata()?.is_file() {

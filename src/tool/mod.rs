@@ -46,6 +46,17 @@ pub fn keep(ring: &Path, from: WallTime, to: WallTime, name: &str) -> Status {
     finish(keep::run(ring, from, to, name, &mut io::stdout().lock()))
 }
 
+/// `streambuffer serve [--listen ADDR:PORT] ROOT...`: prints where it
+/// listens (`listening on http://ADDR/`), then serves until stopped.
+#[cfg(feature = "serve")]
+pub fn serve(listen: std::net::SocketAddr, roots: Vec<std::path::PathBuf>) -> Status {
+    finish(crate::origin::serve(listen, roots, |bound| {
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{bound}/");
+        let _ = out.flush();
+    }))
+}
+
 /// `streambuffer check RING`.
 pub fn check(ring: &Path) -> Status {
     match check::run(ring, &mut io::stdout().lock()) {

@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Answering one request: the file opened beneath a root without following
+//! a link (on a blocking thread), its validators, the range, and a body
+//! that streams it in blocks, giving up on a client that stops reading.
+
+use std::convert::Infallible;
+use std::io::{self, SeekFrom};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::mpsc;
+
+use super::request::{Refusal, RingFile, Target, cache_control, content_type, parse_path, parse_range};
+use crate::layout::{PLAYLIST_MAX_BYTES, PLAYLIST_NAME, segment_file_name};
+use crate::platform;
+
+/// A response body.
+pub type Body = BoxBody<Bytes, io::Error>;
+
+/// Bytes read from a file at a time.
+const BLOCK: usize = 256 * 1024;
+/// A client that takes no block for this long is dropped.
+const SLOW_CLIENT: Duration = Duration::from_secs(30);
+
+/// Answers `request` from the rings under `roots`.
+pub async fn handle(request: Request<Incoming>, roots: &[PathBuf]) -> Response<Body> {
+    let method = request.method().clone();
+    if method == Method::OPTIONS {
+        return with_cors(empty(StatusCode::NO_CONTENT));
+    }
+    if method != Method::GET && method != Method::HEAD {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET, HEAD and OPTIONS");
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        return with_cors(response);
+    }
+    let target = match parse_path(request.uri().path()) {
+        Ok(target) => target,
+        Err(Refusal::Malformed(why)) => return with_cors(text(StatusCode::BAD_REQUEST, why)),
+        Err(Refusal::NotFound(why)) => return with_cors(text(StatusCode::NOT_FOUND, why)),
+    };
+    let header_text = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let range = header_text(header::RANGE);
+    let if_none_match = header_text(header::IF_NONE_MATCH);
+    let roots = roots.to_vec();
+    let opened = tokio::task::spawn_blocking(move || open(&roots, &target).map(|o| (o, target))).await;
+    let Ok(Some((opened, target))) = opened else {
+        return with_cors(text(StatusCode::NOT_FOUND, "no ring under the roots has that file"));
+    };
+    with_cors(file_response(
+        opened,
+        &target,
+        method == Method::HEAD,
+        range,
+        if_none_match,
+    ))
+}
+
+/// A file found, with what its headers need.
+struct Opened {
+    file: std::fs::File,
+    len: u64,
+    etag: String,
+    /// Its ring's playlist lists it (a segment or index that is complete).
+    listed: bool,
+}
+
+/// Opens `target` in the first root that has it; `None` if none does (or
+/// a link, a non-regular file or an unreadable one is in the way).
+fn open(roots: &[PathBuf], target: &Target) -> Option<Opened> {
+    let dirs: Vec<&str> = target.dirs.iter().map(String::as_str).collect();
+    roots.iter().find_map(|root| {
+        let file = platform::open_beneath(root, &dirs, &target.name).ok()?;
+        let meta = file.metadata().ok()?;
+        let listed = match target.file {
+            RingFile::Playlist => false,
+            RingFile::Segment(sequence) | RingFile::Index(sequence) => {
+                platform::open_beneath(root, &dirs, PLAYLIST_NAME)
+                    .and_then(|p| platform::read_to_end_bounded(p, PLAYLIST_MAX_BYTES))
+                    .is_ok_and(|raw| {
+                        let name = segment_file_name(sequence);
+                        raw.windows(name.len()).any(|w| w == name.as_bytes())
+                    })
+            }
+        };
+        Some(Opened {
+            len: meta.len(),
+            etag: etag(&meta),
+            file,
+            listed,
+        })
+    })
+}
+
+/// A strong validator from what changes when the file does: its length,
+/// modification time and identity.
+fn etag(meta: &std::fs::Metadata) -> String {
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    #[cfg(unix)]
+    let id = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let id = 0u64;
+    format!("\"{:x}-{modified:x}-{id:x}\"", meta.len())
+}
+
+fn file_response(
+    opened: Opened,
+    target: &Target,
+    head: bool,
+    range: Option<String>,
+    if_none_match: Option<String>,
+) -> Response<Body> {
+    let mut builder = Response::builder()
+        .header(header::CONTENT_TYPE, content_type(target.file))
+        .header(header::CACHE_CONTROL, cache_control(target.file, opened.listed))
+        .header(header::ETAG, &opened.etag)
+        .header(header::ACCEPT_RANGES, "bytes");
+    if if_none_match.is_some_and(|tags| tags.split(',').any(|t| t.trim() == opened.etag || t.trim() == "*")) {
+        return builder
+            .status(StatusCode::NOT_MODIFIED)
+            .body(empty_body())
+            .unwrap_or_else(|_| server_error());
+    }
+    let (status, first, len) = match parse_range(range.as_deref(), opened.len) {
+        Ok(None) => (StatusCode::OK, 0, opened.len),
+        Ok(Some((first, last))) => {
+            builder = builder.header(header::CONTENT_RANGE, format!("bytes {first}-{last}/{}", opened.len));
+            (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
+        }
+        Err(()) => {
+            return builder
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{}", opened.len))
+                .body(empty_body())
+                .unwrap_or_else(|_| server_error());
+        }
+    };
+    let body = if head {
+        empty_body()
+    } else {
+        stream_file(opened.file, first, len)
+    };
+    builder
+        .status(status)
+        .header(header::CONTENT_LENGTH, len)
+        .body(body)
+        .unwrap_or_else(|_| server_error())
+}
+
+/// `len` bytes of `file` from `first`, read in blocks as the client takes
+/// them (two ahead at most).
+fn stream_file(file: std::fs::File, first: u64, len: u64) -> Body {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(2);
+    tokio::spawn(async move {
+        let mut file = tokio::fs::File::from_std(file);
+        if let Err(e) = file.seek(SeekFrom::Start(first)).await {
+            let _ = tx.send(Err(e)).await;
+            return;
+        }
+        let mut left = len;
+        while left > 0 {
+            let want = usize::try_from(left).map_or(BLOCK, |l| l.min(BLOCK));
+            let mut block = vec![0u8; want];
+            let block = match file.read(&mut block).await {
+                Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank")),
+                Ok(n) => {
+                    block.truncate(n);
+                    left -= n as u64;
+                    Ok(Bytes::from(block))
+                }
+                Err(e) => Err(e),
+            };
+            let failed = block.is_err();
+            match tokio::time::timeout(SLOW_CLIENT, tx.send(block)).await {
+                Ok(Ok(())) if !failed => {}
+                _ => return,
+            }
+        }
+    });
+    ChannelBody { rx }.boxed()
+}
+
+/// A body fed by a channel.
+struct ChannelBody {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.rx.poll_recv(cx).map(|block| block.map(|b| b.map(Frame::data)))
+    }
+}
+
+fn empty_body() -> Body {
+    Empty::<Bytes>::new()
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(empty_body());
+    *response.status_mut() = status;
+    response
+}
+
+/// A short plain-text answer saying why.
+fn text(status: StatusCode, why: &str) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(format!("{why}\n")))
+            .map_err(|never: Infallible| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn server_error() -> Response<Body> {
+    empty(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Lets browser players (hls.js) on any origin read it, ranges included.
+fn with_cors(mut response: Response<Body>) -> Response<Body> {
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Range, If-None-Match"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Content-Length, Content-Range, ETag"),
+    );
+    response
+}

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: MPL-2.0
+//! `streambuffer serve`, the HTTP origin, started here on 127.0.0.1 at a
+//! free port: what it serves (bytes, types, ranges, validators, caching,
+//! CORS), what it refuses (traversal however encoded, links out of the
+//! root, hostile files, methods, oversized and idle requests), and that
+//! players (playbin through hlsdemux, ffmpeg) play a ring through it.
+// Symbolic links and FIFOs: these tests run on Unix.
+#![cfg(unix)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::inputs::Input;
+use common::pipelines::{PlayFor, playbin_buffers, run_to_eos};
+
+/// A running `streambuffer serve`, stopped when dropped.
+struct Origin {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Origin {
+    fn start(roots: &[&Path]) -> Origin {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_streambuffer"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(roots)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("streambuffer serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the address line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .and_then(|a| a.strip_suffix('/'))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("not an address line: {line:?}"));
+        Origin { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends `request` (a method and a path as sent, unnormalised) with
+    /// `headers`; returns the status, headers (lower-case names) and body.
+    fn ask(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, HashMap<String, String>, Vec<u8>) {
+        let mut stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read the response");
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a header block");
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        (status, headers, raw[split + 4..].to_vec())
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A finished ring of H.264 and AAC (ffmpeg's, 12 s, 2 s segments) at
+/// `root/name`.
+fn ring_under(root: &Path, name: &str) -> std::path::PathBuf {
+    let ring = root.join(name);
+    run_to_eos(
+        &format!(
+            "filesrc location={} ! streambuffersink location={} segment-duration=2000000000",
+            Input::H264Aac.path().display(),
+            ring.display()
+        ),
+        Duration::from_secs(60),
+    )
+    .expect("records");
+    ring
+}
+
+fn first_segment(ring: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(ring)
+        .expect("ring")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("segment-") && n.ends_with(".ts"))
+        .collect();
+    names.sort();
+    names.remove(0)
+}
+
+#[test]
+fn serves_ring_files_with_types_ranges_validators_caching_and_cors() {
+    common::init();
+    let root = tempfile::tempdir().expect("root");
+    let ring = ring_under(root.path(), "ch1");
+    let origin = Origin::start(&[root.path()]);
+
+    let (status, h, body) = origin.ask("GET", "/ch1/index.m3u8", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(h["content-type"], "application/vnd.apple.mpegurl");
+    assert_eq!(h["cache-control"], "public, max-age=1");
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert_eq!(body, std::fs::read(ring.join("index.m3u8")).expect("playlist"));
+
+    let name = first_segment(&ring);
+    let data = std::fs::read(ring.join(&name)).expect("segment");
+    let path = format!("/ch1/{name}");
+    let (status, h, body) = origin.ask("GET", &path, &[]);
+    assert_eq!((status, h["content-type"].as_str()), (200, "video/mp2t"));
+    assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+    assert!(body == data, "{} bytes served of {}", body.len(), data.len());
+    let etag = h["etag"].clone();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    let index = name.replace(".ts", ".idx");
+    let (status, h, body) = origin.ask("GET", &format!("/ch1/{index}"), &[]);
+    assert_eq!((status, h["content-type"].as_str()), (200, "application/octet-stream"));
+    assert_eq!(body, std::fs::read(ring.join(&index)).expect("index"));
+
+    let (status, h, body) = origin.ask("HEAD", &path, &[]);
+    assert_eq!(
+        (status, h["content-length"].clone(), body.len()),
+        (200, data.len().to_string(), 0)
+    );
+    let (status, h, body) = origin.ask("GET", &path, &[("Range", "bytes=188-375")]);
+    assert_eq!(
+        (status, h["content-range"].clone()),
+        (206, format!("bytes 188-375/{}", data.len()))
+    );
+    assert_eq!(body, data[188..376]);
+    let (status, _, body) = origin.ask("GET", &path, &[("Range", "bytes=-188")]);
+    assert_eq!((status, body.as_slice()), (206, &data[data.len() - 188..]));
+    let (status, h, _) = origin.ask("GET", &path, &[("Range", &format!("bytes={}-", data.len()))]);
+    assert_eq!(
+        (status, h["content-range"].clone()),
+        (416, format!("bytes */{}", data.len()))
+    );
+    let (status, _, body) = origin.ask("GET", &path, &[("If-None-Match", &etag)]);
+    assert_eq!((status, body.len()), (304, 0));
+
+    // A segment the playlist does not list yet (being written) is not
+    // cached as immutable.
+    std::fs::copy(ring.join(&name), ring.join("segment-000000999999.ts")).expect("copy");
+    let (status, h, _) = origin.ask("GET", "/ch1/segment-000000999999.ts", &[]);
+    assert_eq!((status, h["cache-control"].as_str()), (200, "no-cache"));
+
+    let (status, h, _) = origin.ask("OPTIONS", "/ch1/index.m3u8", &[("Origin", "https://player.example")]);
+    assert_eq!(status, 204);
+    assert!(h["access-control-allow-headers"].contains("Range"), "{h:?}");
+    let (status, h, _) = origin.ask("POST", "/ch1/index.m3u8", &[]);
+    assert_eq!((status, h["allow"].as_str()), (405, "GET, HEAD, OPTIONS"));
+}
+
+#[test]
+fn nothing_outside_the_rings_is_served_and_hostile_files_are_refused() {
+    common::init();
+    let root = tempfile::tempdir().expect("root");
+    let outside = tempfile::tempdir().expect("outside");
+    let ring = ring_under(root.path(), "ch1");
+    // A ring outside the root, reachable only through a link in it.
+    let secret = ring_under(outside.path(), "secret");
+    std::os::unix::fs::symlink(&secret, root.path().join("linked")).expect("symlink");
+    // Links and a FIFO where a ring's files go.
+    std::os::unix::fs::symlink("/etc/passwd", ring.join("segment-000000888888.ts")).expect("symlink");
+    std::os::unix::fs::symlink("/dev/zero", ring.join("segment-000000888889.ts")).expect("symlink");
+    let fifo = ring.join("segment-000000888890.ts");
+    assert!(
+        Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success(),
+        "mkfifo"
+    );
+    let origin = Origin::start(&[root.path()]);
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    for path in [
+        "/../etc/passwd",
+        "/../../../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/ch1/../../etc/passwd",
+        "/ch1/..%2f..%2fetc%2fpasswd",
+        "//etc/passwd",
+        "/%2fetc/passwd",
+        "/ch1/%00index.m3u8",
+        "/linked/index.m3u8",
+        "/ch1/segment-000000888888.ts",
+        "/ch1/segment-000000888889.ts",
+        "/ch1/segment-000000888890.ts",
+        "/ch1/ring.journal",
+        "/ch1",
+        "/",
+    ] {
+        let started = Instant::now();
+        let (status, _, body) = origin.ask("GET", path, &[]);
+        assert!(status == 400 || status == 404, "{path}: {status}");
+        assert!(
+            passwd.is_empty() || !String::from_utf8_lossy(&body).contains(&passwd[..passwd.len().min(20)]),
+            "{path} served /etc/passwd"
+        );
+        // A bound that only catches a hang (a FIFO opened for reading).
+        assert!(started.elapsed() < Duration::from_secs(20), "{path} hung");
+    }
+    // Too many headers, and a client that sends nothing: refused, closed.
+    let many: Vec<(String, String)> = (0..100).map(|i| (format!("X-H{i}"), "v".into())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (status, _, _) = origin.ask("GET", "/ch1/index.m3u8", &many);
+    assert_eq!(status, 431);
+    let mut idle = TcpStream::connect(origin.addr).expect("connect");
+    idle.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = idle.read(&mut buf).unwrap_or(0);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(25), "an idle client was kept {waited:?}");
+    assert!(
+        n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"),
+        "{n}"
+    );
+    // Still serving after all that.
+    let (status, _, _) = origin.ask("GET", "/ch1/index.m3u8", &[]);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn players_play_a_ring_through_the_origin() {
+    common::init();
+    let root = tempfile::tempdir().expect("root");
+    ring_under(root.path(), "news");
+    let origin = Origin::start(&[root.path()]);
+    let url = origin.url("/news/index.m3u8");
+    let (video, audio) = playbin_buffers(&url, PlayFor::Eos(Duration::from_secs(60))).expect("playbin plays it");
+    assert!(
+        video >= 25 * 10 && audio >= 40 * 10,
+        "{video} video and {audio} audio buffers"
+    );
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_type,nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&url)
+        .output()
+        .expect("ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let frames = |kind: &str| -> u64 {
+        text.lines()
+            .filter_map(|l| l.split_once(','))
+            .filter(|(k, _)| *k == kind)
+            .filter_map(|(_, n)| n.trim().parse::<u64>().ok())
+            .sum()
+    };
+    assert!(frames("video") >= 25 * 10 && frames("audio") >= 40 * 10, "{text}");
+}
