@@ -281,3 +281,77 @@ fn players_play_a_ring_through_the_origin() {
     };
     assert!(frames("video") >= 25 * 10 && frames("audio") >= 40 * 10, "{text}");
 }
+
+/// Windows on request: a catch-up range is a VOD playlist that plays; a
+/// start-over of a finished ring ends; out-of-window requests get 404 with
+/// the ring's window, malformed ones 400.
+#[test]
+fn windows_by_date_and_delay() {
+    common::init();
+    let root = tempfile::tempdir().expect("root");
+    let ring = ring_under(root.path(), "ch1");
+    let origin = Origin::start(&[root.path()]);
+    let text = std::fs::read_to_string(ring.join("index.m3u8")).expect("playlist");
+    let first = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:"))
+        .expect("a date-time");
+    let t0 = gst::glib::DateTime::from_iso8601(first, None).expect("date");
+    let at = |ms: i64| {
+        t0.add(gst::glib::TimeSpan::from_milliseconds(ms))
+            .and_then(|t| t.to_utc())
+            .and_then(|t| t.format("%Y-%m-%dT%H:%M:%S.%fZ"))
+            .expect("date")
+            .to_string()
+    };
+    let listed = |body: &[u8]| {
+        m3u8_rs::parse_media_playlist_res(body)
+            .map(|p| (p.segments.len(), p.end_list))
+            .unwrap_or_else(|e| panic!("not a playlist: {e:?}"))
+    };
+    // The first second, once it is past (the ring was recorded faster
+    // than real time: its later date-times are still to come).
+    let past = t0.add(gst::glib::TimeSpan::from_seconds(1)).expect("date");
+    assert!(
+        common::wait_until(Duration::from_secs(5), || gst::glib::DateTime::now_utc()
+            .is_ok_and(|now| now > past)),
+        "the clock moves"
+    );
+    let catch_up = format!("/ch1/index.m3u8?start={}&end={}", at(100), at(900));
+    let (status, h, body) = origin.ask("GET", &catch_up, &[]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(h["content-type"], "application/vnd.apple.mpegurl");
+    assert_eq!(listed(&body), (1, true));
+    assert!(String::from_utf8_lossy(&body).contains("#EXT-X-PLAYLIST-TYPE:VOD"));
+    let (video, audio) = playbin_buffers(&origin.url(&catch_up), PlayFor::Eos(Duration::from_secs(60)))
+        .expect("playbin plays the window");
+    assert!(video >= 25 && audio >= 40, "{video} video and {audio} audio buffers");
+    // Start-over from 4.5 s: the rest of the ring, ended.
+    let (status, _, body) = origin.ask("GET", &format!("/ch1/index.m3u8?start={}", at(4500)), &[]);
+    assert_eq!(status, 200);
+    let (entries, ended) = listed(&body);
+    assert!(ended && (3..=5).contains(&entries), "{entries} entries");
+    // Outside, and malformed.
+    let (status, _, body) = origin.ask("GET", "/ch1/index.m3u8?delay=3600", &[]);
+    assert_eq!(status, 404);
+    assert!(
+        String::from_utf8_lossy(&body).contains("the ring holds"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, _, _) = origin.ask(
+        "GET",
+        "/ch1/index.m3u8?start=2020-01-01T00:00:00Z&end=2020-01-01T01:00:00Z",
+        &[],
+    );
+    assert_eq!(status, 404);
+    for bad in [
+        "delay=soon",
+        "start=yesterday",
+        "start=2026-12-05T06:00:00Z&delay=3",
+        "end=2026-12-05T06:00:00Z",
+    ] {
+        let (status, _, _) = origin.ask("GET", &format!("/ch1/index.m3u8?{bad}"), &[]);
+        assert_eq!(status, 400, "{bad}");
+    }
+}

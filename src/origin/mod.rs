@@ -9,13 +9,16 @@
 //! - `request`: what a request asks for, read strictly (no path leaves a
 //!   root), ranges, content types and caching;
 //! - `respond`: the answer: the file opened without following links,
-//!   validators, ranges, a streamed body.
+//!   validators, ranges, a streamed body;
+//! - `window`: the playlist of a window asked for (`?start=&end=`,
+//!   `?delay=`).
 //!
 //! File reads run on tokio's blocking pool, capped, never on the threads
 //! that serve connections.
 
 mod request;
 mod respond;
+mod window;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

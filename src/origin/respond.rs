@@ -20,7 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
 use super::request::{Refusal, RingFile, Target, cache_control, content_type, parse_path, parse_range};
-use crate::layout::{PLAYLIST_MAX_BYTES, PLAYLIST_NAME, segment_file_name};
+use super::window::{self, Window};
+use crate::layout::{PLAYLIST_MAX_BYTES, PLAYLIST_NAME, WallTime, segment_file_name};
 use crate::platform;
 
 /// A response body.
@@ -49,6 +50,13 @@ pub async fn handle(request: Request<Incoming>, roots: &[PathBuf]) -> Response<B
         Err(Refusal::Malformed(why)) => return with_cors(text(StatusCode::BAD_REQUEST, why)),
         Err(Refusal::NotFound(why)) => return with_cors(text(StatusCode::NOT_FOUND, why)),
     };
+    if target.name == PLAYLIST_NAME {
+        match window::parse_query(request.uri().query()) {
+            Ok(Window::Whole) => {}
+            Ok(asked) => return with_cors(window_response(roots.to_vec(), target, asked).await),
+            Err(why) => return with_cors(text(StatusCode::BAD_REQUEST, why)),
+        }
+    }
     let header_text = |name| {
         request
             .headers()
@@ -70,6 +78,45 @@ pub async fn handle(request: Request<Incoming>, roots: &[PathBuf]) -> Response<B
         range,
         if_none_match,
     ))
+}
+
+/// The playlist of window `asked` of the ring `target` names.
+async fn window_response(roots: Vec<PathBuf>, target: Target, asked: Window) -> Response<Body> {
+    let rendered = tokio::task::spawn_blocking(move || {
+        let dirs: Vec<&str> = target.dirs.iter().map(String::as_str).collect();
+        let raw = roots.iter().find_map(|root| {
+            platform::open_beneath(root, &dirs, PLAYLIST_NAME)
+                .and_then(|f| platform::read_to_end_bounded(f, PLAYLIST_MAX_BYTES))
+                .ok()
+        })?;
+        let listing = crate::layout::playlist::parse(&String::from_utf8_lossy(&raw));
+        Some(window::render(&listing, asked, WallTime::now()))
+    })
+    .await;
+    match rendered {
+        Ok(Some(Ok(playlist))) => {
+            // A finished window never changes.
+            let cache = if playlist.contains("#EXT-X-ENDLIST") {
+                "public, max-age=3600"
+            } else {
+                "public, max-age=1"
+            };
+            let mut response = Response::new(
+                Full::new(Bytes::from(playlist))
+                    .map_err(|never: Infallible| match never {})
+                    .boxed(),
+            );
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/vnd.apple.mpegurl"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+            response
+        }
+        Ok(Some(Err(why))) => text(StatusCode::NOT_FOUND, &why),
+        _ => text(StatusCode::NOT_FOUND, "no ring under the roots has that file"),
+    }
 }
 
 /// A file found, with what its headers need.
