@@ -154,14 +154,13 @@ pub fn content_type(file: RingFile) -> &'static str {
     }
 }
 
-/// The `Cache-Control` of a ring file: a segment (or its index) the
-/// playlist lists is complete and never changes under its name (a reused
-/// file gets a new name): a CDN keeps it; the one being written, and
-/// playlists, only briefly.
+/// The `Cache-Control` of a ring file: a complete segment (or its index)
+/// never changes under its name (a reused file gets a new name): a CDN
+/// keeps it; the one being written, and playlists, only briefly.
 #[must_use]
-pub fn cache_control(file: RingFile, listed: bool) -> &'static str {
+pub fn cache_control(file: RingFile, complete: bool) -> &'static str {
     match file {
-        RingFile::Segment(_) | RingFile::Index(_) if listed => "public, max-age=31536000, immutable",
+        RingFile::Segment(_) | RingFile::Index(_) if complete => "public, max-age=31536000, immutable",
         RingFile::Playlist => "public, max-age=1",
         _ => "no-cache",
     }

@@ -124,8 +124,8 @@ struct Opened {
     file: std::fs::File,
     len: u64,
     etag: String,
-    /// Its ring's playlist lists it (a segment or index that is complete).
-    listed: bool,
+    /// A segment (or its index) that is complete.
+    complete: bool,
 }
 
 /// Opens `target` in the first root that has it; `None` if none does (or
@@ -135,22 +135,20 @@ fn open(roots: &[PathBuf], target: &Target) -> Option<Opened> {
     roots.iter().find_map(|root| {
         let file = platform::open_beneath(root, &dirs, &target.name).ok()?;
         let meta = file.metadata().ok()?;
-        let listed = match target.file {
+        // Complete once the writer has begun the next one (rotation is the
+        // only time a segment's name appears): one open, not a read of the
+        // playlist, which for weeks of window is megabytes.
+        let complete = match target.file {
             RingFile::Playlist => false,
             RingFile::Segment(sequence) | RingFile::Index(sequence) => {
-                platform::open_beneath(root, &dirs, PLAYLIST_NAME)
-                    .and_then(|p| platform::read_to_end_bounded(p, PLAYLIST_MAX_BYTES))
-                    .is_ok_and(|raw| {
-                        let name = segment_file_name(sequence);
-                        raw.windows(name.len()).any(|w| w == name.as_bytes())
-                    })
+                platform::open_beneath(root, &dirs, &segment_file_name(sequence.next())).is_ok()
             }
         };
         Some(Opened {
             len: meta.len(),
             etag: etag(&meta),
             file,
-            listed,
+            complete,
         })
     })
 }
@@ -179,7 +177,7 @@ fn file_response(
 ) -> Response<Body> {
     let mut builder = Response::builder()
         .header(header::CONTENT_TYPE, content_type(target.file))
-        .header(header::CACHE_CONTROL, cache_control(target.file, opened.listed))
+        .header(header::CACHE_CONTROL, cache_control(target.file, opened.complete))
         .header(header::ETAG, &opened.etag)
         .header(header::ACCEPT_RANGES, "bytes");
     if if_none_match.is_some_and(|tags| tags.split(',').any(|t| t.trim() == opened.etag || t.trim() == "*")) {
