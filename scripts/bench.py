@@ -20,7 +20,7 @@ RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 # BENCH_SINKS=streambuffersink (comma-separated): only those sinks and
 # filesink, and only the throughput table; more runs of fewer sinks give
 # tighter ratios on a noisy machine. BENCH_SINKS=archive: only the archive
-# tables.
+# tables; BENCH_SINKS=origin: only the origin's.
 ONLY = [n for n in os.environ.get("BENCH_SINKS", "").split(",") if n]
 CACHE = os.environ.get("BENCH_CACHE", os.path.expanduser("~/.cache/streambuffer-bench"))
 OUT = os.environ.get("BENCH_OUT", os.path.join(CACHE, "out"))
@@ -351,6 +351,29 @@ def archive_playback_tables(examples, endpoint):
     return "\n".join(seeks) + "\n\n" + "\n".join(cost)
 
 
+def origin_table(examples):
+    """`streambuffer serve` under load on loopback: 500 clients, each on a
+    keep-alive connection, polling a ring's playlist every 200 ms and
+    fetching one of its segments after every fourth poll, for 10 s."""
+    root = os.path.join(OUT, "origin")
+    ring = os.path.join(root, "ch1")
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(root)
+    sh(["gst-launch-1.0", "-q", "filesrc", f"location={INPUT}", "!", "streambuffersink",
+        f"location={ring}", "segment-duration=2000000000"])
+    tool = os.path.join(os.path.dirname(examples), "streambuffer")
+    out = subprocess.run([os.path.join(examples, "origin_load"), tool, root, "ch1", "500", "10"],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    f = dict(kv.split("=") for kv in out.split())
+    return "\n".join([
+        "| clients | requests | errors | playlist p50 / p99 ms | segment (2 s, 5 MB) p50 / p99 ms | MB served "
+        "| server CPU s | server peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {f['clients']} | {f['requests']} | {f['errors']} | {f['playlist-p50-ms']} / {f['playlist-p99-ms']} "
+        f"| {f['segment-p50-ms']} / {f['segment-p99-ms']} | {f['segment-mb']} | {f['server-cpu-s']} "
+        f"| {f['server-rss-mb']} |"])
+
+
 def main():
     make_input()
     bench_ring = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/release/examples/bench_ring")
@@ -358,6 +381,9 @@ def main():
     print(f"Measured {datetime.date.today()} on {platform.node()}: {os.cpu_count()} cores ({cpu}), "
           f"{platform.system()} {platform.release()}, GStreamer "
           f"{subprocess.run(['gst-launch-1.0', '--version'], capture_output=True, text=True).stdout.split()[2]}.\n")
+    if ONLY == ["origin"]:
+        print("### The HTTP origin under load (loopback)\n\n" + origin_table(os.path.dirname(bench_ring)))
+        return
     if ONLY == ["archive"]:
         print("### The archive tier (S3 on loopback: s3s-fs)\n\n" + archive_tables(os.path.dirname(bench_ring)))
         return
@@ -372,6 +398,7 @@ def main():
     print("\n### Live-edge lag (streambuffersrc following the sink)\n\n" + live_lag_table(live_lag))
     print("\n### Playback of a finished ring (warm page cache)\n\n" + playback_tables(os.path.dirname(bench_ring)))
     print("\n### The archive tier (S3 on loopback: s3s-fs)\n\n" + archive_tables(os.path.dirname(bench_ring)))
+    print("\n### The HTTP origin under load (loopback)\n\n" + origin_table(os.path.dirname(bench_ring)))
     shutil.rmtree(OUT, ignore_errors=True)
 
 
