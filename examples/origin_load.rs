@@ -129,7 +129,7 @@ fn main() -> anyhow::Result<()> {
                     };
                     mine.playlist_ms.push(t.elapsed().as_secs_f64() * 1000.0);
                     polls += 1;
-                    if polls % 4 == 0 {
+                    if polls.is_multiple_of(4) {
                         let text = String::from_utf8_lossy(&playlist);
                         let names: Vec<&str> = text.lines().filter(|l| l.ends_with(".ts")).collect();
                         if let Some(name) = names.get((n + polls) % names.len().max(1)) {
