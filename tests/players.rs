@@ -11,65 +11,18 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::browser::{PageReport, hlsjs_play};
 use common::inputs::Input;
 use common::{
-    NO_ENV, SECOND, init,
+    SECOND, init,
     media::{ffprobe_frame_count, ffprobe_key_frames},
     pipelines::{PlayFor, eos_and_wait, launch_counting, playbin_buffers, record_file, stat_u64, stats},
-    processes::run_bounded,
     rings::{assert_segment_well_formed, playlist, playlist_entries, segments},
     wait_until,
 };
-
-/// What `tests/web/hlsjs-play.mjs` printed: its `key=value` lines (errors
-/// under `error`, joined).
-struct PageReport(HashMap<String, String>);
-
-impl PageReport {
-    fn get(&self, key: &str) -> &str {
-        self.0.get(key).map_or("", String::as_str)
-    }
-    fn number(&self, key: &str) -> f64 {
-        self.get(key).parse().unwrap_or(f64::NAN)
-    }
-}
-
-impl std::fmt::Debug for PageReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut keys: Vec<_> = self.0.iter().collect();
-        keys.sort();
-        f.debug_map().entries(keys).finish()
-    }
-}
-
-/// Plays `playlist` (a path inside `root`) with hls.js for up to `seconds`.
-fn hlsjs_play(root: &Path, playlist: &str, seconds: u32) -> PageReport {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web/hlsjs-play.mjs");
-    let (exited, ok, out) = run_bounded(
-        "node",
-        &format!("{} {} {playlist} {seconds}", script.display(), root.display()),
-        NO_ENV,
-        Duration::from_secs(u64::from(seconds) + 90),
-    );
-    assert!(exited && ok, "hls.js driver failed (run scripts/setup.sh?): {out}");
-    let mut map = HashMap::new();
-    for line in out.lines() {
-        if let Some((k, v)) = line.split_once('=') {
-            map.entry(k.to_owned())
-                .and_modify(|old: &mut String| {
-                    old.push_str("; ");
-                    old.push_str(v);
-                })
-                .or_insert_with(|| v.to_owned());
-        }
-    }
-    PageReport(map)
-}
 
 /// Whether an hls.js error is the one it raises, non-fatal, when it jumps
 /// the gap before the first video frame at the very start: with B-frames

@@ -355,3 +355,160 @@ fn windows_by_date_and_delay() {
         assert_eq!(status, 400, "{bad}");
     }
 }
+
+/// A live writer of H.264 (a keyframe a second) and AAC into `ring` with
+/// 2 s segments, for `seconds`.
+fn spawn_live_writer(ring: &Path, seconds: u32) -> Child {
+    Command::new("gst-launch-1.0")
+        .env("GST_PLUGIN_PATH", common::plugin_dir())
+        .args(["-q", "-e"])
+        .args(
+            format!(
+                "videotestsrc is-live=true num-buffers={} pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+                 x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=600 ! queue ! mpegtsmux name=m ! \
+                 streambuffersink segment-duration=2000000000 location={} \
+                 audiotestsrc is-live=true samplesperbuffer=1024 ! audio/x-raw,rate=48000 ! avenc_aac ! queue ! m.",
+                seconds * 25,
+                ring.display()
+            )
+            .split_whitespace(),
+        )
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0")
+}
+
+/// The `KEY=value` attributes of a playlist tag line.
+fn attributes(line: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut rest = line.split_once(':').map_or("", |(_, r)| r);
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"').unwrap_or(quoted.len());
+            (&quoted[..end], quoted.get(end + 1..).unwrap_or(""))
+        } else {
+            after.split_once(',').map_or((after, ""), |(v, n)| (v, n))
+        };
+        out.insert(key.trim_start_matches(',').to_owned(), value.to_owned());
+        rest = next.trim_start_matches(',');
+    }
+    out
+}
+
+/// Low-Latency HLS from a live ring: parts of the segment being written
+/// (byte ranges within the part target, independent at keyframes), a
+/// preload hint, server control; a blocking reload answers once the part
+/// asked for exists, 400 past the next two segments, 503 when the writer
+/// has stopped; hls.js (low-latency mode) plays through the origin, loading
+/// parts, and reports how far behind live it is (measured in
+/// `scripts/bench.sh`, printed here).
+#[test]
+fn low_latency_hls_from_a_live_ring() {
+    common::init();
+    let root = tempfile::tempdir().expect("root");
+    let ring = root.path().join("ch1");
+    let mut writer = spawn_live_writer(&ring, 60);
+    let origin = Origin::start(&[root.path()]);
+    let playlist = |query: &str| {
+        let (status, h, body) = origin.ask("GET", &format!("/ch1/index.m3u8{query}"), &[]);
+        (status, h, String::from_utf8_lossy(&body).into_owned())
+    };
+    assert!(
+        common::wait_until(Duration::from_secs(30), || playlist("").2.matches("#EXTINF").count()
+            >= 3),
+        "three segments"
+    );
+    let (status, h, text) = playlist("");
+    assert_eq!(
+        (status, h["content-type"].as_str()),
+        (200, "application/vnd.apple.mpegurl")
+    );
+    assert!(
+        text.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=3.000"),
+        "{text}"
+    );
+    assert!(text.contains("#EXT-X-PART-INF:PART-TARGET=1.000"), "{text}");
+    // Every part within the target, whole packets, independent ones at a
+    // keyframe; the hint names the next bytes of the segment being written.
+    let parts: Vec<HashMap<String, String>> = text
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-PART:"))
+        .map(attributes)
+        .collect();
+    assert!(parts.len() >= 6, "{text}");
+    for p in &parts {
+        let duration: f64 = p["DURATION"].parse().expect("duration");
+        assert!(duration > 0.0 && duration <= 1.0, "{p:?}");
+        let (len, offset) = p["BYTERANGE"].split_once('@').expect("len@offset");
+        let (len, offset): (u64, u64) = (len.parse().expect("len"), offset.parse().expect("offset"));
+        assert_eq!((len % 188, offset % 188), (0, 0), "{p:?}");
+        let data = std::fs::read(ring.join(&p["URI"])).expect("segment");
+        assert!(offset + len <= data.len() as u64, "{p:?}");
+        if p.get("INDEPENDENT").map(String::as_str) == Some("YES") {
+            let first = &data[offset as usize..offset as usize + 188];
+            assert_eq!(first[0], 0x47, "{p:?}");
+        }
+    }
+    assert!(
+        parts.iter().filter(|p| p.contains_key("INDEPENDENT")).count() >= 3,
+        "{text}"
+    );
+    let hint = text
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:"))
+        .map(attributes)
+        .expect("a preload hint");
+    assert_eq!(hint["TYPE"], "PART");
+    let open_msn: u64 = hint["URI"]
+        .trim_start_matches("segment-")
+        .trim_end_matches(".ts")
+        .parse()
+        .expect("a segment");
+    let open_parts = parts.iter().filter(|p| p["URI"] == hint["URI"]).count();
+
+    // A blocking reload for the next part: answered once it is there.
+    let (status, _, blocked) = playlist(&format!("?_HLS_msn={open_msn}&_HLS_part={open_parts}"));
+    assert_eq!(status, 200);
+    let now_parts = blocked
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-PART:") && l.contains(&hint["URI"]))
+        .count();
+    let completed = blocked.contains(&format!("\n{}\n", hint["URI"]));
+    assert!(now_parts > open_parts || completed, "{blocked}");
+    let (status, _, _) = playlist(&format!("?_HLS_msn={}", open_msn + 5));
+    assert_eq!(status, 400);
+    let (status, _, _) = playlist("?_HLS_part=1");
+    assert_eq!(status, 400);
+
+    // hls.js in low-latency mode, through the origin.
+    let report = common::browser::hlsjs_play(root.path(), &origin.url("/ch1/index.m3u8"), 15);
+    eprintln!("hls.js through the origin: {report:?}");
+    assert_eq!(report.get("fatal-errors"), "0", "{report:?}");
+    assert!(report.number("video-frames") >= 100.0, "{report:?}");
+    assert!(report.number("audio-bytes") > 0.0, "{report:?}");
+    assert!(report.number("parts-loaded") >= 5.0, "{report:?}");
+
+    // The writer gone (killed: no EXT-X-ENDLIST), a part that never comes:
+    // 503 after three target durations (a bound that only catches a hang).
+    let _ = writer.kill();
+    let _ = writer.wait();
+    let (_, _, text) = playlist("");
+    let last_msn = text
+        .lines()
+        .filter(|l| l.starts_with("segment-"))
+        .filter_map(|l| {
+            l.trim_start_matches("segment-")
+                .trim_end_matches(".ts")
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .expect("segments");
+    let started = Instant::now();
+    let (status, _, _) = playlist(&format!("?_HLS_msn={}", last_msn + 2));
+    assert_eq!(status, 503);
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+}

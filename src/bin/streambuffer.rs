@@ -69,15 +69,21 @@ enum Command {
         /// The recording's name: letters, digits, '.', '-', '_'.
         name: String,
     },
-    /// Serves the rings under each ROOT over HTTP, read-only: playlists,
-    /// segments and indexes, byte ranges, validators, caching a CDN can use,
-    /// CORS. Prints the address it listens on, then runs until stopped.
+    /// Serves the rings under each ROOT over HTTP, read-only: playlists
+    /// (with Low-Latency HLS parts and blocking reloads for live rings, and
+    /// windows: ?start=&end=, ?delay=), segments and indexes, byte ranges,
+    /// validators, caching a CDN can use, CORS. Prints the address it
+    /// listens on, then runs until stopped.
     #[cfg(feature = "serve")]
     Serve {
         /// Address and port (port 0: any free one). Bound to loopback unless
         /// told otherwise.
         #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        /// Low-Latency HLS: the longest part of the segment being written
+        /// (EXT-X-PART-INF PART-TARGET), in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=1000))]
+        part_target: u64,
         /// Directories whose rings are served: /RING/index.m3u8 is
         /// ROOT/RING/index.m3u8 (RING may be several directories deep).
         #[arg(required = true)]
@@ -113,7 +119,11 @@ fn main() -> ExitCode {
         }
         Command::Check { ring } => tool::check(&ring),
         #[cfg(feature = "serve")]
-        Command::Serve { listen, roots } => tool::serve(listen, roots),
+        Command::Serve {
+            listen,
+            roots,
+            part_target,
+        } => tool::serve(listen, roots, part_target),
     };
     match status {
         Status::Ok => ExitCode::SUCCESS,

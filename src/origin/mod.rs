@@ -11,19 +11,26 @@
 //! - `respond`: the answer: the file opened without following links,
 //!   validators, ranges, a streamed body;
 //! - `window`: the playlist of a window asked for (`?start=&end=`,
-//!   `?delay=`).
+//!   `?delay=`);
+//! - `live`, `parts`: Low-Latency HLS: the live playlist with the parts
+//!   of the segment being written, cut from its bytes.
 //!
 //! File reads run on tokio's blocking pool, capped, never on the threads
 //! that serve connections.
 
+mod live;
+mod parts;
 mod request;
 mod respond;
 mod window;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -40,12 +47,57 @@ const HEADER_BYTES: usize = 16 * 1024;
 /// Most headers in a request.
 const MAX_HEADERS: usize = 64;
 
-/// Serves the rings under `roots` on `listen` until the process ends;
-/// `ready` is told the address bound (port 0 picks a free one).
+/// What every request shares: the roots, the parts cut so far of each
+/// live ring, and a watch on each ring someone waits on.
+pub(super) struct Shared {
+    pub(super) roots: Vec<PathBuf>,
+    /// Low-Latency HLS parts are at most this long.
+    pub(super) part_target_ns: u64,
+    parts: Mutex<HashMap<PathBuf, Arc<Mutex<live::RingParts>>>>,
+    watches: Mutex<HashMap<PathBuf, Arc<Notify>>>,
+}
+
+impl Shared {
+    /// The parts cut so far of the ring in `ring`.
+    pub(super) fn parts_of(&self, ring: &Path) -> Arc<Mutex<live::RingParts>> {
+        let mut all = self.parts.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(all.entry(ring.to_path_buf()).or_default())
+    }
+
+    /// Notified whenever the writer of the ring in `ring` writes (a watch
+    /// on its directory, begun at the first wait).
+    pub(super) fn watch(&self, ring: &Path) -> Arc<Notify> {
+        let mut all = self.watches.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(notify) = all.get(ring) {
+            return Arc::clone(notify);
+        }
+        let notify = Arc::new(Notify::new());
+        let weak = Arc::downgrade(&notify);
+        // Without a watch, waiters still look again every second.
+        let _ = crate::platform::watch_dir(ring, move || match weak.upgrade() {
+            Some(notify) => {
+                notify.notify_waiters();
+                true
+            }
+            None => false,
+        });
+        all.insert(ring.to_path_buf(), Arc::clone(&notify));
+        notify
+    }
+}
+
+/// Serves the rings under `roots` on `listen` until the process ends, with
+/// Low-Latency HLS parts of at most `part_target_ns`; `ready` is told the
+/// address bound (port 0 picks a free one).
 ///
 /// # Errors
 /// A root that is not a directory, or an address that cannot be bound.
-pub fn serve(listen: SocketAddr, roots: Vec<PathBuf>, ready: impl FnOnce(SocketAddr)) -> Result<(), String> {
+pub fn serve(
+    listen: SocketAddr,
+    roots: Vec<PathBuf>,
+    part_target_ns: u64,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
     if roots.is_empty() {
         return Err("no root to serve".into());
     }
@@ -62,7 +114,12 @@ pub fn serve(listen: SocketAddr, roots: Vec<PathBuf>, ready: impl FnOnce(SocketA
         .thread_name("streambuffer-serve")
         .build()
         .map_err(|e| format!("cannot start the server's runtime: {e}"))?;
-    let roots: Arc<Vec<PathBuf>> = Arc::new(roots);
+    let shared = Arc::new(Shared {
+        roots,
+        part_target_ns,
+        parts: Mutex::default(),
+        watches: Mutex::default(),
+    });
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -82,12 +139,12 @@ pub fn serve(listen: SocketAddr, roots: Vec<PathBuf>, ready: impl FnOnce(SocketA
                     continue;
                 }
             };
-            let roots = Arc::clone(&roots);
+            let shared = Arc::clone(&shared);
             tokio::spawn(async move {
                 let _slot = slot;
                 let service = service_fn(move |request| {
-                    let roots = Arc::clone(&roots);
-                    async move { Ok::<_, std::convert::Infallible>(respond::handle(request, &roots).await) }
+                    let shared = Arc::clone(&shared);
+                    async move { Ok::<_, std::convert::Infallible>(respond::handle(request, &shared).await) }
                 });
                 let _ = http1::Builder::new()
                     .timer(TokioTimer::new())

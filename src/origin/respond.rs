@@ -7,8 +7,9 @@ use std::convert::Infallible;
 use std::io::{self, SeekFrom};
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -19,6 +20,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
+use super::Shared;
+use super::live;
 use super::request::{Refusal, RingFile, Target, cache_control, content_type, parse_path, parse_range};
 use super::window::{self, Window};
 use crate::layout::{PLAYLIST_MAX_BYTES, PLAYLIST_NAME, WallTime, segment_file_name};
@@ -32,8 +35,9 @@ const BLOCK: usize = 256 * 1024;
 /// A client that takes no block for this long is dropped.
 const SLOW_CLIENT: Duration = Duration::from_secs(30);
 
-/// Answers `request` from the rings under `roots`.
-pub async fn handle(request: Request<Incoming>, roots: &[PathBuf]) -> Response<Body> {
+/// Answers `request` from the rings under the roots.
+pub async fn handle(request: Request<Incoming>, shared: &Arc<Shared>) -> Response<Body> {
+    let roots = shared.roots.as_slice();
     let method = request.method().clone();
     if method == Method::OPTIONS {
         return with_cors(empty(StatusCode::NO_CONTENT));
@@ -52,7 +56,11 @@ pub async fn handle(request: Request<Incoming>, roots: &[PathBuf]) -> Response<B
     };
     if target.name == PLAYLIST_NAME {
         match window::parse_query(request.uri().query()) {
-            Ok(Window::Whole) => {}
+            Ok(Window::Whole) => {
+                if let Some(response) = live_response(shared, &target, request.uri().query()).await {
+                    return with_cors(response);
+                }
+            }
             Ok(asked) => return with_cors(window_response(roots.to_vec(), target, asked).await),
             Err(why) => return with_cors(text(StatusCode::BAD_REQUEST, why)),
         }
@@ -80,6 +88,92 @@ pub async fn handle(request: Request<Incoming>, roots: &[PathBuf]) -> Response<B
     ))
 }
 
+/// `_HLS_msn` and `_HLS_part` of a blocking playlist reload, if asked.
+fn blocking_reload(query: Option<&str>) -> Result<Option<(u64, Option<u64>)>, &'static str> {
+    let (mut msn, mut part) = (None, None);
+    for pair in query.unwrap_or("").split('&') {
+        match pair.split_once('=') {
+            Some(("_HLS_msn", v)) => msn = Some(v.parse::<u64>().map_err(|_| "_HLS_msn is not a number")?),
+            Some(("_HLS_part", v)) => part = Some(v.parse::<u64>().map_err(|_| "_HLS_part is not a number")?),
+            _ => {}
+        }
+    }
+    match (msn, part) {
+        (None, Some(_)) => Err("_HLS_part without _HLS_msn"),
+        (msn, part) => Ok(msn.map(|m| (m, part))),
+    }
+}
+
+/// The live playlist with parts of the ring `target` names, once it holds
+/// what a blocking reload asks for (RFC 8216bis 6.2.5.2: 400 past the next
+/// two segments, 503 after three target durations); `None` for a ring that
+/// has ended (its file is served as it is) or no ring at all.
+async fn live_response(shared: &Arc<Shared>, target: &Target, query: Option<&str>) -> Option<Response<Body>> {
+    let asked = match blocking_reload(query) {
+        Ok(asked) => asked,
+        Err(why) => return Some(text(StatusCode::BAD_REQUEST, why)),
+    };
+    let started = Instant::now();
+    loop {
+        let (shared2, dirs) = (Arc::clone(shared), target.dirs.clone());
+        let rendered = tokio::task::spawn_blocking(move || {
+            let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+            let root = shared2
+                .roots
+                .iter()
+                .find(|root| platform::open_beneath(root, &dirs, PLAYLIST_NAME).is_ok())?;
+            let ring: PathBuf = dirs.iter().fold(root.clone(), |p, d| p.join(d));
+            let parts = shared2.parts_of(&ring);
+            let mut parts = parts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let live = live::live_playlist(root, &dirs, &mut parts, shared2.part_target_ns).ok()?;
+            Some((ring, live))
+        })
+        .await
+        .ok()
+        .flatten();
+        let (ring, live) = rendered?;
+        if live.ended {
+            return None;
+        }
+        let Some((msn, _)) = asked.filter(|&(msn, part)| !live.holds(msn, part)) else {
+            return Some(playlist_text(live.text, "public, max-age=1"));
+        };
+        if msn > live.last_complete.map_or(0, |s| s.get()) + 2 {
+            return Some(text(
+                StatusCode::BAD_REQUEST,
+                "_HLS_msn is more than two segments ahead",
+            ));
+        }
+        let deadline = started + Duration::from_secs(3 * live.target_duration_s);
+        let now = Instant::now();
+        if now >= deadline {
+            return Some(text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the part asked for did not come in time",
+            ));
+        }
+        // Woken by the writer; a second at most in case a wake-up was missed.
+        let notify = shared.watch(&ring);
+        let _ = tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), notify.notified()).await;
+    }
+}
+
+/// A playlist answer.
+fn playlist_text(playlist: String, cache: &'static str) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(playlist))
+            .map_err(|never: Infallible| match never {})
+            .boxed(),
+    );
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.apple.mpegurl"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    response
+}
+
 /// The playlist of window `asked` of the ring `target` names.
 async fn window_response(roots: Vec<PathBuf>, target: Target, asked: Window) -> Response<Body> {
     let rendered = tokio::task::spawn_blocking(move || {
@@ -101,18 +195,7 @@ async fn window_response(roots: Vec<PathBuf>, target: Target, asked: Window) -> 
             } else {
                 "public, max-age=1"
             };
-            let mut response = Response::new(
-                Full::new(Bytes::from(playlist))
-                    .map_err(|never: Infallible| match never {})
-                    .boxed(),
-            );
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/vnd.apple.mpegurl"),
-            );
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-            response
+            playlist_text(playlist, cache)
         }
         Ok(Some(Err(why))) => text(StatusCode::NOT_FOUND, &why),
         _ => text(StatusCode::NOT_FOUND, "no ring under the roots has that file"),

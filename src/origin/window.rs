@@ -80,7 +80,7 @@ fn decode(value: &str) -> Option<String> {
 
 /// The entries of `listing`, each with the date-time it starts at: its
 /// own, or the one before's plus its duration (none before the first date).
-fn dated(listing: &Listing) -> Vec<SegmentInfo> {
+pub(super) fn dated(listing: &Listing) -> Vec<SegmentInfo> {
     let mut next: Option<WallTime> = None;
     listing
         .entries

@@ -119,6 +119,62 @@ pub fn open_beneath(root: &Path, dirs: &[&str], file: &str) -> io::Result<File> 
     }
 }
 
+/// Calls `changed`, on a thread of its own, each time something in
+/// directory `dir` is written, created, renamed or removed (Linux: inotify;
+/// elsewhere every 100 ms), until it returns `false` or the directory goes.
+/// For waiting on a writer's progress without polling it.
+#[cfg_attr(not(feature = "serve"), allow(dead_code))]
+pub fn watch_dir(dir: &Path, mut changed: impl FnMut() -> bool + Send + 'static) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
+        let fd = inotify::init(CreateFlags::CLOEXEC)?;
+        let flags = WatchFlags::MODIFY
+            | WatchFlags::CLOSE_WRITE
+            | WatchFlags::CREATE
+            | WatchFlags::MOVED_TO
+            | WatchFlags::MOVED_FROM
+            | WatchFlags::DELETE
+            | WatchFlags::DELETE_SELF;
+        inotify::add_watch(&fd, dir, flags)?;
+        std::thread::Builder::new()
+            .name("streambuffer-watch".into())
+            .spawn(move || {
+                let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+                loop {
+                    let mut reader = inotify::Reader::new(&fd, &mut buf);
+                    // One blocking read, then what else it brought.
+                    let mut gone = match reader.next() {
+                        Ok(event) => event.events().contains(ReadFlags::IGNORED),
+                        Err(_) => true,
+                    };
+                    while !reader.is_buffer_empty() {
+                        match reader.next() {
+                            Ok(event) => gone |= event.events().contains(ReadFlags::IGNORED),
+                            Err(_) => break,
+                        }
+                    }
+                    if !changed() || gone {
+                        return;
+                    }
+                }
+            })?;
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let dir = dir.to_path_buf();
+        std::thread::Builder::new()
+            .name("streambuffer-watch".into())
+            .spawn(move || {
+                while dir.is_dir() && changed() {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            })?;
+        Ok(())
+    }
+}
+
 /// `file` if it is a regular file, else an error saying it is not.
 pub(crate) fn regular(file: File) -> io::Result<File> {
     if file.metadata()?.is_file() {

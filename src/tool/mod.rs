@@ -49,12 +49,17 @@ pub fn keep(ring: &Path, from: WallTime, to: WallTime, name: &str) -> Status {
 /// `streambuffer serve [--listen ADDR:PORT] ROOT...`: prints where it
 /// listens (`listening on http://ADDR/`), then serves until stopped.
 #[cfg(feature = "serve")]
-pub fn serve(listen: std::net::SocketAddr, roots: Vec<std::path::PathBuf>) -> Status {
-    finish(crate::origin::serve(listen, roots, |bound| {
-        let mut out = io::stdout().lock();
-        let _ = writeln!(out, "listening on http://{bound}/");
-        let _ = out.flush();
-    }))
+pub fn serve(listen: std::net::SocketAddr, roots: Vec<std::path::PathBuf>, part_target_ms: u64) -> Status {
+    finish(crate::origin::serve(
+        listen,
+        roots,
+        part_target_ms * 1_000_000,
+        |bound| {
+            let mut out = io::stdout().lock();
+            let _ = writeln!(out, "listening on http://{bound}/");
+            let _ = out.flush();
+        },
+    ))
 }
 
 /// `streambuffer check RING`.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+pub mod browser;
 pub mod inputs;
 pub mod media;
 pub mod pipelines;

@@ -5,7 +5,10 @@
 //   node hlsjs-play.mjs ROOT PLAYLIST SECONDS
 //
 // ROOT is served over HTTP on 127.0.0.1 (an ephemeral port) under /media/;
-// PLAYLIST is the playlist's path inside ROOT. The page plays it muted in a
+// PLAYLIST is the playlist's path inside ROOT, or an http:// URL played
+// from another server (streambuffer serve; CORS). hls.js runs in
+// low-latency mode (loading parts where a playlist has them) unless
+// HLSJS_LOW_LATENCY=0. The page plays it muted in a
 // <video>; over the DevTools protocol the script samples the video element
 // every 250 ms for SECONDS (or until it ends) and then prints the samples'
 // summary and every hls.js error.
@@ -37,7 +40,7 @@ const page = `<!doctype html><html><body>
     'ac-3': 'audio/mp4; codecs="ac-3"',
     mp3: 'audio/mpeg',
   };
-  window.report = { errors: [], supports: {} };
+  window.report = { errors: [], supports: {}, parts: 0, arrivals: [] };
   for (const [name, type] of Object.entries(codecs)) {
     window.report.supports[name] = window.MediaSource ? MediaSource.isTypeSupported(type) : false;
   }
@@ -45,11 +48,22 @@ const page = `<!doctype html><html><body>
   if (!Hls.isSupported()) {
     window.report.errors.push({ type: 'setup', details: 'Hls.isSupported() is false', fatal: true });
   } else {
-    const hls = new Hls();
+    const hls = new Hls({ lowLatencyMode: ${process.env.HLSJS_LOW_LATENCY !== '0'} });
+    window.hls = hls;
+    hls.on(Hls.Events.FRAG_LOADED, (_, d) => {
+      if (d.part) window.report.parts += 1;
+      // How long after the sink received its last byte the player had it:
+      // the end of the part (or segment) on the program date-time clock.
+      const f = d.frag;
+      if (f && f.programDateTime) {
+        const end = d.part ? (d.part.start - f.start) + d.part.duration : f.duration;
+        window.report.arrivals.push((Date.now() - (f.programDateTime + end * 1000)) / 1000);
+      }
+    });
     hls.on(Hls.Events.ERROR, (_, d) => {
       window.report.errors.push({ type: d.type, details: d.details, fatal: d.fatal, t: video.currentTime });
     });
-    hls.loadSource('/media/${encodeURI(playlist)}');
+    hls.loadSource(${JSON.stringify(/^https?:/.test(playlist) ? playlist : '/media/' + encodeURI(playlist))});
     hls.attachMedia(video);
     video.play().catch((e) => window.report.errors.push({ type: 'play', details: String(e), fatal: false }));
   }
@@ -62,6 +76,9 @@ const page = `<!doctype html><html><body>
       audioBytes: video.webkitAudioDecodedByteCount || 0,
       ended: video.ended,
       mediaError: video.error ? video.error.code + ' ' + video.error.message : '',
+      // Seconds from when the content shown was received (its
+      // EXT-X-PROGRAM-DATE-TIME) to now: the distance behind live.
+      behind: window.hls && window.hls.playingDate ? (Date.now() - window.hls.playingDate.getTime()) / 1000 : null,
     };
   };
 </script></body></html>`;
@@ -162,6 +179,17 @@ console.log(`audio-bytes=${last.audioBytes}`);
 console.log(`ended=${last.ended}`);
 console.log(`media-error=${last.mediaError}`);
 console.log(`supports=${Object.entries(report.supports).map(([k, v]) => `${k}:${v}`).join(',')}`);
+const behind = playing.slice(Math.floor(playing.length / 2)).map((s) => s.behind).filter((b) => b !== null).sort((a, b) => a - b);
+const at = (q) => (behind.length ? behind[Math.min(behind.length - 1, Math.round((behind.length - 1) * q))].toFixed(3) : '');
+console.log(`behind-median=${at(0.5)}`);
+console.log(`behind-p95=${at(0.95)}`);
+console.log(`parts-loaded=${report.parts}`);
+// Arrivals once playing has settled: the first few are catch-up fetches of
+// content already old.
+const arrivals = report.arrivals.slice(Math.floor(report.arrivals.length / 3)).sort((a, b) => a - b);
+const arrival = (q) => (arrivals.length ? arrivals[Math.min(arrivals.length - 1, Math.round((arrivals.length - 1) * q))].toFixed(3) : '');
+console.log(`arrival-median=${arrival(0.5)}`);
+console.log(`arrival-p95=${arrival(0.95)}`);
 console.log(`errors=${report.errors.length}`);
 console.log(`fatal-errors=${report.errors.filter((e) => e.fatal).length}`);
 for (const e of report.errors) {
