@@ -400,8 +400,8 @@ fn attributes(line: &str) -> HashMap<String, String> {
 
 /// Low-Latency HLS from a live ring: parts of the segment being written
 /// (byte ranges within the part target, independent at keyframes), a
-/// preload hint, server control; a blocking reload answers once the part
-/// asked for exists, 400 past the next two segments, 503 when the writer
+/// preload hint whose request gets the whole part once it is written,
+/// server control; a blocking reload answers once the part asked for exists, 400 past the next two segments, 503 when the writer
 /// has stopped; hls.js (low-latency mode) plays through the origin, loading
 /// parts, and reports how far behind live it is (measured in
 /// `scripts/bench.sh`, printed here).
@@ -478,6 +478,37 @@ fn low_latency_hls_from_a_live_ring() {
         .count();
     let completed = blocked.contains(&format!("\n{}\n", hint["URI"]));
     assert!(now_parts > open_parts || completed, "{blocked}");
+    // The preload hint's request: the part starting there, once complete.
+    let (_, _, text) = playlist("");
+    let hint = text
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:"))
+        .map(attributes)
+        .expect("a preload hint");
+    let start = &hint["BYTERANGE-START"];
+    let (status, h, body) = origin.ask(
+        "GET",
+        &format!("/ch1/{}", hint["URI"]),
+        &[("Range", &format!("bytes={start}-"))],
+    );
+    assert_eq!(status, 206);
+    let (_, _, after) = playlist("");
+    let part = after
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-PART:"))
+        .map(attributes)
+        .find(|p| p["URI"] == hint["URI"] && p["BYTERANGE"].ends_with(&format!("@{start}")))
+        .unwrap_or_else(|| panic!("the hinted part is listed: {after}"));
+    let len: usize = part["BYTERANGE"]
+        .split_once('@')
+        .and_then(|(l, _)| l.parse().ok())
+        .expect("len");
+    assert_eq!(body.len(), len, "{h:?}");
+    assert!(h["content-range"].starts_with(&format!("bytes {start}-")), "{h:?}");
+    let data = std::fs::read(ring.join(&hint["URI"])).expect("segment");
+    let from: usize = start.parse().expect("start");
+    assert!(body == data[from..from + len], "the part's bytes");
+
     let (status, _, _) = playlist(&format!("?_HLS_msn={}", open_msn + 5));
     assert_eq!(status, 400);
     let (status, _, _) = playlist("?_HLS_part=1");

@@ -212,6 +212,50 @@ pub fn live_playlist(
     })
 }
 
+/// What a request for the part of segment `sequence` that starts at byte
+/// `offset` (a preload hint's `BYTERANGE-START`) can be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HintedPart {
+    /// That part is complete: this many bytes.
+    Ready(u64),
+    /// It is being written.
+    Pending,
+    /// The segment is complete, or no part starts there: the bytes as they are.
+    NotLive,
+}
+
+/// Where the part of segment `sequence` starting at `offset` stands.
+///
+/// # Errors
+/// The segment cannot be read.
+pub fn hinted_part(
+    root: &Path,
+    dirs: &[&str],
+    parts: &mut RingParts,
+    sequence: SegmentNumber,
+    offset: u64,
+    part_target_ns: u64,
+) -> io::Result<HintedPart> {
+    if platform::open_beneath(root, dirs, &segment_file_name(sequence.next())).is_ok() {
+        return Ok(HintedPart::NotLive);
+    }
+    let record = match platform::open_beneath(root, dirs, PROGRESS_NAME) {
+        Ok(file) => Progress::read_opened(Ok(file))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let cutter = parts.cutter(sequence, part_target_ns);
+    cut(root, dirs, sequence, cutter, Some(record))?;
+    if let Some(part) = cutter.parts().iter().find(|p| p.offset == offset) {
+        return Ok(HintedPart::Ready(part.len));
+    }
+    Ok(if offset == cutter.next_part_offset() {
+        HintedPart::Pending
+    } else {
+        HintedPart::NotLive
+    })
+}
+
 /// Feeds `cutter` what segment `sequence` holds past what it was fed:
 /// up to the file's end (complete), or (`progress`: the ring's progress
 /// record, being written) as far as the record allows.

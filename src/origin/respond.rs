@@ -21,10 +21,11 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
 use super::Shared;
-use super::live;
+use super::live::{self, HintedPart};
 use super::request::{Refusal, RingFile, Target, cache_control, content_type, parse_path, parse_range};
 use super::window::{self, Window};
-use crate::layout::{PLAYLIST_MAX_BYTES, PLAYLIST_NAME, WallTime, segment_file_name};
+use crate::layout::progress::Progress;
+use crate::layout::{PLAYLIST_MAX_BYTES, PLAYLIST_NAME, PROGRESS_NAME, WallTime, segment_file_name};
 use crate::platform;
 
 /// A response body.
@@ -72,8 +73,17 @@ pub async fn handle(request: Request<Incoming>, shared: &Arc<Shared>) -> Respons
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let range = header_text(header::RANGE);
+    let mut range = header_text(header::RANGE);
     let if_none_match = header_text(header::IF_NONE_MATCH);
+    // An open-ended range on the segment being written is a preload hint's
+    // request: it gets the part starting there once the part is complete.
+    if let (RingFile::Segment(sequence), Some(from)) = (target.file, range.as_deref().and_then(open_ended)) {
+        match hinted_part(shared, &target, sequence, from).await {
+            Ok(Some(len)) => range = Some(format!("bytes={from}-{}", from + len.saturating_sub(1))),
+            Ok(None) => {}
+            Err(response) => return with_cors(response),
+        }
+    }
     let roots = roots.to_vec();
     let opened = tokio::task::spawn_blocking(move || open(&roots, &target).map(|o| (o, target))).await;
     let Ok(Some((opened, target))) = opened else {
@@ -86,6 +96,67 @@ pub async fn handle(request: Request<Incoming>, shared: &Arc<Shared>) -> Respons
         range,
         if_none_match,
     ))
+}
+
+/// The start of an open-ended range (`bytes=X-`).
+fn open_ended(range: &str) -> Option<u64> {
+    range
+        .trim()
+        .strip_prefix("bytes=")?
+        .strip_suffix('-')?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The first root holding the ring `dirs` names (it has a playlist), and
+/// the ring's path.
+fn ring_of(roots: &[PathBuf], dirs: &[&str]) -> Option<(PathBuf, PathBuf)> {
+    let root = roots
+        .iter()
+        .find(|root| platform::open_beneath(root, dirs, PLAYLIST_NAME).is_ok())?;
+    Some((root.clone(), dirs.iter().fold(root.clone(), |p, d| p.join(d))))
+}
+
+/// Waits for the part of segment `sequence` starting at `from` to be
+/// complete (woken by the writer): its length; `None` when the segment is
+/// not being written (its bytes are served as they are); 503 if the part
+/// does not come within three part targets and a second.
+async fn hinted_part(
+    shared: &Arc<Shared>,
+    target: &Target,
+    sequence: crate::layout::SegmentNumber,
+    from: u64,
+) -> Result<Option<u64>, Response<Body>> {
+    let deadline = Instant::now() + Duration::from_nanos(3 * shared.part_target_ns) + Duration::from_secs(1);
+    loop {
+        let (shared2, dirs) = (Arc::clone(shared), target.dirs.clone());
+        let state = tokio::task::spawn_blocking(move || {
+            let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+            let (root, ring) = ring_of(&shared2.roots, &dirs)?;
+            let parts = shared2.parts_of(&ring);
+            let mut parts = parts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let state = live::hinted_part(&root, &dirs, &mut parts, sequence, from, shared2.part_target_ns).ok()?;
+            Some((ring, state))
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some((ring, state)) = state else {
+            return Ok(None);
+        };
+        match state {
+            HintedPart::Ready(len) => return Ok(Some(len)),
+            HintedPart::NotLive => return Ok(None),
+            HintedPart::Pending => {}
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(text(StatusCode::SERVICE_UNAVAILABLE, "the part did not come in time"));
+        }
+        let notify = shared.watch(&ring);
+        let _ = tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), notify.notified()).await;
+    }
 }
 
 /// `_HLS_msn` and `_HLS_part` of a blocking playlist reload, if asked.
@@ -118,14 +189,10 @@ async fn live_response(shared: &Arc<Shared>, target: &Target, query: Option<&str
         let (shared2, dirs) = (Arc::clone(shared), target.dirs.clone());
         let rendered = tokio::task::spawn_blocking(move || {
             let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
-            let root = shared2
-                .roots
-                .iter()
-                .find(|root| platform::open_beneath(root, &dirs, PLAYLIST_NAME).is_ok())?;
-            let ring: PathBuf = dirs.iter().fold(root.clone(), |p, d| p.join(d));
+            let (root, ring) = ring_of(&shared2.roots, &dirs)?;
             let parts = shared2.parts_of(&ring);
             let mut parts = parts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let live = live::live_playlist(root, &dirs, &mut parts, shared2.part_target_ns).ok()?;
+            let live = live::live_playlist(&root, &dirs, &mut parts, shared2.part_target_ns).ok()?;
             Some((ring, live))
         })
         .await
@@ -227,9 +294,21 @@ fn open(roots: &[PathBuf], target: &Target) -> Option<Opened> {
                 platform::open_beneath(root, &dirs, &segment_file_name(sequence.next())).is_ok()
             }
         };
+        // A segment being written over an evicted one's file: only what the
+        // progress record says is new (nothing, if it cannot be read).
+        let len = match target.file {
+            RingFile::Segment(sequence) if !complete => match platform::open_beneath(root, &dirs, PROGRESS_NAME) {
+                Ok(record) => {
+                    Progress::read_opened(Ok(record)).map_or(0, |record| Progress::limit(record, sequence, meta.len()))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => meta.len(),
+                Err(_) => 0,
+            },
+            _ => meta.len(),
+        };
         Some(Opened {
-            len: meta.len(),
-            etag: etag(&meta),
+            len,
+            etag: etag(&meta, len),
             file,
             complete,
         })
@@ -238,7 +317,7 @@ fn open(roots: &[PathBuf], target: &Target) -> Option<Opened> {
 
 /// A strong validator from what changes when the file does: its length,
 /// modification time and identity.
-fn etag(meta: &std::fs::Metadata) -> String {
+fn etag(meta: &std::fs::Metadata, len: u64) -> String {
     let modified = meta
         .modified()
         .ok()
@@ -248,7 +327,7 @@ fn etag(meta: &std::fs::Metadata) -> String {
     let id = std::os::unix::fs::MetadataExt::ino(meta);
     #[cfg(not(unix))]
     let id = 0u64;
-    format!("\"{:x}-{modified:x}-{id:x}\"", meta.len())
+    format!("\"{len:x}-{modified:x}-{id:x}\"")
 }
 
 fn file_response(
@@ -272,7 +351,12 @@ fn file_response(
     let (status, first, len) = match parse_range(range.as_deref(), opened.len) {
         Ok(None) => (StatusCode::OK, 0, opened.len),
         Ok(Some((first, last))) => {
-            builder = builder.header(header::CONTENT_RANGE, format!("bytes {first}-{last}/{}", opened.len));
+            // A segment still being written has no complete length yet.
+            let total = match target.file {
+                RingFile::Segment(_) if !opened.complete => "*".to_owned(),
+                _ => opened.len.to_string(),
+            };
+            builder = builder.header(header::CONTENT_RANGE, format!("bytes {first}-{last}/{total}"));
             (StatusCode::PARTIAL_CONTENT, first, last - first + 1)
         }
         Err(()) => {
