@@ -374,6 +374,48 @@ def origin_table(examples):
         f"| {f['server-rss-mb']} |"])
 
 
+def low_latency_table(examples):
+    """Latency through the origin: a live writer (H.264 with a keyframe a
+    second and AAC, 4 s segments) served by `streambuffer serve` (1 s
+    parts), played by hls.js in headless Chromium for 30 s, with its
+    low-latency mode on (parts, blocking reloads) and off (whole segments).
+    Arrival: from the sink receiving a part's (or segment's) last byte,
+    by its EXT-X-PROGRAM-DATE-TIME, to the player having it; behind: from
+    the content shown being received to it being shown."""
+    root = os.path.join(OUT, "ll")
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(root)
+    ring = os.path.join(root, "ch1")
+    writer = subprocess.Popen(
+        ["gst-launch-1.0", "-q", "-e", "videotestsrc", "is-live=true", "num-buffers=2500", "pattern=ball", "!",
+         "video/x-raw,width=640,height=360,framerate=25/1", "!", "x264enc", "tune=zerolatency", "key-int-max=25",
+         "speed-preset=ultrafast", "bitrate=2000", "!", "queue", "!", "mpegtsmux", "name=m", "!", "streambuffersink",
+         f"location={ring}", "segment-duration=4000000000", "audiotestsrc", "is-live=true", "!",
+         "audio/x-raw,rate=48000", "!", "avenc_aac", "!", "queue", "!", "m."],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tool = os.path.join(os.path.dirname(examples), "streambuffer")
+    server = subprocess.Popen([tool, "serve", "--listen", "127.0.0.1:0", root], stdout=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().strip().removeprefix("listening on ").rstrip("/") + "/ch1/index.m3u8"
+        time.sleep(10)
+        script = os.path.join(ROOT, "tests", "web", "hlsjs-play.mjs")
+        lines = ["| hls.js | arrival median / p95 s | behind live median / p95 s | parts loaded | errors |",
+                 "|---|---|---|---|---|"]
+        for mode, env in (("low-latency mode (parts)", "1"), ("without (whole segments)", "0")):
+            out = subprocess.run(["node", script, root, url, "30"], check=True, capture_output=True, text=True,
+                                 env={**os.environ, "HLSJS_LOW_LATENCY": env}).stdout
+            f = dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
+            lines.append(f"| {mode} | {f.get('arrival-median')} / {f.get('arrival-p95')} "
+                         f"| {f.get('behind-median')} / {f.get('behind-p95')} | {f.get('parts-loaded')} "
+                         f"| {f.get('errors')} |")
+        return "\n".join(lines)
+    finally:
+        server.kill()
+        writer.kill()
+        server.wait()
+        writer.wait()
+
+
 def main():
     make_input()
     bench_ring = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/release/examples/bench_ring")
@@ -383,6 +425,7 @@ def main():
           f"{subprocess.run(['gst-launch-1.0', '--version'], capture_output=True, text=True).stdout.split()[2]}.\n")
     if ONLY == ["origin"]:
         print("### The HTTP origin under load (loopback)\n\n" + origin_table(os.path.dirname(bench_ring)))
+        print("\n### Low-Latency HLS through the origin\n\n" + low_latency_table(os.path.dirname(bench_ring)))
         return
     if ONLY == ["archive"]:
         print("### The archive tier (S3 on loopback: s3s-fs)\n\n" + archive_tables(os.path.dirname(bench_ring)))
@@ -399,6 +442,7 @@ def main():
     print("\n### Playback of a finished ring (warm page cache)\n\n" + playback_tables(os.path.dirname(bench_ring)))
     print("\n### The archive tier (S3 on loopback: s3s-fs)\n\n" + archive_tables(os.path.dirname(bench_ring)))
     print("\n### The HTTP origin under load (loopback)\n\n" + origin_table(os.path.dirname(bench_ring)))
+    print("\n### Low-Latency HLS through the origin\n\n" + low_latency_table(os.path.dirname(bench_ring)))
     shutil.rmtree(OUT, ignore_errors=True)
 
 
