@@ -149,14 +149,7 @@ pub(crate) fn parse_hour_playlist(hour: Hour, text: &str) -> Vec<SegmentInfo> {
                 .get(&e.sequence)
                 .copied()
                 .filter(|t| Some(*t) == e.program_date_time)?;
-            Some(SegmentInfo {
-                sequence: e.sequence,
-                duration_ns: e.duration_ns,
-                bytes: 0,
-                program_date_time: start,
-                discontinuity: e.discontinuity,
-                independent: e.independent,
-            })
+            Some(e.dated(start))
         })
         .collect()
 }

@@ -216,6 +216,23 @@ pub struct Entry {
     pub independent: bool,
 }
 
+impl Entry {
+    /// The entry as a segment starting at `start` (its own date-time, or
+    /// one the reader worked out); a playlist does not say its size (0).
+    #[must_use]
+    #[cfg_attr(not(any(feature = "archive", feature = "serve")), allow(dead_code))]
+    pub fn dated(&self, start: WallTime) -> SegmentInfo {
+        SegmentInfo {
+            sequence: self.sequence,
+            duration_ns: self.duration_ns,
+            bytes: 0,
+            program_date_time: start,
+            discontinuity: self.discontinuity,
+            independent: self.independent,
+        }
+    }
+}
+
 /// What the playlist says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listing {

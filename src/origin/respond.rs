@@ -130,18 +130,10 @@ async fn hinted_part(
 ) -> Result<Option<u64>, Response<Body>> {
     let deadline = Instant::now() + Duration::from_nanos(3 * shared.part_target_ns) + Duration::from_secs(1);
     loop {
-        let (shared2, dirs) = (Arc::clone(shared), target.dirs.clone());
-        let state = tokio::task::spawn_blocking(move || {
-            let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
-            let (root, ring) = ring_of(&shared2.roots, &dirs)?;
-            let parts = shared2.parts_of(&ring);
-            let mut parts = parts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let state = live::hinted_part(&root, &dirs, &mut parts, sequence, from, shared2.part_target_ns).ok()?;
-            Some((ring, state))
+        let state = with_ring_parts(shared, target, move |root, dirs, parts, part_target_ns| {
+            live::hinted_part(root, dirs, parts, sequence, from, part_target_ns).ok()
         })
-        .await
-        .ok()
-        .flatten();
+        .await;
         let Some((ring, state)) = state else {
             return Ok(None);
         };
@@ -150,13 +142,44 @@ async fn hinted_part(
             HintedPart::NotLive => return Ok(None),
             HintedPart::Pending => {}
         }
-        let now = Instant::now();
-        if now >= deadline {
+        if !wait_for_writer(shared, &ring, deadline).await {
             return Err(text(StatusCode::SERVICE_UNAVAILABLE, "the part did not come in time"));
         }
-        let notify = shared.watch(&ring);
-        let _ = tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), notify.notified()).await;
     }
+}
+
+/// Runs `op` on a blocking thread with the ring `target` names (its root,
+/// its directories, its parts cut so far, the part target); `None` if no
+/// root has that ring or `op` gives nothing. Also returns the ring's path.
+async fn with_ring_parts<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    target: &Target,
+    op: impl FnOnce(&std::path::Path, &[&str], &mut live::RingParts, u64) -> Option<T> + Send + 'static,
+) -> Option<(PathBuf, T)> {
+    let (shared, dirs) = (Arc::clone(shared), target.dirs.clone());
+    tokio::task::spawn_blocking(move || {
+        let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
+        let (root, ring) = ring_of(&shared.roots, &dirs)?;
+        let parts = shared.parts_of(&ring);
+        let mut parts = parts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let value = op(&root, &dirs, &mut parts, shared.part_target_ns)?;
+        Some((ring, value))
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Waits until the writer of the ring in `ring` writes (a second at most,
+/// in case a wake-up was missed); `false` once `deadline` has passed.
+async fn wait_for_writer(shared: &Arc<Shared>, ring: &std::path::Path, deadline: Instant) -> bool {
+    let now = Instant::now();
+    if now >= deadline {
+        return false;
+    }
+    let notify = shared.watch(ring);
+    let _ = tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), notify.notified()).await;
+    true
 }
 
 /// `_HLS_msn` and `_HLS_part` of a blocking playlist reload, if asked.
@@ -186,18 +209,10 @@ async fn live_response(shared: &Arc<Shared>, target: &Target, query: Option<&str
     };
     let started = Instant::now();
     loop {
-        let (shared2, dirs) = (Arc::clone(shared), target.dirs.clone());
-        let rendered = tokio::task::spawn_blocking(move || {
-            let dirs: Vec<&str> = dirs.iter().map(String::as_str).collect();
-            let (root, ring) = ring_of(&shared2.roots, &dirs)?;
-            let parts = shared2.parts_of(&ring);
-            let mut parts = parts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let live = live::live_playlist(&root, &dirs, &mut parts, shared2.part_target_ns).ok()?;
-            Some((ring, live))
+        let rendered = with_ring_parts(shared, target, |root, dirs, parts, part_target_ns| {
+            live::live_playlist(root, dirs, parts, part_target_ns).ok()
         })
-        .await
-        .ok()
-        .flatten();
+        .await;
         let (ring, live) = rendered?;
         if live.ended {
             return None;
@@ -212,16 +227,12 @@ async fn live_response(shared: &Arc<Shared>, target: &Target, query: Option<&str
             ));
         }
         let deadline = started + Duration::from_secs(3 * live.target_duration_s);
-        let now = Instant::now();
-        if now >= deadline {
+        if !wait_for_writer(shared, &ring, deadline).await {
             return Some(text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the part asked for did not come in time",
             ));
         }
-        // Woken by the writer; a second at most in case a wake-up was missed.
-        let notify = shared.watch(&ring);
-        let _ = tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), notify.notified()).await;
     }
 }
 

@@ -88,14 +88,7 @@ pub(super) fn dated(listing: &Listing) -> Vec<SegmentInfo> {
         .filter_map(|e| {
             let start = e.program_date_time.or(next)?;
             next = Some(start.after(e.duration_ns));
-            Some(SegmentInfo {
-                sequence: e.sequence,
-                duration_ns: e.duration_ns,
-                bytes: 0,
-                program_date_time: start,
-                discontinuity: e.discontinuity,
-                independent: e.independent,
-            })
+            Some(e.dated(start))
         })
         .collect()
 }
