@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::inputs::Input;
 use common::pipelines::{PlayFor, playbin_buffers, run_to_eos};
+use common::s3::S3Server;
 
 /// A running `streambuffer serve`, stopped when dropped.
 struct Origin {
@@ -27,9 +28,15 @@ struct Origin {
 
 impl Origin {
     fn start(roots: &[&Path]) -> Origin {
+        Origin::start_with(roots, &[])
+    }
+
+    /// Started with `env` (an archive's credentials, say).
+    fn start_with(roots: &[&Path], env: &[(&str, String)]) -> Origin {
         let mut child = Command::new(env!("CARGO_BIN_EXE_streambuffer"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(roots)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -257,6 +264,15 @@ fn players_play_a_ring_through_the_origin() {
         video >= 25 * 10 && audio >= 40 * 10,
         "{video} video and {audio} audio buffers"
     );
+    let (video, audio) = ffprobe_frames(&url);
+    assert!(
+        video >= 25 * 10 && audio >= 40 * 10,
+        "{video} video, {audio} audio frames"
+    );
+}
+
+/// The video and audio frames ffprobe decodes from `url`.
+fn ffprobe_frames(url: &str) -> (u64, u64) {
     let out = Command::new("ffprobe")
         .args([
             "-v",
@@ -267,7 +283,7 @@ fn players_play_a_ring_through_the_origin() {
             "-of",
             "csv=p=0",
         ])
-        .arg(&url)
+        .arg(url)
         .output()
         .expect("ffprobe");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -279,7 +295,7 @@ fn players_play_a_ring_through_the_origin() {
             .filter_map(|(_, n)| n.trim().parse::<u64>().ok())
             .sum()
     };
-    assert!(frames("video") >= 25 * 10 && frames("audio") >= 40 * 10, "{text}");
+    (frames("video"), frames("audio"))
 }
 
 /// Windows on request: a catch-up range is a VOD playlist that plays; a
@@ -356,20 +372,24 @@ fn windows_by_date_and_delay() {
     }
 }
 
-/// A live writer of H.264 (a keyframe a second) and AAC into `ring` with
-/// 2 s segments, for `seconds`.
-fn spawn_live_writer(ring: &Path, seconds: u32) -> Child {
+/// A live writer of H.264 (a keyframe a second) and AAC into `ring`, for
+/// `seconds`, with 2 s segments unless `props` (more sink properties) say
+/// otherwise, with `env`.
+fn spawn_live_writer(ring: &Path, seconds: u32, props: &str, env: &[(&str, String)]) -> Child {
     Command::new("gst-launch-1.0")
         .env("GST_PLUGIN_PATH", common::plugin_dir())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .args(["-q", "-e"])
         .args(
             format!(
                 "videotestsrc is-live=true num-buffers={} pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
                  x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=600 ! queue ! mpegtsmux name=m ! \
-                 streambuffersink segment-duration=2000000000 location={} \
-                 audiotestsrc is-live=true samplesperbuffer=1024 ! audio/x-raw,rate=48000 ! avenc_aac ! queue ! m.",
+                 streambuffersink segment-duration=2000000000 location={} {props} \
+                 audiotestsrc is-live=true num-buffers={} samplesperbuffer=1024 ! audio/x-raw,rate=48000 ! avenc_aac ! \
+                 queue ! m.",
                 seconds * 25,
-                ring.display()
+                ring.display(),
+                seconds * 48000 / 1024,
             )
             .split_whitespace(),
         )
@@ -410,7 +430,7 @@ fn low_latency_hls_from_a_live_ring() {
     common::init();
     let root = tempfile::tempdir().expect("root");
     let ring = root.path().join("ch1");
-    let mut writer = spawn_live_writer(&ring, 60);
+    let mut writer = spawn_live_writer(&ring, 60, "", &[]);
     let origin = Origin::start(&[root.path()]);
     let playlist = |query: &str| {
         let (status, h, body) = origin.ask("GET", &format!("/ch1/index.m3u8{query}"), &[]);
@@ -542,4 +562,109 @@ fn low_latency_hls_from_a_live_ring() {
     let (status, _, _) = playlist(&format!("?_HLS_msn={}", last_msn + 2));
     assert_eq!(status, 503);
     assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+}
+
+/// The date-time now, as a window's query takes it.
+fn utc_now() -> String {
+    gst::glib::DateTime::now_utc()
+        .and_then(|t| t.format("%Y-%m-%dT%H:%M:%S.%fZ"))
+        .expect("date")
+        .to_string()
+}
+
+/// A window reaching back past the ring: the archive's segments first, then
+/// the ring's; the origin serves the archive's from the bucket, byte for
+/// byte and by range; playbin (hlsdemux2 where this GStreamer has it) and
+/// ffmpeg play the window with audio and video. With the bucket gone,
+/// such a window is a 502 naming why (never a playlist without its
+/// beginning), the ring's own playlist is still served, and once the
+/// bucket is back the window is too.
+#[test]
+fn windows_reach_into_the_archive_and_an_unreachable_bucket_is_a_clear_502() {
+    common::init();
+    const BUCKET: &str = "tv-archive";
+    let mut server = S3Server::start(BUCKET);
+    let root = tempfile::tempdir().expect("root");
+    let ring = root.path().join("ch1");
+    let before = utc_now();
+    // 12 s into a ring of 3 s (1 s segments); the archive gets every one.
+    let props = format!(
+        "segment-duration=1000000000 max-duration=3000000000 {}",
+        server.sink_props(BUCKET, "ch1")
+    );
+    let mut writer = spawn_live_writer(&ring, 12, &props, &server.env());
+    assert!(
+        common::wait_until(Duration::from_secs(90), || writer.try_wait().ok().flatten().is_some()),
+        "the writer ends"
+    );
+    assert!(writer.wait().expect("writer").success(), "the writer succeeded");
+    let after = utc_now();
+    assert!(common::rings::playlist(&ring).segments.len() <= 5, "the ring evicted");
+    let origin = Origin::start_with(&[root.path()], &server.env());
+    let window = format!("/ch1/index.m3u8?start={before}&end={after}");
+    let (status, h, body) = origin.ask("GET", &window, &[]);
+    let text = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(h["cache-control"], "public, max-age=3600", "{text}");
+    let uris: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    let archived: Vec<&str> = uris.iter().copied().filter(|u| u.starts_with("archive/")).collect();
+    assert!(archived.len() >= 6, "{text}");
+    assert!(uris.len() > archived.len(), "the ring's segments follow: {text}");
+    assert!(
+        uris[..archived.len()].iter().all(|u| u.starts_with("archive/")),
+        "the archive's first: {text}"
+    );
+    assert!(text.contains("#EXT-X-ENDLIST"), "{text}");
+    // An archived segment through the origin is the bucket's object.
+    let key = archived[1].trim_start_matches("archive/");
+    let stored = std::fs::read(server.object(BUCKET, &format!("ch1/{key}"))).expect("in the bucket");
+    let (status, h, body) = origin.ask("GET", &format!("/ch1/{}", archived[1]), &[]);
+    assert_eq!(status, 200);
+    assert!(body == stored, "the archived segment's bytes");
+    assert_eq!(
+        (h["content-type"].as_str(), h["cache-control"].as_str()),
+        ("video/mp2t", "public, max-age=31536000, immutable")
+    );
+    let (status, h, body) = origin.ask("GET", &format!("/ch1/{}", archived[1]), &[("Range", "bytes=188-375")]);
+    assert_eq!(status, 206);
+    assert_eq!(h["content-range"], format!("bytes 188-375/{}", stored.len()));
+    assert!(body == stored[188..376], "the range's bytes");
+    let etag = h["etag"].clone();
+    let (status, _, _) = origin.ask("GET", &format!("/ch1/{}", archived[1]), &[("If-None-Match", &etag)]);
+    assert_eq!(status, 304);
+    let (status, _, _) = origin.ask("GET", "/ch1/archive/2020-01-01T00/000000000-000000000001.ts", &[]);
+    assert_eq!(status, 404);
+
+    // Players: GStreamer picks hlsdemux2 over hlsdemux where it has it.
+    let rank = |name: &str| gst::ElementFactory::find(name).map(|f| gst::prelude::PluginFeatureExtManual::rank(&f));
+    if let Some(two) = rank("hlsdemux2") {
+        assert!(rank("hlsdemux").is_none_or(|one| two > one), "playbin picks hlsdemux2");
+    }
+    let (video, audio) =
+        playbin_buffers(&origin.url(&window), PlayFor::Eos(Duration::from_secs(60))).expect("playbin plays it");
+    assert!(
+        video >= 25 * 10 && audio >= 40 * 10,
+        "{video} video and {audio} audio buffers"
+    );
+    let (video, audio) = ffprobe_frames(&origin.url(&window));
+    assert!(
+        video >= 25 * 10 && audio >= 40 * 10,
+        "{video} video, {audio} audio frames"
+    );
+
+    // The bucket gone: the window says why, the ring is still served.
+    server.stop();
+    let (status, h, body) = origin.ask("GET", &window, &[]);
+    let why = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 502, "{why}");
+    assert!(why.contains("archive cannot be read"), "{why}");
+    assert!(!h.contains_key("cache-control"), "{h:?}");
+    let (status, _, _) = origin.ask("GET", &format!("/ch1/{}", archived[2]), &[]);
+    assert_eq!(status, 502);
+    let (status, _, _) = origin.ask("GET", "/ch1/index.m3u8", &[]);
+    assert_eq!(status, 200);
+    server.restart();
+    let (status, _, again) = origin.ask("GET", &window, &[]);
+    assert_eq!(status, 200);
+    assert!(again == text.as_bytes(), "the same window once the bucket is back");
 }

@@ -190,6 +190,16 @@ impl WallTime {
         )
     }
 
+    /// The date-time `span_ns` before this one (a delay behind now);
+    /// saturating.
+    #[must_use]
+    pub fn before(self, span_ns: u64) -> Self {
+        WallTime(
+            self.0
+                .saturating_sub(i64::try_from(span_ns / 1_000_000).unwrap_or(i64::MAX)),
+        )
+    }
+
     /// Milliseconds from `earlier` to this one (negative if it is later).
     #[must_use]
     pub const fn ms_since(self, earlier: WallTime) -> i64 {

@@ -12,12 +12,16 @@
 //!   validators, ranges, a streamed body;
 //! - `window`: the playlist of a window asked for (`?start=&end=`,
 //!   `?delay=`);
+//! - `archived`: the ring's archive tier: its segments in windows reaching
+//!   past the ring, served from the bucket;
 //! - `live`, `parts`: Low-Latency HLS: the live playlist with the parts
 //!   of the segment being written, cut from its bytes.
 //!
 //! File reads run on tokio's blocking pool, capped, never on the threads
 //! that serve connections.
 
+#[cfg(feature = "archive")]
+mod archived;
 mod live;
 mod parts;
 mod request;
@@ -55,6 +59,8 @@ pub(super) struct Shared {
     pub(super) part_target_ns: u64,
     parts: Mutex<HashMap<PathBuf, Arc<Mutex<live::RingParts>>>>,
     watches: Mutex<HashMap<PathBuf, Arc<Notify>>>,
+    #[cfg(feature = "archive")]
+    archives: archived::Archives,
 }
 
 impl Shared {
@@ -119,6 +125,8 @@ pub fn serve(
         part_target_ns,
         parts: Mutex::default(),
         watches: Mutex::default(),
+        #[cfg(feature = "archive")]
+        archives: archived::Archives::default(),
     });
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)

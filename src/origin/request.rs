@@ -3,9 +3,15 @@
 //! directory (plain names, relative to a root) and one of the ring's own
 //! files; anything else is refused before the file system is touched. The
 //! byte range asked for, and how each file is typed and cached.
+//!
+//! A ring's archived segments are `RING/archive/HOUR/NAME`, the hour's
+//! folder and the object's name in the bucket (window playlists name them
+//! so); `archive` is therefore never taken for a ring inside a ring.
 
+use crate::layout::archive::{Hour, object_name, parse_object_name};
 use crate::layout::{
-    IFRAME_PLAYLIST_NAME, MULTIVARIANT_PLAYLIST_NAME, PLAYLIST_NAME, SegmentNumber, parse_segment_file_name,
+    IFRAME_PLAYLIST_NAME, MULTIVARIANT_PLAYLIST_NAME, PLAYLIST_NAME, SegmentInfo, SegmentNumber,
+    parse_segment_file_name,
 };
 
 /// Longest request path read.
@@ -22,6 +28,21 @@ pub enum RingFile {
     Segment(SegmentNumber),
     /// A segment's keyframe index.
     Index(SegmentNumber),
+    /// A segment of the ring's archive, in this hour's folder.
+    Archived(Hour),
+}
+
+/// The folder under a ring that names its archive's segments.
+const ARCHIVE_FOLDER: &str = "archive";
+
+/// The URI, relative to the ring's playlist, of an archived segment.
+#[must_use]
+pub fn archived_uri(info: &SegmentInfo) -> String {
+    format!(
+        "{ARCHIVE_FOLDER}/{}/{}",
+        Hour::of(info.program_date_time).folder(),
+        object_name(info)
+    )
 }
 
 /// A file asked for: the ring's directory (names below a root) and the
@@ -65,6 +86,21 @@ pub fn parse_path(path: &str) -> Result<Target, Refusal> {
     }
     if names.len() > DEPTH_MAX {
         return Err(Refusal::Malformed("the path is too deep"));
+    }
+    if let [.., ring, archive, folder] = names.as_slice()
+        && archive == ARCHIVE_FOLDER
+        && !ring.is_empty()
+        && let Some(hour) = Hour::parse_folder(folder)
+    {
+        if !name.ends_with(".ts") || parse_object_name(hour, &name).is_none() {
+            return Err(Refusal::NotFound("not a segment the archive has"));
+        }
+        names.truncate(names.len() - 2);
+        return Ok(Target {
+            dirs: names,
+            name: hour.key(&name),
+            file: RingFile::Archived(hour),
+        });
     }
     let file = ring_file(&name).ok_or(Refusal::NotFound("not a file a ring serves"))?;
     Ok(Target {
@@ -149,7 +185,7 @@ pub fn parse_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>,
 pub fn content_type(file: RingFile) -> &'static str {
     match file {
         RingFile::Playlist => "application/vnd.apple.mpegurl",
-        RingFile::Segment(_) => "video/mp2t",
+        RingFile::Segment(_) | RingFile::Archived(_) => "video/mp2t",
         RingFile::Index(_) => "application/octet-stream",
     }
 }
@@ -161,6 +197,7 @@ pub fn content_type(file: RingFile) -> &'static str {
 pub fn cache_control(file: RingFile, complete: bool) -> &'static str {
     match file {
         RingFile::Segment(_) | RingFile::Index(_) if complete => "public, max-age=31536000, immutable",
+        RingFile::Archived(_) => "public, max-age=31536000, immutable",
         RingFile::Playlist => "public, max-age=1",
         _ => "no-cache",
     }
@@ -181,7 +218,31 @@ mod tests {
             parse_path("/ch1/segment-000000000041.idx").map(|t| t.file),
             Ok(RingFile::Index(SegmentNumber::new(41)))
         );
-        for missing in ["/index.m3u8", "/ch1/ring.journal", "/ch1/archive-queue", "/ch1/x.ts"] {
+        // An archived segment: the ring, and the object's key in the bucket.
+        let t = parse_path("/news/ch1/archive/2026-12-05T06/060102003-000000000041.ts").expect("archived");
+        assert_eq!(t.dirs, ["news", "ch1"]);
+        assert_eq!(t.name, "2026-12-05T06/060102003-000000000041.ts");
+        let hour = Hour::parse_folder("2026-12-05T06").expect("hour");
+        assert_eq!(t.file, RingFile::Archived(hour));
+        let info = SegmentInfo {
+            sequence: SegmentNumber::new(41),
+            duration_ns: 2_000_000_000,
+            bytes: 0,
+            program_date_time: crate::layout::WallTime::parse_rfc3339("2026-12-05T06:01:02.003Z").expect("date"),
+            discontinuity: false,
+            independent: true,
+        };
+        assert_eq!(archived_uri(&info), "archive/2026-12-05T06/060102003-000000000041.ts");
+        for missing in [
+            "/index.m3u8",
+            "/ch1/ring.journal",
+            "/ch1/archive-queue",
+            "/ch1/x.ts",
+            "/archive/2026-12-05T06/060102003-000000000041.ts",
+            "/ch1/archive/2026-12-05T06/070102003-000000000041.ts",
+            "/ch1/archive/2026-12-05T06/060102003-000000000041.idx",
+            "/ch1/archive/2026-12-05T06/index.m3u8",
+        ] {
             assert!(matches!(parse_path(missing), Err(Refusal::NotFound(_))), "{missing}");
         }
         for bad in [

@@ -62,7 +62,7 @@ pub async fn handle(request: Request<Incoming>, shared: &Arc<Shared>) -> Respons
                     return with_cors(response);
                 }
             }
-            Ok(asked) => return with_cors(window_response(roots.to_vec(), target, asked).await),
+            Ok(asked) => return with_cors(window_response(shared, target, asked).await),
             Err(why) => return with_cors(text(StatusCode::BAD_REQUEST, why)),
         }
     }
@@ -84,18 +84,21 @@ pub async fn handle(request: Request<Incoming>, shared: &Arc<Shared>) -> Respons
             Err(response) => return with_cors(response),
         }
     }
+    let head = method == Method::HEAD;
+    if let RingFile::Archived(_) = target.file {
+        #[cfg(feature = "archive")]
+        return with_cors(super::archived::response(shared, target, head, range, if_none_match).await);
+        #[cfg(not(feature = "archive"))]
+        return with_cors(text(StatusCode::NOT_FOUND, "this build has no archive tier"));
+    }
     let roots = roots.to_vec();
-    let opened = tokio::task::spawn_blocking(move || open(&roots, &target).map(|o| (o, target))).await;
-    let Ok(Some((opened, target))) = opened else {
+    let opened = tokio::task::spawn_blocking(move || open(&roots, &target)).await;
+    let Ok(Some((file, served))) = opened else {
         return with_cors(text(StatusCode::NOT_FOUND, "no ring under the roots has that file"));
     };
-    with_cors(file_response(
-        opened,
-        &target,
-        method == Method::HEAD,
-        range,
-        if_none_match,
-    ))
+    with_cors(ranged_response(&served, head, range, if_none_match, |first, len| {
+        stream_file(file, first, len)
+    }))
 }
 
 /// The start of an open-ended range (`bytes=X-`).
@@ -111,7 +114,7 @@ fn open_ended(range: &str) -> Option<u64> {
 
 /// The first root holding the ring `dirs` names (it has a playlist), and
 /// the ring's path.
-fn ring_of(roots: &[PathBuf], dirs: &[&str]) -> Option<(PathBuf, PathBuf)> {
+pub(super) fn ring_of(roots: &[PathBuf], dirs: &[&str]) -> Option<(PathBuf, PathBuf)> {
     let root = roots
         .iter()
         .find(|root| platform::open_beneath(root, dirs, PLAYLIST_NAME).is_ok())?;
@@ -252,17 +255,30 @@ fn playlist_text(playlist: String, cache: &'static str) -> Response<Body> {
     response
 }
 
-/// The playlist of window `asked` of the ring `target` names.
-async fn window_response(roots: Vec<PathBuf>, target: Target, asked: Window) -> Response<Body> {
+/// The playlist of window `asked` of the ring `target` names, reaching
+/// into the ring's archive for what is older than the ring.
+async fn window_response(shared: &Arc<Shared>, target: Target, asked: Window) -> Response<Body> {
+    let shared = Arc::clone(shared);
     let rendered = tokio::task::spawn_blocking(move || {
         let dirs: Vec<&str> = target.dirs.iter().map(String::as_str).collect();
-        let raw = roots.iter().find_map(|root| {
-            platform::open_beneath(root, &dirs, PLAYLIST_NAME)
-                .and_then(|f| platform::read_to_end_bounded(f, PLAYLIST_MAX_BYTES))
-                .ok()
-        })?;
+        let (root, ring) = ring_of(&shared.roots, &dirs)?;
+        let raw = platform::open_beneath(&root, &dirs, PLAYLIST_NAME)
+            .and_then(|f| platform::read_to_end_bounded(f, PLAYLIST_MAX_BYTES))
+            .ok()?;
         let listing = crate::layout::playlist::parse(&String::from_utf8_lossy(&raw));
-        Some(window::render(&listing, asked, WallTime::now()))
+        let now = WallTime::now();
+        let archived = match window::archive_span(&listing, asked, now) {
+            #[cfg(feature = "archive")]
+            Some((from, to)) => match shared.archives.segments(&ring, from, to) {
+                Ok(archived) => archived,
+                Err(why) => return Some(Err((StatusCode::BAD_GATEWAY, why))),
+            },
+            _ => {
+                let _ = &ring;
+                Vec::new()
+            }
+        };
+        Some(window::render(&listing, archived, asked, now).map_err(|why| (StatusCode::NOT_FOUND, why)))
     })
     .await;
     match rendered {
@@ -275,23 +291,24 @@ async fn window_response(roots: Vec<PathBuf>, target: Target, asked: Window) -> 
             };
             playlist_text(playlist, cache)
         }
-        Ok(Some(Err(why))) => text(StatusCode::NOT_FOUND, &why),
+        Ok(Some(Err((status, why)))) => text(status, &why),
         _ => text(StatusCode::NOT_FOUND, "no ring under the roots has that file"),
     }
 }
 
-/// A file found, with what its headers need.
-struct Opened {
-    file: std::fs::File,
-    len: u64,
-    etag: String,
+/// What the headers of a file served need.
+pub(super) struct Served {
+    pub(super) file: RingFile,
+    /// The bytes served (a segment being written: as far as is new).
+    pub(super) len: u64,
+    pub(super) etag: String,
     /// A segment (or its index) that is complete.
-    complete: bool,
+    pub(super) complete: bool,
 }
 
 /// Opens `target` in the first root that has it; `None` if none does (or
 /// a link, a non-regular file or an unreadable one is in the way).
-fn open(roots: &[PathBuf], target: &Target) -> Option<Opened> {
+fn open(roots: &[PathBuf], target: &Target) -> Option<(std::fs::File, Served)> {
     let dirs: Vec<&str> = target.dirs.iter().map(String::as_str).collect();
     roots.iter().find_map(|root| {
         let file = platform::open_beneath(root, &dirs, &target.name).ok()?;
@@ -300,7 +317,7 @@ fn open(roots: &[PathBuf], target: &Target) -> Option<Opened> {
         // only time a segment's name appears): one open, not a read of the
         // playlist, which for weeks of window is megabytes.
         let complete = match target.file {
-            RingFile::Playlist => false,
+            RingFile::Playlist | RingFile::Archived(_) => false,
             RingFile::Segment(sequence) | RingFile::Index(sequence) => {
                 platform::open_beneath(root, &dirs, &segment_file_name(sequence.next())).is_ok()
             }
@@ -317,12 +334,15 @@ fn open(roots: &[PathBuf], target: &Target) -> Option<Opened> {
             },
             _ => meta.len(),
         };
-        Some(Opened {
-            len,
-            etag: etag(&meta, len),
+        Some((
             file,
-            complete,
-        })
+            Served {
+                file: target.file,
+                len,
+                etag: etag(&meta, len),
+                complete,
+            },
+        ))
     })
 }
 
@@ -341,16 +361,18 @@ fn etag(meta: &std::fs::Metadata, len: u64) -> String {
     format!("\"{len:x}-{modified:x}-{id:x}\"")
 }
 
-fn file_response(
-    opened: Opened,
-    target: &Target,
+/// The answer for a file of `served.len` bytes: 304 if the client has it,
+/// else the range asked for (or all of it), its bytes from `body`.
+pub(super) fn ranged_response(
+    opened: &Served,
     head: bool,
     range: Option<String>,
     if_none_match: Option<String>,
+    body: impl FnOnce(u64, u64) -> Body,
 ) -> Response<Body> {
     let mut builder = Response::builder()
-        .header(header::CONTENT_TYPE, content_type(target.file))
-        .header(header::CACHE_CONTROL, cache_control(target.file, opened.complete))
+        .header(header::CONTENT_TYPE, content_type(opened.file))
+        .header(header::CACHE_CONTROL, cache_control(opened.file, opened.complete))
         .header(header::ETAG, &opened.etag)
         .header(header::ACCEPT_RANGES, "bytes");
     if if_none_match.is_some_and(|tags| tags.split(',').any(|t| t.trim() == opened.etag || t.trim() == "*")) {
@@ -363,7 +385,7 @@ fn file_response(
         Ok(None) => (StatusCode::OK, 0, opened.len),
         Ok(Some((first, last))) => {
             // A segment still being written has no complete length yet.
-            let total = match target.file {
+            let total = match opened.file {
                 RingFile::Segment(_) if !opened.complete => "*".to_owned(),
                 _ => opened.len.to_string(),
             };
@@ -378,11 +400,7 @@ fn file_response(
                 .unwrap_or_else(|_| server_error());
         }
     };
-    let body = if head {
-        empty_body()
-    } else {
-        stream_file(opened.file, first, len)
-    };
+    let body = if head { empty_body() } else { body(first, len) };
     builder
         .status(status)
         .header(header::CONTENT_LENGTH, len)
@@ -413,19 +431,30 @@ fn stream_file(file: std::fs::File, first: u64, len: u64) -> Body {
                 }
                 Err(e) => Err(e),
             };
-            let failed = block.is_err();
-            match tokio::time::timeout(SLOW_CLIENT, tx.send(block)).await {
-                Ok(Ok(())) if !failed => {}
-                _ => return,
+            if !send_block(&tx, block).await {
+                return;
             }
         }
     });
-    ChannelBody { rx }.boxed()
+    ChannelBody::boxed_from(rx)
+}
+
+/// Sends `block` to the body's channel: `false` if it was an error, or the
+/// client went away or took nothing for [`SLOW_CLIENT`] (stop reading).
+pub(super) async fn send_block(tx: &mpsc::Sender<io::Result<Bytes>>, block: io::Result<Bytes>) -> bool {
+    let failed = block.is_err();
+    matches!(tokio::time::timeout(SLOW_CLIENT, tx.send(block)).await, Ok(Ok(()))) && !failed
 }
 
 /// A body fed by a channel.
-struct ChannelBody {
+pub(super) struct ChannelBody {
     rx: mpsc::Receiver<io::Result<Bytes>>,
+}
+
+impl ChannelBody {
+    pub(super) fn boxed_from(rx: mpsc::Receiver<io::Result<Bytes>>) -> Body {
+        ChannelBody { rx }.boxed()
+    }
 }
 
 impl hyper::body::Body for ChannelBody {
@@ -450,7 +479,7 @@ fn empty(status: StatusCode) -> Response<Body> {
 }
 
 /// A short plain-text answer saying why.
-fn text(status: StatusCode, why: &str) -> Response<Body> {
+pub(super) fn text(status: StatusCode, why: &str) -> Response<Body> {
     let mut response = Response::new(
         Full::new(Bytes::from(format!("{why}\n")))
             .map_err(|never: Infallible| match never {})

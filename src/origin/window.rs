@@ -6,6 +6,7 @@
 //! own playlist, each entry dated (explicitly, or by the durations since
 //! the last date-time), and written with a date-time on every entry.
 
+use super::request::archived_uri;
 use crate::layout::playlist::{self, Listing, PlaylistHeader, target_duration_s};
 use crate::layout::{SegmentInfo, WallTime, segment_file_name};
 
@@ -93,14 +94,46 @@ pub(super) fn dated(listing: &Listing) -> Vec<SegmentInfo> {
         .collect()
 }
 
+/// The wall-clock span of `window` older than the ring's first segment,
+/// which the ring's archive holds if anything does: `None` if the ring
+/// covers the window (or the window is the ring's own playlist). A delay
+/// past the ring reaches back as far as the ring is long.
+#[must_use]
+pub fn archive_span(listing: &Listing, window: Window, now: WallTime) -> Option<(WallTime, WallTime)> {
+    let ring = dated(listing);
+    let first = ring.first().map_or(WallTime::MAX, |s| s.program_date_time);
+    let (from, to) = match window {
+        Window::Whole => return None,
+        Window::Range { start, end } => (start, end.map_or(first, |e| e.min(first))),
+        Window::Delay(ns) => {
+            let cutoff = now.before(ns);
+            let span = match (ring.first(), ring.last()) {
+                (Some(f), Some(l)) => l.program_date_time.after(l.duration_ns).ms_since(f.program_date_time),
+                _ => 0,
+            };
+            (
+                WallTime::from_ms(cutoff.ms().saturating_sub(span.max(60_000))),
+                cutoff.min(first),
+            )
+        }
+    };
+    (from < first && from < to).then_some((from, to))
+}
+
 /// The playlist of `window` of the ring playlist `listing`, at wall-clock
-/// time `now`.
+/// time `now`, `archived` (segments of the ring's archive in
+/// [`archive_span`], oldest first) before the ring's own. The archive's
+/// are named by [`archived_uri`], and a discontinuity is marked wherever
+/// the segment numbers do not follow on (a hole in the archive, a ring
+/// started afresh).
 ///
 /// # Errors
-/// Nothing of the ring is in the window: why, with the ring's window.
-pub fn render(listing: &Listing, window: Window, now: WallTime) -> Result<String, String> {
-    let all = dated(listing);
-    let span = || match (all.first(), all.last()) {
+/// Nothing of the ring or its archive is in the window: why, with the
+/// ring's window.
+pub fn render(listing: &Listing, archived: Vec<SegmentInfo>, window: Window, now: WallTime) -> Result<String, String> {
+    let ring = dated(listing);
+    let ring_first = ring.first().map_or(WallTime::MAX, |s| s.program_date_time);
+    let span = || match (ring.first(), ring.last()) {
         (Some(first), Some(last)) => format!(
             "the ring holds {} .. {}",
             first.program_date_time,
@@ -108,12 +141,22 @@ pub fn render(listing: &Listing, window: Window, now: WallTime) -> Result<String
         ),
         _ => "the ring holds nothing dated".into(),
     };
+    let mut all: Vec<SegmentInfo> = archived
+        .into_iter()
+        .filter(|a| a.program_date_time < ring_first)
+        .collect();
+    let from_archive = all.len();
+    all.extend(ring.iter().cloned());
+    for i in 1..=from_archive.min(all.len().saturating_sub(1)) {
+        if all[i - 1].sequence.next() != all[i].sequence {
+            all[i].discontinuity = true;
+        }
+    }
     let end_of = |s: &SegmentInfo| s.program_date_time.after(s.duration_ns);
     let (kept, ended, vod): (Vec<&SegmentInfo>, bool, bool) = match window {
         Window::Whole => (all.iter().collect(), listing.ended, false),
         Window::Delay(ns) => {
-            let ms = i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX);
-            let cutoff = WallTime::from_ms(now.ms().saturating_sub(ms));
+            let cutoff = now.before(ns);
             let kept: Vec<&SegmentInfo> = all.iter().filter(|s| end_of(s) <= cutoff).collect();
             let ended = listing.ended && kept.len() == all.len();
             (kept, ended, false)
@@ -135,10 +178,18 @@ pub fn render(listing: &Listing, window: Window, now: WallTime) -> Result<String
     if kept.is_empty() {
         return Err(format!("nothing of the ring is in that window ({})", span()));
     }
-    let first_index = all.iter().position(|s| s.sequence == kept[0].sequence).unwrap_or(0);
+    // A window by date keeps its first segment as time passes, whichever
+    // tier holds it: its discontinuities are counted from there.
+    let discontinuity_sequence = match window {
+        Window::Range { .. } => 0,
+        _ => {
+            let first_index = all.iter().position(|s| std::ptr::eq(s, kept[0])).unwrap_or(0);
+            all[..first_index].iter().filter(|s| s.discontinuity).count() as u64
+        }
+    };
     let header = PlaylistHeader {
         target_duration_s: kept.iter().map(|s| target_duration_s(s.duration_ns)).max().unwrap_or(1),
-        discontinuity_sequence: all[..first_index].iter().filter(|s| s.discontinuity).count() as u64,
+        discontinuity_sequence,
         ended,
         start_offset_ns: None,
         vod,
@@ -148,7 +199,13 @@ pub fn render(listing: &Listing, window: Window, now: WallTime) -> Result<String
         &mut text,
         header,
         kept.into_iter(),
-        |s| segment_file_name(s.sequence),
+        |s| {
+            if s.program_date_time < ring_first {
+                archived_uri(s)
+            } else {
+                segment_file_name(s.sequence)
+            }
+        },
         true,
     );
     Ok(text)
@@ -219,6 +276,7 @@ mod tests {
         // Catch-up of a past range: VOD, ended, every entry dated.
         let text = render(
             &live,
+            Vec::new(),
             Window::Range {
                 start: at("2026-12-05T06:00:03Z"),
                 end: Some(at("2026-12-05T06:00:08Z")),
@@ -239,6 +297,7 @@ mod tests {
         // Start-over: from the start on, growing.
         let text = render(
             &live,
+            Vec::new(),
             Window::Range {
                 start: at("2026-12-05T06:00:15Z"),
                 end: None,
@@ -251,6 +310,7 @@ mod tests {
         // An end not recorded yet: not over.
         let text = render(
             &live,
+            Vec::new(),
             Window::Range {
                 start: at("2026-12-05T06:00:15Z"),
                 end: Some(at("2026-12-05T06:00:25Z")),
@@ -261,11 +321,18 @@ mod tests {
         assert!(!text.contains("#EXT-X-ENDLIST"), "{text}");
         // Delay: at 06:00:21, what the playlist held 7 s before (the
         // segments ending by 06:00:14).
-        let text = render(&live, Window::Delay(7_000_000_000), at("2026-12-05T06:00:21Z")).expect("in the window");
+        let text = render(
+            &live,
+            Vec::new(),
+            Window::Delay(7_000_000_000),
+            at("2026-12-05T06:00:21Z"),
+        )
+        .expect("in the window");
         assert_eq!(sequences(&text), (40..=46).collect::<Vec<_>>());
         // Outside: a reason naming the ring's window.
         let err = render(
             &live,
+            Vec::new(),
             Window::Range {
                 start: at("2026-12-05T05:00:00Z"),
                 end: Some(at("2026-12-05T05:10:00Z")),
@@ -277,20 +344,76 @@ mod tests {
             err.contains("2026-12-05T06:00:00.000Z .. 2026-12-05T06:00:20.000Z"),
             "{err}"
         );
-        assert!(render(&live, Window::Delay(40_000_000_000), now).is_err());
+        assert!(render(&live, Vec::new(), Window::Delay(40_000_000_000), now).is_err());
         // A finished ring seen with a delay ends once all of it is in.
         let done = listing(true);
         let later = at("2026-12-05T06:01:00Z");
         assert!(
-            render(&done, Window::Delay(10_000_000_000), later)
+            render(&done, Vec::new(), Window::Delay(10_000_000_000), later)
                 .expect("all")
                 .contains("#EXT-X-ENDLIST")
         );
         let earlier = at("2026-12-05T06:00:25Z");
         assert!(
-            !render(&done, Window::Delay(10_000_000_000), earlier)
+            !render(&done, Vec::new(), Window::Delay(10_000_000_000), earlier)
                 .expect("some")
                 .contains("#EXT-X-ENDLIST")
         );
+    }
+
+    #[test]
+    fn windows_reach_into_the_archive_before_the_ring() {
+        let live = listing(false);
+        let now = at("2026-12-05T06:00:30Z");
+        let asked = Window::Range {
+            start: at("2026-12-05T05:59:55Z"),
+            end: Some(at("2026-12-05T06:00:03Z")),
+        };
+        // The ring covers nothing before 06:00:00: the archive is asked
+        // for 05:59:55 .. 06:00:00; a window inside the ring asks nothing.
+        assert_eq!(
+            archive_span(&live, asked, now),
+            Some((at("2026-12-05T05:59:55Z"), at("2026-12-05T06:00:00Z")))
+        );
+        let inside = Window::Range {
+            start: at("2026-12-05T06:00:01Z"),
+            end: None,
+        };
+        assert_eq!(archive_span(&live, inside, now), None);
+        assert_eq!(archive_span(&live, Window::Whole, now), None);
+        // A delay past the ring reaches back as far as the ring is long
+        // (a minute at least).
+        assert_eq!(
+            archive_span(&live, Window::Delay(60_000_000_000), now),
+            Some((at("2026-12-05T05:58:30Z"), at("2026-12-05T05:59:30Z")))
+        );
+        // Archived segments 36 .. 39, with a hole before 39, and 39..41
+        // again (the archive also has what the ring still holds).
+        let archived: Vec<SegmentInfo> = [(36, "05:59:52"), (37, "05:59:54"), (39, "05:59:58"), (40, "06:00:00")]
+            .iter()
+            .map(|&(n, t)| SegmentInfo {
+                sequence: SegmentNumber::new(n),
+                duration_ns: 2_000_000_000,
+                bytes: 0,
+                program_date_time: at(&format!("2026-12-05T{t}Z")),
+                discontinuity: false,
+                independent: true,
+            })
+            .collect();
+        let text = render(&live, archived, asked, now).expect("in the window");
+        let uris: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            uris,
+            [
+                "archive/2026-12-05T05/055954000-000000000037.ts",
+                "archive/2026-12-05T05/055958000-000000000039.ts",
+                "segment-000000000040.ts",
+                "segment-000000000041.ts"
+            ],
+            "{text}"
+        );
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:37\n"), "{text}");
+        assert!(text.contains("#EXT-X-ENDLIST"), "{text}");
     }
 }
