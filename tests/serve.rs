@@ -61,33 +61,40 @@ impl Origin {
     /// Sends `request` (a method and a path as sent, unnormalised) with
     /// `headers`; returns the status, headers (lower-case names) and body.
     fn ask(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, HashMap<String, String>, Vec<u8>) {
-        let mut stream = TcpStream::connect(self.addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr
-        );
-        for (name, value) in headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        request.push_str("\r\n");
-        stream.write_all(request.as_bytes()).expect("send");
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).expect("read the response");
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a header block");
-        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok())
-            .expect("a status line");
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        (status, headers, raw[split + 4..].to_vec())
+        ask_at(self.addr, method, path, headers)
     }
+}
+
+/// [`Origin::ask`] of the origin at `addr`.
+fn ask_at(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, HashMap<String, String>, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the response");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a header block");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, raw[split + 4..].to_vec())
 }
 
 impl Drop for Origin {
@@ -667,4 +674,196 @@ fn windows_reach_into_the_archive_and_an_unreachable_bucket_is_a_clear_502() {
     let (status, _, again) = origin.ask("GET", &window, &[]);
     assert_eq!(status, 200);
     assert!(again == text.as_bytes(), "the same window once the bucket is back");
+}
+
+/// What a client polling the live playlist saw that a consistent origin
+/// never shows.
+#[derive(Default)]
+struct Polled {
+    playlists: usize,
+    faults: Vec<String>,
+}
+
+/// Polls the live playlist of `ring` (at `path` on `origin`) every 100 ms
+/// while `run` is set, and `pause` is not: each must parse, its media
+/// sequence never goes back, a segment once listed keeps its duration, and
+/// every part lies within the segment's bytes as they are then.
+fn poll_live(
+    addr: SocketAddr,
+    path: String,
+    ring: std::path::PathBuf,
+    run: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pause: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Polled> {
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let mut polled = Polled::default();
+        let mut last_sequence = 0u64;
+        let mut durations: HashMap<String, f32> = HashMap::new();
+        while run.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+            if pause.load(Ordering::SeqCst) {
+                continue;
+            }
+            let (status, _, body) = ask_at(addr, "GET", &path, &[]);
+            if status == 404 {
+                continue; // not written yet
+            }
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let Ok(parsed) = m3u8_rs::parse_media_playlist_res(&body) else {
+                polled.faults.push(format!("{status}: not a playlist: {text}"));
+                continue;
+            };
+            polled.playlists += 1;
+            if parsed.media_sequence < last_sequence {
+                polled.faults.push(format!("the media sequence went back: {text}"));
+            }
+            last_sequence = parsed.media_sequence;
+            for s in &parsed.segments {
+                let was = *durations.entry(s.uri.clone()).or_insert(s.duration);
+                if (was - s.duration).abs() > 0.001 {
+                    polled
+                        .faults
+                        .push(format!("{} was {was} s, now {} s", s.uri, s.duration));
+                }
+            }
+            // Parts past the end of their segment as it is now, in this
+            // playlist and again in the next (a segment cut back between
+            // the two requests is not the origin's fault).
+            let past_end = |text: &str| -> Vec<HashMap<String, String>> {
+                text.lines()
+                    .filter(|l| l.starts_with("#EXT-X-PART:"))
+                    .map(attributes)
+                    .filter(|part| {
+                        let (len, offset) = part["BYTERANGE"].split_once('@').unwrap_or(("0", "0"));
+                        let end = len.parse::<u64>().unwrap_or(0) + offset.parse::<u64>().unwrap_or(0);
+                        end > std::fs::metadata(ring.join(&part["URI"])).map_or(0, |m| m.len())
+                    })
+                    .collect()
+            };
+            if !past_end(&text).is_empty() {
+                let (_, _, again) = ask_at(addr, "GET", &path, &[]);
+                let again = String::from_utf8_lossy(&again).into_owned();
+                for part in past_end(&again) {
+                    polled
+                        .faults
+                        .push(format!("a part past the end of its segment: {part:?}"));
+                }
+            }
+        }
+        polled
+    })
+}
+
+/// The origin while the writer fails and restarts: the writer's disk fails
+/// for 3 s (ENOSPC from the kernel, through the fault shim: the sink posts
+/// `write-failure`, drops, then `write-failure-clear`), then it is killed
+/// mid-segment and started again on the same ring. A client polling the
+/// live playlist throughout sees playlists that parse, a media sequence
+/// that never goes back, segments that keep their durations and parts
+/// within the bytes written; blocking reloads during the failure answer
+/// (200 or 503) instead of hanging; the server stays up, and players play
+/// the whole ring through it once it has ended.
+#[test]
+fn a_failing_and_restarted_writer_leaves_clients_consistent_playlists() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    common::init();
+    let root = tempfile::tempdir().expect("root");
+    let ring = root.path().join("ch1");
+    let faults = common::processes::fault_env(
+        root.path(),
+        "segment-",
+        "write,writev,pwrite",
+        &[
+            ("FAULT_ERRNO", "28"),
+            ("FAULT_AFTER_MS", "6000"),
+            ("FAULT_FOR_MS", "3000"),
+        ],
+    );
+    let origin = Origin::start(&[root.path()]);
+    let (run, pause) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
+    let poller = poll_live(
+        origin.addr,
+        "/ch1/index.m3u8".into(),
+        ring.clone(),
+        Arc::clone(&run),
+        Arc::clone(&pause),
+    );
+    let log = root.path().join("writer.log");
+    let mut writer = Command::new("gst-launch-1.0")
+        .env("GST_PLUGIN_PATH", common::plugin_dir())
+        .envs(faults.iter().map(|(k, v)| (*k, v.as_str())))
+        .args(["-m", "-e"])
+        .args(
+            format!(
+                "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+                 x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=600 ! queue ! mpegtsmux name=m ! \
+                 streambuffersink segment-duration=2000000000 retry-interval=200000000 location={} \
+                 audiotestsrc is-live=true samplesperbuffer=1024 ! audio/x-raw,rate=48000 ! avenc_aac ! queue ! m.",
+                ring.display(),
+            )
+            .split_whitespace(),
+        )
+        .stdout(std::fs::File::create(&log).expect("log"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0");
+    // During the failure: blocking reloads for what is not written answer.
+    std::thread::sleep(Duration::from_secs(7));
+    let (_, _, text) = origin.ask("GET", "/ch1/index.m3u8", &[]);
+    let next = m3u8_rs::parse_media_playlist_res(&text)
+        .map(|p| p.media_sequence + p.segments.len() as u64)
+        .expect("a playlist");
+    let started = Instant::now();
+    let (status, _, _) = origin.ask("GET", &format!("/ch1/index.m3u8?_HLS_msn={next}"), &[]);
+    assert!(status == 200 || status == 503, "{status}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    std::thread::sleep(Duration::from_secs(5));
+    let reported = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        reported.contains("streambuffer-write-failure,") && reported.contains("streambuffer-write-failure-clear"),
+        "the sink failed and recovered: {reported}"
+    );
+
+    // Killed mid-segment, started again on the same ring (no faults now).
+    std::thread::sleep(Duration::from_millis(900));
+    pause.store(true, Ordering::SeqCst);
+    let _ = writer.kill();
+    let _ = writer.wait();
+    let before = common::rings::playlist(&ring).segments.len();
+    let mut writer = spawn_live_writer(&ring, 8, "", &[]);
+    assert!(
+        common::wait_until(Duration::from_secs(30), || common::rings::playlist(&ring)
+            .segments
+            .len()
+            > before),
+        "the restarted writer writes"
+    );
+    pause.store(false, Ordering::SeqCst);
+    assert!(
+        common::wait_until(Duration::from_secs(60), || writer.try_wait().ok().flatten().is_some()),
+        "the writer ends"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    run.store(false, Ordering::SeqCst);
+    let polled = poller.join().expect("the poller");
+    assert!(polled.playlists >= 50, "{} playlists polled", polled.playlists);
+    assert!(polled.faults.is_empty(), "{:#?}", polled.faults);
+
+    // The server is up, the ring ended: players play all of it.
+    let (status, _, body) = origin.ask("GET", "/ch1/index.m3u8", &[]);
+    assert_eq!(status, 200);
+    let listed = m3u8_rs::parse_media_playlist_res(&body).expect("a playlist");
+    assert!(listed.end_list, "the ring ended");
+    assert!(
+        listed.segments.iter().filter(|s| s.discontinuity).count() >= 2,
+        "the hole and the restart are marked"
+    );
+    let (video, audio) = playbin_buffers(&origin.url("/ch1/index.m3u8"), PlayFor::Eos(Duration::from_secs(60)))
+        .expect("playbin plays it");
+    assert!(
+        video >= 25 * 15 && audio >= 40 * 15,
+        "{video} video and {audio} audio buffers"
+    );
 }

@@ -272,6 +272,12 @@ fn cut(
         Some(record) => Progress::limit(record, sequence, len),
         None => len,
     };
+    if readable < cutter.fed() {
+        // The writer cut the segment back (a write failure abandons the
+        // segment at its last complete frame): its parts are cut again,
+        // so that none lies past its end.
+        *cutter = PartCutter::following(cutter);
+    }
     if cutter.fed() >= readable {
         return Ok(());
     }
