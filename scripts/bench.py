@@ -352,26 +352,44 @@ def archive_playback_tables(examples, endpoint):
 
 
 def origin_table(examples):
-    """`streambuffer serve` under load on loopback: 500 clients, each on a
-    keep-alive connection, polling a ring's playlist every 200 ms and
-    fetching one of its segments after every fourth poll, for 10 s."""
+    """`streambuffer serve` under load on loopback: 500 clients for 10 s, each
+    on a keep-alive connection. Half poll a finished ring's playlist every
+    200 ms and fetch one of its segments after every fourth poll; the other
+    half play a live ring (H.264 and AAC, 2 s segments, 1 s parts) as
+    low-latency players do: a blocking reload for the next part, and that
+    part (a byte range) after every fourth. A blocking reload's time
+    includes waiting for its part to be written."""
     root = os.path.join(OUT, "origin")
     ring = os.path.join(root, "ch1")
     shutil.rmtree(root, ignore_errors=True)
     os.makedirs(root)
     sh(["gst-launch-1.0", "-q", "filesrc", f"location={INPUT}", "!", "streambuffersink",
         f"location={ring}", "segment-duration=2000000000"])
-    tool = os.path.join(os.path.dirname(examples), "streambuffer")
-    out = subprocess.run([os.path.join(examples, "origin_load"), tool, root, "ch1", "500", "10"],
-                         check=True, capture_output=True, text=True).stdout.strip()
+    writer = subprocess.Popen(
+        ["gst-launch-1.0", "-q", "-e", "videotestsrc", "is-live=true", "pattern=ball", "!",
+         "video/x-raw,width=320,height=240,framerate=25/1", "!", "x264enc", "tune=zerolatency", "key-int-max=25",
+         "speed-preset=ultrafast", "bitrate=600", "!", "queue", "!", "mpegtsmux", "name=m", "!", "streambuffersink",
+         f"location={os.path.join(root, 'live')}", "segment-duration=2000000000", "audiotestsrc", "is-live=true",
+         "!", "audio/x-raw,rate=48000", "!", "avenc_aac", "!", "queue", "!", "m."],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(6)
+        tool = os.path.join(os.path.dirname(examples), "streambuffer")
+        out = subprocess.run([os.path.join(examples, "origin_load"), tool, root, "ch1", "500", "10", "live"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    finally:
+        writer.kill()
+        writer.wait()
     f = dict(kv.split("=") for kv in out.split())
     return "\n".join([
-        "| clients | requests | errors | playlist p50 / p99 ms | segment (2 s, 5 MB) p50 / p99 ms | MB served "
+        "| clients | requests | errors | playlist p50 / p99 ms | segment (2 s, 5 MB) p50 / p99 ms "
+        "| blocking reloads | blocking reload p50 / p99 ms | part p50 / p99 ms | MB served "
         "| server CPU s | server peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         f"| {f['clients']} | {f['requests']} | {f['errors']} | {f['playlist-p50-ms']} / {f['playlist-p99-ms']} "
-        f"| {f['segment-p50-ms']} / {f['segment-p99-ms']} | {f['segment-mb']} | {f['server-cpu-s']} "
-        f"| {f['server-rss-mb']} |"])
+        f"| {f['segment-p50-ms']} / {f['segment-p99-ms']} | {f['blocking']} "
+        f"| {f['blocking-p50-ms']} / {f['blocking-p99-ms']} | {f['part-p50-ms']} / {f['part-p99-ms']} "
+        f"| {f['segment-mb']} | {f['server-cpu-s']} | {f['server-rss-mb']} |"])
 
 
 def low_latency_table(examples):

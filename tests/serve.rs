@@ -280,7 +280,16 @@ fn players_play_a_ring_through_the_origin() {
 
 /// The video and audio frames ffprobe decodes from `url`.
 fn ffprobe_frames(url: &str) -> (u64, u64) {
-    let out = Command::new("ffprobe")
+    ffprobe_frames_for(url, None)
+}
+
+/// [`ffprobe_frames`], of the first `seconds` only (a live playlist).
+fn ffprobe_frames_for(url: &str, seconds: Option<u32>) -> (u64, u64) {
+    let mut command = Command::new("ffprobe");
+    if let Some(seconds) = seconds {
+        command.args(["-read_intervals", &format!("%+{seconds}")]);
+    }
+    let out = command
         .args([
             "-v",
             "error",
@@ -349,11 +358,22 @@ fn windows_by_date_and_delay() {
     let (video, audio) = playbin_buffers(&origin.url(&catch_up), PlayFor::Eos(Duration::from_secs(60)))
         .expect("playbin plays the window");
     assert!(video >= 25 && audio >= 40, "{video} video and {audio} audio buffers");
-    // Start-over from 4.5 s: the rest of the ring, ended.
-    let (status, _, body) = origin.ask("GET", &format!("/ch1/index.m3u8?start={}", at(4500)), &[]);
+    // Start-over from 4.5 s: the rest of the ring, ended; ffmpeg and hls.js
+    // play it.
+    let start_over = format!("/ch1/index.m3u8?start={}", at(4500));
+    let (status, _, body) = origin.ask("GET", &start_over, &[]);
     assert_eq!(status, 200);
     let (entries, ended) = listed(&body);
     assert!(ended && (3..=5).contains(&entries), "{entries} entries");
+    let (video, audio) = ffprobe_frames(&origin.url(&start_over));
+    assert!(
+        video >= 25 * 6 && audio >= 40 * 6,
+        "{video} video, {audio} audio frames"
+    );
+    let report = common::browser::hlsjs_play(root.path(), &origin.url(&start_over), 8);
+    assert_eq!(report.get("fatal-errors"), "0", "{report:?}");
+    assert!(report.number("video-frames") >= 100.0, "{report:?}");
+    assert!(report.number("audio-bytes") > 0.0, "{report:?}");
     // Outside, and malformed.
     let (status, _, body) = origin.ask("GET", "/ch1/index.m3u8?delay=3600", &[]);
     assert_eq!(status, 404);
@@ -538,8 +558,6 @@ fn low_latency_hls_from_a_live_ring() {
 
     let (status, _, _) = playlist(&format!("?_HLS_msn={}", open_msn + 5));
     assert_eq!(status, 400);
-    let (status, _, _) = playlist("?_HLS_part=1");
-    assert_eq!(status, 400);
 
     // hls.js in low-latency mode, through the origin.
     let report = common::browser::hlsjs_play(root.path(), &origin.url("/ch1/index.m3u8"), 15);
@@ -548,6 +566,23 @@ fn low_latency_hls_from_a_live_ring() {
     assert!(report.number("video-frames") >= 100.0, "{report:?}");
     assert!(report.number("audio-bytes") > 0.0, "{report:?}");
     assert!(report.number("parts-loaded") >= 5.0, "{report:?}");
+
+    // A delayed live playlist: 6 s behind, growing; playbin and ffmpeg
+    // play it.
+    let (status, _, delayed) = playlist("?delay=6");
+    assert_eq!(status, 200, "{delayed}");
+    assert!(
+        !delayed.contains("#EXT-X-ENDLIST") && !delayed.contains("#EXT-X-PART"),
+        "{delayed}"
+    );
+    let delay_url = origin.url("/ch1/index.m3u8?delay=6");
+    let (video, audio) =
+        playbin_buffers(&delay_url, PlayFor::Time(Duration::from_secs(4))).expect("playbin plays the delay");
+    assert!(video >= 25 && audio >= 40, "{video} video and {audio} audio buffers");
+    let (video, audio) = ffprobe_frames_for(&delay_url, Some(3));
+    assert!(video >= 25 && audio >= 40, "{video} video, {audio} audio frames");
+    let (status, _, _) = playlist("?_HLS_part=1");
+    assert_eq!(status, 400);
 
     // The writer gone (killed: no EXT-X-ENDLIST), a part that never comes:
     // 503 after three target durations (a bound that only catches a hang).
