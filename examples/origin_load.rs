@@ -98,10 +98,13 @@ struct Tally {
     errors: u64,
 }
 
+/// A part of a segment: its URI and byte range (`first-last`).
+type PartRange = (String, String);
+
 /// What a low-latency player asks for next of a live playlist: the
 /// preload hint's segment and part number (`_HLS_msn`, `_HLS_part`), and
-/// the newest complete part (URI and byte range `first-last`).
-fn next_part(playlist: &str) -> Option<((u64, usize), Option<(String, String)>)> {
+/// the newest complete part.
+fn next_part(playlist: &str) -> Option<((u64, usize), Option<PartRange>)> {
     let hint = playlist.lines().find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:"))?;
     let uri = hint.split("URI=\"").nth(1)?.split('"').next()?;
     let msn: u64 = uri
