@@ -118,8 +118,7 @@ fn next_part(playlist: &str) -> Option<((u64, usize), Option<PartRange>)> {
         .collect();
     let newest = playlist
         .lines()
-        .filter(|l| l.starts_with("#EXT-X-PART:"))
-        .next_back()
+        .rfind(|l| l.starts_with("#EXT-X-PART:"))
         .and_then(|l| {
             let uri = l.split("URI=\"").nth(1)?.split('"').next()?;
             let range = l.split("BYTERANGE=\"").nth(1)?.split('"').next()?;
