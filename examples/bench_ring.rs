@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use gststreambuffer::bench::{Retention, Ring, RingConfig, RingTime, SegmentStart, WallTime};
+use gststreambuffer::bench::{LeaseLimit, Retention, Ring, RingConfig, RingTime, SegmentStart, WallTime};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -48,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         extra_segments: 1,
         iframe_playlist: false,
         archive_hold_limit: None,
+        lease_limit: LeaseLimit::OFF,
     })?;
     let mut packet = [0u8; 188];
     packet[0] = 0x47;

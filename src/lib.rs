@@ -52,7 +52,7 @@ pub mod tool;
 #[doc(hidden)]
 pub mod bench {
     pub use crate::layout::{RingTime, WallTime};
-    pub use crate::ring::{Retention, Ring, RingConfig, SegmentStart};
+    pub use crate::ring::{LeaseLimit, Retention, Ring, RingConfig, SegmentStart};
     pub use crate::ts::crc::crc32_mpeg2;
 
     /// The middle value of `v` (the upper one of an even count); NaN for none.

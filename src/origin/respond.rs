@@ -312,6 +312,10 @@ fn open(roots: &[PathBuf], target: &Target) -> Option<(std::fs::File, Served)> {
     let dirs: Vec<&str> = target.dirs.iter().map(String::as_str).collect();
     roots.iter().find_map(|root| {
         let file = platform::open_beneath(root, &dirs, &target.name).ok()?;
+        // A segment being sent is leased, as a reader's (see `ring::lease`).
+        if let RingFile::Segment(_) = target.file {
+            let _ = crate::ring::lease::take(&file);
+        }
         let meta = file.metadata().ok()?;
         // Complete once the writer has begun the next one (rotation is the
         // only time a segment's name appears): one open, not a read of the

@@ -517,6 +517,10 @@ impl RingReader {
                     _ => (0, None, start),
                 };
                 self.stats.segments_opened += 1;
+                // Held while the segment is read, paused or not: the writer
+                // defers evicting it (see `ring::lease`); without one it
+                // reads as before.
+                let _ = crate::ring::lease::take(&file);
                 let id = platform::file_id(&file);
                 self.current = Some(Open {
                     sequence: seq,

@@ -4,7 +4,7 @@
 use super::segmenter::FORCED_CUT_FACTOR;
 use super::*;
 use crate::layout::{SegmentInfo, SegmentNumber};
-use crate::ring::{Retention, RingConfig};
+use crate::ring::{LeaseLimit, Retention, RingConfig};
 use crate::ts::packet::tests::PacketBuilder;
 use crate::ts::psi::tests::{pat_section, pmt_section, psi_packet};
 use crate::ts::random_access::tests::{H264_IDR, H264_P, pes};
@@ -141,6 +141,7 @@ fn recorder_keeping(dir: &std::path::Path, segment: u64, retention: Retention) -
         extra_segments: 0,
         iframe_playlist: false,
         archive_hold_limit: None,
+        lease_limit: LeaseLimit::OFF,
     })
     .expect("open ring");
     Recorder::new(

@@ -27,6 +27,7 @@ pub mod archive_queue;
 pub mod failure;
 mod index;
 mod journal;
+pub mod lease;
 mod publish;
 mod recovery;
 pub mod retention;
@@ -49,6 +50,7 @@ use journal::Journal;
 use publish::Playlists;
 use recovery::{Adoption, adopt, highest_sequence_on_disk};
 use retention::{Pressure, Retired};
+pub use lease::LeaseLimit;
 pub use retention::{Retention, Window};
 use reuse::Reuse;
 pub use segment::{Chunk, CloseError, PendingWrites, SegmentWriter, SharedBytes};
@@ -91,6 +93,9 @@ pub struct RingConfig {
     /// this many bytes of evicted segments not archived yet (see
     /// [`archive_queue`]); `None`: no archive.
     pub archive_hold_limit: Option<u64>,
+    /// How much evictions for `max-duration` and `max-size` are deferred
+    /// for readers' leases (see [`lease`]).
+    pub lease_limit: LeaseLimit,
 }
 
 /// Where a new segment starts in time.
@@ -138,6 +143,12 @@ pub struct RingStats {
     pub metadata_write_errors: u64,
     /// Times the ring directory vanished and was created again.
     pub directory_recreated: u64,
+    /// Segments (and their bytes) retention would evict but readers'
+    /// leases hold back, at the last look.
+    pub leased_segments: u64,
+    pub leased_bytes: u64,
+    /// Leased segments evicted anyway: the lease limit was reached.
+    pub lease_overruns: u64,
 }
 
 /// A completed segment and its place in the discontinuity sequence.

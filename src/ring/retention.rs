@@ -210,6 +210,8 @@ impl Ring {
     fn evict_while_due(&mut self, may_reuse: bool) {
         let retention = self.config.retention;
         let mut evicted = false;
+        self.stats.leased_segments = 0;
+        self.stats.leased_bytes = 0;
         loop {
             let free = (retention.min_free_space > 0)
                 .then(|| platform::free_space(&self.config.dir))
@@ -225,7 +227,23 @@ impl Ring {
                 let Some(reason) = retention.must_evict(self.window(), &oldest.info, free) else {
                     break;
                 };
-                let reuse = may_reuse && reason == EvictReason::MaxDuration;
+                let leased = self.config.lease_limit.honoured()
+                    && super::lease::is_leased(&self.handle, &segment_file_name(oldest.info.sequence));
+                // Never below min-free-space: that eviction is not deferred.
+                if leased && reason != EvictReason::MinFreeSpace {
+                    let (segments, held) = self.held_back(free);
+                    if self.config.lease_limit.allows(held.duration_ns, held.bytes) {
+                        self.stats.leased_segments = segments;
+                        self.stats.leased_bytes = held.bytes;
+                        break;
+                    }
+                }
+                if leased {
+                    self.stats.lease_overruns += 1;
+                }
+                // A leased file is deleted, never written over: its reader
+                // still has its bytes.
+                let reuse = may_reuse && reason == EvictReason::MaxDuration && !leased;
                 self.evict_oldest(Some(reason), reuse);
                 evicted = true;
             } else if !self.retired.is_empty() && retention.short_of_space(self.window(), free) {
@@ -242,6 +260,27 @@ impl Ring {
                 self.journal = j;
             }
         }
+    }
+
+    /// What retention would evict now for `max-duration` and `max-size`:
+    /// how many segments, their duration and bytes.
+    fn held_back(&self, free: Option<u64>) -> (u64, Window) {
+        let retention = self.config.retention;
+        let mut window = self.window();
+        let mut held = Window::default();
+        let mut segments = 0;
+        for e in &self.entries {
+            match retention.must_evict(window, &e.info, free) {
+                Some(EvictReason::MaxDuration | EvictReason::MaxSize) => {}
+                _ => break,
+            }
+            window.duration_ns -= e.info.duration_ns;
+            window.bytes = window.bytes.saturating_sub(e.info.bytes);
+            held.duration_ns += e.info.duration_ns;
+            held.bytes += e.info.bytes;
+            segments += 1;
+        }
+        (segments, held)
     }
 
     /// Deletes the oldest segment, or with `reuse` moves its file aside for
@@ -283,7 +322,8 @@ impl Ring {
         while self.retired.len() > keep {
             let Some(r) = self.retired.pop_front() else { break };
             let name = segment_file_name(r.sequence);
-            if r.reusable && self.reuse.set_aside(&self.handle, &name) {
+            let leased = self.config.lease_limit.honoured() && super::lease::is_leased(&self.handle, &name);
+            if r.reusable && !leased && self.reuse.set_aside(&self.handle, &name) {
                 let _ = self.handle.remove(&segment_index_name(r.sequence));
             } else {
                 self.delete_file(&name);

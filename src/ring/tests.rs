@@ -22,6 +22,7 @@ pub(crate) fn config(dir: &Path) -> RingConfig {
         extra_segments: 0,
         iframe_playlist: false,
         archive_hold_limit: None,
+        lease_limit: LeaseLimit::OFF,
     }
 }
 
@@ -248,6 +249,7 @@ fn no_reuse_when_disabled_or_syncing() {
                 extra_segments: 0,
                 iframe_playlist: false,
                 archive_hold_limit: None,
+                lease_limit: LeaseLimit::OFF,
                 sync_on_rotate,
                 ..config(dir.path())
             },
@@ -393,6 +395,7 @@ fn undeletable_segments_count_until_deleted() {
         extra_segments: 0,
         iframe_playlist: false,
         archive_hold_limit: None,
+        lease_limit: LeaseLimit::OFF,
         ..config(dir.path())
     })
     .expect("open");
@@ -633,6 +636,7 @@ fn iframe_and_multivariant_playlists() {
     let mut ring = Ring::open(RingConfig {
         iframe_playlist: true,
         archive_hold_limit: None,
+        lease_limit: LeaseLimit::OFF,
         retention: Retention {
             max_duration_ns: 4 * SECOND,
             ..Default::default()
@@ -712,4 +716,76 @@ fn iframe_and_multivariant_playlists() {
         .collect();
     assert_eq!((normal, trick), (vec!["index.m3u8"], vec!["iframes.m3u8"]), "{text}");
     assert!(master.variants.iter().all(|v| v.bandwidth > 0));
+}
+
+/// A reader's lease on the oldest segment defers its eviction (and so the
+/// newer ones') while what is held back stays within the lease limit; past
+/// it the segment is evicted anyway (counted), deleted rather than written
+/// over; a lease dropped lets the ring evict at the next rotation.
+#[cfg(unix)]
+#[test]
+fn leases_defer_eviction_within_their_limit() {
+    let add = |ring: &mut Ring| {
+        ring.begin_segment(start(false)).expect("begin");
+        ring.write(&PKT).expect("write");
+        ring.finish_segment(2 * SECOND).expect("finish");
+    };
+    let leased_config = |dir: &Path| RingConfig {
+        lease_limit: LeaseLimit {
+            max_duration_ns: 6 * SECOND,
+            max_bytes: 1 << 20,
+        },
+        ..config(dir)
+    };
+    let first = segment_file_name(SegmentNumber::new(0));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ring = Ring::open(leased_config(dir.path())).expect("open");
+    add(&mut ring);
+    let reader = std::fs::File::open(dir.path().join(&first)).expect("open");
+    assert!(lease::take(&reader));
+    // 10 s window of 2 s segments: 8 segments hold back 3 (6 s).
+    for _ in 1..8 {
+        add(&mut ring);
+    }
+    assert!(dir.path().join(&first).exists(), "held by the lease");
+    assert_eq!(ring.segments().len(), 8);
+    assert_eq!((ring.stats().leased_segments, ring.stats().leased_bytes), (3, 3 * 188));
+    assert_eq!(ring.stats().lease_overruns, 0);
+    // A ninth would hold back 8 s: evicted anyway, and not reused.
+    add(&mut ring);
+    assert!(!dir.path().join(&first).exists(), "past the limit");
+    assert_eq!(ring.stats().lease_overruns, 1);
+    assert_eq!(ring.segments().len(), 5);
+    assert_eq!(ring.stats().leased_segments, 0);
+    let mut still = Vec::new();
+    std::io::Read::read_to_end(&mut &reader, &mut still).expect("read");
+    assert_eq!(still, PKT, "the reader still has its segment's bytes");
+
+    // A lease dropped: evicted at the next rotation.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ring = Ring::open(leased_config(dir.path())).expect("open");
+    add(&mut ring);
+    let reader = std::fs::File::open(dir.path().join(&first)).expect("open");
+    assert!(lease::take(&reader));
+    for _ in 1..7 {
+        add(&mut ring);
+    }
+    assert_eq!(ring.segments().len(), 7);
+    drop(reader);
+    add(&mut ring);
+    assert_eq!(ring.segments().len(), 5);
+    assert!(!dir.path().join(&first).exists());
+    assert_eq!(ring.stats().lease_overruns, 0);
+
+    // Leases off: the ring evicts as before.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ring = Ring::open(config(dir.path())).expect("open");
+    add(&mut ring);
+    let reader = std::fs::File::open(dir.path().join(&first)).expect("open");
+    assert!(lease::take(&reader));
+    for _ in 1..7 {
+        add(&mut ring);
+    }
+    assert_eq!(ring.segments().len(), 5);
 }

@@ -16,7 +16,8 @@ use gst_base::subclass::prelude::*;
 
 use super::RecordingKind;
 use super::report::{Outcome, Reporter, SinkHost, event_signals, report, stats_structure};
-use super::settings::{self, Settings};
+use super::properties;
+use super::settings::Settings;
 use crate::element_sync::{FlushGate, lock};
 use crate::recorder::{PushError, Recorder, RecorderEvent, RecordingRequest, Snapshot};
 use crate::ring::{Ring, RingError, WriteFailure};
@@ -133,7 +134,7 @@ impl ObjectSubclass for StreamBufferSink {
 
 impl ObjectImpl for StreamBufferSink {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(settings::param_specs);
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(properties::param_specs);
         PROPERTIES.as_ref()
     }
 

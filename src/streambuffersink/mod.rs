@@ -13,6 +13,7 @@ use crate::ring::FailureKind;
 mod ext;
 mod imp;
 mod report;
+mod properties;
 mod settings;
 
 pub use ext::StreamBufferSinkExt;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The properties of `streambuffersink`: their specifications (limits,
-//! defaults, documentation for `gst-inspect-1.0`) and the [`Settings`] they
-//! set. Values outside a property's range are refused by GLib itself.
+//! The [`Settings`] the properties of `streambuffersink` set, their
+//! defaults and limits (the specifications are in `properties`), and what
+//! the ring, the recorder and the archive are configured with from them.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,28 +12,32 @@ use gst::prelude::*;
 use super::WriteFailureMode;
 use crate::archive::{ArchiveConfig, ArchiveLocation};
 use crate::recorder::RecorderConfig;
-use crate::ring::{Retention, RingConfig};
+use crate::ring::{LeaseLimit, Retention, RingConfig};
 use crate::ts::ProgramNumber;
 
-const SECOND: u64 = 1_000_000_000;
-const DEFAULT_SEGMENT_DURATION: u64 = 6 * SECOND;
-const MIN_SEGMENT_DURATION: u64 = SECOND / 10;
-const MAX_SEGMENT_DURATION: u64 = 3600 * SECOND;
-const DEFAULT_MAX_DURATION: u64 = 30 * 60 * SECOND;
+pub(super) const SECOND: u64 = 1_000_000_000;
+pub(super) const DEFAULT_SEGMENT_DURATION: u64 = 6 * SECOND;
+pub(super) const MIN_SEGMENT_DURATION: u64 = SECOND / 10;
+pub(super) const MAX_SEGMENT_DURATION: u64 = 3600 * SECOND;
+pub(super) const DEFAULT_MAX_DURATION: u64 = 30 * 60 * SECOND;
 /// One year: anything longer is a typo, not a retention policy.
-const MAX_MAX_DURATION: u64 = 366 * 24 * 3600 * SECOND;
-const MAX_PLAYLIST_LENGTH: u32 = 1_000_000;
+pub(super) const MAX_MAX_DURATION: u64 = 366 * 24 * 3600 * SECOND;
+pub(super) const MAX_PLAYLIST_LENGTH: u32 = 1_000_000;
 /// As ffmpeg's `hls_delete_threshold`: one rotation of grace is what a
 /// client that just loaded the playlist needs.
-const DEFAULT_EXTRA_SEGMENTS: u32 = 1;
-const MAX_EXTRA_SEGMENTS: u32 = 1000;
-const DEFAULT_RETRY_INTERVAL: u64 = SECOND;
-const MIN_RETRY_INTERVAL: u64 = SECOND / 100;
-const MAX_RETRY_INTERVAL: u64 = 3600 * SECOND;
+pub(super) const DEFAULT_EXTRA_SEGMENTS: u32 = 1;
+pub(super) const MAX_EXTRA_SEGMENTS: u32 = 1000;
+pub(super) const DEFAULT_RETRY_INTERVAL: u64 = SECOND;
+pub(super) const MIN_RETRY_INTERVAL: u64 = SECOND / 100;
+pub(super) const MAX_RETRY_INTERVAL: u64 = 3600 * SECOND;
 /// Ten years of archive: anything longer is a typo.
-const MAX_ARCHIVE_MAX_DURATION: u64 = 3660 * 24 * 3600 * SECOND;
+pub(super) const MAX_ARCHIVE_MAX_DURATION: u64 = 3660 * 24 * 3600 * SECOND;
 /// Enough for a 10-minute outage at 20 Mbit/s, with room to spare.
-const DEFAULT_ARCHIVE_HOLD_SIZE: u64 = 4 * 1024 * 1024 * 1024;
+pub(super) const DEFAULT_ARCHIVE_HOLD_SIZE: u64 = 4 * 1024 * 1024 * 1024;
+/// A paused viewer keeps half an hour more of the past, a gigabyte at most
+/// (8 minutes of 20 Mbit/s), unless told otherwise.
+pub(super) const DEFAULT_LEASE_MAX_DURATION: u64 = 30 * 60 * SECOND;
+pub(super) const DEFAULT_LEASE_MAX_SIZE: u64 = 1024 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
@@ -58,6 +62,8 @@ pub(super) struct Settings {
     pub(super) archive_path_style: bool,
     pub(super) archive_max_duration: u64,
     pub(super) archive_hold_size: u64,
+    pub(super) lease_max_duration: u64,
+    pub(super) lease_max_size: u64,
 }
 
 impl Default for Settings {
@@ -83,322 +89,10 @@ impl Default for Settings {
             archive_path_style: false,
             archive_max_duration: 0,
             archive_hold_size: DEFAULT_ARCHIVE_HOLD_SIZE,
+            lease_max_duration: DEFAULT_LEASE_MAX_DURATION,
+            lease_max_size: DEFAULT_LEASE_MAX_SIZE,
         }
     }
-}
-
-/// Every property's specification, in the order `gst-inspect-1.0` lists them.
-// GStreamer's documentation format on each property (`/** Type:property: */`).
-#[allow(unused_doc_comments)]
-pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
-    vec![
-        /**
-         * GstStreamBufferSink:location:
-         *
-         * Directory of the ring: segment files, ring.journal and index.m3u8
-         * (created if missing)
-         *
-         * Since: 0.1
-         */
-        glib::ParamSpecString::builder("location")
-            .nick("Location")
-            .blurb("Directory of the ring: segment files, ring.journal and index.m3u8 (created if missing)")
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:segment-duration:
-         *
-         * Target segment length in ns; a segment ends at the first random-access
-         * point after it
-         *
-         * Since: 0.1
-         */
-        glib::ParamSpecUInt64::builder("segment-duration")
-            .nick("Segment duration")
-            .blurb("Target segment length in ns; a segment ends at the first random-access point after it")
-            .minimum(MIN_SEGMENT_DURATION)
-            .maximum(MAX_SEGMENT_DURATION)
-            .default_value(DEFAULT_SEGMENT_DURATION)
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:max-duration:
-         *
-         * Time-shift window in ns: oldest segments are deleted beyond it (0 =
-         * unlimited)
-         *
-         * Since: 0.1
-         */
-        glib::ParamSpecUInt64::builder("max-duration")
-            .nick("Maximum duration")
-            .blurb("Time-shift window in ns: oldest segments are deleted beyond it (0 = unlimited)")
-            .maximum(MAX_MAX_DURATION)
-            .default_value(DEFAULT_MAX_DURATION)
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:max-size:
-         *
-         * Bytes the ring may occupy, the segment being written included (0 =
-         * unlimited)
-         *
-         * Since: 0.1
-         */
-        glib::ParamSpecUInt64::builder("max-size")
-            .nick("Maximum size")
-            .blurb("Bytes the ring may occupy, the segment being written included (0 = unlimited)")
-            .default_value(0)
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:min-free-space:
-         *
-         * Delete oldest segments to keep at least this many bytes free on the
-         * filesystem (0 = off)
-         *
-         * Since: 0.1
-         */
-        glib::ParamSpecUInt64::builder("min-free-space")
-            .nick("Minimum free space")
-            .blurb("Delete oldest segments to keep at least this many bytes free on the filesystem (0 = off)")
-            .default_value(0)
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:playlist-length:
-         *
-         * Newest segments listed in index.m3u8 (0 = the whole window)
-         *
-         * Since: 0.1
-         */
-        glib::ParamSpecUInt::builder("playlist-length")
-            .nick("Playlist length")
-            .blurb("Newest segments listed in index.m3u8 (0 = the whole window)")
-            .maximum(MAX_PLAYLIST_LENGTH)
-            .default_value(0)
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:extra-segments:
-         *
-         * Rotations a segment's file is kept after it left the playlist
-         * (evicted), so that an HLS client that loaded the playlist just before
-         * can still fetch it; kept files count in max-size and go first when the
-         * disk is full
-         *
-         * Since: 0.1
-         */
-        glib::ParamSpecUInt::builder("extra-segments")
-            .nick("Extra segments")
-            .blurb("Rotations a segment's file is kept after it left the playlist (evicted), so that an HLS client that loaded the playlist just before can still fetch it; kept files count in max-size and go first when the disk is full")
-            .maximum(MAX_EXTRA_SEGMENTS)
-            .default_value(DEFAULT_EXTRA_SEGMENTS)
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:program-number:
-         *
-         * MPEG-TS program whose PMT and video define the cut points (-1 = first
-         * program in the PAT)
-         *
-         * Since: 0.1
-         */
-        glib::ParamSpecInt::builder("program-number")
-            .nick("Program number")
-            .blurb("MPEG-TS program whose PMT and video define the cut points (-1 = first program in the PAT)")
-            .minimum(-1)
-            .maximum(65535)
-            .default_value(-1)
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:programs:
-         *
-         * Comma-separated program numbers to keep from a multiplex (e.g.
-         * \"101,102\"; empty = all): other programs' packets and null packets
-         * are dropped (counted in stats) and the PAT is rewritten to list only
-         * these; service information (PIDs below 0x20) and PIDs a kept program
-         * shares are kept
-         *
-         * Since: 0.1
-         */
-        glib::ParamSpecString::builder("programs")
-            .nick("Programs")
-            .blurb("Comma-separated program numbers to keep from a multiplex (e.g. \"101,102\"; empty = all): other programs' packets and null packets are dropped (counted in stats) and the PAT is rewritten to list only these; service information (PIDs below 0x20) and PIDs a kept program shares are kept")
-            .default_value(Some(""))
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:iframe-playlist:
-         *
-         * Also write iframes.m3u8 (EXT-X-I-FRAMES-ONLY: a byte range per
-         * keyframe, the segment's PAT/PMT as EXT-X-MAP) and master.m3u8 naming
-         * it and index.m3u8, for HLS players' fast-forward, rewind and
-         * scrubbing; updated atomically at each rotation
-         *
-         * Since: 0.1
-         */
-        glib::ParamSpecBoolean::builder("iframe-playlist")
-            .nick("I-frame playlist")
-            .blurb("Also write iframes.m3u8 (EXT-X-I-FRAMES-ONLY: a byte range per keyframe, the segment's PAT/PMT as EXT-X-MAP) and master.m3u8 naming it and index.m3u8, for HLS players' fast-forward, rewind and scrubbing; updated atomically at each rotation")
-            .default_value(true)
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:sync-on-rotate:
-         *
-         * fsync each finished segment, the journal and the playlist (survives
-         * power loss; costs I/O)
-         *
-         * Since: 0.1
-         */
-        glib::ParamSpecBoolean::builder("sync-on-rotate")
-            .nick("Sync on rotate")
-            .blurb("fsync each finished segment, the journal and the playlist (survives power loss; costs I/O)")
-            .default_value(false)
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:reuse-files:
-         *
-         * Write new segments over the files of segments evicted for max-duration
-         * instead of deleting them (spares the kernel freeing and reallocating
-         * their pages; not done with sync-on-rotate)
-         *
-         * Since: 0.1
-         */
-        glib::ParamSpecBoolean::builder("reuse-files")
-            .nick("Reuse files")
-            .blurb("Write new segments over the files of segments evicted for max-duration instead of deleting them (spares the kernel freeing and reallocating their pages; not done with sync-on-rotate)")
-            .default_value(true)
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:write-failure-mode:
-         *
-         * What a write error does: drop data and keep running, block until it
-         * can be written, or stop with an error
-         *
-         * Since: 0.1
-         */
-        glib::ParamSpecEnum::builder_with_default("write-failure-mode", WriteFailureMode::Drop)
-            .nick("Write failure mode")
-            .blurb("What a write error does: drop data and keep running, block until it can be written, or stop with an error")
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:retry-interval:
-         *
-         * Minimum time in ns between two write attempts while writes fail
-         *
-         * Since: 0.1
-         */
-        glib::ParamSpecUInt64::builder("retry-interval")
-            .nick("Retry interval")
-            .blurb("Minimum time in ns between two write attempts while writes fail")
-            .minimum(MIN_RETRY_INTERVAL)
-            .maximum(MAX_RETRY_INTERVAL)
-            .default_value(DEFAULT_RETRY_INTERVAL)
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:archive-location:
-         *
-         * S3 bucket and prefix that completed segments are archived to
-         * (s3://bucket/prefix); none: no archive. Credentials come from the
-         * AWS_* environment variables or the AWS_PROFILE of
-         * ~/.aws/credentials, never from a property
-         *
-         * Since: 0.2
-         */
-        glib::ParamSpecString::builder("archive-location")
-            .nick("Archive location")
-            .blurb("S3 bucket and prefix that completed segments are archived to (s3://bucket/prefix); none: no archive. Credentials come from the AWS_* environment variables or the AWS_PROFILE of ~/.aws/credentials, never from a property")
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:archive-endpoint:
-         *
-         * URL of an S3-compatible server (http://host:port); none: AWS S3
-         *
-         * Since: 0.2
-         */
-        glib::ParamSpecString::builder("archive-endpoint")
-            .nick("Archive endpoint")
-            .blurb("URL of an S3-compatible server (http://host:port); none: AWS S3")
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:archive-region:
-         *
-         * Region of the bucket; none: AWS_REGION or AWS_DEFAULT_REGION, else
-         * us-east-1
-         *
-         * Since: 0.2
-         */
-        glib::ParamSpecString::builder("archive-region")
-            .nick("Archive region")
-            .blurb("Region of the bucket; none: AWS_REGION or AWS_DEFAULT_REGION, else us-east-1")
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:archive-path-style:
-         *
-         * Address the bucket in the path (endpoint/bucket/key), as most
-         * S3-compatible servers want, instead of in the host name
-         *
-         * Since: 0.2
-         */
-        glib::ParamSpecBoolean::builder("archive-path-style")
-            .nick("Archive path-style")
-            .blurb("Address the bucket in the path (endpoint/bucket/key), as most S3-compatible servers want, instead of in the host name")
-            .default_value(false)
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:archive-max-duration:
-         *
-         * Archive window in ns: segments older than this before the newest
-         * archived one are deleted from the bucket (0 = keep everything)
-         *
-         * Since: 0.2
-         */
-        glib::ParamSpecUInt64::builder("archive-max-duration")
-            .nick("Archive maximum duration")
-            .blurb("Archive window in ns: segments older than this before the newest archived one are deleted from the bucket (0 = keep everything)")
-            .maximum(MAX_ARCHIVE_MAX_DURATION)
-            .default_value(0)
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:archive-hold-size:
-         *
-         * Bytes of segments the ring evicted that are kept on disk until
-         * they are archived; past it (or below min-free-space) the oldest
-         * are let go and the archive has a hole
-         *
-         * Since: 0.2
-         */
-        glib::ParamSpecUInt64::builder("archive-hold-size")
-            .nick("Archive hold size")
-            .blurb("Bytes of segments the ring evicted that are kept on disk until they are archived; past it (or below min-free-space) the oldest are let go and the archive has a hole")
-            .default_value(DEFAULT_ARCHIVE_HOLD_SIZE)
-            .mutable_ready()
-            .build(),
-        /**
-         * GstStreamBufferSink:stats:
-         *
-         * Counters of the recording (bytes, packets, segments, sync losses,
-         * write failures, window), like SBE's IStreamBufferDataCounters
-         *
-         * Since: 0.1
-         */
-        glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
-            .nick("Statistics")
-            .blurb("Counters of the recording (bytes, packets, segments, sync losses, write failures, window), like SBE's IStreamBufferDataCounters")
-            .read_only()
-            .build(),
-    ]
 }
 
 impl Settings {
@@ -418,6 +112,10 @@ impl Settings {
             extra_segments: self.extra_segments,
             iframe_playlist: self.iframe_playlist,
             archive_hold_limit: self.archive_location.is_some().then_some(self.archive_hold_size),
+            lease_limit: LeaseLimit {
+                max_duration_ns: self.lease_max_duration,
+                max_bytes: self.lease_max_size,
+            },
         }
     }
 
@@ -489,6 +187,8 @@ impl Settings {
             "archive-path-style" => self.archive_path_style = value.get().unwrap_or(self.archive_path_style),
             "archive-max-duration" => self.archive_max_duration = value.get().unwrap_or(self.archive_max_duration),
             "archive-hold-size" => self.archive_hold_size = value.get().unwrap_or(self.archive_hold_size),
+            "lease-max-duration" => self.lease_max_duration = value.get().unwrap_or(self.lease_max_duration),
+            "lease-max-size" => self.lease_max_size = value.get().unwrap_or(self.lease_max_size),
             other => return Err(format!("Unknown property '{other}'")),
         }
         Ok(())
@@ -527,6 +227,8 @@ impl Settings {
             "archive-path-style" => self.archive_path_style.to_value(),
             "archive-max-duration" => self.archive_max_duration.to_value(),
             "archive-hold-size" => self.archive_hold_size.to_value(),
+            "lease-max-duration" => self.lease_max_duration.to_value(),
+            "lease-max-size" => self.lease_max_size.to_value(),
             _ => return None,
         })
     }
