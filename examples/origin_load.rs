@@ -116,16 +116,13 @@ fn next_part(playlist: &str) -> Option<((u64, usize), Option<PartRange>)> {
         .lines()
         .filter(|l| l.starts_with("#EXT-X-PART:") && l.contains(&format!("URI=\"{uri}\"")))
         .collect();
-    let newest = playlist
-        .lines()
-        .rfind(|l| l.starts_with("#EXT-X-PART:"))
-        .and_then(|l| {
-            let uri = l.split("URI=\"").nth(1)?.split('"').next()?;
-            let range = l.split("BYTERANGE=\"").nth(1)?.split('"').next()?;
-            let (len, offset) = range.split_once('@')?;
-            let (len, offset): (u64, u64) = (len.parse().ok()?, offset.parse().ok()?);
-            Some((uri.to_owned(), format!("{offset}-{}", offset + len.checked_sub(1)?)))
-        });
+    let newest = playlist.lines().rfind(|l| l.starts_with("#EXT-X-PART:")).and_then(|l| {
+        let uri = l.split("URI=\"").nth(1)?.split('"').next()?;
+        let range = l.split("BYTERANGE=\"").nth(1)?.split('"').next()?;
+        let (len, offset) = range.split_once('@')?;
+        let (len, offset): (u64, u64) = (len.parse().ok()?, offset.parse().ok()?);
+        Some((uri.to_owned(), format!("{offset}-{}", offset + len.checked_sub(1)?)))
+    });
     Some(((msn, parts.len()), newest))
 }
 

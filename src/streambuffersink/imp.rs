@@ -15,8 +15,8 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use super::RecordingKind;
-use super::report::{Outcome, Reporter, SinkHost, event_signals, report, stats_structure};
 use super::properties;
+use super::report::{Outcome, Reporter, SinkHost, event_signals, report, stats_structure};
 use super::settings::Settings;
 use crate::element_sync::{FlushGate, lock};
 use crate::recorder::{PushError, Recorder, RecorderEvent, RecordingRequest, Snapshot};

@@ -12,8 +12,8 @@ use crate::ring::FailureKind;
 
 mod ext;
 mod imp;
-mod report;
 mod properties;
+mod report;
 mod settings;
 
 pub use ext::StreamBufferSinkExt;
