@@ -143,11 +143,9 @@ pub struct RingStats {
     pub metadata_write_errors: u64,
     /// Times the ring directory vanished and was created again.
     pub directory_recreated: u64,
-    /// Segments (and their bytes) retention would evict but readers'
-    /// leases hold back, at the last look.
+    /// Segments (and bytes) leases hold back now; leased ones evicted anyway.
     pub leased_segments: u64,
     pub leased_bytes: u64,
-    /// Leased segments evicted anyway: the lease limit was reached.
     pub lease_overruns: u64,
 }
 
