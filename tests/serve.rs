@@ -315,7 +315,8 @@ fn ffprobe_frames_for(url: &str, seconds: Option<u32>) -> (u64, u64) {
 }
 
 /// Windows on request: a catch-up range is a VOD playlist that plays; a
-/// start-over of a finished ring ends; out-of-window requests get 404 with
+/// start-over of a finished ring ends and plays in ffmpeg, playbin and
+/// hls.js; out-of-window requests get 404 with
 /// the ring's window, malformed ones 400.
 #[test]
 fn windows_by_date_and_delay() {
@@ -369,6 +370,12 @@ fn windows_by_date_and_delay() {
     assert!(
         video >= 25 * 6 && audio >= 40 * 6,
         "{video} video, {audio} audio frames"
+    );
+    let (video, audio) = playbin_buffers(&origin.url(&start_over), PlayFor::Eos(Duration::from_secs(60)))
+        .expect("playbin plays the start-over window");
+    assert!(
+        video >= 25 * 6 && audio >= 40 * 6,
+        "{video} video and {audio} audio buffers"
     );
     let report = common::browser::hlsjs_play(root.path(), &origin.url(&start_over), 8);
     assert_eq!(report.get("fatal-errors"), "0", "{report:?}");
@@ -567,8 +574,8 @@ fn low_latency_hls_from_a_live_ring() {
     assert!(report.number("audio-bytes") > 0.0, "{report:?}");
     assert!(report.number("parts-loaded") >= 5.0, "{report:?}");
 
-    // A delayed live playlist: 6 s behind, growing; playbin and ffmpeg
-    // play it.
+    // A delayed live playlist: 6 s behind, growing; playbin, ffmpeg and
+    // hls.js play it.
     let (status, _, delayed) = playlist("?delay=6");
     assert_eq!(status, 200, "{delayed}");
     assert!(
@@ -581,6 +588,10 @@ fn low_latency_hls_from_a_live_ring() {
     assert!(video >= 25 && audio >= 40, "{video} video and {audio} audio buffers");
     let (video, audio) = ffprobe_frames_for(&delay_url, Some(3));
     assert!(video >= 25 && audio >= 40, "{video} video, {audio} audio frames");
+    let report = common::browser::hlsjs_play(root.path(), &delay_url, 6);
+    assert_eq!(report.get("fatal-errors"), "0", "{report:?}");
+    assert!(report.number("video-frames") >= 50.0, "{report:?}");
+    assert!(report.number("audio-bytes") > 0.0, "{report:?}");
     let (status, _, _) = playlist("?_HLS_part=1");
     assert_eq!(status, 400);
 
