@@ -464,7 +464,7 @@ fn low_latency_hls_from_a_live_ring() {
     common::init();
     let root = tempfile::tempdir().expect("root");
     let ring = root.path().join("ch1");
-    let mut writer = spawn_live_writer(&ring, 60, "", &[]);
+    let mut writer = spawn_live_writer(&ring, 120, "", &[]);
     let origin = Origin::start(&[root.path()]);
     let playlist = |query: &str| {
         let (status, h, body) = origin.ask("GET", &format!("/ch1/index.m3u8{query}"), &[]);
