@@ -915,8 +915,9 @@ fn a_viewer_paused_past_the_rings_window_resumes_from_the_archive() {
     let tmp = tempfile::tempdir().expect("tmp");
     let ring = tmp.path().join("ring");
     let log = tmp.path().join("writer.log");
+    // Without leases: the paused viewer's segment leaves the ring.
     let props = format!(
-        "segment-duration={SECOND} max-duration={} {}",
+        "segment-duration={SECOND} max-duration={} lease-max-duration=0 {}",
         3 * SECOND,
         server.sink_props(BUCKET, "ch10")
     );
