@@ -237,7 +237,13 @@ fn pause_and_resume_is_time_shift() {
 fn reader_parked_on_evicted_content_jumps_forward() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ring = dir.path().join("ring");
-    let mut writer = spawn_live_writer(&ring, SECOND, 30, &format!("max-duration={}", 3 * SECOND));
+    // Without leases (tests/leases.rs), which would hold its segment.
+    let mut writer = spawn_live_writer(
+        &ring,
+        SECOND,
+        30,
+        &format!("max-duration={} lease-max-duration=0", 3 * SECOND),
+    );
     assert!(
         wait_until(Duration::from_secs(30), || playlist_entries(&ring) >= 3),
         "writer did not start"
