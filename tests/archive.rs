@@ -625,7 +625,7 @@ fn hostile_objects_in_the_bucket_are_refused_not_followed() {
     assert!(text.contains("are not segments of this hour"), "{text}");
     assert!(text.contains("in no playlist"), "{text}");
     // streambuffersrc plays what there is to its end: no ERROR, no hang.
-    credentials_in_process(&server);
+    let _one_at_a_time = credentials_in_process(&server);
     let counts = common::pipelines::launch_counting(
         &format!(
             "streambuffersrc location={} start-position=oldest ! tsdemux ! h264parse ! avdec_h264 ! fakesink name=video",
@@ -708,7 +708,13 @@ fn a_hanging_server_does_not_hold_the_sink_at_stop() {
 
 /// Gives this process the test server's credentials, for the elements
 /// that read the archive here (as a deployment gives a player's process).
-fn credentials_in_process(server: &S3Server) {
+/// Sets the credentials for readers in this process, and holds the other
+/// in-process tests off until the returned guard drops: archive caches are
+/// named by the process, and a test checking that its reader's cache went
+/// must not see another test's.
+fn credentials_in_process(server: &S3Server) -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     static SET: std::sync::Once = std::sync::Once::new();
     SET.call_once(|| {
         for (key, value) in server.env() {
@@ -719,6 +725,7 @@ fn credentials_in_process(server: &S3Server) {
             unsafe { std::env::set_var(key, value) };
         }
     });
+    guard
 }
 
 /// A paused player of `ring` from its oldest content (`streambuffersrc`,
@@ -791,7 +798,7 @@ fn frames_to_eos(pipeline: &gst::Pipeline) -> Vec<u64> {
 #[test]
 fn the_source_plays_the_archive_and_the_ring_as_one_timeline() {
     let server = S3Server::start(BUCKET);
-    credentials_in_process(&server);
+    let _one_at_a_time = credentials_in_process(&server);
     common::init();
     let proxy = common::s3::SlowProxy::start(&server.endpoint(), 64 * 1024, Duration::ZERO);
     let tmp = tempfile::tempdir().expect("tmp");
@@ -910,7 +917,7 @@ fn the_source_plays_the_archive_and_the_ring_as_one_timeline() {
 #[test]
 fn a_viewer_paused_past_the_rings_window_resumes_from_the_archive() {
     let server = S3Server::start(BUCKET);
-    credentials_in_process(&server);
+    let _one_at_a_time = credentials_in_process(&server);
     common::init();
     let tmp = tempfile::tempdir().expect("tmp");
     let ring = tmp.path().join("ring");
@@ -983,7 +990,7 @@ fn a_viewer_paused_past_the_rings_window_resumes_from_the_archive() {
 #[test]
 fn an_unreachable_archive_is_a_warning_and_the_ring_plays_alone() {
     let mut server = S3Server::start(BUCKET);
-    credentials_in_process(&server);
+    let _one_at_a_time = credentials_in_process(&server);
     common::init();
     let tmp = tempfile::tempdir().expect("tmp");
     let ring = tmp.path().join("ring");
@@ -1093,7 +1100,7 @@ fn recordings_reaching_past_the_ring_take_the_archives_segments() {
     use common::media::packet_at;
     use common::pipelines::{Feeder, collect_messages};
     let server = S3Server::start(BUCKET);
-    credentials_in_process(&server);
+    let _one_at_a_time = credentials_in_process(&server);
     common::init();
     let tmp = tempfile::tempdir().expect("tmp");
     let data = std::fs::read(common::inputs::Input::Minutes.path()).expect("input");
