@@ -137,6 +137,26 @@ impl Tally {
     }
 }
 
+/// The kept-alive connection, or a new one; `None` (counted as an error,
+/// after a short wait) if connecting failed.
+fn reuse_or_connect(
+    connection: &mut Option<BufReader<TcpStream>>,
+    addr: SocketAddr,
+    mine: &mut Tally,
+) -> Option<BufReader<TcpStream>> {
+    if let Some(stream) = connection.take() {
+        return Some(stream);
+    }
+    match TcpStream::connect(addr) {
+        Ok(s) => Some(BufReader::new(s)),
+        Err(_) => {
+            mine.errors += 1;
+            std::thread::sleep(Duration::from_millis(50));
+            None
+        }
+    }
+}
+
 /// A low-latency player of the ring `live`: blocking reloads for the next
 /// part, the newest part fetched after every fourth, until `run_for` has
 /// passed since `started`.
@@ -146,16 +166,8 @@ fn blocking_client(addr: SocketAddr, live: &str, started: Instant, run_for: Dura
     let mut asked = String::new();
     let mut reloads = 0usize;
     while started.elapsed() < run_for {
-        let mut stream = match connection.take() {
-            Some(s) => s,
-            None => match TcpStream::connect(addr) {
-                Ok(s) => BufReader::new(s),
-                Err(_) => {
-                    mine.errors += 1;
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-            },
+        let Some(mut stream) = reuse_or_connect(&mut connection, addr, mine) else {
+            continue;
         };
         let t = Instant::now();
         let Ok((200, playlist)) = get(&mut stream, addr, &format!("{playlist_path}{asked}")) else {
@@ -237,16 +249,8 @@ fn main() -> anyhow::Result<()> {
                 let mut connection = None;
                 let mut polls = 0usize;
                 while started.elapsed() < run_for {
-                    let stream = match connection.take() {
-                        Some(s) => s,
-                        None => match TcpStream::connect(addr) {
-                            Ok(s) => BufReader::new(s),
-                            Err(_) => {
-                                mine.errors += 1;
-                                std::thread::sleep(Duration::from_millis(50));
-                                continue;
-                            }
-                        },
+                    let Some(stream) = reuse_or_connect(&mut connection, addr, &mut mine) else {
+                        continue;
                     };
                     let mut stream = stream;
                     let t = Instant::now();
