@@ -20,7 +20,8 @@
 //! - `reader`: reads a ring back, following the writer;
 //! - `platform`: the only code that touches the operating system directly;
 //! - [`streambuffersink`] and [`streambuffersrc`]: the GStreamer elements,
-//!   thin glue over the above;
+//!   thin glue over the above; [`streambuffertimeshiftsrc`], the two in one
+//!   element for time-shift of a live URI;
 //! - `tool`: the `streambuffer` command-line tool (info, export, check),
 //!   over `reader` and `layout`.
 
@@ -39,6 +40,7 @@ mod recorder;
 mod ring;
 pub mod streambuffersink;
 pub mod streambuffersrc;
+pub mod streambuffertimeshiftsrc;
 mod ts;
 
 /// The `streambuffer` command-line tool's implementation (its `main` is
@@ -123,7 +125,8 @@ use gst::glib;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     streambuffersink::register(plugin)?;
-    streambuffersrc::register(plugin)
+    streambuffersrc::register(plugin)?;
+    streambuffertimeshiftsrc::register(plugin)
 }
 
 gst::plugin_define!(

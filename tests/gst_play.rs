@@ -71,9 +71,14 @@ struct GstPlay {
 
 impl GstPlay {
     fn start(uri: &str) -> GstPlay {
+        GstPlay::start_with(uri, "fakesink sync=true")
+    }
+
+    /// gst-play-1.0 playing `uri` into `videosink` (a bin description).
+    fn start_with(uri: &str, videosink: &str) -> GstPlay {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("gst-play.log");
-        let command = format!("gst-play-1.0 --videosink='fakesink sync=true' --audiosink='fakesink sync=true' '{uri}'");
+        let command = format!("gst-play-1.0 --videosink='{videosink}' --audiosink='fakesink sync=true' '{uri}'");
         let mut child = Command::new("script")
             .args(["-q", "-f", "-e", "-c", &command])
             .arg(&log)
@@ -388,6 +393,118 @@ fn pause_outliving_the_window_through_its_keys() {
         "the left arrow moved from {:.1} to {:.1}",
         last.position,
         after.position
+    );
+    let output = play.quit();
+    assert!(criticals(&output).is_empty(), "{:?}", criticals(&output));
+}
+
+/// The number of video frames a `multifilesink location=DIR/frame-%06d`
+/// has written (it keeps the last few files; their numbers count on).
+fn frames_written(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.strip_prefix("frame-")?.parse::<u64>().ok())
+                .map(|n| n + 1)
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// Time-shift of a live UDP stream from ffmpeg in one command,
+/// `gst-play-1.0 streambuffer+udp://...`, through its keys: space pauses
+/// (the recording goes on: on resume playback is as far behind live as the
+/// pause lasted), the left arrow seeks back, `+` to 2x catches up with live
+/// and playback goes on at 1x there. Video frames are decoded throughout
+/// (none while paused).
+#[test]
+fn live_udp_time_shift_through_its_keys() {
+    let _serial = one_at_a_time();
+    init();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let _sender = Writer(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-re", "-i"])
+            .arg(Input::Minutes.path())
+            .args(["-c", "copy", "-f", "mpegts"])
+            .arg(format!("udp://127.0.0.1:{port}?pkt_size=1316"))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("ffmpeg sends"),
+    );
+    let frames = tempfile::tempdir().expect("tempdir");
+    let videosink = format!(
+        "videoconvert ! videoscale ! video/x-raw,width=16,height=16 ! multifilesink sync=true max-files=3 location={}/frame-%06d",
+        frames.path().display()
+    );
+    let uri = format!("streambuffer+udp://127.0.0.1:{port}#segment-duration={SECOND}");
+    let mut play = GstPlay::start_with(&uri, &videosink);
+    assert!(
+        play.wait_for(Duration::from_secs(20), |s| s.len() > 20),
+        "gst-play did not play: {}",
+        play.output()
+    );
+    let lag = |s: &Status| s.duration.map_or(f64::NAN, |d| d - s.position);
+    let start = *play.statuses().last().expect("status");
+    assert!(lag(&start) < 3.0, "started {:.1} s behind live: {start:?}", lag(&start));
+    let decoded = frames_written(frames.path());
+    assert!(decoded > 25, "{decoded} frames decoded in the first 2 s");
+
+    play.key(" ");
+    assert!(
+        play.wait_for(Duration::from_secs(5), |s| s.last().is_some_and(|s| s.paused)),
+        "did not pause"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let paused_frames = frames_written(frames.path());
+    std::thread::sleep(Duration::from_secs(9));
+    assert_eq!(
+        frames_written(frames.path()),
+        paused_frames,
+        "frames shown while paused"
+    );
+    play.key(" ");
+    std::thread::sleep(Duration::from_secs(2));
+    let seen = play.watch(Duration::from_secs(2));
+    assert_moves("resumed", &seen, 1.0);
+    let behind = lag(seen.last().expect("status"));
+    assert!(
+        (8.0..14.0).contains(&behind),
+        "{behind:.1} s behind live after a 10 s pause: the recording did not go on, or playback jumped"
+    );
+
+    // Left: a second back each (gst-play's -1 % of the window, at least a
+    // second); five presses in about 1.5 s.
+    let before = seen.last().expect("status").position;
+    press(&mut play, "\x1b[D", 5, Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(500));
+    let after = play.statuses().last().expect("status").position;
+    assert!(
+        after < before - 2.0,
+        "five presses of the left arrow moved from {before:.1} to {after:.1}"
+    );
+
+    press(&mut play, "+", PLUS_1X_TO_2X, Duration::from_millis(150));
+    std::thread::sleep(Duration::from_millis(800));
+    let seen = play.watch(Duration::from_secs(3));
+    assert_moves("catching up at 2x", &seen, 2.0);
+    assert!(
+        play.wait_for(Duration::from_secs(30), |s| s.last().is_some_and(|s| lag(s) < 4.0)),
+        "2x did not reach live: {:?}",
+        play.statuses().last()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let seen = play.watch(Duration::from_secs(3));
+    assert_moves("at live", &seen, 1.0);
+    assert!(seen.iter().all(|s| lag(s) < 5.0), "fell behind live again: {seen:?}");
+    assert!(
+        frames_written(frames.path()) > paused_frames + 100,
+        "too few frames decoded after the pause"
     );
     let output = play.quit();
     assert!(criticals(&output).is_empty(), "{:?}", criticals(&output));

@@ -293,13 +293,52 @@ fn timeshift_script() {
     assert_finished_ring(&ring, "timeshift.sh");
 }
 
+/// The quick start's time-shift in one command, `gst-play-1.0
+/// 'streambuffer+udp://0.0.0.0:5000...'`, with a live sender on its port (a
+/// free one here) and fakesinks where windows would open: it plays, and
+/// stops on Ctrl-C.
+#[test]
+fn quick_start_time_shift_command() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let command = readme_command("gst-play-1.0 'streambuffer+udp://")
+        .replace(":5000", &format!(":{port}"))
+        .replace(
+            "gst-play-1.0",
+            "gst-play-1.0 --videosink='fakesink sync=true' --audiosink='fakesink sync=true'",
+        );
+    let sender = spawn_shell(
+        &format!(
+            "exec gst-launch-1.0 -q videotestsrc is-live=true ! x264enc tune=zerolatency key-int-max=25 ! \
+             mpegtsmux name=m ! udpsink host=127.0.0.1 port={port} audiotestsrc is-live=true ! avenc_aac ! m."
+        ),
+        &[],
+    );
+    let player = spawn_shell(&format!("exec {command}"), &[]);
+    std::thread::sleep(Duration::from_secs(10));
+    interrupt(&player);
+    let (status, output) = finish(player, Duration::from_secs(20));
+    interrupt(&sender);
+    let _ = finish(sender, Duration::from_secs(10));
+    assert!(status.is_some(), "{command} did not stop on Ctrl-C: {output}");
+    assert!(
+        output.contains(" / 0:00:") && !output.contains("ERROR"),
+        "{command} did not play: {output}"
+    );
+}
+
 #[test]
 fn readme_commands_are_found() {
     let commands = readme_commands();
     assert!(
         commands.iter().any(|c| c.starts_with("scripts/demo.sh"))
             && commands.iter().any(|c| c.starts_with("gst-launch-1.0 videotestsrc"))
-            && commands.iter().any(|c| c.starts_with("gst-launch-1.0 streambuffersrc")),
+            && commands.iter().any(|c| c.starts_with("gst-launch-1.0 streambuffersrc"))
+            && commands
+                .iter()
+                .any(|c| c.starts_with("gst-play-1.0 'streambuffer+udp://")),
         "{commands:?}"
     );
 }

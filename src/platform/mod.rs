@@ -355,7 +355,6 @@ pub fn is_still_named(file: &File, path: &Path) -> bool {
 
 /// Creates `dir`, readable by its owner only (where the platform has
 /// modes): what a reader caches may not be for every user of the machine.
-#[cfg_attr(not(feature = "archive"), allow(dead_code))]
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
@@ -365,6 +364,25 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     #[cfg(not(unix))]
     {
         std::fs::DirBuilder::new().create(dir)
+    }
+}
+
+/// Whether process `pid` still runs (where that cannot be known: yes, so
+/// that nothing of it is removed).
+pub fn process_exists(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return true;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        alive || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
     }
 }
 

@@ -17,6 +17,9 @@ mod report;
 mod settings;
 
 pub use ext::StreamBufferSinkExt;
+/// The properties' specifications, for the time-shift element that passes
+/// them on.
+pub(crate) use properties::param_specs;
 
 glib::wrapper! {
     /// The time-shift buffer sink. See the crate README for its properties.

@@ -13,7 +13,7 @@ use super::settings::*;
 /// Every property's specification, in the order `gst-inspect-1.0` lists them.
 // GStreamer's documentation format on each property (`/** Type:property: */`).
 #[allow(unused_doc_comments)]
-pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
+pub(crate) fn param_specs() -> Vec<glib::ParamSpec> {
     vec![
         /**
          * GstStreamBufferSink:location:

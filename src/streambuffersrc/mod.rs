@@ -16,6 +16,9 @@ mod settings;
 pub mod uri;
 
 pub use ext::StreamBufferSrcExt;
+/// The properties' specifications, for the time-shift element that passes
+/// them on.
+pub(crate) use settings::param_specs;
 
 glib::wrapper! {
     /// The time-shift playback source. See the crate README.

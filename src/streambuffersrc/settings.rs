@@ -42,7 +42,7 @@ impl Default for Settings {
 
 // GStreamer's documentation format on each property (`/** Type:property: */`).
 #[allow(unused_doc_comments)]
-pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
+pub(crate) fn param_specs() -> Vec<glib::ParamSpec> {
     vec![
         /**
          * GstStreamBufferSrc:location:

@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Time-shift of a live URI in one element, `streambuffertimeshiftsrc`
+//! (`streambuffer+udp://...`): playbin from Python as an application drives
+//! it, its URI and properties, what it says when the input cannot be
+//! recorded, and its temporary ring. (gst-play-1.0 through its keys:
+//! tests/gst_play.rs.)
+#![cfg(unix)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::inputs::Input;
+use common::processes::gst_launch;
+use common::rings::{assert_input_in_ring, segments};
+use common::{SECOND, init, plugin_dir, wait_until};
+use gst::prelude::*;
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Kills a child process when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends the 90 s H.264 + AAC input in real time to 127.0.0.1:`port` (7
+/// packets a datagram), writing what it sends to `sent` too.
+fn udp_sender(port: u16, sent: &Path) -> Running {
+    Running(
+        Command::new("gst-launch-1.0")
+            .args(["-q", "filesrc"])
+            .arg(format!("location={}", Input::Minutes.path().display()))
+            .args("! tsparse set-timestamps=true alignment=7 ! identity sync=true ! tee name=t t. ! queue ! udpsink host=127.0.0.1 sync=false".split(' '))
+            .arg(format!("port={port}"))
+            .args(["t.", "!", "queue", "!", "filesink"])
+            .arg(format!("location={}", sent.display()))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("sender"),
+    )
+}
+
+/// One `step NAME position=P live=L frames=F` line of the Python driver.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    position: f64,
+    live: f64,
+    frames: f64,
+}
+
+impl Step {
+    fn behind(&self) -> f64 {
+        self.live - self.position
+    }
+}
+
+fn step(output: &str, name: &str) -> Step {
+    let line = output
+        .lines()
+        .find(|l| l.starts_with(&format!("step {name} ")))
+        .unwrap_or_else(|| panic!("no step {name} in: {output}"));
+    let field = |key: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in '{line}'"))
+    };
+    Step {
+        position: field("position"),
+        live: field("live"),
+        frames: field("frames"),
+    }
+}
+
+/// playbin with `streambuffer+udp://` from Python (PyGObject), as an
+/// application drives it: pause 20 s (the recording goes on: resume plays
+/// 20 s behind live), seek back 30 s, 8x forward until live (the source
+/// goes back to 1x there), -8x back. The sender sends throughout, and the
+/// ring (at a given location, so that it stays) holds every packet it sent.
+/// Video frames are decoded in each phase, none while paused; no BUFFERING
+/// message is posted for a ring that is simply behind.
+#[test]
+fn playbin_from_python_pauses_seeks_and_plays_fast_on_a_live_udp_uri() {
+    init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let sent = dir.path().join("sent.ts");
+    let stop = dir.path().join("stop");
+    let port = free_udp_port();
+    let mut sender = udp_sender(port, &sent);
+    let uri = format!(
+        "streambuffer+udp://127.0.0.1:{port}#location={}&segment-duration={SECOND}",
+        ring.display()
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/timeshift_playbin.py");
+    let viewer = Command::new("/usr/bin/python3")
+        .arg(&script)
+        .arg(&uri)
+        .arg("32")
+        .arg(&stop)
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs the viewer");
+    // The sender ends after its 90 s; the viewer, recording, a second later.
+    assert!(
+        wait_until(Duration::from_secs(150), || matches!(sender.0.try_wait(), Ok(Some(_)))),
+        "the sender did not finish"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    std::fs::write(&stop, b"").expect("stop file");
+    let watchdog = {
+        let pid = viewer.id();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(60));
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        })
+    };
+    let out = viewer.wait_with_output().expect("viewer output");
+    drop(watchdog);
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the viewer failed: {output}");
+
+    let started = step(&output, "started");
+    assert!(
+        started.behind() < 3.0,
+        "started {:.1} s behind live: {output}",
+        started.behind()
+    );
+    let (played, paused, still) = (
+        step(&output, "played"),
+        step(&output, "paused"),
+        step(&output, "still-paused"),
+    );
+    assert!(
+        played.frames >= started.frames + 25.0 * 25.0,
+        "32 s of play decoded too few frames: {output}"
+    );
+    assert_eq!(paused.frames, still.frames, "frames decoded while paused: {output}");
+    assert!(
+        still.live >= paused.live + 15.0,
+        "the live edge did not move while paused: {output}"
+    );
+    let resumed = step(&output, "resumed");
+    assert!(
+        (18.0..24.0).contains(&resumed.behind()),
+        "{:.1} s behind live after a 20 s pause: {output}",
+        resumed.behind()
+    );
+    let back = step(&output, "back-30");
+    assert!(
+        (back.position - (resumed.position - 28.0)).abs() < 3.0,
+        "30 s back from {:.1} went to {:.1}: {output}",
+        resumed.position,
+        back.position
+    );
+    assert!(
+        back.frames > resumed.frames + 25.0,
+        "no frames after seeking back: {output}"
+    );
+    let at_live = step(&output, "at-live");
+    assert!(at_live.behind() < 5.0, "8x did not reach live: {output}");
+    assert!(output.contains("new-rate=(double)8"), "no rate change to 8x: {output}");
+    assert!(
+        output.contains("new-rate=(double)1, reason=(string)live-edge"),
+        "8x did not go back to 1x at the live edge: {output}"
+    );
+    let (rewind, rewound) = (step(&output, "rewind"), step(&output, "rewound"));
+    assert!(
+        rewound.position < rewind.position - 8.0,
+        "-8x for 3 s went from {:.1} to {:.1}: {output}",
+        rewind.position,
+        rewound.position
+    );
+    assert!(rewound.frames > rewind.frames, "no keyframes shown at -8x: {output}");
+    let done = step(&output, "stopping");
+    assert!(
+        done.frames > rewound.frames + 25.0,
+        "no frames after the rewind: {output}"
+    );
+    assert!(!output.contains("buffering"), "BUFFERING posted: {output}");
+
+    let sent = std::fs::read(&sent).expect("sent bytes");
+    let recorded: Vec<u8> = segments(&ring)
+        .iter()
+        .flat_map(|s| std::fs::read(s).expect("segment"))
+        .collect();
+    assert!(!recorded.is_empty(), "the ring at {} is empty", ring.display());
+    assert_input_in_ring(&sent, &recorded);
+}
+
+/// The URI's fragment sets properties as gst-launch-1.0 would read them;
+/// anything wrong in it (unknown or read-only property, bad value, out of
+/// range, a URI not wrapped) is refused and changes nothing.
+#[test]
+fn the_uri_sets_properties_and_refuses_what_is_wrong() {
+    init();
+    let element = gst::Element::make_from_uri(
+        gst::URIType::Src,
+        "streambuffer+udp://127.0.0.1:5000#max-duration=60000000000&write-failure-mode=block&location=/var/tv/ch%201&trick-frame-rate=4",
+        None,
+    )
+    .expect("playbin's lookup finds the element");
+    assert_eq!(
+        element.factory().map(|f| f.name()).as_deref(),
+        Some("streambuffertimeshiftsrc")
+    );
+    assert_eq!(element.property::<u64>("max-duration"), 60 * SECOND);
+    assert_eq!(
+        element.property::<Option<String>>("location").as_deref(),
+        Some("/var/tv/ch 1")
+    );
+    assert_eq!(element.property::<u32>("trick-frame-rate"), 4);
+    assert_eq!(
+        element.property::<Option<String>>("uri").as_deref(),
+        Some("udp://127.0.0.1:5000")
+    );
+    let mode = element.property_value("write-failure-mode");
+    assert_eq!(
+        gst::prelude::GstValueExt::serialize(&mode)
+            .expect("serialises")
+            .as_str(),
+        "block"
+    );
+    let handler = element.dynamic_cast_ref::<gst::URIHandler>().expect("a URI handler");
+    for bad in [
+        "streambuffer+udp://127.0.0.1:5001#no-such-property=1",
+        "streambuffer+udp://127.0.0.1:5001#stats=x",
+        "streambuffer+udp://127.0.0.1:5001#max-duration=soon",
+        "streambuffer+udp://127.0.0.1:5001#segment-duration=1",
+        "streambuffer+udp://127.0.0.1:5001#write-failure-mode=sometimes",
+        "streambuffer+file:///tmp/x.ts",
+        "udp://127.0.0.1:5001",
+    ] {
+        assert!(handler.set_uri(bad).is_err(), "{bad} accepted");
+    }
+    assert_eq!(handler.uri().as_deref(), Some("streambuffer+udp://127.0.0.1:5000"));
+    assert_eq!(element.property::<u64>("max-duration"), 60 * SECOND);
+}
+
+/// An input that cannot be recorded is an ERROR at once naming it, not a
+/// pipeline waiting for good: an HTTP server that is not there, a UDP port
+/// taken by another process, and no URI at all.
+#[test]
+fn an_input_that_cannot_be_recorded_is_an_error_at_once() {
+    init();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let (exited, ok, out) = gst_launch(
+        &format!("streambuffertimeshiftsrc uri=http://127.0.0.1:{closed}/live.ts ! fakesink"),
+        common::NO_ENV,
+        Duration::from_secs(30),
+    );
+    assert!(exited && !ok, "{out}");
+    assert!(
+        out.contains("Recording 'http://127.0.0.1:") && out.contains("nothing was recorded"),
+        "{out}"
+    );
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let (exited, ok, out) = gst_launch(
+        &format!("streambuffertimeshiftsrc uri=udp://127.0.0.1:{port}?reuse=false ! fakesink"),
+        common::NO_ENV,
+        Duration::from_secs(30),
+    );
+    assert!(exited && !ok, "{out}");
+    assert!(out.contains(&format!("Cannot record 'udp://127.0.0.1:{port}")), "{out}");
+    let (exited, ok, out) = gst_launch(
+        "streambuffertimeshiftsrc ! fakesink",
+        common::NO_ENV,
+        Duration::from_secs(30),
+    );
+    assert!(exited && !ok && out.contains("No live URI to time-shift"), "{out}");
+}
+
+/// Without a location the ring is a private directory under $TMPDIR,
+/// removed when playback stops; one a killed process left is removed by the
+/// next start.
+#[test]
+fn the_temporary_ring_goes_at_stop_and_after_a_kill() {
+    init();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sent = tmp.path().join("sent.ts");
+    let port = free_udp_port();
+    let _sender = udp_sender(port, &sent);
+    let temporary_rings = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(tmp.path())
+            .expect("read tmp")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("streambuffer-timeshift-"))
+            })
+            .collect()
+    };
+    let spawn = |buffers: u32| {
+        Command::new("gst-launch-1.0")
+            .args(["-q", "streambuffertimeshiftsrc"])
+            .arg(format!("uri=udp://127.0.0.1:{port}"))
+            .arg(format!("segment-duration={SECOND}"))
+            .args(["!", "fakesink", "sync=true"])
+            .arg(format!("num-buffers={buffers}"))
+            .env("GST_PLUGIN_PATH", plugin_dir())
+            .env("TMPDIR", tmp.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("gst-launch-1.0")
+    };
+    let mut killed = Running(spawn(1_000_000));
+    assert!(
+        wait_until(Duration::from_secs(20), || temporary_rings()
+            .iter()
+            .any(|r| r.join("ring/index.m3u8").is_file())),
+        "no temporary ring with a segment appeared"
+    );
+    let _ = killed.0.kill();
+    let _ = killed.0.wait();
+    let left = temporary_rings();
+    assert_eq!(left.len(), 1, "{left:?}");
+    // num-buffers: the viewer plays ten blocks (about 6 s), then EOS.
+    let mut finishing = Running(spawn(10));
+    assert!(
+        wait_until(Duration::from_secs(20), || !left[0].exists()),
+        "the killed process's ring was not removed at the next start"
+    );
+    assert!(
+        wait_until(Duration::from_secs(40), || matches!(
+            finishing.0.try_wait(),
+            Ok(Some(_))
+        )),
+        "the second viewer did not finish"
+    );
+    assert!(
+        temporary_rings().is_empty(),
+        "a temporary ring is left after stop: {:?}",
+        temporary_rings()
+    );
+}
