@@ -3,7 +3,8 @@
 //! of its own holds the segment it reads, and the writer (another process)
 //! defers evicting it within `lease-max-duration`; `kill -9` of the reader
 //! releases it at once; past the limit the writer evicts anyway and the
-//! reader is told (`streambuffer-stale-file-deleted`).
+//! reader is told (`streambuffer-stale-file-deleted`); a full disk evicts a
+//! leased segment anyway, and says so.
 // flock and signals: these tests run on Unix.
 #![cfg(unix)]
 
@@ -118,4 +119,75 @@ fn a_slow_readers_lease_holds_its_segment_until_it_dies_or_the_limit() {
     );
     stop(reader);
     stop(writer);
+}
+
+/// A full disk does not wait for leases: the oldest segment, leased by a
+/// slow reader in another process (and well within the lease limit), is
+/// evicted first to make room, the sink reports it
+/// (`streambuffer-evicted-under-pressure`), nothing is lost, and the reader
+/// is told (`streambuffer-stale-file-deleted`).
+#[test]
+fn a_full_disk_evicts_a_leased_segment_first_and_says_so() {
+    use common::pipelines::{launch, lock_events, stat_u64, stats, watch};
+    use gst::prelude::*;
+    common::init();
+    let Some(fs) = common::processes::Tmpfs::mount("12M") else {
+        return;
+    };
+    let ring = fs.path().join("ring");
+    let pipeline = launch(&format!(
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+         x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=800 ! mpegtsmux ! \
+         streambuffersink name=sink location={} segment-duration={SECOND} max-duration={} \
+         lease-max-duration={} retry-interval={}",
+        ring.display(),
+        600 * SECOND,
+        600 * SECOND,
+        SECOND / 5
+    ));
+    let events = watch(&pipeline, "sink");
+    pipeline.set_state(gst::State::Playing).expect("play");
+    assert!(
+        wait_until(Duration::from_secs(30), || ring.join("index.m3u8").exists()
+            && playlist(&ring).segments.len() >= 3),
+        "the writer writes"
+    );
+    // The reader's log off the full filesystem.
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log = logs.path().join("reader.log");
+    let reader = spawn_slow_reader(&ring, &log);
+    std::thread::sleep(Duration::from_secs(2));
+    let held = first_listed(&ring);
+    // The reader's shared lock: an exclusive one cannot be had.
+    assert!(
+        wait_until(Duration::from_secs(10), || std::fs::File::open(&held)
+            .is_ok_and(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))),
+        "the reader holds no lease on {}",
+        held.display()
+    );
+    let _ballast = fs.fill();
+    let under_pressure = || {
+        lock_events(&events)
+            .messages
+            .iter()
+            .any(|m| m == "streambuffer-evicted-under-pressure")
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || under_pressure() && !held.exists()),
+        "the leased oldest segment was not evicted for the full disk ({} exists: {})",
+        held.display(),
+        held.exists()
+    );
+    assert!(
+        wait_until(Duration::from_secs(40), || std::fs::read_to_string(&log)
+            .is_ok_and(|t| t.contains("streambuffer-stale-file-deleted"))),
+        "the reader is told: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let counters = stats(&pipeline, "sink");
+    stop(reader);
+    pipeline.set_state(gst::State::Null).expect("stop");
+    assert!(stat_u64(&counters, "evicted-under-pressure") >= 1, "{counters:?}");
+    let e = lock_events(&events);
+    assert!(e.failures.is_empty(), "eviction made room, nothing was lost: {:?}", e.failures);
 }
