@@ -14,13 +14,15 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 # BENCH_SINKS=streambuffersink (comma-separated): only those sinks and
 # filesink, and only the throughput table; more runs of fewer sinks give
 # tighter ratios on a noisy machine. BENCH_SINKS=archive: only the archive
-# tables; BENCH_SINKS=origin: only the origin's.
+# tables; BENCH_SINKS=origin: only the origin's; BENCH_SINKS=leases: only
+# the sink with 4 leasing readers.
 ONLY = [n for n in os.environ.get("BENCH_SINKS", "").split(",") if n]
 CACHE = os.environ.get("BENCH_CACHE", os.path.expanduser("~/.cache/streambuffer-bench"))
 OUT = os.environ.get("BENCH_OUT", os.path.join(CACHE, "out"))
@@ -82,7 +84,27 @@ def sinks(out):
     }
 
 
-def run_once(pipeline):
+def attach_readers(ring, count, sink_done, readers):
+    """Starts `count` streambuffersrc processes following `ring` from its
+    oldest segment (each leasing the segment it reads) once its first
+    segment is published, unless the sink has ended first (`sink_done`;
+    the sink process is reaped by os.wait4 alone)."""
+    playlist = os.path.join(ring, "index.m3u8")
+    while not os.path.exists(playlist):
+        if sink_done.is_set():
+            return
+        time.sleep(0.002)
+    for _ in range(count):
+        readers.append(subprocess.Popen(
+            ["timeout", str(HANG_TIMEOUT), "gst-launch-1.0", "-q", "streambuffersrc", f"location={ring}",
+             "start-position=oldest", "!", "fakesink", "sync=false"], stdout=subprocess.DEVNULL))
+
+
+def run_once(pipeline, readers=0):
+    """One run of `pipeline` (gst-launch-1.0 or ffmpeg) from clean: its wall
+    time, CPU and peak RSS; None if it hung. `readers`: that many leasing
+    streambuffersrc processes follow the ring it writes at OUT/ring (their
+    CPU is theirs, not counted)."""
     out = OUT
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
@@ -96,8 +118,20 @@ def run_once(pipeline):
         argv = ["timeout", str(HANG_TIMEOUT), "gst-launch-1.0", "-q"] + pipeline.split()
     t0 = time.perf_counter()
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    attached, sink_done = [], threading.Event()
+    if readers:
+        watcher = threading.Thread(target=attach_readers,
+                                   args=(os.path.join(out, "ring"), readers, sink_done, attached))
+        watcher.start()
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
+    sink_done.set()
+    if readers:
+        watcher.join()
+        for r in attached:
+            r.wait()
+        if len(attached) < readers:
+            print(f"only {len(attached)} of {readers} readers attached before the end: {pipeline}", file=sys.stderr)
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 124:
         print(f"hung (killed after {HANG_TIMEOUT} s): {pipeline}", file=sys.stderr)
         return None
@@ -150,6 +184,33 @@ def throughput_table():
             ow, oc, _ = med[other]
             rc = paired_cpu_ratio(results["streambuffersink"], results[other])
             lines.append(f"\nstreambuffersink / {other}: wall {sw / ow:.2f}, CPU {sc / oc:.2f} (paired rounds: {rc:.2f})")
+    return "\n".join(lines)
+
+
+def leases_table():
+    """The sink's CPU with 4 leasing streambuffersrc readers (other
+    processes) following its ring, against the sink alone and filesink, in
+    interleaved rounds: leases must not cost the writer."""
+    size_mb = os.path.getsize(INPUT) / 1e6
+    sink = sinks(OUT)["streambuffersink"]
+    contenders = {
+        "filesink": (f"filesrc location={INPUT} blocksize=65536 ! {sinks(OUT)['filesink']}", 0),
+        "streambuffersink": (f"filesrc location={INPUT} blocksize=65536 ! {sink}", 0),
+        "streambuffersink, 4 leasing readers": (f"filesrc location={INPUT} blocksize=65536 ! {sink}", 4),
+    }
+    names = list(contenders)
+    results = {n: [] for n in names}
+    for r in range(RUNS):
+        for n in names[r % len(names):] + names[:r % len(names)]:
+            command, readers = contenders[n]
+            results[n].append(run_once(command, readers))
+    lines = [f"{size_mb:.0f} MB input, 64 KiB buffers, 30 s window rotating, {RUNS} interleaved rounds\n",
+             "| sink | CPU s | CPU / filesink, paired rounds | CPU / sink alone, paired rounds |", "|---|---|---|---|"]
+    for n in names:
+        ok = [x for x in results[n] if x is not None]
+        cpu = statistics.median(x[1] for x in ok) if ok else float("nan")
+        lines.append(f"| `{n}` | {cpu:.3f} | {paired_cpu_ratio(results[n], results['filesink']):.2f} "
+                     f"| {paired_cpu_ratio(results[n], results['streambuffersink']):.2f} |")
     return "\n".join(lines)
 
 
@@ -445,6 +506,9 @@ def main():
         print("### The HTTP origin under load (loopback)\n\n" + origin_table(os.path.dirname(bench_ring)))
         print("\n### Low-Latency HLS through the origin\n\n" + low_latency_table(os.path.dirname(bench_ring)))
         return
+    if ONLY == ["leases"]:
+        print("### The sink with leasing readers\n\n" + leases_table())
+        return
     if ONLY == ["archive"]:
         print("### The archive tier (S3 on loopback: s3s-fs)\n\n" + archive_tables(os.path.dirname(bench_ring)))
         return
@@ -452,6 +516,7 @@ def main():
     if ONLY:
         shutil.rmtree(OUT, ignore_errors=True)
         return
+    print("\n### The sink with leasing readers\n\n" + leases_table())
     print("\n### Many channels in one process (tee to N sinks, 52 MB each)\n\n" + fanout_table())
     print("\n### Memory against window length\n\n" + window_rss_table())
     print("\n### Rotation cost against window length (library, no pipeline)\n\n" + ring_table(bench_ring))

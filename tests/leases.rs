@@ -189,5 +189,9 @@ fn a_full_disk_evicts_a_leased_segment_first_and_says_so() {
     pipeline.set_state(gst::State::Null).expect("stop");
     assert!(stat_u64(&counters, "evicted-under-pressure") >= 1, "{counters:?}");
     let e = lock_events(&events);
-    assert!(e.failures.is_empty(), "eviction made room, nothing was lost: {:?}", e.failures);
+    assert!(
+        e.failures.is_empty(),
+        "eviction made room, nothing was lost: {:?}",
+        e.failures
+    );
 }

@@ -357,3 +357,99 @@ fn the_temporary_ring_goes_at_stop_and_after_a_kill() {
         temporary_rings()
     );
 }
+
+/// RTP (MP2T payload, depayloaded on the way in) into a ring at a given
+/// location: played through `tsdemux` until 50 video frames are out, and
+/// the ring stays after stop, a ring like any other.
+#[test]
+fn rtp_into_a_given_location_plays_and_the_ring_stays() {
+    init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let port = free_udp_port();
+    let _sender = Running(
+        Command::new("gst-launch-1.0")
+            .args(
+                format!(
+                    "-q videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+                     x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast ! mpegtsmux name=m ! \
+                     rtpmp2tpay ! udpsink host=127.0.0.1 port={port} audiotestsrc is-live=true ! avenc_aac ! m."
+                )
+                .split_whitespace(),
+            )
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("sender"),
+    );
+    let (exited, ok, out) = gst_launch(
+        &format!(
+            "streambuffertimeshiftsrc uri=rtp://127.0.0.1:{port} location={} segment-duration={SECOND} ! \
+             tsdemux ! h264parse ! fakesink sync=true num-buffers=50",
+            ring.display()
+        ),
+        common::NO_ENV,
+        Duration::from_secs(40),
+    );
+    assert!(exited && ok && out.contains("Got EOS"), "{out}");
+    let kept = segments(&ring);
+    assert!(!kept.is_empty(), "no segment kept in {}", ring.display());
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+        .arg(ring.join("index.m3u8"))
+        .output()
+        .expect("ffprobe");
+    let codecs = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        codecs.contains("h264") && codecs.contains("aac"),
+        "ffprobe on the kept ring: {codecs}"
+    );
+}
+
+/// A pause longer than the window (12 s on 4 s, leases off): on resume the
+/// viewer jumps to the oldest content and is told, as the Windows engine
+/// does (`streambuffer-stale-file-deleted` on the application's bus), and
+/// the recording never stopped (its stats count no write failure).
+#[test]
+fn a_pause_outliving_the_window_jumps_and_says_so() {
+    init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_udp_port();
+    let _sender = udp_sender(port, &dir.path().join("sent.ts"));
+    let pipeline = common::pipelines::launch(&format!(
+        "streambuffertimeshiftsrc name=ts uri=udp://127.0.0.1:{port} segment-duration={SECOND} max-duration={} \
+         lease-max-duration=0 ! tsdemux ! h264parse ! fakesink sync=true",
+        4 * SECOND
+    ));
+    let messages = common::pipelines::collect_messages(&pipeline);
+    pipeline.set_state(gst::State::Playing).expect("play");
+    let bus = pipeline.bus().expect("bus");
+    let playing = bus.timed_pop_filtered(gst::ClockTime::from_seconds(30), &[gst::MessageType::AsyncDone]);
+    assert!(playing.is_some(), "did not preroll");
+    std::thread::sleep(Duration::from_secs(2));
+    pipeline.set_state(gst::State::Paused).expect("pause");
+    std::thread::sleep(Duration::from_secs(12));
+    pipeline.set_state(gst::State::Playing).expect("resume");
+    let told = wait_until(Duration::from_secs(10), || {
+        messages
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|s| s.name() == "streambuffer-stale-file-deleted")
+    });
+    let timeshift = pipeline.by_name("ts").expect("ts");
+    let recorder = timeshift.property::<gst::Structure>("recorder-stats");
+    let reader = timeshift.property::<gst::Structure>("stats");
+    pipeline.set_state(gst::State::Null).expect("stop");
+    assert!(told, "no stale-file-deleted: {:?}", messages.lock().expect("lock"));
+    assert_eq!(recorder.get::<u64>("write-failures").ok(), Some(0), "{recorder:?}");
+    assert!(
+        recorder.get::<u64>("segments-deleted").unwrap_or(0) >= 5,
+        "{recorder:?}"
+    );
+    let lag = reader.get::<i64>("lag").unwrap_or(-1);
+    assert!(
+        (0..6 * SECOND as i64).contains(&lag),
+        "{:.1} s behind live after the jump, in a 4 s window: {reader:?}",
+        lag as f64 / 1e9
+    );
+}
