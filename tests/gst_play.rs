@@ -416,8 +416,9 @@ fn frames_written(dir: &Path) -> u64 {
 /// Time-shift of a live UDP stream from ffmpeg in one command,
 /// `gst-play-1.0 streambuffer+udp://...`, through its keys: space pauses
 /// (the recording goes on: on resume playback is as far behind live as the
-/// pause lasted), the left arrow seeks back, `+` to 2x catches up with live
-/// and playback goes on at 1x there. Video frames are decoded throughout
+/// pause lasted), the left arrow seeks back, `+` to 2x and `-` back to 1x
+/// change the rate, 2x catches up with live and playback goes on at 1x
+/// there. Video frames are decoded throughout
 /// (none while paused).
 #[test]
 fn live_udp_time_shift_through_its_keys() {
@@ -493,6 +494,12 @@ fn live_udp_time_shift_through_its_keys() {
     std::thread::sleep(Duration::from_millis(800));
     let seen = play.watch(Duration::from_secs(3));
     assert_moves("catching up at 2x", &seen, 2.0);
+    press(&mut play, "-", PLUS_1X_TO_2X, Duration::from_millis(150));
+    std::thread::sleep(Duration::from_millis(800));
+    let seen = play.watch(Duration::from_secs(2));
+    assert_moves("back to 1x behind live", &seen, 1.0);
+    assert!(seen.iter().all(|s| lag(s) > 4.0), "1x reached live at once: {seen:?}");
+    press(&mut play, "+", PLUS_1X_TO_2X, Duration::from_millis(150));
     assert!(
         play.wait_for(Duration::from_secs(30), |s| s.last().is_some_and(|s| lag(s) < 4.0)),
         "2x did not reach live: {:?}",

@@ -453,3 +453,91 @@ fn a_pause_outliving_the_window_jumps_and_says_so() {
         lag as f64 / 1e9
     );
 }
+
+/// An HTTP server that sends 5 s of the input in real time on each
+/// connection, then resets it (a live source dropping); returns its port
+/// and the count of connections so far.
+fn dropping_http_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    let data = std::fs::read(Input::Minutes.path()).expect("input");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let data = data.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: video/mp2t\r\n\r\n");
+                // 11,280 bytes every 100 ms: about the input's rate.
+                let chunk = 188 * 60;
+                let mut offset = (n * 50 * chunk) % (data.len() - 50 * chunk);
+                for _ in 0..50 {
+                    if stream.write_all(&data[offset..offset + chunk]).is_err() {
+                        return;
+                    }
+                    offset += chunk;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                // SO_LINGER 0: close sends a reset, as a dropped source does.
+                let linger = libc::linger {
+                    l_onoff: 1,
+                    l_linger: 0,
+                };
+                // SAFETY: a valid socket and a linger struct of the size given.
+                unsafe {
+                    libc::setsockopt(
+                        std::os::fd::AsRawFd::as_raw_fd(&stream),
+                        libc::SOL_SOCKET,
+                        libc::SO_LINGER,
+                        std::ptr::from_ref(&linger).cast(),
+                        std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                    );
+                }
+            });
+        }
+    });
+    (port, connections)
+}
+
+/// A live HTTP input that drops every 5 s: each drop is a WARNING naming the
+/// input, the input is opened again, playback never stops (no ERROR, no
+/// EOS), and the ring goes on recording across the drops.
+#[test]
+fn a_dropping_http_input_is_reopened_and_recording_goes_on() {
+    init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let (port, connections) = dropping_http_server();
+    let (exited, _, out) = gst_launch(
+        &format!(
+            "-m streambuffertimeshiftsrc uri=http://127.0.0.1:{port}/live.ts location={} segment-duration={SECOND} ! \
+             tsdemux ! h264parse ! fakesink sync=true",
+            ring.display()
+        ),
+        common::NO_ENV,
+        Duration::from_secs(18),
+    );
+    assert!(!exited, "playback ended: {out}");
+    assert!(
+        out.contains(&format!(
+            "The live input 'http://127.0.0.1:{port}/live.ts' failed, retrying"
+        )),
+        "no warning for the drops: {out}"
+    );
+    assert!(!out.contains("ERROR") && !out.contains("Got EOS"), "{out}");
+    assert!(
+        connections.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "the input was not opened again"
+    );
+    let recorded: f64 = common::rings::playlist(&ring)
+        .segments
+        .iter()
+        .map(|s| f64::from(s.duration))
+        .sum();
+    assert!(recorded > 9.0, "{recorded:.1} s recorded across the drops");
+}

@@ -51,6 +51,8 @@ pub(super) struct LiveInput {
     sink: gst::Element,
     notes: Sender<Note>,
     watcher: Option<JoinHandle<()>>,
+    /// The probe that keeps the input's EOS from the sink.
+    eos_probe: Option<gst::PadProbeId>,
 }
 
 impl LiveInput {
@@ -74,6 +76,11 @@ impl LiveInput {
             sink: sink.clone(),
             notes,
             watcher: None,
+            eos_probe: None,
+        };
+        let mut input = LiveInput {
+            eos_probe: input.hold_back_eos(),
+            ..input
         };
         input.add_source(live)?;
         input.forward_messages(viewer);
@@ -109,6 +116,29 @@ impl LiveInput {
     /// A `urisourcebin` for `live`, linked to the sink when its pad comes.
     fn add_source(&self, live: &str) -> Result<(), gst::ErrorMessage> {
         add_source(&self.pipeline, &self.sink, live).map(|_| ())
+    }
+
+    /// An EOS from the live input is a source that went away (a server that
+    /// closed the connection, or one that failed and sent EOS after its
+    /// error), not the end of the recording: it does not reach the sink,
+    /// which would finish the ring and so end playback; the watcher opens
+    /// the input again. The recording ends when the element stops.
+    fn hold_back_eos(&self) -> Option<gst::PadProbeId> {
+        let pad = self.sink.static_pad("sink")?;
+        let notes = std::sync::Mutex::new(self.notes.clone());
+        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            let is_eos = info.event().is_some_and(|e| e.type_() == gst::EventType::Eos);
+            if !is_eos {
+                return gst::PadProbeReturn::Ok;
+            }
+            let note = Note::Failed {
+                from_sink: false,
+                error: glib::Error::new(gst::ResourceError::Read, "the live input ended"),
+                debug: None,
+            };
+            let _ = crate::element_sync::lock(&notes).send(note);
+            gst::PadProbeReturn::Drop
+        })
     }
 
     /// The recording pipeline's messages go to the viewer's bus, as its own
@@ -151,8 +181,11 @@ impl LiveInput {
         self.shut_down();
     }
 
-    fn shut_down(&self) {
+    fn shut_down(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+        if let (Some(probe), Some(pad)) = (self.eos_probe.take(), self.sink.static_pad("sink")) {
+            pad.remove_probe(probe);
+        }
         if let Some(bus) = self.pipeline.bus() {
             bus.unset_sync_handler();
         }
@@ -241,10 +274,18 @@ impl Watch {
                         return;
                     }
                     self.warn(&error);
-                    match notes.recv_timeout(INPUT_RETRY) {
-                        Ok(Note::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                        _ => self.replace_input(),
+                    // What else the failed input says meanwhile (its EOS
+                    // after its error) is the same outage.
+                    let retry_at = std::time::Instant::now() + INPUT_RETRY;
+                    loop {
+                        let left = retry_at.saturating_duration_since(std::time::Instant::now());
+                        match notes.recv_timeout(left) {
+                            Ok(Note::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                            Ok(Note::Failed { .. }) => {}
+                            Err(RecvTimeoutError::Timeout) => break,
+                        }
                     }
+                    self.replace_input();
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if !published && self.playlist.is_file() {
