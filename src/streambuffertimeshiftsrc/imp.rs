@@ -163,6 +163,7 @@ impl ObjectImpl for StreamBufferTimeshiftSrc {
         self.parent_constructed();
         let obj = self.obj();
         self.source.set_property("start-position", StartPosition::Live);
+        self.sink.set_property("segment-duration", properties::SEGMENT_DURATION);
         self.source.set_locked_state(true);
         if let Err(e) = obj.add(&self.source) {
             gst::error!(CAT, imp = self, "Cannot add the ring's reader: {e}");
@@ -186,7 +187,7 @@ impl ObjectImpl for StreamBufferTimeshiftSrc {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let name = pspec.name();
-        if matches!(*lock(&self.state), State::Running { .. }) && name != "uri" {
+        if matches!(*lock(&self.state), State::Running { .. }) {
             gst::warning!(CAT, imp = self, "Property '{name}' cannot be changed while running");
             return;
         }

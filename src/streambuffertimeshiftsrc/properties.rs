@@ -100,9 +100,39 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
     specs.extend(
         crate::streambuffersink::param_specs()
             .into_iter()
-            .filter(|p| !SINK_OWN.contains(&p.name())),
+            .filter(|p| !SINK_OWN.contains(&p.name()))
+            .map(|p| match p.downcast_ref::<glib::ParamSpecUInt64>() {
+                Some(d) if p.name() == "segment-duration" => segment_duration(d),
+                _ => p,
+            }),
     );
     specs
+}
+
+/// Segments of 2 s, not the sink's 6: playback starts once the first one
+/// is published, so this is how long a viewer waits for the first picture.
+pub(super) const SEGMENT_DURATION: u64 = 2_000_000_000;
+
+/// The sink's `segment-duration` with this element's default.
+// GStreamer's documentation format (`/** Type:property: */`).
+#[allow(unused_doc_comments)]
+fn segment_duration(sink: &glib::ParamSpecUInt64) -> glib::ParamSpec {
+    /**
+     * GstStreamBufferTimeshiftSrc:segment-duration:
+     *
+     * Target segment length in ns (a segment ends at the first random-access
+     * point after it); playback starts once the first segment is published
+     *
+     * Since: 0.3
+     */
+    glib::ParamSpecUInt64::builder("segment-duration")
+        .nick("Segment duration")
+        .blurb("Target segment length in ns (a segment ends at the first random-access point after it); playback starts once the first segment is published")
+        .minimum(sink.minimum())
+        .maximum(sink.maximum())
+        .default_value(SEGMENT_DURATION)
+        .mutable_ready()
+        .build()
 }
 
 /// Property `name` of `obj` read from `text`, as a URI's fragment gives it;
