@@ -223,6 +223,8 @@ fn the_uri_sets_properties_and_refuses_what_is_wrong() {
         Some("streambuffertimeshiftsrc")
     );
     assert_eq!(element.property::<u64>("max-duration"), 60 * SECOND);
+    // Its own default: the first picture waits for the first segment.
+    assert_eq!(element.property::<u64>("segment-duration"), 2 * SECOND);
     assert_eq!(
         element.property::<Option<String>>("location").as_deref(),
         Some("/var/tv/ch 1")
