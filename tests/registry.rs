@@ -84,6 +84,43 @@ fn gst_inspect_finds_the_source() {
     }
 }
 
+/// The time-shift element in a fresh registry: its URI schemes (how playbin
+/// finds it), and the sink's and the source's properties it passes on.
+#[test]
+fn gst_inspect_finds_the_time_shift_element() {
+    let registry = tempfile::NamedTempFile::new().expect("temp registry");
+    let out = Command::new("gst-inspect-1.0")
+        .arg("streambuffertimeshiftsrc")
+        .env("GST_PLUGIN_PATH", common::plugin_dir())
+        .env("GST_REGISTRY", registry.path())
+        .output()
+        .expect("run gst-inspect-1.0");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "gst-inspect-1.0 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "Stream Buffer Time-shift Source",
+        "Source/Network",
+        "streambuffer+udp",
+        "streambuffer+rtp",
+        "streambuffer+http",
+        "uri ",
+        "location",
+        "recorder-stats",
+        "max-duration",
+        "write-failure-mode",
+        "lease-max-duration",
+        "trick-frame-rate",
+        "stats",
+    ] {
+        assert!(text.contains(expected), "gst-inspect-1.0 output lacks '{expected}'");
+    }
+    assert!(!text.contains("start-position"), "the start is the live edge, not a property");
+}
+
 #[test]
 fn out_of_range_values_are_refused_with_a_message() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -410,26 +410,38 @@ fn windows_by_date_and_delay() {
 /// `seconds`, with 2 s segments unless `props` (more sink properties) say
 /// otherwise, with `env`.
 fn spawn_live_writer(ring: &Path, seconds: u32, props: &str, env: &[(&str, String)]) -> Child {
-    Command::new("gst-launch-1.0")
-        .env("GST_PLUGIN_PATH", common::plugin_dir())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .args(["-q", "-e"])
-        .args(
-            format!(
-                "videotestsrc is-live=true num-buffers={} pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
-                 x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=600 ! queue ! mpegtsmux name=m ! \
-                 streambuffersink segment-duration=2000000000 location={} {props} \
-                 audiotestsrc is-live=true num-buffers={} samplesperbuffer=1024 ! audio/x-raw,rate=48000 ! avenc_aac ! \
-                 queue ! m.",
-                seconds * 25,
-                ring.display(),
-                seconds * 48000 / 1024,
-            )
-            .split_whitespace(),
-        )
+    live_writer(ring, Some(seconds), props, env, "-q")
         .stdout(Stdio::null())
         .spawn()
         .expect("gst-launch-1.0")
+}
+
+/// The live writer's command: `seconds` of it (`None`: until stopped),
+/// gst-launch-1.0's `flag` (`-q`, or `-m` for its messages).
+fn live_writer(ring: &Path, seconds: Option<u32>, props: &str, env: &[(&str, String)], flag: &str) -> Command {
+    let (video, audio) = seconds.map_or((String::new(), String::new()), |s| {
+        (
+            format!("num-buffers={}", s * 25),
+            format!("num-buffers={}", s * 48000 / 1024),
+        )
+    });
+    let mut command = Command::new("gst-launch-1.0");
+    command
+        .env("GST_PLUGIN_PATH", common::plugin_dir())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .args([flag, "-e"])
+        .args(
+            format!(
+                "videotestsrc is-live=true {video} pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+                 x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=600 ! queue ! mpegtsmux name=m ! \
+                 streambuffersink segment-duration=2000000000 location={} {props} \
+                 audiotestsrc is-live=true {audio} samplesperbuffer=1024 ! audio/x-raw,rate=48000 ! avenc_aac ! \
+                 queue ! m.",
+                ring.display(),
+            )
+            .split_whitespace(),
+        );
+    command
 }
 
 /// The `KEY=value` attributes of a playlist tag line.
@@ -837,20 +849,7 @@ fn a_failing_and_restarted_writer_leaves_clients_consistent_playlists() {
         Arc::clone(&pause),
     );
     let log = root.path().join("writer.log");
-    let mut writer = Command::new("gst-launch-1.0")
-        .env("GST_PLUGIN_PATH", common::plugin_dir())
-        .envs(faults.iter().map(|(k, v)| (*k, v.as_str())))
-        .args(["-m", "-e"])
-        .args(
-            format!(
-                "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
-                 x264enc tune=zerolatency key-int-max=25 speed-preset=ultrafast bitrate=600 ! queue ! mpegtsmux name=m ! \
-                 streambuffersink segment-duration=2000000000 retry-interval=200000000 location={} \
-                 audiotestsrc is-live=true samplesperbuffer=1024 ! audio/x-raw,rate=48000 ! avenc_aac ! queue ! m.",
-                ring.display(),
-            )
-            .split_whitespace(),
-        )
+    let mut writer = live_writer(&ring, None, "retry-interval=200000000", &faults, "-m")
         .stdout(std::fs::File::create(&log).expect("log"))
         .stderr(Stdio::null())
         .spawn()
