@@ -71,6 +71,16 @@ fn spawn_shell(command: &str, env: &[(&str, &str)]) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    // Ctrl-C as in a terminal: a test run in the background inherits SIGINT
+    // ignored, and gst-play-1.0 (which has no handler of its own) would not
+    // stop.
+    // SAFETY: signal() is async-signal-safe, called between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }

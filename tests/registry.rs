@@ -118,7 +118,10 @@ fn gst_inspect_finds_the_time_shift_element() {
     ] {
         assert!(text.contains(expected), "gst-inspect-1.0 output lacks '{expected}'");
     }
-    assert!(!text.contains("start-position"), "the start is the live edge, not a property");
+    assert!(
+        !text.contains("start-position"),
+        "the start is the live edge, not a property"
+    );
 }
 
 #[test]

@@ -57,10 +57,20 @@ fn psi_pids(input: &[u8]) -> Vec<u16> {
     let Some(pat) = input.chunks(PACKET).find(|p| pid(p) == 0 && p[1] & 0x40 != 0) else {
         return pids;
     };
-    let section = &pat[5 + usize::from(pat[4])..];
-    let length = usize::from(u16::from_be_bytes([section[1], section[2]]) & 0x0fff);
+    // After the header and any adaptation field: the pointer field.
+    let payload = if pat[3] & 0x20 != 0 { 5 + usize::from(pat[4]) } else { 4 };
+    let Some(section) = pat
+        .get(payload)
+        .and_then(|pointer| pat.get(payload + 1 + usize::from(*pointer)..))
+    else {
+        return pids;
+    };
+    let length = section
+        .get(1..3)
+        .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]]) & 0x0fff));
     // Programs from byte 8 to the CRC; program 0 names the NIT.
-    for entry in section[8..(3 + length).saturating_sub(4).min(section.len())].chunks_exact(4) {
+    let programs = section.get(8..(3 + length).saturating_sub(4)).unwrap_or(&[]);
+    for entry in programs.chunks_exact(4) {
         if entry[..2] != [0, 0] {
             pids.push(u16::from_be_bytes([entry[2], entry[3]]) & 0x1fff);
         }
