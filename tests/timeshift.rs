@@ -543,3 +543,41 @@ fn a_dropping_http_input_is_reopened_and_recording_goes_on() {
         .sum();
     assert!(recorded > 9.0, "{recorded:.1} s recorded across the drops");
 }
+
+/// Stopped and started again, the element records and plays again (its
+/// writer moves to a new recording pipeline; a given ring is adopted).
+#[test]
+fn it_plays_again_after_a_stop() {
+    init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let port = free_udp_port();
+    let _sender = udp_sender(port, &dir.path().join("sent.ts"));
+    let pipeline = common::pipelines::launch(&format!(
+        "streambuffertimeshiftsrc uri=udp://127.0.0.1:{port} location={} segment-duration={SECOND} ! \
+         fakesink name=out sync=true",
+        ring.display()
+    ));
+    let out = pipeline.by_name("out").expect("out");
+    // No demuxer: gst-launch's delayed link to a demuxer's pad is made once.
+    for round in 0..2 {
+        pipeline.set_state(gst::State::Playing).expect("play");
+        let bus = pipeline.bus().expect("bus");
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(30),
+            &[gst::MessageType::AsyncDone, gst::MessageType::Error],
+        );
+        assert!(
+            matches!(msg.as_ref().map(|m| m.view()), Some(gst::MessageView::AsyncDone(_))),
+            "round {round}: {msg:?}"
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || out
+                .property::<Option<gst::Sample>>("last-sample")
+                .is_some()),
+            "round {round}: nothing played"
+        );
+        pipeline.set_state(gst::State::Null).expect("stop");
+    }
+    assert!(segments(&ring).len() >= 2, "{:?}", segments(&ring));
+}

@@ -82,7 +82,11 @@ impl LiveInput {
             eos_probe: input.hold_back_eos(),
             ..input
         };
-        input.add_source(live)?;
+        // On any failure the sink leaves the pipeline, free for a next start.
+        if let Err(e) = input.add_source(live) {
+            input.shut_down();
+            return Err(e);
+        }
         input.forward_messages(viewer);
         if input.pipeline.set_state(gst::State::Playing).is_err() {
             let why = match received.try_recv() {
@@ -103,10 +107,19 @@ impl LiveInput {
             live: live.to_owned(),
             playlist: ring.join(PLAYLIST_NAME),
         };
-        let watcher = std::thread::Builder::new()
+        let watcher = match std::thread::Builder::new()
             .name("timeshift-watch".into())
             .spawn(move || watch.run(&received))
-            .map_err(|e| gst::error_msg!(gst::CoreError::Failed, ("Cannot start a thread: {}", e)))?;
+        {
+            Ok(watcher) => watcher,
+            Err(e) => {
+                input.shut_down();
+                return Err(gst::error_msg!(
+                    gst::CoreError::Failed,
+                    ("Cannot start a thread: {}", e)
+                ));
+            }
+        };
         Ok(LiveInput {
             watcher: Some(watcher),
             ..input
