@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::inputs::Input;
+use common::processes::{Reaped as Writer, free_udp_port};
 use common::{SECOND, init, plugin_dir, rings::finished_minutes_ring, rings::playlist_entries, wait_until};
 
 /// Players in real time: one at a time.
@@ -203,16 +204,6 @@ fn live_writer(ring: &Path, ahead: u64, window: u64) -> Child {
         .stdout(Stdio::null())
         .spawn()
         .expect("writer")
-}
-
-/// Kills the writer when dropped.
-struct Writer(Child);
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Presses `key` `times` times, `gap` apart.
@@ -424,10 +415,7 @@ fn frames_written(dir: &Path) -> u64 {
 fn live_udp_time_shift_through_its_keys() {
     let _serial = one_at_a_time();
     init();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free port")
-        .port();
+    let port = free_udp_port();
     let _sender = Writer(
         Command::new("ffmpeg")
             .args(["-v", "error", "-re", "-i"])

@@ -11,11 +11,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::browser::{PageReport, hlsjs_play};
 use common::inputs::Input;
+use common::processes::{Reaped, free_udp_port};
 use common::{
     SECOND, init,
     media::{ffprobe_frame_count, ffprobe_key_frames},
@@ -131,25 +132,9 @@ fn browser_codec_support_is_as_the_skips_say() {
     }
 }
 
-/// A free UDP port on loopback (bound, then released for the receiver).
 /// The recorder's socket buffer: 8 MiB, seconds of any of these inputs,
 /// so that a loaded machine does not lose datagrams before the sink.
 const UDP_BUFFER: u32 = 8 * 1024 * 1024;
-
-fn free_udp_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    socket.local_addr().expect("addr").port()
-}
-
-/// Kills a child process when dropped: a failing test leaves none behind.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Live tests play in real time: one at a time, so that two of them do not
 /// starve each other's players of CPU on a small machine.

@@ -258,10 +258,7 @@ fn record_test_stream_then_play_scripts() {
 fn record_udp_script() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ring = dir.path().join("udp");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free port")
-        .port();
+    let port = common::processes::free_udp_port();
     let child = spawn_shell(
         &format!(
             "exec '{}' '{}' 127.0.0.1 {port}",
@@ -309,10 +306,7 @@ fn timeshift_script() {
 /// stops on Ctrl-C.
 #[test]
 fn quick_start_time_shift_command() {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free port")
-        .port();
+    let port = common::processes::free_udp_port();
     let command = readme_command("gst-play-1.0 'streambuffer+udp://")
         .replace(":5000", &format!(":{port}"))
         .replace(

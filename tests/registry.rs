@@ -8,21 +8,27 @@ mod common;
 
 use std::process::Command;
 
-#[test]
-fn gst_inspect_finds_the_element_via_gst_plugin_path() {
+/// What gst-inspect-1.0 says of `element`, found through a fresh registry
+/// and GST_PLUGIN_PATH.
+fn inspect(element: &str) -> String {
     let registry = tempfile::NamedTempFile::new().expect("temp registry");
     let out = Command::new("gst-inspect-1.0")
-        .arg("streambuffersink")
+        .arg(element)
         .env("GST_PLUGIN_PATH", common::plugin_dir())
         .env("GST_REGISTRY", registry.path())
         .output()
         .expect("run gst-inspect-1.0");
-    let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "gst-inspect-1.0 failed: {}",
+        "gst-inspect-1.0 {element} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn gst_inspect_finds_the_element_via_gst_plugin_path() {
+    let text = inspect("streambuffersink");
     for expected in [
         "Stream Buffer Sink",
         "Sink/File",
@@ -59,19 +65,7 @@ fn gst_inspect_finds_the_element_via_gst_plugin_path() {
 
 #[test]
 fn gst_inspect_finds_the_source() {
-    let registry = tempfile::NamedTempFile::new().expect("temp registry");
-    let out = Command::new("gst-inspect-1.0")
-        .arg("streambuffersrc")
-        .env("GST_PLUGIN_PATH", common::plugin_dir())
-        .env("GST_REGISTRY", registry.path())
-        .output()
-        .expect("run gst-inspect-1.0");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "gst-inspect-1.0 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = inspect("streambuffersrc");
     for expected in [
         "Stream Buffer Source",
         "Source/File",
@@ -88,19 +82,7 @@ fn gst_inspect_finds_the_source() {
 /// finds it), and the sink's and the source's properties it passes on.
 #[test]
 fn gst_inspect_finds_the_time_shift_element() {
-    let registry = tempfile::NamedTempFile::new().expect("temp registry");
-    let out = Command::new("gst-inspect-1.0")
-        .arg("streambuffertimeshiftsrc")
-        .env("GST_PLUGIN_PATH", common::plugin_dir())
-        .env("GST_REGISTRY", registry.path())
-        .output()
-        .expect("run gst-inspect-1.0");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "gst-inspect-1.0 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = inspect("streambuffertimeshiftsrc");
     for expected in [
         "Stream Buffer Time-shift Source",
         "Source/Network",

@@ -9,36 +9,19 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::inputs::Input;
-use common::processes::gst_launch;
+use common::processes::{Reaped, free_udp_port, gst_launch};
 use common::rings::{assert_input_in_ring, segments};
 use common::{SECOND, init, plugin_dir, wait_until};
 use gst::prelude::*;
 
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Kills a child process when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Sends the 90 s H.264 + AAC input in real time to 127.0.0.1:`port` (7
 /// packets a datagram), writing what it sends to `sent` too.
-fn udp_sender(port: u16, sent: &Path) -> Running {
-    Running(
+fn udp_sender(port: u16, sent: &Path) -> Reaped {
+    Reaped(
         Command::new("gst-launch-1.0")
             .args(["-q", "filesrc"])
             .arg(format!("location={}", Input::Minutes.path().display()))
@@ -329,7 +312,7 @@ fn the_temporary_ring_goes_at_stop_and_after_a_kill() {
             .spawn()
             .expect("gst-launch-1.0")
     };
-    let mut killed = Running(spawn(1_000_000));
+    let mut killed = Reaped(spawn(1_000_000));
     assert!(
         wait_until(Duration::from_secs(20), || temporary_rings()
             .iter()
@@ -341,7 +324,7 @@ fn the_temporary_ring_goes_at_stop_and_after_a_kill() {
     let left = temporary_rings();
     assert_eq!(left.len(), 1, "{left:?}");
     // num-buffers: the viewer plays ten blocks (about 6 s), then EOS.
-    let mut finishing = Running(spawn(10));
+    let mut finishing = Reaped(spawn(10));
     assert!(
         wait_until(Duration::from_secs(20), || !left[0].exists()),
         "the killed process's ring was not removed at the next start"
@@ -369,7 +352,7 @@ fn rtp_into_a_given_location_plays_and_the_ring_stays() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ring = dir.path().join("ring");
     let port = free_udp_port();
-    let _sender = Running(
+    let _sender = Reaped(
         Command::new("gst-launch-1.0")
             .args(
                 format!(

@@ -93,13 +93,7 @@ impl RingUri {
         if !path.starts_with('/') {
             uri.push('/');
         }
-        for b in path.bytes() {
-            if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
-                uri.push(char::from(b));
-            } else {
-                uri.push_str(&format!("%{b:02X}"));
-            }
-        }
+        uri.push_str(&percent_encode(&path));
         let mut query = Vec::new();
         if let Some(p) = self.start_position {
             query.push(format!(
@@ -122,6 +116,19 @@ impl RingUri {
         }
         uri
     }
+}
+
+/// `s` with every byte but letters, digits and `/-._~` as a `%XX` escape.
+pub(crate) fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `%XX` escapes decoded; `None` for a bad escape or bytes that are not UTF-8.

@@ -10,7 +10,7 @@
 //! percent-decoded and read as the property's type reads it in
 //! `gst-launch-1.0` (numbers, `true`/`false`, enum nicks).
 
-use crate::streambuffersrc::uri::percent_decode;
+use crate::streambuffersrc::uri::{percent_decode, percent_encode};
 
 /// The prefix that marks a wrapped live URI.
 pub const PREFIX: &str = "streambuffer+";
@@ -71,13 +71,7 @@ impl TimeshiftUri {
             uri.push(if i == 0 { '#' } else { '&' });
             uri.push_str(name);
             uri.push('=');
-            for b in value.bytes() {
-                if b.is_ascii_alphanumeric() || b"/-._~:".contains(&b) {
-                    uri.push(char::from(b));
-                } else {
-                    uri.push_str(&format!("%{b:02X}"));
-                }
-            }
+            uri.push_str(&percent_encode(value));
         }
         uri
     }

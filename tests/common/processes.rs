@@ -197,3 +197,19 @@ pub fn spawn_live_writer(ring: &Path, segment_ns: u64, seconds: u32, extra: &str
         .spawn()
         .expect("spawn writer")
 }
+
+/// A free UDP port on loopback (bound, then released for the receiver).
+pub fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("addr").port()
+}
+
+/// Kills a child process when dropped: a failing test leaves none behind.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
