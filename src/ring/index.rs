@@ -26,10 +26,19 @@ pub(super) struct IndexWriter {
 }
 
 impl IndexWriter {
-    /// Creates (or empties) the index of segment `sequence`.
+    /// Creates the index of segment `sequence` as a new file. One left at
+    /// its name (by a ring recorded there before) is removed, not emptied:
+    /// a file emptied by `ftruncate` is written back by ext4 when it is
+    /// closed (its `auto_da_alloc` guard for files replaced by truncation),
+    /// which put a block allocation and a disk request on the streaming
+    /// thread at every rotation.
     pub(super) fn create(dir: &DirHandle, sequence: SegmentNumber) -> io::Result<IndexWriter> {
-        let file = dir.open_or_create(&segment_index_name(sequence))?;
-        file.set_len(0)?;
+        let name = segment_index_name(sequence);
+        match dir.remove(&name) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let file = dir.create_new(&name)?;
         Ok(IndexWriter {
             file: Some(file),
             len: 0,
@@ -174,4 +183,29 @@ pub(super) fn scan_keyframes(file: &File, len: u64, start: &Keyframe) -> io::Res
     // The same rules a reader applies.
     keyframes.dedup_by(|b, a| b.offset <= a.offset);
     Ok(keyframes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_left_at_the_name_is_replaced_not_written_through() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let handle = DirHandle::open(dir.path()).expect("open dir");
+        let sequence = SegmentNumber::new(7);
+        let path = dir.path().join(segment_index_name(sequence));
+        // A stale index from an earlier ring, with a second link to it.
+        std::fs::write(&path, vec![1u8; 3 * RECORD_SIZE]).expect("write");
+        let other = dir.path().join("kept");
+        std::fs::hard_link(&path, &other).expect("link");
+        let writer = IndexWriter::create(&handle, sequence).expect("create");
+        assert!(writer.file.is_some());
+        assert_eq!(std::fs::metadata(&path).expect("stat").len(), 0, "a new, empty index");
+        assert_eq!(
+            std::fs::read(&other).expect("read").len(),
+            3 * RECORD_SIZE,
+            "the old file itself was not emptied"
+        );
+    }
 }
