@@ -52,6 +52,19 @@ def make_input():
     os.rename(tmp, INPUT)
 
 
+SHORT_INPUT = os.path.join(CACHE, "input-short.ts")
+SHORT_PACKETS = 10_000
+
+
+def make_short_input():
+    """The input's first 10,000 packets (1.9 MB): a run on it is mostly the
+    process's start and end (loading the plugins, creating the outputs)."""
+    with open(INPUT, "rb") as f:
+        head = f.read(SHORT_PACKETS * 188)
+    with open(SHORT_INPUT, "wb") as f:
+        f.write(head)
+
+
 def sinks(out):
     """The contenders: gst-launch-1.0 pipeline tails, given an empty output dir."""
     return {
@@ -154,12 +167,19 @@ def throughput_table():
     for bs in (1316, 65536):
         names = [n for n in sinks(OUT) if n in ONLY or n == "filesink"] if ONLY else list(sinks(OUT))
         results = {n: [] for n in names}
+        # The same two sinks on the short input, in the same rounds: what a
+        # run costs whatever its length (start, end), so that the cost per
+        # byte beyond it can be told apart.
+        short_names = [n for n in ("filesink", "streambuffersink") if n in names]
+        short = {n: [] for n in short_names}
         for r in range(RUNS):  # interleaved: A B C ... B C A ... C A B ...
             # Rotated each round, so that no sink always follows the same one.
             for n in names[r % len(names):] + names[:r % len(names)]:
                 tail = sinks(OUT)[n]
                 command = tail if tail.startswith("ffmpeg ") else f"filesrc location={INPUT} blocksize={bs} ! {tail}"
                 results[n].append(run_once(command))
+            for n in short_names:
+                short[n].append(run_once(f"filesrc location={SHORT_INPUT} blocksize={bs} ! {sinks(OUT)[n]}"))
         hung = {n: sum(r is None for r in results[n]) for n in names}
         ok = {n: [r for r in results[n] if r is not None] for n in names}
         med = {n: tuple(statistics.median(r[i] for r in ok[n]) for i in range(3)) if ok[n] else None for n in names}
@@ -177,6 +197,8 @@ def throughput_table():
             note = f" ({hung[n]} of {RUNS} runs hung, left out)" if hung[n] else ""
             lines.append(f"| `{n}`{note} | {w:.3f} | {c:.3f} | {size_mb / w:.0f} | {r:.1f} | {w / fw:.2f} | {c / fc:.2f} "
                          f"| {rc:.2f} |")
+        if len(short_names) == 2 and med["streambuffersink"] is not None:
+            lines.append("\n" + per_byte_line(results, short, size_mb))
         for other in ("splitmuxsink", "hlssink2", "ffmpeg -f hls", "ffmpeg -f segment"):
             if med.get(other) is None or med.get("streambuffersink") is None:
                 continue
@@ -185,6 +207,24 @@ def throughput_table():
             rc = paired_cpu_ratio(results["streambuffersink"], results[other])
             lines.append(f"\nstreambuffersink / {other}: wall {sw / ow:.2f}, CPU {sc / oc:.2f} (paired rounds: {rc:.2f})")
     return "\n".join(lines)
+
+
+def per_byte_line(results, short, size_mb):
+    """The fixed cost of a run (the short input's CPU) and the CPU per byte
+    beyond it, streambuffersink against filesink: medians, and the median
+    over rounds of each round's ratio."""
+    def cpu(runs):
+        return [r[1] if r is not None else None for r in runs]
+    fs_full, sb_full = cpu(results["filesink"]), cpu(results["streambuffersink"])
+    fs_short, sb_short = cpu(short["filesink"]), cpu(short["streambuffersink"])
+    rounds = [(a, b, c, d) for a, b, c, d in zip(fs_full, sb_full, fs_short, sb_short) if None not in (a, b, c, d)]
+    med = [statistics.median(x[i] for x in rounds) for i in range(4)]
+    ratio = (med[1] - med[3]) / (med[0] - med[2])
+    paired = statistics.median((b - d) / (a - c) for a, b, c, d in rounds)
+    short_mb = SHORT_PACKETS * 188 / 1e6
+    return (f"Fixed cost of a run ({short_mb:.1f} MB input: start, end): `filesink` {med[2] * 1000:.1f} ms, "
+            f"`streambuffersink` {med[3] * 1000:.1f} ms CPU. Beyond it, per byte of the other "
+            f"{size_mb - short_mb:.0f} MB: `streambuffersink` / `filesink` {ratio:.2f} (paired rounds: {paired:.2f}).")
 
 
 def leases_table():
@@ -497,6 +537,7 @@ def low_latency_table(examples):
 
 def main():
     make_input()
+    make_short_input()
     bench_ring = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/release/examples/bench_ring")
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"Measured {datetime.date.today()} on {platform.node()}: {os.cpu_count()} cores ({cpu}), "
