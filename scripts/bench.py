@@ -521,8 +521,11 @@ def low_latency_table(examples):
         lines = ["| hls.js | arrival median / p95 s | behind live median / p95 s | parts loaded | errors |",
                  "|---|---|---|---|---|"]
         for mode, env in (("low-latency mode (parts)", "1"), ("without (whole segments)", "0")):
-            out = subprocess.run(["node", script, root, url, "30"], check=True, capture_output=True, text=True,
-                                 env={**os.environ, "HLSJS_LOW_LATENCY": env}).stdout
+            played = subprocess.run(["node", script, root, url, "30"], capture_output=True, text=True,
+                                    env={**os.environ, "HLSJS_LOW_LATENCY": env})
+            if played.returncode != 0:
+                raise SystemExit(f"hls.js ({mode}) failed: {played.stderr.strip()}")
+            out = played.stdout
             f = dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
             lines.append(f"| {mode} | {f.get('arrival-median')} / {f.get('arrival-p95')} "
                          f"| {f.get('behind-median')} / {f.get('behind-p95')} | {f.get('parts-loaded')} "

@@ -12,7 +12,8 @@
 # ~/.cache/streambuffer-bench (BENCH_CACHE), outputs go to $BENCH_CACHE/out.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/setup.sh"
+# --tests: the archive and origin tables use the tests' S3 server and hls.js.
+"$root/scripts/setup.sh" --tests
 source "$root/scripts/env.sh"
 (cd "$root" && cargo build --release --quiet --example bench_ring --example live_lag --example seek_latency --example read_cost --example trick_cost --example archive_cost --example origin_load --bin streambuffer)
 exec python3 "$root/scripts/bench.py" "${CARGO_TARGET_DIR:-$root/target}/release/examples/bench_ring"
