@@ -369,18 +369,25 @@ impl DirHandle {
         &self.path
     }
 
+    /// Creates `name` as a new file, removing whatever is there first (a
+    /// file is removed, not emptied; a link is removed as a link, never
+    /// followed). Files the ring owns but may find left at their names (by
+    /// a crash, an earlier ring, or planted) are made this way.
+    pub fn create_anew(&self, name: &str) -> io::Result<File> {
+        match self.remove(name) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        self.create_new(name)
+    }
+
     /// Replaces `name` with `contents` so that a concurrent reader sees the
     /// old file or the new one, never a mix: a temporary file beside it,
     /// then put in its place.
     pub fn replace_atomically(&self, name: &str, contents: &[u8], sync: bool) -> io::Result<()> {
         let tmp = format!(".{name}.tmp");
-        // A leftover from a crash is ours; a link planted there is removed
-        // as a link, never followed.
-        match self.remove(&tmp) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        let mut f: File = self.create_new(&tmp)?;
+        // A leftover from a crash is ours.
+        let mut f: File = self.create_anew(&tmp)?;
         f.write_all(contents)?;
         if sync {
             f.sync_data()?;

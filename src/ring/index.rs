@@ -33,12 +33,7 @@ impl IndexWriter {
     /// which put a block allocation and a disk request on the streaming
     /// thread at every rotation.
     pub(super) fn create(dir: &DirHandle, sequence: SegmentNumber) -> io::Result<IndexWriter> {
-        let name = segment_index_name(sequence);
-        match dir.remove(&name) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        let file = dir.create_new(&name)?;
+        let file = dir.create_anew(&segment_index_name(sequence))?;
         Ok(IndexWriter {
             file: Some(file),
             len: 0,

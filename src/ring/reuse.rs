@@ -175,12 +175,8 @@ impl ProgressFile {
     /// at its name (an earlier writer's record, or a link or FIFO someone
     /// planted there) is removed, never written through.
     fn create(dir: &DirHandle) -> io::Result<ProgressFile> {
-        match dir.remove(PROGRESS_NAME) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
         Ok(ProgressFile {
-            file: dir.create_new(PROGRESS_NAME)?,
+            file: dir.create_anew(PROGRESS_NAME)?,
         })
     }
 
