@@ -241,6 +241,27 @@ pub fn is_unlinked(file: &File) -> bool {
     }
 }
 
+/// Reserves disk blocks for `len` bytes of `file` from `offset` without
+/// changing its size (`fallocate` with `FALLOC_FL_KEEP_SIZE`): readers see
+/// the same file, and cutting it to its length releases what was not used.
+/// Fails where the system or the filesystem cannot do it.
+pub fn reserve_blocks(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        Ok(rustix::fs::fallocate(
+            file,
+            rustix::fs::FallocateFlags::KEEP_SIZE,
+            offset,
+            len,
+        )?)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, offset, len);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+}
+
 /// Reads at `offset` without moving the file's cursor; returns the bytes read.
 pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     #[cfg(unix)]

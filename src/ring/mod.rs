@@ -547,7 +547,7 @@ impl Ring {
         self.spare_buffers = writer.take_buffers();
         let flushed = writer.flushed();
         let keep = keep_bytes.min(flushed);
-        let truncated = keep == flushed || writer.truncate(keep).is_ok();
+        let truncated = (keep == flushed && !writer.reserved_past_end()) || writer.truncate(keep).is_ok();
         let sequence = writer.sequence();
         drop(writer);
         let name = segment_file_name(sequence);

@@ -113,7 +113,14 @@ impl Reuse {
         let (file, stale_end) = take_spare(dir, &name).ok()?;
         let path = dir.path().join(name);
         stats.segments_reused += 1;
-        Some(SegmentWriter::reuse(sequence, path, file, stale_end, buffers))
+        Some(SegmentWriter::reuse(
+            sequence,
+            path,
+            file,
+            stale_end,
+            dir.reserves_blocks_ahead(),
+            buffers,
+        ))
     }
 
     /// After a write that put more of `writer` in its file: while the record
