@@ -570,7 +570,8 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let handle = DirHandle::open(dir.path()).expect("open dir");
-        let mut w = SegmentWriter::create(&handle, SegmentNumber::new(1), &mut PendingWrites::default()).expect("create");
+        let mut w =
+            SegmentWriter::create(&handle, SegmentNumber::new(1), &mut PendingWrites::default()).expect("create");
         let data = packets(WRITE_BLOCK / PACKET_SIZE + 1, 3);
         w.write(Chunk::borrowed(&data)).expect("write");
         let open = std::fs::metadata(w.path()).expect("metadata");
