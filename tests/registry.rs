@@ -63,6 +63,40 @@ fn gst_inspect_finds_the_element_via_gst_plugin_path() {
     );
 }
 
+/// Loading the plugin does not load libgio (and the libmount, libblkid
+/// and libselinux it links): the library answers glib-rs's two questions
+/// about GIO's interfaces itself (build.rs, src/platform/gio_types.rs). A
+/// dependency that brings libgio back fails here, not silently in the
+/// start-up cost of every process that loads the plugin.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_plugin_library_does_not_need_libgio() {
+    let library = common::plugin_dir().join("libgststreambuffer.so");
+    let out = Command::new("readelf")
+        .args(["--dynamic", "--wide"])
+        .arg(&library)
+        .output()
+        .expect("run readelf (binutils)");
+    assert!(
+        out.status.success(),
+        "readelf failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
+    assert!(
+        needed.iter().any(|l| l.contains("libgstreamer-1.0")),
+        "no NEEDED entries read from {}: {dynamic}",
+        library.display()
+    );
+    assert!(
+        !needed.iter().any(|l| l.contains("libgio-2.0")),
+        "the plugin links libgio again: {needed:#?}"
+    );
+    // And it loads and registers its elements without it.
+    assert!(inspect("streambuffersink").contains("Stream Buffer Sink"));
+}
+
 #[test]
 fn gst_inspect_finds_the_source() {
     let text = inspect("streambuffersrc");

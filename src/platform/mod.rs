@@ -7,6 +7,8 @@
 //! link count, so evicted files are deleted rather than reused).
 
 mod dir;
+#[cfg(target_os = "linux")]
+mod gio_types;
 
 pub use dir::DirHandle;
 
