@@ -12,15 +12,19 @@ use std::process::Command;
 /// and GST_PLUGIN_PATH.
 fn inspect(element: &str) -> String {
     let registry = tempfile::NamedTempFile::new().expect("temp registry");
-    let out = Command::new("gst-inspect-1.0")
-        .arg(element)
+    let mut cmd = Command::new("gst-inspect-1.0");
+    cmd.arg(element)
         .env("GST_PLUGIN_PATH", common::plugin_dir())
-        .env("GST_REGISTRY", registry.path())
-        .output()
-        .expect("run gst-inspect-1.0");
+        .env("GST_REGISTRY", registry.path());
+    stdout_of(cmd)
+}
+
+/// What `cmd` prints, once it succeeded.
+fn stdout_of(mut cmd: Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
-        "gst-inspect-1.0 {element} failed: {}",
+        "{cmd:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -72,17 +76,9 @@ fn gst_inspect_finds_the_element_via_gst_plugin_path() {
 #[test]
 fn the_plugin_library_does_not_need_libgio() {
     let library = common::plugin_dir().join("libgststreambuffer.so");
-    let out = Command::new("readelf")
-        .args(["--dynamic", "--wide"])
-        .arg(&library)
-        .output()
-        .expect("run readelf (binutils)");
-    assert!(
-        out.status.success(),
-        "readelf failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dynamic = String::from_utf8_lossy(&out.stdout);
+    let mut readelf = Command::new("readelf");
+    readelf.args(["--dynamic", "--wide"]).arg(&library);
+    let dynamic = stdout_of(readelf);
     let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
     assert!(
         needed.iter().any(|l| l.contains("libgstreamer-1.0")),
