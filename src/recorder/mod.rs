@@ -362,15 +362,16 @@ impl Recorder {
             let duration = s.timeline.end_position_ns().saturating_sub(s.cuts.segment_start_ns());
             if s.ring.is_segment_open() {
                 s.finish_unit(s.ring.segment_len());
-                match s.ring.finish_segment(duration) {
+                match s.ring.finish_last_segment(duration) {
                     Ok(()) => {
                         s.on_finished(host);
                         s.on_segment_completed(host);
                     }
-                    Err(f) => s.on_failure(f, host, |r| r.finish_segment(duration)),
+                    Err(f) => s.on_failure(f, host, |r| r.finish_last_segment(duration)),
                 }
             }
-            // Nothing is open any more: this only publishes the ended playlist.
+            // Nothing is open any more: this publishes the ended playlist
+            // if the last segment's publication did not.
             let _ = s.ring.close(0);
         }
         s.finish_recordings(host);

@@ -479,6 +479,17 @@ impl Ring {
     /// window, applies retention and republishes the playlist. On failure the
     /// segment stays open with its data pending.
     pub fn finish_segment(&mut self, duration_ns: u64) -> Result<(), WriteFailure> {
+        self.finish_segment_as(duration_ns, false)
+    }
+
+    /// [`Self::finish_segment`] for the last segment of a recording: the
+    /// playlist it publishes is already the ended one, so that [`Self::close`]
+    /// after it writes nothing more (each playlist written is a new file).
+    pub fn finish_last_segment(&mut self, duration_ns: u64) -> Result<(), WriteFailure> {
+        self.finish_segment_as(duration_ns, true)
+    }
+
+    fn finish_segment_as(&mut self, duration_ns: u64, ended: bool) -> Result<(), WriteFailure> {
         if self.current.is_none() {
             return Ok(());
         }
@@ -510,7 +521,7 @@ impl Ring {
                 // reused file, the old content could not be cut off, and
                 // the progress record goes on hiding it); it stays in the
                 // ring, the failure is still reported.
-                self.commit_segment(sequence, duration_ns, start, flushed, indexed);
+                self.commit_segment(sequence, duration_ns, start, flushed, indexed, ended);
                 return Err(match e {
                     CloseError::Sync(e) => WriteFailure::unsynced(path, e),
                     CloseError::CutToLength(e) => WriteFailure::new(path, e, false),
@@ -522,7 +533,7 @@ impl Ring {
             self.delete_file(&segment_file_name(sequence));
             return Ok(());
         }
-        self.commit_segment(sequence, duration_ns, start, bytes, indexed);
+        self.commit_segment(sequence, duration_ns, start, bytes, indexed, ended);
         Ok(())
     }
 
@@ -567,17 +578,18 @@ impl Ring {
             .into_iter()
             .filter(|k| k.offset.saturating_add(u64::from(k.size)) <= keep)
             .collect();
-        self.commit_segment(sequence, kept_duration_ns, start, keep, (kept, first_keyframe));
+        self.commit_segment(sequence, kept_duration_ns, start, keep, (kept, first_keyframe), false);
         pending + flushed - keep
     }
 
     /// Finishes the open segment (if any) and marks the playlist as ended.
+    /// Closing again (a stop after EOS) rewrites nothing that is current.
     pub fn close(&mut self, duration_ns: u64) -> Result<(), WriteFailure> {
-        self.finish_segment(duration_ns)?;
+        self.finish_last_segment(duration_ns)?;
         // No client loads the playlist again to find them missing.
         self.release_retired(0);
         self.reuse.discard_spare(&self.handle);
-        if !self.entries.is_empty() && self.write_playlist(true).is_err() {
+        if !self.entries.is_empty() && !self.playlists.ended_current && self.write_playlist(true).is_err() {
             self.stats.metadata_write_errors += 1;
         }
         Ok(())

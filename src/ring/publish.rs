@@ -25,6 +25,9 @@ pub(super) struct Playlists {
     text: String,
     /// The multivariant playlist as last written.
     multivariant: String,
+    /// The playlists on disk are the ended ones of the window as it is:
+    /// closing the ring again has nothing to publish.
+    pub(super) ended_current: bool,
 }
 
 impl Playlists {
@@ -35,6 +38,7 @@ impl Playlists {
             target_duration_s: target_duration_s(segment_duration_ns),
             text: String::new(),
             multivariant: String::new(),
+            ended_current: false,
         }
     }
 
@@ -50,7 +54,7 @@ impl Playlists {
 
 impl Ring {
     /// Publishes segment `sequence` (`indexed`: its keyframes and the
-    /// number of its first).
+    /// number of its first), in a playlist marked as ended if `ended`.
     pub(super) fn commit_segment(
         &mut self,
         sequence: SegmentNumber,
@@ -58,6 +62,7 @@ impl Ring {
         start: SegmentStart,
         bytes: u64,
         indexed: (Vec<Keyframe>, u64),
+        ended: bool,
     ) {
         let info = SegmentInfo {
             sequence,
@@ -86,11 +91,15 @@ impl Ring {
         {
             self.stats.metadata_write_errors += 1;
         }
-        self.playlist_after_change();
+        self.publish(ended);
     }
 
     pub(super) fn playlist_after_change(&mut self) {
-        if self.write_playlist(false).is_err() {
+        self.publish(false);
+    }
+
+    fn publish(&mut self, ended: bool) {
+        if self.write_playlist(ended).is_err() {
             self.stats.metadata_write_errors += 1;
         }
     }
@@ -107,6 +116,7 @@ impl Ring {
             .back()
             .map_or(self.evicted_discontinuity_sequence, |e| e.discontinuity_sequence);
         let discontinuity_sequence = base + u64::from(info.discontinuity);
+        self.playlists.ended_current = false;
         self.window.duration_ns += info.duration_ns;
         self.window.bytes += info.bytes;
         if self.playlists.admit(info.duration_ns, self.stats.playlist_writes > 0) {
@@ -153,9 +163,11 @@ impl Ring {
             self.config.sync_on_rotate,
         )?;
         self.stats.playlist_writes += 1;
+        self.playlists.ended_current = false;
         if self.config.iframe_playlist {
             self.write_iframe_playlists(skip, header)?;
         }
+        self.playlists.ended_current = ended;
         Ok(())
     }
 

@@ -221,6 +221,8 @@ impl Ring {
             other => io::Error::other(other.to_string()),
         })?;
         self.handle = handle;
+        // Whatever was published went with the old directory.
+        self.playlists.ended_current = false;
         while let Some(e) = self.entries.front() {
             if self.handle.entry(&segment_file_name(e.info.sequence)).is_ok() {
                 break;

@@ -287,6 +287,7 @@ impl Ring {
     /// the next segment when it can be; `None` = under pressure of a failed write.
     fn evict_oldest(&mut self, reason: Option<EvictReason>, reuse: bool) {
         let Some(e) = self.entries.pop_front() else { return };
+        self.playlists.ended_current = false;
         self.window.duration_ns -= e.info.duration_ns;
         self.window.bytes -= e.info.bytes;
         self.evicted_discontinuity_sequence = e.discontinuity_sequence;
