@@ -66,19 +66,24 @@ mod imp {
         }
 
         fn open_at(&self, name: &str, flags: OFlags) -> io::Result<File> {
+            crate::platform::regular(self.open_raw(name, flags)?)
+        }
+
+        fn open_raw(&self, name: &str, flags: OFlags) -> io::Result<File> {
             let fd = rustix::fs::openat(
                 self.fd.as_fd(),
                 name,
                 flags | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK,
                 Mode::from_raw_mode(FILE_MODE),
             )?;
-            crate::platform::regular(File::from(fd))
+            Ok(File::from(fd))
         }
 
         /// Creates `name` for writing, failing if anything is there (a link
         /// included, dangling or not).
         pub fn create_new(&self, name: &str) -> io::Result<File> {
-            self.open_at(name, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL)
+            // What `O_EXCL` creates is a new regular file: nothing to check.
+            self.open_raw(name, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL)
         }
 
         /// Opens the regular file `name` for reading and writing.
@@ -399,6 +404,11 @@ impl DirHandle {
     /// followed). Files the ring owns but may find left at their names (by
     /// a crash, an earlier ring, or planted) are made this way.
     pub fn create_anew(&self, name: &str) -> io::Result<File> {
+        // Usually nothing is there: no removal tried in vain.
+        match self.create_new(name) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            created => return created,
+        }
         match self.remove(name) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
