@@ -171,11 +171,15 @@ fn pid(p: &[u8]) -> u16 {
     u16::from(p[1] & 0x1F) << 8 | u16::from(p[2])
 }
 
-/// Every segment: PAT, PMT, then the keyframe's first packet.
+/// Every segment: PAT, PMT, the stuffing that aligns it (null packets),
+/// then the keyframe's first packet.
 fn assert_segments_start_decodable(files: &[Vec<u8>]) {
     for (i, f) in files.iter().enumerate() {
         assert_eq!(f.len() % PACKET_SIZE, 0);
-        let pkts: Vec<&[u8]> = f.chunks(PACKET_SIZE).collect();
+        let mut pkts: Vec<&[u8]> = f.chunks(PACKET_SIZE).collect();
+        let stuffing = pkts[2..].iter().take_while(|p| pid(p) == 0x1FFF).count();
+        assert!(stuffing < crate::ring::WRITE_ALIGNMENT / 4, "segment {i}");
+        pkts.drain(2..2 + stuffing);
         assert_eq!(
             (pid(pkts[0]), pid(pkts[1]), pid(pkts[2])),
             (0, 0x100, 0x101),
@@ -608,4 +612,96 @@ fn a_recording_reaching_past_the_ring_asks_the_archive_until_it_has_caught_up() 
         b.len()
     );
     assert!(!short_dir.join("restore-1").exists(), "removed once finished");
+}
+
+/// Each segment's first packet lands at a file offset congruent to its
+/// offset in the stream, after null packets that follow the tables: input
+/// read in aligned blocks is then copied from aligned memory. The layout
+/// depends on the stream only, not on how it was cut into buffers or
+/// whether they were kept or copied; the tables stay the segment's head,
+/// and every packet is there once.
+#[test]
+fn segments_are_laid_out_by_stream_offset_whatever_the_chunking() {
+    // GOPs of 13 frames: segments of 2 s are not all a multiple of eight
+    // packets (32 bytes) long, so that they need different stuffing.
+    let data = Stream::new(13).frames(250);
+    let tables = 2 * PACKET_SIZE;
+    let record = |chunk: usize, shared: bool| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut rec = recorder(dir.path(), 2 * SECOND);
+        let mut host = TestHost::new();
+        for part in data.chunks(chunk) {
+            if shared {
+                let input: crate::ring::SharedBytes = std::sync::Arc::new(part.to_vec());
+                rec.push_shared(input, None, &mut host).expect("push");
+            } else {
+                rec.push(part, None, &mut host).expect("push");
+            }
+        }
+        rec.finish(&mut host, true).expect("finish");
+        let heads: Vec<(u64, u64)> = rec
+            .ring()
+            .segments()
+            .map(|info| {
+                let name = crate::layout::segment_index_name(info.sequence);
+                let file = crate::platform::open_read_only(&dir.path().join(name));
+                let index = crate::layout::index::read_opened(file, info.bytes).expect("index");
+                (u64::from(index.start.size), index.keyframes[0].offset)
+            })
+            .collect();
+        (segment_files(dir.path()), heads)
+    };
+    let (files, heads) = record(1000, false);
+    assert!(files.len() >= 4, "{} segments", files.len());
+    let stuffing: Vec<usize> = files
+        .iter()
+        .map(|f| f[tables..].chunks(PACKET_SIZE).take_while(|p| pid(p) == 0x1FFF).count())
+        .collect();
+    let written: usize = files
+        .iter()
+        .zip(&stuffing)
+        .map(|(f, n)| f.len() - tables - n * PACKET_SIZE)
+        .sum();
+    // The packets before the first keyframe are received but not written.
+    let mut stream_offset = data.len() - written;
+    for (i, ((f, &nulls), &head)) in files.iter().zip(&stuffing).zip(&heads).enumerate() {
+        assert!(
+            nulls < crate::ring::WRITE_ALIGNMENT / 4,
+            "segment {i}: {nulls} null packets"
+        );
+        let first = tables + nulls * PACKET_SIZE;
+        assert_eq!(
+            head,
+            (tables as u64, first as u64),
+            "segment {i}: head and first keyframe"
+        );
+        assert_eq!(
+            stream_offset.wrapping_sub(first) % crate::ring::WRITE_ALIGNMENT,
+            0,
+            "segment {i}"
+        );
+        assert_eq!(
+            &f[first..],
+            &data[stream_offset..stream_offset + f.len() - first],
+            "segment {i}"
+        );
+        stream_offset += f.len() - first;
+    }
+    assert_eq!(stream_offset, data.len());
+    assert!(
+        stuffing.iter().any(|&n| n > 0),
+        "no segment needed stuffing: the test proves nothing"
+    );
+    for (chunk, shared) in [
+        (7, false),
+        (188 * 7, false),
+        (65536, false),
+        (65536, true),
+        (100_000, true),
+    ] {
+        assert!(
+            record(chunk, shared) == (files.clone(), heads.clone()),
+            "chunks of {chunk} bytes, shared: {shared}"
+        );
+    }
 }

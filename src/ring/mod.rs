@@ -53,7 +53,7 @@ use recovery::{Adoption, adopt, highest_sequence_on_disk};
 use retention::{Pressure, Retired};
 pub use retention::{Retention, Window};
 use reuse::Reuse;
-pub use segment::{Chunk, CloseError, PendingWrites, SegmentWriter, SharedBytes};
+pub use segment::{Chunk, CloseError, PendingWrites, SegmentWriter, SharedBytes, WRITE_ALIGNMENT, stuffing_packets};
 
 pub use crate::layout::SegmentInfo;
 use crate::layout::{LOCK_NAME, RingTime, SPARE_NAME, SegmentNumber, WallTime, segment_file_name, segment_index_name};

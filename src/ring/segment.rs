@@ -23,11 +23,33 @@ pub const WRITE_BLOCK: usize = 1024 * 1024;
 /// and the kernel's read of it stay in the CPU cache: with 1316-byte buffers
 /// a 1 MiB block cost more in cache misses than the extra system calls.
 pub const COPY_BLOCK: usize = 256 * 1024;
-/// A copied run starts in the copy block at an address congruent to its
-/// file offset modulo this. The kernel's copy into the page cache costs
-/// 20 to 50 % more when source and destination are not aligned alike
-/// (docs/performance.md); the padding costs at most this many bytes.
-const COPY_ALIGNMENT: usize = 64;
+/// Bytes go into the page cache fastest from an address congruent to their
+/// file offset modulo this: the kernel's copy costs 20 to 25 % more when
+/// source and destination are not aligned alike (docs/performance.md). A
+/// copied run is placed so in the copy block (at most this many bytes of
+/// padding there, never written); input written from where it lies is
+/// asked for in memory aligned to this by the element, and each segment
+/// laid out by [`stuffing_packets`].
+pub const WRITE_ALIGNMENT: usize = 32;
+
+/// How many null packets ([`crate::ts::NULL_PACKET`]) to write before a
+/// packet at `stream_offset` in the stream of packets received, which would
+/// otherwise go to file offset `file_offset`, so that it goes to an offset
+/// congruent to its stream offset modulo [`WRITE_ALIGNMENT`]. Input read in
+/// blocks of a multiple of that into memory aligned to it (a file, with the
+/// memory the element asks for) lies at addresses congruent to its stream
+/// offsets, so every packet of the segment that is written from where it
+/// lies is then copied at full speed. A packet moves the offset by
+/// 188 = 4 * 47 bytes: there is a count below 8 when the two offsets are a
+/// multiple of four bytes apart, and none otherwise (0 then).
+#[must_use]
+pub fn stuffing_packets(stream_offset: u64, file_offset: u64) -> usize {
+    let alignment = WRITE_ALIGNMENT as u64;
+    let gap = stream_offset.wrapping_sub(file_offset) % alignment;
+    (0..WRITE_ALIGNMENT / 4)
+        .find(|&k| (k as u64 * PACKET_SIZE as u64) % alignment == gap)
+        .unwrap_or(0)
+}
 /// Bytes written between two checks that the file was not deleted.
 const ALIVE_CHECK_INTERVAL: u64 = 4 * 1024 * 1024;
 /// Blocks are reserved ahead of the writes this much at a time (see
@@ -110,7 +132,7 @@ impl PendingWrites {
         }
         if self.block.capacity() == 0 {
             // Room for the padding too: the block never moves once made.
-            self.block.reserve_exact(COPY_BLOCK + COPY_ALIGNMENT);
+            self.block.reserve_exact(COPY_BLOCK + WRITE_ALIGNMENT);
         }
         if let Some(Piece::Copied(range)) = self.pieces.last_mut()
             && range.end == self.block.len()
@@ -122,7 +144,7 @@ impl PendingWrites {
         }
         // Truncating the offset keeps its remainder modulo the alignment.
         let address = self.block.as_ptr() as usize + self.block.len();
-        let padding = (file_offset as usize).wrapping_sub(address) % COPY_ALIGNMENT;
+        let padding = (file_offset as usize).wrapping_sub(address) % WRITE_ALIGNMENT;
         self.block.resize(self.block.len() + padding, 0);
         let start = self.block.len();
         self.block.extend_from_slice(data);
@@ -675,7 +697,7 @@ mod tests {
             match piece {
                 Piece::Copied(range) => {
                     let address = w.pending.block.as_ptr() as usize + range.start;
-                    assert_eq!(address % COPY_ALIGNMENT, file_offset % COPY_ALIGNMENT);
+                    assert_eq!(address % WRITE_ALIGNMENT, file_offset % WRITE_ALIGNMENT);
                     file_offset += range.len();
                     copied_runs += 1;
                 }
@@ -691,5 +713,27 @@ mod tests {
             expected,
             "the padding is not written"
         );
+    }
+
+    #[test]
+    fn stuffing_aligns_a_packet_like_its_stream_offset_when_any_count_can() {
+        let alignment = WRITE_ALIGNMENT as u64;
+        for stream_offset in 0..4 * alignment {
+            for file_offset in (0..4 * alignment).step_by(4) {
+                let k = stuffing_packets(stream_offset, file_offset);
+                assert!(k < WRITE_ALIGNMENT / 4);
+                let lands = file_offset + (k * PACKET_SIZE) as u64;
+                // File offsets are whole packets, multiples of four bytes.
+                if stream_offset.is_multiple_of(4) {
+                    assert_eq!(
+                        stream_offset.wrapping_sub(lands) % alignment,
+                        0,
+                        "{stream_offset} {file_offset}"
+                    );
+                } else {
+                    assert_eq!(k, 0, "{stream_offset} {file_offset}: no count aligns it");
+                }
+            }
+        }
     }
 }

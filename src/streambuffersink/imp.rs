@@ -20,7 +20,7 @@ use super::report::{Outcome, Reporter, SinkHost, event_signals, report, stats_st
 use super::settings::Settings;
 use crate::element_sync::{FlushGate, lock};
 use crate::recorder::{PushError, Recorder, RecorderEvent, RecordingRequest, Snapshot};
-use crate::ring::{Ring, RingError, WriteFailure};
+use crate::ring::{Ring, RingError, WRITE_ALIGNMENT, WriteFailure};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -262,6 +262,18 @@ impl BaseSinkImpl for StreamBufferSink {
 
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
         self.flush_gate.set_flushing(true);
+        Ok(())
+    }
+
+    /// Asks upstream for memory aligned to [`WRITE_ALIGNMENT`]: input
+    /// the ring writes from in place then goes to the page cache at full
+    /// speed (with the segment's stuffing, see `ring::stuffing_packets`),
+    /// and upstream's own reads into it are aligned too.
+    fn propose_allocation(&self, query: &mut gst::query::Allocation) -> Result<(), gst::LoggableError> {
+        query.add_allocation_param(
+            None::<&gst::Allocator>,
+            gst::AllocationParams::new(gst::MemoryFlags::empty(), WRITE_ALIGNMENT - 1, 0, 0),
+        );
         Ok(())
     }
 

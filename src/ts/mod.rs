@@ -19,6 +19,6 @@ pub mod timeline;
 
 pub use aligner::{AlignerStats, PacketAligner};
 pub use analyzer::StreamAnalyzer;
-pub use packet::{PACKET_SIZE, PAT_PID, Packet, Pid, SYNC_BYTE};
+pub use packet::{NULL_PACKET, PACKET_SIZE, PAT_PID, Packet, Pid, SYNC_BYTE};
 pub use psi::ProgramNumber;
 pub use timeline::Timeline;

@@ -62,6 +62,18 @@ impl std::fmt::Display for Pid {
 pub const PAT_PID: Pid = Pid(0x0000);
 /// PID of null (stuffing) packets.
 pub const NULL_PID: Pid = Pid(Pid::MAX);
+/// A null packet: payload only, stuffing bytes. Demultiplexers drop null
+/// packets unread (their continuity counter is not checked), so a writer may
+/// put them anywhere between packets; the ring uses them to place a segment's
+/// packets at file offsets that copy fastest.
+pub const NULL_PACKET: [u8; PACKET_SIZE] = {
+    let mut packet = [0xFF; PACKET_SIZE];
+    packet[0] = SYNC_BYTE;
+    packet[1] = (Pid::MAX >> 8) as u8;
+    packet[2] = (Pid::MAX & 0xFF) as u8;
+    packet[3] = 0x10;
+    packet
+};
 
 /// A borrowed, validated transport packet.
 ///

@@ -11,6 +11,9 @@ use super::media::{pid, test_stream};
 use super::pipelines::run_to_eos;
 use super::{PACKET, SECOND};
 
+/// PID of null packets, the stuffing that aligns segments.
+const NULL_PID: u16 = 0x1FFF;
+
 /// Segment files of a ring, in sequence order.
 pub fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -79,12 +82,14 @@ fn psi_pids(input: &[u8]) -> Vec<u16> {
 }
 
 /// The ring holds every input packet in order, plus one PAT/PMT copy at the
-/// head of each segment. Input before the first keyframe is the only loss.
+/// head of each segment and the null packets after it that align the
+/// segment (fewer than eight). Input before the first keyframe is the only
+/// loss.
 pub fn assert_input_in_ring(input: &[u8], ring: &[u8]) {
     let psi = psi_pids(input);
     let first_ring_data = ring
         .chunks(PACKET)
-        .find(|p| pid(p) != 0 && !input[..PACKET * 2].chunks(PACKET).any(|t| t == *p))
+        .find(|p| pid(p) != 0 && pid(p) != NULL_PID && !input[..PACKET * 2].chunks(PACKET).any(|t| t == *p))
         .expect("data packet");
     let start = input
         .chunks(PACKET)
@@ -112,6 +117,12 @@ pub fn assert_input_in_ring(input: &[u8], ring: &[u8]) {
             }
             i += 1;
         }
+        let stuffing = packets[i..]
+            .iter()
+            .take_while(|p| pid(p) == NULL_PID && n != Some(**p))
+            .count();
+        assert!(stuffing < 8, "{stuffing} null packets at packet {i}");
+        i += stuffing;
         assert_eq!(n, Some(packets[i]), "ring diverges from input at packet {i}");
         i += 1;
     }

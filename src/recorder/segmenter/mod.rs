@@ -25,11 +25,11 @@ use super::{Host, PushError, RecorderConfig, RecorderEvent, RecorderStats};
 use crate::layout::SegmentNumber;
 use crate::layout::index::Keyframe;
 use crate::layout::{RingTime, WallTime};
-use crate::ring::{Chunk, Ring, SegmentStart, SharedBytes};
+use crate::ring::{Chunk, Ring, SegmentStart, SharedBytes, stuffing_packets};
 use crate::ts::analyzer::Unit;
 use crate::ts::random_access::Verdict;
 use crate::ts::timeline::{Step, Ticks90k, presentation_delay};
-use crate::ts::{PACKET_SIZE, Packet, StreamAnalyzer, Timeline};
+use crate::ts::{NULL_PACKET, PACKET_SIZE, Packet, StreamAnalyzer, Timeline};
 use cuts::Cuts;
 
 /// Packets held while the verdict on an access unit is pending; past this the
@@ -87,6 +87,9 @@ pub(super) struct Segmenter {
     pub(super) input: Option<SharedBytes>,
     /// Where the run being consumed lies in `input`, if it does.
     pub(super) run_offset: Option<usize>,
+    /// Where the run being consumed starts in the stream of packets
+    /// received (bytes); see [`Self::stream_offset`].
+    run_start: u64,
     /// Timeline position of the last time-based flush.
     pub(super) flushed_at_ns: u64,
     /// Whether packets are held back while a due access unit's verdict is pending.
@@ -128,6 +131,7 @@ impl Segmenter {
             cuts,
             input: None,
             run_offset: None,
+            run_start: 0,
             flushed_at_ns: 0,
             hold: Hold::Passing,
             anchor: None,
@@ -227,6 +231,11 @@ impl Segmenter {
     /// lies in the input, if it does.
     pub(super) fn consume(&mut self, run: &[u8], offset: Option<usize>, host: &mut dyn Host) {
         self.run_offset = offset.filter(|_| self.input.is_some());
+        self.consume_packets(run, host);
+        self.run_start += run.len() as u64;
+    }
+
+    fn consume_packets(&mut self, run: &[u8], host: &mut dyn Host) {
         // `from` is the start of the part of `run` not yet written or held.
         let mut from = 0;
         let mut at = 0;
@@ -295,18 +304,19 @@ impl Segmenter {
             match class.unit {
                 Unit::Resolved(v) => {
                     held.extend_from_slice(bytes);
-                    self.resolve_hold(v == Verdict::RandomAccess, host);
+                    let next = self.stream_offset(at + PACKET_SIZE);
+                    self.resolve_hold(v == Verdict::RandomAccess, next, host);
                 }
                 Unit::Start(v) => {
                     // A new unit began before the previous one was settled:
                     // the previous one was not a random-access point.
-                    self.resolve_hold(false, host);
+                    self.resolve_hold(false, 0, host);
                     self.on_unit_start(v, run, at, host);
                 }
                 Unit::Inside => {
                     held.extend_from_slice(bytes);
                     if held.len() >= MAX_HOLD {
-                        self.resolve_hold(false, host);
+                        self.resolve_hold(false, 0, host);
                     }
                 }
             }
@@ -336,14 +346,14 @@ impl Segmenter {
                     if !independent {
                         self.stats.forced_cuts += 1;
                     }
-                    self.cut(independent, host);
+                    self.cut(independent, self.stream_offset(at), host);
                 }
             }
             _ if forced => {
                 self.write_run(run, *from..at, host);
                 *from = at;
                 self.stats.forced_cuts += 1;
-                self.cut(false, host);
+                self.cut(false, self.stream_offset(at), host);
             }
             _ => {}
         }
@@ -370,26 +380,35 @@ impl Segmenter {
                 self.hold = Hold::Deciding(bytes.to_vec());
                 return;
             }
-            self.cut(true, host);
+            self.cut(true, self.stream_offset(at), host);
         }
         self.write_run(run, at..at + PACKET_SIZE, host);
     }
 
     /// The held access unit is (`random_access`) or is not a random-access
-    /// point: cut before it if it is, then write it.
-    fn resolve_hold(&mut self, random_access: bool, host: &mut dyn Host) {
+    /// point: cut before it if it is, then write it. `next`: the stream
+    /// offset of the packet after it.
+    fn resolve_hold(&mut self, random_access: bool, next: u64, host: &mut dyn Host) {
         let Hold::Deciding(held) = std::mem::replace(&mut self.hold, Hold::Passing) else {
             return;
         };
         if random_access {
-            self.cut(true, host);
+            self.cut(true, next - held.len() as u64, host);
         }
         self.write(Chunk::borrowed(&held), host);
     }
 
     /// Writes out held packets without deciding anything (flush, EOS).
     pub(super) fn release_hold(&mut self, host: &mut dyn Host) {
-        self.resolve_hold(false, host);
+        self.resolve_hold(false, 0, host);
+    }
+
+    /// Where the packet at `at` in the run being consumed lies in the
+    /// stream of packets received: in clean input read in blocks (a file),
+    /// also where it lies in memory modulo the alignment the element asks
+    /// upstream for, which segments are laid out by (see [`Self::cut`]).
+    fn stream_offset(&self, at: usize) -> u64 {
+        self.run_start + at as u64
     }
 
     /// A random-access point here would start a new segment.
@@ -419,9 +438,14 @@ impl Segmenter {
 
     /// Closes the open segment (if any) and opens the next one, starting
     /// with the latest PAT and PMT; `independent`: at a random-access point,
-    /// not forced. While failing in `drop` mode this is the retry: the new
-    /// segment is flushed at once to find out if writing works.
-    fn cut(&mut self, independent: bool, host: &mut dyn Host) {
+    /// not forced. `first_packet`: the stream offset of the new segment's
+    /// first packet; null packets after the tables put it at a file offset
+    /// congruent to it (see [`crate::ring::stuffing_packets`]), so that the
+    /// kernel copies input from aligned memory at full speed. This depends
+    /// on the stream alone, not on how it was cut into buffers. While
+    /// failing in `drop` mode this is the retry: the new segment is flushed
+    /// at once to find out if writing works.
+    fn cut(&mut self, independent: bool, first_packet: u64, host: &mut dyn Host) {
         let now = self.timeline.position_ns();
         if self.ring.is_segment_open() {
             self.finish_unit(self.ring.segment_len());
@@ -441,13 +465,16 @@ impl Segmenter {
             self.on_segment_completed(host);
         }
         let &mut (anchor, anchor_ns) = self.anchor.get_or_insert((WallTime::now(), now));
-        let tables: Vec<u8> = self.analyzer.table_packets().flatten().copied().collect();
+        let mut head: Vec<u8> = self.analyzer.table_packets().flatten().copied().collect();
+        let tables_len = head.len();
+        let stuffing = stuffing_packets(first_packet, tables_len as u64);
+        head.extend(std::iter::repeat_n(NULL_PACKET, stuffing).flatten());
         let start = SegmentStart {
             ring_time: self.ring.ring_time_end(),
             program_date_time: anchor.after(now - anchor_ns),
             discontinuity: self.cuts.pending_discontinuity(),
             independent,
-            head_bytes: u32::try_from(tables.len()).unwrap_or(u32::MAX),
+            head_bytes: u32::try_from(tables_len).unwrap_or(u32::MAX),
         };
         if let Err(f) = self.ring.begin_segment(start) {
             self.on_failure(f, host, |r| r.begin_segment(start));
@@ -457,10 +484,10 @@ impl Segmenter {
         }
         self.cuts.opened(now, start.ring_time);
         self.unit_starts.clear();
-        // The random-access point follows the tables.
-        self.note_unit_start(tables.len() as u64);
+        // The random-access point follows the tables (and the stuffing).
+        self.note_unit_start(head.len() as u64);
         self.unit = Some(UnitStart {
-            offset: tables.len() as u64,
+            offset: head.len() as u64,
             ring_time: start.ring_time,
             wall_time: start.program_date_time,
             presentation_delay: presentation_delay(self.unit_pts, self.timeline.last_pcr()),
@@ -468,9 +495,9 @@ impl Segmenter {
         });
         let result = if self.health.is_failing() {
             // Retrying after a failure: find out now whether writing works.
-            self.ring.write(&tables).and_then(|()| self.ring.flush())
+            self.ring.write(&head).and_then(|()| self.ring.flush())
         } else {
-            self.ring.write(&tables)
+            self.ring.write(&head)
         };
         match result {
             Ok(()) => {
@@ -482,7 +509,7 @@ impl Segmenter {
                 };
                 self.recordings
                     .segment_started(start.ring_time, point, sequence, host.now(), host);
-                self.tee(&tables, host);
+                self.tee(&head, host);
             }
             Err(f) => self.on_failure(f, host, |r| r.flush()),
         }
