@@ -475,68 +475,6 @@ impl Ring {
         }
     }
 
-    /// Closes the open segment, which lasted `duration_ns`, adds it to the
-    /// window, applies retention and republishes the playlist. On failure the
-    /// segment stays open with its data pending.
-    pub fn finish_segment(&mut self, duration_ns: u64) -> Result<(), WriteFailure> {
-        self.finish_segment_as(duration_ns, false)
-    }
-
-    /// [`Self::finish_segment`] for the last segment of a recording: the
-    /// playlist it publishes is already the ended one, so that [`Self::close`]
-    /// after it writes nothing more (each playlist written is a new file).
-    pub fn finish_last_segment(&mut self, duration_ns: u64) -> Result<(), WriteFailure> {
-        self.finish_segment_as(duration_ns, true)
-    }
-
-    fn finish_segment_as(&mut self, duration_ns: u64, ended: bool) -> Result<(), WriteFailure> {
-        if self.current.is_none() {
-            return Ok(());
-        }
-        self.flush()?;
-        if let Some(cur) = self.current.as_mut()
-            && let Err(e) = cur.writer.check_alive()
-        {
-            return Err(WriteFailure::new(cur.writer.path().to_owned(), e, false));
-        }
-        let Some(Current {
-            mut writer,
-            start,
-            keyframes,
-            first_keyframe,
-            ..
-        }) = self.current.take()
-        else {
-            return Ok(());
-        };
-        let indexed = (keyframes, first_keyframe);
-        self.spare_buffers = writer.take_buffers();
-        let sequence = writer.sequence();
-        let path = writer.path().to_owned();
-        let flushed = writer.flushed();
-        let bytes = match writer.close(self.config.sync_on_rotate) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                // The data was written but not made durable (or, in a
-                // reused file, the old content could not be cut off, and
-                // the progress record goes on hiding it); it stays in the
-                // ring, the failure is still reported.
-                self.commit_segment(sequence, duration_ns, start, flushed, indexed, ended);
-                return Err(match e {
-                    CloseError::Sync(e) => WriteFailure::unsynced(path, e),
-                    CloseError::CutToLength(e) => WriteFailure::new(path, e, false),
-                });
-            }
-        };
-        self.reuse.segment_closed(sequence, &mut self.stats);
-        if bytes == 0 {
-            self.delete_file(&segment_file_name(sequence));
-            return Ok(());
-        }
-        self.commit_segment(sequence, duration_ns, start, bytes, indexed, ended);
-        Ok(())
-    }
-
     /// Gives up the open segment after a write failure. Pending bytes are
     /// dropped; of what reached the file, the first `keep_bytes` (a whole
     /// number of packets ending where an access unit starts, so the kept part
@@ -580,19 +518,6 @@ impl Ring {
             .collect();
         self.commit_segment(sequence, kept_duration_ns, start, keep, (kept, first_keyframe), false);
         pending + flushed - keep
-    }
-
-    /// Finishes the open segment (if any) and marks the playlist as ended.
-    /// Closing again (a stop after EOS) rewrites nothing that is current.
-    pub fn close(&mut self, duration_ns: u64) -> Result<(), WriteFailure> {
-        self.finish_last_segment(duration_ns)?;
-        // No client loads the playlist again to find them missing.
-        self.release_retired(0);
-        self.reuse.discard_spare(&self.handle);
-        if !self.entries.is_empty() && !self.playlists.ended_current && self.write_playlist(true).is_err() {
-            self.stats.metadata_write_errors += 1;
-        }
-        Ok(())
     }
 }
 

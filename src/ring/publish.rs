@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Publishing completed segments: each joins the window (with its place in
-//! the discontinuity sequence), is appended to the journal, and the
+//! Finishing segments and publishing them: each joins the window (with its
+//! place in the discontinuity sequence), is appended to the journal, and the
 //! playlist is rewritten, atomically, for readers and HLS clients.
 
 use std::io;
 
-use super::{Entry, Ring, SegmentStart};
-use crate::layout::SegmentNumber;
+use super::{CloseError, Current, Entry, Ring, SegmentStart, WriteFailure};
 use crate::layout::index::Keyframe;
 use crate::layout::playlist::{self, PlaylistHeader, SegmentKeyframes, target_duration_s};
 use crate::layout::{IFRAME_PLAYLIST_NAME, MULTIVARIANT_PLAYLIST_NAME, PLAYLIST_NAME, RingTime, SegmentInfo};
+use crate::layout::{SegmentNumber, segment_file_name};
 
 /// What the ring last published, and the rule that keeps its target
 /// duration: the playlists' text (a buffer reused at every rotation) and
@@ -53,6 +53,81 @@ impl Playlists {
 }
 
 impl Ring {
+    /// Closes the open segment, which lasted `duration_ns`, adds it to the
+    /// window, applies retention and republishes the playlist. On failure the
+    /// segment stays open with its data pending.
+    pub fn finish_segment(&mut self, duration_ns: u64) -> Result<(), WriteFailure> {
+        self.finish_segment_as(duration_ns, false)
+    }
+
+    /// [`Self::finish_segment`] for the last segment of a recording: the
+    /// playlist it publishes is already the ended one, so that [`Self::close`]
+    /// after it writes nothing more (each playlist written is a new file).
+    pub fn finish_last_segment(&mut self, duration_ns: u64) -> Result<(), WriteFailure> {
+        self.finish_segment_as(duration_ns, true)
+    }
+
+    fn finish_segment_as(&mut self, duration_ns: u64, ended: bool) -> Result<(), WriteFailure> {
+        if self.current.is_none() {
+            return Ok(());
+        }
+        self.flush()?;
+        if let Some(cur) = self.current.as_mut()
+            && let Err(e) = cur.writer.check_alive()
+        {
+            return Err(WriteFailure::new(cur.writer.path().to_owned(), e, false));
+        }
+        let Some(Current {
+            mut writer,
+            start,
+            keyframes,
+            first_keyframe,
+            ..
+        }) = self.current.take()
+        else {
+            return Ok(());
+        };
+        let indexed = (keyframes, first_keyframe);
+        self.spare_buffers = writer.take_buffers();
+        let sequence = writer.sequence();
+        let path = writer.path().to_owned();
+        let flushed = writer.flushed();
+        let bytes = match writer.close(self.config.sync_on_rotate) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // The data was written but not made durable (or, in a
+                // reused file, the old content could not be cut off, and
+                // the progress record goes on hiding it); it stays in the
+                // ring, the failure is still reported.
+                self.commit_segment(sequence, duration_ns, start, flushed, indexed, ended);
+                return Err(match e {
+                    CloseError::Sync(e) => WriteFailure::unsynced(path, e),
+                    CloseError::CutToLength(e) => WriteFailure::new(path, e, false),
+                });
+            }
+        };
+        self.reuse.segment_closed(sequence, &mut self.stats);
+        if bytes == 0 {
+            self.delete_file(&segment_file_name(sequence));
+            return Ok(());
+        }
+        self.commit_segment(sequence, duration_ns, start, bytes, indexed, ended);
+        Ok(())
+    }
+
+    /// Finishes the open segment (if any) and marks the playlist as ended.
+    /// Closing again (a stop after EOS) rewrites nothing that is current.
+    pub fn close(&mut self, duration_ns: u64) -> Result<(), WriteFailure> {
+        self.finish_last_segment(duration_ns)?;
+        // No client loads the playlist again to find them missing.
+        self.release_retired(0);
+        self.reuse.discard_spare(&self.handle);
+        if !self.entries.is_empty() && !self.playlists.ended_current && self.write_playlist(true).is_err() {
+            self.stats.metadata_write_errors += 1;
+        }
+        Ok(())
+    }
+
     /// Publishes segment `sequence` (`indexed`: its keyframes and the
     /// number of its first), in a playlist marked as ended if `ended`.
     pub(super) fn commit_segment(

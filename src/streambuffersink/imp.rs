@@ -1,5 +1,4 @@
 // SPDX-License-Identifier: MPL-2.0
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -14,12 +13,11 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::RecordingKind;
 use super::properties;
 use super::report::{Outcome, Reporter, SinkHost, event_signals, report, stats_structure};
 use super::settings::Settings;
 use crate::element_sync::{FlushGate, lock};
-use crate::recorder::{PushError, Recorder, RecorderEvent, RecordingRequest, Snapshot};
+use crate::recorder::{PushError, Recorder, RecorderEvent, Snapshot};
 use crate::ring::{Ring, RingError, WRITE_ALIGNMENT, WriteFailure};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -518,57 +516,8 @@ impl StreamBufferSink {
         host.emit_queued();
         Some(result)
     }
-
-    /// `start-recording` (an offset from now) and `start-recording-at` (a
-    /// date-time): the id, or 0 after a WARNING saying why not.
-    fn start_recording(&self, location: &str, kind: RecordingKind, when: RecordingRequest) -> u32 {
-        let result = self.with_recorder_promptly(|recorder, host| {
-            recorder.start_recording(Path::new(location), kind.into(), when, host)
-        });
-        match result {
-            Err(why) => {
-                gst::element_imp_warning!(self, gst::ResourceError::Busy, ("Recording refused: {}", why));
-                0
-            }
-            Ok(Some(Ok(id))) => id,
-            Ok(Some(Err(e))) => {
-                gst::element_imp_warning!(self, gst::ResourceError::OpenWrite, ("Recording refused: {}", e));
-                0
-            }
-            Ok(None) => {
-                gst::element_imp_warning!(
-                    self,
-                    gst::CoreError::StateChange,
-                    ("Cannot start a recording: the sink is not running")
-                );
-                0
-            }
-        }
-    }
-
-    /// `stop-recording` and `stop-recording-at`: whether `id` is a
-    /// recording that runs or is scheduled (a WARNING if not).
-    fn stop_recording(&self, id: u32, when: RecordingRequest) -> bool {
-        let known = match self.with_recorder_promptly(|recorder, host| recorder.stop_recording(id, when, host)) {
-            Ok(Some(known)) => known,
-            Ok(None) => return false,
-            Err(why) => {
-                gst::element_imp_warning!(
-                    self,
-                    gst::ResourceError::Busy,
-                    ("Recording {} not stopped: {}", id, why)
-                );
-                return false;
-            }
-        };
-        if !known {
-            gst::element_imp_warning!(self, gst::CoreError::Failed, ("No running recording with id {}", id));
-        }
-        known
-    }
 }
 
-/// A `GDateTime` as ms since the Unix epoch.
 impl Reporter for StreamBufferSink {
     fn emit(&self, event: RecorderEvent, pts: Option<gst::ClockTime>) {
         let obj = self.obj();

@@ -18,6 +18,7 @@ use super::info::listing;
 use crate::layout::{JOURNAL_NAME, segment_file_name, segment_index_name};
 use crate::layout::{index, journal};
 use crate::platform;
+use crate::ts::packet::NULL_PID;
 use crate::ts::psi::{SectionAssembler, parse_pat};
 use crate::ts::{PACKET_SIZE, PAT_PID, Packet, SYNC_BYTE};
 
@@ -83,7 +84,7 @@ pub(super) fn run(ring: &Path, out: &mut impl Write) -> Result<bool, String> {
                     && idx.keyframes.first().is_none_or(|k| k.offset != head_len)
                 {
                     say(format!(
-                        "no random-access point right after its tables (byte {head_len}): its index's first keyframe is at {:?}",
+                        "no random-access point right after its tables and their stuffing (byte {head_len}): its index's first keyframe is at {:?}",
                         idx.keyframes.first().map(|k| k.offset)
                     ));
                 }
@@ -175,7 +176,8 @@ fn check_archive(ring: &Path, out: &mut impl Write) -> Result<bool, String> {
 }
 
 /// The segment starts with a PAT, then the PMTs it names; returns the
-/// bytes of those tables (where the random-access point should follow).
+/// bytes of those tables and the stuffing after them (where the
+/// random-access point should follow).
 fn check_head(data: &[u8]) -> Result<u64, String> {
     let packets: Vec<Packet<'_>> = data.chunks_exact(PACKET_SIZE).filter_map(Packet::new).collect();
     let mut pat = SectionAssembler::default();
@@ -200,5 +202,8 @@ fn check_head(data: &[u8]) -> Result<u64, String> {
     if !packets[..head].iter().any(|p| p.pid() == pmt_pids[0]) {
         return Err(format!("its PAT is not followed by the PMT (PID {:#x})", pmt_pids[0]));
     }
-    Ok((head * PACKET_SIZE) as u64)
+    // Then the null packets that align the segment's copies (design.md,
+    // "Aligned copies").
+    let stuffing = packets[head..].iter().take_while(|p| p.pid() == NULL_PID).count();
+    Ok(((head + stuffing) * PACKET_SIZE) as u64)
 }

@@ -7,6 +7,9 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::super::RecordingKind;
+use std::path::Path;
+
+use super::StreamBufferSink;
 use crate::recorder::RecordingRequest;
 
 /// The action signals. The comments on each are GStreamer's documentation
@@ -148,4 +151,54 @@ pub(super) fn action_signals() -> Vec<glib::subclass::Signal> {
 /// Argument `i` of an action signal, if it has the expected type.
 fn arg<T: for<'a> glib::value::FromValue<'a> + 'static>(args: &[glib::Value], i: usize) -> Option<T> {
     args.get(i)?.get::<T>().ok()
+}
+
+impl StreamBufferSink {
+    /// `start-recording` (an offset from now) and `start-recording-at` (a
+    /// date-time): the id, or 0 after a WARNING saying why not.
+    pub(super) fn start_recording(&self, location: &str, kind: RecordingKind, when: RecordingRequest) -> u32 {
+        let result = self.with_recorder_promptly(|recorder, host| {
+            recorder.start_recording(Path::new(location), kind.into(), when, host)
+        });
+        match result {
+            Err(why) => {
+                gst::element_imp_warning!(self, gst::ResourceError::Busy, ("Recording refused: {}", why));
+                0
+            }
+            Ok(Some(Ok(id))) => id,
+            Ok(Some(Err(e))) => {
+                gst::element_imp_warning!(self, gst::ResourceError::OpenWrite, ("Recording refused: {}", e));
+                0
+            }
+            Ok(None) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::CoreError::StateChange,
+                    ("Cannot start a recording: the sink is not running")
+                );
+                0
+            }
+        }
+    }
+
+    /// `stop-recording` and `stop-recording-at`: whether `id` is a
+    /// recording that runs or is scheduled (a WARNING if not).
+    pub(super) fn stop_recording(&self, id: u32, when: RecordingRequest) -> bool {
+        let known = match self.with_recorder_promptly(|recorder, host| recorder.stop_recording(id, when, host)) {
+            Ok(Some(known)) => known,
+            Ok(None) => return false,
+            Err(why) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Busy,
+                    ("Recording {} not stopped: {}", id, why)
+                );
+                return false;
+            }
+        };
+        if !known {
+            gst::element_imp_warning!(self, gst::CoreError::Failed, ("No running recording with id {}", id));
+        }
+        known
+    }
 }
