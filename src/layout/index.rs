@@ -66,6 +66,23 @@ pub struct Keyframe {
     pub number: u32,
 }
 
+/// The bytes before `keyframe`, of a segment whose start record is `start`,
+/// that a reader entering at it sends first: the tables at the head
+/// (`start.size`). Before the segment's first keyframe, when no more than
+/// the stuffing that aligns the segment lies between (fewer than eight null
+/// packets, see `ring::stuffing_packets`), all of it: a segment entered at
+/// its first keyframe is then read as it is on disk.
+#[must_use]
+pub fn head_before(start: &Keyframe, keyframe: &Keyframe) -> u64 {
+    let tables = u64::from(start.size).min(keyframe.offset);
+    let gap = keyframe.offset - tables;
+    if keyframe.number == start.number && gap < 8 * crate::ts::PACKET_SIZE as u64 {
+        keyframe.offset
+    } else {
+        tables
+    }
+}
+
 impl Keyframe {
     /// The record's 32 bytes.
     #[must_use]
@@ -200,6 +217,35 @@ mod tests {
 
     fn keyframes(raw: &[u8], len: u64) -> Vec<Keyframe> {
         parse(raw, len).expect("start record").keyframes
+    }
+
+    /// A reader entering at a segment's first keyframe reads the tables and
+    /// the stuffing after them as they are; at a later one, or after more
+    /// than stuffing (a forced cut's first keyframe), only the tables.
+    #[test]
+    fn the_head_before_a_keyframe_is_the_tables_or_all_of_a_stuffed_start() {
+        let start = Keyframe {
+            size: 376,
+            number: 7,
+            ..kf(0, 10)
+        };
+        let at = |offset: u64, number: u32| Keyframe {
+            number,
+            ..kf(offset, 20)
+        };
+        assert_eq!(head_before(&start, &at(376, 7)), 376);
+        assert_eq!(head_before(&start, &at(376 + 7 * 188, 7)), 376 + 7 * 188);
+        assert_eq!(
+            head_before(&start, &at(376 + 8 * 188, 7)),
+            376,
+            "more than stuffing before it"
+        );
+        assert_eq!(head_before(&start, &at(376 + 3 * 188, 8)), 376, "a later keyframe");
+        let rebuilt = Keyframe {
+            size: 376 + 3 * 188,
+            ..start
+        };
+        assert_eq!(head_before(&rebuilt, &at(376 + 3 * 188, 7)), 376 + 3 * 188);
     }
 
     #[test]

@@ -168,7 +168,7 @@ impl RingReader {
     /// start when that is offset 0).
     pub(super) fn land(&mut self, seq: SegmentNumber, index: &SegmentIndex, keyframe: &Keyframe) {
         self.reposition(seq, index.start.ring_time);
-        let head_end = u64::from(index.start.size).min(keyframe.offset);
+        let head_end = crate::layout::index::head_before(&index.start, keyframe);
         // A segment's start standing in for a missing index says nothing
         // about the stream's delay (it has no wall clock either).
         if keyframe.wall_time != WallTime::EPOCH {

@@ -619,8 +619,7 @@ fn a_recording_reaching_past_the_ring_asks_the_archive_until_it_has_caught_up() 
 /// read in aligned blocks is then copied from aligned memory. The layout
 /// depends on the stream only, not on how it was cut into buffers or
 /// whether they were kept or copied. The head a reader sends before a
-/// later keyframe is the tables and the stuffing, as an index rebuilt from
-/// the file says too; every packet is there once.
+/// later keyframe is the tables; every packet is there once.
 #[test]
 fn segments_are_laid_out_by_stream_offset_whatever_the_chunking() {
     // GOPs of 13 frames: segments of 2 s are not all a multiple of eight
@@ -673,8 +672,8 @@ fn segments_are_laid_out_by_stream_offset_whatever_the_chunking() {
         let first = tables + nulls * PACKET_SIZE;
         assert_eq!(
             head,
-            (first as u64, first as u64),
-            "segment {i}: head (tables and stuffing) and first keyframe"
+            (tables as u64, first as u64),
+            "segment {i}: head (the tables) and first keyframe"
         );
         assert_eq!(
             stream_offset.wrapping_sub(first) % crate::ring::WRITE_ALIGNMENT,

@@ -474,7 +474,7 @@ impl Segmenter {
             program_date_time: anchor.after(now - anchor_ns),
             discontinuity: self.cuts.pending_discontinuity(),
             independent,
-            head_bytes: u32::try_from(head.len()).unwrap_or(u32::MAX),
+            head_bytes: u32::try_from(tables_len).unwrap_or(u32::MAX),
         };
         if let Err(f) = self.ring.begin_segment(start) {
             self.on_failure(f, host, |r| r.begin_segment(start));

@@ -44,7 +44,7 @@ pub(in crate::recorder::recording) fn keyframe_entry(
     let index = crate::layout::index::read_opened(file, len)?;
     let keyframe = *index.keyframes.iter().rev().find(|k| k.ring_time <= target)?;
     Some(KeyframeEntry {
-        head: u64::from(index.start.size).min(keyframe.offset),
+        head: crate::layout::index::head_before(&index.start, &keyframe),
         keyframe,
     })
 }
