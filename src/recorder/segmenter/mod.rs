@@ -393,7 +393,7 @@ impl Segmenter {
             return;
         };
         if random_access {
-            self.cut(true, next - held.len() as u64, host);
+            self.cut(true, next.saturating_sub(held.len() as u64), host);
         }
         self.write(Chunk::borrowed(&held), host);
     }
