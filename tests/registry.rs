@@ -192,3 +192,22 @@ fn empty_location_is_refused() {
         Some("/tmp/somewhere")
     );
 }
+
+/// Upstream is asked for memory aligned to 32 bytes, which the segments'
+/// layout relies on for aligned copies (design.md, "Aligned copies").
+#[test]
+fn upstream_is_asked_for_aligned_memory() {
+    common::init();
+    use gst::prelude::*;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = gst::ElementFactory::make("streambuffersink").build().expect("element");
+    sink.set_property("location", dir.path().join("ring").to_str().expect("path"));
+    sink.set_state(gst::State::Paused).expect("start");
+    let pad = sink.static_pad("sink").expect("sink pad");
+    let caps = gst::Caps::builder("video/mpegts").field("systemstream", true).build();
+    let mut query = gst::query::Allocation::new(Some(&caps), false);
+    assert!(pad.query(&mut query), "the sink answers the allocation query");
+    let aligns: Vec<usize> = query.allocation_params().map(|(_, p)| p.align()).collect();
+    let _ = sink.set_state(gst::State::Null);
+    assert_eq!(aligns, vec![31], "allocation params");
+}
