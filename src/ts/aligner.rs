@@ -210,7 +210,7 @@ impl PacketAligner {
                 Lock::Locked(size) => {
                     let stride = size.stride();
                     let run_start = pos;
-                    let packets = sync_run(&buf[pos..], stride);
+                    let packets = sync_run(&buf[pos..], size);
                     pos += packets * stride;
                     self.stats.packets += packets as u64;
                     if stride == PACKET_SIZE {
@@ -255,11 +255,32 @@ impl PacketAligner {
     }
 }
 
-/// How many whole packets, `stride` bytes apart, follow each other at the
-/// start of `buf` with their sync byte in place. A loop of its own: this is
-/// the aligner's whole cost on clean input, a load and a compare a packet.
-fn sync_run(buf: &[u8], stride: usize) -> usize {
-    buf.chunks_exact(stride).take_while(|p| p[0] == SYNC_BYTE).count()
+/// How many whole packets of `size` follow each other at the start of `buf`
+/// with their sync byte in place. A loop of its own: this is the aligner's
+/// whole cost on clean input.
+fn sync_run(buf: &[u8], size: PacketSize) -> usize {
+    match size {
+        PacketSize::Ts188 => sync_run_of::<188>(buf),
+        PacketSize::M2ts192 => sync_run_of::<192>(buf),
+        PacketSize::Rs204 => sync_run_of::<204>(buf),
+    }
+}
+
+/// [`sync_run`] for one stride, known when compiled so that no index needs
+/// a bounds check. Four packets a step, one branch for the four: the sync
+/// bytes of a clean stream are all there.
+fn sync_run_of<const STRIDE: usize>(buf: &[u8]) -> usize {
+    let mut count = 0;
+    for g in buf.chunks_exact(4 * STRIDE) {
+        let lost =
+            (g[0] ^ SYNC_BYTE) | (g[STRIDE] ^ SYNC_BYTE) | (g[2 * STRIDE] ^ SYNC_BYTE) | (g[3 * STRIDE] ^ SYNC_BYTE);
+        if lost != 0 {
+            break;
+        }
+        count += 4;
+    }
+    let rest = &buf[count * STRIDE..];
+    count + rest.chunks_exact(STRIDE).take_while(|p| p[0] == SYNC_BYTE).count()
 }
 
 enum Search {

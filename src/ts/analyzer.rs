@@ -34,6 +34,22 @@ pub struct PacketClass {
     pub scrambling_changed: Option<bool>,
 }
 
+/// For each continuity counter, the four that follow it, a nibble each, the
+/// first in the lowest: what four packets in a row on one PID carry.
+const NEXT_FOUR_COUNTERS: [u32; 16] = {
+    let mut table = [0; 16];
+    let mut c = 0;
+    while c < 16 {
+        let mut k = 0;
+        while k < 4 {
+            table[c] |= (((c + 1 + k) & 0x0F) as u32) << (4 * k);
+            k += 1;
+        }
+        c += 1;
+    }
+    table
+};
+
 /// Counters mirroring what the analyzer saw.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct AnalyzerStats {
@@ -221,7 +237,7 @@ impl StreamAnalyzer {
             _ => u32::MAX,
         };
         let run = &run[..run.len().min(max.saturating_mul(PACKET_SIZE))];
-        let mut packets = run.chunks_exact(PACKET_SIZE);
+        let total = run.len() / PACKET_SIZE;
         let mut elementary = false;
         let mut errors = 0;
         // The PID of the previous packet and its counter stay in registers:
@@ -229,26 +245,54 @@ impl StreamAnalyzer {
         // counter table are only touched when it changes. `same` is the
         // previous packet's header without its counter: a packet that
         // matches it is plain for the same reasons and needs only the
-        // counter check (some fifteen instructions in all).
+        // counter check.
         let mut pid = u32::MAX;
         // u32::MAX matches no header with its counter masked out.
         let mut same = u32::MAX;
         let mut last_cc = 0u8;
-        // Packets left unexamined, the one that ended the loop included.
-        let mut left = 0;
-        while let Some(bytes) = packets.next() {
-            let header = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        // Index of the next packet to examine; when the loop breaks, the
+        // packet that ended it.
+        let mut i = 0;
+        while i < total {
+            // Four packets at once where they continue the current PID with
+            // the counter advancing by one each, as nearly all do: each
+            // header against the current one without its counter, the four
+            // counters against the four expected, one branch. Anything else
+            // (a duplicate, a counter error, another PID, a flag) is left to
+            // the packet-by-packet path below, which decides it as before.
+            if same != u32::MAX
+                && let Some(group) = run
+                    .get(i * PACKET_SIZE..(i + 4) * PACKET_SIZE)
+                    .and_then(|g| <&[u8; 4 * PACKET_SIZE]>::try_from(g).ok())
+            {
+                // The header's bits that differ from `same`: its counter alone
+                // when nothing else changed.
+                let x = |k: usize| {
+                    let at = k * PACKET_SIZE;
+                    u32::from_be_bytes([group[at], group[at + 1], group[at + 2], group[at + 3]]) ^ same
+                };
+                let (x0, x1, x2, x3) = (x(0), x(1), x(2), x(3));
+                let other_bits = (x0 | x1 | x2 | x3) & !0x0F;
+                let counters = x0 | x1 << 4 | x2 << 8 | x3 << 12;
+                if other_bits | (counters ^ NEXT_FOUR_COUNTERS[usize::from(last_cc & 0x0F)]) == 0 {
+                    last_cc = (x3 & 0x0F) as u8;
+                    i += 4;
+                    continue;
+                }
+            }
+            let at = i * PACKET_SIZE;
+            let header = u32::from_be_bytes([run[at], run[at + 1], run[at + 2], run[at + 3]]);
             let cc = (header & 0x0F) as u8;
             if header & !0x0F == same {
                 // Accepts the counter repeated (a duplicate packet) or advanced by one.
                 errors += u64::from(cc.wrapping_sub(last_cc) & 0x0F > 1);
                 last_cc = cc;
+                i += 1;
                 continue;
             }
             // Sync byte; no transport error, no unit start; clear; payload
             // without adaptation field (so no PCR and no discontinuity flag).
             if header & 0xFF_C0_00_F0 != 0x47_00_00_10 {
-                left = packets.len() + 1;
                 break;
             }
             if pid != u32::MAX {
@@ -258,6 +302,7 @@ impl StreamAnalyzer {
             }
             let packet_pid = (header >> 8) & 0x1FFF;
             if packet_pid == u32::from(NULL_PID) {
+                i += 1;
                 continue;
             }
             if packet_pid == u32::from(PAT_PID)
@@ -265,7 +310,6 @@ impl StreamAnalyzer {
                 || packet_pid == scanning_pid
                 || self.other_pmt_pids[(packet_pid / 64) as usize] & (1 << (packet_pid % 64)) != 0
             {
-                left = packets.len() + 1;
                 break;
             }
             let stored = self.last_cc[packet_pid as usize];
@@ -274,8 +318,9 @@ impl StreamAnalyzer {
             same = header & !0x0F;
             last_cc = cc;
             elementary |= pid >= 0x20;
+            i += 1;
         }
-        let count = run.len() / PACKET_SIZE - left;
+        let count = i;
         if pid != u32::MAX {
             self.last_cc[pid as usize] = last_cc;
         }
