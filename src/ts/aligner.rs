@@ -260,9 +260,9 @@ impl PacketAligner {
 /// whole cost on clean input.
 fn sync_run(buf: &[u8], size: PacketSize) -> usize {
     match size {
-        PacketSize::Ts188 => sync_run_of::<188>(buf),
-        PacketSize::M2ts192 => sync_run_of::<192>(buf),
-        PacketSize::Rs204 => sync_run_of::<204>(buf),
+        PacketSize::Ts188 => sync_run_of::<{ PacketSize::Ts188.stride() }>(buf),
+        PacketSize::M2ts192 => sync_run_of::<{ PacketSize::M2ts192.stride() }>(buf),
+        PacketSize::Rs204 => sync_run_of::<{ PacketSize::Rs204.stride() }>(buf),
     }
 }
 

@@ -250,8 +250,8 @@ impl StreamAnalyzer {
         // u32::MAX matches no header with its counter masked out.
         let mut same = u32::MAX;
         let mut last_cc = 0u8;
-        // Index of the next packet to examine; when the loop breaks, the
-        // packet that ended it.
+        // Index of the next packet to examine: when the loop ends, how many
+        // packets were counted (the one that ended it is not).
         let mut i = 0;
         while i < total {
             // Four packets at once where they continue the current PID with
@@ -320,7 +320,6 @@ impl StreamAnalyzer {
             elementary |= pid >= 0x20;
             i += 1;
         }
-        let count = i;
         if pid != u32::MAX {
             self.last_cc[pid as usize] = last_cc;
         }
@@ -329,7 +328,7 @@ impl StreamAnalyzer {
             // What a clear packet does to the scrambling hysteresis.
             self.scrambling_run = 0;
         }
-        count
+        i
     }
 
     fn classify_unit(&mut self, p: &Packet<'_>, pid: Pid) -> Unit {
