@@ -14,14 +14,20 @@ use crate::layout::segment_file_name;
 use crate::platform::{self, DirHandle};
 use crate::ts::PACKET_SIZE;
 
-/// Pending bytes are written out once they reach this much, in one
-/// (vectored) system call: 1316-byte UDP buffers do not cost one call each,
-/// and large writes keep the kernel's per-call and per-page work low.
-pub const WRITE_BLOCK: usize = 1024 * 1024;
+/// Pending bytes are written out each time they reach past a multiple of
+/// this file offset, up to the end of the packet that holds it; what
+/// follows stays pending. Each write then fills one aligned stretch of the
+/// file, which the kernel caches in one large page (ext4 gives a write its
+/// pages in sizes up to the write's length, aligned to the file offset),
+/// and the input it comes from is still in the CPU cache: 64 KiB input
+/// buffers are written one or two at a time while hot instead of sixteen
+/// at a time a megabyte later (docs/performance.md).
+pub const WRITE_BLOCK: usize = 128 * 1024;
 /// Capacity of the block small runs are copied into; reaching it also
-/// writes everything pending. Smaller than [`WRITE_BLOCK`] so that the copy
-/// and the kernel's read of it stay in the CPU cache: with 1316-byte buffers
-/// a 1 MiB block cost more in cache misses than the extra system calls.
+/// writes everything pending. So that the copy and the kernel's read of it
+/// stay in the CPU cache: with 1316-byte buffers a 1 MiB block cost more in
+/// cache misses than the extra system calls. Borrowed runs this large are
+/// not copied: they are written from the caller's memory at once.
 pub const COPY_BLOCK: usize = 256 * 1024;
 /// Bytes go into the page cache fastest from an address congruent to their
 /// file offset modulo this: the kernel's copy costs 20 to 25 % more when
@@ -115,11 +121,10 @@ pub struct PendingWrites {
 }
 
 impl PendingWrites {
-    /// Whether `chunk` would take the pending bytes past [`WRITE_BLOCK`] or
-    /// the copy block past [`COPY_BLOCK`]: time to write first.
+    /// Whether `chunk` would take the copy block past [`COPY_BLOCK`]: time
+    /// to write everything pending first.
     fn would_overflow(&self, chunk: &Chunk<'_>) -> bool {
-        let len = chunk.bytes.len();
-        self.len + len > WRITE_BLOCK || chunk.shared.is_none() && self.block.len() + len > COPY_BLOCK
+        chunk.shared.is_none() && self.block.len() + chunk.bytes.len() > COPY_BLOCK
     }
 
     /// Adds `chunk`, which goes to the file at `file_offset`.
@@ -151,15 +156,55 @@ impl PendingWrites {
         self.pieces.push(Piece::Copied(start..self.block.len()));
     }
 
-    /// The pending bytes in order, then `extra`.
-    fn slices<'a>(&'a self, extra: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
-        self.pieces
-            .iter()
-            .map(|piece| match piece {
-                Piece::Copied(range) => &self.block[range.clone()],
-                Piece::Shared(shared, range) => &shared.as_ref().as_ref()[range.clone()],
-            })
-            .chain(std::iter::once(extra))
+    /// The pending bytes in order.
+    fn slices(&self) -> impl Iterator<Item = &[u8]> {
+        self.pieces.iter().map(|piece| match piece {
+            Piece::Copied(range) => &self.block[range.clone()],
+            Piece::Shared(shared, range) => &shared.as_ref().as_ref()[range.clone()],
+        })
+    }
+
+    /// Forgets the first `n` pending bytes (written). Copied runs still
+    /// pending move to the front of the copy block, by a multiple of
+    /// [`WRITE_ALIGNMENT`] so that each keeps its alignment.
+    fn consume_front(&mut self, n: usize) {
+        if n >= self.len {
+            self.clear();
+            return;
+        }
+        self.len -= n;
+        let mut left = n;
+        let mut written = 0;
+        for piece in &mut self.pieces {
+            let range = match piece {
+                Piece::Copied(range) | Piece::Shared(_, range) => range,
+            };
+            if left < range.len() {
+                range.start += left;
+                break;
+            }
+            left -= range.len();
+            written += 1;
+        }
+        self.pieces.drain(..written);
+        let first_copied = self.pieces.iter().find_map(|piece| match piece {
+            Piece::Copied(range) => Some(range.start),
+            Piece::Shared(..) => None,
+        });
+        let Some(start) = first_copied else {
+            self.block.clear();
+            return;
+        };
+        let shift = start - start % WRITE_ALIGNMENT;
+        if shift == 0 {
+            return;
+        }
+        self.block.drain(..shift);
+        for piece in &mut self.pieces {
+            if let Piece::Copied(range) = piece {
+                *range = range.start - shift..range.end - shift;
+            }
+        }
     }
 
     fn clear(&mut self) {
@@ -192,8 +237,11 @@ enum Preallocation {
 /// The segment being written: a file plus the bytes waiting to go into it.
 ///
 /// Only whole packets are ever accepted, and a failed write is undone (the
-/// file is cut back to the last complete flush and the cursor rewound), so
-/// the file on disk always ends on a packet boundary. Data that could not be
+/// file is cut back to its last whole packet and the cursor rewound), so
+/// after a flush or a failure the file on disk ends on a packet boundary.
+/// Between writes it may end inside a packet, cut at a [`WRITE_BLOCK`]
+/// boundary: readers take whole packets only, and that packet's rest comes
+/// with the next write. Data that could not be
 /// written stays pending: the caller either retries ([`Self::flush`]) or
 /// gives it up ([`Self::discard_pending`]).
 pub struct SegmentWriter {
@@ -201,13 +249,18 @@ pub struct SegmentWriter {
     path: PathBuf,
     file: File,
     pending: PendingWrites,
-    /// Bytes known to be in the file.
+    /// Bytes of whole packets known to be in the file.
     flushed: u64,
     /// `flushed` when the file was last checked to still be linked.
     checked_alive_at: u64,
     /// Length of a reused file's old content: past `flushed`, up to here,
     /// the file holds an evicted segment's packets until it is cut to length.
     stale_end: u64,
+    /// Bytes of the first pending packet already in the file past
+    /// `flushed`: a write that ends on a [`WRITE_BLOCK`] boundary may end
+    /// inside a packet, which stays pending until it is in the file whole.
+    /// Always less than a packet.
+    ahead: usize,
     preallocation: Preallocation,
 }
 
@@ -261,6 +314,7 @@ impl SegmentWriter {
             flushed: 0,
             checked_alive_at: 0,
             stale_end,
+            ahead: 0,
             preallocation: if reserve_ahead {
                 Preallocation::UpTo(stale_end)
             } else {
@@ -314,10 +368,10 @@ impl SegmentWriter {
     pub fn write(&mut self, chunk: Chunk<'_>) -> io::Result<()> {
         let data = chunk.bytes();
         debug_assert_eq!(data.len() % PACKET_SIZE, 0);
-        if data.len() >= WRITE_BLOCK {
-            // A run this large goes from the caller's memory to the file
+        if chunk.shared.is_none() && data.len() >= COPY_BLOCK {
+            // Too large to copy: from the caller's memory to the file
             // together with whatever is pending, in one vectored write.
-            let result = self.write_pending_and(data);
+            let result = self.write_pending_through(self.pending.len, data);
             if result.is_err() {
                 self.push_pending(chunk);
             }
@@ -330,7 +384,12 @@ impl SegmentWriter {
             return Err(e);
         }
         self.push_pending(chunk);
-        Ok(())
+        let end = self.len();
+        let boundary = end - end % WRITE_BLOCK as u64;
+        if boundary <= self.flushed + self.ahead as u64 {
+            return Ok(());
+        }
+        self.write_pending_through((boundary - self.flushed) as usize, &[])
     }
 
     fn push_pending(&mut self, chunk: Chunk<'_>) {
@@ -338,36 +397,25 @@ impl SegmentWriter {
         self.pending.push(chunk, file_offset);
     }
 
-    /// Writes the pending bytes then `extra` completely, with vectored
-    /// writes; on error the file is cut back to its last good length and
-    /// the pending bytes stay pending.
-    fn write_pending_and(&mut self, extra: &[u8]) -> io::Result<()> {
-        let total = self.pending.len + extra.len();
-        self.reserve_blocks_to(self.flushed + total as u64);
-        let mut done = 0;
-        while done < total {
-            // Skip what the kernel already took; no slice is ever empty.
-            let mut skip = done;
-            let slices: Vec<IoSlice<'_>> = self
-                .pending
-                .slices(extra)
-                .filter_map(|s| {
-                    if skip >= s.len() {
-                        skip -= s.len();
-                        None
-                    } else {
-                        let rest = &s[skip..];
-                        skip = 0;
-                        Some(IoSlice::new(rest))
-                    }
-                })
-                .collect();
+    /// Writes the pending bytes not yet in the file up to `through` (of
+    /// all pending), then `extra` (only with `through` all of them),
+    /// completely, with vectored writes. The packets now whole in the file
+    /// stop being pending; a packet cut at `through` stays pending, its
+    /// head counted in `ahead`. On error the file is cut back to its last
+    /// whole packet and every pending byte stays pending.
+    fn write_pending_through(&mut self, through: usize, extra: &[u8]) -> io::Result<()> {
+        debug_assert!(through <= self.pending.len && (extra.is_empty() || through == self.pending.len));
+        let end = through + extra.len();
+        self.reserve_blocks_to(self.flushed + end as u64);
+        let mut at = self.ahead;
+        while at < end {
+            let slices = byte_window(self.pending.slices().chain(std::iter::once(extra)), at, through, end);
             match self.file.write_vectored(&slices) {
                 Ok(0) => {
                     self.rewind();
                     return Err(io::Error::from(io::ErrorKind::WriteZero));
                 }
-                Ok(n) => done += n,
+                Ok(n) => at += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.rewind();
@@ -375,8 +423,11 @@ impl SegmentWriter {
                 }
             }
         }
-        self.flushed += total as u64;
-        self.pending.clear();
+        // Pending bytes start on a packet boundary, and `extra` is whole packets.
+        let whole = through - through % PACKET_SIZE;
+        self.pending.consume_front(whole);
+        self.ahead = through - whole;
+        self.flushed += (whole + extra.len()) as u64;
         Ok(())
     }
 
@@ -410,6 +461,7 @@ impl SegmentWriter {
     /// The file was cut to `len` bytes: nothing is reserved past it.
     fn cut_to(&mut self, len: u64) {
         self.flushed = len;
+        self.ahead = 0;
         self.stale_end = 0;
         if let Preallocation::UpTo(reserved) = &mut self.preallocation {
             *reserved = len;
@@ -420,7 +472,7 @@ impl SegmentWriter {
     /// pending and the file is back at its last good length.
     pub fn flush(&mut self) -> io::Result<()> {
         if self.pending.len > 0 {
-            self.write_pending_and(&[])?;
+            self.write_pending_through(self.pending.len, &[])?;
         }
         // Written into a file someone deleted, data would vanish silently;
         // one fstat per few MiB notices it without costing the write path.
@@ -446,6 +498,10 @@ impl SegmentWriter {
     pub fn discard_pending(&mut self) -> u64 {
         let n = self.pending.len as u64;
         self.pending.clear();
+        if self.ahead > 0 {
+            // The head of a packet given up: no torn packet stays on disk.
+            self.rewind();
+        }
         n
     }
 
@@ -477,6 +533,8 @@ impl SegmentWriter {
             self.cut_to(self.flushed);
         }
         let _ = self.file.seek(SeekFrom::Start(self.flushed));
+        // The next write starts at the first pending byte again.
+        self.ahead = 0;
     }
 
     /// Cuts a reused file's old content and unused reserved blocks off and
@@ -505,6 +563,37 @@ pub enum CloseError {
     Sync(io::Error),
 }
 
+/// Bytes `from..to` of the pending bytes (the first `pending` of `slices`)
+/// followed by the last slice, as I/O slices: what a write still has to
+/// hand over after the kernel took `from` bytes. No slice is ever empty.
+fn byte_window<'a>(slices: impl Iterator<Item = &'a [u8]>, from: usize, pending: usize, to: usize) -> Vec<IoSlice<'a>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    let mut pending_left = pending;
+    let mut slices = slices.peekable();
+    while let Some(s) = slices.next() {
+        // Pending slices are cut at `pending`; the last one is `extra`.
+        let s = if slices.peek().is_some() {
+            let s = &s[..s.len().min(pending_left)];
+            pending_left -= s.len();
+            s
+        } else {
+            s
+        };
+        let (start, end) = (at, at + s.len());
+        at = end;
+        if end <= from || start >= to {
+            continue;
+        }
+        let lo = from.saturating_sub(start);
+        let hi = s.len() - end.saturating_sub(to);
+        if lo < hi {
+            out.push(IoSlice::new(&s[lo..hi]));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,7 +619,7 @@ mod tests {
     fn writer_gathers_small_writes_until_flushed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut w = create(dir.path(), SegmentNumber::new(1));
-        let (a, b) = (packets(7, 1), packets(1000, 2));
+        let (a, b) = (packets(7, 1), packets(WRITE_BLOCK / PACKET_SIZE - 8, 2));
         w.write(Chunk::borrowed(&a)).expect("write");
         w.write(Chunk::borrowed(&b)).expect("write");
         assert_eq!(
@@ -538,10 +627,11 @@ mod tests {
             0,
             "nothing written yet"
         );
-        assert_eq!(w.len(), (PACKET_SIZE * 1007) as u64);
+        let total = (a.len() + b.len()) as u64;
+        assert_eq!(w.len(), total);
         let path = w.path().to_owned();
         w.flush().expect("flush");
-        assert_eq!(w.close(false).expect("close"), (PACKET_SIZE * 1007) as u64);
+        assert_eq!(w.close(false).expect("close"), total);
         assert_eq!(std::fs::read(&path).expect("read"), [a, b].concat());
         assert!(
             SegmentWriter::create(
@@ -593,11 +683,11 @@ mod tests {
     }
 
     #[test]
-    fn a_run_of_a_whole_block_is_written_at_once() {
+    fn a_borrowed_run_too_large_to_copy_is_written_at_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut w = create(dir.path(), SegmentNumber::new(1));
         let small = packets(2, 1);
-        let big = packets(WRITE_BLOCK / PACKET_SIZE + 1, 2);
+        let big = packets(COPY_BLOCK / PACKET_SIZE + 1, 2);
         w.write(Chunk::borrowed(&small)).expect("write");
         w.write(Chunk::borrowed(&big)).expect("write");
         assert_eq!(w.pending(), 0);
@@ -610,6 +700,102 @@ mod tests {
     /// reserve whatever the filesystem (ext4, tmpfs and XFS all can), so
     /// the test checks the reservation wherever it runs.
     #[cfg(target_os = "linux")]
+    /// The file's length after each write: what was written of it.
+    fn file_len(w: &SegmentWriter) -> u64 {
+        std::fs::metadata(w.path()).expect("stat").len()
+    }
+
+    #[test]
+    fn writes_end_on_block_boundaries_and_keep_the_cut_packet_pending() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = create(dir.path(), SegmentNumber::new(1));
+        // 64 KiB-sized shared input, its whole packets as the element hands
+        // them over; a copied run now and then, as the aligner's carries.
+        let input: SharedBytes = Arc::new(packets(348, 9));
+        let carry = packets(1, 200);
+        let mut expected = Vec::new();
+        for i in 0..9 {
+            w.write(Chunk::shared(&input, 0..348 * PACKET_SIZE).expect("inside"))
+                .expect("write");
+            expected.extend_from_slice((*input).as_ref());
+            if i % 2 == 0 {
+                w.write(Chunk::borrowed(&carry)).expect("write");
+                expected.extend_from_slice(&carry);
+            }
+            let block = WRITE_BLOCK as u64;
+            let in_file = file_len(&w);
+            assert_eq!(
+                in_file,
+                w.len() / block * block,
+                "written up to the last block boundary"
+            );
+            assert!(w.flushed().is_multiple_of(PACKET_SIZE as u64));
+            assert!(w.flushed() <= in_file && in_file < w.flushed() + PACKET_SIZE as u64);
+            assert_eq!(w.pending(), w.len() - w.flushed(), "the cut packet stays pending");
+            assert_eq!(
+                std::fs::read(w.path()).expect("read"),
+                expected[..in_file as usize],
+                "what is in the file is the input, in order"
+            );
+        }
+        assert!(file_len(&w) > 2 * WRITE_BLOCK as u64, "several blocks were written");
+        w.flush().expect("flush");
+        assert_eq!((w.pending(), file_len(&w)), (0, expected.len() as u64));
+        let path = w.path().to_owned();
+        assert_eq!(w.close(false).expect("close"), expected.len() as u64);
+        assert_eq!(std::fs::read(&path).expect("read"), expected);
+    }
+
+    #[test]
+    fn copied_runs_stay_aligned_after_a_block_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = create(dir.path(), SegmentNumber::new(1));
+        // 1316-byte input, all copied, past a block boundary.
+        let mut expected = Vec::new();
+        let mut i = 0u8;
+        while file_len(&w) == 0 {
+            let run = packets(7, i);
+            w.write(Chunk::borrowed(&run)).expect("write");
+            expected.extend_from_slice(&run);
+            i = i.wrapping_add(7);
+        }
+        assert!(w.pending() > 0, "the packet cut at the boundary stays");
+        let mut file_offset = w.flushed() as usize;
+        for piece in &w.pending.pieces {
+            let Piece::Copied(range) = piece else {
+                panic!("only copied runs here")
+            };
+            let address = w.pending.block.as_ptr() as usize + range.start;
+            assert_eq!(address % WRITE_ALIGNMENT, file_offset % WRITE_ALIGNMENT);
+            file_offset += range.len();
+        }
+        assert!(w.pending.block.len() < WRITE_BLOCK, "what was written left the block");
+        let path = w.path().to_owned();
+        w.flush().expect("flush");
+        assert_eq!(w.close(false).expect("close"), expected.len() as u64);
+        assert_eq!(std::fs::read(&path).expect("read"), expected);
+    }
+
+    #[test]
+    fn a_packet_cut_at_a_block_boundary_is_not_left_torn_when_given_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = create(dir.path(), SegmentNumber::new(1));
+        let input: SharedBytes = Arc::new(packets(WRITE_BLOCK / PACKET_SIZE + 3, 4));
+        w.write(Chunk::shared(&input, 0..(*input).as_ref().len()).expect("inside"))
+            .expect("write");
+        assert!(!file_len(&w).is_multiple_of(PACKET_SIZE as u64), "a packet was cut");
+        let pending = w.pending();
+        assert_eq!(w.discard_pending(), pending);
+        assert_eq!(file_len(&w), w.flushed(), "its head was cut off");
+        let path = w.path().to_owned();
+        let flushed = w.flushed();
+        assert_eq!(w.close(false).expect("close"), flushed);
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            (*input).as_ref()[..flushed as usize]
+        );
+    }
+
     #[test]
     fn blocks_reserved_ahead_are_invisible_and_released_at_close() {
         use std::os::unix::fs::MetadataExt;
@@ -628,6 +814,7 @@ mod tests {
         );
         let data = packets(WRITE_BLOCK / PACKET_SIZE + 1, 3);
         w.write(Chunk::borrowed(&data)).expect("write");
+        w.flush().expect("flush");
         let open = std::fs::metadata(w.path()).expect("metadata");
         assert_eq!(open.len(), data.len() as u64, "the reservation changed the size");
         assert!(
