@@ -695,11 +695,6 @@ mod tests {
         assert_eq!(std::fs::read(w.path()).expect("read"), [small, big].concat());
     }
 
-    /// Blocks reserved ahead never show in the file's size, and none are
-    /// left past the end once the segment is closed. The writer is told to
-    /// reserve whatever the filesystem (ext4, tmpfs and XFS all can), so
-    /// the test checks the reservation wherever it runs.
-    #[cfg(target_os = "linux")]
     /// The file's length after each write: what was written of it.
     fn file_len(w: &SegmentWriter) -> u64 {
         std::fs::metadata(w.path()).expect("stat").len()
@@ -796,6 +791,11 @@ mod tests {
         );
     }
 
+    /// Blocks reserved ahead never show in the file's size, and none are
+    /// left past the end once the segment is closed. The writer is told to
+    /// reserve whatever the filesystem (ext4, tmpfs and XFS all can), so
+    /// the test checks the reservation wherever it runs.
+    #[cfg(target_os = "linux")]
     #[test]
     fn blocks_reserved_ahead_are_invisible_and_released_at_close() {
         use std::os::unix::fs::MetadataExt;
