@@ -15,13 +15,13 @@ use crate::platform::{self, DirHandle};
 use crate::ts::PACKET_SIZE;
 
 /// Pending bytes are written out each time they reach past a multiple of
-/// this file offset, up to the end of the packet that holds it; what
-/// follows stays pending. Each write then fills one aligned stretch of the
-/// file, which the kernel caches in one large page (ext4 gives a write its
-/// pages in sizes up to the write's length, aligned to the file offset),
-/// and the input it comes from is still in the CPU cache: 64 KiB input
-/// buffers are written one or two at a time while hot instead of sixteen
-/// at a time a megabyte later (docs/performance.md).
+/// this file offset, exactly up to that multiple; what follows stays
+/// pending (the rest of a packet cut there too). Each write then fills one
+/// aligned stretch of the file, which the kernel caches in large pages
+/// (ext4 gives a write its pages in sizes up to the write's length, aligned
+/// to the file offset), from input still in the CPU cache: 64 KiB input
+/// buffers are written one or two at a time while hot instead of sixteen at
+/// a time a megabyte later (docs/performance.md, 2026-12-06 fifth).
 pub const WRITE_BLOCK: usize = 128 * 1024;
 /// Capacity of the block small runs are copied into; reaching it also
 /// writes everything pending. So that the copy and the kernel's read of it
@@ -428,6 +428,11 @@ impl SegmentWriter {
         self.pending.consume_front(whole);
         self.ahead = through - whole;
         self.flushed += (whole + extra.len()) as u64;
+        // Written into a file someone deleted, data would vanish silently;
+        // one fstat per few MiB notices it without costing the write path.
+        if self.flushed >= self.checked_alive_at + ALIVE_CHECK_INTERVAL {
+            self.check_alive()?;
+        }
         Ok(())
     }
 
@@ -473,11 +478,6 @@ impl SegmentWriter {
     pub fn flush(&mut self) -> io::Result<()> {
         if self.pending.len > 0 {
             self.write_pending_through(self.pending.len, &[])?;
-        }
-        // Written into a file someone deleted, data would vanish silently;
-        // one fstat per few MiB notices it without costing the write path.
-        if self.flushed >= self.checked_alive_at + ALIVE_CHECK_INTERVAL {
-            self.check_alive()?;
         }
         Ok(())
     }
@@ -789,6 +789,25 @@ mod tests {
             std::fs::read(&path).expect("read"),
             (*input).as_ref()[..flushed as usize]
         );
+    }
+
+    /// Unix only: elsewhere an open file cannot be deleted.
+    #[cfg(unix)]
+    #[test]
+    fn a_file_deleted_while_written_is_noticed_within_a_few_mib() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = create(dir.path(), SegmentNumber::new(1));
+        std::fs::remove_file(w.path()).expect("delete");
+        let input: SharedBytes = Arc::new(packets(348, 5));
+        let mut written = 0u64;
+        let error = loop {
+            match w.write(Chunk::shared(&input, 0..348 * PACKET_SIZE).expect("inside")) {
+                Ok(()) => written += 348 * PACKET_SIZE as u64,
+                Err(e) => break e,
+            }
+            assert!(written <= 2 * ALIVE_CHECK_INTERVAL, "never noticed");
+        };
+        assert_eq!(error.kind(), io::ErrorKind::NotFound);
     }
 
     /// Blocks reserved ahead never show in the file's size, and none are
