@@ -700,6 +700,17 @@ mod tests {
         std::fs::metadata(w.path()).expect("stat").len()
     }
 
+    /// Flushes and closes `w`, checks the length `close` reports against
+    /// the file's, and returns what the file holds.
+    fn finish(mut w: SegmentWriter) -> Vec<u8> {
+        w.flush().expect("flush");
+        let path = w.path().to_owned();
+        let len = w.close(false).expect("close");
+        let data = std::fs::read(&path).expect("read");
+        assert_eq!(len, data.len() as u64, "close reports the file's length");
+        data
+    }
+
     #[test]
     fn writes_end_on_block_boundaries_and_keep_the_cut_packet_pending() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -734,11 +745,7 @@ mod tests {
             );
         }
         assert!(file_len(&w) > 2 * WRITE_BLOCK as u64, "several blocks were written");
-        w.flush().expect("flush");
-        assert_eq!((w.pending(), file_len(&w)), (0, expected.len() as u64));
-        let path = w.path().to_owned();
-        assert_eq!(w.close(false).expect("close"), expected.len() as u64);
-        assert_eq!(std::fs::read(&path).expect("read"), expected);
+        assert_eq!(finish(w), expected);
     }
 
     #[test]
@@ -765,10 +772,7 @@ mod tests {
             file_offset += range.len();
         }
         assert!(w.pending.block.len() < WRITE_BLOCK, "what was written left the block");
-        let path = w.path().to_owned();
-        w.flush().expect("flush");
-        assert_eq!(w.close(false).expect("close"), expected.len() as u64);
-        assert_eq!(std::fs::read(&path).expect("read"), expected);
+        assert_eq!(finish(w), expected);
     }
 
     #[test]
