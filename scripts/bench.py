@@ -10,6 +10,7 @@ user+sys CPU and peak RSS of exactly that process.
 import datetime
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -153,6 +154,20 @@ def run_once(pipeline, readers=0):
     return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0
 
 
+def round_order(names, r):
+    """The order of round `r`: a shuffle seeded by the round, the same in
+    every run of the script. Rotating the list each round, as this did
+    before, kept every sink behind the same neighbour (streambuffersink
+    always ran right after hlssink2, filesink after fakesink), and on a
+    virtual machine that reports freed memory to its host what ran just
+    before moves a run's CPU: pages the previous run freed and the host took
+    back are faulted in again by the next one, at its cost. Shuffled, each
+    sink follows a different one from round to round."""
+    order = list(names)
+    random.Random(r).shuffle(order)
+    return order
+
+
 def paired_cpu_ratio(runs, base_runs):
     """Median over rounds of each round's CPU ratio to the base's.
 
@@ -172,9 +187,8 @@ def throughput_table():
         # byte beyond it can be told apart.
         short_names = [n for n in ("filesink", "streambuffersink") if n in names]
         short = {n: [] for n in short_names}
-        for r in range(RUNS):  # interleaved: A B C ... B C A ... C A B ...
-            # Rotated each round, so that no sink always follows the same one.
-            for n in names[r % len(names):] + names[:r % len(names)]:
+        for r in range(RUNS):  # interleaved: every sink once a round
+            for n in round_order(names, r):
                 tail = sinks(OUT)[n]
                 command = tail if tail.startswith("ffmpeg ") else f"filesrc location={INPUT} blocksize={bs} ! {tail}"
                 results[n].append(run_once(command))
@@ -183,7 +197,7 @@ def throughput_table():
         hung = {n: sum(r is None for r in results[n]) for n in names}
         ok = {n: [r for r in results[n] if r is not None] for n in names}
         med = {n: tuple(statistics.median(r[i] for r in ok[n]) for i in range(3)) if ok[n] else None for n in names}
-        lines.append(f"\n**blocksize={bs}** ({size_mb:.0f} MB input, {RUNS} interleaved rounds, order rotated each round)\n")
+        lines.append(f"\n**blocksize={bs}** ({size_mb:.0f} MB input, {RUNS} interleaved rounds, order shuffled each round)\n")
         fw, fc, _ = med["filesink"]
         lines.append("| sink | wall s | CPU s | MB/s | peak RSS MiB | wall / filesink | CPU / filesink "
                      "| CPU / filesink, paired rounds |")
@@ -241,7 +255,7 @@ def leases_table():
     names = list(contenders)
     results = {n: [] for n in names}
     for r in range(RUNS):
-        for n in names[r % len(names):] + names[:r % len(names)]:
+        for n in round_order(names, r):
             command, readers = contenders[n]
             results[n].append(run_once(command, readers))
     lines = [f"{size_mb:.0f} MB input, 64 KiB buffers, 30 s window rotating, {RUNS} interleaved rounds\n",
