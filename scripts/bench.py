@@ -131,7 +131,7 @@ def warm_free_memory():
     that wrote little or hung it was dear. Measured here, 64 KiB buffers,
     8 rounds: the standard deviation of the filling sink's CPU went from 19
     to 2.3 ms, filesink's from 6.8 to 5.0 ms. On a machine without it this
-    costs about 0.3 s a run and changes nothing.
+    costs about 0.4 s a run and changes nothing.
 
     In a process of its own: a child forked from this one would inherit
     its peak RSS, and report it as the run's."""
