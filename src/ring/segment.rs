@@ -700,10 +700,12 @@ mod tests {
         std::fs::metadata(w.path()).expect("stat").len()
     }
 
-    /// Flushes and closes `w`, checks the length `close` reports against
-    /// the file's, and returns what the file holds.
+    /// Flushes and closes `w`, checks that the flush left nothing pending
+    /// and the length `close` reports against the file's, and returns what
+    /// the file holds.
     fn finish(mut w: SegmentWriter) -> Vec<u8> {
         w.flush().expect("flush");
+        assert_eq!(w.pending(), 0, "the flush wrote everything");
         let path = w.path().to_owned();
         let len = w.close(false).expect("close");
         let data = std::fs::read(&path).expect("read");
