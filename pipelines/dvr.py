@@ -108,6 +108,11 @@ class Dvr:
         else:
             # No stop (a rewind's stays otherwise).
             ok = self.player.seek(rate, Gst.Format.TIME, flags, Gst.SeekType.SET, position, Gst.SeekType.SET, -1)
+        if ok:
+            # A flushing seek completes once the sinks have prerolled from
+            # the new position; until then a position query still answers
+            # with the old one, so what is printed next would be stale.
+            self.player.get_state(5 * Gst.SECOND)
         say(f"seek rate={rate:g} to={position / Gst.SECOND:.1f} {'ok' if ok else 'refused'}")
         if ok:
             self.rate = rate
