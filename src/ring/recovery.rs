@@ -88,9 +88,9 @@ pub fn recover_segment(mut file: File) -> io::Result<Recovery> {
     if keep == 0 {
         return Ok(Recovery::Empty);
     }
-    if keep != len {
-        file.set_len(keep)?;
-    }
+    // Even at its length: that also releases the blocks the writer had
+    // reserved past its end (see `SegmentWriter::expect_length`).
+    file.set_len(keep)?;
     let (head, tail) = if keep < whole {
         let head = read_range(&mut file, 0, SCAN_BYTES.min(keep))?;
         let tail_start = keep.saturating_sub(SCAN_BYTES).max(SCAN_BYTES.min(keep));
@@ -414,6 +414,43 @@ mod tests {
         assert_eq!(r.trimmed, 4);
         assert_eq!(r.duration_ns, 900_000_000);
         assert_eq!(std::fs::metadata(&path).expect("stat").len(), r.bytes);
+    }
+
+    /// Blocks the writer had reserved past the end of the segment it was
+    /// writing are released, even when nothing of its content is cut.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn blocks_reserved_past_the_end_are_released() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seg.ts");
+        let mut data = Vec::new();
+        for i in 0..100u64 {
+            let mut b = PacketBuilder::new(0x100);
+            b.cc = i as u8 & 0xF;
+            if i % 10 == 0 {
+                b.pcr = Some(i / 10 * PCR_HZ / 10);
+            }
+            b.payload = vec![0; 100];
+            data.extend_from_slice(&b.build());
+        }
+        std::fs::write(&path, &data).expect("write");
+        let file = crate::platform::open_existing(&path).expect("open");
+        crate::platform::reserve_blocks(&file, 0, 4 << 20).expect("reserve");
+        assert!(file.metadata().expect("stat").blocks() * 512 >= 4 << 20);
+        let Recovery::Usable(r) = recover_segment(file).expect("recover") else {
+            panic!("not usable")
+        };
+        assert_eq!(r.bytes, data.len() as u64);
+        let after = std::fs::metadata(&path).expect("stat");
+        assert_eq!(after.len(), r.bytes);
+        assert!(
+            after.blocks() * 512 <= r.bytes.div_ceil(4096) * 4096,
+            "{} bytes of blocks left for {} bytes",
+            after.blocks() * 512,
+            r.bytes
+        );
+        assert_eq!(std::fs::read(&path).expect("read"), data);
     }
 
     #[test]
