@@ -389,20 +389,27 @@ mod tests {
     use super::*;
     use crate::ts::packet::tests::PacketBuilder;
 
-    #[test]
-    fn trims_torn_tail_and_measures_pcr_span() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("seg.ts");
+    /// 100 packets of one PID with no video, a PCR every 10 packets, 100 ms
+    /// apart: 900 ms from the first PCR to the last.
+    fn pcr_packets() -> Vec<u8> {
         let mut data = Vec::new();
         for i in 0..100u64 {
             let mut b = PacketBuilder::new(0x100);
             b.cc = i as u8 & 0xF;
             if i % 10 == 0 {
-                b.pcr = Some(i / 10 * PCR_HZ / 10); // every 10 packets, 100 ms later
+                b.pcr = Some(i / 10 * PCR_HZ / 10);
             }
             b.payload = vec![0; 100];
             data.extend_from_slice(&b.build());
         }
+        data
+    }
+
+    #[test]
+    fn trims_torn_tail_and_measures_pcr_span() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seg.ts");
+        let mut data = pcr_packets();
         data.extend_from_slice(&[0x47, 1, 2, 3]);
         std::fs::write(&path, &data).expect("write");
         let Recovery::Usable(r) =
@@ -424,16 +431,7 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("seg.ts");
-        let mut data = Vec::new();
-        for i in 0..100u64 {
-            let mut b = PacketBuilder::new(0x100);
-            b.cc = i as u8 & 0xF;
-            if i % 10 == 0 {
-                b.pcr = Some(i / 10 * PCR_HZ / 10);
-            }
-            b.payload = vec![0; 100];
-            data.extend_from_slice(&b.build());
-        }
+        let data = pcr_packets();
         std::fs::write(&path, &data).expect("write");
         let file = crate::platform::open_existing(&path).expect("open");
         crate::platform::reserve_blocks(&file, 0, 4 << 20).expect("reserve");
