@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use common::{
     PACKET, SECOND, init,
+    inputs::Input,
     media::{ffmpeg_decode, ffprobe_duration, ffprobe_key_frames, test_stream, tsdemux_frames},
     pipelines::{
         appsrc_sink, first_error, record_file, run_pipeline_to_eos, run_to_eos, stat_u64, stats, wait_for_eos,
     },
     plugin_dir,
-    rings::{assert_input_in_ring, assert_segment_well_formed, playlist, ring_files, segments},
+    rings::{assert_input_in_ring, assert_segment_well_formed, playlist, playlist_entries, ring_files, segments},
     wait_until,
 };
 use gst::prelude::*;
@@ -397,6 +398,38 @@ fn udp_style_buffers_without_timestamps() {
         assert_segment_well_formed(s);
         tsdemux_frames(s).unwrap_or_else(|e| panic!("{}: {e}", s.display()));
     }
+}
+
+/// Segments finished in a burst (input far faster than real time) are
+/// published together, and those of the burst's end even when no more
+/// input comes: no EOS, the pipeline left playing, the sink's clock
+/// rewrites the playlist a moment later and it lists every finished one.
+#[test]
+fn a_burst_of_segments_is_published_when_the_input_stops() {
+    init();
+    let input = std::fs::read(Input::H264Aac.path()).expect("input");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ring = dir.path().join("ring");
+    let (pipeline, src) = appsrc_sink(&ring, &format!("segment-duration={SECOND}"));
+    pipeline.set_state(gst::State::Playing).expect("play");
+    for chunk in input.chunks(65536) {
+        src.push_buffer(gst::Buffer::from_slice(chunk.to_vec())).expect("push");
+    }
+    let sink_stat = |field: &str| stat_u64(&stats(&pipeline, "sink"), field);
+    assert!(
+        wait_until(Duration::from_secs(60), || sink_stat("bytes-in") == input.len() as u64),
+        "the sink took the whole input"
+    );
+    // The last segment stays open: nothing after it says where it ends.
+    let finished = sink_stat("segments-created") - 1;
+    assert!(finished >= 8, "12 s in 1 s segments: {finished} finished");
+    let listed = wait_until(Duration::from_secs(10), || playlist_entries(&ring) == finished as usize);
+    let (writes, entries) = (sink_stat("playlist-writes"), playlist_entries(&ring));
+    pipeline.set_state(gst::State::Null).expect("null");
+    assert!(
+        listed,
+        "{entries} of {finished} finished segments listed after {writes} playlist writes"
+    );
 }
 
 /// GStreamer's own player plays the finished ring through its playlist.

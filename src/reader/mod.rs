@@ -728,6 +728,7 @@ mod tests {
             ring.write(&marked(n, 10)).expect("write");
             ring.finish_segment(2 * SECOND).expect("finish");
         }
+        ring.publish_pending();
         // Something is in the way of segments 3 and 4.
         for n in [3, 4] {
             std::fs::create_dir(dir.path().join(segment_file_name(SegmentNumber::new(n)))).expect("mkdir");

@@ -338,6 +338,9 @@ mod tests {
             }
             ring.finish_segment(2 * SECOND).expect("finish");
         }
+        // Finished faster than the playlists are rewritten: as the sink's
+        // clock does a moment later.
+        ring.publish_pending();
         ring
     }
 

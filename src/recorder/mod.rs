@@ -103,6 +103,11 @@ pub trait Host {
     fn wait(&mut self, timeout: Duration) -> bool;
     /// Delivers an event to the application.
     fn event(&mut self, event: RecorderEvent);
+    /// The ring's playlists are behind it (segments finished faster than
+    /// it rewrites them, see `ring::publish`): call
+    /// [`Recorder::publish_pending`] at `due`, in case no input comes to
+    /// do it. Asked again after every buffer until they are written.
+    fn publish_at(&mut self, due: Instant);
 }
 
 /// When a recording is to start or stop, as an application asks.
@@ -307,7 +312,16 @@ impl Recorder {
         }
         self.feed(data, false, host);
         self.segmenter.poll_recordings(host);
+        if let Some(due) = self.segmenter.ring.playlists_due() {
+            host.publish_at(due);
+        }
         self.segmenter.end_call()
+    }
+
+    /// Writes the playlists if segments finished since they were last
+    /// written ([`Host::publish_at`] asked for this call).
+    pub fn publish_pending(&mut self) {
+        self.segmenter.ring.publish_pending();
     }
 
     /// Like [`Self::push`], for input the ring may keep a reference to

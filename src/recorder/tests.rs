@@ -19,6 +19,8 @@ pub(crate) struct TestHost {
     pub events: Vec<RecorderEvent>,
     pub waits: u32,
     pub max_waits: u32,
+    /// When the recorder last asked for [`Recorder::publish_pending`].
+    pub publish_due: Option<Instant>,
 }
 
 impl TestHost {
@@ -28,6 +30,7 @@ impl TestHost {
             events: Vec::new(),
             waits: 0,
             max_waits: u32::MAX,
+            publish_due: None,
         }
     }
 }
@@ -45,6 +48,10 @@ impl Host for TestHost {
 
     fn event(&mut self, event: RecorderEvent) {
         self.events.push(event);
+    }
+
+    fn publish_at(&mut self, due: Instant) {
+        self.publish_due = Some(due);
     }
 }
 

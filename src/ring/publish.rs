@@ -1,15 +1,29 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Finishing segments and publishing them: each joins the window (with its
 //! place in the discontinuity sequence), is appended to the journal, and the
-//! playlist is rewritten, atomically, for readers and HLS clients.
+//! playlist is rewritten, atomically, for readers and HLS clients (at most
+//! every [`REWRITE_INTERVAL`] while segments come faster than that).
 
 use std::io;
+use std::time::{Duration, Instant};
 
 use super::{CloseError, Current, Entry, Ring, SegmentStart, WriteFailure};
 use crate::layout::index::Keyframe;
 use crate::layout::playlist::{self, PlaylistHeader, SegmentKeyframes, target_duration_s};
 use crate::layout::{IFRAME_PLAYLIST_NAME, MULTIVARIANT_PLAYLIST_NAME, PLAYLIST_NAME, RingTime, SegmentInfo};
 use crate::layout::{SegmentNumber, segment_file_name};
+
+/// The least wall-clock time between two rewrites of the playlists for
+/// finished segments. A rewrite makes a new file for each playlist (an inode
+/// created, the old one freed), which costs more than writing a segment's
+/// packets when the input comes far faster than real time (a recording
+/// ingested from a file, a backlog after a stall): segments finished less
+/// than this after a rewrite are published together, at the first flush
+/// after it (every 200 ms of media: a few milliseconds at such speeds), at
+/// the end, or at a pause. A live stream finishes a segment at most every
+/// 100 ms (the shortest segment duration), so its segments are published
+/// as they finish. The journal still records each segment at once.
+pub(super) const REWRITE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// What the ring last published, and the rule that keeps its target
 /// duration: the playlists' text (a buffer reused at every rotation) and
@@ -28,6 +42,14 @@ pub(super) struct Playlists {
     /// The playlists on disk are the ended ones of the window as it is:
     /// closing the ring again has nothing to publish.
     pub(super) ended_current: bool,
+    /// When the playlists were last written (or a write was tried).
+    written_at: Option<Instant>,
+    /// The window changed since: the playlists on disk are behind it until
+    /// the next rewrite (see [`REWRITE_INTERVAL`]).
+    behind: bool,
+    /// The oldest segment the media playlist on disk lists: while it is
+    /// behind, a file it lists is not released before it is rewritten.
+    oldest_listed: Option<SegmentNumber>,
 }
 
 impl Playlists {
@@ -39,7 +61,28 @@ impl Playlists {
             text: String::new(),
             multivariant: String::new(),
             ended_current: false,
+            written_at: None,
+            behind: false,
+            oldest_listed: None,
         }
+    }
+
+    /// Segments joined or left the window: the playlists on disk are behind it.
+    pub(super) fn window_changed(&mut self) {
+        self.ended_current = false;
+        self.behind = true;
+    }
+
+    /// What was published went with a directory that is gone.
+    pub(super) fn nothing_on_disk(&mut self) {
+        self.window_changed();
+        self.oldest_listed = None;
+    }
+
+    /// Whether the playlists on disk still list segment `sequence` and
+    /// are behind the window: its file must stay until they are rewritten.
+    pub(super) fn behind_listing(&self, sequence: SegmentNumber) -> bool {
+        self.behind && self.oldest_listed.is_some_and(|oldest| sequence >= oldest)
     }
 
     /// A segment of `duration_ns` joins the window; whether the target had
@@ -122,8 +165,8 @@ impl Ring {
         // No client loads the playlist again to find them missing.
         self.release_retired(0);
         self.reuse.discard_spare(&self.handle);
-        if !self.entries.is_empty() && !self.playlists.ended_current && self.write_playlist(true).is_err() {
-            self.stats.metadata_write_errors += 1;
+        if !self.entries.is_empty() && !self.playlists.ended_current {
+            self.rewrite_playlists(true);
         }
         Ok(())
     }
@@ -169,11 +212,57 @@ impl Ring {
         self.publish(ended);
     }
 
+    /// Rewrites the playlists now: segments left the window (recovery,
+    /// a full disk), which readers must not be sent to.
     pub(super) fn playlist_after_change(&mut self) {
-        self.publish(false);
+        self.rewrite_playlists(false);
     }
 
+    /// Publishes the window as it is now, unless the playlists were
+    /// written less than [`REWRITE_INTERVAL`] ago: then they stay behind,
+    /// for [`Self::publish_if_due`]. An ended playlist is written at once.
     fn publish(&mut self, ended: bool) {
+        let recent = || {
+            self.playlists
+                .written_at
+                .is_some_and(|at| at.elapsed() < REWRITE_INTERVAL)
+        };
+        // Not behind: written since the window changed (a file it listed
+        // was about to be released).
+        if !ended && (!self.playlists.behind || recent()) {
+            return;
+        }
+        self.rewrite_playlists(ended);
+    }
+
+    /// Rewrites playlists that are behind the window once
+    /// [`REWRITE_INTERVAL`] has passed since they were last written.
+    pub fn publish_if_due(&mut self) {
+        if self.playlists.behind && self.playlists.written_at.is_none_or(|at| at.elapsed() >= REWRITE_INTERVAL) {
+            self.rewrite_playlists(false);
+        }
+    }
+
+    /// When the playlists, behind the window, are due to be rewritten.
+    #[must_use]
+    pub fn playlists_due(&self) -> Option<Instant> {
+        let written_at = self.playlists.written_at?;
+        self.playlists.behind.then(|| written_at + REWRITE_INTERVAL)
+    }
+
+    /// Rewrites playlists that are behind the window now, whenever they
+    /// were last written: the input paused.
+    pub fn publish_pending(&mut self) {
+        if self.playlists.behind {
+            self.rewrite_playlists(false);
+        }
+    }
+
+    /// Rewrites the playlists now: the only way they are written. A
+    /// failure is counted and tried again when the window next changes.
+    pub(super) fn rewrite_playlists(&mut self, ended: bool) {
+        self.playlists.written_at = Some(Instant::now());
+        self.playlists.behind = false;
         if self.write_playlist(ended).is_err() {
             self.stats.metadata_write_errors += 1;
         }
@@ -191,7 +280,7 @@ impl Ring {
             .back()
             .map_or(self.evicted_discontinuity_sequence, |e| e.discontinuity_sequence);
         let discontinuity_sequence = base + u64::from(info.discontinuity);
-        self.playlists.ended_current = false;
+        self.playlists.window_changed();
         self.window.duration_ns += info.duration_ns;
         self.window.bytes += info.bytes;
         if self.playlists.admit(info.duration_ns, self.stats.playlist_writes > 0) {
@@ -206,7 +295,7 @@ impl Ring {
         });
     }
 
-    pub(super) fn write_playlist(&mut self, ended: bool) -> io::Result<()> {
+    fn write_playlist(&mut self, ended: bool) -> io::Result<()> {
         let mut skip = match self.config.playlist_length {
             0 => 0,
             n => self.entries.len().saturating_sub(n as usize),
@@ -238,6 +327,7 @@ impl Ring {
             self.config.sync_on_rotate,
         )?;
         self.stats.playlist_writes += 1;
+        self.playlists.oldest_listed = Some(first.info.sequence);
         self.playlists.ended_current = false;
         if self.config.iframe_playlist {
             self.write_iframe_playlists(skip, header)?;

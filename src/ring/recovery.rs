@@ -222,7 +222,7 @@ impl Ring {
         })?;
         self.handle = handle;
         // Whatever was published went with the old directory.
-        self.playlists.ended_current = false;
+        self.playlists.nothing_on_disk();
         while let Some(e) = self.entries.front() {
             if self.handle.entry(&segment_file_name(e.info.sequence)).is_ok() {
                 break;

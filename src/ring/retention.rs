@@ -287,7 +287,7 @@ impl Ring {
     /// the next segment when it can be; `None` = under pressure of a failed write.
     fn evict_oldest(&mut self, reason: Option<EvictReason>, reuse: bool) {
         let Some(e) = self.entries.pop_front() else { return };
-        self.playlists.ended_current = false;
+        self.playlists.window_changed();
         self.window.duration_ns -= e.info.duration_ns;
         self.window.bytes -= e.info.bytes;
         self.evicted_discontinuity_sequence = e.discontinuity_sequence;
@@ -322,6 +322,10 @@ impl Ring {
     pub(super) fn release_retired(&mut self, keep: usize) {
         while self.retired.len() > keep {
             let Some(r) = self.retired.pop_front() else { break };
+            // A client that loads the playlists meanwhile is not sent to it.
+            if self.playlists.behind_listing(r.sequence) {
+                self.rewrite_playlists(false);
+            }
             let name = segment_file_name(r.sequence);
             let leased = self.config.lease_limit.honoured() && super::lease::is_leased(&self.handle, &name);
             if r.reusable && !leased && self.reuse.set_aside(&self.handle, &name) {

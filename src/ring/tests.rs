@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Tests of the ring as a whole; the helpers are shared with the reader's tests.
 
+use std::time::Instant;
+
 use super::*;
 use crate::layout::SegmentNumber;
 use crate::layout::progress::Progress;
@@ -106,6 +108,8 @@ fn the_playlist_does_not_start_at_a_forced_cut() {
         .expect("begin");
         ring.write(&PKT).expect("write");
         ring.finish_segment(SECOND).expect("finish");
+        // Segments finished in a burst: published together, at once here.
+        ring.publish_pending();
     };
     add(false);
     add(false);
@@ -118,6 +122,73 @@ fn the_playlist_does_not_start_at_a_forced_cut() {
         "starts at the first random-access point"
     );
     assert_eq!(ring.segments().len(), 4, "the forced ones stay in the ring");
+}
+
+/// Segments finished less than `REWRITE_INTERVAL` apart (input far faster
+/// than real time) are published together: after each, the playlist lists
+/// every finished segment or the ring says when it will; once that time
+/// has come, the next flush writes them all in one rewrite.
+#[test]
+fn segments_finished_in_a_burst_are_published_together() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = config(dir.path());
+    config.retention = Retention::default();
+    let mut ring = Ring::open(config).expect("open");
+    let mut burst_began = None;
+    for finished in 1..=5 {
+        ring.begin_segment(start(false)).expect("begin");
+        ring.write(&PKT).expect("write");
+        ring.finish_segment(2 * SECOND).expect("finish");
+        let began = *burst_began.get_or_insert_with(Instant::now);
+        let (_, listed) = playlist_head(dir.path());
+        match ring.playlists_due() {
+            None => assert_eq!(listed, finished, "published: all of them"),
+            Some(due) => {
+                assert!(listed < finished, "behind, and says so");
+                assert!(due <= Instant::now() + publish::REWRITE_INTERVAL, "due within the interval");
+            }
+        }
+        if began.elapsed() < publish::REWRITE_INTERVAL {
+            assert_eq!(ring.stats().playlist_writes, 1, "the burst's first segment only, so far");
+        }
+    }
+    ring.begin_segment(start(false)).expect("begin");
+    ring.write(&PKT).expect("write");
+    if let Some(due) = ring.playlists_due() {
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+    ring.flush().expect("flush");
+    assert_eq!(playlist_head(dir.path()), (0, 5), "the next flush published the rest");
+    assert_eq!(ring.playlists_due(), None);
+}
+
+/// While the playlist is behind the window, no file it lists is deleted
+/// or reused: with no extra segments kept, a burst of rotations rewrites
+/// it before each file goes, and every entry it lists is there to fetch.
+#[test]
+fn a_playlist_behind_the_window_lists_no_released_file() {
+    for reuse_evicted in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = config(dir.path());
+        config.retention.max_duration_ns = 4 * SECOND;
+        config.reuse_evicted = reuse_evicted;
+        let mut ring = Ring::open(config).expect("open");
+        for _ in 0..12 {
+            ring.begin_segment(start(false)).expect("begin");
+            ring.write(&PKT).expect("write");
+            ring.finish_segment(2 * SECOND).expect("finish");
+            let text = std::fs::read_to_string(dir.path().join(PLAYLIST_NAME)).expect("playlist");
+            let listed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).expect("parses");
+            for entry in &listed.segments {
+                assert!(
+                    dir.path().join(&entry.uri).exists(),
+                    "{} is listed but gone (reuse {reuse_evicted})",
+                    entry.uri
+                );
+            }
+        }
+        assert!(ring.stats().segments_deleted >= 9);
+    }
 }
 
 /// With `extra_segments` 1 an evicted segment leaves the playlist at once

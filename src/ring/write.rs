@@ -68,7 +68,10 @@ impl Ring {
     }
 
     /// Writes every pending byte of the open segment to the file now.
+    /// Playlists behind the window are rewritten here once due (see
+    /// `publish::REWRITE_INTERVAL`).
     pub fn flush(&mut self) -> Result<(), WriteFailure> {
+        self.publish_if_due();
         let Some(cur) = self.current.as_mut() else {
             return Ok(());
         };

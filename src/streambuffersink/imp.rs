@@ -62,6 +62,9 @@ pub struct StreamBufferSink {
     /// Where the subclassing glue keeps its "has panicked" flag, for
     /// [`render`]'s own entry point.
     panic_flag: render::PanicFlag,
+    /// A call of [`Recorder::publish_pending`] is waiting on the system
+    /// clock (see [`Reporter::publish_at`]).
+    publication_scheduled: AtomicBool,
 }
 
 /// How long a recording signal waits for the streaming thread to let go of
@@ -81,6 +84,7 @@ impl Default for StreamBufferSink {
             blocked: AtomicBool::new(false),
             archive: Mutex::new(archive::ArchiveTier::default()),
             panic_flag: render::PanicFlag::default(),
+            publication_scheduled: AtomicBool::new(false),
         }
     }
 }
@@ -557,6 +561,31 @@ impl Reporter for StreamBufferSink {
         let waited = self.flush_gate.wait(timeout);
         self.blocked.store(false, Ordering::Release);
         waited
+    }
+
+    /// On the system clock's thread, not the streaming thread: input that
+    /// stops right after a burst of segments gets them published all the
+    /// same, paused or not.
+    fn publish_at(&self, due: Instant) {
+        if self.publication_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let clock = gst::SystemClock::obtain();
+        let wait = due.saturating_duration_since(Instant::now());
+        let at = clock.time() + gst::ClockTime::from_nseconds(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX));
+        let sink = self.obj().downgrade();
+        let scheduled = clock.new_single_shot_id(at).wait_async(move |_, _, _| {
+            let Some(sink) = sink.upgrade() else { return };
+            let imp = sink.imp();
+            imp.publication_scheduled.store(false, Ordering::Release);
+            // Busy or blocked: the streaming thread has the recorder, and
+            // publishes at its next flush or asks again.
+            let _ = imp.with_recorder_promptly(|recorder, _| recorder.publish_pending());
+        });
+        if let Err(e) = scheduled {
+            self.publication_scheduled.store(false, Ordering::Release);
+            gst::warning!(CAT, imp = self, "Cannot schedule the playlists' rewrite: {e:?}");
+        }
     }
 }
 

@@ -329,6 +329,9 @@ pub(super) trait Reporter {
     /// Waits up to `timeout` with the sink marked as blocked; false if a
     /// flush or stop ended the wait.
     fn wait_blocked(&self, timeout: Duration) -> bool;
+    /// Has the recorder's pending playlists written at `due` unless input
+    /// does it first (see [`Host::publish_at`]).
+    fn publish_at(&self, due: Instant);
 }
 
 /// The recorder's view of the element: real time, cancellable waits, and
@@ -369,6 +372,10 @@ impl Host for SinkHost<'_> {
 
     fn event(&mut self, event: RecorderEvent) {
         self.queued.push(event);
+    }
+
+    fn publish_at(&mut self, due: Instant) {
+        self.reporter.publish_at(due);
     }
 }
 
