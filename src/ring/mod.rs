@@ -424,7 +424,7 @@ impl Ring {
         {
             result = SegmentWriter::create(&self.handle, sequence, &mut self.spare_buffers);
         }
-        let writer = match result {
+        let mut writer = match result {
             Ok(writer) => writer,
             Err(e) => {
                 // No segment, no index.
@@ -432,6 +432,10 @@ impl Ring {
                 return Err(WriteFailure::new(path, e, true));
             }
         };
+        // Segments follow each other at about the same length.
+        if let Some(last) = self.entries.back() {
+            writer.expect_length(last.info.bytes);
+        }
         // Writing works again: what could not be deleted before goes now.
         self.retry_deletions();
         // Readers look for the segment being written after the newest one

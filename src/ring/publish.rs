@@ -238,7 +238,12 @@ impl Ring {
     /// Rewrites playlists that are behind the window once
     /// [`REWRITE_INTERVAL`] has passed since they were last written.
     pub fn publish_if_due(&mut self) {
-        if self.playlists.behind && self.playlists.written_at.is_none_or(|at| at.elapsed() >= REWRITE_INTERVAL) {
+        if self.playlists.behind
+            && self
+                .playlists
+                .written_at
+                .is_none_or(|at| at.elapsed() >= REWRITE_INTERVAL)
+        {
             self.rewrite_playlists(false);
         }
     }

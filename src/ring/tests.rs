@@ -64,6 +64,28 @@ fn rotates_evicts_and_publishes() {
     assert_eq!(pl.segments.len(), 5);
 }
 
+/// A new segment, new file or reused, expects the length of the one
+/// before it (its blocks are reserved up to 1/16 short of that); the first
+/// expects none.
+#[test]
+fn each_segment_expects_the_length_of_the_one_before() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ring = Ring::open(config(dir.path())).expect("open");
+    let limit = |ring: &Ring| ring.current.as_ref().map(|c| c.writer.reservation_limit());
+    let mut expected = None;
+    for packets in [1000usize, 3000, 500, 2000, 2000, 2000, 2000, 2000] {
+        ring.begin_segment(start(false)).expect("begin");
+        assert_eq!(limit(&ring), Some(expected));
+        for _ in 0..packets {
+            ring.write(&PKT).expect("write");
+        }
+        ring.finish_segment(2 * SECOND).expect("finish");
+        let bytes = (packets * PKT.len()) as u64;
+        expected = Some((bytes - bytes / 16) & !4095);
+    }
+    assert!(ring.stats().segments_reused > 0, "no reused file was checked");
+}
+
 /// The target duration is set by the first published playlist and raised
 /// (counted) only for a segment that would round above it.
 #[test]
@@ -145,11 +167,18 @@ fn segments_finished_in_a_burst_are_published_together() {
             None => assert_eq!(listed, finished, "published: all of them"),
             Some(due) => {
                 assert!(listed < finished, "behind, and says so");
-                assert!(due <= Instant::now() + publish::REWRITE_INTERVAL, "due within the interval");
+                assert!(
+                    due <= Instant::now() + publish::REWRITE_INTERVAL,
+                    "due within the interval"
+                );
             }
         }
         if began.elapsed() < publish::REWRITE_INTERVAL {
-            assert_eq!(ring.stats().playlist_writes, 1, "the burst's first segment only, so far");
+            assert_eq!(
+                ring.stats().playlist_writes,
+                1,
+                "the burst's first segment only, so far"
+            );
         }
     }
     ring.begin_segment(start(false)).expect("begin");
