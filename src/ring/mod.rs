@@ -11,6 +11,7 @@
 //! - `timeline`: ring time and wall-clock time, each from the other;
 //! - `publish`: the window of completed segments, journal and playlist updates;
 //! - [`segment`]: the buffered writer of one segment file;
+//! - `reservation`: disk blocks reserved ahead of its writes (ext4);
 //! - [`retention`]: which segments are evicted, and evicting them;
 //! - `recovery`: adoption of what an earlier writer left;
 //! - `reuse`: writing new segments over evicted files, safely for readers;
@@ -30,6 +31,7 @@ mod journal;
 pub mod lease;
 mod publish;
 mod recovery;
+mod reservation;
 pub mod retention;
 mod reuse;
 pub mod segment;

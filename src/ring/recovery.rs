@@ -89,7 +89,7 @@ pub fn recover_segment(mut file: File) -> io::Result<Recovery> {
         return Ok(Recovery::Empty);
     }
     // Even at its length: that also releases the blocks the writer had
-    // reserved past its end (see `Preallocation` in `segment.rs`).
+    // reserved past its end (see `reservation`).
     file.set_len(keep)?;
     let (head, tail) = if keep < whole {
         let head = read_range(&mut file, 0, SCAN_BYTES.min(keep))?;

@@ -14,6 +14,8 @@ use crate::layout::segment_file_name;
 use crate::platform::{self, DirHandle};
 use crate::ts::PACKET_SIZE;
 
+use super::reservation::Reservation;
+
 /// Pending bytes are written out each time they reach past a multiple of
 /// this file offset, exactly up to that multiple; what follows stays
 /// pending (the rest of a packet cut there too). Each write then fills one
@@ -58,14 +60,6 @@ pub fn stuffing_packets(stream_offset: u64, file_offset: u64) -> usize {
 }
 /// Bytes written between two checks that the file was not deleted.
 const ALIVE_CHECK_INTERVAL: u64 = 4 * 1024 * 1024;
-/// Blocks are reserved ahead of the writes this much at a time (see
-/// [`Preallocation`]) while a segment's length is not expected: one system
-/// call per few write blocks, and at most this much reserved and unused
-/// while a segment is open.
-const PREALLOCATION_STEP: u64 = 4 * 1024 * 1024;
-/// With an expected length, blocks are reserved up to this fraction of it
-/// short of it (1/16), and no further: see [`SegmentWriter::expect_length`].
-const EXPECTED_LENGTH_SHORTFALL: u64 = 16;
 /// Input bytes owned elsewhere (a GStreamer buffer, say) that a segment may
 /// keep a reference to until they are written instead of copying them.
 pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
@@ -218,30 +212,6 @@ impl PendingWrites {
     }
 }
 
-/// How far the file has disk blocks reserved ahead of the writes.
-///
-/// On ext4 a write into a new part of a file reserves its blocks one at a
-/// time (delayed allocation); with them reserved beforehand, a few MiB per
-/// system call, the write only fills pages: a third less CPU for the writes
-/// (docs/performance.md). The reservation keeps the file's size, so readers
-/// see no difference; what was not used is released when the segment is cut
-/// to its length at close. That cut frees blocks, and costs more than the
-/// reservation saved on the last few MiB: a writer that knows the length
-/// to expect reserves less than that and no more (see
-/// [`SegmentWriter::expect_length`]), so that a segment of about that length
-/// ends with nothing to cut.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Preallocation {
-    /// Not on this filesystem: plain writes.
-    Off,
-    /// Blocks exist up to this offset (a reused file's old content counts).
-    UpTo(u64),
-    /// Reserving failed (no room for a whole step, say): plain writes from
-    /// here. Part of the step may have been reserved; the cut at close
-    /// releases it.
-    Failed,
-}
-
 /// The segment being written: a file plus the bytes waiting to go into it.
 ///
 /// Only whole packets are ever accepted, and a failed write is undone (the
@@ -269,10 +239,8 @@ pub struct SegmentWriter {
     /// inside a packet, which stays pending until it is in the file whole.
     /// Always less than a packet.
     ahead: usize,
-    preallocation: Preallocation,
-    /// Blocks are reserved up to here and no further; `None`: in steps of
-    /// [`PREALLOCATION_STEP`], as far as the writes go.
-    reservation_limit: Option<u64>,
+    /// Disk blocks reserved ahead of the writes (see [`super::reservation`]).
+    reservation: Reservation,
 }
 
 impl fmt::Debug for SegmentWriter {
@@ -306,7 +274,7 @@ impl SegmentWriter {
     /// already renamed to `path` and `stale_end` bytes long (0: a new file;
     /// see [`super::reuse`]); it is cut to length when closed. With
     /// `reserve_ahead`, blocks past the old content are reserved ahead of
-    /// the writes (see [`Preallocation`]).
+    /// the writes (see [`super::reservation`]).
     pub fn reuse(
         sequence: SegmentNumber,
         path: PathBuf,
@@ -326,12 +294,7 @@ impl SegmentWriter {
             checked_alive_at: 0,
             stale_end,
             ahead: 0,
-            preallocation: if reserve_ahead {
-                Preallocation::UpTo(stale_end)
-            } else {
-                Preallocation::Off
-            },
-            reservation_limit: None,
+            reservation: Reservation::new(reserve_ahead, stale_end),
         }
     }
 
@@ -418,7 +381,7 @@ impl SegmentWriter {
     fn write_pending_through(&mut self, through: usize, extra: &[u8]) -> io::Result<()> {
         debug_assert!(through <= self.pending.len && (extra.is_empty() || through == self.pending.len));
         let end = through + extra.len();
-        self.reserve_blocks_to(self.flushed + end as u64);
+        self.reservation.reserve_to(&self.file, self.flushed + end as u64);
         let mut at = self.ahead;
         while at < end {
             let slices = byte_window(self.pending.slices().chain(std::iter::once(extra)), at, through, end);
@@ -448,57 +411,23 @@ impl SegmentWriter {
         Ok(())
     }
 
-    /// Reserves blocks up to offset `end`, a step ahead (see [`Preallocation`]).
-    fn reserve_blocks_to(&mut self, end: u64) {
-        let Preallocation::UpTo(reserved) = self.preallocation else {
-            return;
-        };
-        if end <= reserved {
-            return;
-        }
-        let step = (end - reserved).max(PREALLOCATION_STEP);
-        let len = match self.reservation_limit {
-            // Past it the writes are plain: blocks reserved there would be
-            // left to free at close unless the segment grew that long.
-            Some(limit) if reserved >= limit => return,
-            Some(limit) => step.min(limit - reserved),
-            None => step,
-        };
-        self.preallocation = match platform::reserve_blocks(&self.file, reserved, len) {
-            Ok(()) => Preallocation::UpTo(reserved + len),
-            // A full disk is the write's to report.
-            Err(_) => Preallocation::Failed,
-        };
-    }
-
     /// The segment is expected to grow about `bytes` long (the one before
-    /// it did). Blocks are then reserved in the usual steps up to 1/16
-    /// short of that, and no further: a segment that reaches it ends with no
-    /// reserved blocks past its end, and closes with no cut (an `ftruncate`
-    /// that frees blocks: about 0.1 ms on ext4, more than reserving saves on
-    /// the 6 % written plainly after it). One shorter is cut at close, as
-    /// without an expected length.
+    /// it did): see [`Reservation::expect_length`].
     pub fn expect_length(&mut self, bytes: u64) {
-        // Whole 4 KiB blocks.
-        let limit = (bytes - bytes / EXPECTED_LENGTH_SHORTFALL) & !4095;
-        self.reservation_limit = Some(limit);
+        self.reservation.expect_length(bytes);
     }
 
     /// Where reserving blocks stops (see [`Self::expect_length`]).
     #[cfg(test)]
     pub(super) fn reservation_limit(&self) -> Option<u64> {
-        self.reservation_limit
+        self.reservation.limit()
     }
 
     /// Whether blocks are reserved past what was written: the file is to be
     /// cut to its length to release them.
     #[must_use]
     pub fn reserved_past_end(&self) -> bool {
-        match self.preallocation {
-            Preallocation::Off => false,
-            Preallocation::UpTo(reserved) => reserved > self.flushed,
-            Preallocation::Failed => true,
-        }
+        self.reservation.past(self.flushed)
     }
 
     /// The file was cut to `len` bytes: nothing is reserved past it.
@@ -506,9 +435,7 @@ impl SegmentWriter {
         self.flushed = len;
         self.ahead = 0;
         self.stale_end = 0;
-        if let Preallocation::UpTo(reserved) = &mut self.preallocation {
-            *reserved = len;
-        }
+        self.reservation.cut_to(len);
     }
 
     /// Hands pending bytes to the operating system; on error they stay
@@ -881,7 +808,7 @@ mod tests {
         let open = std::fs::metadata(w.path()).expect("metadata");
         assert_eq!(open.len(), data.len() as u64, "the reservation changed the size");
         assert!(
-            open.blocks() * 512 >= PREALLOCATION_STEP,
+            open.blocks() * 512 >= crate::ring::reservation::STEP,
             "{} bytes of blocks for a {} byte file: nothing reserved ahead",
             open.blocks() * 512,
             open.len()
